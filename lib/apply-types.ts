@@ -1,0 +1,21 @@
+// Types shared by apply.ts and the per-domain action modules (kept apart to avoid import cycles).
+import type { Logger } from './log.ts';
+import type { S3Writer } from './s3/store.ts';
+
+/** The write interfaces apply may use. A phase passes only those its plan needs. */
+export interface Writers {
+  s3?: S3Writer;
+}
+
+/** What a handler gets besides its action. */
+export interface ApplyEnv {
+  writers: Writers;
+  log: Logger;
+  /** Report transferred bytes to the progress bar. */
+  onBytes: (n: number) => void;
+}
+
+/** One handler per action kind of a domain. */
+export type HandlerMap<A extends { kind: string }> = {
+  [K in A['kind']]: (action: Extract<A, { kind: K }>, env: ApplyEnv) => Promise<void>;
+};

@@ -1,0 +1,102 @@
+// The only executor of plans. Steps run in order; the actions of a step run with p-limit
+// concurrency and bounded, jittered retries on transient failures. Nothing else writes.
+import pLimit from 'p-limit';
+import { render, renderPlan, type Action, type Plan } from './actions.ts';
+import type { ApplyEnv, HandlerMap, Writers } from './apply-types.ts';
+import { ReleaseError } from './errors.ts';
+import type { Logger } from './log.ts';
+import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
+import { isRetryableS3Error } from './s3/store.ts';
+
+const handlers: HandlerMap<Action> = {
+  ...s3Handlers,
+};
+
+export interface ApplyOptions {
+  log: Logger;
+  writers: Writers;
+  dryRun: boolean;
+  /** Default concurrency of a step. */
+  concurrency?: number;
+  /** Attempts per action on retryable errors (first try included). */
+  attempts?: number;
+  /** Base delay of the exponential backoff, ms (jittered). */
+  backoffMs?: number;
+  /** Printed on failure: how to continue (e.g. "re-run `releng upload`"). */
+  resumeHint?: string;
+}
+
+export interface ApplyResult {
+  applied: number;
+  byKind: Record<string, number>;
+  bytes: number;
+}
+
+/** Is this failure worth another try? (5xx, throttling, dropped connections; never 4xx). */
+export function isRetryable(e: unknown): boolean {
+  return isRetryableS3Error(e) || (e as any)?.retryable === true;
+}
+
+/** Runs `fn` up to `attempts` times while it fails with a retryable error. */
+export async function withRetries<T>(fn: () => Promise<T>, attempts: number, backoffMs: number, onRetry?: (e: unknown, n: number) => void): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (n >= attempts || !isRetryable(e)) throw e;
+      onRetry?.(e, n);
+      const delay = backoffMs * 2 ** (n - 1);
+      await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * delay));
+    }
+  }
+}
+
+/** Executes a plan (or, with dryRun, prints it and writes nothing). */
+export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
+  const { log } = opts;
+  for (const k of plan.skipped) log.skip(k.what, k.reason);
+  const result: ApplyResult = { applied: 0, byKind: {}, bytes: 0 };
+  if (opts.dryRun) {
+    const text = renderPlan({ steps: plan.steps, skipped: [] });
+    if (text) for (const l of text.split('\n')) log.info(l);
+    else log.info('[dry-run] nothing to do');
+    return result;
+  }
+  const attempts = opts.attempts ?? 5;
+  const backoffMs = opts.backoffMs ?? 200;
+  const done: string[] = [];
+  for (const step of plan.steps) {
+    if (step.actions.length === 0) continue;
+    const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`);
+    const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : 0), 0);
+    const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes') : undefined;
+    const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { progress?.tick(n); result.bytes += n; } };
+    const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);
+    let failure: { action: Action; error: unknown } | undefined;
+    await Promise.all(step.actions.map((action) => limit(async () => {
+      if (failure) return;
+      try {
+        await withRetries(() => (handlers[action.kind] as (a: Action, e: ApplyEnv) => Promise<void>)(action, env), attempts, backoffMs,
+          (e, n) => log.warn(`retrying (${n}/${attempts - 1}) ${render(action)}: ${(e as Error).message}`));
+        result.applied++;
+        result.byKind[action.kind] = (result.byKind[action.kind] ?? 0) + 1;
+        log.debug(render(action));
+      } catch (error) {
+        failure ??= { action, error };
+      }
+    })));
+    progress?.stop();
+    if (failure) {
+      phase.fail();
+      const doneText = done.length ? `done before it: ${done.join('; ')}` : 'no earlier step had run';
+      throw new ReleaseError(
+        `${step.title} failed at: ${render(failure.action)}\n  ${(failure.error as Error).message}\n  ${doneText}`,
+        opts.resumeHint ?? 'fix the cause and re-run the same command: it re-plans against what is already published and only does what is missing',
+        { cause: failure.error },
+      );
+    }
+    phase.succeed();
+    done.push(step.title);
+  }
+  return result;
+}

@@ -1,0 +1,171 @@
+// Every command of the CLI: what it does, reads and changes (its --help), its flags, and how it runs.
+import type { Context } from './context.ts';
+import { ReleaseError } from './errors.ts';
+import { build } from './phases/build.ts';
+import { upload } from './phases/upload.ts';
+
+export interface FlagDef {
+  name: string;
+  type: 'boolean' | 'string';
+  description: string;
+  /** Value shown in help, e.g. FILE. */
+  value?: string;
+}
+
+export interface CommandDef {
+  name: string;
+  summary: string;
+  reads: string;
+  changes: string;
+  usage?: string;
+  flags: FlagDef[];
+  /** Whether it loads releng.json + version.json into a Context (serve/channel may not need a version). */
+  needsVersion: boolean;
+  run(ctx: Context, positionals: string[]): Promise<unknown>;
+}
+
+export const globalFlags: FlagDef[] = [
+  { name: 'config', type: 'string', value: 'FILE', description: 'releng.json to use (default: ./releng.json)' },
+  { name: 'environment', type: 'string', value: 'NAME', description: 'environment to publish to (default: local when defined)' },
+  { name: 'dry-run', type: 'boolean', description: 'run every read and check, print the exact writes, write nothing' },
+  { name: 'json', type: 'boolean', description: 'print the result as JSON on stdout (logs stay on stderr)' },
+  { name: 'noconfirm', type: 'boolean', description: 'do not ask for the confirmation phrase (required without a terminal)' },
+  { name: 'verbose', type: 'boolean', description: 'log every action and subprocess' },
+  { name: 'help', type: 'boolean', description: 'show help for the command' },
+];
+
+const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
+
+function notBuiltYet(name: string, issue: string): CommandDef['run'] {
+  return async () => {
+    throw new ReleaseError(`\`releng ${name}\` is not built yet (${issue})`, 'see the README for the commands that work today');
+  };
+}
+
+/** The phases of a release, in the order `releng release` runs them. */
+export const releasePhases: string[] = [
+  'prepare', // release notes from doc/manual/rl-next fragments, committed
+  'tag', // official_release, release commit, annotated tag, merge -s ours back
+  'build', // evaluate + realise release jobs, lay out release/artifacts
+  'upload', // cache, images, release bucket, docs, git push
+];
+
+export const commands: CommandDef[] = [
+  {
+    name: 'prepare',
+    summary: 'assemble the release notes from doc/manual/rl-next/*.md fragments and commit them',
+    reads: 'releng.json, version.json, the fragments, change-authors.yml, SUMMARY.md',
+    changes: 'git (local): writes rl-MAJOR.md and SUMMARY.md, removes the fragments, one commit',
+    flags: [{ name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' }],
+    needsVersion: true,
+    run: notBuiltYet('prepare', 'issue 3'),
+  },
+  {
+    name: 'tag',
+    summary: 'make the release commit (official_release: true) and annotated tag VERSION, merge it back with -s ours',
+    reads: 'releng.json, version.json, git state',
+    changes: 'git (local): a commit, tag VERSION, a merge commit on the branch; leaves HEAD detached at the tag',
+    flags: [
+      { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
+      noCheckGit,
+    ],
+    needsVersion: true,
+    run: notBuiltYet('tag', 'issue 3'),
+  },
+  {
+    name: 'build',
+    summary: 'evaluate and build the release jobs and lay out release/artifacts, release/manual and build-result.json',
+    reads: 'releng.json, version.json, the release jobs (Nix), git HEAD',
+    changes: 'the Nix store (builds, gc roots under release/gcroots) and release/ (local files only)',
+    flags: [
+      { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build (default: releng.json defaultProfile)' },
+      noCheckGit,
+    ],
+    needsVersion: true,
+    run: (ctx) => build(ctx),
+  },
+  {
+    name: 'upload',
+    summary: 'publish release/ to an environment: release bucket, then root manifest.nix, then docs',
+    reads: 'release/build-result.json, the environment\'s buckets (to skip what is there)',
+    changes: 'S3: the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...)',
+    flags: [noCheckGit],
+    needsVersion: true,
+    run: (ctx) => upload(ctx),
+  },
+  {
+    name: 'release',
+    summary: 'the whole release: prepare → tag → build → upload',
+    reads: 'everything the four phases read',
+    changes: 'everything the four phases change',
+    flags: [
+      { name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' },
+      { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build' },
+      { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
+      noCheckGit,
+    ],
+    needsVersion: true,
+    // Implemented in scripts/releng.ts: each phase gets a fresh context (tag rewrites version.json).
+    run: async () => { throw new Error('internal: release is run by the entry script'); },
+  },
+  {
+    name: 'channel',
+    summary: 'publish a Hydra evaluation as a channel release and move the channel (never backwards)',
+    usage: 'releng channel CHANNEL (--build URL | --hydra-json FILE)',
+    reads: 'Hydra JSON, the binary cache, the channel\'s current redirect',
+    changes: 'S3: the release prefix and the channel redirects; git: the channel branch',
+    flags: [],
+    needsVersion: false,
+    run: notBuiltYet('channel', 'issue 5'),
+  },
+  {
+    name: 'serve',
+    summary: 'serve the local environment\'s S3 data over HTTP to browse a local release',
+    reads: '.releng/local/ of the project',
+    changes: 'nothing (serves until Ctrl-C)',
+    flags: [{ name: 'port', type: 'string', value: 'PORT', description: 'port on 127.0.0.1 (default: 4566)' }],
+    needsVersion: false,
+    run: async (ctx) => (await import('./local/serve.ts')).serve(ctx),
+  },
+];
+
+export function commandNamed(name: string): CommandDef | undefined {
+  return commands.find((c) => c.name === name);
+}
+
+function flagLine(f: FlagDef): string {
+  const left = `--${f.name}${f.value ? ` ${f.value}` : ''}`;
+  return `  ${left.padEnd(26)} ${f.description}`;
+}
+
+export function mainHelp(): string {
+  return [
+    'releng — release engineering for Nix projects: plan every publish, then apply it.',
+    '',
+    'Usage: releng <command> [flags]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    '',
+    'Global flags:',
+    ...globalFlags.map(flagLine),
+    '',
+    'Run `releng <command> --help` for what a command reads and changes.',
+    'Exit status: 0 success, 1 failure, 2 usage error.',
+  ].join('\n');
+}
+
+export function commandHelp(c: CommandDef): string {
+  return [
+    `releng ${c.name} — ${c.summary}`,
+    '',
+    `Usage: ${c.usage ?? `releng ${c.name} [flags]`}`,
+    '',
+    `Reads:   ${c.reads}`,
+    `Changes: ${c.changes}`,
+    ...(c.flags.length ? ['', 'Flags:', ...c.flags.map(flagLine)] : []),
+    '',
+    'Global flags:',
+    ...globalFlags.map(flagLine),
+  ].join('\n');
+}

@@ -1,0 +1,164 @@
+// releng.json: the schema (zod) and loader. Environments and profiles are data, not code.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ReleaseError } from './errors.ts';
+import { parseJsonText, parseWith } from './zod-errors.ts';
+
+const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
+const nonEmpty = z.string().min(1, 'must not be empty');
+const colour = z.enum(['blue', 'green', 'red', 'yellow', 'magenta', 'cyan', 'white']);
+
+/** Where S3 credentials come from. Never stored in the config itself. */
+const credentials = z.discriminatedUnion('source', [
+  /** Read from environment variables (defaults: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */
+  z.object({
+    source: z.literal('env'),
+    accessKeyIdVar: nonEmpty.default('AWS_ACCESS_KEY_ID'),
+    secretAccessKeyVar: nonEmpty.default('AWS_SECRET_ACCESS_KEY'),
+    sessionTokenVar: nonEmpty.optional(),
+  }).strict(),
+  /** Run a command printing short-lived scoped credentials as JSON (Lix: garage-ephemeral-key). */
+  z.object({
+    source: z.literal('command'),
+    command: z.array(nonEmpty).min(1, 'must name a program'),
+    accessKeyIdField: nonEmpty.default('id'),
+    secretAccessKeyField: nonEmpty.default('secret_key'),
+  }).strict(),
+  /** The embedded local S3 server's fixed test credentials. */
+  z.object({ source: z.literal('embedded') }).strict(),
+]);
+
+const s3 = z.object({
+  /** `embedded` starts a local S3 server under .releng/local/; otherwise an http(s) URL. */
+  endpoint: z.union([z.literal('embedded'), z.string().url('expected http(s):// URL or "embedded"')]),
+  region: nonEmpty.default('us-east-1'),
+  forcePathStyle: z.boolean().default(true),
+  /** AWS SDK default CRC32 checksums break Garage and R2: WHEN_REQUIRED turns them off. */
+  checksums: z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']).default('WHEN_REQUIRED'),
+}).strict();
+
+const cache = z.object({
+  /** Nix secret key file signing the binary cache (relative to the project root). */
+  signingKeyFile: nonEmpty,
+  compression: z.enum(['zstd', 'xz', 'none']).default('zstd'),
+  /** Extra Nix store URL options (want-mass-query, write-nar-listing, ...). */
+  storeOptions: z.record(z.string(), z.string()).default({}),
+}).strict();
+
+const git = z.union([
+  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+  /** Pick the remote from `git remote -v` whose URL matches (Lix production: its Gerrit). */
+  z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+]);
+
+const dockerTarget = z.object({
+  /** Registry host[:port], or `embedded` for the local registry releng starts. */
+  registry: nonEmpty,
+  repository: z.string().regex(/^[a-z0-9]+([._/-][a-z0-9]+)*$/, 'expected a lowercase repository path like lix-project/lix'),
+  tags: z.array(z.string().regex(/^(\{version\}|\{major\}|[\w][\w.-]{0,127})$/, 'expected {version}, {major} or a literal tag')).min(1),
+  /** Also tag `latest` unless the release is from a maintenance branch. */
+  latest: z.boolean().default(true),
+  tlsVerify: z.boolean().default(true),
+}).strict();
+
+const environment = z.object({
+  colour: colour.default('white'),
+  releasesBucket: s3Url,
+  cacheBucket: s3Url,
+  docsBucket: s3Url,
+  s3,
+  credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
+  cache: cache.optional(),
+  git: git.optional(),
+  docker: z.array(dockerTarget).default([]),
+  /** Ask the operator to type "I want to release this to ENV" (default: all but local). */
+  confirm: z.boolean().optional(),
+}).strict();
+
+const profile = z.object({
+  systems: z.array(nonEmpty).min(1, 'a profile needs at least one system'),
+  dockerSystems: z.array(nonEmpty).default([]),
+}).strict();
+
+const releaseJobs = z.union([
+  /** A flake attribute; the profile name is appended (`.#release-jobs.all`). */
+  z.object({ flake: nonEmpty }).strict(),
+  /** A plain Nix file taking `{ profile }` (or a function returning the jobs). */
+  z.object({ file: nonEmpty, args: z.record(z.string(), z.string()).default({}) }).strict(),
+]);
+
+export const configSchema = z.object({
+  $schema: z.string().optional(),
+  /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
+  project: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
+  /** Display name in release notes headings (default: project). */
+  displayName: nonEmpty.optional(),
+  versionFile: nonEmpty.default('version.json'),
+  releaseJobs,
+  /** Where the HTML manual lives inside the `manual` job's output. */
+  manualPath: nonEmpty.optional(),
+  profiles: z.record(z.string(), profile).refine((p) => Object.keys(p).length > 0, 'define at least one profile'),
+  defaultProfile: nonEmpty,
+  /** Branch that maintenance releases are compared against (for `latest`). */
+  mainBranch: nonEmpty.default('main'),
+  releaseNotes: z.record(z.string(), z.unknown()).optional(),
+  channels: z.unknown().optional(),
+  environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
+    .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
+}).strict().superRefine((c, ctx) => {
+  if (!(c.defaultProfile in c.profiles)) {
+    ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `"${c.defaultProfile}" is not one of the profiles (${Object.keys(c.profiles).join(', ')})` });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type Environment = z.infer<typeof environment>;
+export type DockerTarget = z.infer<typeof dockerTarget>;
+export type Profile = z.infer<typeof profile>;
+export type S3Settings = z.infer<typeof s3>;
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of releng.json. */
+  file: string;
+  /** Directory of releng.json: the released project's root. */
+  root: string;
+}
+
+/** Finds releng.json: the --config flag, else ./releng.json. */
+export function configPath(flag: string | undefined, cwd = process.cwd()): string {
+  return path.resolve(cwd, flag ?? 'releng.json');
+}
+
+/** Reads and validates releng.json; every error names the file and the field. */
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e: any) {
+    throw new ReleaseError(`cannot read config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+      'run releng from the project root (where releng.json is) or pass --config FILE');
+  }
+  const config = parseWith(configSchema, parseJsonText(text, file), file, 'see the configuration reference in the releng README');
+  return { config, file, root: path.dirname(file) };
+}
+
+/** Looks up an environment by name, or says which ones exist. */
+export function environmentNamed(loaded: LoadedConfig, name: string): Environment {
+  const env = loaded.config.environments[name];
+  if (!env) {
+    throw new ReleaseError(`${loaded.file}: no environment "${name}"`,
+      `use --environment with one of: ${Object.keys(loaded.config.environments).join(', ')}`);
+  }
+  return env;
+}
+
+/** Splits `s3://bucket/some/prefix` into bucket and prefix ('' or ending in '/'). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const rest = url.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) return { bucket: rest, prefix: '' };
+  const prefix = rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
+  return { bucket: rest.slice(0, slash), prefix: prefix ? `${prefix}/` : '' };
+}

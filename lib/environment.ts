@@ -1,0 +1,73 @@
+// Opens an environment for a run: starts the embedded services of `local`, resolves credentials,
+// builds the S3 adapter and checks every bucket answers before anything is planned.
+import path from 'node:path';
+import { environmentNamed, parseS3Url, type Environment } from './config.ts';
+import type { Context } from './context.ts';
+import { ReleaseError } from './errors.ts';
+import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
+import { resolveCredentials } from './s3/credentials.ts';
+import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
+
+export interface BucketRef {
+  bucket: string;
+  /** '' or ending with '/'. */
+  prefix: string;
+  url: string;
+}
+
+export interface OpenEnvironment {
+  name: string;
+  env: Environment;
+  s3: S3Store;
+  endpoint: string;
+  releases: BucketRef;
+  cache: BucketRef;
+  docs: BucketRef;
+  /** Started by releng for this run (local environment): stopped by close(). */
+  embeddedS3?: LocalS3;
+  close(): Promise<void>;
+}
+
+/** The environment a command targets: --environment, else `local` when the config has one. */
+export function environmentName(ctx: Context): string {
+  const name = ctx.flags.environment ?? ('local' in ctx.config.environments ? 'local' : undefined);
+  if (!name) throw new ReleaseError('no --environment given', `choose one of: ${Object.keys(ctx.config.environments).join(', ')}`);
+  return name;
+}
+
+/** Where the embedded local services keep their data (under the project, gitignored). */
+export function localDataDir(root: string): string {
+  return path.join(root, '.releng', 'local');
+}
+
+export async function openEnvironment(ctx: Context, name = environmentName(ctx)): Promise<OpenEnvironment> {
+  const env = environmentNamed(ctx.loaded, name);
+  const ref = (url: string): BucketRef => ({ ...parseS3Url(url), url });
+  const releases = ref(env.releasesBucket);
+  const cache = ref(env.cacheBucket);
+  const docs = ref(env.docsBucket);
+  let embeddedS3: LocalS3 | undefined;
+  let endpoint = env.s3.endpoint;
+  if (endpoint === 'embedded') {
+    embeddedS3 = await startLocalS3({
+      dir: path.join(localDataDir(ctx.root), 's3'),
+      buckets: [...new Set([releases.bucket, cache.bucket, docs.bucket])],
+      requestLog: process.env.RELENG_S3_REQUEST_LOG,
+    });
+    endpoint = embeddedS3.endpoint;
+    ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
+  }
+  const credentials = await resolveCredentials(name, env);
+  const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  const opened: OpenEnvironment = {
+    name, env, s3, endpoint, releases, cache, docs, embeddedS3,
+    async close() { await embeddedS3?.stop(); },
+  };
+  try {
+    for (const b of new Set([releases.bucket, cache.bucket, docs.bucket])) await s3.checkBucket(b);
+  } catch (e) {
+    await opened.close();
+    throw e;
+  }
+  return opened;
+}

@@ -1,0 +1,35 @@
+// Errors the user can act on. Only scripts/releng.ts prints them and sets the exit code.
+
+/** A failure with what went wrong and what to do next (goreleaser style). Exit 1. */
+export class ReleaseError extends Error {
+  constructor(message: string, readonly hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ReleaseError';
+  }
+}
+
+/** Bad command line: unknown flag, missing argument. Exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A program releng needs is not installed; names the Debian package that provides it. */
+export class MissingToolError extends ReleaseError {
+  constructor(readonly tool: string, readonly debianPackage: string) {
+    super(`required program '${tool}' is not on PATH`,
+      `install it (Debian: apt-get install -y ${debianPackage}; Nix: use the flake's package, whose wrapper puts it on PATH)`);
+    this.name = 'MissingToolError';
+  }
+}
+
+/** Renders any thrown value as the lines the entry script prints. */
+export function describeError(err: unknown): string {
+  if (err instanceof ReleaseError) {
+    return err.hint ? `${err.message}\n  hint: ${err.hint}` : err.message;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

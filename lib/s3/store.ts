@@ -1,0 +1,218 @@
+// One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
+import http from 'node:http';
+import https from 'node:https';
+import { createReadStream } from 'node:fs';
+import {
+  S3Client, ListObjectsV2Command, HeadObjectCommand, GetObjectCommand, PutObjectCommand,
+  DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Settings } from '../config.ts';
+import { ReleaseError } from '../errors.ts';
+import { registerSecret } from '../secrets.ts';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface RemoteObject {
+  key: string;
+  size: number;
+  etag?: string;
+}
+
+export interface ObjectHead {
+  size: number;
+  /** Our own sha256 (object metadata `sha256`), never an ETag. */
+  sha256?: string;
+  redirect?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  cacheControl?: string;
+  etag?: string;
+  metadata: Record<string, string>;
+}
+
+/** What planners may do with S3: read. */
+export interface S3Reader {
+  readonly endpoint: string;
+  /** Every object under prefix, one flat listing (no delimiter: s3rver skips nested folders with one). */
+  list(bucket: string, prefix: string): Promise<RemoteObject[]>;
+  head(bucket: string, key: string): Promise<ObjectHead | undefined>;
+  getText(bucket: string, key: string): Promise<string | undefined>;
+  /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
+  checkBucket(bucket: string): Promise<void>;
+}
+
+export interface PutRequest {
+  bucket: string;
+  key: string;
+  body: { file: string } | { text: string };
+  size: number;
+  sha256: string;
+  contentType: string;
+  contentEncoding?: string;
+  cacheControl?: string;
+  redirect?: string;
+  onProgress?: (bytes: number) => void;
+}
+
+/** What apply may do with S3: write. */
+export interface S3Writer {
+  put(req: PutRequest): Promise<void>;
+  delete(bucket: string, key: string): Promise<void>;
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void>;
+}
+
+export type S3Store = S3Reader & S3Writer;
+
+/** Files above this go multipart, streamed in parts (never read whole into memory). */
+export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
+const PART_SIZE = 16 * 1024 * 1024;
+
+/** Builds the SDK client: path style, checksum mode, keep-alive sockets. */
+export function createS3Client(settings: S3Settings & { endpoint: string }, creds: S3Credentials): S3Client {
+  registerSecret(creds.secretAccessKey);
+  registerSecret(creds.sessionToken);
+  return new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    credentials: creds,
+    requestChecksumCalculation: settings.checksums,
+    responseChecksumValidation: settings.checksums,
+    maxAttempts: 1, // apply.ts owns retries (bounded, with jitter), so they are counted and logged once
+    requestHandler: {
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    } as any,
+  });
+}
+
+/** Maps SDK/network failures to errors that name the endpoint/bucket/key and what to do. */
+export function explainS3Error(e: any, endpoint: string, bucket: string, key?: string): Error {
+  const where = `s3://${bucket}${key ? `/${key}` : ''} at ${endpoint}`;
+  const name = e?.name ?? e?.Code ?? '';
+  const code = e?.code ?? e?.cause?.code ?? '';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) {
+    return new ReleaseError(`cannot reach S3 endpoint ${endpoint} (${code})`, 'check environments.<env>.s3.endpoint in releng.json and that the server is up');
+  }
+  if (name === 'NoSuchBucket' || (name === 'NotFound' && !key)) {
+    return new ReleaseError(`bucket ${bucket} does not exist at ${endpoint}`, 'create it, or fix the bucket URL in releng.json');
+  }
+  if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'ExpiredToken'].includes(name) || e?.$metadata?.httpStatusCode === 403) {
+    return new ReleaseError(`S3 refused the credentials for ${where} (${name || 403})`, 'check the credentials source of this environment (they are not shown here)');
+  }
+  const status = e?.$metadata?.httpStatusCode;
+  const err = new ReleaseError(`S3 request for ${where} failed: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}${e?.message && e.message !== name ? `: ${e.message}` : ''}`);
+  (err as any).retryable = isRetryableS3Error(e);
+  return err;
+}
+
+/** 5xx, SlowDown/throttling and dropped connections are worth another try; the rest is not. */
+export function isRetryableS3Error(e: any): boolean {
+  if (e?.retryable === true) return true;
+  const status = e?.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500) return true;
+  const name = e?.name ?? '';
+  if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable', 'TimeoutError'].includes(name)) return true;
+  const code = e?.code ?? e?.cause?.code ?? '';
+  return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(code) || /socket hang up/i.test(e?.message ?? '');
+}
+
+/** The S3 adapter over @aws-sdk/client-s3. */
+export function s3Store(client: S3Client, endpoint: string): S3Store {
+  const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
+    try { return await fn(); } catch (e) { throw explainS3Error(e, endpoint, bucket, key); }
+  };
+  return {
+    endpoint,
+    async list(bucket, prefix) {
+      const out: RemoteObject[] = [];
+      let token: string | undefined;
+      do {
+        const r = await wrap(bucket, prefix || undefined, () => client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: 1000 })));
+        for (const o of r.Contents ?? []) out.push({ key: o.Key!, size: Number(o.Size ?? 0), etag: o.ETag });
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+      return out;
+    },
+    async head(bucket, key) {
+      try {
+        const r = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return {
+          size: Number(r.ContentLength ?? 0),
+          sha256: r.Metadata?.sha256,
+          redirect: r.WebsiteRedirectLocation,
+          contentType: r.ContentType,
+          contentEncoding: r.ContentEncoding,
+          cacheControl: r.CacheControl,
+          etag: r.ETag,
+          metadata: r.Metadata ?? {},
+        };
+      } catch (e: any) {
+        if (e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404) {
+          if (e?.name === 'NoSuchBucket') throw explainS3Error(e, endpoint, bucket);
+          return undefined;
+        }
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
+    },
+    async getText(bucket, key) {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return await r.Body!.transformToString();
+      } catch (e: any) {
+        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
+    },
+    async checkBucket(bucket) {
+      try {
+        await client.send(new HeadBucketCommand({ Bucket: bucket }));
+      } catch (e: any) {
+        if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
+        throw explainS3Error(e, endpoint, bucket);
+      }
+    },
+    async put(req) {
+      const common = {
+        Bucket: req.bucket,
+        Key: req.key,
+        ContentType: req.contentType,
+        ContentEncoding: req.contentEncoding,
+        CacheControl: req.cacheControl,
+        WebsiteRedirectLocation: req.redirect,
+        Metadata: { sha256: req.sha256 },
+      };
+      await wrap(req.bucket, req.key, async () => {
+        if ('text' in req.body) {
+          await client.send(new PutObjectCommand({ ...common, Body: req.body.text, ContentLength: req.size }));
+          req.onProgress?.(req.size);
+        } else if (req.size < MULTIPART_THRESHOLD) {
+          await client.send(new PutObjectCommand({ ...common, Body: createReadStream(req.body.file), ContentLength: req.size }));
+          req.onProgress?.(req.size);
+        } else {
+          const upload = new Upload({ client, params: { ...common, Body: createReadStream(req.body.file, { highWaterMark: 1024 * 1024 }) }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
+          let seen = 0;
+          upload.on('httpUploadProgress', (p) => {
+            const loaded = p.loaded ?? 0;
+            if (loaded > seen) { req.onProgress?.(loaded - seen); seen = loaded; }
+          });
+          await upload.done();
+          if (req.size > seen) req.onProgress?.(req.size - seen);
+        }
+      });
+    },
+    async delete(bucket, key) {
+      await wrap(bucket, key, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+    },
+    async copy(from, to) {
+      await wrap(to.bucket, to.key, () => client.send(new CopyObjectCommand({
+        Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`, MetadataDirective: 'COPY',
+      })));
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// Plans the upload of local files under a bucket prefix: skip what is there with the same sha256,
+// put what is new or different, and (for the manual) delete what is stale. Reads only.
+import pLimit from 'p-limit';
+import type { Skip } from '../actions.ts';
+import type { S3Delete, S3Put } from './actions.ts';
+import { contentHeadersFor } from './content-type.ts';
+import type { S3Reader } from './store.ts';
+
+export interface LocalFile {
+  /** Key relative to the prefix, `/`-separated. */
+  rel: string;
+  /** Absolute path on disk (or text for small generated objects). */
+  source: { file: string } | { text: string };
+  size: number;
+  sha256: string;
+}
+
+export interface SyncRequest {
+  bucket: string;
+  /** '' or ending with '/'. */
+  prefix: string;
+  files: LocalFile[];
+  /** Delete remote objects under the prefix that are not local (manual sync). */
+  deleteStale?: boolean;
+  cacheControl?: string;
+  /** HEAD requests in flight while comparing. */
+  concurrency?: number;
+}
+
+export interface SyncPlan {
+  puts: S3Put[];
+  deletes: S3Delete[];
+  skipped: Skip[];
+  /** Objects found identical (for summaries and the no-op check). */
+  unchanged: number;
+}
+
+/** Compares local files with one flat listing, then HEADs only same-size objects to read their sha256. */
+export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
+  const remote = new Map((await reader.list(req.bucket, req.prefix)).map((o) => [o.key, o]));
+  const limit = pLimit(req.concurrency ?? 32);
+  const puts: S3Put[] = [];
+  let unchanged = 0;
+  await Promise.all(req.files.map((f) => limit(async () => {
+    const key = req.prefix + f.rel;
+    const r = remote.get(key);
+    let reason: S3Put['reason'] = 'new';
+    if (r) {
+      if (r.size === f.size) {
+        const head = await reader.head(req.bucket, key);
+        if (head?.sha256 === f.sha256) { unchanged++; return; }
+      }
+      reason = 'changed';
+    }
+    const h = contentHeadersFor(key);
+    puts.push({ kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason });
+  })));
+  puts.sort((a, b) => a.key.localeCompare(b.key));
+  const local = new Set(req.files.map((f) => req.prefix + f.rel));
+  const deletes: S3Delete[] = req.deleteStale
+    ? [...remote.keys()].filter((k) => !local.has(k)).sort().map((key) => ({ kind: 's3.delete', bucket: req.bucket, key }))
+    : [];
+  const skipped: Skip[] = unchanged ? [{ what: `${unchanged} object${unchanged === 1 ? '' : 's'} in s3://${req.bucket}/${req.prefix}`, reason: 'already there with the same sha256' }] : [];
+  return { puts, deletes, skipped, unchanged };
+}

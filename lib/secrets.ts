@@ -1,0 +1,15 @@
+// Keeps credentials out of logs, errors, plans and --json: every string we print goes through redact().
+
+const secrets = new Set<string>();
+
+/** Registers a value that must never be printed (S3 secret keys, registry tokens). */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 4) secrets.add(value);
+}
+
+/** Replaces every registered secret in `text` with `***`. */
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('***');
+  return out;
+}

@@ -1,0 +1,25 @@
+// Plans the docs bucket: the manual synced (with delete of stale pages) to manual/PROJECT/MAJOR/
+// and stable/ for an official release, or to nightly/ otherwise (as Lix's scripts do).
+import type { Step, Skip } from '../actions.ts';
+import type { BuildResult } from '../build-result.ts';
+import type { BucketRef } from '../environment.ts';
+import type { S3Reader } from '../s3/store.ts';
+import { planSync, type LocalFile } from '../s3/sync.ts';
+
+/** The docs prefixes a build goes to. */
+export function manualPrefixes(result: BuildResult): string[] {
+  const base = `manual/${result.project}`;
+  return result.official ? [`${base}/${result.major}/`, `${base}/stable/`] : [`${base}/nightly/`];
+}
+
+export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[]): Promise<{ steps: Step[]; skipped: Skip[] }> {
+  const steps: Step[] = [];
+  const skipped: Skip[] = [];
+  for (const p of manualPrefixes(result)) {
+    const prefix = docs.prefix + p;
+    const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true });
+    steps.push({ title: `manual to s3://${docs.bucket}/${prefix}`, actions: [...plan.puts, ...plan.deletes] });
+    skipped.push(...plan.skipped);
+  }
+  return { steps, skipped };
+}

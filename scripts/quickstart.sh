@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The quick start: a full release of examples/hello into the local environment (embedded S3,
+# local registry, bare git remote). The example is copied into a scratch git repository of its
+# own under .releng/quickstart/, so its tags and source tarball are the example's, not releng's.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/setup.sh"
+. "$here/scripts/env.sh"
+
+work="$here/.releng/quickstart"
+rm -rf "$work"
+mkdir -p "$work"
+cp -r "$here/examples/hello" "$work/hello"
+git init -q --bare -b main "$work/remote.git"
+cd "$work/hello"
+git init -q -b main
+git config user.name "releng quick start"
+git config user.email "quickstart@example.invalid"
+git add -A
+git commit -q -m "hello: initial import"
+git remote add origin "$work/remote.git"
+git push -q origin main
+
+"$here/bin/releng" build --no-check-git "$@"
+"$here/bin/releng" upload --no-check-git "$@"
+echo
+echo "Released examples/hello into $work/hello/.releng/local (run '$here/bin/releng serve' in $work/hello to browse it)."
