@@ -1,0 +1,69 @@
+# Release jobs for projects released with releng (what Lix's releng/release-jobs.nix does, generalised).
+# A flake exposes `release-jobs.PROFILE` = { build.SYSTEM; binaryTarball.SYSTEM; dockerImage.SYSTEM; manual; }
+# and releng evaluates `.#release-jobs.PROFILE`. Everything that needs nixpkgs takes `pkgs`; the
+# profile plumbing is builtins only, so releng's tests evaluate it with the Nix that is here.
+#
+#   release-jobs = releng.lib.releaseJobs {
+#     profiles = releng.lib.lixProfiles;
+#     build = system: self.packages.${system}.default;
+#     binaryTarball = system: releng.lib.binaryTarball { pkgs = nixpkgs.legacyPackages.${system}; drv = self.packages.${system}.default; name = "lix-${version}-${system}"; };
+#     dockerImage = system: releng.lib.dockerImage { pkgs = nixpkgs.legacyPackages.${system}; drv = ...; name = "lix"; tag = version; };
+#     manual = self.packages.x86_64-linux.default.doc;
+#   };
+{ lib ? null, nix2containerSrc ? null }:
+let
+  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+  tarFlags = "--sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner";
+in
+rec {
+  # Lix's profiles: `all` for a release, `x86_64-linux-only` to test the flow quickly.
+  lixProfiles = {
+    all = { systems = [ "x86_64-linux" "aarch64-linux" "aarch64-darwin" ]; dockerSystems = [ "x86_64-linux" "aarch64-linux" ]; };
+    x86_64-linux-only = { systems = [ "x86_64-linux" ]; dockerSystems = [ "x86_64-linux" ]; };
+  };
+
+  # The jobs of every profile, from per-system functions. Keep profiles in sync with releng.json
+  # (releng checks that every system of its profile has its jobs).
+  releaseJobs = { profiles ? lixProfiles, build, binaryTarball, dockerImage ? null, manual }:
+    builtins.mapAttrs (_: profile: {
+      build = genAttrs profile.systems build;
+      binaryTarball = genAttrs profile.systems binaryTarball;
+      dockerImage = if dockerImage == null then { } else genAttrs (profile.dockerSystems or [ ]) dockerImage;
+      inherit manual;
+    }) profiles;
+
+  # A binary tarball of drv's closure with a registration file (as Nix's own installer tarballs),
+  # its .sha256 and a Hydra build product.
+  binaryTarball = { pkgs, drv, name }:
+    pkgs.runCommand "${name}-binary-tarball" {
+      nativeBuildInputs = [ pkgs.xz ];
+      closure = pkgs.closureInfo { rootPaths = [ drv ]; };
+    } ''
+      mkdir -p $out/nix-support
+      cp $closure/registration .reginfo
+      tar ${tarFlags} --absolute-names --hard-dereference \
+        --transform "s,^\./\.reginfo,${name}/.reginfo," \
+        --transform "s,^/nix/store/,${name}/store/," \
+        -cf - ./.reginfo $(cat $closure/store-paths) | xz -T0 -9 > $out/${name}.tar.xz
+      sha256sum $out/${name}.tar.xz | cut -d' ' -f1 > $out/${name}.tar.xz.sha256
+      echo "file binary-dist $out/${name}.tar.xz" >> $out/nix-support/hydra-build-products
+    '';
+
+  # A container image tarball (docker-archive, gzip) from a nix2container image, as Lix ships
+  # lix-VERSION-docker-image-SYSTEM.tar.gz. Labels become the OCI index annotations on upload.
+  dockerImage = { pkgs, drv, name, tag, labels ? { }, config ? { }, system ? pkgs.stdenv.hostPlatform.system }:
+    let
+      n2c = (import nix2containerSrc { inherit pkgs system; }).nix2container;
+      image = n2c.buildImage {
+        inherit name tag;
+        copyToRoot = [ drv ];
+        config = { Labels = labels; } // config;
+      };
+    in
+    pkgs.runCommand "${name}-docker-image-${tag}" { nativeBuildInputs = [ pkgs.gzip ]; } ''
+      mkdir -p $out/nix-support
+      ${image.copyTo}/bin/copy-to docker-archive:$TMPDIR/image.tar:${name}:${tag}
+      gzip -n -9 < $TMPDIR/image.tar > $out/image.tar.gz
+      echo "file docker-image $out/image.tar.gz" >> $out/nix-support/hydra-build-products
+    '';
+}
