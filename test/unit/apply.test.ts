@@ -1,0 +1,78 @@
+// apply.ts with an in-memory S3Writer injected (no module mocks): order, barriers, retries, dry-run, failure report.
+import { describe, expect, it } from 'vitest';
+import type { Plan } from '../../lib/actions.ts';
+import { renderPlan } from '../../lib/actions.ts';
+import { apply, withRetries } from '../../lib/apply.ts';
+import { createLogger } from '../../lib/log.ts';
+import type { S3Put } from '../../lib/s3/actions.ts';
+import type { PutRequest, S3Writer } from '../../lib/s3/store.ts';
+
+const log = createLogger({ quiet: true });
+const put = (key: string, size = 3): S3Put => ({ kind: 's3.put', bucket: 'b', key, source: { text: 'abc' }, size, sha256: 'a'.repeat(64), contentType: 'text/plain', reason: 'new' });
+
+function memoryWriter(fail?: (req: PutRequest, n: number) => Error | undefined) {
+  const written: string[] = [];
+  let n = 0;
+  const writer: S3Writer = {
+    async put(req) { n++; const e = fail?.(req, n); if (e) throw e; await new Promise((r) => setTimeout(r, Math.random() * 3)); written.push(req.key); req.onProgress?.(req.size); },
+    async delete(_b, key) { written.push(`delete ${key}`); },
+    async copy(_f, to) { written.push(`copy ${to.key}`); },
+  };
+  return { writer, written };
+}
+
+describe('apply', () => {
+  const plan: Plan = {
+    steps: [
+      { title: 'artifacts', actions: [put('x/1'), put('x/2'), put('x/3')] },
+      { title: 'pointer', actions: [put('manifest.nix')] },
+    ],
+    skipped: [{ what: 'y', reason: 'already there' }],
+  };
+
+  it('runs steps in order: the pointer only after every artifact', async () => {
+    const { writer, written } = memoryWriter();
+    const r = await apply(plan, { log, writers: { s3: writer }, dryRun: false });
+    expect(written.at(-1)).toBe('manifest.nix');
+    expect(written.slice(0, 3).sort()).toEqual(['x/1', 'x/2', 'x/3']);
+    expect(r.byKind).toEqual({ 's3.put': 4 });
+    expect(r.bytes).toBe(12);
+  });
+
+  it('dry-run writes nothing and renders the exact operations', async () => {
+    const { writer, written } = memoryWriter();
+    await apply(plan, { log, writers: { s3: writer }, dryRun: true });
+    expect(written).toEqual([]);
+    expect(renderPlan(plan)).toBe([
+      'artifacts:',
+      '  [dry-run] s3 put s3://b/x/1 (text/plain, 3 B, sha256 aaaaaaaaaaaa, new)',
+      '  [dry-run] s3 put s3://b/x/2 (text/plain, 3 B, sha256 aaaaaaaaaaaa, new)',
+      '  [dry-run] s3 put s3://b/x/3 (text/plain, 3 B, sha256 aaaaaaaaaaaa, new)',
+      'pointer:',
+      '  [dry-run] s3 put s3://b/manifest.nix (text/plain, 3 B, sha256 aaaaaaaaaaaa, new)',
+      'skip y: already there',
+    ].join('\n'));
+  });
+
+  it('retries 5xx and dropped connections, then succeeds', async () => {
+    const { writer, written } = memoryWriter((req, n) => (n <= 2 ? Object.assign(new Error('boom'), { $metadata: { httpStatusCode: 503 } }) : undefined));
+    await apply({ steps: [{ title: 's', actions: [put('k')] }], skipped: [] }, { log, writers: { s3: writer }, dryRun: false, backoffMs: 1 });
+    expect(written).toEqual(['k']);
+  });
+
+  it('does not retry a 4xx, and stops before the next step with a resumable message', async () => {
+    let calls = 0;
+    const { writer, written } = memoryWriter((req) => { if (req.key === 'x/2') { calls++; return Object.assign(new Error('denied'), { $metadata: { httpStatusCode: 403 } }); } return undefined; });
+    const err = await apply(plan, { log, writers: { s3: writer }, dryRun: false, backoffMs: 1 }).catch((e) => e);
+    expect(calls).toBe(1);
+    expect(written).not.toContain('manifest.nix');
+    expect(err.message).toContain('artifacts failed at: s3 put s3://b/x/2');
+    expect(err.hint).toMatch(/re-run/);
+  });
+
+  it('gives up after the bounded number of attempts', async () => {
+    let n = 0;
+    await expect(withRetries(async () => { n++; throw Object.assign(new Error('x'), { code: 'ECONNRESET' }); }, 3, 1)).rejects.toThrow('x');
+    expect(n).toBe(3);
+  });
+});
