@@ -67,8 +67,8 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
   const done: string[] = [];
   for (const step of plan.steps) {
     if (step.actions.length === 0) continue;
-    const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`);
     const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : 0), 0);
+    const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
     const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes') : undefined;
     const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { progress?.tick(n); result.bytes += n; } };
     const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);

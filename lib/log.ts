@@ -29,8 +29,8 @@ export interface Logger {
   debug(msg: string): void;
   /** A skipped piece of work and why (never silent). */
   skip(what: string, reason: string): void;
-  /** A spinner on a terminal, a start line and an end line otherwise. */
-  phase(title: string): Phase;
+  /** A spinner on a terminal, a start line and an end line otherwise. `still`: no spinner (a progress bar will draw). */
+  phase(title: string, opts?: { still?: boolean }): Phase;
   /** A progress bar (bytes or files, throughput) on a terminal; a line every few seconds otherwise. */
   progress(title: string, total: number, unit: 'bytes' | 'files'): Progress;
   colour(c: Colour | undefined, text: string): string;
@@ -56,7 +56,8 @@ export function humanBytes(n: number): string {
 /** Builds the logger for a run: interactive only on a TTY outside CI/Hydra. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const stream = opts.stream ?? process.stderr;
-  const interactive = !opts.plain && !!stream.isTTY && !process.env.CI && !process.env.HYDRA_JSON;
+  // A pty with no size (e.g. under `script` with no terminal) makes spinners loop redrawing: plain lines there.
+  const interactive = !opts.plain && !!stream.isTTY && ((stream as any).columns ?? 0) > 0 && !process.env.CI && !process.env.HYDRA_JSON;
   const write = (line: string) => { if (!opts.quiet) stream.write(redact(line) + '\n'); };
   const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const line = (msg: string) => write(interactive ? msg : `[${stamp()}] ${msg}`);
@@ -69,9 +70,16 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     debug: (m) => { if (opts.verbose) line(`  ${m}`); },
     skip: (what, reason) => line(`skip ${what}: ${reason}`),
     colour,
-    phase(title) {
+    phase(title, phaseOpts) {
+      if (interactive && !opts.quiet && phaseOpts?.still) {
+        return {
+          succeed: (t) => write(`${colour('green', '✔')} ${t ?? title}`),
+          fail: (t) => write(`${colour('red', '✖')} ${t ?? title}`),
+          update: () => {},
+        };
+      }
       if (interactive && !opts.quiet) {
-        const s: Ora = ora({ text: title, stream: stream as any }).start();
+        const s: Ora = ora({ text: title, stream: stream as any, discardStdin: false }).start();
         return {
           succeed: (t) => s.succeed(redact(t ?? title)),
           fail: (t) => s.fail(redact(t ?? title)),
