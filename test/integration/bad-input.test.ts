@@ -22,6 +22,7 @@ describe('bad input', () => {
       const base = { colour: 'green', releasesBucket: 's3://stg-releases', cacheBucket: 's3://stg-cache', docsBucket: 's3://stg-docs', confirm: false };
       c.environments.staging = { ...base, s3: { endpoint: s3.endpoint }, credentials: { source: 'env', accessKeyIdVar: 'STG_KEY', secretAccessKeyVar: 'STG_SECRET' } };
       c.environments.nobucket = { ...base, releasesBucket: 's3://missing-bucket', s3: { endpoint: s3.endpoint }, credentials: { source: 'env', accessKeyIdVar: 'STG_KEY', secretAccessKeyVar: 'STG_SECRET' } };
+      c.environments.confirmme = { ...base, confirm: undefined, s3: { endpoint: s3.endpoint }, credentials: { source: 'env', accessKeyIdVar: 'STG_KEY', secretAccessKeyVar: 'STG_SECRET' } };
       c.environments.down = { ...base, s3: { endpoint: 'http://127.0.0.1:9' }, credentials: { source: 'env', accessKeyIdVar: 'STG_KEY', secretAccessKeyVar: 'STG_SECRET' } };
     });
   });
@@ -78,6 +79,15 @@ describe('bad input', () => {
     const r = await releng(['upload', '--no-check-git', '--environment', 'nobucket'], { cwd: p.dir, env: { STG_KEY: 'S3RVER', STG_SECRET: 'S3RVER' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`bucket missing-bucket does not exist at ${s3.endpoint}`);
+    expect(await s3.writes()).toBe(0);
+  });
+
+  it('a shared environment needs the confirmation phrase, and without a terminal --noconfirm', async () => {
+    await s3.resetLog();
+    const r = await releng(['upload', '--no-check-git', '--environment', 'confirmme'], { cwd: p.dir, env: { STG_KEY: 'S3RVER', STG_SECRET: 'S3RVER' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('publishing to "confirmme" needs confirmation, and there is no terminal to ask on');
+    expect(r.stderr).toContain('--noconfirm');
     expect(await s3.writes()).toBe(0);
   });
 
