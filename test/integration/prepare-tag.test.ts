@@ -189,6 +189,11 @@ describe('bad input: one clear error, the repository exactly as it was', () => {
       error: ['fragments not committed to git:', 'doc/manual/rl-next/new.md'],
     },
     {
+      name: 'a modified fragment (prepare)', command: 'prepare',
+      setup: (p) => write(p, 'doc/manual/rl-next/tidy-readme.md', '---\nsynopsis: Changed but not committed\n---\n', false),
+      error: ['files prepare edits or removes have uncommitted changes:', ' M doc/manual/rl-next/tidy-readme.md'],
+    },
+    {
       name: 'a SUMMARY.md without the marker (prepare)', command: 'prepare',
       setup: (p) => write(p, 'doc/manual/src/SUMMARY.md', '# Table of Contents\n'),
       error: ['doc/manual/src/SUMMARY.md has no line containing the marker "<!-- RELENG-AUTO-INSERTION-MARKER"'],
