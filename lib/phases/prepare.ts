@@ -59,9 +59,15 @@ async function requireUnchanged(git: Git, paths: string[]): Promise<void> {
   }
 }
 
+/** A text file with universal newlines (as Python's read_text gives Lix's scripts), or undefined if absent. */
+async function readText(file: string): Promise<string | undefined> {
+  try { return (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
+}
+
 export interface PreparePlan {
   plan: Plan;
-  snapshot: RepoSnapshot;
+  /** What to restore if applying fails (absent when there is nothing to do). */
+  snapshot?: RepoSnapshot;
   notes: string;
   summary: PrepareSummary;
 }
@@ -73,17 +79,17 @@ export async function planPrepare(ctx: Context, git: Git): Promise<PreparePlan> 
   const display = config.displayName ?? config.project;
   const date = releaseDate(ctx.flags.extra.date);
   const top = await git.topLevel();
-  const branch = await requireBranch(git, 'prepare');
   const rel = (p: string) => path.relative(top, path.resolve(root, p)).split(path.sep).join('/');
 
   const notesFile = path.join(settings.notesDir, `rl-${version.major}.md`);
-  const existing = await readFile(path.resolve(root, notesFile), 'utf8').catch((e) => { if (e.code === 'ENOENT') return undefined; throw e; });
+  const existing = await readText(path.resolve(root, notesFile));
   const summary: PrepareSummary = { version: version.version, date, notesFile: rel(notesFile), fragments: [], dryRun: ctx.flags.dryRun };
-  const emptyPlan: Plan = { steps: [], skipped: [] };
+  // Already prepared (e.g. `releng release` run again): nothing to do, wherever HEAD is.
   if (hasVersionSection(existing, display, version.version)) {
     const reason = `${rel(notesFile)} already has the section "# ${display} ${version.version} (...)"`;
-    return { plan: { ...emptyPlan, skipped: [{ what: 'release notes', reason }] }, snapshot: await snapshotRepo(git, top, branch, [], []), notes: '', summary: { ...summary, skipped: reason } };
+    return { plan: { steps: [], skipped: [{ what: 'release notes', reason }] }, notes: '', summary: { ...summary, skipped: reason } };
   }
+  const branch = await requireBranch(git, 'prepare');
 
   const assembled = await assembleNotes(root, settings, config.project);
   if (assembled.missingDir) ctx.log.warn(`no fragments directory ${assembled.missingDir}: the notes for ${version.version} will have no entries`);
@@ -95,10 +101,8 @@ export async function planPrepare(ctx: Context, git: Git): Promise<PreparePlan> 
   let summaryUpdate: { file: string; content: string } | undefined;
   if (existing === undefined) {
     const summaryFile = path.resolve(root, settings.summaryFile);
-    const text = await readFile(summaryFile, 'utf8').catch((e) => {
-      if (e.code === 'ENOENT') throw new ReleaseError(`${rel(settings.summaryFile)} does not exist, so the new ${rel(notesFile)} cannot be listed in it`, 'set releaseNotes.summaryFile in releng.json to the manual\'s SUMMARY.md');
-      throw e;
-    });
+    const text = await readText(summaryFile);
+    if (text === undefined) throw new ReleaseError(`${rel(settings.summaryFile)} does not exist, so the new ${rel(notesFile)} cannot be listed in it`, 'set releaseNotes.summaryFile in releng.json to the manual\'s SUMMARY.md');
     const link = path.relative(path.dirname(summaryFile), path.resolve(root, notesFile)).split(path.sep).join('/');
     if (!text.includes(`](${link})`)) {
       const updated = insertSummaryLine(text, settings.summaryMarker, `- [${display} ${version.major} (${date})](${link})`);
@@ -143,8 +147,8 @@ export async function prepare(ctx: Context): Promise<PrepareSummary> {
   await requirePrograms('git');
   const git = gitAt(ctx.root);
   const planned = await planPrepare(ctx, git);
-  const { plan, summary } = planned;
-  if (!plan.steps.length) {
+  const { plan, summary, snapshot } = planned;
+  if (!snapshot) {
     for (const k of plan.skipped) log.skip(k.what, k.reason);
     return summary;
   }
@@ -154,7 +158,7 @@ export async function prepare(ctx: Context): Promise<PrepareSummary> {
     for (const l of planned.notes.replace(/\n$/, '').split('\n')) log.info(`  | ${l}`);
   }
   const writer = repoWriter(await git.topLevel());
-  await applyOrRestore(plan, planned.snapshot, { log, writer, dryRun: flags.dryRun, command: 'prepare' });
+  await applyOrRestore(plan, snapshot, { log, writer, dryRun: flags.dryRun, command: 'prepare' });
   if (!flags.dryRun) {
     summary.commit = await git.head();
     log.info(`committed ${summary.commit.slice(0, 12)} "release: release notes for ${summary.version}"`);

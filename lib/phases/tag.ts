@@ -61,6 +61,14 @@ export interface TagPlan {
 export async function planTag(ctx: Context, git: Git): Promise<TagPlan> {
   const { version, flags } = ctx;
   const top = await git.topLevel();
+  const tagRef = `refs/tags/${version.version}`;
+  const existingTag = await git.tryGit(['rev-parse', '--verify', '--quiet', tagRef]);
+  if (existingTag && !flags.extra['force-tag']) {
+    const atTag = (await git.commitOf(tagRef)) === (await git.head());
+    throw new ReleaseError(`tag ${version.version} already exists (${existingTag.slice(0, 12)})${atTag ? ' and HEAD is at it: tag has already run' : ''}`,
+      atTag ? 'continue with `releng build` and `releng upload`; to re-tag, check out the branch and pass --force-tag'
+        : `a released version is never re-tagged: bump the version in ${path.relative(ctx.root, version.file) || version.file}, or pass --force-tag to replace the tag`);
+  }
   const branch = await requireBranch(git, 'tag');
   if (!flags.noCheckGit) {
     const dirty = await git.dirtyFiles();
@@ -68,12 +76,6 @@ export async function planTag(ctx: Context, git: Git): Promise<TagPlan> {
       throw new ReleaseError(`the working tree has uncommitted changes (staged or modified):\n${dirty.slice(0, 20).map((l) => `  ${l}`).join('\n')}`,
         'commit or stash them first (untracked files are fine); --no-check-git skips this check (testing only)');
     }
-  }
-  const tagRef = `refs/tags/${version.version}`;
-  const existingTag = await git.tryGit(['rev-parse', '--verify', '--quiet', tagRef]);
-  if (existingTag && !flags.extra['force-tag']) {
-    throw new ReleaseError(`tag ${version.version} already exists (${existingTag.slice(0, 12)})`,
-      `a released version is never re-tagged: bump the version in ${path.relative(ctx.root, version.file) || version.file}, or pass --force-tag to replace the tag`);
   }
   const versionRel = path.relative(top, version.file).split(path.sep).join('/');
   const tracked = await git.git(['ls-files', '--', versionRel]);

@@ -17,7 +17,7 @@ export interface AssembledNotes {
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {
-  try { return await readFile(file, 'utf8'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
+  try { return (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
 }
 
 /** Fragment files of a directory: `*.md`, not dot-files, sorted by name (Lix's glob `[!.]*.md`). */
@@ -37,7 +37,7 @@ export async function assembleNotes(root: string, settings: ReleaseNotesSettings
   const fragments: AssembledNotes['fragments'] = [];
   for (const name of names) {
     const abs = path.join(dir, name);
-    const parsed = parseFragment(rel(abs), name, await readFile(abs, 'utf8'));
+    const parsed = parseFragment(rel(abs), name, (await readFile(abs, 'utf8')).replace(/\r\n?/g, '\n'));
     if (Array.isArray(parsed)) problems.push(...parsed);
     else fragments.push({ ...parsed, abs });
   }

@@ -59,4 +59,12 @@ describe('releng release (the quick start flow)', () => {
     expect((await get('local-docs/manual/hello/stable/index.html')).length).toBeGreaterThan(0);
     expect((await get('local-docs/manual/hello/1.0/index.html')).length).toBeGreaterThan(0);
   });
+
+  it('run again, it skips the notes and stops at tag, saying tag has already run', async () => {
+    const again = await releng(['release', '--date', '2026-11-21'], { cwd: p.dir });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('skip release notes: doc/manual/src/release-notes/rl-1.0.md already has the section "# hello 1.0.0 (...)"');
+    expect(again.stderr).toContain('tag 1.0.0 already exists');
+    expect(again.stderr).toContain('and HEAD is at it: tag has already run');
+  });
 });
