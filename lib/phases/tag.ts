@@ -64,7 +64,8 @@ export async function planTag(ctx: Context, git: Git): Promise<TagPlan> {
   const tagRef = `refs/tags/${version.version}`;
   const existingTag = await git.tryGit(['rev-parse', '--verify', '--quiet', tagRef]);
   if (existingTag && !flags.extra['force-tag']) {
-    const atTag = (await git.commitOf(tagRef)) === (await git.head());
+    // Detached at the tag: what a successful `tag` leaves behind.
+    const atTag = !(await git.currentBranch()) && (await git.commitOf(tagRef)) === (await git.head());
     throw new ReleaseError(`tag ${version.version} already exists (${existingTag.slice(0, 12)})${atTag ? ' and HEAD is at it: tag has already run' : ''}`,
       atTag ? 'continue with `releng build` and `releng upload`; to re-tag, check out the branch and pass --force-tag'
         : `a released version is never re-tagged: bump the version in ${path.relative(ctx.root, version.file) || version.file}, or pass --force-tag to replace the tag`);
