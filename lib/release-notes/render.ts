@@ -137,15 +137,17 @@ export function hasVersionSection(existing: string | undefined, displayName: str
 }
 
 /**
- * SUMMARY.md with `- [Lix MAJOR (DATE)](LINK)` inserted after the marker line, at the marker's
- * indentation; undefined when the marker is missing. Lines and the single final newline as Lix writes them.
+ * SUMMARY.md with `- [Lix MAJOR (DATE)](LINK)` inserted after the marker line, indented by the text
+ * before the marker on that line (Python's `line.partition(MARKER)`: with Lix's marker, which starts
+ * with two spaces, that is two less than the comment's); undefined when the marker is missing.
+ * Lines and the single final newline as Lix writes them.
  */
 export function insertSummaryLine(summary: string, marker: string, line: string): string | undefined {
   const lines = summary.split(/\r\n|\n|\r/);
   if (summary.endsWith('\n')) lines.pop();
   const at = lines.findIndex((l) => l.includes(marker));
   if (at < 0) return undefined;
-  const indentation = /^\s*/.exec(lines[at]!)![0];
+  const indentation = lines[at]!.slice(0, lines[at]!.indexOf(marker));
   lines.splice(at + 1, 0, `${indentation}${line}`);
   return `${lines.join('\n').trimEnd()}\n`;
 }

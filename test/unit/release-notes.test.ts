@@ -65,6 +65,9 @@ describe('rendering rules', () => {
     expect(insertSummaryLine(s, '<!-- RELENG-AUTO-INSERTION-MARKER', '- [Lix 2.91 (2024-08-12)](release-notes/rl-2.91.md)'))
       .toBe('# T\n\n- [Release Notes](r.md)\n    <!-- RELENG-AUTO-INSERTION-MARKER -->\n    - [Lix 2.91 (2024-08-12)](release-notes/rl-2.91.md)\n  - [Lix 2.90](release-notes/rl-2.90.md)\n');
     expect(insertSummaryLine('# T\n', '<!-- RELENG', 'x')).toBeUndefined();
+    // Lix's own marker constant starts with two spaces: the entry is indented by what precedes them.
+    expect(insertSummaryLine('- [Release Notes](r.md)\n    <!-- RELENG-AUTO-INSERTION-MARKER -->\n', '  <!-- RELENG-AUTO-INSERTION-MARKER', '- [Lix 2.91 (2024-08-12)](release-notes/rl-2.91.md)'))
+      .toBe('- [Release Notes](r.md)\n    <!-- RELENG-AUTO-INSERTION-MARKER -->\n  - [Lix 2.91 (2024-08-12)](release-notes/rl-2.91.md)\n');
   });
 
   it('splits front matter like python-frontmatter (stripped text, stripped body)', () => {
