@@ -28,6 +28,7 @@ export interface GitReset { kind: 'git.reset'; paths: string[] }
 /** Write release/tag.json (lib/tag-record.ts) once the tag and the merge exist: their SHAs are read then. */
 export interface TagRecordWrite { kind: 'tag.record'; file: string; version: string; branch: string }
 
+/** Every local repository write prepare and tag (and a restore) can plan. */
 export type RepoAction = FileWrite | FileRemove | GitAdd | GitRm | GitCommit | GitTag | GitCheckout | GitMerge | GitUpdateRef | GitSymbolicRef | GitReset | TagRecordWrite;
 
 /** The argument array of a git action (one source of truth for what runs and what dry-run prints). */
@@ -54,6 +55,7 @@ export function shellQuote(arg: string): string {
 
 const renderGit = (a: Parameters<typeof gitArgs>[0]) => ['git', ...gitArgs(a)].map(shellQuote).join(' ');
 
+/** One line per action for dry-run and logs: git actions as the exact command line. */
 export const repoRenderers = {
   'file.write': (a: FileWrite) => `write ${a.path} (${a.reason}, ${Buffer.byteLength(a.content)} bytes)`,
   'file.remove': (a: FileRemove) => `rm ${a.path}`,
@@ -98,6 +100,7 @@ function writer(env: ApplyEnv): RepoWriter {
 
 const viaGit = async (a: Parameters<typeof gitArgs>[0], env: ApplyEnv) => { await writer(env).git(gitArgs(a)); };
 
+/** How apply.ts executes each repository action (never retried: git writes are not idempotent). */
 export const repoHandlers: HandlerMap<RepoAction> = {
   'file.write': (a, env) => writer(env).writeFile(a.path, a.content),
   'file.remove': (a, env) => writer(env).removeFile(a.path),

@@ -16,6 +16,7 @@ import { hasVersionSection, insertSummaryLine, renderNotesFile } from '../releas
 /** Trailer of releng's commits (Lix: "Release created with releng/create_release.xsh"). */
 export const relengTrailer = 'Release created with releng';
 
+/** What prepare did (printed with --json). */
 export interface PrepareSummary {
   version: string;
   date: string;
@@ -64,6 +65,7 @@ async function readText(file: string): Promise<string | undefined> {
   try { return (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
 }
 
+/** prepare's plan with what it needs to print and to restore. */
 export interface PreparePlan {
   plan: Plan;
   /** What to restore if applying fails (absent when there is nothing to do). */
@@ -142,6 +144,7 @@ export async function requireIdentity(git: Git): Promise<void> {
   }
 }
 
+/** The `prepare` command: plan (all checks), show, apply or restore. */
 export async function prepare(ctx: Context): Promise<PrepareSummary> {
   const { log, flags } = ctx;
   await requirePrograms('git');

@@ -16,6 +16,7 @@ import { parseJsonText, parseWith } from '../zod-errors.ts';
 import { DryRunStop } from './build.ts';
 import { relengTrailer, requireBranch, requireIdentity } from './prepare.ts';
 
+/** What tag did (printed with --json; the same SHAs as release/tag.json). */
 export interface TagSummary {
   version: string;
   branch: string;
@@ -51,6 +52,7 @@ export function tagMessages(version: string, releaseName: string): { release: st
   };
 }
 
+/** tag's plan with the snapshot to restore if applying fails. */
 export interface TagPlan {
   plan: Plan;
   snapshot: RepoSnapshot;
@@ -105,6 +107,7 @@ export async function planTag(ctx: Context, git: Git): Promise<TagPlan> {
   };
 }
 
+/** The `tag` command: plan (all preconditions), apply or restore; a dry run stops the release here. */
 export async function tag(ctx: Context): Promise<TagSummary> {
   const { log, flags } = ctx;
   await requirePrograms('git');

@@ -8,6 +8,7 @@ import { parseChangeAuthors, type ChangeAuthors } from './authors.ts';
 import { InputProblem, parseFragment, type Fragment } from './fragments.ts';
 import { renderNotesBody } from './render.ts';
 
+/** The rendered notes body and the fragments it came from (prepare removes them). */
 export interface AssembledNotes {
   /** Fragments rendered, in directory order (absolute paths in `abs`). */
   fragments: (Fragment & { abs: string })[];

@@ -33,6 +33,7 @@ export const frontMatterSchema = z.object({
   credits: oneOrMany(z.string().min(1, 'must not be empty')).optional(),
 }).strict();
 
+/** Validated front matter (lists normalised). */
 export type FrontMatter = z.infer<typeof frontMatterSchema>;
 
 /** A parsed fragment, ready to render. */

@@ -98,6 +98,7 @@ export function renderNotesBody(fragments: Fragment[], authors: ChangeAuthors, l
   return { text: out, problems };
 }
 
+/** Everything the rl-MAJOR.md heading logic needs. */
 export interface NotesFileInput {
   displayName: string;
   version: string;
