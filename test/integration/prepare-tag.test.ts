@@ -7,7 +7,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readTagRecord } from '../../lib/tag-record.ts';
 import { releng } from '../helpers/cli.ts';
-import { runInProcess } from '../helpers/in-process.ts';
+import { contextIn, runInProcess } from '../helpers/in-process.ts';
+import { expectGolden } from '../helpers/golden.ts';
+import { renderPlan } from '../../lib/actions.ts';
+import { gitAt } from '../../lib/git/git.ts';
+import { planPrepare } from '../../lib/phases/prepare.ts';
+import { planTag } from '../../lib/phases/tag.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -102,6 +107,13 @@ describe('prepare → tag on examples/hello', () => {
     expect(tag.stderr).toContain("[dry-run] git merge -q --no-ff -s ours -m $'release: merge release 1.0.0 back to mainline");
     expect(tag.stderr).toContain('[dry-run] git checkout -q --detach 1.0.0');
     expect(await repoState(p)).toEqual(before);
+  });
+
+  it('the rendered plans are stable (golden)', async () => {
+    const p = await project();
+    const prepared = await planPrepare(await contextIn(p.dir, { extra: { date } }), gitAt(p.dir));
+    const tagged = await planTag(await contextIn(p.dir), gitAt(p.dir));
+    await expectGolden(`${renderPlan(prepared.plan)}\n${renderPlan(tagged.plan)}\n`, 'plans/prepare-and-tag-hello.txt');
   });
 
   it('--force-tag replaces an existing tag; without it the tag is refused', async () => {
