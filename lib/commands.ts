@@ -2,6 +2,8 @@
 import type { Context } from './context.ts';
 import { ReleaseError } from './errors.ts';
 import { build } from './phases/build.ts';
+import { prepare } from './phases/prepare.ts';
+import { tag } from './phases/tag.ts';
 import { upload } from './phases/upload.ts';
 
 export interface FlagDef {
@@ -35,6 +37,7 @@ export const globalFlags: FlagDef[] = [
 ];
 
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
+const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
 
 function notBuiltYet(name: string, issue: string): CommandDef['run'] {
   return async () => {
@@ -58,19 +61,19 @@ export const commands: CommandDef[] = [
     changes: 'git (local): writes rl-MAJOR.md and SUMMARY.md, removes the fragments, one commit',
     flags: [{ name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' }],
     needsVersion: true,
-    run: notBuiltYet('prepare', 'issue 3'),
+    run: (ctx) => prepare(ctx),
   },
   {
     name: 'tag',
     summary: 'make the release commit (official_release: true) and annotated tag VERSION, merge it back with -s ours',
     reads: 'releng.json, version.json, git state',
-    changes: 'git (local): a commit, tag VERSION, a merge commit on the branch; leaves HEAD detached at the tag',
+    changes: 'git (local): a commit, tag VERSION, a merge commit on the branch; leaves HEAD detached at the tag; writes release/tag.json',
     flags: [
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
-      noCheckGit,
+      noCheckGitTag,
     ],
     needsVersion: true,
-    run: notBuiltYet('tag', 'issue 3'),
+    run: (ctx) => tag(ctx),
   },
   {
     name: 'build',

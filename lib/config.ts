@@ -88,6 +88,34 @@ const releaseJobs = z.union([
   z.object({ file: nonEmpty, args: z.record(z.string(), z.string()).default({}) }).strict(),
 ]);
 
+const linkBase = z.string().url('expected an http(s):// URL');
+
+/** Where prepare finds fragments and writes notes, and the bases of the links it renders (issue 3). */
+const releaseNotes = z.object({
+  /** Fragments: `*.md` files with YAML front matter (dot-files ignored). */
+  fragmentsDir: nonEmpty.default('doc/manual/rl-next'),
+  /** `handle: {display_name?, forgejo?, github?}` for the credits line. */
+  changeAuthorsFile: nonEmpty.default('doc/manual/change-authors.yml'),
+  /** Where `rl-MAJOR.md` lives. */
+  notesDir: nonEmpty.default('doc/manual/src/release-notes'),
+  /** The manual's table of contents; a new rl-MAJOR.md gets a line after the marker. */
+  summaryFile: nonEmpty.default('doc/manual/src/SUMMARY.md'),
+  summaryMarker: nonEmpty.default('<!-- RELENG-AUTO-INSERTION-MARKER'),
+  /** URL prefixes; an id N links to `PREFIX/N`, a handle to `PROFILES/handle`. Unset ones are an error when a fragment needs them. */
+  links: z.object({
+    /** The project's own forge: bare numbers, `lix#N`, `fj#N`. */
+    forgeIssues: linkBase.optional(),
+    forgePulls: linkBase.optional(),
+    /** Upstream GitHub: `gh#N`, `nix#N`. */
+    githubIssues: linkBase.optional(),
+    githubPulls: linkBase.optional(),
+    /** Gerrit changes (`cls`), shown as `cl/N`. */
+    gerritChanges: linkBase.optional(),
+    forgeProfiles: linkBase.optional(),
+    githubProfiles: linkBase.default('https://github.com/'),
+  }).strict().default({ githubProfiles: 'https://github.com/' }),
+}).strict();
+
 export const configSchema = z.object({
   $schema: z.string().optional(),
   /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
@@ -102,7 +130,7 @@ export const configSchema = z.object({
   defaultProfile: nonEmpty,
   /** Branch that maintenance releases are compared against (for `latest`). */
   mainBranch: nonEmpty.default('main'),
-  releaseNotes: z.record(z.string(), z.unknown()).optional(),
+  releaseNotes: releaseNotes.default(() => releaseNotes.parse({})),
   channels: z.unknown().optional(),
   environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
     .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
@@ -117,6 +145,7 @@ export type Environment = z.infer<typeof environment>;
 export type DockerTarget = z.infer<typeof dockerTarget>;
 export type Profile = z.infer<typeof profile>;
 export type S3Settings = z.infer<typeof s3>;
+export type ReleaseNotesSettings = z.infer<typeof releaseNotes>;
 
 export interface LoadedConfig {
   config: Config;

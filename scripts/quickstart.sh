@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick start: a full release of examples/hello into the local environment (embedded S3,
+# The quick start: a full release of examples/hello (prepare → tag → build → upload) into the local environment (embedded S3,
 # local registry, bare git remote). The example is copied into a scratch git repository of its
 # own under .releng/quickstart/, so its tags and source tarball are the example's, not releng's.
 set -euo pipefail
@@ -21,7 +21,8 @@ git commit -q -m "hello: initial import"
 git remote add origin "$work/remote.git"
 git push -q origin main
 
-"$here/bin/releng" build --no-check-git "$@"
-"$here/bin/releng" upload --no-check-git "$@"
+# The whole flow on a clean repository: prepare (notes) → tag → build → upload.
+"$here/bin/releng" release "$@"
 echo
-echo "Released examples/hello into $work/hello/.releng/local (run '$here/bin/releng serve' in $work/hello to browse it)."
+echo "Released examples/hello $(git describe --tags) into $work/hello/.releng/local (run '$here/bin/releng serve' in $work/hello to browse it)."
+echo "Release notes: $work/hello/doc/manual/src/release-notes/; tag record: $work/hello/release/tag.json."

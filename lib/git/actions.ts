@@ -1,0 +1,122 @@
+// Local repository writes (prepare, tag, and the restore after a failed apply) as plain data,
+// executed only by apply.ts through a RepoWriter, so --dry-run prints exactly what would run.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import { run } from '../exec.ts';
+import { writeTagRecord } from '../tag-record.ts';
+
+/** Write a file of the repository (relative path), e.g. rl-MAJOR.md or version.json. */
+export interface FileWrite { kind: 'file.write'; path: string; content: string; reason: 'new' | 'changed' | 'restore' }
+/** Remove a file (restoring a repository: a file the failed run created). */
+export interface FileRemove { kind: 'file.remove'; path: string }
+export interface GitAdd { kind: 'git.add'; paths: string[] }
+export interface GitRm { kind: 'git.rm'; paths: string[] }
+/** `git commit -m MESSAGE [-- PATHS]`: with paths, only those are committed (other staged changes stay staged). */
+export interface GitCommit { kind: 'git.commit'; message: string; paths?: string[] }
+export interface GitTag { kind: 'git.tag'; name: string; message: string; force: boolean }
+/** `git checkout BRANCH`, `git checkout --detach [REF]`. */
+export interface GitCheckout { kind: 'git.checkout'; branch?: string; detach?: true; ref?: string }
+/** `git merge --no-ff -s STRATEGY -m MESSAGE REF`, or `git merge --quit` (forget a merge a failed run left behind). */
+export type GitMerge = { kind: 'git.merge'; ref: string; strategy: 'ours'; message: string } | { kind: 'git.merge'; quit: true };
+/** Point a ref at an object, or delete it (restore). */
+export interface GitUpdateRef { kind: 'git.update-ref'; ref: string; value: string | null }
+/** Make HEAD a symbolic ref to a branch again (restore). */
+export interface GitSymbolicRef { kind: 'git.symbolic-ref'; ref: 'HEAD'; target: string }
+/** `git reset -q -- PATHS`: index entries back to HEAD (restore). */
+export interface GitReset { kind: 'git.reset'; paths: string[] }
+/** Write release/tag.json (lib/tag-record.ts) once the tag and the merge exist: their SHAs are read then. */
+export interface TagRecordWrite { kind: 'tag.record'; file: string; version: string; branch: string }
+
+/** Every local repository write prepare and tag (and a restore) can plan. */
+export type RepoAction = FileWrite | FileRemove | GitAdd | GitRm | GitCommit | GitTag | GitCheckout | GitMerge | GitUpdateRef | GitSymbolicRef | GitReset | TagRecordWrite;
+
+/** The argument array of a git action (one source of truth for what runs and what dry-run prints). */
+export function gitArgs(a: Exclude<RepoAction, FileWrite | FileRemove | TagRecordWrite>): string[] {
+  switch (a.kind) {
+    case 'git.add': return ['add', '--', ...a.paths];
+    case 'git.rm': return ['rm', '-q', '--', ...a.paths];
+    case 'git.commit': return ['commit', '-q', '-m', a.message, ...(a.paths ? ['--', ...a.paths] : [])];
+    case 'git.tag': return ['tag', ...(a.force ? ['-f'] : []), '-a', a.name, '-m', a.message];
+    case 'git.checkout': return a.detach ? ['checkout', '-q', '--detach', ...(a.ref ? [a.ref] : [])] : ['checkout', '-q', a.branch!];
+    case 'git.merge': return 'quit' in a ? ['merge', '--quit'] : ['merge', '-q', '--no-ff', '-s', a.strategy, '-m', a.message, a.ref];
+    case 'git.update-ref': return a.value === null ? ['update-ref', '-d', a.ref] : ['update-ref', a.ref, a.value];
+    case 'git.symbolic-ref': return ['symbolic-ref', a.ref, a.target];
+    case 'git.reset': return ['reset', '-q', '--', ...a.paths];
+  }
+}
+
+/** Shell-style quoting for display; newlines as $'...\n...' so the line can be pasted into a shell. */
+export function shellQuote(arg: string): string {
+  if (/^[\w@%+=:,./^{}-]+$/.test(arg)) return arg;
+  if (arg.includes('\n')) return `$'${arg.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+const renderGit = (a: Parameters<typeof gitArgs>[0]) => ['git', ...gitArgs(a)].map(shellQuote).join(' ');
+
+/** One line per action for dry-run and logs: git actions as the exact command line. */
+export const repoRenderers = {
+  'file.write': (a: FileWrite) => `write ${a.path} (${a.reason}, ${Buffer.byteLength(a.content)} bytes)`,
+  'file.remove': (a: FileRemove) => `rm ${a.path}`,
+  'git.add': renderGit,
+  'git.rm': renderGit,
+  'git.commit': renderGit,
+  'git.tag': renderGit,
+  'git.checkout': renderGit,
+  'git.merge': renderGit,
+  'git.update-ref': renderGit,
+  'git.symbolic-ref': renderGit,
+  'git.reset': renderGit,
+  'tag.record': (a: TagRecordWrite) => `write ${a.file} (version ${a.version}, branch ${a.branch}, releaseCommit = ${a.version}^{commit}, mergeCommit = ${a.branch})`,
+};
+
+/** Writes to one local repository. The only place prepare/tag change files, the index or refs. */
+export interface RepoWriter {
+  readonly root: string;
+  git(args: string[]): Promise<string>;
+  writeFile(rel: string, content: string): Promise<void>;
+  removeFile(rel: string): Promise<void>;
+}
+
+/** The RepoWriter of a checkout: real git, real files. */
+export function repoWriter(root: string): RepoWriter {
+  return {
+    root,
+    git: async (args) => (await run('git', args, { cwd: root })).stdout.trim(),
+    async writeFile(rel, content) {
+      const abs = path.resolve(root, rel);
+      await mkdir(path.dirname(abs), { recursive: true });
+      await writeFile(abs, content);
+    },
+    removeFile: (rel) => rm(path.resolve(root, rel), { force: true }),
+  };
+}
+
+function writer(env: ApplyEnv): RepoWriter {
+  if (!env.writers.repo) throw new Error('internal: plan has repository actions but apply got no repository writer');
+  return env.writers.repo;
+}
+
+const viaGit = async (a: Parameters<typeof gitArgs>[0], env: ApplyEnv) => { await writer(env).git(gitArgs(a)); };
+
+/** How apply.ts executes each repository action (never retried: git writes are not idempotent). */
+export const repoHandlers: HandlerMap<RepoAction> = {
+  'file.write': (a, env) => writer(env).writeFile(a.path, a.content),
+  'file.remove': (a, env) => writer(env).removeFile(a.path),
+  'git.add': viaGit,
+  'git.rm': viaGit,
+  'git.commit': viaGit,
+  'git.tag': viaGit,
+  'git.checkout': viaGit,
+  'git.merge': viaGit,
+  'git.update-ref': viaGit,
+  'git.symbolic-ref': viaGit,
+  'git.reset': viaGit,
+  'tag.record': async (a, env) => {
+    const w = writer(env);
+    const releaseCommit = await w.git(['rev-parse', '--verify', `refs/tags/${a.version}^{commit}`]);
+    const mergeCommit = await w.git(['rev-parse', '--verify', `refs/heads/${a.branch}`]);
+    await writeTagRecord(w, a.file, { version: a.version, branch: a.branch, releaseCommit, mergeCommit });
+  },
+};
