@@ -54,7 +54,7 @@ export async function assembleNotes(root: string, settings: ReleaseNotesSettings
     else authors = parsed;
   }
   if (problems.length) throw notesError(problems);
-  const rendered = renderNotesBody(fragments, authors, settings.links, forgeWord);
+  const rendered = renderNotesBody(fragments, authors, settings.links, forgeWord, settings.referenceStyle);
   if (rendered.problems.length) throw notesError(rendered.problems);
   return { fragments, body: rendered.text };
 }

@@ -20,7 +20,7 @@ function need(links: Links, key: keyof Links, what: string): string {
  * One issue/PR reference as a Markdown link. The text is the id as written (a bare number becomes
  * `lix#N`-style with the forge prefix word), as Lix's format_link does: `[gh#123](https://github.com/NixOS/nix/pull/123)`.
  */
-export function formatReference(id: string, kind: 'issue' | 'pr', links: Links, forgeWord = 'lix'): string {
+export function formatReference(id: string, kind: 'issue' | 'pr', links: Links, forgeWord = 'lix', style: 'normalized' | 'as-written' = 'normalized'): string {
   const ident = /^\d+$/.test(id) ? `${forgeWord}#${id}` : id;
   const [prefix, num] = ident.split('#') as [string, string];
   const n = Number(num);
@@ -28,7 +28,9 @@ export function formatReference(id: string, kind: 'issue' | 'pr', links: Links, 
   const github = prefix === 'gh' || prefix === 'nix';
   if (!forge && !github) throw new Error(`unrecognized reference ${id}: use a number, fj#N or ${forgeWord}#N (the project's forge), gh#N or nix#N (GitHub)`);
   const key: keyof Links = forge ? (kind === 'issue' ? 'forgeIssues' : 'forgePulls') : (kind === 'issue' ? 'githubIssues' : 'githubPulls');
-  return `[${ident}](${join(need(links, key, `${kind === 'issue' ? 'issue' : 'PR'} ${id}`), n)})`;
+  // prior-art.md: fj#N is written FORGE#N and gh#N nix#N; `as-written` keeps Lix's current script's output.
+  const shown = style === 'as-written' ? ident : `${forge ? forgeWord : 'nix'}#${n}`;
+  return `[${shown}](${join(need(links, key, `${kind === 'issue' ? 'issue' : 'PR'} ${id}`), n)})`;
 }
 
 /** A Gerrit change: `[cl/N](GERRIT/N)`. */
@@ -62,7 +64,7 @@ export function formatAuthor(handle: string, authors: ChangeAuthors, links: Link
  * (significant first, then by file name), and a blank line after the category.
  * Unknown authors and unset link bases become problems naming the fragment's line.
  */
-export function renderNotesBody(fragments: Fragment[], authors: ChangeAuthors, links: Links, forgeWord = 'lix'): { text: string; problems: InputProblem[] } {
+export function renderNotesBody(fragments: Fragment[], authors: ChangeAuthors, links: Links, forgeWord = 'lix', style: 'normalized' | 'as-written' = 'normalized'): { text: string; problems: InputProblem[] } {
   const problems: InputProblem[] = [];
   let out = '';
   for (const category of categories) {
@@ -75,8 +77,8 @@ export function renderNotesBody(fragments: Fragment[], authors: ChangeAuthors, l
         try { return fn(); } catch (e) { problems.push(new InputProblem(f.file, f.keyLines[key], (e as Error).message)); return undefined; }
       };
       const links_ = [
-        ...f.issues.map((i) => attempt('issues', () => formatReference(i, 'issue', links, forgeWord))),
-        ...f.prs.map((p) => attempt('prs', () => formatReference(p, 'pr', links, forgeWord))),
+        ...f.issues.map((i) => attempt('issues', () => formatReference(i, 'issue', links, forgeWord, style))),
+        ...f.prs.map((p) => attempt('prs', () => formatReference(p, 'pr', links, forgeWord, style))),
         ...f.cls.map((c) => attempt('cls', () => formatChange(c, links))),
       ];
       const header = links_.length ? `${f.synopsis} ${links_.join(' ')}` : f.synopsis;

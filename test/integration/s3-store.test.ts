@@ -21,9 +21,9 @@ describe('S3 store on s3rver', () => {
     const out = createWriteStream(file);
     const chunk = randomBytes(1024 * 1024);
     for (let i = 0; i < MULTIPART_THRESHOLD / chunk.length + 3; i++) {
-      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
-    await new Promise((r) => out.end(r));
+    await new Promise<void>((r) => out.end(() => r()));
     const size = (await stat(file)).size;
     const sha256 = await sha256File(file);
     let progressed = 0;
