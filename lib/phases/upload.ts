@@ -12,7 +12,7 @@ import { emptyPlan, countByKind, planSize, type Plan } from '../actions.ts';
 import { apply } from '../apply.ts';
 import type { Writers } from '../apply-types.ts';
 import { readBuildResult, type BuildResult } from '../build-result.ts';
-import { confirmRelease } from '../confirm.ts';
+import { confirmationRequired, confirmRelease } from '../confirm.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
@@ -138,7 +138,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     phase = log.phase('planning upload');
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord });
     phase.succeed(`planned ${planSize(plan)} writes`);
-    await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: target.env.confirm ?? target.name !== 'local' });
+    await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
     const writers: Writers = { s3: target.s3, git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
