@@ -1,0 +1,193 @@
+// upload, complete (issue 4): the signed binary cache, fetched back by Nix over HTTP with the
+// environment's key as the only trusted key; the tag on the bare remote (git ls-remote); and
+// interrupting upload at every step, then re-running, completes it with no object PUT twice.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Writers } from '../../lib/apply-types.ts';
+import { loadConfig } from '../../lib/config.ts';
+import { makeContext } from '../../lib/context.ts';
+import { describeError } from '../../lib/errors.ts';
+import { startLocalS3 } from '../../lib/local/s3-server.ts';
+import { createLogger } from '../../lib/log.ts';
+import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
+import type { TagRecord } from '../../lib/tag-record.ts';
+import { loadVersion } from '../../lib/version.ts';
+import { releng } from '../helpers/cli.ts';
+import { scratchProject, type ScratchProject } from '../helpers/project.ts';
+import { tagLikeReleng } from '../helpers/tagged.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+/** Which write an injected failure hits: the Nth write matching `match`. */
+interface FailAt { step: string; n: number; match: (w: { op: 'put' | 'push'; bucket?: string; key?: string }) => boolean }
+
+/** Wraps the real writers; throws (before writing) at the Nth matching write. */
+function failingAt(f: FailAt) {
+  let seen = 0;
+  const hit = (w: Parameters<FailAt['match']>[0]) => f.match(w) && ++seen === f.n;
+  return (real: Writers): Writers => ({
+    s3: {
+      put: async (req) => { if (hit({ op: 'put', bucket: req.bucket, key: req.key })) throw new Error(`injected failure at ${req.key}`); return real.s3!.put(req); },
+      delete: (b, k) => real.s3!.delete(b, k),
+      copy: (a, b) => real.s3!.copy(a, b),
+    },
+    git: {
+      push: async (cwd, remote, refspecs, opts) => { if (hit({ op: 'push' })) throw new Error('injected failure at git push'); return real.git!.push(cwd, remote, refspecs, opts); },
+    },
+  });
+}
+
+describe('upload of the signed cache and the git push (examples/hello, local environment)', () => {
+  let p: ScratchProject;
+  let record: TagRecord;
+  let logDir: string;
+  let initialCommit: string;
+  let publicKey: string;
+  let result: any;
+
+  const requestLines = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  const putKeys = async (file: string) => (await requestLines(file)).filter((l) => l.startsWith('PUT ')).map((l) => l.slice(4).replace(/\?.*$/, ''));
+  const lsRemote = () => execFileSync('git', ['ls-remote', p.remote], { encoding: 'utf8' });
+
+  async function uploadInProcess(requestLog: string, fail?: FailAt): Promise<UploadSummary> {
+    process.env.RELENG_S3_REQUEST_LOG = requestLog;
+    const loaded = await loadConfig(path.join(p.dir, 'releng.json'));
+    const version = await loadVersion(loaded.root, loaded.config.versionFile);
+    const ctx = makeContext(loaded, version, { dryRun: false, json: false, noconfirm: false, verbose: false, noCheckGit: false, extra: {} }, createLogger({ quiet: true }));
+    try {
+      return await upload(ctx, fail ? { wrapWriters: failingAt(fail) } : {});
+    } finally {
+      delete process.env.RELENG_S3_REQUEST_LOG;
+    }
+  }
+
+  /** Empties the local buckets and the bare remote (keeps the build, the staged cache and the key). */
+  async function resetPublished() {
+    await rm(path.join(p.dir, '.releng/local/s3'), { recursive: true, force: true });
+    await rm(p.remote, { recursive: true, force: true });
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', p.remote]);
+    p.git('push', '-q', 'origin', `${initialCommit}:refs/heads/main`);
+  }
+
+  beforeAll(async () => {
+    requireTool('nix-build', 'nix-bin');
+    requireTool('git', 'git');
+    p = await scratchProject();
+    initialCommit = p.git('rev-parse', 'HEAD');
+    p.git('push', '-q', 'origin', 'main');
+    record = await tagLikeReleng(p);
+    logDir = await mkdtemp(path.join(os.tmpdir(), 'releng-log-'));
+    const r = await releng(['build', '--json'], { cwd: p.dir });
+    expect(r.code, r.stderr).toBe(0);
+    result = JSON.parse(r.stdout).result;
+  });
+  afterAll(async () => {
+    await p?.cleanup();
+    if (logDir) await rm(logDir, { recursive: true, force: true });
+  });
+
+  it('--dry-run stages the cache locally, prints the cache and git writes, and writes nothing', async () => {
+    const log = path.join(logDir, 'dry.log');
+    const r = await releng(['upload', '--dry-run'], { cwd: p.dir, env: { RELENG_S3_REQUEST_LOG: log } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('generated the local cache signing key .releng/local/cache-signing.key');
+    publicKey = (await readFile(path.join(p.dir, '.releng/local/cache-signing.key.pub'), 'utf8')).trim();
+    expect(publicKey).toMatch(/^hello-local-1:[A-Za-z0-9+/]{43}=$/);
+    expect(r.stderr).toContain(`public key (trusted-public-keys): ${publicKey}`);
+    expect(r.stderr).toMatch(/\[dry-run\] s3 put s3:\/\/local-cache\/nar\/[0-9a-z]{52}\.nar\.zst \(application\/x-nix-nar/);
+    expect(r.stderr).toContain('cache narinfos, level 0 of');
+    expect(r.stderr).toContain('[dry-run] git push --atomic ../remote.git main:refs/heads/main 1.0.0:refs/tags/1.0.0');
+    const lines = await requestLines(log);
+    expect(lines.some((l) => /^(GET|HEAD) /.test(l))).toBe(true);
+    expect(lines.filter((l) => /^(PUT|POST|DELETE) /.test(l))).toEqual([]);
+    expect(lsRemote()).not.toContain('refs/tags/1.0.0');
+  });
+
+  let baseline: string[];
+  it('upload puts the cache (every narinfo after its NAR), the release, the docs, then pushes branch and tag', async () => {
+    const log = path.join(logDir, 'full.log');
+    const summary = await uploadInProcess(log);
+    expect(summary.cachePublicKey).toBe(publicKey);
+    expect(summary.gitRemote).toBe('../remote.git');
+    baseline = await putKeys(log);
+    expect(new Set(baseline).size).toBe(baseline.length);
+    const firstOf = (re: RegExp) => baseline.findIndex((k) => re.test(k));
+    const lastOf = (re: RegExp) => baseline.length - 1 - [...baseline].reverse().findIndex((k) => re.test(k));
+    // cache NARs → narinfos → release files → root manifest → docs.
+    expect(lastOf(/^\/local-cache\/nar\//)).toBeLessThan(firstOf(/\.narinfo$/));
+    expect(lastOf(/\.narinfo$/)).toBeLessThan(firstOf(/^\/local-releases\//));
+    expect(lastOf(/^\/local-releases\/hello\//)).toBeLessThan(firstOf(/^\/local-releases\/manifest\.nix$/));
+    expect(lastOf(/^\/local-releases\//)).toBeLessThan(firstOf(/^\/local-docs\//));
+    expect(lsRemote()).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
+    expect(lsRemote()).toContain(`${record.mergeCommit}\trefs/heads/main`);
+  });
+
+  it('Nix fetches the release closure back over HTTP with only the environment key trusted; another key is refused', async () => {
+    const s3 = await startLocalS3({ dir: path.join(p.dir, '.releng/local/s3') });
+    const stores = await mkdtemp(path.join(os.tmpdir(), 'releng-stores-'));
+    try {
+      const build = result.manifest['x86_64-linux'];
+      const fetch = (store: string, key: string) => execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', path.join(stores, store),
+        '--option', 'trusted-public-keys', key, build], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      fetch('good', publicKey);
+      expect(execFileSync(path.join(stores, 'good', build, 'bin/hello'), { encoding: 'utf8' })).toContain('hello 1.0.0, x86_64-linux');
+      // Every derivation too (nix copy --derivation put their closures in).
+      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', path.join(stores, 'good'), '--option', 'trusted-public-keys', publicKey,
+        '--derivation', ...result.drvs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const other = execFileSync('nix', ['key', 'convert-secret-to-public'], {
+        input: execFileSync('nix', ['key', 'generate-secret', '--key-name', 'someone-else-1']), encoding: 'utf8',
+      }).trim();
+      let refused = '';
+      try { fetch('bad', other); } catch (e: any) { refused = String(e.stderr); }
+      expect(refused).toContain('lacks a valid signature');
+    } finally {
+      await s3.stop();
+      await rm(stores, { recursive: true, force: true });
+    }
+  });
+
+  it('a second upload makes no PUT and skips the git push with its reasons', async () => {
+    const log = path.join(logDir, 'again.log');
+    const summary = await uploadInProcess(log);
+    expect(await putKeys(log)).toEqual([]);
+    expect(summary.applied).toEqual({});
+  });
+
+  const inCache = (w: { bucket?: string }) => w.bucket === 'local-cache';
+  const scenarios: FailAt[] = [
+    { step: 'cache NARs and listings', n: 3, match: (w) => inCache(w) && !!w.key?.startsWith('nar/') },
+    { step: 'cache narinfos, level 0', n: 2, match: (w) => inCache(w) && !!w.key?.endsWith('.narinfo') },
+    // The 12th of 15 narinfos: in a later level (the closure of hello is three levels deep).
+    { step: 'cache narinfos, level', n: 12, match: (w) => inCache(w) && !!w.key?.endsWith('.narinfo') },
+    { step: 'release files', n: 5, match: (w) => w.bucket === 'local-releases' && !!w.key?.startsWith('hello/') },
+    { step: 'root manifest.nix', n: 1, match: (w) => w.bucket === 'local-releases' && w.key === 'manifest.nix' },
+    { step: 'manual to', n: 2, match: (w) => w.bucket === 'local-docs' },
+    { step: 'git push', n: 1, match: (w) => w.op === 'push' },
+  ];
+
+  for (const s of scenarios) {
+    it(`interrupted in "${s.step}", a re-run completes the release with no object PUT twice`, async () => {
+      await resetPublished();
+      const log = path.join(logDir, `interrupt-${s.step.replace(/\W+/g, '-')}.log`);
+      let message = '';
+      try { await uploadInProcess(log, s); } catch (e) { message = describeError(e); }
+      expect(message).toContain(`${s.step}`);
+      expect(message).toContain('failed at:');
+      expect(message).toContain('injected failure');
+      expect(message).toContain('re-run `releng upload`');
+      const before = await putKeys(log);
+      expect(before.length).toBeLessThanOrEqual(baseline.length);
+      if (s.step !== 'cache NARs and listings') expect(message).toContain('done before it: cache NARs and listings');
+      expect(lsRemote()).not.toContain('refs/tags/1.0.0');
+
+      await uploadInProcess(log);
+      const all = await putKeys(log);
+      const twice = all.filter((k, i) => all.indexOf(k) !== i);
+      expect(twice, 'objects PUT twice').toEqual([]);
+      expect(new Set(all)).toEqual(new Set(baseline));
+      expect(lsRemote()).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
+    });
+  }
+});
