@@ -99,36 +99,6 @@ describe('credentials command, signing key and confirmation of a shared environm
     expectNoSecret(r);
   });
 
-  it('JSON without the configured fields: an error naming them, without the secret', async () => {
-    await useStaging(await credentialsScript('no-id.sh', `{"key_id":"S3RVER","secret_key":"${SECRET}"}`));
-    const r = await releng(['upload', '--environment', 'staging', '--no-check-git', '--noconfirm', '--json'], { cwd: p.dir });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('printed JSON without string fields "id" and "secret_key"');
-    expectNoSecret(r);
-  });
-
-  it('a credentials command that prints no JSON, or fails: an error naming the command, without its output', async () => {
-    await useStaging(await credentialsScript('not-json.sh', `id=S3RVER secret=${SECRET}`));
-    let r = await releng(['upload', '--environment', 'staging', '--no-check-git', '--noconfirm', '--json'], { cwd: p.dir });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('did not print JSON');
-    expectNoSecret(r);
-    await useStaging(await credentialsScript('fails.sh', `{"id":"S3RVER","secret_key":"${SECRET}"}`, 3));
-    r = await releng(['upload', '--environment', 'staging', '--no-check-git', '--noconfirm', '--json'], { cwd: p.dir });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('command failed (exit 3)');
-    expectNoSecret(r);
-  });
-
-  it('a missing signing key of a shared environment is an error naming the config field', async () => {
-    await useStaging(await credentialsScript('ok.sh', `{"id":"S3RVER","secret_key":"${SECRET}"}`));
-    await p.editConfig((c) => { c.environments.staging.cache.signingKeyFile = 'keys/missing.key'; });
-    const r = await releng(['upload', '--environment', 'staging', '--no-check-git', '--noconfirm'], { cwd: p.dir });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('(environments.staging.cache.signingKeyFile) does not exist');
-    expectNoSecret(r);
-  });
-
   it('release under CI refuses before any phase without --noconfirm; with it, the phases start', async () => {
     await useStaging(await credentialsScript('ok.sh', `{"id":"S3RVER","secret_key":"${SECRET}"}`));
     let r = await releng(['release', '--environment', 'staging'], { cwd: p.dir });
