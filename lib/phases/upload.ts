@@ -7,6 +7,7 @@
 //   5. git push       (branch and tag, last: the tag on the remote says "released"; lib/git/push.ts)
 // A store path is in the cache before any manifest points at it, and the tag is pushed only
 // once everything it announces is published.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { emptyPlan, countByKind, planSize, type Plan } from '../actions.ts';
 import { apply } from '../apply.ts';
@@ -59,7 +60,17 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   if (!cache || !inputs.signingKey) return { steps: [], skipped: [{ what: 'binary cache', reason: `environment "${target.name}" has no cache settings (environments.${target.name}.cache)` }] };
   const stagingDir = path.join(ctx.releaseDir, 'cache', target.name);
   const { result } = inputs;
+  // Nix skips paths the staging cache already has, so narinfos signed by an older key would stay:
+  // a marker records the key the staged files are signed with, and a new key restages from scratch.
+  const marker = path.join(stagingDir, '.releng-signed-by');
+  const signedBy = await readFile(marker, 'utf8').catch(() => undefined);
+  if (signedBy !== undefined && signedBy.trim() !== inputs.signingKey.publicKey) {
+    ctx.log.info(`the staged cache was signed with ${signedBy.trim()}; restaging it with ${inputs.signingKey.publicKey}`);
+    await rm(stagingDir, { recursive: true, force: true });
+  }
   const phase = ctx.log.phase(`staging the signed binary cache in ${path.relative(ctx.root, stagingDir)} (local)`);
+  await mkdir(stagingDir, { recursive: true });
+  await writeFile(marker, inputs.signingKey.publicKey + '\n');
   await stageCache({ dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), drvs: result.drvs, outPaths: result.outPaths });
   const paths = await closureOf([...result.drvs, ...result.outPaths]);
   phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);

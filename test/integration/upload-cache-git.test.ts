@@ -148,7 +148,7 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     }
   });
 
-  it('a second upload makes no PUT and skips the git push with its reasons', async () => {
+  it('a second upload makes no PUT and no git push', async () => {
     const log = path.join(logDir, 'again.log');
     const summary = await uploadInProcess(log);
     expect(await putKeys(log)).toEqual([]);
@@ -190,4 +190,20 @@ describe('upload of the signed cache and the git push (examples/hello, local env
       expect(lsRemote()).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
     });
   }
+
+  it('a new signing key restages the cache, and Nix accepts the paths with the new key', async () => {
+    await rm(path.join(p.dir, '.releng/local/cache-signing.key'));
+    await resetPublished();
+    const summary = await uploadInProcess(path.join(logDir, 'rotated.log'));
+    expect(summary.cachePublicKey).not.toBe(publicKey);
+    const s3 = await startLocalS3({ dir: path.join(p.dir, '.releng/local/s3') });
+    const store = await mkdtemp(path.join(os.tmpdir(), 'releng-store-'));
+    try {
+      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', store, '--option', 'trusted-public-keys', summary.cachePublicKey!,
+        result.manifest['x86_64-linux']], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } finally {
+      await s3.stop();
+      await rm(store, { recursive: true, force: true });
+    }
+  });
 });
