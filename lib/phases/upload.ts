@@ -166,7 +166,9 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const gitPush = plan.steps.flatMap((s) => s.actions).find((a): a is GitPush => a.kind === 'git.push');
     if (!flags.dryRun) {
       log.info(`released ${result.project} ${result.version} to ${target.name}: ${releasesUrl}`);
-      if (signingKey) log.info(`binary cache: ${cacheUrl} (trusted-public-keys = ${signingKey.publicKey})`);
+      // The embedded server stops with this run: name the URL `releng serve` (port 4566) gives it.
+      const shownCacheUrl = target.embeddedS3 ? `http://127.0.0.1:4566/${target.cache.bucket} (while \`releng serve\` runs)` : cacheUrl;
+      if (signingKey) log.info(`binary cache: ${shownCacheUrl}; trusted-public-keys = ${signingKey.publicKey}`);
       if (target.embeddedS3) {
         log.info(`local S3 data: ${target.embeddedS3.dir}`);
         log.info(`browse it: releng serve (from ${ctx.root}), then e.g. curl http://127.0.0.1:PORT/${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/SHA256SUMS`);
