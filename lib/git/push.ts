@@ -22,7 +22,7 @@ export interface GitPush {
   gerrit: boolean;
 }
 
-export type GitAction = GitPush;
+export type GitPushAction = GitPush;
 
 /** What apply may do with git remotes. */
 export interface GitWriter {
@@ -40,11 +40,11 @@ export function renderGitPush(a: GitPush): string {
   return `git push ${a.atomic ? '--atomic ' : ''}${a.remote} ${a.refspecs.join(' ')}`;
 }
 
-export const gitRenderers = { 'git.push': renderGitPush };
+export const gitPushRenderers = { 'git.push': renderGitPush };
 
 const noAtomicSupport = /does not support --atomic|atomic push.*not supported/i;
 
-export const gitHandlers: HandlerMap<GitAction> = {
+export const gitPushHandlers: HandlerMap<GitPushAction> = {
   async 'git.push'(a: GitPush, env: ApplyEnv) {
     const writer = env.writers.git;
     if (!writer) throw new Error('internal: plan has git actions but apply got no git writer');

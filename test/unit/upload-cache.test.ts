@@ -9,7 +9,7 @@ import type { BucketRef } from '../../lib/environment.ts';
 import type { S3Put } from '../../lib/s3/actions.ts';
 import type { S3Reader } from '../../lib/s3/store.ts';
 import { planCache } from '../../lib/upload/cache.ts';
-import { parseNarInfo } from '../../lib/nix/cache.ts';
+import { parseNarInfo, stagingStoreUrl } from '../../lib/nix/cache.ts';
 
 /** A read-only bucket held in memory (an adapter, not a mock: planners take any S3Reader). */
 function memoryBucket(objects: Record<string, string>): S3Reader & { listings: number } {
@@ -132,5 +132,12 @@ describe('parseNarInfo', () => {
     expect(info).toEqual({ storePath: paths.app, url: 'nar/x.nar.zst', fileSize: 12, references: [paths.lib] });
     expect(parseNarInfo(`StorePath: ${paths.base}\nURL: u\nFileSize: 1\nReferences: \n`, 't').references).toEqual([]);
     expect(() => parseNarInfo('StorePath: x\nReferences: \n', 'file.narinfo')).toThrow('file.narinfo: narinfo has no URL field');
+  });
+});
+
+describe('stagingStoreUrl', () => {
+  it('passes compression, the key file and the environment\'s store options to Nix', () => {
+    expect(stagingStoreUrl('/p/release/cache/staging', { signingKeyFile: 'k', compression: 'zstd', storeOptions: { 'write-nar-listing': 'true', 'ls-compression': 'zstd' } }, '/p/keys/staging.key'))
+      .toBe('file:///p/release/cache/staging?compression=zstd&secret-key=/p/keys/staging.key&write-nar-listing=true&ls-compression=zstd');
   });
 });
