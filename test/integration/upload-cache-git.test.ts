@@ -1,6 +1,7 @@
 // upload, complete (issue 4): the signed binary cache, fetched back by Nix over HTTP with the
 // environment's key as the only trusted key; the tag on the bare remote (git ls-remote); and
 // interrupting upload at every step, then re-running, completes it with no object PUT twice.
+// The local environment points at one s3rver for the whole file (counted by its request log).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,15 +11,19 @@ import type { Writers } from '../../lib/apply-types.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { makeContext } from '../../lib/context.ts';
 import { describeError } from '../../lib/errors.ts';
-import { startLocalS3 } from '../../lib/local/s3-server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
 import type { TagRecord } from '../../lib/tag-record.ts';
 import { loadVersion } from '../../lib/version.ts';
 import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
+import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 import { requireTool } from '../helpers/tools.ts';
+
+const buckets = ['local-releases', 'local-cache', 'local-docs'];
+/** Nix remembers narinfos per cache URL (~/.cache/nix): make every fetch ask the server, as a new user's would. */
+const fresh = ['--option', 'narinfo-cache-positive-ttl', '0', '--option', 'narinfo-cache-negative-ttl', '0'];
 
 /** Which write an injected failure hits: the Nth write matching `match`. */
 interface FailAt { step: string; n: number; match: (w: { op: 'put' | 'push'; bucket?: string; key?: string }) => boolean }
@@ -41,31 +46,26 @@ function failingAt(f: FailAt) {
 
 describe('upload of the signed cache and the git push (examples/hello, local environment)', () => {
   let p: ScratchProject;
+  let s3: TestS3;
   let record: TagRecord;
-  let logDir: string;
   let initialCommit: string;
   let publicKey: string;
   let result: any;
 
-  const requestLines = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  const putKeys = async (file: string) => (await requestLines(file)).filter((l) => l.startsWith('PUT ')).map((l) => l.slice(4).replace(/\?.*$/, ''));
+  const putKeys = async () => (await s3.requests()).filter((l) => l.startsWith('PUT ')).map((l) => l.slice(4).replace(/\?.*$/, ''));
   const lsRemote = () => execFileSync('git', ['ls-remote', p.remote], { encoding: 'utf8' });
 
-  async function uploadInProcess(requestLog: string, fail?: FailAt): Promise<UploadSummary> {
-    process.env.RELENG_S3_REQUEST_LOG = requestLog;
+  async function uploadInProcess(fail?: FailAt): Promise<UploadSummary> {
     const loaded = await loadConfig(path.join(p.dir, 'releng.json'));
     const version = await loadVersion(loaded.root, loaded.config.versionFile);
     const ctx = makeContext(loaded, version, { dryRun: false, json: false, noconfirm: false, verbose: false, noCheckGit: false, extra: {} }, createLogger({ quiet: true }));
-    try {
-      return await upload(ctx, fail ? { wrapWriters: failingAt(fail) } : {});
-    } finally {
-      delete process.env.RELENG_S3_REQUEST_LOG;
-    }
+    return upload(ctx, fail ? { wrapWriters: failingAt(fail) } : {});
   }
 
-  /** Empties the local buckets and the bare remote (keeps the build, the staged cache and the key). */
+  /** Empties the buckets and the bare remote (keeps the build, the staged cache and the key), and the request log. */
   async function resetPublished() {
-    await rm(path.join(p.dir, '.releng/local/s3'), { recursive: true, force: true });
+    for (const b of buckets) for (const o of await s3.store.list(b, '')) await s3.store.delete(b, o.key);
+    await s3.resetLog();
     await rm(p.remote, { recursive: true, force: true });
     execFileSync('git', ['init', '-q', '--bare', '-b', 'main', p.remote]);
     p.git('push', '-q', 'origin', `${initialCommit}:refs/heads/main`);
@@ -74,23 +74,26 @@ describe('upload of the signed cache and the git push (examples/hello, local env
   beforeAll(async () => {
     requireTool('nix-build', 'nix-bin');
     requireTool('git', 'git');
+    // One S3 server for the file (the local environment would start one per upload run).
+    s3 = await startTestS3(buckets);
     p = await scratchProject();
+    await p.editConfig((c) => { c.environments.local.s3.endpoint = s3.endpoint; });
+    p.git('commit', '-q', '-am', 'local environment: the test S3 server');
     initialCommit = p.git('rev-parse', 'HEAD');
     p.git('push', '-q', 'origin', 'main');
     record = await tagLikeReleng(p);
-    logDir = await mkdtemp(path.join(os.tmpdir(), 'releng-log-'));
     const r = await releng(['build', '--json'], { cwd: p.dir });
     expect(r.code, r.stderr).toBe(0);
     result = JSON.parse(r.stdout).result;
   });
   afterAll(async () => {
+    await s3?.stop();
     await p?.cleanup();
-    if (logDir) await rm(logDir, { recursive: true, force: true });
   });
 
   it('--dry-run stages the cache locally, prints the cache and git writes, and writes nothing', async () => {
-    const log = path.join(logDir, 'dry.log');
-    const r = await releng(['upload', '--dry-run'], { cwd: p.dir, env: { RELENG_S3_REQUEST_LOG: log } });
+    await s3.resetLog();
+    const r = await releng(['upload', '--dry-run'], { cwd: p.dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('generated the local cache signing key .releng/local/cache-signing.key');
     publicKey = (await readFile(path.join(p.dir, '.releng/local/cache-signing.key.pub'), 'utf8')).trim();
@@ -99,7 +102,7 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     expect(r.stderr).toMatch(/\[dry-run\] s3 put s3:\/\/local-cache\/nar\/[0-9a-z]{52}\.nar\.zst \(application\/x-nix-nar/);
     expect(r.stderr).toContain('cache narinfos, level 0 of');
     expect(r.stderr).toContain('[dry-run] git push --atomic ../remote.git main:refs/heads/main 1.0.0:refs/tags/1.0.0');
-    const lines = await requestLines(log);
+    const lines = await s3.requests();
     expect(lines.some((l) => /^(GET|HEAD) /.test(l))).toBe(true);
     expect(lines.filter((l) => /^(PUT|POST|DELETE) /.test(l))).toEqual([]);
     expect(lsRemote()).not.toContain('refs/tags/1.0.0');
@@ -107,11 +110,11 @@ describe('upload of the signed cache and the git push (examples/hello, local env
 
   let baseline: string[];
   it('upload puts the cache (every narinfo after its NAR), the release, the docs, then pushes branch and tag', async () => {
-    const log = path.join(logDir, 'full.log');
-    const summary = await uploadInProcess(log);
+    await s3.resetLog();
+    const summary = await uploadInProcess();
     expect(summary.cachePublicKey).toBe(publicKey);
     expect(summary.gitRemote).toBe('../remote.git');
-    baseline = await putKeys(log);
+    baseline = await putKeys();
     expect(new Set(baseline).size).toBe(baseline.length);
     const firstOf = (re: RegExp) => baseline.findIndex((k) => re.test(k));
     const lastOf = (re: RegExp) => baseline.length - 1 - [...baseline].reverse().findIndex((k) => re.test(k));
@@ -125,16 +128,15 @@ describe('upload of the signed cache and the git push (examples/hello, local env
   });
 
   it('Nix fetches the release closure back over HTTP with only the environment key trusted; another key is refused', async () => {
-    const s3 = await startLocalS3({ dir: path.join(p.dir, '.releng/local/s3') });
     const stores = await mkdtemp(path.join(os.tmpdir(), 'releng-stores-'));
     try {
       const build = result.manifest['x86_64-linux'];
       const fetch = (store: string, key: string) => execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', path.join(stores, store),
-        '--option', 'trusted-public-keys', key, build], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        '--option', 'trusted-public-keys', key, ...fresh, build], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       fetch('good', publicKey);
       expect(execFileSync(path.join(stores, 'good', build, 'bin/hello'), { encoding: 'utf8' })).toContain('hello 1.0.0, x86_64-linux');
       // Every derivation too (nix copy --derivation put their closures in).
-      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', path.join(stores, 'good'), '--option', 'trusted-public-keys', publicKey,
+      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', path.join(stores, 'good'), '--option', 'trusted-public-keys', publicKey, ...fresh,
         '--derivation', ...result.drvs], { stdio: ['ignore', 'pipe', 'pipe'] });
       const other = execFileSync('nix', ['key', 'convert-secret-to-public'], {
         input: execFileSync('nix', ['key', 'generate-secret', '--key-name', 'someone-else-1']), encoding: 'utf8',
@@ -143,15 +145,14 @@ describe('upload of the signed cache and the git push (examples/hello, local env
       try { fetch('bad', other); } catch (e: any) { refused = String(e.stderr); }
       expect(refused).toContain('lacks a valid signature');
     } finally {
-      await s3.stop();
       await rm(stores, { recursive: true, force: true });
     }
   });
 
   it('a second upload makes no PUT and no git push', async () => {
-    const log = path.join(logDir, 'again.log');
-    const summary = await uploadInProcess(log);
-    expect(await putKeys(log)).toEqual([]);
+    await s3.resetLog();
+    const summary = await uploadInProcess();
+    expect(await putKeys()).toEqual([]);
     expect(summary.applied).toEqual({});
   });
 
@@ -170,20 +171,19 @@ describe('upload of the signed cache and the git push (examples/hello, local env
   for (const s of scenarios) {
     it(`interrupted in "${s.step}", a re-run completes the release with no object PUT twice`, async () => {
       await resetPublished();
-      const log = path.join(logDir, `interrupt-${s.step.replace(/\W+/g, '-')}.log`);
       let message = '';
-      try { await uploadInProcess(log, s); } catch (e) { message = describeError(e); }
+      try { await uploadInProcess(s); } catch (e) { message = describeError(e); }
       expect(message).toContain(`${s.step}`);
       expect(message).toContain('failed at:');
       expect(message).toContain('injected failure');
       expect(message).toContain('re-run `releng upload`');
-      const before = await putKeys(log);
+      const before = await putKeys();
       expect(before.length).toBeLessThanOrEqual(baseline.length);
       if (s.step !== 'cache NARs and listings') expect(message).toContain('done before it: cache NARs and listings');
       expect(lsRemote()).not.toContain('refs/tags/1.0.0');
 
-      await uploadInProcess(log);
-      const all = await putKeys(log);
+      await uploadInProcess();
+      const all = await putKeys();
       const twice = all.filter((k, i) => all.indexOf(k) !== i);
       expect(twice, 'objects PUT twice').toEqual([]);
       expect(new Set(all)).toEqual(new Set(baseline));
@@ -194,15 +194,13 @@ describe('upload of the signed cache and the git push (examples/hello, local env
   it('a new signing key restages the cache, and Nix accepts the paths with the new key', async () => {
     await rm(path.join(p.dir, '.releng/local/cache-signing.key'));
     await resetPublished();
-    const summary = await uploadInProcess(path.join(logDir, 'rotated.log'));
+    const summary = await uploadInProcess();
     expect(summary.cachePublicKey).not.toBe(publicKey);
-    const s3 = await startLocalS3({ dir: path.join(p.dir, '.releng/local/s3') });
     const store = await mkdtemp(path.join(os.tmpdir(), 'releng-store-'));
     try {
-      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', store, '--option', 'trusted-public-keys', summary.cachePublicKey!,
+      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', store, '--option', 'trusted-public-keys', summary.cachePublicKey!, ...fresh,
         result.manifest['x86_64-linux']], { stdio: ['ignore', 'pipe', 'pipe'] });
     } finally {
-      await s3.stop();
       await rm(store, { recursive: true, force: true });
     }
   });
