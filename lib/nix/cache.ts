@@ -61,15 +61,24 @@ export function stagingStoreUrl(dir: string, cache: NonNullable<Environment['cac
 /** Copies the closures of the derivations (as derivations) and of the outputs into the staging cache. Local write only. */
 export async function stageCache(opts: { dir: string; url: string; drvs: string[]; outPaths: string[] }): Promise<void> {
   await mkdir(opts.dir, { recursive: true });
-  // Two calls: `--derivation` makes .drv arguments mean the derivation files, not their outputs.
-  if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', ...opts.drvs]);
-  if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, ...opts.outPaths]);
+  try {
+    // Two calls: `--derivation` makes .drv arguments mean the derivation files, not their outputs.
+    if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', ...opts.drvs]);
+    if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, ...opts.outPaths]);
+  } catch (e) {
+    throw new ReleaseError(`staging the binary cache in ${opts.dir} failed: ${(e as Error).message}`, notInStoreHint, { cause: e });
+  }
 }
+
+const notInStoreHint = 'the cache is staged from the local Nix store: run upload where `releng build` ran (release/gcroots keeps the outputs alive), or run `releng build` again';
 
 /** Every store path in the closures of `paths` (for .drv files: the derivation closure, as `nix copy --derivation`). */
 export async function closureOf(paths: string[]): Promise<string[]> {
   if (paths.length === 0) return [];
-  const out = (await run('nix-store', ['--query', '--requisites', ...paths])).stdout;
+  let out: string;
+  try { out = (await run('nix-store', ['--query', '--requisites', ...paths])).stdout; } catch (e) {
+    throw new ReleaseError(`cannot compute the closure of build-result.json's drvs and outPaths: ${(e as Error).message}`, notInStoreHint, { cause: e });
+  }
   return [...new Set(out.split('\n').filter(Boolean))].sort();
 }
 
