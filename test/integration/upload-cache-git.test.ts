@@ -7,12 +7,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apply } from '../../lib/apply.ts';
 import type { Writers } from '../../lib/apply-types.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { makeContext } from '../../lib/context.ts';
 import { describeError } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/log.ts';
 import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
+import { planCache } from '../../lib/upload/cache.ts';
 import type { TagRecord } from '../../lib/tag-record.ts';
 import { loadVersion } from '../../lib/version.ts';
 import { releng } from '../helpers/cli.ts';
@@ -21,7 +23,7 @@ import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 import { requireTool } from '../helpers/tools.ts';
 
-const buckets = ['local-releases', 'local-cache', 'local-docs'];
+const buckets = ['local-releases', 'local-cache', 'local-docs', 'compressed-cache'];
 /** Nix remembers narinfos per cache URL (~/.cache/nix): make every fetch ask the server, as a new user's would. */
 const fresh = ['--option', 'narinfo-cache-positive-ttl', '0', '--option', 'narinfo-cache-negative-ttl', '0'];
 
@@ -74,6 +76,7 @@ describe('upload of the signed cache and the git push (examples/hello, local env
   beforeAll(async () => {
     requireTool('nix-build', 'nix-bin');
     requireTool('git', 'git');
+    requireTool('zstd', 'zstd');
     // One S3 server for the file (the local environment would start one per upload run).
     s3 = await startTestS3(buckets);
     p = await scratchProject();
@@ -201,6 +204,29 @@ describe('upload of the signed cache and the git push (examples/hello, local env
       execFileSync('nix', ['copy', '--from', `${s3.endpoint}/local-cache`, '--to', store, '--option', 'trusted-public-keys', summary.cachePublicKey!, ...fresh,
         result.manifest['x86_64-linux']], { stdio: ['ignore', 'pipe', 'pipe'] });
     } finally {
+      await rm(store, { recursive: true, force: true });
+    }
+  });
+
+  it('a narinfo compressed by a newer Nix (narinfo-compression=zstd) is served with Content-Encoding zstd, and Nix reads it', async () => {
+    // Nix 2.8 ignores narinfo-compression, so compress the staged narinfo as newer Nix writes it.
+    const staging = await mkdtemp(path.join(os.tmpdir(), 'releng-zstd-cache-'));
+    const store = await mkdtemp(path.join(os.tmpdir(), 'releng-store-'));
+    try {
+      const build: string = result.manifest['x86_64-linux'];
+      const key = path.join(p.dir, '.releng/local/cache-signing.key');
+      execFileSync('nix', ['copy', '--to', `file://${staging}?compression=zstd&secret-key=${key}`, build]);
+      const narinfo = path.join(staging, `${path.basename(build).slice(0, 32)}.narinfo`);
+      execFileSync('zstd', ['-q', '-f', narinfo, '-o', `${narinfo}.zst`]);
+      execFileSync('mv', [`${narinfo}.zst`, narinfo]);
+      const plan = await planCache(s3.store, { bucket: 'compressed-cache', prefix: '', url: 's3://compressed-cache' }, { stagingDir: staging, paths: [build], narinfoCompression: 'zstd' });
+      await apply(plan, { log: createLogger({ quiet: true }), dryRun: false, writers: { s3: s3.store } });
+      const res = await fetch(`${s3.endpoint}/compressed-cache/${path.basename(narinfo)}`);
+      expect(res.headers.get('content-encoding')).toBe('zstd');
+      const pub = (await readFile(`${key}.pub`, 'utf8')).trim();
+      execFileSync('nix', ['copy', '--from', `${s3.endpoint}/compressed-cache`, '--to', store, '--option', 'trusted-public-keys', pub, ...fresh, build], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } finally {
+      await rm(staging, { recursive: true, force: true });
       await rm(store, { recursive: true, force: true });
     }
   });
