@@ -1,8 +1,9 @@
 // The Action union: everything releng publishes is one of these, planned first, applied by apply.ts.
 import { repoRenderers, type RepoAction } from './git/actions.ts';
+import { gitPushRenderers, type GitPushAction } from './git/push.ts';
 import { s3Renderers, type S3Action } from './s3/actions.ts';
 
-export type Action = S3Action | RepoAction;
+export type Action = S3Action | RepoAction | GitPushAction;
 
 /** A group of actions that may run concurrently; steps run one after another (the barrier is the order). */
 export interface Step {
@@ -26,6 +27,7 @@ export interface Plan {
 const renderers: { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string } = {
   ...s3Renderers,
   ...repoRenderers,
+  ...gitPushRenderers,
 };
 
 /** One line naming the exact operation (dry-run and logs). */

@@ -1,6 +1,7 @@
 // Types shared by apply.ts and the per-domain action modules (kept apart to avoid import cycles).
 import type { RepoWriter } from './git/actions.ts';
 import type { Logger } from './log.ts';
+import type { GitWriter } from './git/push.ts';
 import type { S3Writer } from './s3/store.ts';
 
 /** The write interfaces apply may use. A phase passes only those its plan needs. */
@@ -8,6 +9,7 @@ export interface Writers {
   s3?: S3Writer;
   /** The local repository (prepare, tag). */
   repo?: RepoWriter;
+  git?: GitWriter;
 }
 
 /** What a handler gets besides its action. */

@@ -5,6 +5,7 @@ import { render, renderPlan, type Action, type Plan } from './actions.ts';
 import type { ApplyEnv, HandlerMap, Writers } from './apply-types.ts';
 import { ReleaseError } from './errors.ts';
 import { repoHandlers } from './git/actions.ts';
+import { gitPushHandlers } from './git/push.ts';
 import type { Logger } from './log.ts';
 import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
 import { isRetryableS3Error } from './s3/store.ts';
@@ -12,6 +13,7 @@ import { isRetryableS3Error } from './s3/store.ts';
 const handlers: HandlerMap<Action> = {
   ...s3Handlers,
   ...repoHandlers,
+  ...gitPushHandlers,
 };
 
 export interface ApplyOptions {

@@ -36,6 +36,8 @@ export const globalFlags: FlagDef[] = [
   { name: 'help', type: 'boolean', description: 'show help for the command' },
 ];
 
+const forcePushTag: FlagDef = { name: 'force-push-tag', type: 'boolean', description: 'replace tag VERSION on the git remote when it points at another commit' };
+
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
 
@@ -89,10 +91,10 @@ export const commands: CommandDef[] = [
   },
   {
     name: 'upload',
-    summary: 'publish release/ to an environment: release bucket, then root manifest.nix, then docs',
-    reads: 'release/build-result.json, the environment\'s buckets (to skip what is there)',
-    changes: 'S3: the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...)',
-    flags: [noCheckGit],
+    summary: 'publish release/ to an environment: binary cache, release bucket, root manifest.nix, docs, then git push',
+    reads: 'release/build-result.json, release/tag.json, the environment\'s buckets and git remote (to skip what is there)',
+    changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV',
+    flags: [forcePushTag, noCheckGit],
     needsVersion: true,
     run: (ctx) => upload(ctx),
   },
@@ -105,6 +107,7 @@ export const commands: CommandDef[] = [
       { name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' },
       { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build' },
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
+      forcePushTag,
       noCheckGit,
     ],
     needsVersion: true,

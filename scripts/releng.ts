@@ -2,8 +2,10 @@
 // Exit 0 success, 1 failure, 2 usage error. Only this file prints errors.
 import { parseArgs } from 'node:util';
 import { commandHelp, commandNamed, globalFlags, mainHelp, releasePhases, type CommandDef } from '../lib/commands.ts';
-import { configPath, loadConfig } from '../lib/config.ts';
+import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
+import { confirmationRequired, isUnattended, unattendedError } from '../lib/confirm.ts';
 import { makeContext, type Context, type Flags } from '../lib/context.ts';
+import { environmentName } from '../lib/environment.ts';
 import { describeError, ReleaseError, UsageError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { DryRunStop } from '../lib/phases/build.ts';
@@ -59,6 +61,13 @@ async function contextFor(p: Parsed, log: Logger): Promise<Context> {
 async function runCommand(p: Parsed, log: Logger): Promise<unknown> {
   if (p.command.name !== 'release') {
     return p.command.run(await contextFor(p, log), p.positionals);
+  }
+  // release under CI or Hydra: refuse before prepare and tag change anything, unless --noconfirm
+  // was given explicitly for an environment that asks for confirmation (issue 4).
+  const first = await contextFor(p, log);
+  const target = environmentName(first);
+  if (confirmationRequired(target, environmentNamed(first.loaded, target)) && !p.flags.noconfirm && !p.flags.dryRun && isUnattended()) {
+    throw unattendedError(target);
   }
   // release: each phase gets a fresh context, since tag rewrites version.json.
   const results: Record<string, unknown> = {};

@@ -1,0 +1,194 @@
+// The git push of a release: the branch `tag` merged into and the tag VERSION, to the environment's
+// remote, atomically where the remote allows (issue 4). Planned from `git ls-remote`, so a re-run
+// after a crash pushes only what is missing; applied only by apply.ts through a GitWriter.
+import type { Skip, Step } from '../actions.ts';
+import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import type { Environment } from '../config.ts';
+import { ReleaseError } from '../errors.ts';
+import { run } from '../exec.ts';
+import type { TagRecord } from '../tag-record.ts';
+import type { Git } from './git.ts';
+
+/** One `git push` of one or more refspecs (atomic: all or none land). */
+export interface GitPush {
+  kind: 'git.push';
+  /** Directory git runs in: the project root (a relative remote path is relative to it). */
+  cwd: string;
+  /** Remote name, URL or path, as configured. */
+  remote: string;
+  refspecs: string[];
+  atomic: boolean;
+  /** Gerrit answers a re-push of a change it already has with "no new changes": that is success. */
+  gerrit: boolean;
+}
+
+export type GitPushAction = GitPush;
+
+/** What apply may do with git remotes. */
+export interface GitWriter {
+  push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean }): Promise<void>;
+}
+
+/** The GitWriter over the git program. */
+export const gitWriter: GitWriter = {
+  async push(cwd, remote, refspecs, opts) {
+    await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), remote, ...refspecs], { cwd });
+  },
+};
+
+export function renderGitPush(a: GitPush): string {
+  return `git push ${a.atomic ? '--atomic ' : ''}${a.remote} ${a.refspecs.join(' ')}`;
+}
+
+export const gitPushRenderers = { 'git.push': renderGitPush };
+
+const noAtomicSupport = /does not support --atomic|atomic push.*not supported/i;
+
+export const gitPushHandlers: HandlerMap<GitPushAction> = {
+  async 'git.push'(a: GitPush, env: ApplyEnv) {
+    const writer = env.writers.git;
+    if (!writer) throw new Error('internal: plan has git actions but apply got no git writer');
+    const push = async (refspecs: string[], atomic: boolean) => {
+      try {
+        await writer.push(a.cwd, a.remote, refspecs, { atomic });
+      } catch (e) {
+        if (a.gerrit && /no new changes/i.test((e as Error).message)) {
+          env.log.skip(`git push ${a.remote} ${refspecs.join(' ')}`, 'Gerrit already has this change');
+          return;
+        }
+        throw e;
+      }
+    };
+    try {
+      await push(a.refspecs, a.atomic);
+    } catch (e) {
+      if (!a.atomic || !noAtomicSupport.test((e as Error).message)) throw e;
+      // The remote cannot do atomic pushes: branch first, tag last (the tag says "released").
+      env.log.warn(`${a.remote} does not support atomic pushes; pushing ${a.refspecs.join(', ')} one at a time`);
+      for (const r of a.refspecs) await push([r], false);
+    }
+  },
+};
+
+/** The reads the planner needs (ls-remote, local refs, ancestry). */
+export interface GitReader {
+  /** `git ls-remote REMOTE PATTERNS...` as ref → object id. */
+  lsRemote(remote: string, patterns: string[]): Promise<Map<string, string>>;
+  /** `git remote -v` push URLs: name → URL. */
+  pushRemotes(): Promise<Map<string, string>>;
+  /** Object id of a local ref (not peeled), or undefined. */
+  objectOf(ref: string): Promise<string | undefined>;
+  /** Commit a local ref peels to, or undefined. */
+  commitOf(ref: string): Promise<string | undefined>;
+  /** Whether `ancestor` is reachable from `descendant` (false when either is unknown here). */
+  isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+}
+
+/** A GitReader over a local repository. */
+export function gitReader(git: Git): GitReader {
+  return {
+    async lsRemote(remote, patterns) {
+      const out = await git.git(['ls-remote', remote, ...patterns]).catch((e: ReleaseError) => {
+        throw new ReleaseError(`cannot read git remote ${remote}: ${e.message}`, 'check the environment\'s git.remote in releng.json, your network and your SSH keys');
+      });
+      const refs = new Map<string, string>();
+      for (const line of out.split('\n').filter(Boolean)) {
+        const [id, ref] = line.split('\t');
+        if (id && ref) refs.set(ref, id);
+      }
+      return refs;
+    },
+    async pushRemotes() {
+      const out = await git.git(['remote', '-v']);
+      const remotes = new Map<string, string>();
+      for (const line of out.split('\n')) {
+        const m = /^(\S+)\t(\S+) \(push\)$/.exec(line);
+        if (m) remotes.set(m[1]!, m[2]!);
+      }
+      return remotes;
+    },
+    objectOf: (ref) => git.tryGit(['rev-parse', '--verify', '--quiet', ref]),
+    commitOf: (ref) => git.commitOf(ref),
+    async isAncestor(ancestor, descendant) {
+      return (await git.tryGit(['merge-base', '--is-ancestor', ancestor, descendant])) !== undefined;
+    },
+  };
+}
+
+/** The remote to push to: `git.remote` as given, or the one remote whose push URL matches `git.remoteMatching`. */
+export async function resolveRemote(reader: GitReader, envName: string, git: NonNullable<Environment['git']>): Promise<string> {
+  if ('remote' in git) return git.remote;
+  const field = `environments.${envName}.git.remoteMatching`;
+  let re: RegExp;
+  try { re = new RegExp(git.remoteMatching); } catch (e) {
+    throw new ReleaseError(`${field} is not a valid regular expression: ${(e as Error).message}`);
+  }
+  const remotes = await reader.pushRemotes();
+  const matching = [...remotes].filter(([, url]) => re.test(url)).map(([name]) => name);
+  const listed = [...remotes].map(([n, u]) => `${n} ${u}`).join(', ') || 'none';
+  if (matching.length === 0) {
+    throw new ReleaseError(`no git remote matches ${field} (${git.remoteMatching}); remotes: ${listed}`, `add it (git remote add NAME URL), or fix ${field}`);
+  }
+  if (matching.length > 1) {
+    throw new ReleaseError(`several git remotes match ${field} (${git.remoteMatching}): ${matching.join(', ')}`, `remove all but one, or make ${field} stricter`);
+  }
+  return matching[0]!;
+}
+
+export interface GitPushInput {
+  envName: string;
+  git: NonNullable<Environment['git']>;
+  record: TagRecord;
+  /** The project root: where git runs. */
+  cwd: string;
+  forcePushTag: boolean;
+}
+
+/** Plans the branch and tag push against what `git ls-remote` says the remote has. */
+export async function planGitPush(reader: GitReader, input: GitPushInput): Promise<{ steps: Step[]; skipped: Skip[] }> {
+  const { record, git } = input;
+  const { version, branch } = record;
+  const remote = await resolveRemote(reader, input.envName, git);
+  const tagRef = `refs/tags/${version}`;
+  const branchRef = `refs/heads/${branch}`;
+  const skipped: Skip[] = [];
+
+  // The local refs must be what tag recorded: the tag at the release commit, the branch holding the merge.
+  const localTag = await reader.commitOf(tagRef);
+  if (!localTag) throw new ReleaseError(`tag ${version} recorded in release/tag.json does not exist in this repository`, 'run `releng tag` again');
+  if (localTag !== record.releaseCommit) {
+    throw new ReleaseError(`tag ${version} is at ${localTag.slice(0, 12)}, but release/tag.json says ${record.releaseCommit.slice(0, 12)}`, 'run `releng tag` again (or restore the tag) so they agree');
+  }
+  const localBranch = await reader.commitOf(branchRef);
+  if (!localBranch || !(localBranch === record.mergeCommit || await reader.isAncestor(record.mergeCommit, localBranch))) {
+    throw new ReleaseError(`branch ${branch} ${localBranch ? `(${localBranch.slice(0, 12)}) does not contain` : 'does not exist, so it cannot hold'} the merge commit ${record.mergeCommit.slice(0, 12)} recorded in release/tag.json`,
+      `check out ${branch} as \`releng tag\` left it, or run \`releng tag\` again`);
+  }
+
+  const there = await reader.lsRemote(remote, [branchRef, tagRef, `${tagRef}^{}`]);
+  const refspecs: string[] = [];
+
+  // Branch: skip when the remote branch already holds the merge commit.
+  const remoteBranch = there.get(branchRef);
+  if (remoteBranch && (remoteBranch === record.mergeCommit || await reader.isAncestor(record.mergeCommit, remoteBranch))) {
+    skipped.push({ what: `git push ${remote} ${branch}`, reason: `${branchRef} on the remote already contains the merge commit ${record.mergeCommit.slice(0, 12)}` });
+  } else {
+    refspecs.push(git.gerrit ? `${branch}:refs/for/${branch}` : `${branch}:${branchRef}`);
+  }
+
+  // Tag: at the same commit is success; elsewhere an error unless forced.
+  const remoteTagCommit = there.get(`${tagRef}^{}`) ?? there.get(tagRef);
+  if (remoteTagCommit === record.releaseCommit) {
+    skipped.push({ what: `git push ${remote} ${version}`, reason: `${tagRef} is already on the remote at ${record.releaseCommit.slice(0, 12)}` });
+  } else if (remoteTagCommit && !input.forcePushTag) {
+    throw new ReleaseError(`${remote} already has tag ${version} at ${remoteTagCommit.slice(0, 12)}, not at the release commit ${record.releaseCommit.slice(0, 12)}`,
+      'find out who tagged it; to replace it, re-run with --force-push-tag');
+  } else {
+    refspecs.push(`${remoteTagCommit ? '+' : ''}${version}:${tagRef}`);
+  }
+
+  const steps: Step[] = refspecs.length
+    ? [{ title: `git push to ${remote}`, concurrency: 1, actions: [{ kind: 'git.push', cwd: input.cwd, remote, refspecs, atomic: refspecs.length > 1, gerrit: git.gerrit }] }]
+    : [];
+  return { steps, skipped };
+}

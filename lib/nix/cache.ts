@@ -1,0 +1,141 @@
+// Nix binary caches: the signing key, staging a signed cache with `nix copy --to file://`, and
+// reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
+// so Nix writes the cache layout locally and releng uploads the files (issue 4).
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync, brotliDecompressSync } from 'node:zlib';
+import type { Environment } from '../config.ts';
+import { ReleaseError } from '../errors.ts';
+import { run } from '../exec.ts';
+import { nixFeatureArgs } from './eval.ts';
+
+export interface SigningKey {
+  /** Absolute path of the secret key file (never read into logs). */
+  file: string;
+  /** `NAME:BASE64` public key: what users put in trusted-public-keys. */
+  publicKey: string;
+  /** True when this run generated the key pair (local environment only). */
+  generated: boolean;
+}
+
+/** The environment's signing key: must exist and be readable, except that `local` makes one when missing. */
+export async function resolveSigningKey(opts: { root: string; envName: string; cache: NonNullable<Environment['cache']>; project: string; allowGenerate: boolean }): Promise<SigningKey> {
+  const field = `environments.${opts.envName}.cache.signingKeyFile`;
+  const file = path.resolve(opts.root, opts.cache.signingKeyFile);
+  let generated = false;
+  try {
+    await access(file);
+  } catch {
+    if (!opts.allowGenerate) {
+      throw new ReleaseError(`cache signing key ${file} (${field}) does not exist`,
+        `put the environment's Nix secret key there (nix key generate-secret --key-name NAME > ${opts.cache.signingKeyFile}), or fix ${field} in releng.json`);
+    }
+    // Only the local environment: a throwaway key pair, so the quick start signs its cache too.
+    await mkdir(path.dirname(file), { recursive: true });
+    const secret = (await run('nix', [...nixFeatureArgs, 'key', 'generate-secret', '--key-name', `${opts.project}-${opts.envName}-1`])).stdout;
+    await writeFile(file, secret, { mode: 0o600 });
+    generated = true;
+  }
+  let secret: string;
+  try { secret = await readFile(file, 'utf8'); } catch (e: any) {
+    throw new ReleaseError(`cannot read cache signing key ${file} (${field}): ${e.code ?? e.message}`, `make it readable by this user, or fix ${field}`);
+  }
+  let publicKey: string;
+  try {
+    publicKey = (await run('nix', [...nixFeatureArgs, 'key', 'convert-secret-to-public'], { input: secret })).stdout.trim();
+  } catch {
+    // The error of the subprocess could echo the input; say only what is wrong.
+    throw new ReleaseError(`${file} (${field}) is not a Nix secret key`, 'generate one with `nix key generate-secret --key-name NAME`');
+  }
+  if (generated) await writeFile(`${file}.pub`, publicKey + '\n');
+  return { file, publicKey, generated };
+}
+
+/** The `file://` store URL Nix writes the staged cache to (compression, key and the environment's options). */
+export function stagingStoreUrl(dir: string, cache: NonNullable<Environment['cache']>, keyFile: string): string {
+  const params = new URLSearchParams({ compression: cache.compression, 'secret-key': keyFile, ...cache.storeOptions });
+  // Nix parses the query itself: keep '/' readable and ',' unescaped.
+  return `file://${dir}?${params.toString().replace(/%2F/g, '/')}`;
+}
+
+/** Copies the closures of the derivations (as derivations) and of the outputs into the staging cache. Local write only. */
+export async function stageCache(opts: { dir: string; url: string; drvs: string[]; outPaths: string[] }): Promise<void> {
+  await mkdir(opts.dir, { recursive: true });
+  try {
+    // Two calls: `--derivation` makes .drv arguments mean the derivation files, not their outputs.
+    if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', ...opts.drvs]);
+    if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, ...opts.outPaths]);
+  } catch (e) {
+    throw new ReleaseError(`staging the binary cache in ${opts.dir} failed: ${(e as Error).message}`, notInStoreHint, { cause: e });
+  }
+}
+
+const notInStoreHint = 'the cache is staged from the local Nix store: run upload where `releng build` ran (release/gcroots keeps the outputs alive), or run `releng build` again';
+
+/** Every store path in the closures of `paths` (for .drv files: the derivation closure, as `nix copy --derivation`). */
+export async function closureOf(paths: string[]): Promise<string[]> {
+  if (paths.length === 0) return [];
+  let out: string;
+  try { out = (await run('nix-store', ['--query', '--requisites', ...paths])).stdout; } catch (e) {
+    throw new ReleaseError(`cannot compute the closure of build-result.json's drvs and outPaths: ${(e as Error).message}`, notInStoreHint, { cause: e });
+  }
+  return [...new Set(out.split('\n').filter(Boolean))].sort();
+}
+
+/** The fields of a narinfo the planner needs. */
+export interface NarInfo {
+  storePath: string;
+  /** Relative URL of the NAR file (nar/HASH.nar.zst). */
+  url: string;
+  fileSize: number;
+  /** Referenced store paths, absolute. */
+  references: string[];
+}
+
+/** The 32-character hash part of a store path: the narinfo's name in a cache. */
+export function hashPart(storePath: string): string {
+  return path.basename(storePath).slice(0, 32);
+}
+
+/** Parses narinfo text (the `Key: value` lines Nix writes). */
+export function parseNarInfo(text: string, source: string, storeDir = '/nix/store'): NarInfo {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(': ');
+    if (i > 0) fields.set(line.slice(0, i), line.slice(i + 2));
+    else if (line.endsWith(':')) fields.set(line.slice(0, -1), '');
+  }
+  const need = (k: string) => {
+    const v = fields.get(k);
+    if (v === undefined) throw new ReleaseError(`${source}: narinfo has no ${k} field`, 'delete the staged cache (release/cache/) and re-run: Nix rewrites it');
+    return v;
+  };
+  const refs = need('References').trim();
+  return {
+    storePath: need('StorePath'),
+    url: need('URL'),
+    fileSize: Number(need('FileSize')),
+    references: refs ? refs.split(/\s+/).map((r) => `${storeDir}/${r}`) : [],
+  };
+}
+
+/**
+ * Reads a narinfo (or .ls) file Nix wrote. Newer Nix compresses them with `narinfo-compression`
+ * / `ls-compression`; Nix 2.8 ignores those options and writes plain text, so detect what is there.
+ * Returns the text and the Content-Encoding the object must be served with (Nix's HTTP client
+ * decompresses by that header).
+ */
+export async function readCacheMetadata(file: string, configured: string | undefined): Promise<{ text: string; contentEncoding?: string }> {
+  const bytes = await readFile(file);
+  const isZstd = bytes.length >= 4 && bytes.readUInt32LE(0) === 0xfd2fb528;
+  const isXz = bytes.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
+  const isGzip = bytes[0] === 0x1f && bytes[1] === 0x8b;
+  if (isZstd) return { text: (await run('zstd', ['-dc', file])).stdout, contentEncoding: 'zstd' };
+  if (isXz) return { text: (await run('xz', ['-dc', file])).stdout, contentEncoding: 'xz' };
+  if (isGzip) return { text: gunzipSync(bytes).toString('utf8'), contentEncoding: 'gzip' };
+  const plain = bytes.toString('utf8');
+  if (configured === 'br' && !plain.startsWith('StorePath:') && !plain.startsWith('{')) {
+    return { text: brotliDecompressSync(bytes).toString('utf8'), contentEncoding: 'br' };
+  }
+  return { text: plain };
+}

@@ -1,0 +1,21 @@
+// Makes a scratch project look as `releng tag` leaves it (until tag is on this branch): a release
+// commit tagged VERSION (annotated), merged back into the branch with -s ours, HEAD detached at the
+// tag, and release/tag.json recording it.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { TagRecord } from '../../lib/tag-record.ts';
+
+export async function tagLikeReleng(p: { dir: string; git(...args: string[]): string }, version = '1.0.0', branch = 'main'): Promise<TagRecord> {
+  p.git('checkout', '-q', '--detach', branch);
+  p.git('commit', '-q', '--allow-empty', '-m', `release ${version}`);
+  const releaseCommit = p.git('rev-parse', 'HEAD');
+  p.git('tag', '-a', version, '-m', `release ${version}`);
+  p.git('checkout', '-q', branch);
+  p.git('merge', '-q', '-s', 'ours', '--no-edit', version);
+  const mergeCommit = p.git('rev-parse', 'HEAD');
+  p.git('checkout', '-q', '--detach', version);
+  const record: TagRecord = { version, branch, releaseCommit, mergeCommit };
+  await mkdir(path.join(p.dir, 'release'), { recursive: true });
+  await writeFile(path.join(p.dir, 'release', 'tag.json'), JSON.stringify(record, null, 2) + '\n');
+  return record;
+}

@@ -1,0 +1,143 @@
+// The cache planner, without servers: a staged cache written by hand (the narinfo format Nix
+// writes) and an in-memory bucket. Checks the order rules of issue 4 and what is skipped.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderPlan } from '../../lib/actions.ts';
+import type { BucketRef } from '../../lib/environment.ts';
+import type { S3Put } from '../../lib/s3/actions.ts';
+import type { S3Reader } from '../../lib/s3/store.ts';
+import { planCache } from '../../lib/upload/cache.ts';
+import { parseNarInfo, stagingStoreUrl } from '../../lib/nix/cache.ts';
+
+/** A read-only bucket held in memory (an adapter, not a mock: planners take any S3Reader). */
+function memoryBucket(objects: Record<string, string>): S3Reader & { listings: number } {
+  const self = {
+    endpoint: 'memory://',
+    listings: 0,
+    async list(_bucket: string, prefix: string) { self.listings++; return Object.entries(objects).filter(([k]) => k.startsWith(prefix)).map(([key, v]) => ({ key, size: Buffer.byteLength(v) })); },
+    async head() { throw new Error('the cache planner must not HEAD objects'); },
+    async getText(_b: string, key: string) { return objects[key]; },
+    async checkBucket() {},
+  };
+  return self;
+}
+
+const h = (c: string) => c.repeat(32);
+const sp = (c: string, name: string) => `/nix/store/${h(c)}-${name}`;
+// A chain: app → lib → base, and tool → base; base references itself (as Nix records it).
+const paths = { base: sp('a', 'base'), lib: sp('b', 'lib'), app: sp('c', 'app'), tool: sp('d', 'tool') };
+const refs: Record<string, string[]> = { base: [paths.base], lib: [paths.base], app: [paths.lib, paths.base], tool: [paths.base] };
+
+describe('planCache', () => {
+  let dir: string;
+  const bucket: BucketRef = { bucket: 'cache', prefix: '', url: 's3://cache' };
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'releng-cache-unit-'));
+    await mkdir(path.join(dir, 'nar'));
+    await writeFile(path.join(dir, 'nix-cache-info'), 'StoreDir: /nix/store\n');
+    for (const [name, p] of Object.entries(paths)) {
+      const c = path.basename(p)[0]!;
+      const nar = `nar/${c.repeat(52)}.nar.zst`;
+      await writeFile(path.join(dir, nar), `NAR of ${name}`);
+      await writeFile(path.join(dir, `${h(c)}.ls`), `{"version":1}`);
+      await writeFile(path.join(dir, `${h(c)}.narinfo`), [
+        `StorePath: ${p}`, `URL: ${nar}`, 'Compression: zstd', `FileHash: sha256:${c.repeat(52)}`, `FileSize: ${`NAR of ${name}`.length}`,
+        'NarHash: sha256:x', 'NarSize: 1', `References: ${refs[name]!.map((r) => path.basename(r)).join(' ')}`, 'Sig: k-1:sig', '',
+      ].join('\n'));
+    }
+  });
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('puts NARs, listings and nix-cache-info first, then narinfos in reference levels', async () => {
+    const plan = await planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: Object.values(paths) });
+    expect(plan.steps.map((s) => s.title)).toEqual([
+      'cache NARs and listings to s3://cache/',
+      'cache narinfos, level 0 of 2, to s3://cache/',
+      'cache narinfos, level 1 of 2, to s3://cache/',
+      'cache narinfos, level 2 of 2, to s3://cache/',
+    ]);
+    const keys = (i: number) => plan.steps[i]!.actions.map((a) => (a as S3Put).key);
+    expect(keys(0)).toContain('nix-cache-info');
+    expect(keys(0).filter((k) => k.startsWith('nar/'))).toHaveLength(4);
+    expect(keys(0).filter((k) => k.endsWith('.ls'))).toHaveLength(4);
+    expect(keys(0).some((k) => k.endsWith('.narinfo'))).toBe(false);
+    expect(keys(1)).toEqual([`${h('a')}.narinfo`]);
+    expect(keys(2).sort()).toEqual([`${h('b')}.narinfo`, `${h('d')}.narinfo`]);
+    expect(keys(3)).toEqual([`${h('c')}.narinfo`]);
+    const narinfo = plan.steps[1]!.actions[0] as S3Put;
+    expect(narinfo.contentType).toBe('text/x-nix-narinfo');
+    expect(renderPlan(plan)).toContain(`[dry-run] s3 put s3://cache/${h('a')}.narinfo (text/x-nix-narinfo, `);
+  });
+
+  it('every narinfo comes after the NARs and the narinfos of everything it references', async () => {
+    const plan = await planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: Object.values(paths) });
+    const stepOf = new Map<string, number>();
+    plan.steps.forEach((s, i) => s.actions.forEach((a) => stepOf.set((a as S3Put).key, i)));
+    for (const [name, p] of Object.entries(paths)) {
+      const c = path.basename(p)[0]!;
+      const mine = stepOf.get(`${h(c)}.narinfo`)!;
+      expect(stepOf.get(`nar/${c.repeat(52)}.nar.zst`)!).toBeLessThan(mine);
+      for (const r of refs[name]!) if (r !== p) expect(stepOf.get(`${path.basename(r).slice(0, 32)}.narinfo`)!, `${name} → ${r}`).toBeLessThan(mine);
+    }
+  });
+
+  it('skips paths whose narinfo is in the bucket, and NARs already there, from one listing', async () => {
+    const nar = (c: string, name: string) => ({ [`nar/${c.repeat(52)}.nar.zst`]: `NAR of ${name}` });
+    const remote = memoryBucket({
+      'nix-cache-info': 'StoreDir: /nix/store\n',
+      [`${h('a')}.narinfo`]: 'x', ...nar('a', 'base'), [`${h('a')}.ls`]: '{"version":1}',
+      // An interrupted run: lib's NAR and listing landed, its narinfo did not.
+      ...nar('b', 'lib'), [`${h('b')}.ls`]: '{"version":1}',
+    });
+    const plan = await planCache(remote, bucket, { stagingDir: dir, paths: Object.values(paths) });
+    expect(remote.listings).toBe(1);
+    const all = plan.steps.flatMap((s) => s.actions.map((a) => (a as S3Put).key)).sort();
+    expect(all).toEqual([
+      `${h('b')}.narinfo`, `${h('c')}.ls`, `${h('c')}.narinfo`, `${h('d')}.ls`, `${h('d')}.narinfo`,
+      `nar/${'c'.repeat(52)}.nar.zst`, `nar/${'d'.repeat(52)}.nar.zst`,
+    ].sort());
+    // base is in the bucket, so lib and tool are level 0 now.
+    expect(plan.steps[1]!.actions.map((a) => (a as S3Put).key).sort()).toEqual([`${h('b')}.narinfo`, `${h('d')}.narinfo`]);
+    expect(plan.skipped.map((s) => s.what)).toEqual(['1 store path in s3://cache/', '1 NAR in s3://cache/nar/']);
+  });
+
+  it('nothing to do when every narinfo is there', async () => {
+    const objects: Record<string, string> = { 'nix-cache-info': 'StoreDir: /nix/store\n' };
+    for (const p of Object.values(paths)) objects[`${path.basename(p).slice(0, 32)}.narinfo`] = 'x';
+    const plan = await planCache(memoryBucket(objects), bucket, { stagingDir: dir, paths: Object.values(paths) });
+    expect(plan.steps.flatMap((s) => s.actions)).toEqual([]);
+    expect(plan.skipped[0]!.reason).toContain('already in the cache');
+  });
+
+  it('refuses a narinfo whose reference would be missing from the cache', async () => {
+    await expect(planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: [paths.lib] }))
+      .rejects.toThrow(`${paths.lib} references ${paths.base}, which is neither in s3://cache/ nor in the closure to upload`);
+  });
+
+  it('names a path missing from the staged cache', async () => {
+    await expect(planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: [sp('e', 'gone')] })).rejects.toThrow('is not in the staged cache');
+  });
+
+  it('uses the bucket prefix for keys and the listing', async () => {
+    const plan = await planCache(memoryBucket({}), { bucket: 'cache', prefix: 'nix/', url: 's3://cache/nix' }, { stagingDir: dir, paths: [paths.base] });
+    expect(plan.steps.flatMap((s) => s.actions.map((a) => (a as S3Put).key))).toContain(`nix/${h('a')}.narinfo`);
+  });
+});
+
+describe('parseNarInfo', () => {
+  it('reads the fields the planner needs, references as store paths', () => {
+    const info = parseNarInfo(`StorePath: ${paths.app}\nURL: nar/x.nar.zst\nFileSize: 12\nReferences: ${path.basename(paths.lib)}\n`, 't');
+    expect(info).toEqual({ storePath: paths.app, url: 'nar/x.nar.zst', fileSize: 12, references: [paths.lib] });
+    expect(parseNarInfo(`StorePath: ${paths.base}\nURL: u\nFileSize: 1\nReferences: \n`, 't').references).toEqual([]);
+    expect(() => parseNarInfo('StorePath: x\nReferences: \n', 'file.narinfo')).toThrow('file.narinfo: narinfo has no URL field');
+  });
+});
+
+describe('stagingStoreUrl', () => {
+  it('passes compression, the key file and the environment\'s store options to Nix', () => {
+    expect(stagingStoreUrl('/p/release/cache/staging', { signingKeyFile: 'k', compression: 'zstd', storeOptions: { 'write-nar-listing': 'true', 'ls-compression': 'zstd' } }, '/p/keys/staging.key'))
+      .toBe('file:///p/release/cache/staging?compression=zstd&secret-key=/p/keys/staging.key&write-nar-listing=true&ls-compression=zstd');
+  });
+});
