@@ -74,6 +74,8 @@ const PART_SIZE = 16 * 1024 * 1024;
 
 /** Builds the SDK client: path style, checksum mode, keep-alive sockets. */
 export function createS3Client(settings: S3Settings & { endpoint: string }, creds: S3Credentials): S3Client {
+  // The SDK warns on every run that Node 20 support ends; releng pins its Node, so the warning is only noise in release logs.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   registerSecret(creds.secretAccessKey);
   registerSecret(creds.sessionToken);
   return new S3Client({

@@ -86,7 +86,7 @@ describe('bad input', () => {
     await s3.resetLog();
     const r = await releng(['upload', '--no-check-git', '--environment', 'confirmme'], { cwd: p.dir, env: { STG_KEY: 'S3RVER', STG_SECRET: 'S3RVER' } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('publishing to "confirmme" needs confirmation, and there is no terminal to ask on');
+    expect(r.stderr).toContain('publishing to "confirmme" needs confirmation, and this run is unattended');
     expect(r.stderr).toContain('--noconfirm');
     expect(await s3.writes()).toBe(0);
   });
