@@ -52,7 +52,7 @@ const channelKind = z.object({
     branch: nonEmpty.default('{channel}'),
     /** Where to fetch the revision from (default: the evaluation input's URI). */
     fetchFrom: nonEmpty.optional(),
-  }).strict().optional(),
+  }).strict(),
   /** Written to `binary-cache-url` in the release; also where products are downloaded from. */
   binaryCacheUrl: z.string().url('expected an http(s):// URL'),
   /** Commit link in the HTML page (templated with {rev}). */

@@ -20,6 +20,15 @@ export interface HydraReader {
 
 export type FetchLike = typeof fetch;
 
+/** Hydra answered with an HTTP error status (404: no such build/job, 5xx: Hydra is failing). */
+export class HydraHttpError extends ReleaseError {
+  constructor(readonly url: string, readonly status: number) {
+    super(`Hydra answered HTTP ${status} for ${url}`,
+      status === 404 ? 'check the build URL / job name; nothing was published' : 'Hydra is failing: retry later; nothing was published');
+    this.name = 'HydraHttpError';
+  }
+}
+
 /** Fetches and validates one JSON document; every failure names the URL and what to check. */
 export async function getHydraJson<T extends z.ZodType>(url: string, schema: T, fetchImpl: FetchLike = fetch): Promise<{ data: z.infer<T>; url: string }> {
   let res: Response;
@@ -32,8 +41,7 @@ export async function getHydraJson<T extends z.ZodType>(url: string, schema: T, 
   const type = res.headers.get('content-type') ?? '';
   if (!res.ok) {
     await res.body?.cancel();
-    throw new ReleaseError(`Hydra answered HTTP ${res.status} for ${url}`,
-      res.status === 404 ? 'check the build URL / job name; nothing was published' : 'Hydra is failing: retry later; nothing was published');
+    throw new HydraHttpError(url, res.status);
   }
   const text = await res.text();
   if (!/json/i.test(type)) {
