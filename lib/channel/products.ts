@@ -3,7 +3,9 @@
 // renamed only when complete and equal to Hydra's sha256hash (else deleted: nothing is published).
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { execa } from 'execa';
@@ -61,8 +63,11 @@ export async function downloadProduct(req: DownloadRequest): Promise<'downloaded
   await rm(req.dest, { force: true });
   const tmp = `${req.dest}.tmp`;
   const hash = createHash('sha256');
+  // Each process gets its own Nix cache dir: concurrent `nix store cat` runs sharing
+  // ~/.cache/nix/binary-cache-v6.sqlite fail with "constraint failed" (measured with Nix 2.8).
+  const cacheHome = await mkdtemp(path.join(os.tmpdir(), 'releng-nix-cache-'));
   const proc = execa('nix', ['--extra-experimental-features', 'nix-command', 'store', 'cat', '--store', req.store, req.storePath],
-    { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false });
+    { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, env: { XDG_CACHE_HOME: cacheHome } });
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) { hash.update(chunk); req.onBytes?.(chunk.length); cb(null, chunk); },
   });
@@ -79,9 +84,11 @@ export async function downloadProduct(req: DownloadRequest): Promise<'downloaded
         'the file was deleted and nothing was published; check the binary cache');
     }
     await rename(tmp, req.dest);
+    await rm(cacheHome, { recursive: true, force: true });
     return 'downloaded';
   } catch (e) {
     await rm(tmp, { force: true });
+    await rm(cacheHome, { recursive: true, force: true });
     if ((e as any)?.code === 'ENOENT' && (e as any)?.syscall?.startsWith('spawn')) throw new MissingToolError('nix', 'nix-bin');
     throw e;
   }
