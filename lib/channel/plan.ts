@@ -170,13 +170,16 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
       const limit = pLimit(input.downloadConcurrency ?? 4);
       const download = input.download ?? downloadProduct;
       try {
-        await Promise.all(toFetch.map((n) => limit(async () => {
+        // allSettled: on a failure, wait for the other downloads to stop before reporting it.
+        const results = await Promise.allSettled(toFetch.map((n) => limit(async () => {
           const src = n.file.source as { product: FileProduct; job: string };
           const dest = path.join(input.stagingDir, n.file.name);
           const how = await download({ store: release.kind.binaryCacheUrl, storePath: src.product.path, dest, sha256: src.product.sha256hash, size: src.product.filesize, onBytes: (b) => progress.tick(b) });
           if (how === 'downloaded') downloaded.push(n.file.name);
           n.file.source = { file: dest };
         })));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       } finally {
         progress.stop();
       }

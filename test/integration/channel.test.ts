@@ -114,10 +114,10 @@ describe('releng channel', () => {
   }
 
   /** Runs the command in-process (for injected crashes and concurrency). */
-  async function inProcess(name: string, extra: Record<string, string | boolean | undefined>, deps: ChannelDeps = {}) {
+  async function inProcess(name: string, extra: Record<string, string | boolean | undefined>, deps: ChannelDeps = {}, dryRun = false) {
     const loaded = await loadConfig(path.join(project, 'releng.json'));
     const ctx = makeContext(loaded, { version: '', major: '', official: false, releaseName: '', file: '' },
-      { dryRun: false, json: false, noconfirm: true, verbose: false, noCheckGit: false, environment: 'test', extra }, createLogger({ quiet: true }));
+      { dryRun, json: false, noconfirm: true, verbose: false, noCheckGit: false, environment: 'test', extra }, createLogger({ quiet: true }));
     return channel(ctx, [name], deps);
   }
 
@@ -294,11 +294,11 @@ describe('releng channel', () => {
 
     it('going back in time is refused (also in --dry-run), nothing changes', async () => {
       const before = await s3.writes();
-      for (const extra of [[], ['--dry-run']]) {
-        const r = await run(['nixos-26.05', '--build', `${hydra.url}/build/101`, ...extra]);
-        expect(r.code).toBe(1);
-        expect(r.stderr).toContain(`channel nixos-26.05 would go back in time from nixos-${V[2]} to nixos-${V[1]}; refusing`);
-      }
+      const message = `channel nixos-26.05 would go back in time from nixos-${V[2]} to nixos-${V[1]}; refusing`;
+      const r = await run(['nixos-26.05', '--build', `${hydra.url}/build/101`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+      await expect(inProcess('nixos-26.05', { build: `${hydra.url}/build/101` }, {}, true)).rejects.toThrow(message);
       expect(await s3.writes()).toBe(before);
       expect((await s3.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/${releaseKey('26.05', 2)}`);
       expect(branchOn('nixos-26.05')).toBe(revs[2]);
@@ -324,8 +324,8 @@ describe('releng channel', () => {
         drvPath: b.drvpath, startTime: b.starttime, stopTime: b.stoptime, buildStatus: 0, nixName: b.nixname, system: b.system,
         homepage: null, description: null, license: null, outputs: [{ name: 'out', path: b.buildoutputs.out.path }], products: [], metrics: [],
       }));
-      const r = await run(['nixos-26.05', '--hydra-json', file]);
-      expect(r.code, r.stderr).toBe(0);
+      const summary = await inProcess('nixos-26.05', { 'hydra-json': file });
+      expect(summary).toMatchObject({ verdict: 'newer', release: `nixos-${V[2]}` });
       expect((await s3.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/${releaseKey('26.05', 2)}`);
       expect(branchOn('nixos-26.05')).toBe(revs[2]);
     });
@@ -335,9 +335,7 @@ describe('releng channel', () => {
     it('a corrupt product aborts before any write and its download is deleted', async () => {
       const url = addRelease(3, 'nixos-26.05.300.ccccccc', 2, revs[2]!, (b) => { b['nixos.channel'].buildproducts[1].sha256hash = 'f'.repeat(64); });
       const before = await s3.writes();
-      const r = await run(['nixos-26.05-corrupt', '--build', url]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/nixexprs\.tar\.xz from http:\/\/127\.0\.0\.1:\d+ is corrupt: sha256 [0-9a-f]{64}, but Hydra recorded f{64}/);
+      await expect(inProcess('nixos-26.05-corrupt', { build: url })).rejects.toThrow(/nixexprs\.tar\.xz from http:\/\/127\.0\.0\.1:\d+ is corrupt: sha256 [0-9a-f]{64}, but Hydra recorded f{64}/);
       expect(await s3.writes()).toBe(before);
       const staged = await readdir(stagingDirOf(project, 'nixos-26.05-corrupt', 'nixos-26.05.300.ccccccc')).catch(() => []);
       expect(staged.filter((n) => n.startsWith('nixexprs'))).toEqual([]);
@@ -348,9 +346,7 @@ describe('releng channel', () => {
       const url = addRelease(4, 'nixos-26.05.400.ddddddd', 2, revs[2]!);
       hydra.failing.add('/eval/1004/job/nixpkgs.tarball');
       const before = await s3.writes();
-      const r = await run(['nixos-26.05-down', '--build', url]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`Hydra answered HTTP 500 for ${hydra.url}/eval/1004/job/nixpkgs.tarball`);
+      await expect(inProcess('nixos-26.05-down', { build: url })).rejects.toThrow(`Hydra answered HTTP 500 for ${hydra.url}/eval/1004/job/nixpkgs.tarball`);
       expect(hydra.requests).toContain('GET /build/401'); // it got that far: the failure was mid-run
       expect(await s3.writes()).toBe(before);
       expect(branchOn('nixos-26.05-down')).toBeUndefined();
