@@ -56,6 +56,8 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
   const { log, flags } = ctx;
   if (positionals.length !== 1) throw new UsageError('usage: releng channel CHANNEL (--build URL | --hydra-json FILE)');
   const name = positionals[0]!;
+  // The name becomes an S3 key, a git branch and a lock file name: keep it plain.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name.includes('..')) throw new UsageError(`channel name ${JSON.stringify(name)}: expected letters, digits, ".", "_" and "-" (e.g. nixos-24.11)`);
   const source = sourceFrom(ctx);
   const force = ctx.flags.extra.force === true;
   const channels = ctx.config.channels;
