@@ -144,3 +144,30 @@ describe('examples/nixos/releng.json', () => {
     expect(() => prefix('nixos-foo')).toThrow('no channel kind matches "nixos-foo"');
   });
 });
+
+describe('release source', () => {
+  it('takes the revision from the git input, else from a locked flake reference', async () => {
+    const { revisionOf } = await import('../../../lib/channel/release.ts');
+    const rev = 'abcdef0123456789abcdef0123456789abcdef01';
+    const ev = (o: object) => ({ id: 1, jobsetevalinputs: {}, ...o }) as any;
+    expect(revisionOf(ev({ jobsetevalinputs: { nixpkgs: { revision: rev, uri: 'https://github.com/NixOS/nixpkgs.git' } } }), 'nixpkgs', 'u')).toEqual({ rev, uri: 'https://github.com/NixOS/nixpkgs.git' });
+    expect(revisionOf(ev({ flake: `github:NixOS/nixpkgs/${rev}` }), 'nixpkgs', 'u').rev).toBe(rev);
+    expect(revisionOf(ev({ flake: `git+https://example/nixpkgs?ref=x&rev=${rev}` }), 'nixpkgs', 'u').rev).toBe(rev);
+    expect(() => revisionOf(ev({}), 'nixpkgs', 'https://hydra/eval/1')).toThrow('evaluation https://hydra/eval/1 has no revision for input "nixpkgs"');
+    expect(() => revisionOf(ev({ jobsetevalinputs: { nixpkgs: { revision: 'main; rm -rf /' } } }), 'nixpkgs', 'u')).toThrow('is not a git commit id');
+  });
+
+  it('--hydra-json: a failed build or a file that is not RunCommand JSON is refused before asking Hydra', async () => {
+    const { resolveRelease } = await import('../../../lib/channel/release.ts');
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const dir = await mkdtemp((await import('node:os')).tmpdir() + '/releng-hj-');
+    const channels = channelsConfigSchema.parse({ hydraUrl: 'http://127.0.0.1:1', kinds: [{ match: 'nixos-.*', prefix: 'nixos', git: { remote: 'r' }, binaryCacheUrl: 'https://cache.example' }] });
+    const noFetch = (async () => { throw new Error('must not fetch'); }) as unknown as typeof fetch;
+    const failed = `${dir}/failed.json`;
+    await writeFile(failed, JSON.stringify({ build: 5, finished: true, buildStatus: 1, nixName: 'nixos-1.2', project: 'p', jobset: 'j', job: 'tested' }));
+    await expect(resolveRelease({ channel: 'nixos-x', channels, configFile: 'c', source: { hydraJsonFile: failed }, fetchImpl: noFetch })).rejects.toThrow('build 5 (tested) has not succeeded');
+    const wrong = `${dir}/wrong.json`;
+    await writeFile(wrong, JSON.stringify({ build: 'five' }));
+    await expect(resolveRelease({ channel: 'nixos-x', channels, configFile: 'c', source: { hydraJsonFile: wrong }, fetchImpl: noFetch })).rejects.toThrow(/build: .*\n.*finished/s);
+  });
+});
