@@ -35,7 +35,7 @@ export async function getHydraJson<T extends z.ZodType>(url: string, schema: T, 
   try {
     res = await fetchImpl(url, { headers: { Accept: 'application/json' }, redirect: 'follow' });
   } catch (e: any) {
-    const code = e?.cause?.code ?? e?.code ?? e?.message;
+    const code = e?.cause?.code ?? e?.cause?.errors?.[0]?.code ?? e?.cause?.message ?? e?.message;
     throw new ReleaseError(`cannot reach Hydra at ${url} (${code})`, 'check the URL and that Hydra is up; nothing was published');
   }
   const type = res.headers.get('content-type') ?? '';
