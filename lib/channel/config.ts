@@ -66,6 +66,8 @@ const channelKind = z.object({
 export const channelsConfigSchema = z.object({
   /** Hydra base URL: evaluation links, and where --hydra-json builds are looked up. */
   hydraUrl: z.string().url('expected an http(s):// URL'),
+  /** Where runs keep their lock files, staged downloads and git mirror (relative to releng.json; default .releng). */
+  stateDir: nonEmpty.default('.releng'),
   /** Parallel product downloads. */
   downloadConcurrency: z.number().int().min(1).max(64).default(4),
   /** Channel patterns, first match wins. */

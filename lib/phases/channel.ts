@@ -39,8 +39,8 @@ export interface ChannelSummary {
 }
 
 /** Where a channel's files are staged between download and upload (kept for resuming after a crash). */
-export function stagingDirOf(root: string, channel: string, releaseName: string): string {
-  return path.join(root, '.releng', 'channel', channel, releaseName);
+export function stagingDirOf(stateDir: string, channel: string, releaseName: string): string {
+  return path.join(stateDir, 'channel', channel, releaseName);
 }
 
 function sourceFrom(ctx: Context): ReleaseSource {
@@ -63,7 +63,8 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
   const channels = ctx.config.channels;
   if (!channels) throw new ReleaseError(`${ctx.loaded.file} has no "channels" section`, 'see docs/channel.md for the channel configuration (examples/nixos/releng.json)');
 
-  const lock = await lockChannel(path.join(ctx.root, '.releng', 'locks'), name, log);
+  const stateDir = path.resolve(ctx.root, channels.stateDir);
+  const lock = await lockChannel(path.join(stateDir, 'locks'), name, log);
   try {
     let phase = log.phase(`reading the release from Hydra`);
     const release = await resolveRelease({ channel: name, channels, configFile: ctx.loaded.file, source, fetchImpl: deps.fetchImpl });
@@ -86,7 +87,7 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
 
       phase = log.phase('reading the git revision');
       const gitCfg = release.kind.git;
-      const mirror = path.join(ctx.root, '.releng', 'channel-git');
+      const mirror = path.join(stateDir, 'channel-git');
       const fetchFrom = gitCfg.fetchFrom ? resolveRemote(gitCfg.fetchFrom, ctx.root) : release.gitUri;
       if (!fetchFrom) throw new ReleaseError(`evaluation ${release.evalUrl} does not say where input "${release.kind.gitInput}" comes from`, 'set channels.kinds[].git.fetchFrom');
       const commitDate = await fetchRevision(mirror, fetchFrom, release.rev, name);
@@ -95,7 +96,7 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
       const remoteHead = await remoteBranchHead(mirror, remote, branch);
       phase.succeed(`commit ${release.rev.slice(0, 12)} of ${commitDate.toISOString()}; ${branch} on ${remote} is at ${remoteHead?.slice(0, 12) ?? '(no branch yet)'}`);
 
-      const staging = stagingDirOf(ctx.root, name, release.releaseName);
+      const staging = stagingDirOf(stateDir, name, release.releaseName);
       phase = log.phase('planning the channel release');
       const plan = await planChannel({
         release, reader: target.s3, releases: target.releases, channels: target.channels, releasesUrl,

@@ -213,7 +213,7 @@ describe('releng channel', () => {
       expect(order.at(-1)).toBe('redirect nixos-26.05');
       expect(order.slice(git + 1, -1).every((o) => o.startsWith('redirect nixos-26.05/'))).toBe(true);
       expect(branchOn('nixos-26.05')).toBe(revs[1]);
-      expect(existsSync(stagingDirOf(project, 'nixos-26.05', `nixos-${V[1]}`))).toBe(false);
+      expect(existsSync(stagingDirOf(path.join(project, '.releng'), 'nixos-26.05', `nixos-${V[1]}`))).toBe(false);
     });
 
     it('publishes a newer release: every object, header, page, redirect and the branch', async () => {
@@ -337,17 +337,26 @@ describe('releng channel', () => {
       const before = await s3.writes();
       await expect(inProcess('nixos-26.05-corrupt', { build: url })).rejects.toThrow(/nixexprs\.tar\.xz from http:\/\/127\.0\.0\.1:\d+ is corrupt: sha256 [0-9a-f]{64}, but Hydra recorded f{64}/);
       expect(await s3.writes()).toBe(before);
-      const staged = await readdir(stagingDirOf(project, 'nixos-26.05-corrupt', 'nixos-26.05.300.ccccccc')).catch(() => []);
+      const staged = await readdir(stagingDirOf(path.join(project, '.releng'), 'nixos-26.05-corrupt', 'nixos-26.05.300.ccccccc')).catch(() => []);
       expect(staged.filter((n) => n.startsWith('nixexprs'))).toEqual([]);
       expect(branchOn('nixos-26.05-corrupt')).toBeUndefined();
     });
 
-    it('Hydra failing mid-run (HTTP 500 on a job) stops with the URL named, nothing published', async () => {
+    it('Hydra failing (HTTP 500) or gone (connection refused) mid-run stops with the URL named, nothing published', async () => {
       const url = addRelease(4, 'nixos-26.05.400.ddddddd', 2, revs[2]!);
       hydra.failing.add('/eval/1004/job/nixpkgs.tarball');
       const before = await s3.writes();
       await expect(inProcess('nixos-26.05-down', { build: url })).rejects.toThrow(`Hydra answered HTTP 500 for ${hydra.url}/eval/1004/job/nixpkgs.tarball`);
       expect(hydra.requests).toContain('GET /build/401'); // it got that far: the failure was mid-run
+      // Hydra gone altogether after the build and evaluation were read: connections refused
+      // (the fetch seam sends later requests to a closed port; the error names the Hydra URL).
+      const closed = http.createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+      const gone = `http://127.0.0.1:${(closed.address() as any).port}`;
+      await new Promise<void>((r) => closed.close(() => r()));
+      let calls = 0;
+      const dying = ((input: any, init?: any) => fetch(++calls <= 2 ? input : String(input).replace(hydra.url, gone), init)) as typeof fetch;
+      await expect(inProcess('nixos-26.05-down', { build: url }, { fetchImpl: dying })).rejects.toThrow(`cannot reach Hydra at ${hydra.url}/eval/1004/job/nixos.channel (ECONNREFUSED)`);
       expect(await s3.writes()).toBe(before);
       expect(branchOn('nixos-26.05-down')).toBeUndefined();
     });
