@@ -64,7 +64,7 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
   if (!channels) throw new ReleaseError(`${ctx.loaded.file} has no "channels" section`, 'see docs/channel.md for the channel configuration (examples/nixos/releng.json)');
 
   const stateDir = path.resolve(ctx.root, channels.stateDir);
-  const lock = await lockChannel(path.join(stateDir, 'locks'), name, log);
+  const lock = await lockChannel(path.join(stateDir, 'locks'), name);
   try {
     let phase = log.phase(`reading the release from Hydra`);
     const release = await resolveRelease({ channel: name, channels, configFile: ctx.loaded.file, source, fetchImpl: deps.fetchImpl });

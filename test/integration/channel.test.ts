@@ -2,7 +2,7 @@
 // cache (nix copy --to file://, served over HTTP), s3rver for the buckets, a bare git remote.
 // Covers publishing, dry run, the rollback guard (older/same/forced), --hydra-json, corrupt
 // products, Hydra failing mid-run, bad input, crashes between any two steps, and the lock.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -413,6 +413,7 @@ describe('releng channel', () => {
 
   describe('lock', () => {
     it('refuses a second run of the same channel while the first holds the lock; different channels run concurrently', async () => {
+      requireTool('flock', 'util-linux');
       const lockDir = path.join(project, '.releng', 'locks');
       const held = await lockChannel(lockDir, 'nixos-26.05-locked');
       await expect(inProcess('nixos-26.05-locked', { build: `${hydra.url}/build/201` })).rejects.toThrow(/nixos-26\.05-locked is being published by another run \(pid \d+/);
@@ -424,13 +425,22 @@ describe('releng channel', () => {
       expect([a.verdict, b.verdict]).toEqual(['first', 'first']);
     });
 
-    it('a lock left by a crashed run (its process is gone) is taken over', async () => {
-      const dead = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-      await writeFile(path.join(project, '.releng', 'locks', 'channel-nixos-26.05-stale.lock'),
-        JSON.stringify({ pid: Number(dead), host: os.hostname(), channel: 'nixos-26.05-stale', since: '2026-01-01T00:00:00Z' }));
-      const s = await inProcess('nixos-26.05-stale', { build: `${hydra.url}/build/201` });
+    it('a run killed with SIGKILL does not leave the channel locked', async () => {
+      const lockDir = path.join(project, '.releng', 'locks');
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test/fixtures/channel/hold-lock.ts'), lockDir, 'nixos-26.05-killed'],
+        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (c) => reject(new Error(`lock holder exited early (${c})`)));
+      });
+      await expect(inProcess('nixos-26.05-killed', { build: `${hydra.url}/build/201` })).rejects.toThrow(`is being published by another run (pid ${child.pid} on`);
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+      // The kernel drops the flock once the holder's pipe closes; wait for that (not a timing assertion).
+      execFileSync('flock', ['--exclusive', '--wait', '60', path.join(lockDir, 'channel-nixos-26.05-killed.lock'), 'true']);
+      const s = await inProcess('nixos-26.05-killed', { build: `${hydra.url}/build/201` });
       expect(s.verdict).toBe('first');
-      expect(existsSync(path.join(project, '.releng', 'locks', 'channel-nixos-26.05-stale.lock'))).toBe(false);
     });
   });
 });
