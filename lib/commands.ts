@@ -4,6 +4,7 @@ import { ReleaseError } from './errors.ts';
 import { build } from './phases/build.ts';
 import { prepare } from './phases/prepare.ts';
 import { tag } from './phases/tag.ts';
+import { channel } from './phases/channel.ts';
 import { upload } from './phases/upload.ts';
 
 export interface FlagDef {
@@ -120,9 +121,13 @@ export const commands: CommandDef[] = [
     usage: 'releng channel CHANNEL (--build URL | --hydra-json FILE)',
     reads: 'Hydra JSON, the binary cache, the channel\'s current redirect',
     changes: 'S3: the release prefix and the channel redirects; git: the channel branch',
-    flags: [],
+    flags: [
+      { name: 'build', type: 'string', value: 'URL', description: 'the Hydra build to publish (e.g. https://hydra.nixos.org/build/ID or .../latest-finished)' },
+      { name: 'hydra-json', type: 'string', value: 'FILE', description: 'the build from Hydra\'s RunCommand file (pass "$HYDRA_JSON")' },
+      { name: 'force', type: 'boolean', description: 'publish even if the channel would go back in time or is already there (logged loudly)' },
+    ],
     needsVersion: false,
-    run: notBuiltYet('channel', 'issue 5'),
+    run: (ctx, positionals) => channel(ctx, positionals),
   },
   {
     name: 'serve',

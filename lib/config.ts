@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { channelsConfigSchema } from './channel/config.ts';
 import { ReleaseError } from './errors.ts';
 import { parseJsonText, parseWith } from './zod-errors.ts';
 
@@ -67,6 +68,10 @@ const environment = z.object({
   releasesBucket: s3Url,
   cacheBucket: s3Url,
   docsBucket: s3Url,
+  /** Channel redirect objects (`releng channel`); same endpoint and credentials as the other buckets. */
+  channelsBucket: s3Url.optional(),
+  /** Public URL of releasesBucket (channel redirect targets); default `/BUCKET[/PREFIX]` on the S3 endpoint. */
+  releasesUrl: z.string().regex(/^(https?:\/\/[^\s]+|\/[^\s]*)$/, 'expected an http(s):// URL or a path starting with /').optional(),
   s3,
   credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
   cache: cache.optional(),
@@ -134,7 +139,7 @@ export const configSchema = z.object({
   /** Branch that maintenance releases are compared against (for `latest`). */
   mainBranch: nonEmpty.default('main'),
   releaseNotes: releaseNotes.default(() => releaseNotes.parse({})),
-  channels: z.unknown().optional(),
+  channels: channelsConfigSchema.optional(),
   environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
     .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
 }).strict().superRefine((c, ctx) => {

@@ -23,6 +23,8 @@ export interface OpenEnvironment {
   releases: BucketRef;
   cache: BucketRef;
   docs: BucketRef;
+  /** The channels bucket, when the environment has one (`releng channel`). */
+  channels?: BucketRef;
   /** Started by releng for this run (local environment): stopped by close(). */
   embeddedS3?: LocalS3;
   close(): Promise<void>;
@@ -46,12 +48,14 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   const releases = ref(env.releasesBucket);
   const cache = ref(env.cacheBucket);
   const docs = ref(env.docsBucket);
+  const channels = env.channelsBucket ? ref(env.channelsBucket) : undefined;
+  const buckets = [...new Set([releases.bucket, cache.bucket, docs.bucket, ...(channels ? [channels.bucket] : [])])];
   let embeddedS3: LocalS3 | undefined;
   let endpoint = env.s3.endpoint;
   if (endpoint === 'embedded') {
     embeddedS3 = await startLocalS3({
       dir: path.join(localDataDir(ctx.root), 's3'),
-      buckets: [...new Set([releases.bucket, cache.bucket, docs.bucket])],
+      buckets,
       requestLog: process.env.RELENG_S3_REQUEST_LOG,
     });
     endpoint = embeddedS3.endpoint;
@@ -60,11 +64,11 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   const credentials = await resolveCredentials(name, env);
   const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
   const opened: OpenEnvironment = {
-    name, env, s3, endpoint, releases, cache, docs, embeddedS3,
+    name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3,
     async close() { await embeddedS3?.stop(); },
   };
   try {
-    for (const b of new Set([releases.bucket, cache.bucket, docs.bucket])) await s3.checkBucket(b);
+    for (const b of buckets) await s3.checkBucket(b);
   } catch (e) {
     await opened.close();
     throw e;

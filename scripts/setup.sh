@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # program -> Debian package
 declare -A need=(
   [nix-build]=nix-bin [skopeo]=skopeo [docker-registry]=docker-registry [xz]=xz-utils
-  [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl
+  [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl [flock]=util-linux
 )
 missing=()
 for prog in "${!need[@]}"; do command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}"); done

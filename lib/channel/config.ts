@@ -1,0 +1,79 @@
+// The `channels` section of releng.json: which channel names exist (patterns, not code), where
+// each publishes its release prefix, which git branch it moves and which Hydra products it mirrors.
+import { z } from 'zod';
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+const regex = nonEmpty.refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, 'not a valid regular expression');
+
+/** A channel-side alias: `{channel}/NAME` redirecting to a file of the release prefix. */
+const productRedirect = z.object({
+  /** Key below the channel, e.g. `nixexprs.tar.xz` or `latest-nixos-minimal-x86_64-linux.iso` (templated). */
+  name: nonEmpty,
+  /** Appended to the target, e.g. `?rev={rev}&lastModified={lastModified}` (what Nix's tarball fetcher reads). */
+  query: z.string().regex(/^\?[^#\s]*$/, 'must start with ? and hold no spaces or #').optional(),
+  /** Also redirect NAME.sha256 to the file's .sha256. */
+  sha256: z.boolean().default(false),
+}).strict();
+
+/** One Hydra product to mirror into the release prefix. */
+const product = z.object({
+  /** Hydra job name in the evaluation (templated), e.g. `nixos.channel`. */
+  job: nonEmpty,
+  /** Destination file name in the release prefix (templated); default: the product's own file name. */
+  file: nonEmpty.optional(),
+  /** Pick the product with this subtype when the job has several (e.g. `json-br`, `source-dist`). */
+  subtype: z.string().optional(),
+  /** Or pick the product whose file name matches this regex. */
+  fileMatches: regex.optional(),
+  /** A missing job or product is skipped (logged) instead of failing the run. */
+  optional: z.boolean().default(false),
+  redirects: z.array(productRedirect).default([]),
+}).strict();
+
+/** A fixed file of the release prefix the channel also points at (git-revision, store-paths.xz). */
+const fileRedirect = z.object({
+  name: nonEmpty,
+  file: nonEmpty,
+  query: z.string().regex(/^\?[^#\s]*$/, 'must start with ? and hold no spaces or #').optional(),
+}).strict();
+
+/** A channel pattern: every channel whose name matches `match` publishes this way. */
+const channelKind = z.object({
+  /** Regex the whole channel name must match; named groups become template variables. */
+  match: regex,
+  /** Release prefix directory (templated); the release name is appended: `nixos/{series}` → `nixos/24.11/nixos-24.11.1.abc`. */
+  prefix: nonEmpty,
+  /** Evaluation input whose revision is the release's commit (NixOS: `nixpkgs`). Flake jobsets: taken from `flake`. */
+  gitInput: nonEmpty.default('nixpkgs'),
+  git: z.object({
+    /** Where the channel branch is pushed (URL or path). */
+    remote: nonEmpty,
+    /** Branch to move (templated; default: the channel name). */
+    branch: nonEmpty.default('{channel}'),
+    /** Where to fetch the revision from (default: the evaluation input's URI). */
+    fetchFrom: nonEmpty.optional(),
+  }).strict(),
+  /** Written to `binary-cache-url` in the release; also where products are downloaded from. */
+  binaryCacheUrl: z.string().url('expected an http(s):// URL'),
+  /** Commit link in the HTML page (templated with {rev}). */
+  commitUrl: nonEmpty.default('https://github.com/NixOS/nixpkgs/commit/{rev}'),
+  products: z.array(product).default([]),
+  /** Channel aliases of fixed files (the channel object itself is always written, last). */
+  redirects: z.array(fileRedirect).default([]),
+}).strict();
+
+/** `channels` in releng.json. */
+export const channelsConfigSchema = z.object({
+  /** Hydra base URL: evaluation links, and where --hydra-json builds are looked up. */
+  hydraUrl: z.string().url('expected an http(s):// URL'),
+  /** Where runs keep their lock files, staged downloads and git mirror (relative to releng.json; default .releng). */
+  stateDir: nonEmpty.default('.releng'),
+  /** Parallel product downloads. */
+  downloadConcurrency: z.number().int().min(1).max(64).default(4),
+  /** Channel patterns, first match wins. */
+  kinds: z.array(channelKind).min(1, 'define at least one channel kind'),
+}).strict();
+
+export type ChannelsConfig = z.infer<typeof channelsConfigSchema>;
+export type ChannelKind = z.infer<typeof channelKind>;
+export type ChannelProduct = z.infer<typeof product>;

@@ -1,0 +1,254 @@
+// Plans a channel release: reads Hydra, the binary cache and the buckets, stages what must be
+// uploaded, and returns the ordered writes: files → HTML page (the "prefix complete" marker) →
+// git push of the channel branch → channel aliases → the channel object itself, last.
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { Plan, Skip, Step } from '../actions.ts';
+import { sha256File, sha256Text } from '../checksums.ts';
+import type { BucketRef } from '../environment.ts';
+import { ReleaseError } from '../errors.ts';
+import { run } from '../exec.ts';
+import type { GitPush } from '../git/push.ts';
+import { HydraHttpError } from '../hydra/client.ts';
+import { renderReleasePage } from '../html/release-page.ts';
+import type { Logger } from '../log.ts';
+import type { S3Put, S3Redirect } from '../s3/actions.ts';
+import type { S3Reader } from '../s3/store.ts';
+import { fillTemplate, redirectTarget, requireSegment } from './names.ts';
+import { downloadProduct, selectProduct, type DownloadRequest, type FileProduct } from './products.ts';
+import type { ChannelRelease } from './release.ts';
+
+/** Cache-Control of every redirect object (NixOS channels: clients see a move within 10 minutes). */
+export const REDIRECT_CACHE_CONTROL = 'max-age=600, stale-while-revalidate=1800, public';
+
+/** Content headers as the NixOS mirror sets them (prior art §2.5). */
+export function channelContentHeaders(name: string): { contentType: string; contentEncoding?: string } {
+  if (/\.json\.br$/.test(name)) return { contentType: 'application/json', contentEncoding: 'br' };
+  if (/\.sha256$/.test(name) || ['src-url', 'binary-cache-url', 'git-revision'].includes(name)) return { contentType: 'text/plain' };
+  return { contentType: 'application/octet-stream' };
+}
+
+/** One file of the release prefix, before we know whether it must be uploaded. */
+interface ReleaseFile {
+  name: string;
+  size: number;
+  sha256: string;
+  source: { text: string } | { file: string } | { product: FileProduct; job: string };
+}
+
+export interface GitTarget {
+  /** Local repository holding the revision. */
+  cwd: string;
+  remote: string;
+  branch: string;
+  /** What the remote branch points at now (git ls-remote), if it exists. */
+  remoteHead?: string;
+  /** Non-fast-forward allowed (--force). */
+  force: boolean;
+}
+
+export interface ChannelPlanInput {
+  release: ChannelRelease;
+  reader: S3Reader;
+  releases: BucketRef;
+  channels: BucketRef;
+  /** Public URL of the releases bucket root (redirect targets). */
+  releasesUrl: string;
+  git: GitTarget;
+  commitDate: Date;
+  stagingDir: string;
+  log: Logger;
+  now?: Date;
+  downloadConcurrency?: number;
+  /** Downloader (default: nix store cat from the binary cache). */
+  download?: (req: DownloadRequest) => Promise<'downloaded' | 'staged'>;
+}
+
+export interface ChannelPlan extends Plan {
+  /** Whether the release prefix was already complete (its page exists). */
+  prefixComplete: boolean;
+  /** Products fetched from the binary cache in this run. */
+  downloaded: string[];
+  pageKey: string;
+  channelKey: string;
+  channelTarget: string;
+}
+
+interface ChosenProduct { job: string; product: FileProduct; file: string; redirects: ChannelRelease['kind']['products'][number]['redirects'] }
+
+/** Looks up every configured product in the evaluation (Hydra reads only; no download). */
+async function chooseProducts(release: ChannelRelease, skipped: Skip[]): Promise<ChosenProduct[]> {
+  const out: ChosenProduct[] = [];
+  for (const [i, spec] of release.kind.products.entries()) {
+    const field = `channels.kinds[].products[${i}]`;
+    const job = fillTemplate(spec.job, release.vars, `${field}.job`);
+    const jobUrl = `${release.evalUrl}/job/${job}`;
+    let build;
+    try {
+      build = await release.hydra.jobInEval(release.evalId, job);
+    } catch (e) {
+      if (spec.optional && e instanceof HydraHttpError && e.status === 404) { skipped.push({ what: `optional product of job ${job}`, reason: `no such job in evaluation ${release.evalId}` }); continue; }
+      throw e;
+    }
+    if (!build.finished || build.buildstatus !== 0) {
+      if (spec.optional) { skipped.push({ what: `optional product of job ${job}`, reason: `its build ${build.id} did not succeed` }); continue; }
+      throw new ReleaseError(`job ${job} of evaluation ${release.evalUrl} has not succeeded (build ${build.id}, buildstatus ${build.buildstatus})`, 'wait for it, or mark the product optional in releng.json; nothing was published');
+    }
+    const product = selectProduct(build, spec, jobUrl);
+    if (!product) {
+      if (spec.optional) { skipped.push({ what: `optional product of job ${job}`, reason: 'no product matches subtype/fileMatches' }); continue; }
+      throw new ReleaseError(`job ${job} (${jobUrl}) has no product${spec.subtype !== undefined ? ` of subtype "${spec.subtype}"` : ''}${spec.fileMatches ? ` matching /${spec.fileMatches}/` : ''}`,
+        'fix subtype/fileMatches in channels.kinds[].products, or mark it optional; nothing was published');
+    }
+    const defaultName = product.path.split('/').at(-1)!;
+    const file = requireSegment(spec.file ? fillTemplate(spec.file, release.vars, `${field}.file`) : defaultName, `destination file of job ${job}`);
+    out.push({ job, product, file, redirects: spec.redirects });
+  }
+  const seen = new Map<string, string>();
+  for (const c of out) {
+    const other = seen.get(c.file);
+    if (other) throw new ReleaseError(`jobs ${other} and ${c.job} both publish ${c.file}`, 'give one of them another "file" in releng.json');
+    seen.set(c.file, c.job);
+  }
+  return out;
+}
+
+/** store-paths.xz: the evaluation's store paths, de-duplicated (first occurrence kept), xz-compressed. */
+async function stageStorePaths(release: ChannelRelease, stagingDir: string): Promise<string> {
+  const paths = [...new Set(await release.hydra.storePaths(release.evalId))];
+  const plain = path.join(stagingDir, 'store-paths');
+  await writeFile(plain, paths.length ? paths.join('\n') + '\n' : '');
+  await run('xz', ['--force', '--keep', '-T1', plain]);
+  return `${plain}.xz`;
+}
+
+export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan> {
+  const { release, reader, releases, channels, log } = input;
+  const skipped: Skip[] = [];
+  const steps: Step[] = [];
+  const pageKey = `${releases.prefix}${release.releasePrefix}`;
+  const filesPrefix = `${pageKey}/`;
+  const vars = { ...release.vars, lastModified: String(Math.floor(input.commitDate.getTime() / 1000)) };
+  const chosen = await chooseProducts({ ...release, vars }, skipped);
+  const downloaded: string[] = [];
+
+  const page = await reader.head(releases.bucket, pageKey);
+  const prefixComplete = !!page;
+  if (prefixComplete) {
+    skipped.push({ what: `release files and page of s3://${releases.bucket}/${pageKey}`, reason: 'the release page exists, so the prefix is complete' });
+  } else {
+    await mkdir(input.stagingDir, { recursive: true });
+    const text = (name: string, body: string): ReleaseFile => ({ name, size: Buffer.byteLength(body), sha256: sha256Text(body), source: { text: body } });
+    const storePaths = await stageStorePaths(release, input.stagingDir);
+    const { size: spSize } = await stat(storePaths);
+    const files: ReleaseFile[] = [
+      text('src-url', release.evalUrl),
+      text('git-revision', release.rev),
+      text('binary-cache-url', release.kind.binaryCacheUrl),
+      { name: 'store-paths.xz', size: spSize, sha256: await sha256File(storePaths), source: { file: storePaths } },
+    ];
+    for (const c of chosen) {
+      files.push({ name: c.file, size: c.product.filesize, sha256: c.product.sha256hash, source: { product: c.product, job: c.job } });
+      files.push(text(`${c.file}.sha256`, `${c.product.sha256hash}  ${c.file}`));
+    }
+    // What is already there (same size and our sha256 metadata) is neither downloaded nor uploaded again.
+    const remote = new Map((await reader.list(releases.bucket, filesPrefix)).map((o) => [o.key, o]));
+    const headLimit = pLimit(16);
+    const needed = (await Promise.all(files.map((f) => headLimit(async () => {
+      const r = remote.get(filesPrefix + f.name);
+      if (r && r.size === f.size && (await reader.head(releases.bucket, filesPrefix + f.name))?.sha256 === f.sha256) return undefined;
+      return { file: f, reason: (r ? 'changed' : 'new') as S3Put['reason'] };
+    })))).filter((x) => x !== undefined);
+    const present = files.length - needed.length;
+    if (present) skipped.push({ what: `${present} file${present === 1 ? '' : 's'} in s3://${releases.bucket}/${filesPrefix}`, reason: 'already there with the same sha256 (not downloaded again)' });
+
+    const toFetch = needed.filter((n) => 'product' in n.file.source);
+    if (toFetch.length) {
+      const total = toFetch.reduce((s, n) => s + n.file.size, 0);
+      const progress = log.progress(`downloading ${toFetch.length} product${toFetch.length === 1 ? '' : 's'} from ${release.kind.binaryCacheUrl}`, total, 'bytes');
+      const limit = pLimit(input.downloadConcurrency ?? 4);
+      const download = input.download ?? downloadProduct;
+      try {
+        // allSettled: on a failure, wait for the other downloads to stop before reporting it.
+        const results = await Promise.allSettled(toFetch.map((n) => limit(async () => {
+          const src = n.file.source as { product: FileProduct; job: string };
+          const dest = path.join(input.stagingDir, n.file.name);
+          const how = await download({ store: release.kind.binaryCacheUrl, storePath: src.product.path, dest, sha256: src.product.sha256hash, size: src.product.filesize, onBytes: (b) => progress.tick(b) });
+          if (how === 'downloaded') downloaded.push(n.file.name);
+          n.file.source = { file: dest };
+        })));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      } finally {
+        progress.stop();
+      }
+    }
+    const puts: S3Put[] = needed.map(({ file: f, reason }) => ({
+      kind: 's3.put', bucket: releases.bucket, key: filesPrefix + f.name, source: f.source as S3Put['source'],
+      size: f.size, sha256: f.sha256, ...channelContentHeaders(f.name), reason,
+    }));
+    puts.sort((a, b) => a.key.localeCompare(b.key));
+    steps.push({ title: `release files to s3://${releases.bucket}/${filesPrefix}`, actions: puts });
+
+    const html = renderReleasePage({
+      channel: release.channel, releaseName: release.releaseName, date: input.now ?? new Date(), rev: release.rev,
+      commitUrl: fillTemplate(release.kind.commitUrl, vars, 'channels.kinds[].commitUrl'), commitDate: input.commitDate,
+      evalId: release.evalId, evalUrl: release.evalUrl,
+      files: files.filter((f) => !f.name.endsWith('.sha256')).map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 })),
+    });
+    steps.push({ title: 'release page (marks the prefix complete)', actions: [{
+      kind: 's3.put', bucket: releases.bucket, key: pageKey, source: { text: html }, size: Buffer.byteLength(html),
+      sha256: sha256Text(html), contentType: 'text/html', reason: 'new',
+    }] });
+  }
+
+  // git: move the channel branch (skipped when it is already there).
+  const { git } = input;
+  if (git.remoteHead === release.rev) {
+    skipped.push({ what: `git push ${git.remote} refs/heads/${git.branch}`, reason: `already at ${release.rev}` });
+  } else {
+    const push: GitPush = { kind: 'git.push', cwd: git.cwd, remote: git.remote, refspecs: [`${git.force ? '+' : ''}${release.rev}:refs/heads/${git.branch}`], atomic: false, gerrit: false };
+    steps.push({ title: `channel branch ${git.branch}`, actions: [push], concurrency: 1 });
+  }
+
+  // Aliases under the channel, then the channel object last.
+  const channelDir = `${channels.prefix}${release.channel}`;
+  const aliases: Array<{ name: string; target: string }> = [];
+  for (const [i, r] of release.kind.redirects.entries()) {
+    const file = requireSegment(fillTemplate(r.file, vars, `channels.kinds[].redirects[${i}].file`), 'redirect file');
+    aliases.push({ name: fillTemplate(r.name, vars, `channels.kinds[].redirects[${i}].name`), target: redirectTarget(input.releasesUrl, release.releasePrefix, file, r.query ? fillTemplate(r.query, vars, 'query') : '') });
+  }
+  for (const c of chosen) {
+    for (const r of c.redirects) {
+      const name = fillTemplate(r.name, vars, `redirects of job ${c.job}`);
+      aliases.push({ name, target: redirectTarget(input.releasesUrl, release.releasePrefix, c.file, r.query ? fillTemplate(r.query, vars, 'query') : '') });
+      if (r.sha256) aliases.push({ name: `${name}.sha256`, target: redirectTarget(input.releasesUrl, release.releasePrefix, `${c.file}.sha256`) });
+    }
+  }
+  const seen = new Set<string>();
+  for (const a of aliases) {
+    requireSegment(a.name, 'channel alias');
+    if (seen.has(a.name)) throw new ReleaseError(`channel alias ${release.channel}/${a.name} is configured twice`, 'remove the duplicate from releng.json');
+    seen.add(a.name);
+  }
+  const headLimit = pLimit(16);
+  const redirectAction = (key: string, location: string): S3Redirect => ({ kind: 's3.redirect', bucket: channels.bucket, key, location, cacheControl: REDIRECT_CACHE_CONTROL });
+  const current = await Promise.all(aliases.map((a) => headLimit(() => reader.head(channels.bucket, `${channelDir}/${a.name}`))));
+  const redirects: S3Redirect[] = [];
+  aliases.forEach((a, i) => {
+    const h = current[i];
+    if (h?.redirect === a.target && h.cacheControl === REDIRECT_CACHE_CONTROL) return;
+    redirects.push(redirectAction(`${channelDir}/${a.name}`, a.target));
+  });
+  if (redirects.length < aliases.length) skipped.push({ what: `${aliases.length - redirects.length} channel aliases`, reason: 'already redirect to this release' });
+  steps.push({ title: `channel aliases in s3://${channels.bucket}/${channelDir}/`, actions: redirects.sort((a, b) => a.key.localeCompare(b.key)) });
+  const channelTarget = redirectTarget(input.releasesUrl, release.releasePrefix, undefined);
+  const head = await reader.head(channels.bucket, channelDir);
+  if (head?.redirect === channelTarget && head.cacheControl === REDIRECT_CACHE_CONTROL) {
+    skipped.push({ what: `channel object s3://${channels.bucket}/${channelDir}`, reason: 'already points at this release' });
+  } else {
+    steps.push({ title: `channel ${release.channel} (last)`, actions: [redirectAction(channelDir, channelTarget)] });
+  }
+  return { steps, skipped, prefixComplete, downloaded, pageKey, channelKey: channelDir, channelTarget };
+}

@@ -1,0 +1,131 @@
+// channel: publish a Hydra evaluation as a channel release and move the channel, never backwards.
+// lock → resolve the release (Hydra) → rollback guard (also in --dry-run) → plan (reads, downloads
+// into staging) → apply: files → page → git push → aliases → channel object. See docs/channel.md.
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { countByKind, planSize } from '../actions.ts';
+import { apply } from '../apply.ts';
+import type { Writers } from '../apply-types.ts';
+import { fillTemplate } from '../channel/names.ts';
+import { checkChannelGuard, type GuardDecision } from '../channel/guard.ts';
+import { fetchRevision, remoteBranchHead, resolveRemote } from '../channel/git.ts';
+import { lockChannel } from '../channel/lock.ts';
+import { planChannel } from '../channel/plan.ts';
+import { resolveRelease, type ReleaseSource } from '../channel/release.ts';
+import type { Context } from '../context.ts';
+import { openEnvironment } from '../environment.ts';
+import { ReleaseError, UsageError } from '../errors.ts';
+import { gitWriter } from '../git/push.ts';
+import type { FetchLike } from '../hydra/client.ts';
+
+/** Seams for tests: a fetch for Hydra, and a wrapper around the real writers (to inject crashes). */
+export interface ChannelDeps {
+  fetchImpl?: FetchLike;
+  wrapWriters?: (writers: Writers) => Writers;
+  now?: Date;
+}
+
+export interface ChannelSummary {
+  channel: string;
+  release: string;
+  previous?: string;
+  verdict: GuardDecision['verdict'];
+  dryRun: boolean;
+  releasePrefix?: string;
+  channelUrl?: string;
+  planned: Record<string, number>;
+  applied: Record<string, number>;
+  downloaded: string[];
+}
+
+/** Where a channel's files are staged between download and upload (kept for resuming after a crash). */
+export function stagingDirOf(stateDir: string, channel: string, releaseName: string): string {
+  return path.join(stateDir, 'channel', channel, releaseName);
+}
+
+function sourceFrom(ctx: Context): ReleaseSource {
+  const build = ctx.flags.extra.build;
+  const hydraJson = ctx.flags.extra['hydra-json'];
+  if (typeof build === 'string' && typeof hydraJson === 'string') throw new UsageError('give either --build URL or --hydra-json FILE, not both');
+  if (typeof build === 'string') return { buildUrl: build };
+  if (typeof hydraJson === 'string') return { hydraJsonFile: hydraJson };
+  throw new UsageError('which release? pass --build URL (a Hydra build) or --hydra-json FILE (e.g. "$HYDRA_JSON" in a Hydra runcommand)');
+}
+
+export async function channel(ctx: Context, positionals: string[], deps: ChannelDeps = {}): Promise<ChannelSummary> {
+  const { log, flags } = ctx;
+  if (positionals.length !== 1) throw new UsageError('usage: releng channel CHANNEL (--build URL | --hydra-json FILE)');
+  const name = positionals[0]!;
+  // The name becomes an S3 key, a git branch and a lock file name: keep it plain.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name.includes('..')) throw new UsageError(`channel name ${JSON.stringify(name)}: expected letters, digits, ".", "_" and "-" (e.g. nixos-24.11)`);
+  const source = sourceFrom(ctx);
+  const force = ctx.flags.extra.force === true;
+  const channels = ctx.config.channels;
+  if (!channels) throw new ReleaseError(`${ctx.loaded.file} has no "channels" section`, 'see docs/channel.md for the channel configuration (examples/nixos/releng.json)');
+
+  const stateDir = path.resolve(ctx.root, channels.stateDir);
+  const lock = await lockChannel(path.join(stateDir, 'locks'), name);
+  try {
+    let phase = log.phase(`reading the release from Hydra`);
+    const release = await resolveRelease({ channel: name, channels, configFile: ctx.loaded.file, source, fetchImpl: deps.fetchImpl });
+    phase.succeed(`release ${release.releaseName} (build ${release.build.id}, evaluation ${release.evalId}, commit ${release.rev.slice(0, 12)}) → ${release.releasePrefix}`);
+
+    phase = log.phase('connecting to environment');
+    const target = await openEnvironment(ctx);
+    phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
+    try {
+      if (!target.channels) throw new ReleaseError(`environment "${target.name}" has no channelsBucket`, `set environments.${target.name}.channelsBucket in ${ctx.loaded.file}`);
+      const releasesUrl = target.env.releasesUrl ?? `/${target.releases.bucket}${target.releases.prefix ? `/${target.releases.prefix.replace(/\/$/, '')}` : ''}`;
+      const channelKey = `${target.channels.prefix}${name}`;
+      const decision = await checkChannelGuard({ reader: target.s3, bucket: target.channels.bucket, key: channelKey, channel: name, next: release.releaseName, force, log });
+      const base = { channel: name, release: release.releaseName, previous: 'current' in decision ? decision.current : undefined, verdict: decision.verdict, dryRun: flags.dryRun };
+      if (decision.verdict === 'same') {
+        log.info(`${decision.reason}`);
+        return { ...base, planned: {}, applied: {}, downloaded: [] };
+      }
+      log.info(`guard: ${decision.reason}`);
+
+      phase = log.phase('reading the git revision');
+      const gitCfg = release.kind.git;
+      const mirror = path.join(stateDir, 'channel-git');
+      const fetchFrom = gitCfg.fetchFrom ? resolveRemote(gitCfg.fetchFrom, ctx.root) : release.gitUri;
+      if (!fetchFrom) throw new ReleaseError(`evaluation ${release.evalUrl} does not say where input "${release.kind.gitInput}" comes from`, 'set channels.kinds[].git.fetchFrom');
+      const commitDate = await fetchRevision(mirror, fetchFrom, release.rev, name);
+      const remote = resolveRemote(gitCfg.remote, ctx.root);
+      const branch = fillTemplate(gitCfg.branch, release.vars, 'channels.kinds[].git.branch');
+      const remoteHead = await remoteBranchHead(mirror, remote, branch);
+      phase.succeed(`commit ${release.rev.slice(0, 12)} of ${commitDate.toISOString()}; ${branch} on ${remote} is at ${remoteHead?.slice(0, 12) ?? '(no branch yet)'}`);
+
+      const staging = stagingDirOf(stateDir, name, release.releaseName);
+      phase = log.phase('planning the channel release');
+      const plan = await planChannel({
+        release, reader: target.s3, releases: target.releases, channels: target.channels, releasesUrl,
+        git: { cwd: mirror, remote, branch, remoteHead, force: decision.verdict === 'forced' },
+        commitDate, stagingDir: staging, log, now: deps.now, downloadConcurrency: channels.downloadConcurrency,
+      });
+      phase.succeed(`planned ${planSize(plan)} writes${plan.prefixComplete ? ' (release prefix already complete)' : ''}`);
+
+      const writers: Writers = { s3: target.s3, git: gitWriter };
+      const applied = await apply(plan, {
+        log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
+        resumeHint: `fix the cause and re-run \`releng channel ${name}\` with the same release: it skips what is already published and finishes the job`,
+      });
+      if (!flags.dryRun) {
+        const head = await target.s3.head(target.channels.bucket, channelKey);
+        if (head?.redirect !== plan.channelTarget) {
+          throw new ReleaseError(`after publishing, s3://${target.channels.bucket}/${channelKey} redirects to ${head?.redirect ?? 'nothing'}, not ${plan.channelTarget}`, 'another run may have moved it; re-run to check');
+        }
+        await rm(staging, { recursive: true, force: true });
+        log.info(`channel ${name} now points at ${plan.channelTarget}`);
+      }
+      return {
+        ...base, releasePrefix: `s3://${target.releases.bucket}/${plan.pageKey}`, channelUrl: plan.channelTarget,
+        planned: countByKind(plan), applied: applied.byKind, downloaded: plan.downloaded,
+      };
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await lock.release();
+  }
+}
