@@ -1,7 +1,8 @@
 // The Action union: everything releng publishes is one of these, planned first, applied by apply.ts.
+import { ociRenderers, type OciAction } from './oci/actions.ts';
 import { s3Renderers, type S3Action } from './s3/actions.ts';
 
-export type Action = S3Action;
+export type Action = S3Action | OciAction;
 
 /** A group of actions that may run concurrently; steps run one after another (the barrier is the order). */
 export interface Step {
@@ -24,6 +25,7 @@ export interface Plan {
 
 const renderers: { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string } = {
   ...s3Renderers,
+  ...ociRenderers,
 };
 
 /** One line naming the exact operation (dry-run and logs). */

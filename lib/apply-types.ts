@@ -1,10 +1,13 @@
 // Types shared by apply.ts and the per-domain action modules (kept apart to avoid import cycles).
 import type { Logger } from './log.ts';
+import type { OciWriter } from './oci/actions.ts';
 import type { S3Writer } from './s3/store.ts';
 
 /** The write interfaces apply may use. A phase passes only those its plan needs. */
 export interface Writers {
   s3?: S3Writer;
+  /** Registry pushes and image index PUTs (lib/oci). */
+  oci?: OciWriter;
 }
 
 /** What a handler gets besides its action. */

@@ -5,11 +5,13 @@ import { render, renderPlan, type Action, type Plan } from './actions.ts';
 import type { ApplyEnv, HandlerMap, Writers } from './apply-types.ts';
 import { ReleaseError } from './errors.ts';
 import type { Logger } from './log.ts';
+import { ociHandlers } from './oci/actions.ts';
 import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
 import { isRetryableS3Error } from './s3/store.ts';
 
 const handlers: HandlerMap<Action> = {
   ...s3Handlers,
+  ...ociHandlers,
 };
 
 export interface ApplyOptions {

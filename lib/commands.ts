@@ -34,6 +34,8 @@ export const globalFlags: FlagDef[] = [
   { name: 'help', type: 'boolean', description: 'show help for the command' },
 ];
 
+const forcePushImages: FlagDef = { name: 'force-push-images', type: 'boolean', description: 'replace an image tag VERSION that points at another image index (docs/images.md)' };
+
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 
 function notBuiltYet(name: string, issue: string): CommandDef['run'] {
@@ -89,7 +91,7 @@ export const commands: CommandDef[] = [
     summary: 'publish release/ to an environment: release bucket, then root manifest.nix, then docs',
     reads: 'release/build-result.json, the environment\'s buckets (to skip what is there)',
     changes: 'S3: the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...)',
-    flags: [noCheckGit],
+    flags: [forcePushImages, noCheckGit],
     needsVersion: true,
     run: (ctx) => upload(ctx),
   },
@@ -102,6 +104,7 @@ export const commands: CommandDef[] = [
       { name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' },
       { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build' },
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
+      forcePushImages,
       noCheckGit,
     ],
     needsVersion: true,

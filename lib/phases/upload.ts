@@ -1,5 +1,5 @@
 // upload: publish what build laid out. Checks → plan (reads only) → confirmation → apply → verify.
-// Order of steps: release files → root manifest.nix → docs (see lib/upload/*).
+// Order of steps: images (pushes, then index tags) → release files → root manifest.nix → docs (see lib/upload/*).
 import path from 'node:path';
 import { emptyPlan, countByKind, planSize, type Plan } from '../actions.ts';
 import { apply } from '../apply.ts';
@@ -11,7 +11,11 @@ import { ReleaseError } from '../errors.ts';
 import { localTree } from '../files.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import type { S3Put } from '../s3/actions.ts';
+import { isMaintenanceRelease } from '../git/maintenance.ts';
+import { prepareBuildImages } from '../oci/image.ts';
+import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
+import { planImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 
 export interface UploadSummary {
@@ -29,6 +33,14 @@ export interface UploadSummary {
 export async function planUpload(ctx: Context, target: OpenEnvironment, result: BuildResult): Promise<Plan> {
   const plan = emptyPlan();
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
+  if (target.registries.length) {
+    // Images: the dir: copies are made locally (a read), so their digests are known before any push.
+    add(await planImages(target.registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
+      await prepareBuildImages(result, ctx.releaseDir), {
+        version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'],
+        maintenance: await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
+      }));
+  }
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir));
   add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'))));
   return plan;
@@ -63,13 +75,14 @@ export async function upload(ctx: Context): Promise<UploadSummary> {
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: target.env.confirm ?? target.name !== 'local' });
     const applied = await apply(plan, {
-      log, dryRun: flags.dryRun, writers: { s3: target.s3 },
+      log, dryRun: flags.dryRun, writers: { s3: target.s3, oci: ociWriter(target.registries) },
       resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
     });
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');
       await verifyUpload(target, plan);
-      phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects`);
+      await verifyImages(target.registries.map((r) => ({ host: r.host, repository: r.repository, reader: r.client })), plan);
+      phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${applied.byKind['oci.index'] ? ` and ${applied.byKind['oci.index']} image tags` : ''}`);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
     const docsUrl = `s3://${target.docs.bucket}/${target.docs.prefix}manual/${result.project}/`;
@@ -77,6 +90,7 @@ export async function upload(ctx: Context): Promise<UploadSummary> {
       log.info(`released ${result.project} ${result.version} to ${target.name}: ${releasesUrl}`);
       if (target.embeddedS3) {
         log.info(`local S3 data: ${target.embeddedS3.dir}`);
+        if (target.embeddedRegistry) log.info(`local registry data: ${target.embeddedRegistry.dir}`);
         log.info(`browse it: releng serve (from ${ctx.root}), then e.g. curl http://127.0.0.1:PORT/${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/SHA256SUMS`);
       }
     }
