@@ -71,6 +71,16 @@ export function parseWwwAuthenticate(header: string): Challenge | undefined {
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
+/** Whether a JWT bearer token grants ACTION on REPO (its `access` claim); true when the token is opaque. */
+export function tokenGrants(token: string, repository: string, action: string): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3) return true;
+  let claims: any;
+  try { claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')); } catch { return true; }
+  if (!Array.isArray(claims?.access)) return true;
+  return claims.access.some((a: any) => a?.type === 'repository' && a?.name === repository && Array.isArray(a?.actions) && (a.actions.includes(action) || a.actions.includes('*')));
+}
+
 export interface ManifestHead {
   digest: string;
   mediaType: string;
@@ -157,6 +167,7 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
     if (res.status !== 401) return res;
     const ch = parseWwwAuthenticate(res.headers['www-authenticate'] ?? '');
     if (ch?.scheme === 'bearer') {
+      if (!creds && scope.endsWith(',push')) throw new RegistryError(`registry ${opts.host} needs a login and no credentials for it were found`, 401, loginHint);
       tokens.set(scope, await fetchToken(ch, scope));
     } else if (ch?.scheme === 'basic' || !ch) {
       if (!basicHeader) throw new RegistryError(`registry ${opts.host} needs a login and no credentials for it were found`, 401, loginHint);
@@ -189,7 +200,12 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
       const res = await authed({ method: 'GET', url: `${baseUrl}/v2/` }, pushScope(repository));
       if (res.status === 401 || res.status === 403) throw unauthorized(res, `${repository}`);
       if (res.status !== 200) throw unexpected(res, 'GET /v2/');
-      return { auth: tokens.size ? 'bearer' : basic ? 'basic' : 'anonymous' };
+      const token = tokens.get(pushScope(repository));
+      if (token && !tokenGrants(token, repository, 'push')) {
+        throw new RegistryError(`registry ${opts.host} gave ${creds ? `"${creds.username}"` : 'us'} a token without push access to ${repository}`, 403,
+          `check that this account may push to ${opts.host}/${repository}, then log in again: skopeo login ${opts.host}`);
+      }
+      return { auth: token ? 'bearer' : basic ? 'basic' : 'anonymous' };
     },
     async headManifest(repository, reference) {
       const what = `HEAD ${repository}:${reference}`;

@@ -7,7 +7,7 @@ import { apply } from '../../lib/apply.ts';
 import { createLogger } from '../../lib/log.ts';
 import type { OciIndex, OciWriter } from '../../lib/oci/actions.ts';
 import { authFileCandidates, findCredentials } from '../../lib/oci/auth.ts';
-import { parseWwwAuthenticate, RegistryError } from '../../lib/oci/registry.ts';
+import { parseWwwAuthenticate, RegistryError, tokenGrants } from '../../lib/oci/registry.ts';
 import { redact } from '../../lib/secrets.ts';
 
 describe('parseWwwAuthenticate', () => {
@@ -67,5 +67,15 @@ describe('oci.index apply', () => {
       await expect(apply({ steps: [{ title: 'index', actions: [action] }], skipped: [] }, { log, dryRun: false, writers: { oci }, backoffMs: 1 })).rejects.toThrow(/index failed at: oci index r.example\/x\/y:1.0/);
       expect(oci.calls).toBe(1);
     }
+  });
+});
+
+describe('tokenGrants', () => {
+  const jwt = (access: unknown) => `e30.${Buffer.from(JSON.stringify({ access })).toString('base64url')}.sig`;
+  it('reads the access claim of a JWT; opaque tokens are trusted', () => {
+    expect(tokenGrants(jwt([{ type: 'repository', name: 'lix/lix', actions: ['pull', 'push'] }]), 'lix/lix', 'push')).toBe(true);
+    expect(tokenGrants(jwt([{ type: 'repository', name: 'lix/lix', actions: ['pull'] }]), 'lix/lix', 'push')).toBe(false);
+    expect(tokenGrants(jwt([]), 'lix/lix', 'push')).toBe(false);
+    expect(tokenGrants('opaque-token', 'lix/lix', 'push')).toBe(true);
   });
 });
