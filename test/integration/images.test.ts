@@ -55,6 +55,20 @@ describe('container images of examples/hello', () => {
   afterAll(async () => { await p?.cleanup(); });
 
   describe('local environment: the embedded registry (plain HTTP)', () => {
+    it('--dry-run prints the pushes and index PUTs with their digests and writes nothing to the registry', async () => {
+      const r = await releng(['upload', '--no-check-git', '--dry-run'], { cwd: p.dir });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/\[dry-run\] oci push 127\.0\.0\.1:\d+\/hello@sha256:[0-9a-f]{64} \(aarch64-linux, linux\/arm64, untagged\)/);
+      expect(r.stderr).toMatch(/\[dry-run\] oci index 127\.0\.0\.1:\d+\/hello:latest -> sha256:[0-9a-f]{64} \(2 images, new\)/);
+      const reg = await startLocalRegistry({ dir: path.join(p.dir, '.releng/local/registry') });
+      try {
+        const res = await fetch(`${reg.url}/v2/_catalog`);
+        expect((await res.json() as any).repositories).toEqual([]);
+      } finally {
+        await reg.stop();
+      }
+    });
+
     it('upload pushes both images by digest, then the index under 1.0.0, 1.0 and latest', async () => {
       const r = await releng(['upload', '--no-check-git', '--json'], { cwd: p.dir });
       expect(r.code, r.stderr).toBe(0);
@@ -163,11 +177,18 @@ describe('container images of examples/hello', () => {
       expect(await reg.catalog()).toEqual([]);
     });
 
-    it('pushes with a token for repository:hello:pull,push and never prints it', async () => {
+    it('pushes with a token for repository:hello:pull,push, never prints it, and resumes after a crash', async () => {
       const authFile = await writeAuthJson(runtimeDir, reg.host, user, password);
+      // A run that died after pushing the x86_64 image: its dir: copy is in the registry, untagged.
+      const result = JSON.parse(await readFile(path.join(p.dir, 'release/build-result.json'), 'utf8'));
+      const tarball = result.artifacts.find((a: any) => a.path.endsWith('docker-image-x86_64-linux.tar.gz'));
+      const dir = path.join(p.dir, 'release/oci', tarball.sha256);
+      const digest = `sha256:${sha256Text(await readFile(path.join(dir, 'manifest.json')))}`;
+      await skopeo(['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `--dest-authfile=${authFile}`, `dir:${dir}`, `docker://${reg.host}/hello@${digest}`]);
       const r = await releng(['upload', '--no-check-git', '--verbose', '--json'], { cwd: p.dir, env: { XDG_RUNTIME_DIR: runtimeDir } });
       expect(r.code, r.stderr).toBe(0);
-      expect(json(r.stdout).applied).toMatchObject({ 'oci.push': 2, 'oci.index': 1 });
+      expect(json(r.stdout).applied).toMatchObject({ 'oci.push': 1, 'oci.index': 1 });
+      expect(r.stderr).toContain(`skip image ${reg.host}/hello@${digest} (x86_64-linux): already in the registry`);
       expect(reg.tokenRequests).toContain('repository:hello:pull,push');
       expect(r.stderr + r.stdout).not.toContain(password);
       expect(r.stderr + r.stdout).not.toMatch(/eyJ[\w-]{20,}/); // no JWT
