@@ -11,11 +11,9 @@ import { ReleaseError } from '../errors.ts';
 import { localTree } from '../files.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import type { S3Put } from '../s3/actions.ts';
-import { isMaintenanceRelease } from '../git/maintenance.ts';
-import { prepareBuildImages } from '../oci/image.ts';
 import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
-import { planImages, verifyImages } from '../upload/images.ts';
+import { planUploadImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 
 export interface UploadSummary {
@@ -33,14 +31,7 @@ export interface UploadSummary {
 export async function planUpload(ctx: Context, target: OpenEnvironment, result: BuildResult): Promise<Plan> {
   const plan = emptyPlan();
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
-  if (target.registries.length) {
-    // Images: the dir: copies are made locally (a read), so their digests are known before any push.
-    add(await planImages(target.registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
-      await prepareBuildImages(result, ctx.releaseDir), {
-        version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'],
-        maintenance: await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
-      }));
-  }
+  add(await planUploadImages(ctx, target.registries, result));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir));
   add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'))));
   return plan;
@@ -81,7 +72,7 @@ export async function upload(ctx: Context): Promise<UploadSummary> {
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');
       await verifyUpload(target, plan);
-      await verifyImages(target.registries.map((r) => ({ host: r.host, repository: r.repository, reader: r.client })), plan);
+      await verifyImages(target.registries, plan);
       phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${applied.byKind['oci.index'] ? ` and ${applied.byKind['oci.index']} image tags` : ''}`);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;

@@ -7,6 +7,12 @@ import type { OciIndex, OciPush } from '../oci/actions.ts';
 import type { Platform, PreparedImage } from '../oci/image.ts';
 import { ociIndexMediaType, type ManifestHead } from '../oci/registry.ts';
 import { sha256Text } from '../checksums.ts';
+import type { BuildResult } from '../build-result.ts';
+import type { Context } from '../context.ts';
+import { gitAt } from '../git/git.ts';
+import { isMaintenanceRelease } from '../git/maintenance.ts';
+import { prepareBuildImages } from '../oci/image.ts';
+import type { OpenRegistry } from '../oci/open.ts';
 
 /** The reads the planner makes of one registry. */
 export interface RegistryReader {
@@ -112,8 +118,19 @@ export async function planImages(targets: ImageTarget[], images: LocalImage[], o
   return { steps, skipped };
 }
 
-/** After apply: every tag the plan PUT (or skipped as published) resolves to the planned index. */
-export async function verifyImages(targets: Omit<ImageTarget, 'target'>[], plan: { steps: Step[] }): Promise<void> {
+/** The images stage of `upload`: prepares the build's images locally (their digests), then plans every target. */
+export async function planUploadImages(ctx: Context, registries: OpenRegistry[], result: BuildResult): Promise<{ steps: Step[]; skipped: Skip[] }> {
+  if (registries.length === 0) return { steps: [], skipped: [] };
+  return planImages(registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
+    await prepareBuildImages(result, ctx.releaseDir), {
+      version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'],
+      maintenance: await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
+    });
+}
+
+/** After apply: every image pushed and every tag PUT resolves to the planned digest. */
+export async function verifyImages(registries: { host: string; repository: string; client: RegistryReader }[], plan: { steps: Step[] }): Promise<void> {
+  const targets = registries.map((r) => ({ host: r.host, repository: r.repository, reader: r.client }));
   const bad: string[] = [];
   for (const a of plan.steps.flatMap((s) => s.actions)) {
     if (a.kind !== 'oci.index' && a.kind !== 'oci.push') continue;
