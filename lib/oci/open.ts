@@ -62,7 +62,8 @@ export async function openRegistry(target: DockerTarget, opts: OpenRegistryOptio
   const transport = nodeTransport({ ca, tlsVerify });
   let scheme: 'http' | 'https' = embedded ? 'http' : 'https';
   if (!embedded && !tlsVerify && !(await answersHttps(transport, host))) scheme = 'http';
-  const client = registryClient({ host, scheme, credentials, transport });
+  // docker.io is an alias: its registry API lives at registry-1.docker.io (skopeo knows; our client must be told).
+  const client = registryClient({ host: host === 'docker.io' ? 'registry-1.docker.io' : host, scheme, credentials, transport });
   const { auth } = await client.checkLogin(target.repository);
   return {
     target, host, repository: target.repository, client, auth, authFile: credentials?.authFile,
