@@ -76,7 +76,11 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
       ctx.log.debug(`embedded registry on ${opened.embeddedRegistry.url} (data in ${opened.embeddedRegistry.dir})`);
     }
     // Every login is checked here, before anything is planned or uploaded.
-    for (const d of env.docker) opened.registries.push(await openRegistry(d, { root: ctx.root, embeddedHost: opened.embeddedRegistry?.host }));
+    for (const d of env.docker) {
+      const r = await openRegistry(d, { root: ctx.root, embeddedHost: opened.embeddedRegistry?.host });
+      opened.registries.push(r);
+      ctx.log.info(`registry ${r.host}/${r.repository}: ${r.auth === 'anonymous' ? 'no login needed' : `login accepted (${r.auth}, credentials from ${r.authFile})`}`);
+    }
   } catch (e) {
     await opened.close();
     throw e;

@@ -49,6 +49,8 @@ export function nodeTransport(opts: { ca?: string[]; tlsVerify?: boolean } = {})
       res.on('error', reject);
     });
     r.on('error', reject);
+    // A registry that stops answering must not hang the release forever.
+    r.setTimeout(120_000, () => r.destroy(new Error(`no answer from ${u.host} in 120 s`)));
     r.end(req.body);
   });
 }

@@ -76,6 +76,9 @@ describe('container images of examples/hello', () => {
       // Child manifests strictly before the index: the push step finished before the index step began.
       expect(r.stderr.indexOf('ok  images to 127.0.0.1:')).toBeLessThan(r.stderr.indexOf('==> image index tags on'));
       expect(r.stderr).toContain('local registry data:');
+      // The embedded registry stopped with releng.
+      const left = await execa('pgrep', ['-f', path.join(p.dir, '.releng/local/registry/config.yml')], { reject: false });
+      expect(left.stdout).toBe('');
     });
 
     it('skopeo sees the index with amd64 and arm64, and --override-arch arm64 picks the arm64 image', async () => {
@@ -132,6 +135,7 @@ describe('container images of examples/hello', () => {
       const r = await releng(['upload', '--no-check-git', '--verbose', '--json'], { cwd: p.dir, env: env() });
       expect(r.code, r.stderr).toBe(0);
       expect(json(r.stdout).applied).toMatchObject({ 'oci.push': 2, 'oci.index': 3 });
+      expect(r.stderr).toContain(`registry ${reg.host}/team/hello: login accepted (basic, credentials from ${authFile})`);
       expect(r.stderr + r.stdout).not.toContain(password);
       expect(r.stderr + r.stdout).not.toContain(Buffer.from(`${user}:${password}`).toString('base64'));
       expect(await reg.catalog()).toEqual(['team/hello']);
@@ -190,6 +194,7 @@ describe('container images of examples/hello', () => {
       expect(json(r.stdout).applied).toMatchObject({ 'oci.push': 1, 'oci.index': 1 });
       expect(r.stderr).toContain(`skip image ${reg.host}/hello@${digest} (x86_64-linux): already in the registry`);
       expect(reg.tokenRequests).toContain('repository:hello:pull,push');
+      expect(r.stderr).toContain(`registry ${reg.host}/hello: login accepted (bearer, credentials from ${authFile})`);
       expect(r.stderr + r.stdout).not.toContain(password);
       expect(r.stderr + r.stdout).not.toMatch(/eyJ[\w-]{20,}/); // no JWT
       expectMultiArch(await readBack(`${reg.host}/hello:1.0.0`, ['--tls-verify=false', `--authfile=${authFile}`]));
