@@ -52,5 +52,5 @@ export async function archiveToDir(archive: string, dir: string): Promise<void> 
 
 /** Pushes a dir: image by digest, untagged, keeping its manifest byte for byte (--preserve-digests). */
 export async function pushDirByDigest(dir: string, ref: string, o: SkopeoRegistryOptions): Promise<void> {
-  await run('skopeo', ['copy', '--quiet', '--preserve-digests', ...destArgs(o), `dir:${dir}`, `docker://${ref}`]);
+  await run('skopeo', ['copy', '--quiet', '--retry-times', '3', '--preserve-digests', ...destArgs(o), `dir:${dir}`, `docker://${ref}`]);
 }
