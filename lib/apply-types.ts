@@ -2,6 +2,7 @@
 import type { RepoWriter } from './git/actions.ts';
 import type { Logger } from './log.ts';
 import type { GitWriter } from './git/push.ts';
+import type { OciWriter } from './oci/actions.ts';
 import type { S3Writer } from './s3/store.ts';
 
 /** The write interfaces apply may use. A phase passes only those its plan needs. */
@@ -10,6 +11,8 @@ export interface Writers {
   /** The local repository (prepare, tag). */
   repo?: RepoWriter;
   git?: GitWriter;
+  /** Registry pushes and image index PUTs (lib/oci). */
+  oci?: OciWriter;
 }
 
 /** What a handler gets besides its action. */

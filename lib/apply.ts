@@ -7,6 +7,7 @@ import { ReleaseError } from './errors.ts';
 import { repoHandlers } from './git/actions.ts';
 import { gitPushHandlers } from './git/push.ts';
 import type { Logger } from './log.ts';
+import { ociHandlers } from './oci/actions.ts';
 import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
 import { isRetryableS3Error } from './s3/store.ts';
 
@@ -14,6 +15,7 @@ const handlers: HandlerMap<Action> = {
   ...s3Handlers,
   ...repoHandlers,
   ...gitPushHandlers,
+  ...ociHandlers,
 };
 
 export interface ApplyOptions {

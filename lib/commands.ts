@@ -38,6 +38,7 @@ export const globalFlags: FlagDef[] = [
 ];
 
 const forcePushTag: FlagDef = { name: 'force-push-tag', type: 'boolean', description: 'replace tag VERSION on the git remote when it points at another commit' };
+const forcePushImages: FlagDef = { name: 'force-push-images', type: 'boolean', description: 'replace an image tag VERSION that points at another image index (docs/images.md)' };
 
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
@@ -92,10 +93,10 @@ export const commands: CommandDef[] = [
   },
   {
     name: 'upload',
-    summary: 'publish release/ to an environment: binary cache, release bucket, root manifest.nix, docs, then git push',
-    reads: 'release/build-result.json, release/tag.json, the environment\'s buckets and git remote (to skip what is there)',
-    changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV',
-    flags: [forcePushTag, noCheckGit],
+    summary: 'publish release/ to an environment: binary cache, container images, release bucket, root manifest.nix, docs, then git push',
+    reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
+    changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
+    flags: [forcePushTag, forcePushImages, noCheckGit],
     needsVersion: true,
     run: (ctx) => upload(ctx),
   },
@@ -109,6 +110,7 @@ export const commands: CommandDef[] = [
       { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build' },
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
       forcePushTag,
+      forcePushImages,
       noCheckGit,
     ],
     needsVersion: true,

@@ -61,6 +61,8 @@ const dockerTarget = z.object({
   /** Also tag `latest` unless the release is from a maintenance branch. */
   latest: z.boolean().default(true),
   tlsVerify: z.boolean().default(true),
+  /** Directory with the registry's CA as *.crt (containers-certs.d(5) layout), relative to the project root. */
+  certDir: nonEmpty.optional(),
 }).strict();
 
 const environment = z.object({

@@ -4,7 +4,9 @@ import path from 'node:path';
 import { environmentNamed, parseS3Url, type Environment } from './config.ts';
 import type { Context } from './context.ts';
 import { ReleaseError } from './errors.ts';
+import { startLocalRegistry, type LocalRegistry } from './local/registry-server.ts';
 import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
+import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
 
@@ -27,6 +29,10 @@ export interface OpenEnvironment {
   channels?: BucketRef;
   /** Started by releng for this run (local environment): stopped by close(). */
   embeddedS3?: LocalS3;
+  /** The docker targets, logins checked (lib/oci/open.ts). */
+  registries: OpenRegistry[];
+  /** Started by releng for targets whose registry is `embedded`: stopped by close(). */
+  embeddedRegistry?: LocalRegistry;
   close(): Promise<void>;
 }
 
@@ -64,11 +70,21 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   const credentials = await resolveCredentials(name, env);
   const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
   const opened: OpenEnvironment = {
-    name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3,
-    async close() { await embeddedS3?.stop(); },
+    name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],
+    async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },
   };
   try {
     for (const b of buckets) await s3.checkBucket(b);
+    if (env.docker.some((d) => d.registry === 'embedded')) {
+      opened.embeddedRegistry = await startLocalRegistry({ dir: path.join(localDataDir(ctx.root), 'registry') });
+      ctx.log.debug(`embedded registry on ${opened.embeddedRegistry.url} (data in ${opened.embeddedRegistry.dir})`);
+    }
+    // Every login is checked here, before anything is planned or uploaded.
+    for (const d of env.docker) {
+      const r = await openRegistry(d, { root: ctx.root, embeddedHost: opened.embeddedRegistry?.host });
+      opened.registries.push(r);
+      ctx.log.info(`registry ${r.host}/${r.repository}: ${r.auth === 'anonymous' ? 'no login needed' : `login accepted (${r.auth}, credentials from ${r.authFile})`}`);
+    }
   } catch (e) {
     await opened.close();
     throw e;

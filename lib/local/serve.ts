@@ -3,6 +3,7 @@ import type { Context } from '../context.ts';
 import { environmentNamed, parseS3Url } from '../config.ts';
 import { localDataDir } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
+import { startLocalRegistry } from './registry-server.ts';
 import { startLocalS3 } from './s3-server.ts';
 import path from 'node:path';
 
@@ -18,7 +19,15 @@ export async function serve(ctx: Context): Promise<unknown> {
   ctx.log.info(`serving ${s3.dir} on ${s3.endpoint} (Ctrl-C stops)`);
   ctx.log.info(`  root manifest: ${s3.endpoint}/${releases.bucket}/${releases.prefix}manifest.nix`);
   ctx.log.info(`  listing:       ${s3.endpoint}/${releases.bucket}?list-type=2`);
+  // The images of a local release, when the environment has an embedded registry (docs/images.md).
+  const embedded = env.docker.filter((d) => d.registry === 'embedded');
+  const registry = embedded.length ? await startLocalRegistry({ dir: path.join(localDataDir(ctx.root), 'registry') }) : undefined;
+  if (registry) {
+    ctx.log.info(`serving the local registry on ${registry.host}`);
+    for (const d of embedded) ctx.log.info(`  skopeo inspect --raw --tls-verify=false docker://${registry.host}/${d.repository}:TAG`);
+  }
   await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
   await s3.stop();
-  return { endpoint: s3.endpoint };
+  await registry?.stop();
+  return { endpoint: s3.endpoint, registry: registry?.host };
 }

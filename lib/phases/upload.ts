@@ -1,7 +1,7 @@
 // upload: publish what build laid out. Checks → plan (reads only) → confirmation → apply → verify.
 // Order of steps (issue 4), each finished before the next starts:
 //   1. binary cache   (NARs and listings, then narinfos by reference level; lib/upload/cache.ts)
-//   2. images         (container images and their index: the images engineer's lib/upload/images.ts)
+//   2. images         (per-system images pushed by digest, then the OCI index per tag; lib/upload/images.ts)
 //   3. release bucket (release files, then the root manifest.nix; lib/upload/release-bucket.ts)
 //   4. docs           (the manual; lib/upload/docs.ts)
 //   5. git push       (branch and tag, last: the tag on the remote says "released"; lib/git/push.ts)
@@ -24,7 +24,9 @@ import { closureOf, resolveSigningKey, stageCache, stagingStoreUrl, type Signing
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { planCache } from '../upload/cache.ts';
+import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
+import { planUploadImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 
 export interface UploadSummary {
@@ -86,8 +88,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
   const { result } = inputs;
   add(await planCacheUpload(ctx, target, inputs));
-  // IMAGES: container images and their OCI index go here, after the cache and before the release
-  // bucket (issue 4, built by the images engineer in lib/upload/images.ts; not part of this branch).
+  add(await planUploadImages(ctx, target.registries, result));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir));
   add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'))));
   const git = target.env.git;
@@ -150,7 +151,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const writers: Writers = { s3: target.s3, git: gitWriter };
+    const writers: Writers = { s3: target.s3, git: gitWriter, oci: ociWriter(target.registries) };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
       resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
@@ -158,7 +159,9 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');
       await verifyUpload(target, plan, tagRecord);
-      phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${applied.byKind['git.push'] ? ' and the pushed tag' : ''}`);
+      await verifyImages(target.registries, plan);
+      const extras = [applied.byKind['oci.index'] ? `${applied.byKind['oci.index']} image tags` : '', applied.byKind['git.push'] ? 'the pushed tag' : ''].filter(Boolean);
+      phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${extras.length ? ` and ${extras.join(' and ')}` : ''}`);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
     const docsUrl = `s3://${target.docs.bucket}/${target.docs.prefix}manual/${result.project}/`;
@@ -171,6 +174,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       if (signingKey) log.info(`binary cache: ${shownCacheUrl}; trusted-public-keys = ${signingKey.publicKey}`);
       if (target.embeddedS3) {
         log.info(`local S3 data: ${target.embeddedS3.dir}`);
+        if (target.embeddedRegistry) log.info(`local registry data: ${target.embeddedRegistry.dir}`);
         log.info(`browse it: releng serve (from ${ctx.root}), then e.g. curl http://127.0.0.1:PORT/${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/SHA256SUMS`);
       }
     }

@@ -1,0 +1,32 @@
+// Is this release from a maintenance branch? Then it must not move `latest` (container images).
+import { compareVersions } from '../nix/versions.ts';
+import type { Git } from './git.ts';
+
+/** Version order is Nix's (the exact port in lib/nix/versions.ts), re-exported for callers here. */
+export { compareVersions };
+
+const looksLikeVersion = (t: string) => /^\d+\.\d+/.test(t);
+
+/** The highest version-like tag reachable from `ref`, or undefined. */
+export async function latestTagReachable(git: Git, ref: string): Promise<string | undefined> {
+  const out = await git.git(['tag', '--merged', ref]);
+  const tags = out ? out.split('\n').filter(looksLikeVersion) : [];
+  return tags.sort(compareVersions).at(-1);
+}
+
+/** The main branch's ref: the local branch, else origin's; undefined when neither exists. */
+async function mainRef(git: Git, mainBranch: string): Promise<string | undefined> {
+  for (const ref of [`refs/heads/${mainBranch}`, `refs/remotes/origin/${mainBranch}`]) if (await git.commitOf(ref)) return ref;
+  return undefined;
+}
+
+/** True when the newest release reachable from HEAD (counting `version` itself) is older, by
+ *  version order, than the newest tag on the main branch: e.g. 2.90.3 while main has 2.91.0. */
+export async function isMaintenanceRelease(git: Git, version: string, mainBranch: string): Promise<boolean> {
+  const main = await mainRef(git, mainBranch);
+  if (!main) return false;
+  const onMain = await latestTagReachable(git, main);
+  if (!onMain) return false;
+  const here = [await latestTagReachable(git, 'HEAD'), version].filter((v): v is string => !!v).sort(compareVersions).at(-1)!;
+  return compareVersions(here, onMain) < 0;
+}

@@ -1,0 +1,72 @@
+// OCI actions: plain data planned by lib/upload/images.ts, executed only by apply.ts through an OciWriter.
+import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import { ReleaseError } from '../errors.ts';
+import { RegistryError } from './registry.ts';
+
+/** Push one per-system image, untagged, by the digest planning computed (skopeo --preserve-digests). */
+export interface OciPush {
+  kind: 'oci.push';
+  registry: string;
+  repository: string;
+  /** sha256:HEX of the image manifest. */
+  digest: string;
+  /** The dir: image prepared from the tarball (release/oci/TARBALL-SHA256). */
+  dir: string;
+  system: string;
+  platform: string;
+}
+
+/** PUT the image index under one tag (after every child manifest is in the registry). */
+export interface OciIndex {
+  kind: 'oci.index';
+  registry: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  mediaType: string;
+  /** The exact bytes to PUT (their sha256 is `digest`). */
+  body: string;
+  entries: number;
+  /** new, or the digest the tag pointed at before (moving tags; a forced version tag). */
+  reason: 'new' | { moves: string };
+}
+
+export type OciAction = OciPush | OciIndex;
+
+/** The registry writes apply may make. */
+export interface OciWriter {
+  push(a: { registry: string; repository: string; digest: string; dir: string }): Promise<void>;
+  /** Returns the digest the registry reports for the PUT. */
+  putIndex(a: { registry: string; repository: string; tag: string; body: Buffer; mediaType: string }): Promise<string>;
+}
+
+const short = (d: string) => d.slice(0, 'sha256:'.length + 12);
+
+export const ociRenderers = {
+  'oci.push': (a: OciPush) => `oci push ${a.registry}/${a.repository}@${a.digest} (${a.system}, ${a.platform}, untagged)`,
+  'oci.index': (a: OciIndex) => `oci index ${a.registry}/${a.repository}:${a.tag} -> ${a.digest} (${a.entries} image${a.entries === 1 ? '' : 's'}, ${a.reason === 'new' ? 'new' : `moves from ${short(a.reason.moves)}`})`,
+};
+
+function writer(env: ApplyEnv): OciWriter {
+  if (!env.writers.oci) throw new Error('internal: plan has OCI actions but apply got no OCI writer');
+  return env.writers.oci;
+}
+
+export const ociHandlers: HandlerMap<OciAction> = {
+  'oci.push': (a, env) => writer(env).push(a),
+  'oci.index': async (a, env) => {
+    let got: string;
+    try {
+      got = await writer(env).putIndex({ registry: a.registry, repository: a.repository, tag: a.tag, body: Buffer.from(a.body, 'utf8'), mediaType: a.mediaType });
+    } catch (e) {
+      // Retry only on 404: a registry that just accepted the children may not see them yet
+      // (eventual consistency). Any other failure stops the run (issue 4).
+      if (e instanceof RegistryError && e.status === 404) throw Object.assign(e, { retryable: true });
+      if (e && typeof e === 'object') Object.assign(e, { retryable: false });
+      throw e;
+    }
+    if (got && got !== a.digest) {
+      throw new ReleaseError(`registry ${a.registry} stored ${a.repository}:${a.tag} as ${got}, not the planned ${a.digest}`, 'the registry rewrote the index; report this, it breaks the skip-if-published check');
+    }
+  },
+};
