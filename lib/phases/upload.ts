@@ -175,7 +175,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       if (target.embeddedS3) {
         log.info(`local S3 data: ${target.embeddedS3.dir}`);
         if (target.embeddedRegistry) log.info(`local registry data: ${target.embeddedRegistry.dir}`);
-        log.info(`browse it: releng serve (from ${ctx.root}), then e.g. curl http://127.0.0.1:PORT/${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/SHA256SUMS`);
+        log.info(`browse it: releng serve (from ${ctx.root}), then e.g. curl http://127.0.0.1:4566/${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/SHA256SUMS`);
       }
     }
     return {
