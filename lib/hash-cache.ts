@@ -23,7 +23,8 @@ const fileSchema = z.object({ version: z.literal(1), files: z.record(z.string(),
 const stamp = (st: BigIntStats) => [String(st.size), String(st.mtimeNs), String(st.ctimeNs), String(st.ino)] as const;
 
 /** Opens (or starts) the memo in `dir`/hashes.json; a missing or corrupt file means an empty memo. */
-export async function openHashCache(dir: string): Promise<HashCache> {
+export async function openHashCache(dir: string, opts: { racyMs?: number } = {}): Promise<HashCache> {
+  const racyMs = opts.racyMs ?? RACY_MS;
   const file = path.join(dir, 'hashes.json');
   let files: Record<string, z.infer<typeof entry>> = {};
   try {
@@ -39,7 +40,7 @@ export async function openHashCache(dir: string): Promise<HashCache> {
       return e[0] === s[0] && e[1] === s[1] && e[2] === s[2] && e[3] === s[3] ? e[4] : undefined;
     },
     set(f, st, sha256) {
-      if (Date.now() - Number(st.mtimeMs) < RACY_MS || Date.now() - Number(st.ctimeMs) < RACY_MS) return;
+      if (Date.now() - Number(st.mtimeMs) < racyMs || Date.now() - Number(st.ctimeMs) < racyMs) return;
       files[f] = [...stamp(st), sha256];
       dirty = true;
     },
