@@ -9,6 +9,8 @@ import type { Context } from '../context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { localTree } from '../files.ts';
+import { openHashCache, type HashCache } from '../hash-cache.ts';
+import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { planDocs } from '../upload/docs.ts';
@@ -26,11 +28,11 @@ export interface UploadSummary {
 }
 
 /** Reads the world and computes every write of the upload, in order. */
-export async function planUpload(ctx: Context, target: OpenEnvironment, result: BuildResult): Promise<Plan> {
+export async function planUpload(ctx: Context, target: OpenEnvironment, result: BuildResult, memo: { record?: UploadRecord; hashCache?: HashCache } = {}): Promise<Plan> {
   const plan = emptyPlan();
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir));
-  add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'))));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, memo));
+  add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache }), memo));
   return plan;
 }
 
@@ -46,6 +48,11 @@ export async function verifyUpload(target: OpenEnvironment, plan: Plan): Promise
   if (bad.length) throw new ReleaseError(`verification after upload failed:\n${bad.map((b) => `  ${b}`).join('\n')}`, 're-run upload: it re-plans and re-puts what differs');
 }
 
+/** Where upload keeps its memos (upload record, file hashes): under the project's gitignored .releng/. */
+export function uploadStateDir(root: string): string {
+  return path.join(root, '.releng', 'upload-state');
+}
+
 export async function upload(ctx: Context): Promise<UploadSummary> {
   const { log, flags } = ctx;
   const result = await readBuildResult(ctx.releaseDir);
@@ -59,13 +66,22 @@ export async function upload(ctx: Context): Promise<UploadSummary> {
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   try {
     phase = log.phase('planning upload');
-    const plan = await planUpload(ctx, target, result);
+    // Local memos that make a re-run cheap (issue 6, docs/upload-performance.md); never the truth.
+    // The embedded server listens on a new port each run: name it by its data dir instead.
+    const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
+    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
+    const plan = await planUpload(ctx, target, result, memo);
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: target.env.confirm ?? target.name !== 'local' });
-    const applied = await apply(plan, {
-      log, dryRun: flags.dryRun, writers: { s3: target.s3 },
-      resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
-    });
+    let applied;
+    try {
+      applied = await apply(plan, {
+        log, dryRun: flags.dryRun, writers: { s3: recordingWriter(target.s3, memo.record) },
+        resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
+      });
+    } finally {
+      if (!flags.dryRun) { await memo.record.save(); await memo.hashCache.save(); }
+    }
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');
       await verifyUpload(target, plan);

@@ -32,7 +32,7 @@ export function normalizeEtag(etag: string | undefined): string | undefined {
 const entry = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]);
 const fileSchema = z.object({ version: z.literal(1), endpoint: z.string(), objects: z.record(z.string(), entry) });
 
-/** The record of one S3 endpoint in `dir` (e.g. the project's .releng/); missing or corrupt means empty. */
+/** The record of one S3 endpoint (any stable name of it) in `dir` (e.g. the project's .releng/); missing or corrupt means empty. */
 export async function openUploadRecord(dir: string, endpoint: string): Promise<UploadRecord> {
   const file = path.join(dir, `uploads-${createHash('sha256').update(endpoint).digest('hex').slice(0, 16)}.json`);
   let objects: Record<string, z.infer<typeof entry>> = {};

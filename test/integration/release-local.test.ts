@@ -70,9 +70,13 @@ describe('build + upload of examples/hello into the local environment', () => {
 
   it('a second upload makes no PUT', async () => {
     const before = await puts();
+    const lines = async () => (await readFile(requestLog, 'utf8')).split('\n').filter(Boolean);
+    const seen = (await lines()).length;
     const r = await releng(['upload', '--no-check-git'], { cwd: p.dir, env: env() });
     expect(r.code, r.stderr).toBe(0);
     expect(await puts()).toBe(before);
+    // The upload record (.releng/upload-state) vouches for what the listing shows: no HEAD per object (issue 6).
+    expect((await lines()).slice(seen).filter((l) => /^HEAD \/[^/?]+\/[^?]/.test(l))).toEqual([]);
     expect(r.stderr).toContain('already there with the same sha256');
   });
 
