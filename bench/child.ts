@@ -42,11 +42,18 @@ function done(extra: Record<string, unknown>) {
 
 if (mode === 'upload') {
   const t0 = performance.now();
+  const store = s3Store(createS3Client({ endpoint: o.endpoint!, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, { ...embeddedCredentials }), o.endpoint!);
+  let heads = 0;
+  let listMs = 0;
+  const reader = { ...store, head: (b: string, k: string) => { heads++; return store.head(b, k); }, list: async (b: string, p: string) => { const t = performance.now(); const l = await store.list(b, p); listMs = performance.now() - t; return l; } };
+  // As planUpload does: the listing runs while the tree is walked and hashed.
+  const listing = reader.list(o.bucket!, o.prefix!);
   const hashes = o.state ? await openHashCache(o.state) : undefined;
   const files = await localTree(o.dir!, 4, { hashCache: hashes });
-  const store = s3Store(createS3Client({ endpoint: o.endpoint!, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, { ...embeddedCredentials }), o.endpoint!);
+  const t1 = performance.now();
   const record = o.state ? await openUploadRecord(o.state, o.endpoint!) : undefined;
-  const plan = await planSync(store, { bucket: o.bucket!, prefix: o.prefix!, files, record });
+  const plan = await planSync(reader, { bucket: o.bucket!, prefix: o.prefix!, files, record, listing });
+  const t2 = performance.now();
   const log = createLogger({ quiet: true });
   const r = await apply({ steps: [{ title: 'upload', actions: plan.puts }], skipped: plan.skipped }, {
     log, dryRun: false, writers: { s3: record ? recordingWriter(store, record) : store },
@@ -54,7 +61,8 @@ if (mode === 'upload') {
   });
   await record?.save();
   await hashes?.save();
-  done({ ms: performance.now() - t0, files: files.length, puts: r.applied, unchanged: plan.unchanged });
+  const t3 = performance.now();
+  done({ ms: t3 - t0, treeMs: t1 - t0, planMs: t2 - t1, applyMs: t3 - t2, listMs, heads, files: files.length, puts: r.applied, unchanged: plan.unchanged });
 } else if (mode === 'hash') {
   const t0 = performance.now();
   const sums: string[] = [];

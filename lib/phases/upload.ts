@@ -31,8 +31,11 @@ export interface UploadSummary {
 export async function planUpload(ctx: Context, target: OpenEnvironment, result: BuildResult, memo: { record?: UploadRecord; hashCache?: HashCache } = {}): Promise<Plan> {
   const plan = emptyPlan();
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
+  // The manual is walked and hashed while the release bucket is listed (issue 6).
+  const manual = localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache });
+  manual.catch(() => undefined); // awaited below; keeps an early failure from being unhandled meanwhile
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, memo));
-  add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache }), memo));
+  add(await planDocs(target.s3, target.docs, result, await manual, memo));
   return plan;
 }
 

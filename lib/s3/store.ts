@@ -1,6 +1,6 @@
 // One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
 import {
-  S3Client, ListObjectsV2Command, HeadObjectCommand, GetObjectCommand,
+  S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../config.ts';
@@ -134,17 +134,12 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     try { return await fn(); } catch (e) { throw explainS3Error(e, endpoint, bucket, key); }
   };
   let lean: ReturnType<typeof leanClient> | undefined;
+  // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
+  const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
   return {
     endpoint,
     async list(bucket, prefix) {
-      const out: RemoteObject[] = [];
-      let token: string | undefined;
-      do {
-        const r = await wrap(bucket, prefix || undefined, () => client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: 1000 })));
-        for (const o of r.Contents ?? []) out.push({ key: o.Key!, size: Number(o.Size ?? 0), etag: o.ETag });
-        token = r.IsTruncated ? r.NextContinuationToken : undefined;
-      } while (token);
-      return out;
+      return wrap(bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
     },
     async head(bucket, key) {
       try {
@@ -185,7 +180,7 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
       }
     },
     async put(req) {
-      lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any });
+      const lean = getLean();
       const headers: Record<string, string> = { 'content-type': req.contentType, 'x-amz-meta-sha256': req.sha256 };
       if (req.contentEncoding) headers['content-encoding'] = req.contentEncoding;
       if (req.cacheControl) headers['cache-control'] = req.cacheControl;
@@ -193,11 +188,11 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
       const obj = { bucket: req.bucket, key: req.key, headers };
       return wrap(req.bucket, req.key, async () => {
         if ('text' in req.body || req.size < MULTIPART_THRESHOLD) {
-          const etag = await lean!.putObject(obj, req.body, req.size, req.sha256);
+          const etag = await lean.putObject(obj, req.body, req.size, req.sha256);
           req.onProgress?.(req.size);
           return { etag };
         }
-        const etag = await lean!.putMultipart(obj, req.body.file, req.size, PART_SIZE, 4, req.onProgress);
+        const etag = await lean.putMultipart(obj, req.body.file, req.size, PART_SIZE, 4, req.onProgress);
         return { etag };
       });
     },

@@ -32,6 +32,8 @@ export interface SyncRequest {
    * HEAD are added to it (a local memo, not a publishing write; the caller saves it).
    */
   record?: UploadRecord;
+  /** The listing of `prefix`, if the caller started it early (e.g. while hashing the files); else listed here. */
+  listing?: Promise<RemoteObject[]>;
 }
 
 export interface SyncPlan {
@@ -44,7 +46,7 @@ export interface SyncPlan {
 
 /** Compares local files with one flat listing, then HEADs only same-size objects the record cannot vouch for. */
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
-  const remote = new Map((await reader.list(req.bucket, req.prefix)).map((o) => [o.key, o]));
+  const remote = new Map((await (req.listing ?? reader.list(req.bucket, req.prefix))).map((o) => [o.key, o]));
   const limit = pLimit(req.concurrency ?? 32);
   const puts: S3Put[] = [];
   let unchanged = 0;

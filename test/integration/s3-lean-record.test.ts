@@ -38,6 +38,7 @@ describe('lean PUT path and upload record on s3rver', () => {
       { key: 'a b/c+d/é (1)!.html', body: { file: path.join(dir, 'small') }, bytes: small },
       { key: 'big/file.tar.xz', body: { file: path.join(dir, 'big') }, bytes: big },
       { key: 'text/~odd*name.txt', body: { text: 'hello ✓\n' }, bytes: Buffer.from('hello ✓\n') },
+      { key: "text/a&b'c\"d.txt", body: { text: 'amp' }, bytes: Buffer.from('amp') },
     ];
     for (const c of cases) {
       const r = await s3.store.put({ bucket: 'b', key: c.key, body: c.body, size: c.bytes.length, sha256: hex(c.bytes), contentType: 'text/html; charset=utf-8', contentEncoding: 'identity', cacheControl: 'max-age=60' });
@@ -50,7 +51,17 @@ describe('lean PUT path and upload record on s3rver', () => {
     }
     await s3.store.put({ bucket: 'b', key: 'channel/latest', body: { text: '' }, size: 0, sha256: hex(''), contentType: 'text/plain', redirect: '/releases/1.0/' });
     expect((await s3.store.head('b', 'channel/latest'))?.redirect).toBe('/releases/1.0/');
-    expect((await s3.store.list('b', '')).map((o) => o.key).sort()).toEqual(['a b/c+d/é (1)!.html', 'big/file.tar.xz', 'channel/latest', 'text/~odd*name.txt']);
+    expect((await s3.store.list('b', '')).map((o) => o.key).sort()).toEqual(['a b/c+d/é (1)!.html', 'big/file.tar.xz', 'channel/latest', "text/a&b'c\"d.txt", 'text/~odd*name.txt']);
+  });
+
+  it('lists every page of a prefix with sizes and ETags (more than 1,000 keys)', async () => {
+    const { default: pLimit } = await import('p-limit');
+    const limit = pLimit(16);
+    const keys = Array.from({ length: 1003 }, (_, i) => `many/${String(i).padStart(4, '0')}&.txt`);
+    await Promise.all(keys.map((key, i) => limit(() => s3.store.put({ bucket: 'b', key, body: { text: `${i}` }, size: `${i}`.length, sha256: hex(`${i}`), contentType: 'text/plain' }))));
+    const listed = await s3.store.list('b', 'many/');
+    expect(listed.map((o) => o.key).sort()).toEqual(keys);
+    expect(listed.find((o) => o.key === 'many/0123&.txt')).toMatchObject({ size: 3, etag: `"${createHash('md5').update('123').digest('hex')}"` });
   });
 
   it('a file shorter than planned fails the put instead of sending a truncated object', async () => {
