@@ -35,6 +35,12 @@ const pairs = Number(flags.pairs);
 const warmup = Number(flags.warmup);
 const scale = Number(flags.scale);
 
+// What the bench runs besides node, and the Debian package of each (fail naming it, never skip).
+for (const [program, pkg] of [['/usr/bin/time', 'time'], ['rclone', 'rclone'], ['openssl', 'openssl']] as const) {
+  const found = program.startsWith('/') ? existsSync(program) : (process.env.PATH ?? '').split(':').some((d) => existsSync(path.join(d, program)));
+  if (!found) throw new Error(`the bench needs ${program}: apt-get install -y ${pkg}`);
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 const ws = mkdtempSync(path.join(base, 'releng-bench-'));
@@ -83,7 +89,7 @@ function genTarballs(dir: string) {
 }
 
 // ---------- measurement ----------
-interface Run { wallMs: number; cpuMs: number; ms?: number; maxRssKiB?: number; puts: number; requests: number; out: any }
+interface Run { wallMs: number; cpuMs: number; ms?: number; maxRssKiB?: number; puts: number; heads: number; requests: number; out: any }
 const requestLog = path.join(ws, 'requests.log');
 writeFileSync(requestLog, '');
 const rcloneConf = path.join(ws, 'rclone.conf');
@@ -108,7 +114,7 @@ async function runCmd(cmd: string, args: string[], opts: { json?: boolean } = {}
   const lines = readFileSync(requestLog, 'utf8').split('\n').filter(Boolean);
   const out = opts.json ? JSON.parse(stdout.trim().split('\n').pop()!) : stdout;
   const [rss, user, sys] = readFileSync(timeOut, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-  return { wallMs, ms: opts.json ? out.ms : undefined, maxRssKiB: rss, cpuMs: (user! + sys!) * 1000, puts: lines.filter((l) => l.startsWith('PUT ')).length, requests: lines.length, out };
+  return { wallMs, ms: opts.json ? out.ms : undefined, maxRssKiB: rss, cpuMs: (user! + sys!) * 1000, puts: lines.filter((l) => l.startsWith('PUT ')).length, heads: lines.filter((l) => l.startsWith('HEAD ')).length, requests: lines.length, out };
 }
 
 interface Arm { name: string; command: (prefix: string) => [string, string[]]; json?: boolean; cleanup?: boolean }
@@ -132,7 +138,7 @@ async function alternate(workload: string, arms: Arm[], fixedPrefix?: (arm: Arm)
       if (round >= warmup) rows[i]!.runs.push(run);
       rows[i]!.example = [cmd, ...args].map((a) => a.replace(ws, '$WS')).join(' ');
       if (!fixedPrefix) rmSync(path.join(ws, 's3', 'bench', prefix), { recursive: true, force: true });
-      log(`  ${workload} ${round < warmup ? 'warm-up' : `pair ${round - warmup + 1}`} ${arm.name}: ${(run.ms ?? run.wallMs).toFixed(0)} ms (wall ${run.wallMs.toFixed(0)} ms, cpu ${run.cpuMs.toFixed(0)} ms), ${run.puts} PUTs, ${(run.maxRssKiB! / 1024).toFixed(0)} MiB peak`);
+      log(`  ${workload} ${round < warmup ? 'warm-up' : `pair ${round - warmup + 1}`} ${arm.name}: ${(run.ms ?? run.wallMs).toFixed(0)} ms (wall ${run.wallMs.toFixed(0)} ms, cpu ${run.cpuMs.toFixed(0)} ms), ${run.puts} PUTs, ${run.heads} HEADs, ${(run.maxRssKiB! / 1024).toFixed(0)} MiB peak${run.out?.treeMs !== undefined ? ` (tree ${run.out.treeMs.toFixed(0)}, list ${run.out.listMs.toFixed(0)}, plan ${run.out.planMs.toFixed(0)}, apply ${run.out.applyMs.toFixed(0)} ms)` : ''}`);
     }
   }
   return rows;
@@ -212,8 +218,8 @@ lines.push(`date: ${new Date().toISOString()}; pairs ${pairs} after ${warmup} wa
 lines.push(`load before: ${uptimeBefore}`);
 lines.push(`load after:  ${uptimeAfter}`);
 lines.push('');
-lines.push('| workload | arm | median (min–max) | process wall median | process CPU median | PUTs/run | peak RSS | ratio releng/arm (median of pairs) |');
-lines.push('|---|---|---|---|---|---|---|---|');
+lines.push('| workload | arm | median (min–max) | process wall median | process CPU median | PUTs/run | HEADs/run | peak RSS | ratio releng/arm (median of pairs) |');
+lines.push('|---|---|---|---|---|---|---|---|---|');
 const byWorkload = new Map<string, Row[]>();
 for (const r of rows) byWorkload.set(r.workload, [...(byWorkload.get(r.workload) ?? []), r]);
 for (const [w, rs] of byWorkload) {
@@ -222,7 +228,7 @@ for (const [w, rs] of byWorkload) {
     const t = stats(r.runs.map(timeOf));
     const ratio = r === a ? '' : stats(a.runs.map((x, i) => timeOf(x) / timeOf(r.runs[i]!))).median.toFixed(2);
     const ratioWall = r === a ? '' : stats(a.runs.map((x, i) => x.wallMs / r.runs[i]!.wallMs)).median.toFixed(2);
-    lines.push(`| ${w} | ${r.arm} | ${fmt(t.median)} (${fmt(t.min)}–${fmt(t.max)}) | ${fmt(stats(r.runs.map((x) => x.wallMs)).median)} | ${fmt(stats(r.runs.map((x) => x.cpuMs)).median)} | ${stats(r.runs.map((x) => x.puts)).max} | ${Math.round(stats(r.runs.map((x) => x.maxRssKiB!)).max / 1024)} MiB | ${ratio ? `${ratio} (wall ${ratioWall})` : ''} |`);
+    lines.push(`| ${w} | ${r.arm} | ${fmt(t.median)} (${fmt(t.min)}–${fmt(t.max)}) | ${fmt(stats(r.runs.map((x) => x.wallMs)).median)} | ${fmt(stats(r.runs.map((x) => x.cpuMs)).median)} | ${stats(r.runs.map((x) => x.puts)).max} | ${stats(r.runs.map((x) => x.heads)).max} | ${Math.round(stats(r.runs.map((x) => x.maxRssKiB!)).max / 1024)} MiB | ${ratio ? `${ratio} (wall ${ratioWall})` : ''} |`);
   }
 }
 if (hashRows.length) {
