@@ -44,6 +44,9 @@ export interface SyncPlan {
   unchanged: number;
 }
 
+/** localeCompare's order (the same default collator), built once. */
+const byLocale = new Intl.Collator();
+
 /** Compares local files with one flat listing, then HEADs only same-size objects the record cannot vouch for. */
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
   const remote = new Map((await (req.listing ?? reader.list(req.bucket, req.prefix))).map((o) => [o.key, o]));
@@ -64,7 +67,7 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
     const h = contentHeadersFor(key);
     puts.push({ kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason });
   })));
-  puts.sort((a, b) => a.key.localeCompare(b.key));
+  puts.sort((a, b) => byLocale.compare(a.key, b.key));
   const local = new Set(req.files.map((f) => req.prefix + f.rel));
   const deletes: S3Delete[] = req.deleteStale
     ? [...remote.keys()].filter((k) => !local.has(k)).sort().map((key) => ({ kind: 's3.delete', bucket: req.bucket, key }))
