@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createHash, createHmac } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ReleaseError } from '../errors.ts';
@@ -111,15 +111,29 @@ export function leanClient(target: LeanTarget) {
 
   const ok = <R extends { status: number; body: string }>(r: R): R => { if (r.status < 200 || r.status >= 300) throw s3Error(r.status, r.body); return r; };
 
-  /** Pipes a file range into a request, failing if the file is shorter than planned. */
-  const pipeRange = (file: string, start: number, length: number) => (req: http.ClientRequest) => {
-    if (length === 0) { req.end(); return; }
+  /**
+   * Pipes a byte range of a file (planned at `total` bytes) into a request, and fails it rather
+   * than send an object that is not the planned one: the range came out short, or the file has
+   * grown or shrunk since planning (a real S3 would also reject it by x-amz-content-sha256).
+   */
+  const pipeRange = (file: string, start: number, length: number, total: number) => (req: http.ClientRequest) => {
+    const changed = (what: string) => req.destroy(new ReleaseError(`${file} changed after planning (${what})`, 're-run: it re-plans with the file as it is now'));
+    const sizeOk = () => {
+      let size: number;
+      try { size = statSync(file).size; } catch (e) { req.destroy(e as Error); return false; }
+      if (size !== total) { changed(`now ${size} bytes, planned ${total}`); return false; }
+      return true;
+    };
+    // Checked before the first byte (nothing is sent) and after the last (changed while sending).
+    const finish = () => { if (sizeOk()) req.end(); };
+    if (!sizeOk()) return;
+    if (length === 0) { finish(); return; }
     const stream = createReadStream(file, { start, end: start + length - 1, highWaterMark: 1024 * 1024 });
     let sent = 0;
     stream.on('data', (c) => { sent += c.length; });
-    stream.on('end', () => { if (sent !== length) req.destroy(new ReleaseError(`${file} changed while uploading (read ${sent} bytes of ${length} at offset ${start})`, 're-run: it re-plans with the file as it is now')); });
+    stream.on('end', () => (sent !== length ? changed(`read ${sent} bytes of ${length} at offset ${start}`) : finish()));
     stream.on('error', (e) => req.destroy(e));
-    stream.pipe(req);
+    stream.pipe(req, { end: false });
   };
 
   return {
@@ -155,7 +169,7 @@ export function leanClient(target: LeanTarget) {
         payload = readFileSync(body.file);
         if (payload.length !== size) throw new ReleaseError(`${body.file} is ${payload.length} bytes, planned as ${size}: it changed after planning`, 're-run: it re-plans with the file as it is now');
       } else {
-        payload = pipeRange(body.file, 0, size);
+        payload = pipeRange(body.file, 0, size, size);
       }
       const len = Buffer.isBuffer(payload) ? payload.length : size;
       const r = ok(await request('PUT', { ...obj, payloadSha256: payloadSha, length: len, body: payload }));
@@ -176,7 +190,7 @@ export function leanClient(target: LeanTarget) {
           const length = Math.min(partSize, size - start);
           const hash = createHash('sha256');
           for await (const c of createReadStream(file, { start, end: start + length - 1, highWaterMark: 1024 * 1024 })) hash.update(c as Buffer);
-          const r = ok(await request('PUT', { ...target, query: { partNumber: String(i + 1), uploadId }, payloadSha256: hash.digest('hex'), length, body: pipeRange(file, start, length) }));
+          const r = ok(await request('PUT', { ...target, query: { partNumber: String(i + 1), uploadId }, payloadSha256: hash.digest('hex'), length, body: pipeRange(file, start, length, size) }));
           onPart?.(length);
           return r.headers.etag as string;
         })));

@@ -68,6 +68,12 @@ describe('lean PUT path and upload record on s3rver', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-lean-'));
     await writeFile(path.join(dir, 'f'), 'short');
     await expect(s3.store.put({ bucket: 'b', key: 'x/f', body: { file: path.join(dir, 'f') }, size: 50, sha256: hex('short'), contentType: 'text/plain' })).rejects.toThrow(/changed after planning/);
+    // Streamed (over 1 MiB): a file that grew is not cut to the planned size and sent.
+    const grown = randomBytes(2 * 1024 * 1024);
+    await writeFile(path.join(dir, 'grown'), grown);
+    await expect(s3.store.put({ bucket: 'b', key: 'x/grown', body: { file: path.join(dir, 'grown') }, size: grown.length - 10, sha256: hex(grown.subarray(0, grown.length - 10)), contentType: 'application/octet-stream' }))
+      .rejects.toThrow(/changed after planning \(now 2097152 bytes, planned 2097142\)/);
+    expect(await s3.store.head('b', 'x/grown')).toBeUndefined(); // checked before the first byte went out
   });
 
   it('multipart: streamed parts, each signed with its sha256, read back whole', async () => {
