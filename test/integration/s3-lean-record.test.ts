@@ -2,7 +2,7 @@
 // the server (issue 6): what we put reads back byte for byte with its headers; a re-plan with the
 // record makes no HEAD and no PUT; a remote replacement or a corrupt record falls back to HEAD.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,12 @@ import { leanClient } from '../../lib/s3/lean-put.ts';
 import { openUploadRecord, recordingWriter } from '../../lib/s3/record.ts';
 import { planSync } from '../../lib/s3/sync.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+
+/** Temp dirs of this file, removed after it. */
+const temps: string[] = [];
+const tmp = async (prefix: string) => { const d = await mkdtemp(path.join(os.tmpdir(), prefix)); temps.push(d); return d; };
+afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
+
 
 const hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const log = createLogger({ quiet: true });
@@ -29,7 +35,7 @@ describe('lean PUT path and upload record on s3rver', () => {
   }
 
   it('puts files and texts with awkward keys and every header, readable by a plain GET', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-lean-'));
+    const dir = await tmp('releng-lean-');
     const small = randomBytes(3000);
     const big = randomBytes(1024 * 1024 + 17); // streamed, not read whole
     await writeFile(path.join(dir, 'small'), small);
@@ -65,7 +71,7 @@ describe('lean PUT path and upload record on s3rver', () => {
   });
 
   it('a file shorter than planned fails the put instead of sending a truncated object', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-lean-'));
+    const dir = await tmp('releng-lean-');
     await writeFile(path.join(dir, 'f'), 'short');
     await expect(s3.store.put({ bucket: 'b', key: 'x/f', body: { file: path.join(dir, 'f') }, size: 50, sha256: hex('short'), contentType: 'text/plain' })).rejects.toThrow(/changed after planning/);
     // Streamed (over 1 MiB): a file that grew is not cut to the planned size and sent.
@@ -77,7 +83,7 @@ describe('lean PUT path and upload record on s3rver', () => {
   });
 
   it('multipart: streamed parts, each signed with its sha256, read back whole', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-lean-'));
+    const dir = await tmp('releng-lean-');
     const bytes = randomBytes(11 * 1024 * 1024 + 5);
     await writeFile(path.join(dir, 'big'), bytes);
     const lean = leanClient({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: async () => ({ ...embeddedCredentials }) });
@@ -93,8 +99,8 @@ describe('lean PUT path and upload record on s3rver', () => {
   });
 
   it('re-plan with the record: no HEAD, no PUT; replaced remotely or corrupt record: HEAD decides', async () => {
-    const tree = await mkdtemp(path.join(os.tmpdir(), 'releng-tree-'));
-    const state = await mkdtemp(path.join(os.tmpdir(), 'releng-state-'));
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
     for (let i = 0; i < 5; i++) await writeFile(path.join(tree, `f${i}.txt`), `content ${i}`);
     const files = await localTree(tree);
     const upload = async () => {

@@ -1,12 +1,18 @@
 // The hash memo of localTree (issue 6): unchanged files are not re-read; any change of content
 // (even with the same size), a replaced file or a corrupt memo means hashing again.
-import { mkdtemp, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, stat, utimes, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Text } from '../../lib/checksums.ts';
 import { localTree } from '../../lib/files.ts';
 import { openHashCache } from '../../lib/hash-cache.ts';
+
+/** Temp dirs of this file, removed after it. */
+const temps: string[] = [];
+const tmp = async (prefix: string) => { const d = await mkdtemp(path.join(os.tmpdir(), prefix)); temps.push(d); return d; };
+afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
+
 
 /** Files dated in the past (the memo refuses files modified in the last 2 s; ctime cannot be set back, so the tests open it with racyMs 0). */
 async function writeOld(file: string, content: string, secondsAgo = 60) {
@@ -17,8 +23,8 @@ async function writeOld(file: string, content: string, secondsAgo = 60) {
 
 describe('localTree with a hash memo', () => {
   it('reuses remembered hashes and notices every change', async () => {
-    const tree = await mkdtemp(path.join(os.tmpdir(), 'releng-tree-'));
-    const state = await mkdtemp(path.join(os.tmpdir(), 'releng-state-'));
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
     await writeOld(path.join(tree, 'b.txt'), 'bbbb');
     let cache = await openHashCache(state, { racyMs: 0 });
@@ -49,8 +55,8 @@ describe('localTree with a hash memo', () => {
   });
 
   it('does not remember files modified within the racy window', async () => {
-    const tree = await mkdtemp(path.join(os.tmpdir(), 'releng-tree-'));
-    const state = await mkdtemp(path.join(os.tmpdir(), 'releng-state-'));
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
     await writeFile(path.join(tree, 'new.txt'), 'fresh');
     const cache = await openHashCache(state);
     await localTree(tree, 2, { hashCache: cache });
@@ -59,8 +65,8 @@ describe('localTree with a hash memo', () => {
   });
 
   it('a corrupt memo is ignored', async () => {
-    const tree = await mkdtemp(path.join(os.tmpdir(), 'releng-tree-'));
-    const state = await mkdtemp(path.join(os.tmpdir(), 'releng-state-'));
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
     await writeFile(path.join(state, 'hashes.json'), '{"version":1,"files":{"x":[1]}}');
     const files = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });

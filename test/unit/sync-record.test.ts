@@ -1,12 +1,18 @@
 // planSync with the local upload record (issue 6): the record skips HEADs only while the listing
 // agrees with it; otherwise the sha256 metadata (read by HEAD) decides. No servers: an in-memory reader.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openUploadRecord, normalizeEtag } from '../../lib/s3/record.ts';
 import type { ObjectHead, RemoteObject, S3Reader } from '../../lib/s3/store.ts';
 import { planSync, type LocalFile } from '../../lib/s3/sync.ts';
+
+/** Temp dirs of this file, removed after it. */
+const temps: string[] = [];
+const tmp = async (prefix: string) => { const d = await mkdtemp(path.join(os.tmpdir(), prefix)); temps.push(d); return d; };
+afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
+
 
 const sha = (c: string) => c.repeat(64);
 
@@ -33,7 +39,7 @@ const file = (rel: string, size: number, sha256: string): LocalFile => ({ rel, s
 
 describe('planSync with an upload record', () => {
   it('skips unchanged objects without a HEAD when the listing matches the record', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-rec-'));
+    const dir = await tmp('releng-rec-');
     const record = await openUploadRecord(dir, 'http://s3');
     record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
     record.set('b', 'p/b', { sha256: sha('b'), size: 4, etag: 'e2' });
@@ -45,7 +51,7 @@ describe('planSync with an upload record', () => {
   });
 
   it('puts a local file changed with the same size, without a HEAD', async () => {
-    const record = await openUploadRecord(await mkdtemp(path.join(os.tmpdir(), 'releng-rec-')), 'http://s3');
+    const record = await openUploadRecord(await tmp('releng-rec-'), 'http://s3');
     record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
     const { reader, heads } = memoryReader({ 'p/a': { size: 3, etag: 'e1', sha256: sha('a') } });
     const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('c'))], record });
@@ -54,7 +60,7 @@ describe('planSync with an upload record', () => {
   });
 
   it('falls back to HEAD when the object was replaced remotely (ETag differs), and trusts its sha256 metadata', async () => {
-    const record = await openUploadRecord(await mkdtemp(path.join(os.tmpdir(), 'releng-rec-')), 'http://s3');
+    const record = await openUploadRecord(await tmp('releng-rec-'), 'http://s3');
     record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
     record.set('b', 'p/b', { sha256: sha('b'), size: 3, etag: 'e2' });
     // p/a replaced by other bytes (our file is the old one); p/b replaced by the same content re-uploaded elsewhere.
@@ -68,7 +74,7 @@ describe('planSync with an upload record', () => {
   });
 
   it('a missing or corrupt record means HEADs, never a wrong skip', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-rec-'));
+    const dir = await tmp('releng-rec-');
     const objects = { 'p/a': { size: 3, etag: 'e1', sha256: sha('a') }, 'p/z': { size: 3, etag: 'e9' } };
     for (const content of [undefined, '{not json', JSON.stringify({ version: 1, endpoint: 'http://s3', objects: { 'b/p/a': ['zz', 3, 'e1'] } })]) {
       if (content !== undefined) await writeFile(path.join(dir, (await import('node:fs')).readdirSync(dir).find((f) => f.startsWith('uploads-')) ?? 'uploads-x.json'), content);
@@ -83,7 +89,7 @@ describe('planSync with an upload record', () => {
   });
 
   it('the record of another endpoint is not used', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-rec-'));
+    const dir = await tmp('releng-rec-');
     const a = await openUploadRecord(dir, 'http://one');
     a.set('b', 'k', { sha256: sha('a'), size: 1, etag: 'e' });
     await a.save();
