@@ -96,7 +96,7 @@ export function leanClient(target: LeanTarget) {
     } as any) as unknown as { headers: Record<string, string> };
     const qs = o.query ? `?${Object.entries(o.query).map(([k, v]) => (v === '' ? encodeURIComponent(k) : `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)).join('&')}` : '';
     return new Promise((resolve, reject) => {
-      const req = mod.request({ agent, method, hostname: url.hostname, port: url.port || undefined, path: path + qs, headers: signed.headers, setHost: false }, (res) => {
+      const req = mod.request({ agent, method, hostname, port: url.port || undefined, path: path + qs, headers: signed.headers, setHost: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));

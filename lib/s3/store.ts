@@ -131,7 +131,10 @@ export function isRetryableS3Error(e: any): boolean {
 /** The S3 adapter over @aws-sdk/client-s3. */
 export function s3Store(client: S3Client, endpoint: string): S3Store {
   const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
-    try { return await fn(); } catch (e) { throw explainS3Error(e, endpoint, bucket, key); }
+    try { return await fn(); } catch (e) {
+      if (e instanceof ReleaseError) throw e; // already says what and what to do (e.g. a file changed after planning)
+      throw explainS3Error(e, endpoint, bucket, key);
+    }
   };
   let lean: ReturnType<typeof leanClient> | undefined;
   // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
