@@ -18,6 +18,8 @@ import type { Context } from '../context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { localTree } from '../files.ts';
+import { openHashCache, type HashCache } from '../hash-cache.ts';
+import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { closureOf, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
@@ -49,6 +51,8 @@ export interface UploadInputs {
   result: BuildResult;
   signingKey?: SigningKey;
   tagRecord?: TagRecord;
+  /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
+  memo?: { record?: UploadRecord; hashCache?: HashCache };
 }
 
 /** Adapters a caller may wrap (tests inject failing writers here; nothing is mocked). */
@@ -87,10 +91,14 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   const plan = emptyPlan();
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
   const { result } = inputs;
+  const memo = inputs.memo ?? {};
+  // The manual is walked and hashed while the cache, images and release bucket are planned (issue 6).
+  const manual = localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache });
+  manual.catch(() => undefined); // awaited below; keeps an early failure from being unhandled meanwhile
   add(await planCacheUpload(ctx, target, inputs));
   add(await planUploadImages(ctx, target.registries, result));
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir));
-  add(await planDocs(target.s3, target.docs, result, await localTree(path.join(ctx.releaseDir, 'manual'))));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, memo));
+  add(await planDocs(target.s3, target.docs, result, await manual, memo));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
@@ -118,6 +126,11 @@ export async function verifyUpload(target: OpenEnvironment, plan: Plan, record?:
     if (commit !== record.releaseCommit) bad.push(`${p.remote} ${ref}: ${commit ?? 'missing'}; expected ${record.releaseCommit}`);
   }
   if (bad.length) throw new ReleaseError(`verification after upload failed:\n${bad.map((b) => `  ${b}`).join('\n')}`, 're-run upload: it re-plans and re-puts what differs');
+}
+
+/** Where upload keeps its memos (upload record, file hashes): under the project's gitignored .releng/. */
+export function uploadStateDir(root: string): string {
+  return path.join(root, '.releng', 'upload-state');
 }
 
 export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<UploadSummary> {
@@ -148,14 +161,23 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       log.info(`cache signing key ${path.relative(ctx.root, signingKey.file)}; public key (trusted-public-keys): ${signingKey.publicKey}`);
     }
     phase = log.phase('planning upload');
-    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord });
+    // Local memos that make a re-run cheap (issue 6, docs/upload-performance.md); never the truth.
+    // The embedded server listens on a new port each run: name it by its data dir instead.
+    const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
+    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
+    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const writers: Writers = { s3: target.s3, git: gitWriter, oci: ociWriter(target.registries) };
-    const applied = await apply(plan, {
-      log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
-      resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
-    });
+    const writers: Writers = { s3: recordingWriter(target.s3, memo.record), git: gitWriter, oci: ociWriter(target.registries) };
+    let applied;
+    try {
+      applied = await apply(plan, {
+        log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
+        resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
+      });
+    } finally {
+      if (!flags.dryRun) { await memo.record.save(); await memo.hashCache.save(); }
+    }
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');
       await verifyUpload(target, plan, tagRecord);

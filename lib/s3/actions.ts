@@ -60,13 +60,13 @@ export const s3Handlers: HandlerMap<S3Action> = {
     bucket: a.bucket, key: a.key, body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
     size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding,
     cacheControl: a.cacheControl, onProgress: env.onBytes,
-  }),
+  }).then(() => undefined),
   's3.delete': (a, env) => writer(env).delete(a.bucket, a.key),
   's3.redirect': (a, env) => writer(env).put({
     bucket: a.bucket, key: a.key, body: { text: '' }, size: 0,
     sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     contentType: 'text/plain', cacheControl: a.cacheControl, redirect: a.location,
-  }),
+  }).then(() => undefined),
   's3.copy': (a, env) => writer(env).copy(a.from, { bucket: a.bucket, key: a.key }),
 };
 

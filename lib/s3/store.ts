@@ -1,15 +1,12 @@
 // One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
-import http from 'node:http';
-import https from 'node:https';
-import { createReadStream } from 'node:fs';
 import {
-  S3Client, ListObjectsV2Command, HeadObjectCommand, GetObjectCommand, PutObjectCommand,
+  S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
+import { keepAliveAgents, leanClient } from './lean-put.ts';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -59,17 +56,26 @@ export interface PutRequest {
   onProgress?: (bytes: number) => void;
 }
 
+/** What a put learnt from the server (the ETag feeds lib/s3/record.ts; never used for integrity). */
+export interface PutResult {
+  etag?: string;
+}
+
 /** What apply may do with S3: write. */
 export interface S3Writer {
-  put(req: PutRequest): Promise<void>;
+  put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
   copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void>;
 }
 
 export type S3Store = S3Reader & S3Writer;
 
-/** Files above this go multipart, streamed in parts (never read whole into memory). */
-export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
+/**
+ * Files from this size go multipart, streamed in parts (never read whole into memory). Below it one
+ * streamed PUT signed with the file's known sha256: as rclone's 200 MiB cutoff, because a multipart
+ * object costs the server a second pass (s3rver concatenates and re-hashes the parts) — issue 6.
+ */
+export const MULTIPART_THRESHOLD = 200 * 1024 * 1024;
 const PART_SIZE = 16 * 1024 * 1024;
 
 /** Builds the SDK client: path style, checksum mode, keep-alive sockets. */
@@ -87,8 +93,8 @@ export function createS3Client(settings: S3Settings & { endpoint: string }, cred
     responseChecksumValidation: settings.checksums,
     maxAttempts: 1, // apply.ts owns retries (bounded, with jitter), so they are counted and logged once
     requestHandler: {
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+      httpAgent: keepAliveAgents.http,
+      httpsAgent: keepAliveAgents.https,
     } as any,
   });
 }
@@ -127,19 +133,18 @@ export function isRetryableS3Error(e: any): boolean {
 /** The S3 adapter over @aws-sdk/client-s3. */
 export function s3Store(client: S3Client, endpoint: string): S3Store {
   const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
-    try { return await fn(); } catch (e) { throw explainS3Error(e, endpoint, bucket, key); }
+    try { return await fn(); } catch (e) {
+      if (e instanceof ReleaseError) throw e; // already says what and what to do (e.g. a file changed after planning)
+      throw explainS3Error(e, endpoint, bucket, key);
+    }
   };
+  let lean: ReturnType<typeof leanClient> | undefined;
+  // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
+  const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
   return {
     endpoint,
     async list(bucket, prefix) {
-      const out: RemoteObject[] = [];
-      let token: string | undefined;
-      do {
-        const r = await wrap(bucket, prefix || undefined, () => client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: 1000 })));
-        for (const o of r.Contents ?? []) out.push({ key: o.Key!, size: Number(o.Size ?? 0), etag: o.ETag });
-        token = r.IsTruncated ? r.NextContinuationToken : undefined;
-      } while (token);
-      return out;
+      return wrap(bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
     },
     async head(bucket, key) {
       try {
@@ -180,32 +185,20 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
       }
     },
     async put(req) {
-      const common = {
-        Bucket: req.bucket,
-        Key: req.key,
-        ContentType: req.contentType,
-        ContentEncoding: req.contentEncoding,
-        CacheControl: req.cacheControl,
-        WebsiteRedirectLocation: req.redirect,
-        Metadata: { sha256: req.sha256 },
-      };
-      await wrap(req.bucket, req.key, async () => {
-        if ('text' in req.body) {
-          await client.send(new PutObjectCommand({ ...common, Body: req.body.text, ContentLength: req.size }));
+      const lean = getLean();
+      const headers: Record<string, string> = { 'content-type': req.contentType, 'x-amz-meta-sha256': req.sha256 };
+      if (req.contentEncoding) headers['content-encoding'] = req.contentEncoding;
+      if (req.cacheControl) headers['cache-control'] = req.cacheControl;
+      if (req.redirect) headers['x-amz-website-redirect-location'] = req.redirect;
+      const obj = { bucket: req.bucket, key: req.key, headers };
+      return wrap(req.bucket, req.key, async () => {
+        if ('text' in req.body || req.size < MULTIPART_THRESHOLD) {
+          const etag = await lean.putObject(obj, req.body, req.size, req.sha256);
           req.onProgress?.(req.size);
-        } else if (req.size < MULTIPART_THRESHOLD) {
-          await client.send(new PutObjectCommand({ ...common, Body: createReadStream(req.body.file), ContentLength: req.size }));
-          req.onProgress?.(req.size);
-        } else {
-          const upload = new Upload({ client, params: { ...common, Body: createReadStream(req.body.file, { highWaterMark: 1024 * 1024 }) }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
-          let seen = 0;
-          upload.on('httpUploadProgress', (p) => {
-            const loaded = p.loaded ?? 0;
-            if (loaded > seen) { req.onProgress?.(loaded - seen); seen = loaded; }
-          });
-          await upload.done();
-          if (req.size > seen) req.onProgress?.(req.size - seen);
+          return { etag };
         }
+        const etag = await lean.putMultipart(obj, req.body.file, req.size, PART_SIZE, 4, req.onProgress);
+        return { etag };
       });
     },
     async delete(bucket, key) {

@@ -4,7 +4,8 @@ import pLimit from 'p-limit';
 import type { Skip } from '../actions.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
-import type { S3Reader } from './store.ts';
+import { normalizeEtag, type UploadRecord } from './record.ts';
+import type { RemoteObject, S3Reader } from './store.ts';
 
 export interface LocalFile {
   /** Key relative to the prefix, `/`-separated. */
@@ -25,6 +26,14 @@ export interface SyncRequest {
   cacheControl?: string;
   /** HEAD requests in flight while comparing. */
   concurrency?: number;
+  /**
+   * What this machine uploaded before (lib/s3/record.ts): an object whose listed size and ETag
+   * match its entry is compared by the recorded sha256, without a HEAD. Entries confirmed by a
+   * HEAD are added to it (a local memo, not a publishing write; the caller saves it).
+   */
+  record?: UploadRecord;
+  /** The listing of `prefix`, if the caller started it early (e.g. while hashing the files); else listed here. */
+  listing?: Promise<RemoteObject[]>;
 }
 
 export interface SyncPlan {
@@ -35,9 +44,12 @@ export interface SyncPlan {
   unchanged: number;
 }
 
-/** Compares local files with one flat listing, then HEADs only same-size objects to read their sha256. */
+/** localeCompare's order (the same default collator), built once. */
+const byLocale = new Intl.Collator();
+
+/** Compares local files with one flat listing, then HEADs only same-size objects the record cannot vouch for. */
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
-  const remote = new Map((await reader.list(req.bucket, req.prefix)).map((o) => [o.key, o]));
+  const remote = new Map((await (req.listing ?? reader.list(req.bucket, req.prefix))).map((o) => [o.key, o]));
   const limit = pLimit(req.concurrency ?? 32);
   const puts: S3Put[] = [];
   let unchanged = 0;
@@ -47,19 +59,33 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
     let reason: S3Put['reason'] = 'new';
     if (r) {
       if (r.size === f.size) {
-        const head = await reader.head(req.bucket, key);
-        if (head?.sha256 === f.sha256) { unchanged++; return; }
+        const remoteSha = await remoteSha256(reader, req, key, r);
+        if (remoteSha === f.sha256) { unchanged++; return; }
       }
       reason = 'changed';
     }
     const h = contentHeadersFor(key);
     puts.push({ kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason });
   })));
-  puts.sort((a, b) => a.key.localeCompare(b.key));
+  puts.sort((a, b) => byLocale.compare(a.key, b.key));
   const local = new Set(req.files.map((f) => req.prefix + f.rel));
   const deletes: S3Delete[] = req.deleteStale
     ? [...remote.keys()].filter((k) => !local.has(k)).sort().map((key) => ({ kind: 's3.delete', bucket: req.bucket, key }))
     : [];
   const skipped: Skip[] = unchanged ? [{ what: `${unchanged} object${unchanged === 1 ? '' : 's'} in s3://${req.bucket}/${req.prefix}`, reason: 'already there with the same sha256' }] : [];
   return { puts, deletes, skipped, unchanged };
+}
+
+/** The sha256 of a listed object: from the record while size and ETag still match, else by HEAD. */
+async function remoteSha256(reader: S3Reader, req: SyncRequest, key: string, listed: RemoteObject): Promise<string | undefined> {
+  const etag = normalizeEtag(listed.etag);
+  const known = req.record?.get(req.bucket, key);
+  if (known && etag && known.etag === etag && known.size === listed.size) return known.sha256;
+  const head = await reader.head(req.bucket, key);
+  const headEtag = normalizeEtag(head?.etag);
+  // Remember it only if the HEAD saw the very object the listing did.
+  if (req.record && head?.sha256 && etag && headEtag === etag && head.size === listed.size) {
+    req.record.set(req.bucket, key, { sha256: head.sha256, size: head.size, etag });
+  }
+  return head?.sha256;
 }

@@ -4,6 +4,7 @@ import type { Step, Skip } from '../actions.ts';
 import type { BuildResult } from '../build-result.ts';
 import type { BucketRef } from '../environment.ts';
 import type { S3Reader } from '../s3/store.ts';
+import type { UploadRecord } from '../s3/record.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
 
 /** The docs prefixes a build goes to. */
@@ -12,12 +13,12 @@ export function manualPrefixes(result: BuildResult): string[] {
   return result.official ? [`${base}/${result.major}/`, `${base}/stable/`] : [`${base}/nightly/`];
 }
 
-export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[]): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[], opts: { record?: UploadRecord } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const steps: Step[] = [];
   const skipped: Skip[] = [];
   for (const p of manualPrefixes(result)) {
     const prefix = docs.prefix + p;
-    const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true });
+    const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true, record: opts.record });
     steps.push({ title: `manual to s3://${docs.bucket}/${prefix}`, actions: [...plan.puts, ...plan.deletes] });
     skipped.push(...plan.skipped);
   }

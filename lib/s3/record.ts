@@ -1,0 +1,87 @@
+// A local record of what this machine uploaded: key → sha256, size, ETag. With one flat listing it
+// lets planSync skip unchanged objects without a HEAD each (issue 6). A fast path only: an entry
+// is trusted only while the listing shows the same size and ETag we got back from our own PUT;
+// otherwise planSync HEADs and compares our sha256 metadata, which stays the truth. ETags are
+// never used for integrity (s3rver's multipart ETag is a plain MD5; real S3's is md5-of-md5s).
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { PutRequest, S3Writer } from './store.ts';
+
+export interface RecordEntry {
+  sha256: string;
+  size: number;
+  /** As the server returned it, quotes stripped. */
+  etag: string;
+}
+
+export interface UploadRecord {
+  get(bucket: string, key: string): RecordEntry | undefined;
+  set(bucket: string, key: string, entry: RecordEntry): void;
+  forget(bucket: string, key: string): void;
+  /** Writes the record (atomically) if anything changed. */
+  save(): Promise<void>;
+}
+
+/** ETags arrive quoted from listings and PUT responses; compare them bare. */
+export function normalizeEtag(etag: string | undefined): string | undefined {
+  return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
+}
+
+const entry = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]);
+const fileSchema = z.object({ version: z.literal(1), endpoint: z.string(), objects: z.record(z.string(), entry) });
+
+/** The record of one S3 endpoint (any stable name of it) in `dir` (e.g. the project's .releng/); missing or corrupt means empty. */
+export async function openUploadRecord(dir: string, endpoint: string): Promise<UploadRecord> {
+  const file = path.join(dir, `uploads-${createHash('sha256').update(endpoint).digest('hex').slice(0, 16)}.json`);
+  let objects: Record<string, z.infer<typeof entry>> = {};
+  try {
+    const parsed = fileSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    if (parsed.success && parsed.data.endpoint === endpoint) objects = parsed.data.objects;
+  } catch { /* missing or not JSON: an empty record, planSync falls back to HEAD */ }
+  let dirty = false;
+  const id = (bucket: string, key: string) => `${bucket}/${key}`;
+  return {
+    get(bucket, key) {
+      const e = objects[id(bucket, key)];
+      return e ? { sha256: e[0], size: e[1], etag: e[2] } : undefined;
+    },
+    set(bucket, key, e) {
+      objects[id(bucket, key)] = [e.sha256, e.size, e.etag];
+      dirty = true;
+    },
+    forget(bucket, key) {
+      if (id(bucket, key) in objects) { delete objects[id(bucket, key)]; dirty = true; }
+    },
+    async save() {
+      if (!dirty) return;
+      await mkdir(dir, { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify({ version: 1, endpoint, objects }));
+      await rename(tmp, file);
+      dirty = false;
+    },
+  };
+}
+
+/** An S3Writer that notes each successful put (with the ETag the server answered) in the record. */
+export function recordingWriter(inner: S3Writer, record: UploadRecord): S3Writer {
+  return {
+    async put(req: PutRequest) {
+      record.forget(req.bucket, req.key); // until the put is acknowledged, what is there is unknown
+      const r = await inner.put(req);
+      const etag = normalizeEtag(r ? r.etag : undefined);
+      if (etag) record.set(req.bucket, req.key, { sha256: req.sha256, size: req.size, etag });
+      return r;
+    },
+    async delete(bucket, key) {
+      record.forget(bucket, key);
+      await inner.delete(bucket, key);
+    },
+    async copy(from, to) {
+      record.forget(to.bucket, to.key);
+      await inner.copy(from, to);
+    },
+  };
+}

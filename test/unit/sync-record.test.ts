@@ -1,0 +1,105 @@
+// planSync with the local upload record (issue 6): the record skips HEADs only while the listing
+// agrees with it; otherwise the sha256 metadata (read by HEAD) decides. No servers: an in-memory reader.
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openUploadRecord, normalizeEtag } from '../../lib/s3/record.ts';
+import type { ObjectHead, RemoteObject, S3Reader } from '../../lib/s3/store.ts';
+import { planSync, type LocalFile } from '../../lib/s3/sync.ts';
+
+/** Temp dirs of this file, removed after it. */
+const temps: string[] = [];
+const tmp = async (prefix: string) => { const d = await mkdtemp(path.join(os.tmpdir(), prefix)); temps.push(d); return d; };
+afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
+
+
+const sha = (c: string) => c.repeat(64);
+
+/** A bucket in memory that counts HEADs (the reads the record is meant to save). */
+function memoryReader(objects: Record<string, { size: number; etag: string; sha256?: string }>) {
+  let heads = 0;
+  const reader: S3Reader = {
+    endpoint: 'memory',
+    async list(_bucket, prefix) {
+      return Object.entries(objects).filter(([k]) => k.startsWith(prefix)).map(([key, o]): RemoteObject => ({ key, size: o.size, etag: `"${o.etag}"` }));
+    },
+    async head(_bucket, key): Promise<ObjectHead | undefined> {
+      heads++;
+      const o = objects[key];
+      return o && { size: o.size, sha256: o.sha256, etag: `"${o.etag}"`, metadata: o.sha256 ? { sha256: o.sha256 } : {} };
+    },
+    async getText() { return undefined; },
+    async checkBucket() {},
+  };
+  return { reader, heads: () => heads };
+}
+
+const file = (rel: string, size: number, sha256: string): LocalFile => ({ rel, source: { file: `/nowhere/${rel}` }, size, sha256 });
+
+describe('planSync with an upload record', () => {
+  it('skips unchanged objects without a HEAD when the listing matches the record', async () => {
+    const dir = await tmp('releng-rec-');
+    const record = await openUploadRecord(dir, 'http://s3');
+    record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
+    record.set('b', 'p/b', { sha256: sha('b'), size: 4, etag: 'e2' });
+    const { reader, heads } = memoryReader({ 'p/a': { size: 3, etag: 'e1', sha256: sha('a') }, 'p/b': { size: 4, etag: 'e2', sha256: sha('b') } });
+    const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('a')), file('b', 4, sha('b'))], record });
+    expect(plan.puts).toEqual([]);
+    expect(plan.unchanged).toBe(2);
+    expect(heads()).toBe(0);
+  });
+
+  it('puts a local file changed with the same size, without a HEAD', async () => {
+    const record = await openUploadRecord(await tmp('releng-rec-'), 'http://s3');
+    record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
+    const { reader, heads } = memoryReader({ 'p/a': { size: 3, etag: 'e1', sha256: sha('a') } });
+    const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('c'))], record });
+    expect(plan.puts.map((p) => [p.key, p.reason])).toEqual([['p/a', 'changed']]);
+    expect(heads()).toBe(0);
+  });
+
+  it('falls back to HEAD when the object was replaced remotely (ETag differs), and trusts its sha256 metadata', async () => {
+    const record = await openUploadRecord(await tmp('releng-rec-'), 'http://s3');
+    record.set('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
+    record.set('b', 'p/b', { sha256: sha('b'), size: 3, etag: 'e2' });
+    // p/a replaced by other bytes (our file is the old one); p/b replaced by the same content re-uploaded elsewhere.
+    const { reader, heads } = memoryReader({ 'p/a': { size: 3, etag: 'x1', sha256: sha('d') }, 'p/b': { size: 3, etag: 'x2', sha256: sha('b') } });
+    const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('a')), file('b', 3, sha('b'))], record });
+    expect(plan.puts.map((p) => p.key)).toEqual(['p/a']);
+    expect(plan.unchanged).toBe(1);
+    expect(heads()).toBe(2);
+    // What a HEAD confirmed is remembered (with the listed ETag), so the next plan needs no HEAD for it.
+    expect(record.get('b', 'p/b')).toEqual({ sha256: sha('b'), size: 3, etag: 'x2' });
+  });
+
+  it('a missing or corrupt record means HEADs, never a wrong skip', async () => {
+    const dir = await tmp('releng-rec-');
+    const objects = { 'p/a': { size: 3, etag: 'e1', sha256: sha('a') }, 'p/z': { size: 3, etag: 'e9' } };
+    for (const content of [undefined, '{not json', JSON.stringify({ version: 1, endpoint: 'http://s3', objects: { 'b/p/a': ['zz', 3, 'e1'] } })]) {
+      if (content !== undefined) await writeFile(path.join(dir, (await import('node:fs')).readdirSync(dir).find((f) => f.startsWith('uploads-')) ?? 'uploads-x.json'), content);
+      const record = await openUploadRecord(dir, 'http://s3');
+      expect(record.get('b', 'p/a')).toBeUndefined();
+      const { reader, heads } = memoryReader(objects);
+      const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('a')), file('z', 3, sha('z'))], record });
+      expect(plan.puts.map((p) => p.key)).toEqual(['p/z']); // no sha256 metadata: put again
+      expect(heads()).toBe(2);
+      await record.save();
+    }
+  });
+
+  it('the record of another endpoint is not used', async () => {
+    const dir = await tmp('releng-rec-');
+    const a = await openUploadRecord(dir, 'http://one');
+    a.set('b', 'k', { sha256: sha('a'), size: 1, etag: 'e' });
+    await a.save();
+    expect((await openUploadRecord(dir, 'http://one')).get('b', 'k')?.etag).toBe('e');
+    expect((await openUploadRecord(dir, 'http://two')).get('b', 'k')).toBeUndefined();
+  });
+
+  it('compares ETags without quotes', () => {
+    expect(normalizeEtag('"abc"')).toBe('abc');
+    expect(normalizeEtag('abc-3')).toBe('abc-3');
+    expect(normalizeEtag(undefined)).toBeUndefined();
+  });
+});
