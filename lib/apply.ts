@@ -75,7 +75,7 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
     if (step.actions.length === 0) continue;
     const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : 0), 0);
     const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
-    const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes') : undefined;
+    const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
     const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { progress?.tick(n); result.bytes += n; } };
     const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);
     let failure: { action: Action; error: unknown } | undefined;
@@ -85,6 +85,7 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
         await withRetries(() => (handlers[action.kind] as (a: Action, e: ApplyEnv) => Promise<void>)(action, env), attempts, backoffMs,
           (e, n) => log.warn(`retrying (${n}/${attempts - 1}) ${render(action)}: ${(e as Error).message}`));
         result.applied++;
+        progress?.item();
         result.byKind[action.kind] = (result.byKind[action.kind] ?? 0) + 1;
         log.debug(render(action));
       } catch (error) {

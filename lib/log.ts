@@ -12,6 +12,8 @@ export interface Progress {
   tick(n: number, label?: string): void;
   /** Grows the total when work is discovered late. */
   addTotal(n: number): void;
+  /** One more file (action) finished. */
+  item(): void;
   stop(): void;
 }
 
@@ -32,7 +34,7 @@ export interface Logger {
   /** A spinner on a terminal, a start line and an end line otherwise. `still`: no spinner (a progress bar will draw). */
   phase(title: string, opts?: { still?: boolean }): Phase;
   /** A progress bar (bytes or files, throughput) on a terminal; a line every few seconds otherwise. */
-  progress(title: string, total: number, unit: 'bytes' | 'files'): Progress;
+  progress(title: string, total: number, unit: 'bytes' | 'files', items?: number): Progress;
   colour(c: Colour | undefined, text: string): string;
 }
 
@@ -93,22 +95,25 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         update: (t) => opts.verbose && line(`    ${t}`),
       };
     },
-    progress(title, total, unit) {
+    progress(title, total, unit, items = 0) {
+      let itemsDone = 0;
+      const filesText = () => (items ? ` | ${itemsDone}/${items} files` : '');
       const fmt = (n: number) => (unit === 'bytes' ? humanBytes(n) : `${n}`);
       if (interactive && !opts.quiet) {
         const bar = new cliProgress.SingleBar({
           stream: stream as any,
-          format: `${title} [{bar}] {percentage}% | {done}/{all} | {speed}/s`,
+          format: `${title} [{bar}] {percentage}% | {done}/{all}{files} | {speed}/s`,
           hideCursor: true,
           clearOnComplete: false,
         }, cliProgress.Presets.shades_classic);
         let done = 0;
         let all = total;
         const started = Date.now();
-        bar.start(all, 0, { done: fmt(0), all: fmt(all), speed: fmt(0) });
-        const payload = () => ({ done: fmt(done), all: fmt(all), speed: fmt(Math.round(done / Math.max((Date.now() - started) / 1000, 0.001))) });
+        const payload = () => ({ done: fmt(done), all: fmt(all), files: filesText(), speed: fmt(Math.round(done / Math.max((Date.now() - started) / 1000, 0.001))) });
+        bar.start(all, 0, payload());
         return {
           tick(n) { done += n; bar.update(done, payload()); },
+          item() { itemsDone++; bar.update(done, payload()); },
           addTotal(n) { all += n; bar.setTotal(all); bar.update(done, payload()); },
           stop() { bar.stop(); },
         };
@@ -120,11 +125,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       let last = started;
       const report = () => {
         const secs = Math.max((Date.now() - started) / 1000, 0.001);
-        line(`    ${title}: ${fmt(done)}/${fmt(all)} (${fmt(Math.round(done / secs))}/s)`);
+        line(`    ${title}: ${fmt(done)}/${fmt(all)}${filesText()} (${fmt(Math.round(done / secs))}/s)`);
       };
       if (all > 0) line(`    ${title}: ${fmt(all)} to do`);
       return {
         tick(n) { done += n; if (Date.now() - last > 5000) { last = Date.now(); report(); } },
+        item() { itemsDone++; },
         addTotal(n) { all += n; },
         stop() { if (all > 0) report(); },
       };

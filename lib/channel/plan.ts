@@ -166,7 +166,7 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
     const toFetch = needed.filter((n) => 'product' in n.file.source);
     if (toFetch.length) {
       const total = toFetch.reduce((s, n) => s + n.file.size, 0);
-      const progress = log.progress(`downloading ${toFetch.length} product${toFetch.length === 1 ? '' : 's'} from ${release.kind.binaryCacheUrl}`, total, 'bytes');
+      const progress = log.progress(`downloading ${toFetch.length} product${toFetch.length === 1 ? '' : 's'} from ${release.kind.binaryCacheUrl}`, total, 'bytes', toFetch.length);
       const limit = pLimit(input.downloadConcurrency ?? 4);
       const download = input.download ?? downloadProduct;
       try {
@@ -177,6 +177,7 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
           const how = await download({ store: release.kind.binaryCacheUrl, storePath: src.product.path, dest, sha256: src.product.sha256hash, size: src.product.filesize, onBytes: (b) => progress.tick(b) });
           if (how === 'downloaded') downloaded.push(n.file.name);
           n.file.source = { file: dest };
+          progress.item();
         })));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
