@@ -1,11 +1,6 @@
 // Every command of the CLI: what it does, reads and changes (its --help), its flags, and how it runs.
 import type { Context } from './context.ts';
 import { ReleaseError } from './errors.ts';
-import { build } from './phases/build.ts';
-import { prepare } from './phases/prepare.ts';
-import { tag } from './phases/tag.ts';
-import { channel } from './phases/channel.ts';
-import { upload } from './phases/upload.ts';
 
 export interface FlagDef {
   name: string;
@@ -57,6 +52,7 @@ export const releasePhases: string[] = [
   'upload', // cache, images, release bucket, docs, git push
 ];
 
+// Phases are imported when their command runs: `--help` and `build` need not load the S3 SDK.
 export const commands: CommandDef[] = [
   {
     name: 'prepare',
@@ -65,7 +61,7 @@ export const commands: CommandDef[] = [
     changes: 'git (local): writes rl-MAJOR.md and SUMMARY.md, removes the fragments, one commit',
     flags: [{ name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' }],
     needsVersion: true,
-    run: (ctx) => prepare(ctx),
+    run: async (ctx) => (await import('./phases/prepare.ts')).prepare(ctx),
   },
   {
     name: 'tag',
@@ -77,7 +73,7 @@ export const commands: CommandDef[] = [
       noCheckGitTag,
     ],
     needsVersion: true,
-    run: (ctx) => tag(ctx),
+    run: async (ctx) => (await import('./phases/tag.ts')).tag(ctx),
   },
   {
     name: 'build',
@@ -89,7 +85,7 @@ export const commands: CommandDef[] = [
       noCheckGit,
     ],
     needsVersion: true,
-    run: (ctx) => build(ctx),
+    run: async (ctx) => (await import('./phases/build.ts')).build(ctx),
   },
   {
     name: 'upload',
@@ -98,7 +94,7 @@ export const commands: CommandDef[] = [
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
     flags: [forcePushTag, forcePushImages, noCheckGit],
     needsVersion: true,
-    run: (ctx) => upload(ctx),
+    run: async (ctx) => (await import('./phases/upload.ts')).upload(ctx),
   },
   {
     name: 'release',
@@ -129,7 +125,7 @@ export const commands: CommandDef[] = [
       { name: 'force', type: 'boolean', description: 'publish even if the channel would go back in time or is already there (logged loudly)' },
     ],
     needsVersion: false,
-    run: (ctx, positionals) => channel(ctx, positionals),
+    run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
   },
   {
     name: 'serve',

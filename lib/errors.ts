@@ -33,3 +33,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Thrown by a phase when --dry-run has shown all it can before writing (build cannot plan further without building). */
+export class DryRunStop extends Error {
+  constructor() { super('dry run'); this.name = 'DryRunStop'; }
+}

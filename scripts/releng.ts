@@ -6,9 +6,8 @@ import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
 import { confirmationRequired, isUnattended, unattendedError } from '../lib/confirm.ts';
 import { makeContext, type Context, type Flags } from '../lib/context.ts';
 import { environmentName } from '../lib/environment.ts';
-import { describeError, ReleaseError, UsageError } from '../lib/errors.ts';
+import { describeError, DryRunStop, ReleaseError, UsageError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
-import { DryRunStop } from '../lib/phases/build.ts';
 import { redact } from '../lib/secrets.ts';
 import { loadVersion, type VersionInfo } from '../lib/version.ts';
 

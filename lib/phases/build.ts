@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { writeBuildResult, type Artifact, type BuildResult } from '../build-result.ts';
 import { renderSha256Sums, sha256File } from '../checksums.ts';
 import type { Context } from '../context.ts';
-import { ReleaseError } from '../errors.ts';
+import { DryRunStop, ReleaseError } from '../errors.ts';
 import { requirePrograms, run } from '../exec.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { evalReleaseJobs, realiseJobs, type Job } from '../nix/eval.ts';
@@ -211,9 +211,4 @@ export async function build(ctx: Context): Promise<BuildResult> {
   await writeBuildResult(releaseDir, result);
   phase.succeed(`laid out ${artifacts.length} artifacts in ${path.relative(process.cwd(), versionDir) || versionDir}`);
   return result;
-}
-
-/** Thrown by a phase when --dry-run has shown all it can before writing (build cannot plan further without building). */
-export class DryRunStop extends Error {
-  constructor() { super('dry run'); this.name = 'DryRunStop'; }
 }

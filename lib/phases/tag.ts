@@ -13,7 +13,7 @@ import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.
 import { tagRecordPath } from '../tag-record.ts';
 import { versionFileSchema } from '../version.ts';
 import { parseJsonText, parseWith } from '../zod-errors.ts';
-import { DryRunStop } from './build.ts';
+import { DryRunStop } from '../errors.ts';
 import { relengTrailer, requireBranch, requireIdentity } from './prepare.ts';
 
 /** What tag did (printed with --json; the same SHAs as release/tag.json). */
