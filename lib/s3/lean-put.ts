@@ -177,20 +177,39 @@ export function leanClient(target: LeanTarget) {
     },
 
     /** Multipart upload streamed from disk: `partSize` ranges, `queueSize` parts in flight, each signed with its sha256. */
-    async putMultipart(obj: LeanObject, file: string, size: number, partSize: number, queueSize: number, onPart?: (bytes: number) => void): Promise<string | undefined> {
+    async putMultipart(obj: LeanObject, file: string, size: number, sha256: string, partSize: number, queueSize: number, onPart?: (bytes: number) => void): Promise<string | undefined> {
+      // One sequential read first: every part's sha256 and the whole file's. The object's sha256
+      // metadata is the planned one, so the file must still hash to it (S3 only checks each part
+      // against its own signed hash); then each part is sent signed with the hash read here, and
+      // S3 refuses a part that changed in between.
+      const count = Math.max(1, Math.ceil(size / partSize));
+      const whole = createHash('sha256');
+      const partHashes: string[] = [];
+      let seen = 0;
+      for (let i = 0; i < count; i++) {
+        const start = i * partSize;
+        const length = Math.min(partSize, size - start);
+        const hash = createHash('sha256');
+        for await (const c of createReadStream(file, { start, end: start + length - 1, highWaterMark: 1024 * 1024 })) {
+          hash.update(c as Buffer);
+          whole.update(c as Buffer);
+          seen += (c as Buffer).length;
+        }
+        partHashes.push(hash.digest('hex'));
+      }
+      if (seen !== size || whole.digest('hex') !== sha256) {
+        throw new ReleaseError(`${file} no longer has the size and sha256 planned for s3://${obj.bucket}/${obj.key}: it changed after planning`, 're-run: it re-plans with the file as it is now');
+      }
       const created = ok(await request('POST', { ...obj, query: { uploads: '' }, payloadSha256: EMPTY_SHA256, length: 0 }));
       const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.body)?.[1];
       if (!uploadId) throw new Error(`CreateMultipartUpload for ${obj.key} answered without an UploadId`);
       const target = { bucket: obj.bucket, key: obj.key, headers: {} };
       try {
-        const count = Math.max(1, Math.ceil(size / partSize));
         const limit = pLimit(queueSize);
         const etags = await Promise.all(Array.from({ length: count }, (_, i) => limit(async () => {
           const start = i * partSize;
           const length = Math.min(partSize, size - start);
-          const hash = createHash('sha256');
-          for await (const c of createReadStream(file, { start, end: start + length - 1, highWaterMark: 1024 * 1024 })) hash.update(c as Buffer);
-          const r = ok(await request('PUT', { ...target, query: { partNumber: String(i + 1), uploadId }, payloadSha256: hash.digest('hex'), length, body: pipeRange(file, start, length, size) }));
+          const r = ok(await request('PUT', { ...target, query: { partNumber: String(i + 1), uploadId }, payloadSha256: partHashes[i]!, length, body: pipeRange(file, start, length, size) }));
           onPart?.(length);
           return r.headers.etag as string;
         })));

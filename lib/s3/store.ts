@@ -197,7 +197,7 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
           req.onProgress?.(req.size);
           return { etag };
         }
-        const etag = await lean.putMultipart(obj, req.body.file, req.size, PART_SIZE, 4, req.onProgress);
+        const etag = await lean.putMultipart(obj, req.body.file, req.size, req.sha256, PART_SIZE, 4, req.onProgress);
         return { etag };
       });
     },

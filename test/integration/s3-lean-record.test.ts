@@ -90,12 +90,26 @@ describe('lean PUT path and upload record on s3rver', () => {
     await s3.resetLog();
     let progressed = 0;
     const etag = await lean.putMultipart({ bucket: 'b', key: 'mp/big.bin', headers: { 'content-type': 'application/octet-stream', 'x-amz-meta-sha256': hex(bytes) } },
-      path.join(dir, 'big'), bytes.length, 5 * 1024 * 1024, 2, (n) => { progressed += n; });
+      path.join(dir, 'big'), bytes.length, hex(bytes), 5 * 1024 * 1024, 2, (n) => { progressed += n; });
     expect(etag).toBeTruthy();
     expect(progressed).toBe(bytes.length);
     expect((await s3.requests()).filter((l) => l.startsWith('PUT ')).length).toBe(3);
     expect(hex((await get('mp/big.bin')).body)).toBe(hex(bytes));
     expect((await s3.store.head('b', 'mp/big.bin'))?.sha256).toBe(hex(bytes));
+  });
+
+  it('multipart: a file that changed after planning (same size) is refused before anything is sent', async () => {
+    const dir = await tmp('releng-lean-');
+    const planned = randomBytes(11 * 1024 * 1024);
+    const now = Buffer.from(planned);
+    now[now.length - 1] ^= 0xff; // same size, different last byte
+    await writeFile(path.join(dir, 'big'), now);
+    const lean = leanClient({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: async () => ({ ...embeddedCredentials }) });
+    await s3.resetLog();
+    await expect(lean.putMultipart({ bucket: 'b', key: 'mp/changed.bin', headers: { 'x-amz-meta-sha256': hex(planned) } },
+      path.join(dir, 'big'), now.length, hex(planned), 5 * 1024 * 1024, 2)).rejects.toThrow(/changed after planning/);
+    expect(await s3.requests()).toEqual([]);
+    expect(await s3.store.head('b', 'mp/changed.bin')).toBeUndefined();
   });
 
   it('re-plan with the record: no HEAD, no PUT; replaced remotely or corrupt record: HEAD decides', async () => {
