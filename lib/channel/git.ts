@@ -18,7 +18,7 @@ export async function fetchRevision(mirror: string, source: string, rev: string,
   if (await access(path.join(mirror, 'HEAD')).then(() => false, () => true)) await g.git(['init', '--quiet', '--bare']);
   if ((await g.tryGit(['cat-file', '-e', `${rev}^{commit}`])) === undefined) {
     try {
-      await g.git(['fetch', '--quiet', '--no-write-fetch-head', source, `+${rev}:refs/releng/channels/${channel}`]);
+      await g.git(['fetch', '--quiet', '--no-write-fetch-head', '--end-of-options', source, `+${rev}:refs/releng/channels/${channel}`]);
     } catch (e) {
       throw new ReleaseError(`cannot fetch revision ${rev} from ${source}: ${(e as Error).message}`,
         'set channels.kinds[].git.fetchFrom to a repository that has the commit; nothing was published', { cause: e });

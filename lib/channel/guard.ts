@@ -16,7 +16,8 @@ export type GuardDecision =
 export function releaseNameOfRedirect(location: string): string | undefined {
   const path = location.split(/[?#]/)[0]!.replace(/\/+$/, '');
   const last = path.split('/').at(-1);
-  return last ? decodeURIComponent(last) : undefined;
+  if (!last) return undefined;
+  try { return decodeURIComponent(last); } catch { return undefined; } // undecodable: the caller fails closed naming the redirect
 }
 
 /** Decides whether moving `channel` to `next` is allowed; throws when it would go back in time (unless forced). */
@@ -35,7 +36,7 @@ export async function checkChannelGuard(opts: {
   const curVersion = current ? parseDrvName(current).version : '';
   if (!current || !curVersion) {
     throw new ReleaseError(`cannot parse the current release of ${channel} from ${where} (redirect ${JSON.stringify(head.redirect)}): no version in ${JSON.stringify(current ?? '')}`,
-      'refusing to publish (fail closed): fix the redirect object by hand, or pass --force after checking');
+      'refusing to publish (fail closed; --force does not override this): fix the redirect object by hand');
   }
   const order = compareVersions(curVersion, parseDrvName(next).version);
   if (order === 0 && !force) return { verdict: 'same', current, reason: `channel ${channel} is already at ${current}: nothing to do` };

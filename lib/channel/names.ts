@@ -22,6 +22,8 @@ export function unsafeSegment(name: string): string | undefined {
   if (name.includes('/') || name.includes('\\')) return 'it contains a path separator';
   if (name === '.' || name === '..') return `it is "${name}"`;
   if (/[\x00-\x1f\x7f]/.test(name)) return 'it contains a control character';
+  // In a redirect URL these would end the path or be decoded: `a?b.iso` would point at `a`.
+  if (/[?#%]/.test(name)) return 'it contains "?", "#" or "%", which would change the URL a redirect points at';
   return undefined;
 }
 

@@ -209,22 +209,38 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
   if (git.remoteHead === release.rev) {
     skipped.push({ what: `git push ${git.remote} refs/heads/${git.branch}`, reason: `already at ${release.rev}` });
   } else {
-    const push: GitPush = { kind: 'git.push', cwd: git.cwd, remote: git.remote, refspecs: [`${git.force ? '+' : ''}${release.rev}:refs/heads/${git.branch}`], atomic: false, gerrit: false };
+    // --force moves the branch even when not a fast-forward, but only from the commit ls-remote saw.
+    const push: GitPush = {
+      kind: 'git.push', cwd: git.cwd, remote: git.remote, refspecs: [`${release.rev}:refs/heads/${git.branch}`], atomic: false, gerrit: false,
+      ...(git.force ? { forceWithLease: [`refs/heads/${git.branch}:${git.remoteHead ?? ''}`] } : {}),
+    };
     steps.push({ title: `channel branch ${git.branch}`, actions: [push], concurrency: 1 });
   }
 
   // Aliases under the channel, then the channel object last.
   const channelDir = `${channels.prefix}${release.channel}`;
-  const aliases: Array<{ name: string; target: string }> = [];
+  const aliases: Array<{ name: string; target: string; file: string }> = [];
   for (const [i, r] of release.kind.redirects.entries()) {
     const file = requireSegment(fillTemplate(r.file, vars, `channels.kinds[].redirects[${i}].file`), 'redirect file');
-    aliases.push({ name: fillTemplate(r.name, vars, `channels.kinds[].redirects[${i}].name`), target: redirectTarget(input.releasesUrl, release.releasePrefix, file, r.query ? fillTemplate(r.query, vars, 'query') : '') });
+    const query = r.query ? fillTemplate(r.query, vars, `channels.kinds[].redirects[${i}].query`) : '';
+    aliases.push({ name: fillTemplate(r.name, vars, `channels.kinds[].redirects[${i}].name`), target: redirectTarget(input.releasesUrl, release.releasePrefix, file, query), file });
   }
   for (const c of chosen) {
     for (const r of c.redirects) {
       const name = fillTemplate(r.name, vars, `redirects of job ${c.job}`);
-      aliases.push({ name, target: redirectTarget(input.releasesUrl, release.releasePrefix, c.file, r.query ? fillTemplate(r.query, vars, 'query') : '') });
-      if (r.sha256) aliases.push({ name: `${name}.sha256`, target: redirectTarget(input.releasesUrl, release.releasePrefix, `${c.file}.sha256`) });
+      aliases.push({ name, target: redirectTarget(input.releasesUrl, release.releasePrefix, c.file, r.query ? fillTemplate(r.query, vars, `query of the redirect ${name} (job ${c.job})`) : ''), file: c.file });
+      if (r.sha256) aliases.push({ name: `${name}.sha256`, target: redirectTarget(input.releasesUrl, release.releasePrefix, `${c.file}.sha256`), file: `${c.file}.sha256` });
+    }
+  }
+  // A prefix completed by an earlier run holds what that run chose: an optional product that was
+  // unfinished then is not there, so no alias may point at it now (never a redirect to nothing).
+  if (prefixComplete) {
+    const present = new Set((await reader.list(releases.bucket, filesPrefix)).map((o) => o.key.slice(filesPrefix.length)));
+    for (let i = aliases.length - 1; i >= 0; i--) {
+      const a = aliases[i]!;
+      if (present.has(a.file)) continue;
+      skipped.push({ what: `channel alias ${release.channel}/${a.name}`, reason: `${a.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}` });
+      aliases.splice(i, 1);
     }
   }
   const seen = new Set<string>();

@@ -20,24 +20,27 @@ export interface GitPush {
   atomic: boolean;
   /** Gerrit answers a re-push of a change it already has with "no new changes": that is success. */
   gerrit: boolean;
+  /** Forced updates as `REF:EXPECTED` (`--force-with-lease`): replace REF only if the remote still has
+   *  what planning saw (empty EXPECTED: only if REF does not exist), never a ref that moved meanwhile. */
+  forceWithLease?: string[];
 }
 
 export type GitPushAction = GitPush;
 
 /** What apply may do with git remotes. */
 export interface GitWriter {
-  push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean }): Promise<void>;
+  push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean; forceWithLease?: string[] }): Promise<void>;
 }
 
 /** The GitWriter over the git program. */
 export const gitWriter: GitWriter = {
   async push(cwd, remote, refspecs, opts) {
-    await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), remote, ...refspecs], { cwd });
+    await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), ...(opts.forceWithLease ?? []).map((l) => `--force-with-lease=${l}`), '--end-of-options', remote, ...refspecs], { cwd });
   },
 };
 
 export function renderGitPush(a: GitPush): string {
-  return `git push ${a.atomic ? '--atomic ' : ''}${a.remote} ${a.refspecs.join(' ')}`;
+  return `git push ${a.atomic ? '--atomic ' : ''}${(a.forceWithLease ?? []).map((l) => `--force-with-lease=${l} `).join('')}${a.remote} ${a.refspecs.join(' ')}`;
 }
 
 export const gitPushRenderers = { 'git.push': renderGitPush };
@@ -50,7 +53,7 @@ export const gitPushHandlers: HandlerMap<GitPushAction> = {
     if (!writer) throw new Error('internal: plan has git actions but apply got no git writer');
     const push = async (refspecs: string[], atomic: boolean) => {
       try {
-        await writer.push(a.cwd, a.remote, refspecs, { atomic });
+        await writer.push(a.cwd, a.remote, refspecs, { atomic, forceWithLease: a.forceWithLease });
       } catch (e) {
         if (a.gerrit && /no new changes/i.test((e as Error).message)) {
           env.log.skip(`git push ${a.remote} ${refspecs.join(' ')}`, 'Gerrit already has this change');

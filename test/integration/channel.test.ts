@@ -310,7 +310,8 @@ describe('releng channel', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain(`--force: moving nixos-26.05 BACK IN TIME from nixos-${V[2]} to nixos-${V[1]}`);
       expect(r.stderr).toContain('the release page exists, so the prefix is complete');
-      expect(r.stderr).toContain(`+${revs[1]}:refs/heads/nixos-26.05`);
+      // Forced, but only from the commit planning saw (--force-with-lease), never over a branch that moved.
+      expect(r.stderr).toMatch(new RegExp(`git push --force-with-lease=refs/heads/nixos-26\\.05:[0-9a-f]{40} \\S+ ${revs[1]}:refs/heads/nixos-26\\.05`));
       expect(narGets()).toBe(nars);
       expect((await s3.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/${releaseKey('26.05', 1)}`);
       expect(branchOn('nixos-26.05')).toBe(revs[1]);

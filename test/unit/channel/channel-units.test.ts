@@ -103,6 +103,8 @@ describe('planner', () => {
     };
     const reader = memoryReader({
       'rel/nixos/24.11/nixos-24.11.5.abc': { contentType: 'text/html' },
+      'rel/nixos/24.11/nixos-24.11.5.abc/nixexprs.tar.xz': {},
+      'rel/nixos/24.11/nixos-24.11.5.abc/git-revision': {},
       'chan/nixos-24.11/git-revision': { redirect: 'https://releases.example/nixos/24.11/nixos-24.11.5.abc/git-revision', cacheControl: REDIRECT_CACHE_CONTROL },
     });
     const plan = await planChannel({
@@ -122,6 +124,31 @@ describe('planner', () => {
       'skip release files and page of s3://rel/nixos/24.11/nixos-24.11.5.abc: the release page exists, so the prefix is complete',
       'skip 1 channel aliases: already redirect to this release',
     ].join('\n'));
+  });
+
+  it('a completed prefix without an optional product gets no alias to it (never a redirect to nothing)', async () => {
+    const config = channelsConfigSchema.parse({
+      hydraUrl: 'https://hydra.example', kinds: [{ match: 'nixos-(?<series>.*)', prefix: 'nixos/{series}', git: { remote: 'git@example:nixpkgs.git' }, binaryCacheUrl: 'https://cache.example',
+        products: [{ job: 'nixos.channel', file: 'nixexprs.tar.xz', redirects: [{ name: 'nixexprs.tar.xz' }] }] }],
+    });
+    const rev = '1'.repeat(40);
+    const channelBuild = buildWith([product('channel', 'nixexprs.tar.xz')]);
+    const release: ChannelRelease = {
+      channel: 'nixos-24.11', kind: config.kinds[0]!, vars: { channel: 'nixos-24.11', series: '24.11', release: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev },
+      hydra: { base: 'https://hydra.example', build: async () => channelBuild as any, buildAt: async () => ({ build: channelBuild as any, url: '' }), evaluation: async () => ({}) as any, storePaths: async () => [], jobInEval: async () => channelBuild as any },
+      build: channelBuild as any, evalId: 7, evaluation: {} as any, evalUrl: 'https://hydra.example/eval/7', releaseName: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev, releasePrefix: 'nixos/24.11/nixos-24.11.5.abc',
+    };
+    const plan = await planChannel({
+      release, reader: memoryReader({ 'rel/nixos/24.11/nixos-24.11.5.abc': { contentType: 'text/html' } }),
+      releases: { bucket: 'rel', prefix: '', url: 's3://rel' }, channels: { bucket: 'chan', prefix: '', url: 's3://chan' },
+      releasesUrl: 'https://releases.example', git: { cwd: '/m', remote: 'git@example:nixpkgs.git', branch: 'nixos-24.11', force: false, remoteHead: rev },
+      commitDate: new Date(1700000000_000), stagingDir: '/nonexistent', log: quiet,
+      download: async () => { throw new Error('must not download'); },
+    });
+    const text = renderPlan(plan);
+    expect(text).not.toContain('s3 redirect s3://chan/nixos-24.11/nixexprs.tar.xz');
+    expect(text).toContain('skip channel alias nixos-24.11/nixexprs.tar.xz: nixexprs.tar.xz is not in the completed release prefix s3://rel/nixos/24.11/nixos-24.11.5.abc/');
+    expect(text).toContain('[dry-run] s3 redirect s3://chan/nixos-24.11 -> https://releases.example/nixos/24.11/nixos-24.11.5.abc');
   });
 });
 
