@@ -33,6 +33,7 @@ export const globalFlags: FlagDef[] = [
 ];
 
 const forcePushTag: FlagDef = { name: 'force-push-tag', type: 'boolean', description: 'replace tag VERSION on the git remote when it points at another commit' };
+const replaceArtifacts: FlagDef = { name: 'replace-artifacts', type: 'boolean', description: 'replace objects of the release prefix that hold other content (only for a release never announced)' };
 const forcePushImages: FlagDef = { name: 'force-push-images', type: 'boolean', description: 'replace an image tag VERSION that points at another image index (docs/images.md)' };
 
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
@@ -92,7 +93,7 @@ export const commands: CommandDef[] = [
     summary: 'publish release/ to an environment: binary cache, container images, release bucket, root manifest.nix, docs, then git push',
     reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
-    flags: [forcePushTag, forcePushImages, noCheckGit],
+    flags: [forcePushTag, forcePushImages, replaceArtifacts, noCheckGit],
     needsVersion: true,
     run: async (ctx) => (await import('./phases/upload.ts')).upload(ctx),
   },
@@ -107,6 +108,7 @@ export const commands: CommandDef[] = [
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
       forcePushTag,
       forcePushImages,
+      replaceArtifacts,
       noCheckGit,
     ],
     needsVersion: true,

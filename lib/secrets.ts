@@ -13,3 +13,11 @@ export function redact(text: string): string {
   for (const s of secrets) out = out.split(s).join('***');
   return out;
 }
+
+/** Registers the password of a URL like `https://user:token@host/...` (git remotes), so it is never shown. */
+export function registerUrlCredentials(url: string): void {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/@:]*:([^/@]+)@/i.exec(url);
+  if (!m) return;
+  registerSecret(m[1]);
+  try { registerSecret(decodeURIComponent(m[1]!)); } catch { /* not percent-encoded */ }
+}

@@ -5,6 +5,7 @@ import type { Skip, Step } from '../actions.ts';
 import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
 import type { Environment } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
+import { registerUrlCredentials } from '../secrets.ts';
 import { run } from '../exec.ts';
 import type { TagRecord } from '../tag-record.ts';
 import type { Git } from './git.ts';
@@ -106,7 +107,7 @@ export function gitReader(git: Git): GitReader {
       const remotes = new Map<string, string>();
       for (const line of out.split('\n')) {
         const m = /^(\S+)\t(\S+) \(push\)$/.exec(line);
-        if (m) remotes.set(m[1]!, m[2]!);
+        if (m) { registerUrlCredentials(m[2]!); remotes.set(m[1]!, m[2]!); }
       }
       return remotes;
     },
@@ -120,7 +121,7 @@ export function gitReader(git: Git): GitReader {
 
 /** The remote to push to: `git.remote` as given, or the one remote whose push URL matches `git.remoteMatching`. */
 export async function resolveRemote(reader: GitReader, envName: string, git: NonNullable<Environment['git']>): Promise<string> {
-  if ('remote' in git) return git.remote;
+  if ('remote' in git) { registerUrlCredentials(git.remote); return git.remote; }
   const field = `environments.${envName}.git.remoteMatching`;
   let re: RegExp;
   try { re = new RegExp(git.remoteMatching); } catch (e) {
@@ -176,7 +177,8 @@ export async function planGitPush(reader: GitReader, input: GitPushInput): Promi
   if (remoteBranch && (remoteBranch === record.mergeCommit || await reader.isAncestor(record.mergeCommit, remoteBranch))) {
     skipped.push({ what: `git push ${remote} ${branch}`, reason: `${branchRef} on the remote already contains the merge commit ${record.mergeCommit.slice(0, 12)}` });
   } else {
-    refspecs.push(git.gerrit ? `${branch}:refs/for/${branch}` : `${branch}:${branchRef}`);
+    // The recorded merge commit, not the local branch: commits made on it after `tag` are not part of the release.
+    refspecs.push(git.gerrit ? `${record.mergeCommit}:refs/for/${branch}` : `${record.mergeCommit}:${branchRef}`);
   }
 
   // Tag: at the same commit is success; elsewhere an error unless forced.
@@ -187,7 +189,7 @@ export async function planGitPush(reader: GitReader, input: GitPushInput): Promi
     throw new ReleaseError(`${remote} already has tag ${version} at ${remoteTagCommit.slice(0, 12)}, not at the release commit ${record.releaseCommit.slice(0, 12)}`,
       'find out who tagged it; to replace it, re-run with --force-push-tag');
   } else {
-    refspecs.push(`${remoteTagCommit ? '+' : ''}${version}:${tagRef}`);
+    refspecs.push(`${remoteTagCommit ? '+' : ''}${tagRef}:${tagRef}`);
   }
 
   const steps: Step[] = refspecs.length

@@ -5,15 +5,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Plan } from '../actions.ts';
 import type { Context } from '../context.ts';
-import { ReleaseError } from '../errors.ts';
+import { DryRunStop, ReleaseError } from '../errors.ts';
 import { requirePrograms } from '../exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
 import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.ts';
-import { tagRecordPath } from '../tag-record.ts';
+import { readTagRecord, tagRecordPath, type TagRecord } from '../tag-record.ts';
 import { versionFileSchema } from '../version.ts';
 import { parseJsonText, parseWith } from '../zod-errors.ts';
-import { DryRunStop } from '../errors.ts';
 import { relengTrailer, requireBranch, requireIdentity } from './prepare.ts';
 
 /** What tag did (printed with --json; the same SHAs as release/tag.json). */
@@ -108,10 +107,25 @@ export async function planTag(ctx: Context, git: Git): Promise<TagPlan> {
 }
 
 /** The `tag` command: plan (all preconditions), apply or restore; a dry run stops the release here. */
+/** The tag record, when this version is tagged, HEAD is detached at the tag and the record agrees. */
+async function alreadyTagged(ctx: Context, git: Git): Promise<TagRecord | undefined> {
+  const record = await readTagRecord(ctx.root);
+  if (!record || record.version !== ctx.version.version || await git.currentBranch()) return undefined;
+  const tagCommit = await git.commitOf(`refs/tags/${record.version}`);
+  return tagCommit && tagCommit === record.releaseCommit && tagCommit === await git.head() ? record : undefined;
+}
+
 export async function tag(ctx: Context): Promise<TagSummary> {
   const { log, flags } = ctx;
   await requirePrograms('git');
   const git = gitAt(ctx.root);
+  // A re-run of `release` after a later phase failed: tag's work is done when HEAD is detached at
+  // the tag and release/tag.json records it. Skip (with the reason) instead of failing.
+  const done = await alreadyTagged(ctx, git);
+  if (done && !flags.extra['force-tag']) {
+    log.skip(`tag ${done.version}`, `HEAD is detached at tag ${done.version} (${done.releaseCommit.slice(0, 12)}) and release/tag.json records it: tag has already run`);
+    return { version: done.version, branch: done.branch, dryRun: flags.dryRun, releaseCommit: done.releaseCommit, mergeCommit: done.mergeCommit };
+  }
   const { plan, snapshot, summary } = await planTag(ctx, git);
   const writer = repoWriter(await git.topLevel());
   await applyOrRestore(plan, snapshot, { log, writer, dryRun: flags.dryRun, command: 'tag' });

@@ -21,6 +21,8 @@ import { localTree } from '../files.ts';
 import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
+import { isMaintenanceRelease } from '../git/maintenance.ts';
+import pLimit from 'p-limit';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { closureOf, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
@@ -95,10 +97,15 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // The manual is walked and hashed while the cache, images and release bucket are planned (issue 6).
   const manual = localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache });
   manual.catch(() => undefined); // awaited below; keeps an early failure from being unhandled meanwhile
+  // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
+  // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
+  const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
+  const keep = maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
+    : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
-  add(await planUploadImages(ctx, target.registries, result));
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, memo));
-  add(await planDocs(target.s3, target.docs, result, await manual, memo));
+  add(await planUploadImages(ctx, target.registries, result, maintenance));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'] }));
+  add(await planDocs(target.s3, target.docs, result, await manual, { ...memo, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
@@ -110,11 +117,12 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
 export async function verifyUpload(target: OpenEnvironment, plan: Plan, record?: TagRecord): Promise<void> {
   const puts = plan.steps.flatMap((s) => s.actions).filter((a): a is S3Put => a.kind === 's3.put');
   const bad: string[] = [];
-  await Promise.all(puts.map(async (p) => {
+  const limit = pLimit(32);
+  await Promise.all(puts.map((p) => limit(async () => {
     const h = await target.s3.head(p.bucket, p.key);
     if (!h) bad.push(`s3://${p.bucket}/${p.key}: missing`);
     else if (h.size !== p.size || h.sha256 !== p.sha256) bad.push(`s3://${p.bucket}/${p.key}: size ${h.size}, sha256 ${h.sha256 ?? 'none'}; expected ${p.size}, ${p.sha256}`);
-  }));
+  })));
   // The tag on the remote is the commit tag.json recorded (ls-remote, as a user would check).
   const pushes = plan.steps.flatMap((s) => s.actions).filter((a): a is GitPush => a.kind === 'git.push');
   for (const p of pushes) {
@@ -141,10 +149,20 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   if (result.version !== ctx.version.version) {
     throw new ReleaseError(`release/build-result.json is for ${result.version}, but ${ctx.version.file} says ${ctx.version.version}`, 'run `releng build` again');
   }
-  if (!flags.noCheckGit) await requireOnCleanTag(gitAt(ctx.root), result.version, 'upload');
   const tagRecord = await readTagRecord(ctx.root);
   if (tagRecord && tagRecord.version !== result.version) {
     throw new ReleaseError(`release/tag.json is for ${tagRecord.version}, but the build is ${result.version}`, 'run `releng tag` and `releng build` for the same version');
+  }
+  if (!flags.noCheckGit) {
+    // Publish only the build of the tagged commit: HEAD at the tag, and build-result.json made there.
+    const git = gitAt(ctx.root);
+    await requireOnCleanTag(git, result.version, 'upload');
+    const head = await git.head();
+    const file = path.join(ctx.releaseDir, 'build-result.json');
+    const again = `run \`releng build\` at tag ${result.version}, then upload`;
+    if (result.gitRevision !== head) throw new ReleaseError(`${file} was built at ${result.gitRevision.slice(0, 12)}, not at tag ${result.version} (${head.slice(0, 12)})`, again);
+    if (result.tag !== result.version || !result.official) throw new ReleaseError(`${file} is not an official build of tag ${result.version} (tag: ${result.tag ?? 'none'}, official: ${result.official})`, again);
+    if (tagRecord && tagRecord.releaseCommit !== head) throw new ReleaseError(`release/tag.json records ${tagRecord.releaseCommit.slice(0, 12)} as the release commit, but tag ${result.version} is ${head.slice(0, 12)}`, 'run `releng tag` again (with --force-tag if the tag was remade)');
   }
 
   let phase = log.phase(`connecting to environment`);

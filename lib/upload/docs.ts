@@ -7,16 +7,18 @@ import type { S3Reader } from '../s3/store.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
 
-/** The docs prefixes a build goes to. */
-export function manualPrefixes(result: BuildResult): string[] {
+/** The docs prefixes a build goes to (stable/ only when the release may move what users see). */
+export function manualPrefixes(result: BuildResult, keepStable?: string): string[] {
   const base = `manual/${result.project}`;
-  return result.official ? [`${base}/${result.major}/`, `${base}/stable/`] : [`${base}/nightly/`];
+  if (!result.official) return [`${base}/nightly/`];
+  return keepStable ? [`${base}/${result.major}/`] : [`${base}/${result.major}/`, `${base}/stable/`];
 }
 
-export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[], opts: { record?: UploadRecord } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[], opts: { record?: UploadRecord; keepStable?: string } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const steps: Step[] = [];
   const skipped: Skip[] = [];
-  for (const p of manualPrefixes(result)) {
+  if (result.official && opts.keepStable) skipped.push({ what: `manual/${result.project}/stable/ in s3://${docs.bucket}/${docs.prefix}`, reason: opts.keepStable });
+  for (const p of manualPrefixes(result, opts.keepStable)) {
     const prefix = docs.prefix + p;
     const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true, record: opts.record });
     steps.push({ title: `manual to s3://${docs.bucket}/${prefix}`, actions: [...plan.puts, ...plan.deletes] });

@@ -119,12 +119,12 @@ export async function planImages(targets: ImageTarget[], images: LocalImage[], o
 }
 
 /** The images stage of `upload`: prepares the build's images locally (their digests), then plans every target. */
-export async function planUploadImages(ctx: Context, registries: OpenRegistry[], result: BuildResult): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export async function planUploadImages(ctx: Context, registries: OpenRegistry[], result: BuildResult, maintenance?: boolean): Promise<{ steps: Step[]; skipped: Skip[] }> {
   if (registries.length === 0) return { steps: [], skipped: [] };
   return planImages(registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
     await prepareBuildImages(result, ctx.releaseDir), {
       version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'],
-      maintenance: await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
+      maintenance: maintenance ?? await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
     });
 }
 

@@ -1,26 +1,45 @@
 // Plans the release bucket: every artifact of release/artifacts, then the root manifest.nix last
 // (it is what moves `nix upgrade-nix` users, so it must never point at something not yet there).
+// The release prefix is immutable: an object there with other content is an error unless forced.
 import path from 'node:path';
 import type { Step, Skip } from '../actions.ts';
+import { ReleaseError } from '../errors.ts';
 import type { BuildResult } from '../build-result.ts';
 import type { BucketRef } from '../environment.ts';
 import type { S3Reader } from '../s3/store.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
 
-export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, result: BuildResult, releaseDir: string, opts: { record?: UploadRecord } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export interface ReleaseBucketOptions {
+  record?: UploadRecord;
+  /** Why the root manifest.nix must not move (maintenance or partial release); undefined: it moves. */
+  keepRootManifest?: string;
+  /** --replace-artifacts: allow replacing objects of the release prefix whose content differs. */
+  replaceArtifacts?: boolean;
+}
+
+export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, result: BuildResult, releaseDir: string, opts: ReleaseBucketOptions = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const artifactsDir = path.join(releaseDir, 'artifacts');
-  const toLocal = (a: BuildResult['artifacts'][number]): LocalFile => ({ rel: a.path, source: { file: path.join(artifactsDir, a.path) }, size: a.size, sha256: a.sha256 });
-  const versioned = result.artifacts.filter((a) => a.path !== 'manifest.nix').map(toLocal);
-  const root = result.artifacts.filter((a) => a.path === 'manifest.nix').map(toLocal);
-  const files = await planSync(reader, { bucket: releases.bucket, prefix: releases.prefix, files: versioned, record: opts.record });
-  // Only the root object is compared: a listing of the whole bucket root would walk every release.
-  const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: root.map((f) => ({ ...f, rel: '' })), record: opts.record });
-  return {
-    steps: [
-      { title: `release files to ${releases.url}`, actions: files.puts },
-      { title: `root manifest.nix to ${releases.url}`, actions: pointer.puts },
-    ],
-    skipped: [...files.skipped, ...pointer.skipped],
-  };
+  const versionPrefix = `${result.releaseDir}/`;
+  // Listed under the version directory only: the bucket holds every past release.
+  const versioned = result.artifacts.filter((a) => a.path.startsWith(versionPrefix))
+    .map((a): LocalFile => ({ rel: a.path.slice(versionPrefix.length), source: { file: path.join(artifactsDir, a.path) }, size: a.size, sha256: a.sha256 }));
+  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record });
+  const changed = files.puts.filter((p) => p.reason === 'changed');
+  if (changed.length && !opts.replaceArtifacts) {
+    throw new ReleaseError(`the release prefix s3://${releases.bucket}/${releases.prefix}${versionPrefix} already holds ${changed.length} object${changed.length === 1 ? '' : 's'} with other content:\n${changed.slice(0, 10).map((p) => `  ${p.key}`).join('\n')}`,
+      'a published release is immutable: release a new version, or pass --replace-artifacts if this prefix was never announced');
+  }
+  const steps: Step[] = [{ title: `release files to ${releases.url}`, actions: files.puts }];
+  const skipped: Skip[] = [...files.skipped];
+  const root = result.artifacts.find((a) => a.path === 'manifest.nix');
+  if (root && opts.keepRootManifest) {
+    skipped.push({ what: `root manifest.nix of ${releases.url}`, reason: opts.keepRootManifest });
+  } else if (root) {
+    // Only the root object is compared: a listing of the whole bucket root would walk every release.
+    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [{ rel: '', source: { file: path.join(artifactsDir, root.path) }, size: root.size, sha256: root.sha256 }], record: opts.record });
+    steps.push({ title: `root manifest.nix to ${releases.url}`, actions: pointer.puts });
+    skipped.push(...pointer.skipped);
+  }
+  return { steps, skipped };
 }

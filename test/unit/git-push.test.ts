@@ -7,6 +7,7 @@ import { apply } from '../../lib/apply.ts';
 import { gitAt } from '../../lib/git/git.ts';
 import { gitReader, gitWriter, planGitPush, type GitWriter } from '../../lib/git/push.ts';
 import { createLogger } from '../../lib/log.ts';
+import { redact } from '../../lib/secrets.ts';
 import type { TagRecord } from '../../lib/tag-record.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
@@ -30,7 +31,7 @@ describe('git push of branch and tag', () => {
 
   it('plans one atomic push of branch and tag, and ls-remote then shows the tag at the release commit', async () => {
     const first = await plan();
-    expect(renderPlan(first)).toBe('git push to ../remote.git:\n  [dry-run] git push --atomic ../remote.git main:refs/heads/main 1.0.0:refs/tags/1.0.0');
+    expect(renderPlan(first)).toBe(`git push to ../remote.git:\n  [dry-run] git push --atomic ../remote.git ${record.mergeCommit}:refs/heads/main refs/tags/1.0.0:refs/tags/1.0.0`);
     await apply(first, { log, dryRun: false, writers: { git: gitWriter } });
     const remote = lsRemote(p.remote);
     expect(remote).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
@@ -50,20 +51,28 @@ describe('git push of branch and tag', () => {
     p.git('tag', '-f', '-a', '1.0.0', '-m', 'release', record.releaseCommit);
     await expect(plan()).rejects.toThrow(/already has tag 1\.0\.0 at [0-9a-f]{12}, not at the release commit/);
     const forced = await plan(plain, true);
-    expect(renderPlan(forced)).toContain('git push --atomic ../remote.git main:refs/heads/main +1.0.0:refs/tags/1.0.0');
+    expect(renderPlan(forced)).toContain(`git push --atomic ../remote.git ${record.mergeCommit}:refs/heads/main +refs/tags/1.0.0:refs/tags/1.0.0`);
     await apply(forced, { log, dryRun: false, writers: { git: gitWriter } });
     expect(lsRemote(p.remote)).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
   });
 
   it('Gerrit remotes get the branch as refs/for/BRANCH', async () => {
-    expect(renderPlan(await plan({ remote: '../remote.git', gerrit: true }))).toContain('git push --atomic ../remote.git main:refs/for/main 1.0.0:refs/tags/1.0.0');
+    expect(renderPlan(await plan({ remote: '../remote.git', gerrit: true }))).toContain(`git push --atomic ../remote.git ${record.mergeCommit}:refs/for/main refs/tags/1.0.0:refs/tags/1.0.0`);
   });
 
   it('remoteMatching picks the one remote whose push URL matches, else says which exist', async () => {
-    expect(renderPlan(await plan({ remoteMatching: 'remote\\.git$', gerrit: false }))).toContain('git push --atomic origin main:refs/heads/main');
+    expect(renderPlan(await plan({ remoteMatching: 'remote\\.git$', gerrit: false }))).toContain(`git push --atomic origin ${record.mergeCommit}:refs/heads/main`);
     await expect(plan({ remoteMatching: '^ssh://gerrit', gerrit: true })).rejects.toThrow(/no git remote matches environments\.local\.git\.remoteMatching \(\^ssh:\/\/gerrit\); remotes: origin /);
     p.git('remote', 'add', 'mirror', p.remote);
     await expect(plan({ remoteMatching: 'remote\\.git$', gerrit: false })).rejects.toThrow('several git remotes match environments.local.git.remoteMatching');
+  });
+
+  it('never shows the password of a remote URL (errors list remotes)', async () => {
+    p.git('remote', 'add', 'forge', 'https://bot:ghp_S3CRETtoken@forge.example.invalid/hello.git');
+    const err = await plan({ remoteMatching: '^ssh://gerrit', gerrit: true }).catch((e) => e);
+    expect(err.message).toContain('forge');
+    expect(redact(err.message)).not.toContain('ghp_S3CRETtoken');
+    expect(redact(err.message)).toContain('https://bot:***@forge.example.invalid/hello.git');
   });
 
   it('refuses when the local tag is not what tag.json recorded', async () => {
@@ -85,7 +94,7 @@ describe('git push of branch and tag', () => {
       },
     };
     await apply(await plan(), { log, dryRun: false, writers: { git: noAtomic } });
-    expect(calls).toEqual([['--atomic', 'main:refs/heads/main', '1.0.0:refs/tags/1.0.0'], ['', 'main:refs/heads/main'], ['', '1.0.0:refs/tags/1.0.0']]);
+    expect(calls).toEqual([['--atomic', `${record.mergeCommit}:refs/heads/main`, 'refs/tags/1.0.0:refs/tags/1.0.0'], ['', `${record.mergeCommit}:refs/heads/main`], ['', 'refs/tags/1.0.0:refs/tags/1.0.0']]);
     expect(lsRemote(p.remote)).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
   });
 });
