@@ -76,14 +76,21 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
     const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : 0), 0);
     const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
     const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
-    const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { progress?.tick(n); result.bytes += n; } };
     const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);
     let failure: { action: Action; error: unknown } | undefined;
+    let stepDone = 0;
     await Promise.all(step.actions.map((action) => limit(async () => {
       if (failure) return;
+      // Bytes of the current attempt: a retried upload takes them back, so totals count each byte once.
+      let sent = 0;
+      const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { sent += n; progress?.tick(n); result.bytes += n; } };
       try {
         await withRetries(() => (handlers[action.kind] as (a: Action, e: ApplyEnv) => Promise<void>)(action, env), attempts, backoffMs,
-          (e, n) => log.warn(`retrying (${n}/${attempts - 1}) ${render(action)}: ${(e as Error).message}`));
+          (e, n) => {
+            log.warn(`retrying (${n}/${attempts - 1}) ${render(action)}: ${(e as Error).message}`);
+            progress?.tick(-sent); result.bytes -= sent; sent = 0;
+          });
+        stepDone++;
         result.applied++;
         progress?.item();
         result.byKind[action.kind] = (result.byKind[action.kind] ?? 0) + 1;
@@ -95,7 +102,10 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
     progress?.stop();
     if (failure) {
       phase.fail();
-      const doneText = done.length ? `done before it: ${done.join('; ')}` : 'no earlier step had run';
+      const doneText = [
+        `${stepDone} of ${step.actions.length} actions of this step completed`,
+        done.length ? `steps done before it: ${done.join('; ')}` : 'no earlier step had run',
+      ].join('; ');
       throw new ReleaseError(
         `${step.title} failed at: ${render(failure.action)}\n  ${(failure.error as Error).message}\n  ${doneText}`,
         opts.resumeHint ?? 'fix the cause and re-run the same command: it re-plans against what is already published and only does what is missing',

@@ -25,7 +25,7 @@ export interface CommandDef {
 export const globalFlags: FlagDef[] = [
   { name: 'config', type: 'string', value: 'FILE', description: 'releng.json to use (default: ./releng.json)' },
   { name: 'environment', type: 'string', value: 'NAME', description: 'environment to publish to (default: local when defined)' },
-  { name: 'dry-run', type: 'boolean', description: 'run every read and check, print the exact writes, write nothing' },
+  { name: 'dry-run', type: 'boolean', description: 'run every read and check, print the exact writes, publish nothing (local staging under release/ may be written)' },
   { name: 'json', type: 'boolean', description: 'print the result as JSON on stdout (logs stay on stderr)' },
   { name: 'noconfirm', type: 'boolean', description: 'do not ask for the confirmation phrase (required without a terminal)' },
   { name: 'verbose', type: 'boolean', description: 'log every action and subprocess' },

@@ -119,6 +119,7 @@ export async function build(ctx: Context): Promise<BuildResult> {
   await mkdir(versionDir, { recursive: true });
   const kinds = new Map<string, { kind: Artifact['kind']; system?: string }>();
   const put = async (name: string, from: string, kind: Artifact['kind'], system?: string) => {
+    if (kinds.has(name)) throw new ReleaseError(`two release artifacts are both named ${name} (${kinds.get(name)!.system ?? kinds.get(name)!.kind} and ${system ?? kind})`, 'give each system\'s binary tarball its own name (e.g. PROJECT-VERSION-SYSTEM.tar.xz) in the release jobs');
     await copyFile(from, path.join(versionDir, name));
     await chmod(path.join(versionDir, name), 0o644);
     kinds.set(name, { kind, system });

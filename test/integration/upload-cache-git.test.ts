@@ -104,7 +104,7 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     expect(r.stderr).toContain(`public key (trusted-public-keys): ${publicKey}`);
     expect(r.stderr).toMatch(/\[dry-run\] s3 put s3:\/\/local-cache\/nar\/[0-9a-z]{52}\.nar\.zst \(application\/x-nix-nar/);
     expect(r.stderr).toContain('cache narinfos, level 0 of');
-    expect(r.stderr).toContain('[dry-run] git push --atomic ../remote.git main:refs/heads/main 1.0.0:refs/tags/1.0.0');
+    expect(r.stderr).toContain(`[dry-run] git push --atomic ../remote.git ${record.mergeCommit}:refs/heads/main refs/tags/1.0.0:refs/tags/1.0.0`);
     const lines = await s3.requests();
     expect(lines.some((l) => /^(GET|HEAD) /.test(l))).toBe(true);
     expect(lines.filter((l) => /^(PUT|POST|DELETE) /.test(l))).toEqual([]);
