@@ -60,11 +60,13 @@ describe('releng release (the quick start flow)', () => {
     expect((await get('local-docs/manual/hello/1.0/index.html')).length).toBeGreaterThan(0);
   });
 
-  it('run again, it skips the notes and stops at tag, saying tag has already run', async () => {
-    const again = await releng(['release', '--date', '2026-11-21'], { cwd: p.dir });
-    expect(again.code).toBe(1);
+  it('run again (as after a failure in a later phase), it resumes: skips notes and tag, rebuilds, uploads nothing new', async () => {
+    const log = path.join(p.dir, '..', 'requests-again.log');
+    const again = await releng(['release', '--date', '2026-11-21'], { cwd: p.dir, env: { RELENG_S3_REQUEST_LOG: log } });
+    expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('skip release notes: doc/manual/src/release-notes/rl-1.0.md already has the section "# hello 1.0.0 (...)"');
-    expect(again.stderr).toContain('tag 1.0.0 already exists');
-    expect(again.stderr).toContain('and HEAD is at it: tag has already run');
+    expect(again.stderr).toMatch(/skip tag 1\.0\.0: HEAD is detached at tag 1\.0\.0 \([0-9a-f]{12}\) and release\/tag\.json records it: tag has already run/);
+    const writes = (await readFile(log, 'utf8')).split('\n').filter((l) => /^(PUT|POST|DELETE) /.test(l));
+    expect(writes).toEqual([]);
   });
 });
