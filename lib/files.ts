@@ -1,6 +1,7 @@
 // Local file trees to publish: walk a directory, hash each file (streaming, a few at a time).
 import { readFileSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { ReleaseError } from './errors.ts';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { sha256File, sha256Text } from './checksums.ts';
@@ -25,6 +26,9 @@ export interface LocalTreeOptions {
 export async function localTree(dir: string, concurrency = 4, opts: LocalTreeOptions = {}): Promise<LocalFile[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
   const files = entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
+  // A symlink would be published as nothing at all: refuse the tree rather than publish it incomplete.
+  const links = entries.filter((e) => e.isSymbolicLink()).map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
+  if (links.length) throw new ReleaseError(`${dir} contains symbolic links, which cannot be uploaded as they are: ${links.slice(0, 5).join(', ')}${links.length > 5 ? ', ...' : ''}`, 'dereference them when laying out the tree (build copies the manual with links followed)');
   const { hashCache } = opts;
   // Large files are streamed, `concurrency` at a time.
   const hashLimit = pLimit(concurrency);

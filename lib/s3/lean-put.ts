@@ -153,7 +153,10 @@ export function leanClient(target: LeanTarget) {
           const etag = /<ETag>([\s\S]*?)<\/ETag>/.exec(item)?.[1];
           out.push({ key: unescapeXml(key), size: Number(/<Size>(\d+)<\/Size>/.exec(item)?.[1] ?? 0), etag: etag === undefined ? undefined : unescapeXml(etag) });
         }
-        token = /<IsTruncated>true<\/IsTruncated>/.test(r.body) ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;
+        const truncated = /<IsTruncated>true<\/IsTruncated>/.test(r.body);
+        token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;
+        // A partial listing would make stale objects look absent (and deletes be missed): never accept one.
+        if (truncated && !token) throw new ReleaseError(`listing s3://${bucket}/${prefix} was truncated without a continuation token`, 'the S3 server answered an incomplete listing; re-run, or report it to the server\'s operators');
       } while (token);
       return out;
     },
