@@ -88,19 +88,25 @@ describe('product selection', () => {
 });
 
 describe('planner', () => {
-  it('with the release page present: no file step; git push, aliases, then the channel object last', async () => {
+  const rev = '1'.repeat(40);
+  /** A nixos-24.11 release of one channel product (nixexprs.tar.xz), with the given kind settings. */
+  const nixosRelease = (kind: Record<string, unknown>): ChannelRelease => {
     const config = channelsConfigSchema.parse({
-      hydraUrl: 'https://hydra.example', kinds: [{ match: 'nixos-(?<series>.*)', prefix: 'nixos/{series}', git: { remote: 'git@example:nixpkgs.git' }, binaryCacheUrl: 'https://cache.example',
-        products: [{ job: 'nixos.channel', file: 'nixexprs.tar.xz', redirects: [{ name: 'nixexprs.tar.xz', query: '?rev={rev}&lastModified={lastModified}' }] }],
-        redirects: [{ name: 'git-revision', file: 'git-revision' }] }],
+      hydraUrl: 'https://hydra.example', kinds: [{ match: 'nixos-(?<series>.*)', prefix: 'nixos/{series}', git: { remote: 'git@example:nixpkgs.git' }, binaryCacheUrl: 'https://cache.example', ...kind }],
     });
-    const rev = '1'.repeat(40);
     const channelBuild = buildWith([product('channel', 'nixexprs.tar.xz')]);
-    const release: ChannelRelease = {
+    return {
       channel: 'nixos-24.11', kind: config.kinds[0]!, vars: { channel: 'nixos-24.11', series: '24.11', release: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev },
       hydra: { base: 'https://hydra.example', build: async () => channelBuild as any, buildAt: async () => ({ build: channelBuild as any, url: '' }), evaluation: async () => ({}) as any, storePaths: async () => [], jobInEval: async () => channelBuild as any },
       build: channelBuild as any, evalId: 7, evaluation: {} as any, evalUrl: 'https://hydra.example/eval/7', releaseName: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev, releasePrefix: 'nixos/24.11/nixos-24.11.5.abc',
     };
+  };
+
+  it('with the release page present: no file step; git push, aliases, then the channel object last', async () => {
+    const release = nixosRelease({
+      products: [{ job: 'nixos.channel', file: 'nixexprs.tar.xz', redirects: [{ name: 'nixexprs.tar.xz', query: '?rev={rev}&lastModified={lastModified}' }] }],
+      redirects: [{ name: 'git-revision', file: 'git-revision' }],
+    });
     const reader = memoryReader({
       'rel/nixos/24.11/nixos-24.11.5.abc': { contentType: 'text/html' },
       'rel/nixos/24.11/nixos-24.11.5.abc/nixexprs.tar.xz': {},
@@ -127,17 +133,7 @@ describe('planner', () => {
   });
 
   it('a completed prefix without an optional product gets no alias to it (never a redirect to nothing)', async () => {
-    const config = channelsConfigSchema.parse({
-      hydraUrl: 'https://hydra.example', kinds: [{ match: 'nixos-(?<series>.*)', prefix: 'nixos/{series}', git: { remote: 'git@example:nixpkgs.git' }, binaryCacheUrl: 'https://cache.example',
-        products: [{ job: 'nixos.channel', file: 'nixexprs.tar.xz', redirects: [{ name: 'nixexprs.tar.xz' }] }] }],
-    });
-    const rev = '1'.repeat(40);
-    const channelBuild = buildWith([product('channel', 'nixexprs.tar.xz')]);
-    const release: ChannelRelease = {
-      channel: 'nixos-24.11', kind: config.kinds[0]!, vars: { channel: 'nixos-24.11', series: '24.11', release: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev },
-      hydra: { base: 'https://hydra.example', build: async () => channelBuild as any, buildAt: async () => ({ build: channelBuild as any, url: '' }), evaluation: async () => ({}) as any, storePaths: async () => [], jobInEval: async () => channelBuild as any },
-      build: channelBuild as any, evalId: 7, evaluation: {} as any, evalUrl: 'https://hydra.example/eval/7', releaseName: 'nixos-24.11.5.abc', version: '24.11.5.abc', rev, releasePrefix: 'nixos/24.11/nixos-24.11.5.abc',
-    };
+    const release = nixosRelease({ products: [{ job: 'nixos.channel', file: 'nixexprs.tar.xz', redirects: [{ name: 'nixexprs.tar.xz' }] }] });
     const plan = await planChannel({
       release, reader: memoryReader({ 'rel/nixos/24.11/nixos-24.11.5.abc': { contentType: 'text/html' } }),
       releases: { bucket: 'rel', prefix: '', url: 's3://rel' }, channels: { bucket: 'chan', prefix: '', url: 's3://chan' },
