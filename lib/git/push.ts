@@ -80,8 +80,6 @@ export interface GitReader {
   lsRemote(remote: string, patterns: string[]): Promise<Map<string, string>>;
   /** `git remote -v` push URLs: name → URL. */
   pushRemotes(): Promise<Map<string, string>>;
-  /** Object id of a local ref (not peeled), or undefined. */
-  objectOf(ref: string): Promise<string | undefined>;
   /** Commit a local ref peels to, or undefined. */
   commitOf(ref: string): Promise<string | undefined>;
   /** Whether `ancestor` is reachable from `descendant` (false when either is unknown here). */
@@ -111,7 +109,6 @@ export function gitReader(git: Git): GitReader {
       }
       return remotes;
     },
-    objectOf: (ref) => git.tryGit(['rev-parse', '--verify', '--quiet', ref]),
     commitOf: (ref) => git.commitOf(ref),
     async isAncestor(ancestor, descendant) {
       return (await git.tryGit(['merge-base', '--is-ancestor', ancestor, descendant])) !== undefined;

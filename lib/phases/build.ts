@@ -75,12 +75,6 @@ async function makeWritable(dir: string): Promise<void> {
   await run('chmod', ['-R', 'u+w', dir]);
 }
 
-export interface BuildSummary {
-  releaseDir: string;
-  artifacts: number;
-  manifest: Record<string, string>;
-}
-
 export async function build(ctx: Context): Promise<BuildResult> {
   const { config, log, root, releaseDir, version, flags } = ctx;
   await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');

@@ -1,7 +1,6 @@
 // prepare: assemble the release notes from the fragments into rl-MAJOR.md (+ SUMMARY.md for a new
 // major), `git rm` the fragments and commit only those paths. Checks and rendering happen while
 // planning; the writes are repository actions applied (or, with --dry-run, printed) by apply.ts.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Plan } from '../actions.ts';
 import type { Context } from '../context.ts';
@@ -10,7 +9,7 @@ import { requirePrograms } from '../exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
 import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.ts';
-import { assembleNotes } from '../release-notes/assemble.ts';
+import { assembleNotes, readIfExists } from '../release-notes/assemble.ts';
 import { hasVersionSection, insertSummaryLine, renderNotesFile } from '../release-notes/render.ts';
 
 /** Trailer of releng's commits (Lix: "Release created with releng/create_release.xsh"). */
@@ -61,10 +60,6 @@ async function requireUnchanged(git: Git, paths: string[]): Promise<void> {
 }
 
 /** A text file with universal newlines (as Python's read_text gives Lix's scripts), or undefined if absent. */
-async function readText(file: string): Promise<string | undefined> {
-  try { return (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
-}
-
 /** prepare's plan with what it needs to print and to restore. */
 export interface PreparePlan {
   plan: Plan;
@@ -84,7 +79,7 @@ export async function planPrepare(ctx: Context, git: Git): Promise<PreparePlan> 
   const rel = (p: string) => path.relative(top, path.resolve(root, p)).split(path.sep).join('/');
 
   const notesFile = path.join(settings.notesDir, `rl-${version.major}.md`);
-  const existing = await readText(path.resolve(root, notesFile));
+  const existing = await readIfExists(path.resolve(root, notesFile));
   const summary: PrepareSummary = { version: version.version, date, notesFile: rel(notesFile), fragments: [], dryRun: ctx.flags.dryRun };
   // Already prepared (e.g. `releng release` run again): nothing to do, wherever HEAD is.
   if (hasVersionSection(existing, display, version.version)) {
@@ -103,7 +98,7 @@ export async function planPrepare(ctx: Context, git: Git): Promise<PreparePlan> 
   let summaryUpdate: { file: string; content: string } | undefined;
   if (existing === undefined) {
     const summaryFile = path.resolve(root, settings.summaryFile);
-    const text = await readText(summaryFile);
+    const text = await readIfExists(summaryFile);
     if (text === undefined) throw new ReleaseError(`${rel(settings.summaryFile)} does not exist, so the new ${rel(notesFile)} cannot be listed in it`, 'set releaseNotes.summaryFile in releng.json to the manual\'s SUMMARY.md');
     const link = path.relative(path.dirname(summaryFile), path.resolve(root, notesFile)).split(path.sep).join('/');
     if (!text.includes(`](${link})`)) {

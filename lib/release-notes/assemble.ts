@@ -17,7 +17,8 @@ export interface AssembledNotes {
   missingDir?: string;
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
+/** A text file with normalised line ends, or undefined when it does not exist. */
+export async function readIfExists(file: string): Promise<string | undefined> {
   try { return (await readFile(file, 'utf8')).replace(/\r\n?/g, '\n'); } catch (e: any) { if (e.code === 'ENOENT') return undefined; throw e; }
 }
 
