@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 declare -A need=(
   [nix-build]=nix-bin [skopeo]=skopeo [docker-registry]=docker-registry [xz]=xz-utils
   [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl [flock]=util-linux
+  [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [uuidgen]=uuid-runtime [bc]=bc
+  # Ceph RADOS Gateway: the faithful S3 of the tests (test/helpers/rgw.ts); installed without recommends
+  [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd
 )
 missing=()
 for prog in "${!need[@]}"; do command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}"); done
@@ -17,8 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   echo "releng setup: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Other jobs on the machine may hold the dpkg lock: wait for it instead of failing.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
