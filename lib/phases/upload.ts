@@ -32,6 +32,7 @@ import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
 import { planUploadImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
+import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 
 export interface UploadSummary {
   environment: string;
@@ -139,6 +140,14 @@ export async function verifyUpload(target: OpenEnvironment, plan: Plan, record?:
 /** Where upload keeps its memos (upload record, file hashes): under the project's gitignored .releng/. */
 export function uploadStateDir(root: string): string {
   return path.join(root, '.releng', 'upload-state');
+}
+
+/** The `upload` command: `--target manual` publishes only the manual (lib/manual-target.ts). */
+export async function uploadCommand(ctx: Context): Promise<UploadSummary | ManualUploadSummary> {
+  const t = ctx.flags.extra['target'] ?? 'all';
+  if (t === 'manual') return uploadManualOnly(ctx);
+  if (t !== 'all') throw new ReleaseError(`--target ${String(t)} is not an upload target`, 'use --target all (default) or --target manual');
+  return upload(ctx);
 }
 
 export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<UploadSummary> {
