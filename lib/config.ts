@@ -51,10 +51,12 @@ const cache = z.object({
   region: nonEmpty.optional(),
 }).strict();
 
+/** Gerrit only: the branch goes for review (`refs/for/BRANCH`, Lix's push) or directly to `refs/heads/BRANCH`. */
+const branchPush = z.enum(['review', 'direct']).optional();
 const git = z.union([
-  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
   /** Pick the remote from `git remote -v` whose URL matches (Lix production: its Gerrit). */
-  z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+  z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
 ]);
 
 const dockerTarget = z.object({
