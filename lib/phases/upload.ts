@@ -24,7 +24,7 @@ import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
 import pLimit from 'p-limit';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
-import { closureOf, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { planCache } from '../upload/cache.ts';
@@ -82,10 +82,14 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   await writeFile(marker, inputs.signingKey.publicKey + '\n');
   await stageCache({ dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), drvs: result.drvs, outPaths: result.outPaths });
   const paths = await closureOf([...result.drvs, ...result.outPaths]);
+  // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
+  const narinfoCompression = cache.storeOptions['narinfo-compression'];
+  const lsCompression = cache.storeOptions['ls-compression'];
+  await encodeCacheMetadata(stagingDir, paths, { narinfo: narinfoCompression, ls: lsCompression, field: `environments.${target.name}.cache.storeOptions` });
   phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);
   return planCache(target.s3, target.cache, {
-    stagingDir, paths,
-    narinfoCompression: cache.storeOptions['narinfo-compression'], lsCompression: cache.storeOptions['ls-compression'],
+    stagingDir, paths, narinfoCompression, lsCompression,
+    encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
   });
 }
 
