@@ -157,6 +157,17 @@ describe('Lix as it is today: the Lix-shaped flake released with examples/lix/re
     expect(r.stderr).toMatch(new RegExp(`\\[dry-run\\] s3 put s3://${buckets.cache.replace(/\./g, '\\.')}/nix-cache-info \\(text/x-nix-cache-info, .*changed\\)`));
   });
 
+  it('an unknown --target is a usage error naming the targets, and changes nothing', async () => {
+    const before = proxy.seen.length;
+    for (const cmd of ['build', 'upload']) {
+      const r = await releng([cmd, '--target', 'docs', '--environment', 'staging', '--noconfirm'], { cwd: p.dir, env });
+      expect(r.code, cmd).not.toBe(0);
+      expect(r.stderr).toContain(`--target docs is not a${cmd === 'build' ? ' build' : 'n upload'} target`);
+      expect(r.stderr).toContain('use --target all (default) or --target manual');
+    }
+    expect(proxy.seen.length).toBe(before);
+  });
+
   it('nightly docs: build and upload --target manual on main (unofficial, no tag) publish only manual/lix/nightly/', async () => {
     p.git('checkout', '-q', 'main');
     const vj = path.join(p.dir, 'version.json');
