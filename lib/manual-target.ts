@@ -3,7 +3,7 @@
 // the docs bucket and publishes nothing else: nightly/ for an unofficial version.json, MAJOR/ and
 // stable/ for an official one (as Lix's upload_manual). The official-build check is relaxed for
 // this target only: a nightly manual is built from the main branch, not from a tag.
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { countByKind, emptyPlan, planSize } from './actions.ts';
@@ -48,6 +48,7 @@ export async function buildManualOnly(ctx: Context, manual: MappedJob & { manual
   const phase = log.phase(`building the manual (${manual.job.attr}, output ${manual.output})`);
   // A full build's result would no longer describe release/manual: remove it, so upload cannot mix them.
   for (const d of ['manual', 'build-result.json', 'manual-build.json']) await rm(path.join(releaseDir, d), { recursive: true, force: true });
+  await mkdir(path.join(releaseDir, 'gcroots'), { recursive: true });
   await run('nix-store', ['--realise', manual.job.drvPath, '--add-root', path.join(releaseDir, 'gcroots', `${manual.job.attr}-${manual.output}`), '--indirect'], { cwd: root });
   const { manualSource } = await import('./phases/build.ts');
   const src = await manualSource(manual);

@@ -176,6 +176,8 @@ describe('Lix as it is today: the Lix-shaped flake released with examples/lix/re
     // A full upload of an unofficial build is still refused: the relaxation is for --target manual only.
     const full = await releng(['upload', '--environment', 'staging', '--noconfirm'], { cwd: p.dir, env });
     expect(full.code).not.toBe(0);
+    // From a checkout with no release/ at all (a nightly job's).
+    await rm(path.join(p.dir, 'release'), { recursive: true, force: true });
     const built = await releng(['build', '--target', 'manual', '--json'], { cwd: p.dir, env });
     expect(built.code, built.stderr).toBe(0);
     expect(JSON.parse(built.stdout).result).toMatchObject({ target: 'manual', version: '2.97.0', official: false, job: 'build.x86_64-linux^doc' });
