@@ -109,7 +109,11 @@ describe('Lix as it is today: the Lix-shaped flake released with examples/lix/re
     expect(narinfo.headers.get('content-encoding')).toBe('zstd');
     expect(narinfo.headers.get('content-type')).toBe('text/x-nix-narinfo');
     expect(narinfo.body.readUInt32LE(0)).toBe(0xfd2fb528); // the zstd frame magic
-    expect(execFileSync('zstd', ['-dc'], { input: narinfo.body, encoding: 'utf8' })).toContain(`StorePath: ${out}\n`);
+    const narinfoText = execFileSync('zstd', ['-dc'], { input: narinfo.body, encoding: 'utf8' });
+    expect(narinfoText).toContain(`StorePath: ${out}\n`);
+    // compression=zstd, as Lix's cache URL: the NAR is nar/FILEHASH.nar.zst.
+    expect(narinfoText).toMatch(/^URL: nar\/[0-9a-z]{52}\.nar\.zst$/m);
+    expect(narinfoText).toContain('Compression: zstd\n');
     const ls = await get(buckets.cache, `${path.basename(out).slice(0, 32)}.ls`);
     expect(ls.headers.get('content-encoding')).toBe('zstd');
     expect(JSON.parse(execFileSync('zstd', ['-dc'], { input: ls.body, encoding: 'utf8' }))).toMatchObject({ version: 1, root: { type: 'directory' } });
