@@ -73,7 +73,7 @@ export const repoRenderers = {
   'git.update-ref': renderGit,
   'git.symbolic-ref': renderGit,
   'git.reset': renderGit,
-  'git.objects': (a: GitObjectsWrite) => `git hash-object -w: commit ${a.commit} (${a.path} changed on ${a.parent.slice(0, 12)}; ${a.objects.length} objects)`,
+  'git.objects': (a: GitObjectsWrite) => `write commit ${a.commit} (${a.path} changed on ${a.parent.slice(0, 12)}; ${a.objects.length} objects, git hash-object -w)`,
   'tag.record': (a: TagRecordWrite) => `write ${a.file} (version ${a.version}, branch ${a.branch}, releaseCommit = ${a.version}^{commit}, mergeCommit = ${a.branch})`,
 };
 

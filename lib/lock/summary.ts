@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { flakeRefOf, revisionOf, rootInputs, sameLock, type FlakeLock, type LockAttrs } from './flake-lock.ts';
 import type { History } from './mirror.ts';
+import { redact } from '../secrets.ts';
 
 export type InputStatus = 'updated' | 'unchanged' | 'failed' | 'added' | 'removed' | 'follows' | 'not-requested';
 
@@ -43,7 +44,8 @@ export function diffLocks(before: FlakeLock, after: FlakeLock, requested: string
   return names.map((name): InputChange => {
     const o = old.get(name);
     const n = neu.get(name);
-    const url = flakeRefOf((n ?? o)!.original ?? (n ?? o)!.locked);
+    // Redacted here: the summary goes into a commit message that is pushed.
+    const url = redact(flakeRefOf((n ?? o)!.original ?? (n ?? o)!.locked));
     if ((n ?? o)!.follows) return { name, status: 'follows', url: '', follows: (n ?? o)!.follows!.join('/') };
     const base = { name, url, old: pin(o?.locked), new: pin(n?.locked) };
     if (!o) return { ...base, status: 'added' };

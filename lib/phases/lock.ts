@@ -203,7 +203,8 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
     if ('unavailable' in h) { c.historyUnavailable = redact(h.unavailable); phase.fail(`history of ${c.name}: ${c.historyUnavailable}`); } else { c.commits = h; phase.succeed(`history of ${c.name}: ${h.count} commit${h.count === 1 ? '' : 's'}`); }
   }
   const changeId = gerrit ? changeIdOf(before, after) : undefined;
-  const message = commitMessage(inputs, { changeId, otherNodesChanged: otherChangedNodes(before, after) });
+  // No credential of an input URL or of Nix's messages may reach the pushed commit message.
+  const message = redact(commitMessage(inputs, { changeId, otherNodesChanged: otherChangedNodes(before, after) }));
 
   // The commit: flake.lock alone on the main branch's commit, dated by its content (the newest of
   // the main commit and the new inputs), so the same update on the same main is the same commit.
