@@ -82,6 +82,20 @@ describe('releng lock (branches)', () => {
     expect(json(nextDay.stdout).result).toMatchObject({ commit: res.commit, push: { status: 'already-pushed' } });
     expect(lsRemote(p.remote)).toBe(refsBefore);
 
+    // main moves: the same update on the new main is a new commit, replacing today's branch (with lease).
+    await writeFile(path.join(p.dir, 'README'), 'hello\n');
+    p.git('add', 'README');
+    p.git('commit', '-q', '-m', 'README');
+    p.git('push', '-q', 'origin', 'main');
+    const rebased = await releng(['lock', '--push', '--json', '--verbose', '--date', date], { cwd: p.dir, env: p.env });
+    expect(rebased.code).toBe(0);
+    const res2 = json(rebased.stdout).result;
+    expect(res2.commit).not.toBe(res.commit);
+    expect(res2.push.status).toBe('pushed');
+    expect(rebased.stderr).toContain(`--force-with-lease=refs/heads/${branch}:${res.commit}`);
+    expect(lsRemote(p.remote)).toContain(`${res2.commit}\trefs/heads/${branch}`);
+    expect(p.git('rev-parse', `${res2.commit}^`)).toBe(p.git('rev-parse', 'main'));
+
     // Merged: main has the update, so there is nothing to update and nothing is committed.
     p.git('merge', '-q', '--ff-only', branch);
     p.git('push', '-q', 'origin', 'main');
