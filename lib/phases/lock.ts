@@ -111,8 +111,9 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   const date = (flags.extra.date as string | undefined) ?? deps.now().toISOString().slice(0, 10);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`--date ${date}: expected YYYY-MM-DD`);
 
-  const git = gitAt(ctx.root);
-  const top = await git.topLevel();
+  // At the repository's top: `git ls-tree` in a subdirectory lists only that subdirectory.
+  const top = await gitAt(ctx.root).topLevel();
+  const git = gitAt(top);
   const flakeDir = path.relative(top, ctx.root).split(path.sep).join('/');
   const lockPath = flakeDir ? `${flakeDir}/flake.lock` : 'flake.lock';
 

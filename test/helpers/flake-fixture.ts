@@ -16,7 +16,10 @@ export interface InputRepo {
 
 export interface FlakeProject {
   base: string;
+  /** The flake (and releng.json): the repository's root, or `sub` of it. */
   dir: string;
+  /** flake.lock from the repository's root. */
+  lockPath: string;
   remote: string;
   /** Environment for `releng` runs: its own state dir (input mirrors). */
   env: Record<string, string>;
@@ -33,7 +36,7 @@ function gitIn(dir: string) {
 }
 
 /** Inputs: `plain` (flake = false, a file v) and `lib` (a flake with no inputs of its own). */
-export async function flakeProject(extraEnvironments: Record<string, unknown> = {}): Promise<FlakeProject> {
+export async function flakeProject(extraEnvironments: Record<string, unknown> = {}, sub = ''): Promise<FlakeProject> {
   requireTool('nix', 'nix-bin');
   requireTool('git', 'git');
   const base = await mkdtemp(path.join(os.tmpdir(), 'releng-lock-test-'));
@@ -58,9 +61,10 @@ export async function flakeProject(extraEnvironments: Record<string, unknown> = 
     repo.commit(`${name} 1`, `${name}: first`);
     inputs[name] = repo;
   }
-  const dir = path.join(base, 'project');
+  const repoDir = path.join(base, 'project');
+  const dir = path.join(repoDir, sub);
   const remote = path.join(base, 'remote.git');
-  await mkdir(dir);
+  await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'flake.nix'), `{
   inputs.plain = { url = "${inputs.plain!.url}"; flake = false; };
   inputs.lib.url = "${inputs.lib!.url}";
@@ -79,12 +83,12 @@ export async function flakeProject(extraEnvironments: Record<string, unknown> = 
     defaultProfile: 'all',
     mainBranch: 'main',
     environments: {
-      local: { ...bucket, git: { remote: '../remote.git', gerrit: false } },
+      local: { ...bucket, git: { remote: path.relative(dir, remote), gerrit: false } },
       ...Object.fromEntries(Object.entries(extraEnvironments).map(([k, v]) => [k, { ...bucket, ...(v as object) }])),
     },
   }, null, 2) + '\n');
   const git = gitIn(dir);
-  git('init', '-q', '-b', 'main');
+  gitIn(repoDir)('init', '-q', '-b', 'main');
   git('config', 'user.name', 'releng bot');
   git('config', 'user.email', 'bot@example.invalid');
   git('add', '-A');
@@ -96,7 +100,7 @@ export async function flakeProject(extraEnvironments: Record<string, unknown> = 
   git('remote', 'add', 'origin', remote);
   git('push', '-q', 'origin', 'main');
   return {
-    base, dir, remote, inputs, git, nix,
+    base, dir, remote, inputs, git, nix, lockPath: sub ? `${sub}/flake.lock` : 'flake.lock',
     env: { RELENG_STATE_DIR: path.join(base, 'state') },
     cleanup: () => rm(base, { recursive: true, force: true }),
   };

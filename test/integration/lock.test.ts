@@ -128,8 +128,8 @@ describe('releng lock (branches)', () => {
     p.git('fsck', '--no-dangling');
   });
 
-  it('names an input that cannot be fetched (URL and Nix\'s message) and still updates the others; --all-or-nothing commits nothing', async () => {
-    p = await flakeProject();
+  it('names an input that cannot be fetched (URL and Nix\'s message) and still updates the others; --all-or-nothing commits nothing (flake in a subdirectory)', async () => {
+    p = await flakeProject({}, 'nix/flake');
     const newPlain = p.inputs.plain!.commit('plain 2', 'plain: second');
     p.inputs.extra!.commit('extra 2', 'extra: second');
     await rm(p.inputs.extra!.dir, { recursive: true, force: true });
@@ -149,8 +149,10 @@ describe('releng lock (branches)', () => {
     expect(res.inputs.find((i: any) => i.name === 'plain')).toMatchObject({ status: 'updated', new: { rev: newPlain } });
     const message = p.git('log', '-1', '--format=%B', branch);
     expect(message).toContain(`• extra (${p.inputs.extra!.url}): fatal: '${p.inputs.extra!.dir}' does not appear to be a git repository`);
-    const lock = JSON.parse(p.git('show', `${branch}:flake.lock`));
+    const lock = JSON.parse(p.git('show', `${branch}:${p.lockPath}`));
     expect(lock.nodes.plain.locked.rev).toBe(newPlain);
+    expect(p.git('diff', '--name-only', 'main', branch)).toBe('nix/flake/flake.lock');
+    expect(p.git('ls-tree', '-r', '--name-only', '--full-tree', branch)).toBe(p.git('ls-tree', '-r', '--name-only', '--full-tree', 'main'));
 
     // Only the failing input asked for: nothing updated is a failure, naming it.
     const only = await releng(['lock', 'extra', '--date', date], { cwd: p.dir, env: p.env });
