@@ -158,8 +158,10 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
     gerrit = env.git?.gerrit ?? false;
     if (push) {
       if (!env.git) throw new ReleaseError(`environments.${name}.git is not set: --push needs the git remote to push to`, `add "git": { "remote": "URL" } (and "gerrit": true for Gerrit) to environments.${name} in releng.json`);
-      const reader = gitReader(git);
-      target = { envName: name, remote: await resolveRemote(reader, name, env.git), gerrit };
+      const resolved = await resolveRemote(gitReader(git), name, env.git);
+      // A relative path is relative to releng.json's directory; git itself would take it from the
+      // repository's top (it runs there even when started in a subdirectory).
+      target = { envName: name, remote: /^\.\.?\//.test(resolved) ? path.resolve(ctx.root, resolved) : resolved, gerrit };
     }
   }
   if (!flags.dryRun) await requireIdentity(git);
@@ -236,7 +238,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   if (local.length) steps.push({ title: `commit ${lockPath} on ${branch}`, actions: local, concurrency: 1 });
 
   if (target) {
-    const p = await planLockPush(gitReader(git), { ...target, cwd: ctx.root, commit, branch, mainBranch, baseCommit, log });
+    const p = await planLockPush(gitReader(git), { ...target, cwd: top, commit, branch, mainBranch, baseCommit, log });
     if (p.step) steps.push(p.step); else skipped.push(p.skip!);
     result.push = { remote: target.remote, refspec: p.refspec, status: p.step ? (flags.dryRun ? 'planned' : 'pushed') : 'already-pushed' };
   } else {

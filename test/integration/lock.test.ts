@@ -116,7 +116,7 @@ describe('releng lock (branches)', () => {
     const res = json(r.stdout).result;
     expect(res).toMatchObject({ status: 'updated', dryRun: true, push: { status: 'planned' } });
     expect(r.stderr).toContain('flake.lock: update lib');
-    expect(r.stderr).toContain(`[dry-run] git push --force-with-lease=refs/heads/${branch}: ../remote.git ${res.commit}:refs/heads/${branch}`);
+    expect(r.stderr).toContain(`[dry-run] git push --force-with-lease=refs/heads/${branch}: ${p.remote} ${res.commit}:refs/heads/${branch}`);
     expect(r.stderr).toContain(`[dry-run] git update-ref refs/heads/${branch} ${res.commit}`);
     expect(() => p!.git('cat-file', '-e', res.commit)).toThrow();
     expect(p.git('for-each-ref')).toBe(refs);
@@ -141,8 +141,9 @@ describe('releng lock (branches)', () => {
     expect(strict.stderr).toContain('with --all-or-nothing nothing is committed');
     expect(p.git('branch', '--list', 'releng/*')).toBe('');
 
-    const r = await releng(['lock', '--json', '--date', date], { cwd: p.dir, env: p.env });
+    const r = await releng(['lock', '--push', '--json', '--date', date], { cwd: p.dir, env: p.env });
     expect(r.code).toBe(0);
+    expect(lsRemote(p.remote)).toContain(`${json(r.stdout).result.commit}\trefs/heads/${branch}`);
     expect(r.stderr).toContain(`input extra (${p.inputs.extra!.url}) could not be updated`);
     const res = json(r.stdout).result;
     expect(res.inputs.find((i: any) => i.name === 'extra')).toMatchObject({ status: 'failed', url: p.inputs.extra!.url, error: expect.stringMatching(/does not appear to be a git repository/) });
