@@ -8,6 +8,7 @@ import { startLocalRegistry, type LocalRegistry } from './local/registry-server.
 import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
 import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
+import { routeByBucket } from './s3/route.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
 
 export interface BucketRef {
@@ -68,7 +69,20 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
     ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
   }
   const credentials = await resolveCredentials(name, env);
-  const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  let s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  const overrides = Object.entries(env.bucketS3 ?? {});
+  if (overrides.length) {
+    const byBucket: Record<string, S3Store> = {};
+    for (const [bucket, settings] of overrides) {
+      if (!buckets.includes(bucket)) {
+        throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+      }
+      const merged = { ...env.s3, ...settings };
+      if (merged.endpoint === 'embedded') throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
+      byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: merged.endpoint }, credentials), merged.endpoint);
+    }
+    s3 = routeByBucket(s3, byBucket);
+  }
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],
     async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },
