@@ -62,7 +62,7 @@ const EVALS: FixtureEval[] = [
   { key: 'nixpkgs-26.05-darwin', project: 'nixpkgs', jobset: 'nixpkgs-26.05-darwin', mainJob: 'darwin-tested', nixname: 'nixpkgs-darwin-26.05.800.2222222', version: '26.05.800.2222222', jobs: nixpkgsJobs('26.05.800.2222222') },
   // For the refusal tests: an older 26.05, a newer 26.05 with a corrupt product, a newer one for the dry run.
   nixosEval('nixos-26.05@old', '26.05', '26.05.90.0000009', false, { outputsOf: 'nixos-26.05' }),
-  nixosEval('nixos-26.05@dry', '26.05', '26.05.300.3333333', false, { outputsOf: 'nixos-26.05' }),
+  nixosEval('nixos-26.05@dry', '26.05', '26.05.300.3333333', false),
 ];
 EVALS.find((e) => e.key === 'nixos-26.05@old')!.nixname = 'nixos-26.05.90.0000009';
 
@@ -227,4 +227,154 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
       await expectAsPerl(ch);
     }
   }, 600_000);
+
+  const run = (args: string[]) => releng(['channel', ...args, '--environment', 'test'], { cwd: project, env });
+
+  it(`a re-run is a no-op: exit ${EXIT_ALREADY_PUBLISHED} ("already published"), no write, --json says so`, async () => {
+    const before = await writes();
+    const r = await run(['nixos-26.05', '--build', urls.get('nixos-26.05')!, '--json']);
+    expect(r.code, r.stderr).toBe(EXIT_ALREADY_PUBLISHED);
+    expect(r.stderr).toContain(`channel nixos-26.05 is already at nixos-${V['26.05']}: nothing to do`);
+    expect(r.stderr).not.toContain('error:');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, exitStatus: EXIT_ALREADY_PUBLISHED, result: { verdict: 'same', release: `nixos-${V['26.05']}` } });
+    expect(await writes()).toBe(before);
+  });
+
+  it(`an older evaluation is refused with exit ${EXIT_WOULD_GO_BACK} ("would go back in time"), nothing changes`, async () => {
+    const before = await writes();
+    const r = await run(['nixos-26.05', '--build', urls.get('nixos-26.05@old')!]);
+    expect(r.code, r.stderr).toBe(EXIT_WOULD_GO_BACK);
+    expect(r.stderr).toContain(`channel nixos-26.05 would go back in time from nixos-${V['26.05']} to nixos-26.05.90.0000009; refusing`);
+    await expect(inProcess('nixos-26.05', { build: urls.get('nixos-26.05@old') })).rejects.toSatisfy((e: unknown) => e instanceof NothingToDo && e.exitStatus === EXIT_WOULD_GO_BACK);
+    expect(await writes()).toBe(before);
+    expect((await chan.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/nixos/26.05/nixos-${V['26.05']}`);
+  });
+
+  it('a dry run reads and checks everything, prints the exact writes, and writes nothing', async () => {
+    const before = await writes();
+    const head = branchOn('nixos-26.05');
+    const r = await run(['nixos-26.05', '--build', urls.get('nixos-26.05@dry')!, '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    const prefix = 'nixos/26.05/nixos-26.05.300.3333333';
+    for (const line of [
+      `[dry-run] s3 put s3://rel/${prefix}/nixexprs.tar.zst`,
+      `[dry-run] s3 put s3://rel/${prefix}/nixos-graphical-26.05.300.3333333-x86_64-linux.iso.sha256`,
+      `[dry-run] s3 redirect s3://chan/nixos-26.05/latest-nixos-minimal-x86_64-linux.iso -> ${RELEASES_URL}/${prefix}/nixos-minimal-26.05.300.3333333-x86_64-linux.iso`,
+      `[dry-run] s3 redirect s3://chan/nixos-26.05 -> ${RELEASES_URL}/${prefix}`,
+    ]) expect(r.stdout + r.stderr).toContain(line);
+    expect(await writes()).toBe(before);
+    expect(branchOn('nixos-26.05')).toBe(head);
+  });
+
+  it('the channel branch must fast-forward: a diverged branch stops the run before any upload; --force moves it with a lease', async () => {
+    // Someone pushed a commit that is not an ancestor of the next release to the channel branch.
+    const clone = path.join(base, 'diverge');
+    execFileSync('git', ['clone', '-q', fx.sourceRepo, clone]);
+    execFileSync('git', ['-c', 'user.name=x', '-c', 'user.email=x@example.invalid', 'commit', '-q', '--allow-empty', '-m', 'elsewhere'], { cwd: clone });
+    execFileSync('git', ['push', '-q', '--force', remote, 'HEAD:refs/heads/nixos-26.05'], { cwd: clone });
+    const diverged = branchOn('nixos-26.05');
+    const before = await writes();
+    await expect(inProcess('nixos-26.05', { build: urls.get('nixos-26.05@dry') })).rejects.toThrow(`branch nixos-26.05 on ${remote} is at ${diverged}, which is not an ancestor of ${fx.revs.get('nixos-26.05@dry')}: moving it would not be a fast-forward`);
+    expect(await writes()).toBe(before);
+    const staging = stagingDirOf(path.join(project, '.releng'), 'nixos-26.05', 'nixos-26.05.300.3333333');
+    const s = await inProcess('nixos-26.05', { build: urls.get('nixos-26.05@dry'), force: true, 'keep-staged': true });
+    expect(s).toMatchObject({ verdict: 'newer', staging: { dir: staging, kept: true } });
+    expect(branchOn('nixos-26.05')).toBe(fx.revs.get('nixos-26.05@dry'));
+    expect(existsSync(path.join(staging, 'nixexprs.tar.xz'))).toBe(true); // --keep-staged
+    await expectAsPerl('nixos-26.05', 'nixos-26.05@dry');
+  });
+
+  it('a skipped optional product keeps its alias at the earlier release, with a warning in the log and in the result', async () => {
+    const s1 = await inProcess('nixos-24.11', { build: urls.get('nixos-24.11@a') });
+    expect(s1.staleAliases).toEqual([]);
+    await expectAsPerl('nixos-24.11', 'nixos-24.11@a');
+    const warnings: string[] = [];
+    const log = createLogger({ quiet: true });
+    const s2 = await inProcess('nixos-24.11', { build: urls.get('nixos-24.11') }, fast, false, { ...log, warn: (m: string) => { warnings.push(m); } });
+    const old = `${RELEASES_URL}/nixos/24.11/nixos-${V['24.11a']}/nixos-gnome-${V['24.11a']}-aarch64-linux.iso`;
+    expect(s2.staleAliases.map((a) => [a.alias, a.target])).toEqual([
+      ['nixos-24.11/latest-nixos-gnome-aarch64-linux.iso', old],
+      ['nixos-24.11/latest-nixos-gnome-aarch64-linux.iso.sha256', `${old}.sha256`],
+    ]);
+    expect(s2.staleAliases[0]!.reason).toMatch(/optional product of job nixos\.iso_gnome\.aarch64-linux skipped: its build .*\/build\/\d+ did not succeed \(failed, buildstatus 1\)/);
+    expect(warnings.join('\n')).toContain(`channel alias s3://chan/nixos-24.11/latest-nixos-gnome-aarch64-linux.iso keeps pointing at ${old}`);
+    // Everything else is what the script would publish for this evaluation (which it would refuse: the job failed).
+    const perl = perlWouldWrite('nixos-24.11', `nixos-${V['24.11']}`, V['24.11'], () => undefined);
+    expect(perl.jobs).toContain('nixos.iso_gnome.aarch64-linux');
+    const published = (await rel.store.list('rel', `nixos/24.11/nixos-${V['24.11']}/`)).map((o) => o.key.split('/').at(-1));
+    expect(published).not.toContain(`nixos-gnome-${V['24.11']}-aarch64-linux.iso`);
+    expect(published).toContain(`nixos-gnome-${V['24.11']}-x86_64-linux.iso`);
+    const v = await verifyChannelRelease({ reader: routeByBucket(rel.store, { chan: chan.store }), releases: { bucket: 'rel', prefix: '', url: 's3://rel' }, channels: { bucket: 'chan', prefix: '', url: 's3://chan' }, channel: 'nixos-24.11', releasesUrl: RELEASES_URL });
+    expect(v.problems).toEqual([]);
+  });
+
+  it('a corrupt product publishes nothing; the staging of another release of the channel is removed (bounded)', async () => {
+    const e = { ...evalOf('nixos-26.05@dry'), key: 'nixos-26.05@corrupt', nixname: 'nixos-26.05.400.4444444', version: '26.05.400.4444444' };
+    fx.revs.set(e.key, fx.revs.get('nixos-26.05@dry')!);
+    const { buildUrl, buildOf } = await registerEval(hydra, { ...fx, outs: new Map([[e.key, fx.outs.get('nixos-26.05')!]]) }, { ...e, outputsOf: undefined }, 5000);
+    hydra.builds.get(buildOf['nixos.channel']!).buildproducts['2'].sha256hash = 'f'.repeat(64);
+    const stale = stagingDirOf(path.join(project, '.releng'), 'nixos-26.05', 'nixos-26.05.300.3333333');
+    expect(existsSync(stale)).toBe(true); // kept by --keep-staged above
+    const before = await writes();
+    await expect(inProcess('nixos-26.05', { build: buildUrl })).rejects.toThrow(/\/tarballs\/nixos-26\.05\.100\.eeeeeee\.tar\.zst from http:\/\/127\.0\.0\.1:\d+ is corrupt: sha256 [0-9a-f]{64}, but Hydra recorded f{64}/);
+    expect(await writes()).toBe(before);
+    expect(existsSync(stale)).toBe(false);
+    const staging = stagingDirOf(path.join(project, '.releng'), 'nixos-26.05', 'nixos-26.05.400.4444444');
+    expect(existsSync(path.join(staging, 'nixexprs.tar.zst'))).toBe(false);
+    expect((await chan.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/nixos/26.05/nixos-26.05.300.3333333`);
+  });
+
+  describe('Hydra faults', () => {
+    it('5xx answers, reset connections and cut-off bodies are retried (bounded), then the run goes on', async () => {
+      const e = evalOf('nixos-25.05');
+      const build = urls.get('nixos-25.05')!;
+      const evalPath = new URL(build).pathname.replace(/\/build\/(\d+)\d\d$/, '/eval/$1');
+      const buildPath = new URL(build).pathname;
+      hydra.flaky.set(buildPath, 2);
+      hydra.truncated.set(evalPath, 1);
+      hydra.resets.set(`${evalPath}/store-paths`, 1);
+      const warnings: string[] = [];
+      const log = createLogger({ quiet: true });
+      await run(['nixos-25.11', '--build', build, '--dry-run']).then((r) => expect(r.code, r.stderr).toBe(0));
+      expect(hydra.flaky.get(buildPath)).toBe(0);
+      hydra.flaky.set(buildPath, 2);
+      hydra.truncated.set(evalPath, 1);
+      const s = await inProcess('nixos-25.11', { build }, fast, false, { ...log, warn: (m: string) => { warnings.push(m); } });
+      expect(s.verdict).toBe('first');
+      expect(warnings.join('\n')).toContain(`Hydra: Hydra answered HTTP 500 for ${hydra.url}${buildPath}; retrying in`);
+      expect(warnings.join('\n')).toContain(`Hydra: Hydra's answer for ${hydra.url}${evalPath} was cut off`);
+      void e;
+    });
+
+    it('a body cut off every time, or not JSON, fails naming the URL and what was expected; nothing is written', async () => {
+      const build = urls.get('nixos-25.05')!;
+      const buildPath = new URL(build).pathname;
+      const before = await writes();
+      hydra.truncated.set(buildPath, 100);
+      await expect(inProcess('nixos-25.11-small', { build })).rejects.toThrow(new RegExp(`Hydra's answer for ${hydra.url}${buildPath} was cut off \\(.*it announced \\d+ bytes\\): expected a Hydra build \\(JSON object with id, nixname, jobsetevals, buildproducts\\) \\(4 attempts\\)`));
+      hydra.truncated.delete(buildPath);
+      hydra.raw.set('/build/999999', '{"id": 999999, "nixname": "nixos-26');
+      await expect(inProcess('nixos-25.11-small', { build: `${hydra.url}/build/999999` })).rejects.toThrow(`Hydra answered invalid JSON for ${hydra.url}/build/999999`);
+      await expect(inProcess('nixos-25.11-small', { build: `${hydra.url}/build/999999` })).rejects.toThrow('expected a Hydra build (JSON object with id, nixname, jobsetevals, buildproducts); the body was probably cut off (4 attempts)');
+      expect(await writes()).toBe(before);
+      expect(await chan.store.head('chan', 'nixos-25.11-small')).toBeUndefined();
+    });
+  });
+
+  it('verify: the CLI checks a published channel; a changed file and a dangling redirect are found and named', async () => {
+    const ok = await run(['nixos-23.11', '--verify']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/channel nixos-23\.11: \d+ files hashed, \d+ \.sha256 files and \d+ redirects checked/);
+    const prefix = `nixos/23.11/nixos-${V['23.11']}`;
+    const iso = `nixos-plasma5-${V['23.11']}-x86_64-linux.iso`;
+    const h = (await rel.store.head('rel', `${prefix}/${iso}`))!;
+    // Same size and the same sha256 metadata, other bytes: only hashing the body finds it.
+    await rel.store.put({ bucket: 'rel', key: `${prefix}/${iso}`, body: { text: 'x'.repeat(h.size) }, size: h.size, sha256: h.sha256!, contentType: 'application/octet-stream' });
+    await rel.store.delete('rel', `${prefix}/nixos-${V['23.11']}-x86_64-linux.ova.sha256`);
+    const bad = await run(['nixos-23.11', '--verify']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('channel nixos-23.11 failed verification (2 problems)');
+    expect(bad.stderr).toMatch(new RegExp(`s3://rel/${prefix.replace(/\./g, '\\.')}/${iso.replace(/\./g, '\\.')} holds ${h.size} bytes with sha256 [0-9a-f]{64}, but the release page says ${h.size} bytes, ${h.sha256}`));
+    expect(bad.stderr).toContain(`s3://chan/nixos-23.11/latest-nixos-x86_64-linux.ova.sha256 redirects to ${RELEASES_URL}/${prefix}/nixos-${V['23.11']}-x86_64-linux.ova.sha256, but s3://rel/${prefix}/nixos-${V['23.11']}-x86_64-linux.ova.sha256 does not exist (a dangling redirect)`);
+  });
 });
