@@ -88,7 +88,7 @@ export interface StaleAlias {
 }
 
 /** An optional product left out of this release, with the aliases it would have had. */
-interface SkippedProduct { job: string; reason: string; aliases: string[] }
+interface SkippedProduct { job: string; what: string; reason: string; aliases: string[] }
 
 interface ChosenProduct { job: string; product: FileProduct; file: string; redirects: ChannelRelease['kind']['products'][number]['redirects'] }
 
@@ -114,7 +114,7 @@ async function chooseProducts(release: ChannelRelease, skipped: Skip[], skippedP
   const out: ChosenProduct[] = [];
   const skip = (job: string, reason: string, spec: ChannelRelease['kind']['products'][number]) => {
     skipped.push({ what: `optional product of job ${job}`, reason });
-    skippedProducts.push({ job, reason, aliases: aliasNames(spec.redirects, release.vars, job) });
+    skippedProducts.push({ job, what: `optional product of job ${job} skipped`, reason, aliases: aliasNames(spec.redirects, release.vars, job) });
   };
   for (const spec of productsFor(release.kind, release.channel)) {
     const field = `channels.kinds[].products[${release.kind.products.indexOf(spec)}]`;
@@ -280,7 +280,7 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
     for (const c of chosen) {
       if (present.has(c.file)) continue;
       const names = new Set(aliasNames(c.redirects, vars, c.job));
-      skippedProducts.push({ job: c.job, reason: `${c.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}`, aliases: [...names] });
+      skippedProducts.push({ job: c.job, what: `the file of job ${c.job} is missing`, reason: `${c.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}`, aliases: [...names] });
       for (let i = aliases.length - 1; i >= 0; i--) if (names.has(aliases[i]!.name)) aliases.splice(i, 1);
     }
     for (let i = aliases.length - 1; i >= 0; i--) {
@@ -298,10 +298,10 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
       const key = `${channelDir}/${name}`;
       const h = await reader.head(channels.bucket, key);
       if (h?.redirect) {
-        staleAliases.push({ alias: key, target: h.redirect, reason: `optional product of job ${sp.job} skipped: ${sp.reason}` });
-        log.warn(`channel alias s3://${channels.bucket}/${key} keeps pointing at ${h.redirect} (an earlier release): this release has no such file (job ${sp.job}: ${sp.reason})`);
+        staleAliases.push({ alias: key, target: h.redirect, reason: `${sp.what}: ${sp.reason}` });
+        log.warn(`channel alias s3://${channels.bucket}/${key} keeps pointing at ${h.redirect} (an earlier release): this release has no such file (${sp.what}: ${sp.reason})`);
       } else {
-        skipped.push({ what: `channel alias ${release.channel}/${name}`, reason: `optional product of job ${sp.job} skipped (${sp.reason}); no alias is created for it` });
+        skipped.push({ what: `channel alias ${release.channel}/${name}`, reason: `${sp.what} (${sp.reason}); no alias is created for it` });
       }
     }
   }
