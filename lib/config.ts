@@ -8,6 +8,8 @@ import { parseJsonText, parseWith } from './zod-errors.ts';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
 const nonEmpty = z.string().min(1, 'must not be empty');
+/** `"$comment"`: JSON has no comments, so releng.json may carry notes in this field (JSON Schema's own convention); ignored. */
+const comment = z.union([z.string(), z.array(z.string())]).optional();
 const colour = z.enum(['blue', 'green', 'red', 'yellow', 'magenta', 'cyan', 'white']);
 
 /** Where S3 credentials come from. Never stored in the config itself. */
@@ -45,6 +47,8 @@ const cache = z.object({
   compression: z.enum(['zstd', 'xz', 'none']).default('zstd'),
   /** Extra Nix store URL options (want-mass-query, write-nar-listing, ...). */
   storeOptions: z.record(z.string(), z.string()).default({}),
+  /** The public key matching signingKeyFile (`NAME:BASE64`, what users trust); `releng check` compares them. */
+  publicKey: z.string().regex(/^[^:\s]+:[A-Za-z0-9+/]{43}=$/, 'expected a Nix public key NAME:BASE64').optional(),
 }).strict();
 
 const git = z.union([
@@ -66,6 +70,7 @@ const dockerTarget = z.object({
 }).strict();
 
 const environment = z.object({
+  $comment: comment,
   colour: colour.default('white'),
   releasesBucket: s3Url,
   cacheBucket: s3Url,
@@ -84,6 +89,7 @@ const environment = z.object({
 }).strict();
 
 const profile = z.object({
+  $comment: comment,
   systems: z.array(nonEmpty).min(1, 'a profile needs at least one system'),
   dockerSystems: z.array(nonEmpty).default([]),
 }).strict();
@@ -128,6 +134,7 @@ const releaseNotes = z.object({
 
 export const configSchema = z.object({
   $schema: z.string().optional(),
+  $comment: comment,
   /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
   project: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
   /** Display name in release notes headings (default: project). */
