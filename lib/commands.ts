@@ -163,7 +163,7 @@ export const commands: CommandDef[] = [
       { name: 'hydra-json', type: 'string', value: 'FILE', description: 'the build from Hydra\'s RunCommand file (pass "$HYDRA_JSON")' },
       { name: 'force', type: 'boolean', description: 'publish even if the channel would go back in time or is already there (logged loudly)' },
     ],
-    examples: ['releng channel nixos-unstable --build https://hydra.nixos.org/build/123 --environment staging --dry-run'],
+    examples: ['releng channel nixos-unstable --build https://hydra.example/build/1 --dry-run', 'releng channel nixos-25.05 --hydra-json "$HYDRA_JSON" --noconfirm'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
   },
