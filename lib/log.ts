@@ -156,9 +156,9 @@ class TerminalRenderer {
     this.redraw();
   }
 
-  remove(item: Live, finalLine?: string): void {
+  remove(item: Live, finalLine?: string | ((width: number) => string)): void {
     this.live = this.live.filter((l) => l !== item);
-    if (finalLine !== undefined) this.print(finalLine);
+    if (finalLine !== undefined) this.print(typeof finalLine === 'string' ? finalLine : finalLine(this.width()));
     else this.redraw();
     if (!this.live.length) this.stopTimer();
   }
@@ -269,7 +269,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
             if (stopped) return;
             stopped = true;
             const secs = (Date.now() - started) / 1000;
-            renderer.remove(item, `${tick} ${redact(title)}: ${fmt(done)}${items ? `, ${itemsDone} files` : ''} in ${secs.toFixed(1)} s (${speed()}/s)`);
+            // The numbers stay whole; the title gives way when the line is wider than the terminal.
+            const numbers = `: ${fmt(done)}${items ? `, ${itemsDone} files` : ''} in ${secs.toFixed(1)} s (${speed()}/s)`;
+            renderer.remove(item, (width) => `${tick} ${fitToWidth(redact(title), Math.max(8, width - numbers.length - 2))}${numbers}`);
           },
         };
       }
