@@ -185,7 +185,9 @@ async function main(argv: string[]): Promise<number> {
   // Each run has an id: in its log, its --json output, and the probe keys of `check`.
   const runId = nanoid(12);
   const log = createLogger({ verbose: p.flags.verbose, runId });
-  log.debug(`releng ${pkg.version} ${p.command.name}: run ${runId}`);
+  // In a log file (no terminal) every run names its id; on a terminal only with --verbose.
+  if (!log.interactive && p.command.name !== 'completion') log.info(`releng ${pkg.version} ${p.command.name}: run ${runId}`);
+  else log.debug(`releng ${pkg.version} ${p.command.name}: run ${runId}`);
   const flags = { ...p.flags, runId };
   try {
     const result = await runCommand({ ...p, flags }, log);
