@@ -32,6 +32,8 @@ export interface CheckResult {
 /** A program releng runs: how to ask its version, and whether this config needs it. */
 interface Tool {
   name: string;
+  /** The nixpkgs attribute providing it (nix/runtime-tools.nix puts each on the wrapper's PATH). */
+  nixpkgs: string;
   args: string[];
   debian: string;
   neededBy: string;
@@ -44,17 +46,17 @@ const always = () => true;
 const optional = () => false;
 
 export const tools: Tool[] = [
-  { name: 'git', args: ['--version'], debian: 'git', neededBy: 'prepare, tag, build, upload', required: always },
-  { name: 'nix', args: ['--version'], debian: 'nix-bin', neededBy: 'build, upload (signing, cache)', required: always },
-  { name: 'xz', args: ['--version'], debian: 'xz-utils', neededBy: 'build (tarballs)', required: always },
-  { name: 'zstd', args: ['--version'], debian: 'zstd', neededBy: 'upload (zstd cache compression)', required: (c) => Object.values(c.environments).some((e) => e.cache?.compression === 'zstd') },
-  { name: 'skopeo', args: ['--version'], debian: 'skopeo', neededBy: 'upload (container images)', required: anyDocker },
-  { name: 'docker-registry', args: ['--version'], debian: 'docker-registry', neededBy: 'the embedded registry (local environment, serve)', required: anyEmbeddedRegistry },
-  { name: 'flock', args: ['--version'], debian: 'util-linux', neededBy: 'channel (one run at a time)', required: (c) => !!c.channels },
-  { name: 'nix-eval-jobs', args: ['--version'], debian: 'nix-eval-jobs (nixpkgs)', neededBy: 'build (faster evaluation; nix-instantiate is the fallback)', required: optional },
-  { name: 'gpg', args: ['--version'], debian: 'gnupg', neededBy: 'signed APT repositories (index)', required: optional },
-  { name: 'dpkg', args: ['--version'], debian: 'dpkg', neededBy: 'Debian packages (index)', required: optional },
-  { name: 'rsync', args: ['--version'], debian: 'rsync', neededBy: 'mirrors', required: optional },
+  { name: 'git', nixpkgs: 'git', args: ['--version'], debian: 'git', neededBy: 'prepare, tag, build, upload', required: always },
+  { name: 'nix', nixpkgs: 'nix', args: ['--version'], debian: 'nix-bin', neededBy: 'build, upload (signing, cache)', required: always },
+  { name: 'xz', nixpkgs: 'xz', args: ['--version'], debian: 'xz-utils', neededBy: 'build (tarballs)', required: always },
+  { name: 'zstd', nixpkgs: 'zstd', args: ['--version'], debian: 'zstd', neededBy: 'upload (zstd cache compression)', required: (c) => Object.values(c.environments).some((e) => e.cache?.compression === 'zstd') },
+  { name: 'skopeo', nixpkgs: 'skopeo', args: ['--version'], debian: 'skopeo', neededBy: 'upload (container images)', required: anyDocker },
+  { name: 'docker-registry', nixpkgs: 'docker-distribution', args: ['--version'], debian: 'docker-registry', neededBy: 'the embedded registry (local environment, serve)', required: anyEmbeddedRegistry },
+  { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'channel (one run at a time)', required: (c) => !!c.channels },
+  { name: 'nix-eval-jobs', nixpkgs: 'nix-eval-jobs', args: ['--version'], debian: 'nix-eval-jobs (nixpkgs)', neededBy: 'build (faster evaluation; nix-instantiate is the fallback)', required: optional },
+  { name: 'gpg', nixpkgs: 'gnupg', args: ['--version'], debian: 'gnupg', neededBy: 'signed APT repositories (index)', required: optional },
+  { name: 'dpkg', nixpkgs: 'dpkg', args: ['--version'], debian: 'dpkg', neededBy: 'Debian packages (index)', required: optional },
+  { name: 'rsync', nixpkgs: 'rsync', args: ['--version'], debian: 'rsync', neededBy: 'mirrors', required: optional },
 ];
 
 /** The public key of a Nix secret key (`NAME:BASE64` of libsodium's 64-byte seed+public key): its last 32 bytes. */
