@@ -11,7 +11,9 @@ import { commands } from '../../lib/commands.ts';
 import { completionScript } from '../../lib/completion.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { startingConfig } from '../../lib/phases/init.ts';
+import { execa } from 'execa';
 import { releng } from '../helpers/cli.ts';
+import { repoRoot, scratchProject } from '../helpers/project.ts';
 import { expectGolden } from '../helpers/golden.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -76,6 +78,25 @@ describe('help and usage', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Commands:');
     expect(r.stdout).toContain('Exit status: 0 success, 1 failure, 2 usage error.');
+  });
+});
+
+describe('the bundle (npm run build)', () => {
+  it('answers like the sources, and finds the files it opens by path (s3rver child: check on local)', async () => {
+    await execa('npm', ['run', 'build'], { cwd: repoRoot });
+    const bundle = path.join(repoRoot, 'dist', 'lib', 'releng.mjs');
+    for (const args of [['--help'], ['upload', '--help'], ['--version']]) {
+      const fromBundle = await execa('node', [bundle, ...args], { cwd: dir });
+      expect(fromBundle.stdout).toBe((await releng(args, { cwd: dir })).stdout);
+    }
+    const project = await scratchProject();
+    try {
+      const r = await execa('node', [bundle, 'check'], { cwd: project.dir, reject: false, env: { CI: 'true' } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toContain('✔ local: bucket s3://local-releases: reachable, writable');
+    } finally {
+      await project.cleanup();
+    }
   });
 });
 
