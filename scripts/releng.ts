@@ -166,6 +166,8 @@ function parse(argv: string[]): Parsed | number {
     c.configureOutput({ outputError: (s, write) => write(`releng: ${s.replace(/^error: /, '')}${s.includes('--help') ? '' : `(see \`releng ${c.name()} --help\`)\n`}`) });
   }
   if (argv.length === 0) { program.outputHelp(); return 0; }
+  // `releng help biuld`: the same "unknown command ... Did you mean build?" as `releng biuld`.
+  if (argv[0] === 'help' && argv[1] && !argv[1].startsWith('-') && !commandNamed(argv[1])) argv = [argv[1]];
   try {
     program.parse(argv, { from: 'user' });
   } catch (e) {

@@ -67,6 +67,9 @@ describe('help and usage', () => {
     expect(cmd.code).toBe(2);
     expect(cmd.stderr).toContain("unknown command 'biuld'");
     expect(cmd.stderr).toContain('Did you mean build?');
+    const help = await releng(['help', 'biuld'], { cwd: dir });
+    expect(help.code).toBe(2);
+    expect(help.stderr).toContain('Did you mean build?');
     const flag = await releng(['upload', '--envirnment', 'staging'], { cwd: dir });
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain('Did you mean --environment?');
