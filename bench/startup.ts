@@ -5,7 +5,7 @@
 // prints medians (min–max) of process wall time. Optionally also another checkout (--before DIR,
 // e.g. a `git worktree` of main before the bundle) for a before/after figure.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,8 @@ if (flags.help) {
 const runs = Number(flags.runs);
 const skip = new Set(flags.skip!.split(',').filter(Boolean));
 const bin = path.join(repoRoot, 'bin', 'releng');
-if (!existsSync(path.join(repoRoot, 'dist', 'lib', 'releng.mjs'))) execFileSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+// Always rebuild: bin/releng runs the sources when they are newer than the bundle.
+execFileSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
 const env = { ...process.env, CI: 'true', NIX_CONFIG: 'substituters =\nexperimental-features = nix-command flakes' };
 
 interface Arm { name: string; cmd: string; args: string[]; env?: Record<string, string> }
