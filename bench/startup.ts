@@ -33,22 +33,26 @@ const env = { ...process.env, CI: 'true', NIX_CONFIG: 'substituters =\nexperimen
 
 interface Arm { name: string; cmd: string; args: string[]; env?: Record<string, string> }
 
-function time(arm: Arm, cwd: string): number {
+/** Wall time (ms) and CPU time of the process tree (user+sys, ms, from /usr/bin/time): CPU is what a loaded machine distorts least. */
+function time(arm: Arm, cwd: string): { wall: number; cpu: number } {
   const t0 = performance.now();
-  const r = spawnSync(arm.cmd, arm.args, { cwd, env: { ...env, ...arm.env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ms = performance.now() - t0;
+  const r = spawnSync('/usr/bin/time', ['-f', 'RELENG-CPU %U %S', arm.cmd, ...arm.args], { cwd, env: { ...env, ...arm.env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const wall = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${arm.name} ${arm.args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return ms;
+  const m = /RELENG-CPU ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  return { wall, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
 }
 
 function measure(label: string, arms: Arm[], cwd: string): string[] {
-  const times = new Map<string, number[]>(arms.map((a) => [a.name, []]));
-  for (const a of arms) time(a, cwd); // warm-up (page cache, Nix's eval cache)
+  const times = new Map<string, { wall: number; cpu: number }[]>(arms.map((a) => [a.name, []]));
+  for (const a of arms) time(a, cwd); // warm-up (page cache, tsx's cache, Nix's eval cache)
   for (let i = 0; i < runs; i++) for (const a of arms) times.get(a.name)!.push(time(a, cwd));
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   return arms.map((a) => {
-    const t = times.get(a.name)!.sort((x, y) => x - y);
-    const med = t[Math.floor(t.length / 2)]!;
-    return `| ${label} | ${a.name} | ${(med / 1000).toFixed(2)} s | ${(t[0]! / 1000).toFixed(2)}–${(t.at(-1)! / 1000).toFixed(2)} s |`;
+    const wall = times.get(a.name)!.map((t) => t.wall).sort((x, y) => x - y);
+    const cpu = times.get(a.name)!.map((t) => t.cpu).sort((x, y) => x - y);
+    const mid = Math.floor(wall.length / 2);
+    return `| ${label} | ${a.name} | ${s(wall[mid]!)} | ${s(wall[0]!)}–${s(wall.at(-1)!)} | ${s(cpu[mid]!)} |`;
   });
 }
 
@@ -82,6 +86,6 @@ console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length}, node ${proc
 console.log(`uptime before: ${before}`);
 console.log(`uptime after:  ${uptime()}`);
 console.log('');
-console.log('| command | arm | median | min–max |');
-console.log('|---|---|---|---|');
+console.log('| command | arm | wall, median | wall, min–max | CPU (user+sys), median |');
+console.log('|---|---|---|---|---|');
 for (const r of rows) console.log(r);
