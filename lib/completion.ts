@@ -6,7 +6,7 @@ import { UsageError } from './errors.ts';
 export const shells = ['bash', 'zsh', 'fish'] as const;
 export type Shell = (typeof shells)[number];
 
-const flagsOf = (c: CommandDef): FlagDef[] => [...c.flags, ...globalsOf(c)];
+const flagsOf = (c: CommandDef): FlagDef[] => [...c.flags, ...globalsOf(c).filter((g) => !c.flags.some((f) => f.name === g.name))];
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
 
 function bash(): string {

@@ -70,7 +70,8 @@ export function buildProgram(onSelect: (p: Parsed) => void): Command {
       .allowExcessArguments(!!def.usage)
       .showSuggestionAfterError(true);
     if (def.usage) cmd.usage(def.usage.replace(/^releng \S+\s*/, '') || '[flags]');
-    const all = [...def.flags, ...globalsOf(def)];
+    // A command's own flag wins over a shared one of the same name (commands are added in parallel).
+    const all = [...def.flags, ...globalsOf(def).filter((g) => !def.flags.some((f) => f.name === g.name))];
     const options = all.map((f) => ({ f, o: optionOf(f) }));
     for (const { o } of options) cmd.addOption(o);
     const after = [
