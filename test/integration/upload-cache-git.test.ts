@@ -141,6 +141,13 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     const summary = await uploadInProcess();
     expect(summary.cachePublicKey).toBe(publicKey);
     expect(summary.gitRemote).toBe('../remote.git');
+    // The result's URLs answer after the run (this S3 server outlives it), read with a plain HTTP client.
+    expect((await fetch(`${summary.urls.releases}SHA256SUMS`)).status).toBe(200);
+    expect(await (await fetch(`${summary.urls.cache}/nix-cache-info`)).text()).toContain('StoreDir: /nix/store');
+    expect((await fetch(summary.urls.manifest)).status).toBe(200);
+    // Image tags with the digests the registry reported; the embedded registry is named by serve's fixed port.
+    expect(summary.images.map((i) => i.reference).sort()).toEqual(['127.0.0.1:5000/hello:1.0', '127.0.0.1:5000/hello:1.0.0', '127.0.0.1:5000/hello:latest']);
+    for (const i of summary.images) expect(i.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     baseline = await putKeys();
     expect(new Set(baseline).size).toBe(baseline.length);
     const firstOf = (re: RegExp) => baseline.findIndex((k) => re.test(k));
