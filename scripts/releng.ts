@@ -222,4 +222,6 @@ function planOf(log: Logger): { plan?: unknown } {
   return steps.length || log.run.skipped.length ? { plan: { steps, skipped: log.run.skipped } } : {};
 }
 
+// `releng --help | head`: a closed pipe ends the output, not with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
 process.exitCode = await main(process.argv.slice(2));
