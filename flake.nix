@@ -33,7 +33,7 @@
 
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
-          packages = import ./nix/runtime-tools.nix { inherit pkgs; } ++ [ pkgs.nodejs_20 pkgs.rclone pkgs.openssl ];
+          packages = (import ./nix/runtime-tools.nix { inherit pkgs; }).packages ++ [ pkgs.nodejs_20 pkgs.rclone pkgs.openssl ];
         };
       });
 

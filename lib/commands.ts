@@ -1,6 +1,9 @@
 // Every command of the CLI: what it does, reads and changes (its --help), its flags, and how it runs.
-import type { Context } from './context.ts';
+// This list is the single registry: scripts/releng.ts builds the argument parser (commander), the
+// help, and the shell completions (lib/completion.ts) from it. A new command is one entry here.
+import type { Context, Flags } from './context.ts';
 import { ReleaseError } from './errors.ts';
+import type { Logger } from './log.ts';
 
 export interface FlagDef {
   name: string;
@@ -10,27 +13,53 @@ export interface FlagDef {
   value?: string;
 }
 
+/** The flags shared by commands; each command names the ones it uses (`globals`). */
+export type GlobalFlagName = 'config' | 'environment' | 'dry-run' | 'json' | 'noconfirm' | 'verbose';
+
+/** What a command that runs without a loaded releng.json gets (init, check, completion). */
+export interface BareRun {
+  flags: Flags;
+  positionals: string[];
+  log: Logger;
+  /** --config as given (check and init resolve it themselves). */
+  configFlag?: string;
+  cwd: string;
+}
+
 export interface CommandDef {
   name: string;
   summary: string;
   reads: string;
   changes: string;
+  /** Usage line for commands with positional arguments, e.g. `releng channel CHANNEL (--build URL | --hydra-json FILE)`. */
   usage?: string;
   flags: FlagDef[];
+  /** Which global flags apply (shown in its help, accepted on its command line). Default: all of them. */
+  globals?: GlobalFlagName[];
+  /** A command line or two shown under "Examples" in its help. */
+  examples?: string[];
   /** Whether it loads releng.json + version.json into a Context (serve/channel may not need a version). */
   needsVersion: boolean;
   run(ctx: Context, positionals: string[]): Promise<unknown>;
+  /** When set, the entry script calls this instead of building a Context (the command loads what it needs, or nothing). */
+  runBare?(io: BareRun): Promise<unknown>;
 }
 
-export const globalFlags: FlagDef[] = [
+export const globalFlags: (FlagDef & { name: GlobalFlagName })[] = [
   { name: 'config', type: 'string', value: 'FILE', description: 'releng.json to use (default: ./releng.json)' },
-  { name: 'environment', type: 'string', value: 'NAME', description: 'environment to publish to (default: local when defined)' },
+  { name: 'environment', type: 'string', value: 'NAME', description: 'the environment to use (default: local when releng.json defines it)' },
   { name: 'dry-run', type: 'boolean', description: 'run every read and check, print the exact writes, publish nothing (local staging under release/ may be written)' },
   { name: 'json', type: 'boolean', description: 'print the result as JSON on stdout (logs stay on stderr)' },
   { name: 'noconfirm', type: 'boolean', description: 'do not ask for the confirmation phrase (required without a terminal)' },
   { name: 'verbose', type: 'boolean', description: 'log every action and subprocess' },
-  { name: 'help', type: 'boolean', description: 'show help for the command' },
 ];
+
+/** The global flags a command accepts. */
+export function globalsOf(c: CommandDef): FlagDef[] {
+  return c.globals ? globalFlags.filter((f) => c.globals!.includes(f.name)) : globalFlags;
+}
+
+const localOnly: GlobalFlagName[] = ['config', 'dry-run', 'json', 'verbose'];
 
 const forcePushTag: FlagDef = { name: 'force-push-tag', type: 'boolean', description: 'replace tag VERSION on the git remote when it points at another commit' };
 const replaceArtifacts: FlagDef = { name: 'replace-artifacts', type: 'boolean', description: 'replace objects of the release prefix that hold other content (only for a release never announced)' };
@@ -64,6 +93,8 @@ export const commands: CommandDef[] = [
     reads: 'releng.json, version.json, the fragments, change-authors.yml, SUMMARY.md',
     changes: 'git (local): writes rl-MAJOR.md and SUMMARY.md, removes the fragments, one commit',
     flags: [{ name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'release date in the notes (default: today, UTC)' }],
+    globals: localOnly,
+    examples: ['releng prepare --dry-run', 'releng prepare --date 2026-12-01'],
     needsVersion: true,
     run: async (ctx) => (await import('./phases/prepare.ts')).prepare(ctx),
   },
@@ -76,6 +107,8 @@ export const commands: CommandDef[] = [
       { name: 'force-tag', type: 'boolean', description: 'replace an existing tag VERSION' },
       noCheckGitTag,
     ],
+    globals: localOnly,
+    examples: ['releng tag --dry-run', 'releng tag --force-tag'],
     needsVersion: true,
     run: async (ctx) => (await import('./phases/tag.ts')).tag(ctx),
   },
@@ -89,6 +122,8 @@ export const commands: CommandDef[] = [
       buildTarget,
       noCheckGit,
     ],
+    globals: localOnly,
+    examples: ['releng build', 'releng build --profile x86_64-linux-only --dry-run'],
     needsVersion: true,
     run: async (ctx) => (await import('./phases/build.ts')).build(ctx),
   },
@@ -98,6 +133,7 @@ export const commands: CommandDef[] = [
     reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
     flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit],
+    examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual'],
     needsVersion: true,
     run: async (ctx) => (await import('./phases/upload.ts')).uploadCommand(ctx),
   },
@@ -116,6 +152,7 @@ export const commands: CommandDef[] = [
       replaceCacheInfo,
       noCheckGit,
     ],
+    examples: ['releng release --environment staging --dry-run', 'nix run .#release -- --environment staging'],
     needsVersion: true,
     // Implemented in scripts/releng.ts: each phase gets a fresh context (tag rewrites version.json).
     run: async () => { throw new Error('internal: release is run by the entry script'); },
@@ -133,6 +170,7 @@ export const commands: CommandDef[] = [
       { name: 'verify', type: 'boolean', description: 'publish nothing: read the release the channel points at back and check every file, .sha256 and redirect' },
       { name: 'keep-staged', type: 'boolean', description: 'keep the downloaded products in the state directory after a successful publish' },
     ],
+    examples: ['releng channel nixos-unstable --build https://hydra.example/build/1 --dry-run', 'releng channel nixos-25.05 --hydra-json "$HYDRA_JSON" --noconfirm'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
   },
@@ -147,6 +185,7 @@ export const commands: CommandDef[] = [
       { name: 'all-or-nothing', type: 'boolean', description: 'commit nothing when any input cannot be updated (default: update the others and name the failures)' },
       { name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'date in the branch name releng/lock-DATE (default: today, UTC)' },
     ],
+    examples: ['releng lock --dry-run', 'releng lock nixpkgs --push --environment production'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/lock.ts')).lock(ctx, positionals),
   },
@@ -155,9 +194,52 @@ export const commands: CommandDef[] = [
     summary: 'serve the local environment\'s S3 data over HTTP to browse a local release',
     reads: '.releng/local/ of the project',
     changes: 'nothing (serves until Ctrl-C)',
-    flags: [{ name: 'port', type: 'string', value: 'PORT', description: 'port on 127.0.0.1 (default: 4566)' }],
+    flags: [
+      { name: 'port', type: 'string', value: 'PORT', description: 'S3 port on 127.0.0.1 (default: 4566)' },
+      { name: 'registry-port', type: 'string', value: 'PORT', description: 'container registry port on 127.0.0.1 (default: 5000), when the environment has an embedded registry' },
+    ],
+    globals: ['config', 'environment', 'verbose'],
+    examples: ['releng serve', 'releng serve --port 8080 --registry-port 5000'],
     needsVersion: false,
     run: async (ctx) => (await import('./local/serve.ts')).serve(ctx),
+  },
+  {
+    name: 'check',
+    summary: 'check an environment without a build: config, credentials, buckets (read and write), registry logins, signing key, git remote, tools',
+    usage: 'releng check [--environment NAME | --all]',
+    reads: 'releng.json, credentials, every bucket (a probe object is written and removed), registries, the signing key, the git remote, the tools on PATH',
+    changes: 'nothing (the probe object .releng-check/RUN-ID in each bucket is deleted again)',
+    flags: [{ name: 'all', type: 'boolean', description: 'check every environment of releng.json' }],
+    globals: ['config', 'environment', 'json', 'verbose'],
+    examples: ['releng check', 'releng check --environment staging', 'releng check --all --json'],
+    needsVersion: false,
+    run: async (ctx) => (await import('./phases/check.ts')).check({ flags: ctx.flags, positionals: [], log: ctx.log, configFlag: ctx.loaded.file, cwd: ctx.root }),
+    runBare: async (io) => (await import('./phases/check.ts')).check(io),
+  },
+  {
+    name: 'init',
+    summary: 'write a starting releng.json for the repository in the current directory (never overwrites)',
+    reads: 'flake.nix (project name) or the directory name',
+    changes: 'writes releng.json (or --config FILE)',
+    flags: [{ name: 'project', type: 'string', value: 'NAME', description: 'project name (default: from flake.nix, else the directory name)' }],
+    globals: ['config', 'json'],
+    examples: ['releng init', 'releng init --project lix'],
+    needsVersion: false,
+    run: async (ctx) => (await import('./phases/init.ts')).init({ flags: ctx.flags, positionals: [], log: ctx.log, cwd: ctx.root }),
+    runBare: async (io) => (await import('./phases/init.ts')).init(io),
+  },
+  {
+    name: 'completion',
+    summary: 'print a shell completion script (bash, zsh or fish)',
+    usage: 'releng completion (bash | zsh | fish)',
+    reads: 'nothing',
+    changes: 'nothing (prints to stdout)',
+    flags: [],
+    globals: [],
+    examples: ['releng completion bash > /etc/bash_completion.d/releng', 'releng completion fish > ~/.config/fish/completions/releng.fish'],
+    needsVersion: false,
+    run: async () => { throw new Error('internal: completion runs without a context'); },
+    runBare: async (io) => (await import('./completion.ts')).printCompletion(io.positionals),
   },
 ];
 
@@ -165,39 +247,6 @@ export function commandNamed(name: string): CommandDef | undefined {
   return commands.find((c) => c.name === name);
 }
 
-function flagLine(f: FlagDef): string {
-  const left = `--${f.name}${f.value ? ` ${f.value}` : ''}`;
-  return `  ${left.padEnd(26)} ${f.description}`;
-}
-
-export function mainHelp(): string {
-  return [
-    'releng — release engineering for Nix projects: plan every publish, then apply it.',
-    '',
-    'Usage: releng <command> [flags]',
-    '',
-    'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
-    '',
-    'Global flags:',
-    ...globalFlags.map(flagLine),
-    '',
-    'Run `releng <command> --help` for what a command reads and changes.',
-    'Exit status: 0 success, 1 failure, 2 usage error; `channel` also 3 (already at that release) and 4 (would go back in time): nothing to do.',
-  ].join('\n');
-}
-
-export function commandHelp(c: CommandDef): string {
-  return [
-    `releng ${c.name} — ${c.summary}`,
-    '',
-    `Usage: ${c.usage ?? `releng ${c.name} [flags]`}`,
-    '',
-    `Reads:   ${c.reads}`,
-    `Changes: ${c.changes}`,
-    ...(c.flags.length ? ['', 'Flags:', ...c.flags.map(flagLine)] : []),
-    '',
-    'Global flags:',
-    ...globalFlags.map(flagLine),
-  ].join('\n');
+export function commandNames(): string[] {
+  return commands.map((c) => c.name);
 }

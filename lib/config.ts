@@ -9,6 +9,8 @@ import { parseJsonText, parseWith } from './zod-errors.ts';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
 const nonEmpty = z.string().min(1, 'must not be empty');
+/** `"$comment"`: JSON has no comments, so releng.json may carry notes in this field (JSON Schema's own convention); ignored. */
+const comment = z.union([z.string(), z.array(z.string())]).optional();
 const colour = z.enum(['blue', 'green', 'red', 'yellow', 'magenta', 'cyan', 'white']);
 
 /** Where S3 credentials come from. Never stored in the config itself. */
@@ -49,6 +51,8 @@ const cache = z.object({
   /** Region cache writes are signed with, when it is not s3.region (Lix signs cache writes with `global`
    *  in every environment, its other uploads with the environment's region; issue 17). */
   region: nonEmpty.optional(),
+  /** The public key matching signingKeyFile (`NAME:BASE64`, what users trust); `releng check` compares them. */
+  publicKey: z.string().regex(/^[^:\s]+:[A-Za-z0-9+/]{43}=$/, 'expected a Nix public key NAME:BASE64').optional(),
 }).strict();
 
 /** Gerrit only: the branch goes for review (`refs/for/BRANCH`, Lix's push) or directly to `refs/heads/BRANCH`. */
@@ -72,6 +76,7 @@ const dockerTarget = z.object({
 }).strict();
 
 const environment = z.object({
+  $comment: comment,
   colour: colour.default('white'),
   releasesBucket: s3Url,
   cacheBucket: s3Url,
@@ -92,6 +97,7 @@ const environment = z.object({
 }).strict();
 
 const profile = z.object({
+  $comment: comment,
   systems: z.array(nonEmpty).min(1, 'a profile needs at least one system'),
   dockerSystems: z.array(nonEmpty).default([]),
 }).strict();
@@ -142,6 +148,7 @@ const releaseNotes = z.object({
 
 export const configSchema = z.object({
   $schema: z.string().optional(),
+  $comment: comment,
   /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
   project: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
   /** Display name in release notes headings (default: project). */

@@ -14,6 +14,8 @@ export interface Flags {
   environment?: string;
   /** --profile (build). */
   profile?: string;
+  /** The run's id (nanoid), set by the entry script: in the log, --json and probe keys. */
+  runId?: string;
   /** Command-specific flags (e.g. --date, --force-tag), already validated by the entry script. */
   extra: Record<string, string | boolean | undefined>;
 }

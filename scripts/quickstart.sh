@@ -1,28 +1,8 @@
 #!/usr/bin/env bash
-# The quick start: a full release of examples/hello (prepare → tag → build → upload) into the local environment (embedded S3,
-# local registry, bare git remote). The example is copied into a scratch git repository of its
-# own under .releng/quickstart/, so its tags and source tarball are the example's, not releng's.
+# The quick start: installs what it needs (scripts/setup.sh, bash: it runs before npm ci), then
+# runs the zx script scripts/quickstart.mjs: a full release of examples/hello into the local environment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bash "$here/scripts/setup.sh"
 . "$here/scripts/env.sh"
-
-work="$here/.releng/quickstart"
-rm -rf "$work"
-mkdir -p "$work"
-cp -r "$here/examples/hello" "$work/hello"
-git init -q --bare -b main "$work/remote.git"
-cd "$work/hello"
-git init -q -b main
-git config user.name "releng quick start"
-git config user.email "quickstart@example.invalid"
-git add -A
-git commit -q -m "hello: initial import"
-git remote add origin "$work/remote.git"
-git push -q origin main
-
-# The whole flow on a clean repository: prepare (notes) → tag → build → upload.
-"$here/bin/releng" release "$@"
-echo
-echo "Released examples/hello $(git describe --tags) into $work/hello/.releng/local (run '$here/bin/releng serve' in $work/hello to browse it)."
-echo "Release notes: $work/hello/doc/manual/src/release-notes/; tag record: $work/hello/release/tag.json."
+exec node "$here/node_modules/zx/build/cli.js" "$here/scripts/quickstart.mjs" "$@"

@@ -1,69 +1,135 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
 // Exit 0 success, 1 failure, 2 usage error, 3/4 nothing to do (NothingToDo: already published /
 // would go back in time). Only this file prints errors.
-import { parseArgs } from 'node:util';
-import { commandHelp, commandNamed, globalFlags, mainHelp, releasePhases, type CommandDef } from '../lib/commands.ts';
-import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
-import { confirmationRequired, isUnattended, unattendedError } from '../lib/confirm.ts';
-import { makeContext, type Context, type Flags } from '../lib/context.ts';
-import { environmentName } from '../lib/environment.ts';
+// Start-up matters (every command, `--help` included): this file imports only the command registry,
+// the argument parser and small modules; config, S3, Nix and the phases load when a command runs.
+import { nanoid } from 'nanoid';
+import { Command, CommanderError, Option } from 'commander';
+import pkg from '../package.json' with { type: 'json' };
+import { commands, commandNamed, globalsOf, releasePhases, type CommandDef, type FlagDef } from '../lib/commands.ts';
+import type { Context, Flags } from '../lib/context.ts';
 import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { redact } from '../lib/secrets.ts';
-import { loadVersion, type VersionInfo } from '../lib/version.ts';
 
 interface Parsed {
   command: CommandDef;
   positionals: string[];
   flags: Flags;
   configFlag?: string;
-  help: boolean;
 }
 
-function parse(argv: string[]): Parsed | { help: true; command?: undefined } {
-  const name = argv[0];
-  if (!name || name === '--help' || name === '-h' || name === 'help') return { help: true };
-  const command = commandNamed(name);
-  if (!command) throw new UsageError(`unknown command "${name}"; run \`releng --help\` for the list`);
-  const defs = [...globalFlags, ...command.flags];
-  const options = Object.fromEntries(defs.map((f) => [f.name, { type: f.type }])) as Record<string, { type: 'boolean' | 'string' }>;
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv.slice(1), options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message.replace(/\. To specify.*$/s, '')} (see \`releng ${name} --help\`)`);
+const flagFields = new Set(['config', 'environment', 'dry-run', 'json', 'noconfirm', 'verbose', 'no-check-git', 'profile']);
+
+/** The terminal's width for help text (80 without a terminal, so help is the same in pipes and tests). */
+function helpWidth(): number {
+  return process.stdout.isTTY && process.stdout.columns ? Math.min(process.stdout.columns, 120) : 80;
+}
+
+/** Word-wraps `text` after a label, continuation lines indented under the text. */
+export function wrapLabelled(label: string, text: string, width: number): string {
+  const indent = ' '.repeat(label.length);
+  const lines: string[] = [];
+  let line = label;
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const candidate = line.length > indent.length && line.trim() !== label.trim() ? `${line} ${word}` : `${line}${word}`;
+    if (candidate.length > width && line.trim() !== label.trim()) {
+      lines.push(line);
+      line = indent + word;
+    } else line = candidate;
   }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  const known = new Set(['config', 'environment', 'dry-run', 'json', 'noconfirm', 'verbose', 'help', 'no-check-git', 'profile']);
-  const extra: Flags['extra'] = {};
-  for (const [k, val] of Object.entries(v)) if (!known.has(k)) extra[k] = val;
-  return {
-    command,
-    positionals: parsed.positionals,
-    configFlag: v.config as string | undefined,
-    help: !!v.help,
-    flags: {
-      dryRun: !!v['dry-run'], json: !!v.json, noconfirm: !!v.noconfirm, verbose: !!v.verbose,
-      noCheckGit: !!v['no-check-git'], environment: v.environment as string | undefined,
-      profile: v.profile as string | undefined, extra,
-    },
-  };
+  lines.push(line);
+  return lines.join('\n');
+}
+
+function optionOf(f: FlagDef): Option {
+  return new Option(`--${f.name}${f.type === 'string' ? ` <${f.value ?? 'VALUE'}>` : ''}`, f.description);
+}
+
+/** The commander program built from lib/commands.ts; `onSelect` receives the command that matched. */
+export function buildProgram(onSelect: (p: Parsed) => void): Command {
+  const width = helpWidth();
+  const program = new Command('releng')
+    .description('release engineering for Nix projects: plan every publish, then apply it')
+    .version(pkg.version, '-V, --version', 'print the version of releng')
+    .helpOption('-h, --help', 'show help')
+    .helpCommand('help [command]', 'show help for a command')
+    .showSuggestionAfterError(true)
+    .configureHelp({ helpWidth: width })
+    .addHelpText('after', [
+      '',
+      'Run `releng help COMMAND` (or `releng COMMAND --help`) for what a command reads and changes.',
+      'A release: releng prepare → tag → build → upload --environment NAME (or `releng release`).',
+      'Exit status: 0 success, 1 failure, 2 usage error; `channel` also 3 (already at that release) and 4 (would go back in time): nothing to do.',
+    ].join('\n'));
+  for (const def of commands) {
+    const cmd = program.command(def.name)
+      .summary(def.summary)
+      .description(def.summary)
+      .helpOption('-h, --help', 'show help for this command')
+      .configureHelp({ helpWidth: width })
+      .allowExcessArguments(!!def.usage)
+      .showSuggestionAfterError(true);
+    if (def.usage) cmd.usage(def.usage.replace(/^releng \S+\s*/, '') || '[flags]');
+    // A command's own flag wins over a shared one of the same name (commands are added in parallel).
+    const all = [...def.flags, ...globalsOf(def).filter((g) => !def.flags.some((f) => f.name === g.name))];
+    const options = all.map((f) => ({ f, o: optionOf(f) }));
+    for (const { o } of options) cmd.addOption(o);
+    const after = [
+      '',
+      wrapLabelled('Reads:   ', def.reads, width),
+      wrapLabelled('Changes: ', def.changes, width),
+      ...(def.examples?.length ? ['', 'Examples:', ...def.examples.map((e) => `  ${e}`)] : []),
+    ];
+    cmd.addHelpText('after', after.join('\n'));
+    cmd.action((...args: unknown[]) => {
+      const self = args[args.length - 1] as Command;
+      const opts = self.opts();
+      const v: Record<string, string | boolean | undefined> = {};
+      for (const { f, o } of options) {
+        const raw = opts[o.attributeName()];
+        v[f.name] = o.negate ? raw === false : raw;
+      }
+      const extra: Flags['extra'] = {};
+      for (const [k, val] of Object.entries(v)) if (!flagFields.has(k) && val !== undefined) extra[k] = val;
+      onSelect({
+        command: def,
+        positionals: self.args,
+        configFlag: v.config as string | undefined,
+        flags: {
+          dryRun: !!v['dry-run'], json: !!v.json, noconfirm: !!v.noconfirm, verbose: !!v.verbose,
+          noCheckGit: !!v['no-check-git'], environment: v.environment as string | undefined,
+          profile: v.profile as string | undefined, extra,
+        },
+      });
+    });
+  }
+  return program;
 }
 
 async function contextFor(p: Parsed, log: Logger): Promise<Context> {
+  const [{ configPath, loadConfig }, { makeContext }, { loadVersion }] = await Promise.all([
+    import('../lib/config.ts'), import('../lib/context.ts'), import('../lib/version.ts'),
+  ]);
   const loaded = await loadConfig(configPath(p.configFlag));
-  const version: VersionInfo = p.command.needsVersion
+  const version = p.command.needsVersion
     ? await loadVersion(loaded.root, loaded.config.versionFile)
     : { version: '', major: '', official: false, releaseName: '', file: '' };
   return makeContext(loaded, version, p.flags, log);
 }
 
 async function runCommand(p: Parsed, log: Logger): Promise<unknown> {
+  if (p.command.runBare) {
+    return p.command.runBare({ flags: p.flags, positionals: p.positionals, log, configFlag: p.configFlag, cwd: process.cwd() });
+  }
   if (p.command.name !== 'release') {
     return p.command.run(await contextFor(p, log), p.positionals);
   }
   // release under CI or Hydra: refuse before prepare and tag change anything, unless --noconfirm
   // was given explicitly for an environment that asks for confirmation (issue 4).
+  const [{ environmentNamed }, { confirmationRequired, isUnattended, unattendedError }, { environmentName }] = await Promise.all([
+    import('../lib/config.ts'), import('../lib/confirm.ts'), import('../lib/environment.ts'),
+  ]);
   const first = await contextFor(p, log);
   const target = environmentName(first);
   if (confirmationRequired(target, environmentNamed(first.loaded, target)) && !p.flags.noconfirm && !p.flags.dryRun && isUnattended()) {
@@ -88,38 +154,80 @@ async function runCommand(p: Parsed, log: Logger): Promise<unknown> {
   return results;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (e) {
-    process.stderr.write(`releng: ${describeError(e)}\n`);
-    return 2;
+/** Parses argv; returns the command to run, or an exit code when commander answered (help, version, usage error). */
+function parse(argv: string[]): Parsed | number {
+  let selected: Parsed | undefined;
+  const program = buildProgram((p) => { selected = p; });
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(`releng: ${s.replace(/^error: /, '')}`),
+  });
+  for (const c of program.commands) {
+    c.exitOverride();
+    c.configureOutput({ outputError: (s, write) => write(`releng: ${s.replace(/^error: /, '')}${s.includes('--help') ? '' : `(see \`releng ${c.name()} --help\`)\n`}`) });
   }
-  if (!parsed.command) { process.stdout.write(mainHelp() + '\n'); return 0; }
-  const p = parsed as Parsed;
-  if (p.help) { process.stdout.write(commandHelp(p.command) + '\n'); return 0; }
-  const log = createLogger({ verbose: p.flags.verbose });
+  if (argv.length === 0) { program.outputHelp(); return 0; }
+  // `releng help biuld`: the same "unknown command ... Did you mean build?" as `releng biuld`.
+  if (argv[0] === 'help' && argv[1] && !argv[1].startsWith('-') && !commandNamed(argv[1])) argv = [argv[1]];
   try {
-    const result = await runCommand(p, log);
-    if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, result }, null, 2)) + '\n');
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    throw e;
+  }
+  return selected ?? 2;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parse(argv);
+  if (typeof parsed === 'number') return parsed;
+  const p = parsed;
+  // Each run has an id: in its log, its --json output, and the probe keys of `check`.
+  const runId = nanoid(12);
+  const log = createLogger({ verbose: p.flags.verbose, runId });
+  // In a log file (no terminal) every run names its id; on a terminal only with --verbose.
+  if (!log.interactive && p.command.name !== 'completion') log.info(`releng ${pkg.version} ${p.command.name}: run ${runId}`);
+  else log.debug(`releng ${pkg.version} ${p.command.name}: run ${runId}`);
+  const flags = { ...p.flags, runId };
+  try {
+    const result = await runCommand({ ...p, flags }, log);
+    log.close();
+    if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, runId, ...planOf(log), result }, null, 2)) + '\n');
     return 0;
   } catch (e) {
     if (e instanceof DryRunStop) {
-      if (p.flags.json) process.stdout.write(JSON.stringify({ ok: true, command: p.command.name, dryRun: true }) + '\n');
+      if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, runId, dryRun: true, ...planOf(log) }, null, 2)) + '\n');
       return 0;
     }
+    log.close();
     if (e instanceof NothingToDo) {
       log.info(redact(describeError(e)));
-      if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, nothingToDo: e.message, exitStatus: e.exitStatus, result: e.result }, null, 2)) + '\n');
+      if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, runId, nothingToDo: e.message, exitStatus: e.exitStatus, result: e.result }, null, 2)) + '\n');
       return e.exitStatus;
     }
     const message = redact(describeError(e));
     process.stderr.write(`${log.colour('red', 'error:')} ${message}\n`);
     if (p.flags.verbose && !(e instanceof ReleaseError) && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + '\n');
-    if (p.flags.json) process.stdout.write(JSON.stringify({ ok: false, command: p.command.name, error: message }) + '\n');
+    if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: false, command: p.command.name, runId, error: message, ...planOf(log), ...resultOf(e) }, null, 2)) + '\n');
     return e instanceof UsageError ? 2 : 1;
   }
 }
 
+/** A failure that carries a result (check: every line) shows it in --json too. */
+function resultOf(e: unknown): { result?: unknown } {
+  return e && typeof e === 'object' && 'result' in e ? { result: (e as { result: unknown }).result } : {};
+}
+
+/** The plan a dry run printed (every action, in order), for --json. */
+function planOf(log: Logger): { plan?: unknown } {
+  const steps = log.run.plan;
+  return steps.length || log.run.skipped.length ? { plan: { steps, skipped: log.run.skipped } } : {};
+}
+
+// `releng --help | head`: a closed pipe ends the output, not with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
 process.exitCode = await main(process.argv.slice(2));

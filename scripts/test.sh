@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
 npx tsc --noEmit
+# The bundle bin/releng runs when it is up to date (tests run the sources: RELENG_FROM_SOURCE=1).
+npm run build --silent
 mkdir -p .releng
 results=.releng/test-results.json
 rm -f "$results"

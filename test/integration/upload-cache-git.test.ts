@@ -17,8 +17,10 @@ import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
 import { planCache } from '../../lib/upload/cache.ts';
 import type { TagRecord } from '../../lib/tag-record.ts';
 import { loadVersion } from '../../lib/version.ts';
+import { render } from '../../lib/actions.ts';
 import { releng } from '../helpers/cli.ts';
-import { scratchProject, type ScratchProject } from '../helpers/project.ts';
+import { expectGolden } from '../helpers/golden.ts';
+import { repoRoot, scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -111,12 +113,41 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     expect(lsRemote()).not.toContain('refs/tags/1.0.0');
   });
 
+  it('--dry-run --json prints the whole plan, every action in order, with the run id (golden)', async () => {
+    const r = await releng(['upload', '--dry-run', '--json'], { cwd: p.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ ok: true, command: 'upload', result: { dryRun: true } });
+    expect(out.runId).toMatch(/^[A-Za-z0-9_-]{12}$/);
+    expect(r.stderr).toContain(`releng ${JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version} upload: run ${out.runId}`);
+    // The JSON plan is the printed plan: the same actions in the same order.
+    const printed = r.stderr.split('\n').filter((l) => l.includes('[dry-run] ')).map((l) => l.replace(/^.*\[dry-run\] /, ''));
+    const actions = out.plan.steps.flatMap((s: any) => s.actions);
+    expect(actions.map((a: any) => render(a))).toEqual(printed);
+    expect(actions.map((a: any) => a.kind)).toContain('git.push');
+    // Golden, with what changes per run (hashes, sizes, paths, ports) replaced by placeholders.
+    const normal = JSON.stringify(out.plan, null, 2)
+      .replaceAll(p.dir, '<project>').replaceAll(path.dirname(p.dir), '<tmp>')
+      .replace(/\b[0-9a-f]{64}\b/g, '<sha256>').replace(/\b[0-9a-f]{40}\b/g, '<commit>')
+      .replace(/\b[0-9a-df-np-sv-z]{52}\b/g, '<nar-hash>').replace(/\b[0-9a-df-np-sv-z]{32}\b/g, '<store-hash>')
+      .replace(/(\\?"size\\?": ?)\d+/g, '$1"<n>"').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
+      .replace(/, \d+ B,/g, ', <n> B,').replace(/"bytes": \d+/g, '"bytes": "<n>"');
+    await expectGolden(normal + '\n', 'plans/upload-dry-run-hello.json');
+  });
+
   let baseline: string[];
   it('upload puts the cache (every narinfo after its NAR), the release, the docs, then pushes branch and tag', async () => {
     await s3.resetLog();
     const summary = await uploadInProcess();
     expect(summary.cachePublicKey).toBe(publicKey);
     expect(summary.gitRemote).toBe('../remote.git');
+    // The result's URLs answer after the run (this S3 server outlives it), read with a plain HTTP client.
+    expect((await fetch(`${summary.urls.releases}SHA256SUMS`)).status).toBe(200);
+    expect(await (await fetch(`${summary.urls.cache}/nix-cache-info`)).text()).toContain('StoreDir: /nix/store');
+    expect((await fetch(summary.urls.manifest)).status).toBe(200);
+    // Image tags with the digests the registry reported; the embedded registry is named by serve's fixed port.
+    expect(summary.images.map((i) => i.reference).sort()).toEqual(['127.0.0.1:5000/hello:1.0', '127.0.0.1:5000/hello:1.0.0', '127.0.0.1:5000/hello:latest']);
+    for (const i of summary.images) expect(i.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     baseline = await putKeys();
     expect(new Set(baseline).size).toBe(baseline.length);
     const firstOf = (re: RegExp) => baseline.findIndex((k) => re.test(k));

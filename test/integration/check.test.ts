@@ -1,0 +1,114 @@
+// `releng check` (issue 14) against a real S3 server (s3rver), a bare git remote and Nix's own
+// key tools: a right configuration passes with one line per check and leaves no probe behind;
+// a wrong access key, a signing key that does not match cache.publicKey and an unreachable git
+// remote each give a ✖ line, and the run exits 1.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publicKeyOf } from '../../lib/phases/check.ts';
+import { startingConfig } from '../../lib/phases/init.ts';
+import { releng } from '../helpers/cli.ts';
+import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { requireTool } from '../helpers/tools.ts';
+
+const nix = (args: string[], input?: string) => execFileSync('nix', ['--extra-experimental-features', 'nix-command', ...args], { encoding: 'utf8', input }).trim();
+
+describe('releng check', () => {
+  let s3: TestS3;
+  let dir: string;
+  let secret: string;
+  let publicKey: string;
+  const env = { STAGING_KEY_ID: 'S3RVER', STAGING_SECRET: 'S3RVER' };
+
+  async function writeConfig(over: { publicKey?: string; remote?: string } = {}) {
+    const config: any = startingConfig({ project: 'hello', system: 'x86_64-linux', flake: false, branch: 'main' });
+    config.environments.staging = {
+      releasesBucket: 's3://rel', cacheBucket: 's3://cache/hello', docsBucket: 's3://docs',
+      s3: { endpoint: s3.endpoint },
+      credentials: { source: 'env', accessKeyIdVar: 'STAGING_KEY_ID', secretAccessKeyVar: 'STAGING_SECRET' },
+      cache: { signingKeyFile: 'keys/staging.sec', publicKey: over.publicKey ?? publicKey },
+      git: { remote: over.remote ?? path.join(dir, 'remote.git') },
+    };
+    await writeFile(path.join(dir, 'project', 'releng.json'), JSON.stringify(config, null, 2));
+  }
+
+  beforeAll(async () => {
+    requireTool('nix', 'nix-bin');
+    dir = await mkdtemp(path.join(os.tmpdir(), 'releng-check-'));
+    s3 = await startTestS3(['rel', 'cache', 'docs']);
+    execFileSync('git', ['init', '-q', '--bare', path.join(dir, 'remote.git')]);
+    execFileSync('git', ['init', '-q', path.join(dir, 'project')]);
+    execFileSync('mkdir', ['-p', path.join(dir, 'project', 'keys')]);
+    secret = nix(['key', 'generate-secret', '--key-name', 'hello-staging-1']);
+    publicKey = nix(['key', 'convert-secret-to-public'], secret);
+    await writeFile(path.join(dir, 'project', 'keys', 'staging.sec'), secret, { mode: 0o600 });
+  });
+  afterAll(async () => {
+    await s3?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('derives the public key of a Nix secret key as Nix does', () => {
+    expect(publicKeyOf(secret)).toBe(publicKey);
+    expect(publicKeyOf('name:bm90IGEga2V5')).toBeUndefined();
+  });
+
+  it('a right configuration: every line ✔, exit 0, and the probes are gone', async () => {
+    await writeConfig();
+    await s3.resetLog();
+    const r = await releng(['check', '--environment', 'staging', '--json'], { cwd: path.join(dir, 'project'), env });
+    expect(r.code, r.stderr).toBe(0);
+    for (const line of [
+      '✔ config: releng.json is valid',
+      '✔ staging: credentials: from $STAGING_KEY_ID and $STAGING_SECRET',
+      '✔ staging: bucket s3://rel: reachable, writable (probe written and removed)',
+      '✔ staging: bucket s3://cache/hello: reachable, writable (probe written and removed)',
+      `✔ staging: signing key: keys/staging.sec: ${publicKey} (matches cache.publicKey)`,
+      '✔ staging: git remote:',
+      '✔ tool git: git version',
+      'all checks passed',
+    ]) expect(r.stderr).toContain(line);
+    expect(r.stderr).not.toContain('S3RVER');
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    expect(out.runId).toMatch(/^[A-Za-z0-9_-]{12}$/);
+    expect(out.result.problems).toBe(0);
+    // The probe was written under the bucket's prefix with the run id, then deleted: none is left.
+    const writes = (await s3.requests()).filter((l) => /^(PUT|DELETE) /.test(l)).map((l) => l.replace(/\?.*$/, ''));
+    expect(writes).toContainEqual(`PUT /cache/hello/.releng-check/${out.runId}`);
+    expect(writes).toContainEqual(`DELETE /cache/hello/.releng-check/${out.runId}`);
+    for (const b of ['rel', 'cache', 'docs']) expect(await s3.store.list(b, '')).toEqual([]);
+  });
+
+  it('a wrong access key, a key that does not match cache.publicKey and no git remote: ✖ lines, exit 1', async () => {
+    const other = nix(['key', 'convert-secret-to-public'], nix(['key', 'generate-secret', '--key-name', 'hello-staging-2']));
+    await writeConfig({ publicKey: other, remote: path.join(dir, 'missing.git') });
+    const r = await releng(['check', '--environment', 'staging', '--json'], { cwd: path.join(dir, 'project'), env: { ...env, STAGING_KEY_ID: 'WRONGKEY' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/✖ staging: bucket s3:\/\/rel: .*(credentials|access key|InvalidAccessKeyId)/i);
+    expect(r.stderr).toContain(`✖ staging: signing key: ${path.join(dir, 'project', 'keys', 'staging.sec')} signs as ${publicKey}, but environments.staging.cache.publicKey is ${other}`);
+    expect(r.stderr).toMatch(/✖ staging: git remote: cannot read git remote .*missing\.git/);
+    expect(r.stderr).toContain('error: check found 5 problems');
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(false);
+    expect(out.result.lines.filter((l: any) => l.status === 'problem').map((l: any) => l.what)).toEqual([
+      'bucket s3://rel', 'bucket s3://cache/hello', 'bucket s3://docs', 'signing key', 'git remote',
+    ]);
+    for (const b of ['rel', 'cache', 'docs']) expect(await s3.store.list(b, '')).toEqual([]);
+  });
+
+  it('an invalid releng.json is one ✖ line naming the field', async () => {
+    await writeFile(path.join(dir, 'project', 'releng.json'), JSON.stringify({ project: 'Hello' }));
+    const r = await releng(['check'], { cwd: path.join(dir, 'project') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/✖ config: .*releng\.json.*project: expected a lowercase name/s);
+  });
+
+  it('--all and --environment together is a usage error', async () => {
+    await writeConfig();
+    const r = await releng(['check', '--all', '--environment', 'staging'], { cwd: path.join(dir, 'project'), env });
+    expect(r.code).toBe(2);
+  });
+});
