@@ -91,3 +91,18 @@ export function nixSha256ToHex(h: string): string | undefined {
   if (/^[0-9a-f]{64}$/.test(m[1]!)) return m[1];
   return nix32ToHex(m[1]!);
 }
+
+/** Hex to Nix's base32 (the inverse of nix32ToHex). */
+export function hexToNix32(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  const len = Math.ceil((bytes.length * 8) / 5);
+  let out = '';
+  for (let n = len - 1; n >= 0; n--) {
+    const b = n * 5;
+    const i = Math.floor(b / 8);
+    const j = b % 8;
+    const c = ((bytes[i]! >> j) | (i + 1 < bytes.length ? bytes[i + 1]! << (8 - j) : 0)) & 0x1f;
+    out += NIX32[c];
+  }
+  return out;
+}

@@ -15,7 +15,7 @@ export const defaultRetry: RetryPolicy = { attempts: 5, backoffMs: 200 };
 /** 5xx, SlowDown/throttling and dropped connections are worth another try; the rest is not. */
 export function isRetryableS3Error(e: any): boolean {
   if (e?.retryable === true) return true;
-  const status = e?.$metadata?.httpStatusCode ?? e?.status;
+  const status = e?.$metadata?.httpStatusCode;
   if (typeof status === 'number' && (status >= 500 || status === 429)) return true;
   const name = e?.name ?? '';
   if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable', 'TimeoutError', 'ConditionalRequestConflict'].includes(name)) return true;

@@ -146,8 +146,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     for (const r of infos.get(p)!.references) {
       if (r === p) continue;
       if (narinfoPuts.has(r)) l = Math.max(l, levelOf(r) + 1);
-      else if (!infos.has(r)) {
-        throw new ReleaseError(`${p} references ${r}, which is not in the closure to upload`,
+      else if (!infos.has(r) && !listed.has(`${hashPart(r)}.narinfo`)) {
+        throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in the closure to upload`,
           'the closure computed from build-result.json is incomplete: re-run `releng build`');
       }
     }
