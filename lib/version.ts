@@ -11,9 +11,8 @@ import { parseJsonText, parseWith } from './zod-errors.ts';
  * Checked when version.json is read, so prepare refuses before it commits anything.
  */
 export function tagNameProblem(v: string): string | undefined {
-  if (v === '' ) return 'is empty';
+  if (v === '') return 'is empty';
   if (v.includes('/')) return 'contains "/" (it must be one path segment)';
-  if (v === '@') return 'is "@"';
   if (v.startsWith('.')) return 'starts with "."';
   if (v.endsWith('.')) return 'ends with "."';
   if (v.endsWith('.lock')) return 'ends with ".lock"';
