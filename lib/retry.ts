@@ -18,7 +18,7 @@ export function isRetryableS3Error(e: any): boolean {
   const status = e?.$metadata?.httpStatusCode;
   if (typeof status === 'number' && (status >= 500 || status === 429)) return true;
   const name = e?.name ?? '';
-  if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable', 'TimeoutError', 'ConditionalRequestConflict'].includes(name)) return true;
+  if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable', 'TimeoutError', 'ConditionalRequestConflict', 'BadDigest', 'XAmzContentSHA256Mismatch'].includes(name)) return true;
   const code = e?.code ?? e?.cause?.code ?? '';
   return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'].includes(code)
     || /socket hang up|other side closed|fetch failed/i.test(e?.message ?? '');
