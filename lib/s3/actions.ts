@@ -13,8 +13,11 @@ export interface S3Put {
   contentType: string;
   contentEncoding?: string;
   cacheControl?: string;
-  /** Why it is uploaded: new, or what differs. */
-  reason: 'new' | 'changed';
+  /**
+   * Why it is uploaded: new, other content, or `repair`: the bucket holds a damaged copy of this
+   * very object (our sha256 in its metadata, but another size: a truncated or lost body).
+   */
+  reason: 'new' | 'changed' | 'repair';
   /** Base64 MD5 of the file, read with its sha256 (the Content-MD5 transit checksum). */
   md5?: string;
   /** An immutable key created once (release prefix, NAR, narinfo): `If-None-Match: *` where the environment has conditional writes. */

@@ -150,11 +150,11 @@ export function leanClient(target: LeanTarget) {
 
   return {
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */
-    async listObjects(bucket: string, prefix: string): Promise<Array<{ key: string; size: number; etag?: string }>> {
+    async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string }>> {
       const out: Array<{ key: string; size: number; etag?: string }> = [];
       let token: string | undefined;
       do {
-        const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000' };
+        const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(opts.onePage ?? 1000) };
         if (prefix) query.prefix = prefix;
         if (token) query['continuation-token'] = token;
         const r = ok(await request('GET', { bucket, key: '', query, headers: {}, payloadSha256: EMPTY_SHA256, length: 0 }));
@@ -169,6 +169,7 @@ export function leanClient(target: LeanTarget) {
         token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;
         // A partial listing would make stale objects look absent (and deletes be missed): never accept one.
         if (truncated && !token) throw new ReleaseError(`listing s3://${bucket}/${prefix} was truncated without a continuation token`, 'the S3 server answered an incomplete listing; re-run, or report it to the server\'s operators');
+        if (opts.onePage) break;
       } while (token);
       return out;
     },

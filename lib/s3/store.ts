@@ -246,6 +246,9 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
           await client.send(new HeadBucketCommand({ Bucket: bucket }));
         } catch (e: any) {
           if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
+          // A HEAD answer has no body, so a 403 does not say whether the signature or a policy refused:
+          // one key of a listing (a GET) brings the error code (SignatureDoesNotMatch, AccessDenied, ...).
+          if (e?.$metadata?.httpStatusCode === 403) await getLean().listObjects(bucket, '', { onePage: 1 });
           throw e;
         }
       });

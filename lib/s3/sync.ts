@@ -60,14 +60,9 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   await Promise.all(req.files.map((f) => limit(async () => {
     const key = req.prefix + f.rel;
     const r = remote.get(key);
-    let reason: S3Put['reason'] = 'new';
-    if (r) {
-      if (r.size === f.size) {
-        const remoteSha = await remoteSha256(reader, req, key, r);
-        if (remoteSha === f.sha256) { unchanged++; return; }
-      }
-      reason = 'changed';
-    }
+    const state = await compareRemote(reader, req.bucket, key, r, f, req.record);
+    if (state === 'same') { unchanged++; return; }
+    const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
     const h = contentHeadersFor(key);
     puts.push({
       kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason,
@@ -89,9 +84,14 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
  * server's word on existence, size and ETag); the record may stand in for a HEAD only while the
  * listing shows the size and ETag it recorded.
  */
-export async function compareRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, record?: UploadRecord): Promise<'missing' | 'same' | 'different'> {
+export async function compareRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, record?: UploadRecord): Promise<'missing' | 'same' | 'different' | 'damaged'> {
   if (!listed) return 'missing';
-  if (listed.size !== planned.size) return 'different';
+  if (listed.size !== planned.size) {
+    // Our sha256 with another size: a damaged copy of this very object (a body cut short), not other content.
+    const head = await reader.head(bucket, key);
+    if (!head) return 'missing';
+    return head.sha256 === planned.sha256 ? 'damaged' : 'different';
+  }
   return (await remoteSha256(reader, { bucket, record }, key, listed)) === planned.sha256 ? 'same' : 'different';
 }
 

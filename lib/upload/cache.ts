@@ -98,7 +98,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     if (state === 'same') return undefined;
     return {
       kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,
-      reason: state === 'missing' ? 'new' : 'changed', ...(d.md5 ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
+      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(d.md5 ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
     };
   };
 

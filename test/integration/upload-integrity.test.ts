@@ -203,7 +203,8 @@ for (const kind of ['s3rver', 'rgw'] as const) {
         const stored = await server.store.getText('local-docs', 'transit/f.txt');
         if (kind === 'rgw') {
           expect(proxy.seen[0]).toMatch(/^PUT \/local-docs\/transit\/f.txt -> 400$/);
-          expect(warnings.join('')).toMatch(/retrying \(1\/4\) s3 put s3:\/\/local-docs\/transit\/f.txt.*BadDigest/);
+          // RGW checks the signed payload sha256 first, then Content-MD5 (proved on its own below).
+          expect(warnings.join('')).toMatch(/retrying \(1\/4\) s3 put s3:\/\/local-docs\/transit\/f.txt.*(XAmzContentSHA256Mismatch|BadDigest)/);
           expect(stored).toBe(text);
           expect(record.get('local-docs', 'transit/f.txt')?.sha256).toBe(sha256Text(text));
         } else {
@@ -218,6 +219,26 @@ for (const kind of ['s3rver', 'rgw'] as const) {
     });
 
     if (kind !== 'rgw') return;
+
+    it('Content-MD5 is verified on its own: a lying one is refused (BadDigest); RGW 16 ignores x-amz-checksum-sha256', async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-lie-'));
+      try {
+        const file = path.join(dir, 'f');
+        await writeFile(file, 'hello');
+        const { md5Base64 } = await import('../../lib/checksums.ts');
+        const err = await server.store.put({ bucket: 'local-docs', key: 'lie/md5', body: { file }, size: 5, sha256: sha256Text('hello'), md5: md5Base64('hellO'), contentType: 'text/plain' }).then(() => undefined, (e) => e);
+        expect(err?.message).toMatch(/BadDigest \(HTTP 400\)/);
+        expect(await server.store.head('local-docs', 'lie/md5')).toBeUndefined();
+        // Why content-md5 is the default: this RGW stores a body whose x-amz-checksum-sha256 lies.
+        const { leanClient } = await import('../../lib/s3/lean-put.ts');
+        const lean = leanClient({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: async () => server.creds });
+        await lean.putObject({ bucket: 'local-docs', key: 'lie/sha', headers: { 'x-amz-checksum-sha256': Buffer.from(sha256Text('hellO'), 'hex').toString('base64') } }, { file }, 5, sha256Text('hello'), { transit: 'payload-sha256-only' });
+        expect(await server.store.getText('local-docs', 'lie/sha')).toBe('hello');
+        await server.store.delete('local-docs', 'lie/sha');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
 
     it('a wrong secret is refused, and releng says so without printing it', async () => {
       const wrong = 'wrong-secret-' + 'x9'.repeat(10);
@@ -296,9 +317,10 @@ for (const kind of ['s3rver', 'rgw'] as const) {
             { transitChecksum, conditionalWrites: true, multipartThreshold: 6 * 1024 * 1024, partSize: 5 * 1024 * 1024 });
           const key = `mp/${transitChecksum}.bin`;
           const req = { bucket: 'local-releases', key, body: { file }, size: bytes.length, sha256, contentType: 'application/octet-stream', createOnly: true };
-          const r = await store.put(req);
-          expect(r?.etag).toMatch(/-3"?$/); // three parts, as S3 names a multipart ETag
-          expect(await store.head('local-releases', key)).toMatchObject({ size: bytes.length, sha256 });
+          await store.put(req);
+          const head = await store.head('local-releases', key);
+          expect(head).toMatchObject({ size: bytes.length, sha256 });
+          expect(head?.etag).toMatch(/-3"?$/); // three parts: S3 names a multipart object's ETag md5-N
           const got = await createS3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, server.creds)
             .send(new GetObjectCommand({ Bucket: 'local-releases', Key: key }));
           expect(sha256Text(Buffer.from(await got.Body!.transformToByteArray()))).toBe(sha256);
