@@ -135,7 +135,7 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
       const tls = /certificate|self.signed|SSL|TLS|EPROTO/i.test(`${e?.code} ${e?.message}`);
       throw new RegistryError(`cannot reach registry ${opts.host} (${req.method} ${req.url}): ${e?.message ?? e}`, 0,
         tls ? 'the registry\'s certificate is not trusted: set certDir on the docker target (a directory with its CA as *.crt), or tlsVerify: false for a test registry'
-          : 'is the registry running and the docker target\'s "registry" right?', true);
+          : 'is the registry running and the docker target\'s "registry" right?', !tls);
     }
   }
 

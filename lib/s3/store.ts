@@ -140,8 +140,9 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
     return new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)');
   }
   if (['AccessDenied', 'Forbidden'].includes(name) || e?.$metadata?.httpStatusCode === 403) {
-    return new ReleaseError(`S3 refused access to ${where} (${name || 403}): the credentials were accepted but may not do this here`,
-      'check the bucket policy or the scope of these credentials (they are not shown here)');
+    // Some servers (Ceph RGW) answer AccessDenied to a bad signature too: name both causes.
+    return new ReleaseError(`S3 refused access to ${where} (${name || 403}): the credentials are wrong, or not allowed to do this here`,
+      'check the credentials source of this environment and the bucket policy or scope of its keys (the credentials are not shown here)');
   }
   const status = e?.$metadata?.httpStatusCode;
   const err = new ReleaseError(`S3 request for ${where} failed: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}${e?.message && e.message !== name ? `: ${e.message}` : ''}`, undefined, { cause: e });
@@ -270,6 +271,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
             req.onProgress?.(req.size);
             return { etag };
           }
+          // Ceph RGW 16 ignores If-None-Match on CompleteMultipartUpload: look first (a narrower race than none).
+          if (putOpts.ifNoneMatch && await head(req.bucket, req.key)) return settlePrecondition(req);
           const etag = await lean.putMultipart(obj, req.body.file, req.size, req.sha256, partSize, 4, req.onProgress, putOpts);
           return { etag };
         });

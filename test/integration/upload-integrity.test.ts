@@ -184,6 +184,23 @@ for (const kind of ['s3rver', 'rgw'] as const) {
       expect((await uploadAs(server.creds)).applied).toEqual({ 's3.put': 1 });
     });
 
+    it('a local write failure after a complete publish names the memo file, says the publish completed, and to run releng verify', async () => {
+      await server.store.delete('local-releases', 'hello/hello-1.0.0/SHA256SUMS'); // one write to make
+      const { uploadStateDir } = await import('../../lib/phases/upload.ts');
+      const record = await openUploadRecord(uploadStateDir(p.dir), server.endpoint);
+      // The memo is written to FILE.PID.tmp then renamed: a directory there makes the write fail (as ENOSPC would).
+      const blocker = `${record.file}.${process.pid}.tmp`;
+      await (await import('node:fs/promises')).mkdir(blocker, { recursive: true });
+      try {
+        const err = await uploadAs(server.creds).then(() => undefined, (e) => e);
+        expect(err?.message).toContain(`the upload itself completed (every planned write was acknowledged), but saving the local memo ${record.file} failed: EISDIR`);
+        expect(err?.hint).toContain('releng verify --environment local');
+        expect(await server.store.head('local-releases', 'hello/hello-1.0.0/SHA256SUMS')).toBeDefined();
+      } finally {
+        await rm(blocker, { recursive: true, force: true });
+      }
+    });
+
     it(kind === 'rgw' ? 'a body corrupted in transit is refused by the server (Content-MD5) and the retry stores the right bytes'
       : 'a body corrupted in transit is stored by s3rver (it checks nothing), but the upload record does not vouch for it', async () => {
       const proxy = await startCorruptingProxy(server.endpoint, { corrupt: 1 });
@@ -244,7 +261,8 @@ for (const kind of ['s3rver', 'rgw'] as const) {
       const wrong = 'wrong-secret-' + 'x9'.repeat(10);
       const r = await releng(['upload', '--no-check-git'], { cwd: p.dir, env: { RELENG_TEST_S3_KEY: server.creds.accessKeyId, RELENG_TEST_S3_SECRET: wrong } });
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`S3 refused the credentials for s3://local-releases at ${server.endpoint} (SignatureDoesNotMatch)`);
+      // RGW answers the bucket check's listing with AccessDenied for a bad signature.
+      expect(r.stderr).toContain(`error: S3 refused access to s3://local-releases at ${server.endpoint} (AccessDenied): the credentials are wrong`);
       expect(r.stderr + r.stdout).not.toContain(wrong);
     });
 
