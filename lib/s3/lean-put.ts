@@ -196,7 +196,8 @@ export function leanClient(target: LeanTarget) {
         if (transit === 'content-md5' && !md5) {
           // No MD5 in the plan: read it now, and make sure the file is still the planned one.
           const d = await digestFile(body.file, { md5: true });
-          if (d.sha256 !== sha256 || d.size !== size) throw new ReleaseError(`${body.file} no longer has the size and sha256 planned for s3://${obj.bucket}/${obj.key}: it changed after planning`, 're-run: it re-plans with the file as it is now');
+          if (d.size !== size) throw new ReleaseError(`${body.file} changed after planning (now ${d.size} bytes, planned ${size})`, 're-run: it re-plans with the file as it is now');
+          if (d.sha256 !== sha256) throw new ReleaseError(`${body.file} no longer has the size and sha256 planned for s3://${obj.bucket}/${obj.key}: it changed after planning`, 're-run: it re-plans with the file as it is now');
           md5 = d.md5;
         }
       }
