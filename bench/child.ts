@@ -42,8 +42,8 @@ function done(extra: Record<string, unknown>) {
 
 if (mode === 'upload') {
   const t0 = performance.now();
-  // The transit checksum (issue 9): content-md5 as releng's default; RELENG_BENCH_TRANSIT=payload-sha256-only measures without it.
-  const transit = (process.env.RELENG_BENCH_TRANSIT ?? 'content-md5') as 'content-md5' | 'sha256' | 'payload-sha256-only';
+  // The transit checksum (issue 9): sha256 as releng's default; RELENG_BENCH_TRANSIT=payload-sha256-only measures without it.
+  const transit = (process.env.RELENG_BENCH_TRANSIT ?? 'sha256') as 'content-md5' | 'sha256' | 'payload-sha256-only';
   const store = s3Store(createS3Client({ endpoint: o.endpoint!, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, { ...embeddedCredentials }), o.endpoint!, { transitChecksum: transit });
   let heads = 0;
   let listMs = 0;

@@ -47,10 +47,11 @@ const s3 = z.object({
   /**
    * The checksum every PUT (and multipart part) carries for the server to verify, besides the
    * signed x-amz-content-sha256 (issue 9, docs/verify.md "transit checksums per server"):
-   * `content-md5` (every S3 server checks it: AWS, Ceph RGW, Garage, R2, MinIO), `sha256`
-   * (x-amz-checksum-sha256: AWS, R2, newer RGW and Garage) or `payload-sha256-only`.
+   * `sha256` (default: x-amz-checksum-sha256, free since the sha256 is known; AWS, R2 and newer
+   * servers check it, others ignore it), `content-md5` (every S3 server checks it, including
+   * Ceph RGW 16; costs an MD5 of every file sent) or `payload-sha256-only`.
    */
-  transitChecksum: z.enum(['content-md5', 'sha256', 'payload-sha256-only']).default('content-md5'),
+  transitChecksum: z.enum(['content-md5', 'sha256', 'payload-sha256-only']).default('sha256'),
   /**
    * Create release-prefix objects, NARs and narinfos with `If-None-Match: *` (AWS, Ceph RGW, R2):
    * two runs racing cannot overwrite each other's objects (docs/verify.md "conditional writes").

@@ -180,7 +180,7 @@ export function leanClient(target: LeanTarget) {
      * `If-None-Match: *` (the server answers 412 when the key exists).
      */
     async putObject(obj: LeanObject, body: { text: string } | { file: string }, size: number, sha256: string, opts: PutOptions = {}): Promise<string | undefined> {
-      const transit = opts.transit ?? 'content-md5';
+      const transit = opts.transit ?? 'sha256';
       let payload: Buffer | ((req: http.ClientRequest) => void);
       let payloadSha = sha256;
       let md5 = opts.md5;
@@ -212,7 +212,7 @@ export function leanClient(target: LeanTarget) {
 
     /** Multipart upload streamed from disk: `partSize` ranges, `queueSize` parts in flight, each signed with its sha256 and carrying its transit checksum. */
     async putMultipart(obj: LeanObject, file: string, size: number, sha256: string, partSize: number, queueSize: number, onPart?: (bytes: number) => void, opts: PutOptions = {}): Promise<string | undefined> {
-      const transit = opts.transit ?? 'content-md5';
+      const transit = opts.transit ?? 'sha256';
       // One sequential read first: every part's sha256 (and MD5) and the whole file's. The object's
       // sha256 metadata is the planned one, so the file must still hash to it (S3 only checks each
       // part against its own checksums); then each part is sent with the checksums read here, and

@@ -156,7 +156,7 @@ export { isRetryableS3Error } from '../retry.ts';
 
 /** The S3 adapter over @aws-sdk/client-s3 (and the lean PUT path). Reads are retried (issue 9). */
 export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions = {}): S3Store {
-  const transit = opts.transitChecksum ?? 'content-md5';
+  const transit = opts.transitChecksum ?? 'sha256';
   const threshold = opts.multipartThreshold ?? MULTIPART_THRESHOLD;
   const partSize = opts.partSize ?? PART_SIZE;
   const readRetry = opts.readRetry ?? defaultRetry;

@@ -243,7 +243,8 @@ for (const kind of ['s3rver', 'rgw'] as const) {
         const file = path.join(dir, 'f');
         await writeFile(file, 'hello');
         const { md5Base64 } = await import('../../lib/checksums.ts');
-        const err = await server.store.put({ bucket: 'local-docs', key: 'lie/md5', body: { file }, size: 5, sha256: sha256Text('hello'), md5: md5Base64('hellO'), contentType: 'text/plain' }).then(() => undefined, (e) => e);
+        const md5Store = s3Store(createS3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, server.creds), server.endpoint, { transitChecksum: 'content-md5' });
+        const err = await md5Store.put({ bucket: 'local-docs', key: 'lie/md5', body: { file }, size: 5, sha256: sha256Text('hello'), md5: md5Base64('hellO'), contentType: 'text/plain' }).then(() => undefined, (e) => e);
         expect(err?.message).toMatch(/BadDigest \(HTTP 400\)/);
         expect(await server.store.head('local-docs', 'lie/md5')).toBeUndefined();
         // Why content-md5 is the default: this RGW stores a body whose x-amz-checksum-sha256 lies.

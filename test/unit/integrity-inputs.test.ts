@@ -45,9 +45,9 @@ describe('bucket URLs, prefixes and keys', () => {
     expect(keyProblem('a/b%20c')).toContain('"%"');
   });
 
-  it('transitChecksum and conditionalWrites default to content-md5 and off, and take only known values', () => {
+  it('transitChecksum and conditionalWrites default to sha256 and off, and take only known values', () => {
     const c = configSchema.parse(baseConfig('s3://rel'));
-    expect(c.environments.staging!.s3.transitChecksum).toBe('content-md5');
+    expect(c.environments.staging!.s3.transitChecksum).toBe('sha256');
     expect(c.environments.staging!.s3.conditionalWrites).toBe(false);
     const bad = baseConfig('s3://rel') as any;
     bad.environments.staging.s3.transitChecksum = 'crc32';
