@@ -42,14 +42,16 @@ function done(extra: Record<string, unknown>) {
 
 if (mode === 'upload') {
   const t0 = performance.now();
-  const store = s3Store(createS3Client({ endpoint: o.endpoint!, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, { ...embeddedCredentials }), o.endpoint!);
+  // The transit checksum (issue 9): sha256 as releng's default; RELENG_BENCH_TRANSIT=payload-sha256-only measures without it.
+  const transit = (process.env.RELENG_BENCH_TRANSIT ?? 'sha256') as 'content-md5' | 'sha256' | 'payload-sha256-only';
+  const store = s3Store(createS3Client({ endpoint: o.endpoint!, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, { ...embeddedCredentials }), o.endpoint!, { transitChecksum: transit });
   let heads = 0;
   let listMs = 0;
   const reader = { ...store, head: (b: string, k: string) => { heads++; return store.head(b, k); }, list: async (b: string, p: string) => { const t = performance.now(); const l = await store.list(b, p); listMs = performance.now() - t; return l; } };
   // As planUpload does: the listing runs while the tree is walked and hashed.
   const listing = reader.list(o.bucket!, o.prefix!);
   const hashes = o.state ? await openHashCache(o.state) : undefined;
-  const files = await localTree(o.dir!, 4, { hashCache: hashes });
+  const files = await localTree(o.dir!, 4, { hashCache: hashes, md5: transit === 'content-md5' });
   const t1 = performance.now();
   const record = o.state ? await openUploadRecord(o.state, o.endpoint!) : undefined;
   const plan = await planSync(reader, { bucket: o.bucket!, prefix: o.prefix!, files, record, listing });

@@ -9,7 +9,6 @@ import { gitPushHandlers } from './git/push.ts';
 import type { Logger } from './log.ts';
 import { ociHandlers } from './oci/actions.ts';
 import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
-import { isRetryableS3Error } from './s3/store.ts';
 
 const handlers: HandlerMap<Action> = {
   ...s3Handlers,
@@ -38,24 +37,9 @@ export interface ApplyResult {
   bytes: number;
 }
 
-/** Is this failure worth another try? (5xx, throttling, dropped connections; never 4xx). */
-export function isRetryable(e: unknown): boolean {
-  return isRetryableS3Error(e) || (e as any)?.retryable === true;
-}
-
-/** Runs `fn` up to `attempts` times while it fails with a retryable error. */
-export async function withRetries<T>(fn: () => Promise<T>, attempts: number, backoffMs: number, onRetry?: (e: unknown, n: number) => void): Promise<T> {
-  for (let n = 1; ; n++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (n >= attempts || !isRetryable(e)) throw e;
-      onRetry?.(e, n);
-      const delay = backoffMs * 2 ** (n - 1);
-      await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * delay));
-    }
-  }
-}
+// Retries live in lib/retry.ts (reads use them too); re-exported for existing callers.
+export { isRetryable, withRetries } from './retry.ts';
+import { withRetries } from './retry.ts';
 
 /** Executes a plan (or, with dryRun, prints it and writes nothing). */
 export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {

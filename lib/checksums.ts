@@ -1,16 +1,51 @@
-// Streaming sha256 (never a whole file in memory) and the SHA256SUMS format (`sha256sum -c` reads it).
+// Streaming sha256 (never a whole file in memory), the transit checksum beside it in the same read
+// (issue 9: Content-MD5 for servers that verify it), and the SHA256SUMS format (`sha256sum -c` reads it).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
+/** What one read of a file yields: its sha256 (hex) and, when asked for, its MD5 (base64, as Content-MD5 carries it). */
+export interface FileDigest {
+  sha256: string;
+  md5?: string;
+  size: number;
+}
+
 /** Hex sha256 of a file, read in 1 MiB chunks. */
 export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await digestFile(file)).sha256;
+}
+
+/** sha256 (and MD5 with `md5: true`) of a file in one sequential read, 1 MiB chunks. */
+export async function digestFile(file: string, opts: { md5?: boolean } = {}): Promise<FileDigest> {
+  const sha = createHash('sha256');
+  const md5 = opts.md5 ? createHash('md5') : undefined;
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    sha.update(chunk as Buffer);
+    md5?.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: sha.digest('hex'), ...(md5 ? { md5: md5.digest('base64') } : {}), size };
+}
+
+/** The same digest of bytes already in memory. */
+export function digestBytes(bytes: Buffer | string, opts: { md5?: boolean } = {}): FileDigest {
+  const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+  return { sha256: sha256Text(buf), ...(opts.md5 ? { md5: md5Base64(buf) } : {}), size: buf.length };
 }
 
 export function sha256Text(text: string | Buffer): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/** Base64 MD5, the form of Content-MD5. */
+export function md5Base64(bytes: string | Buffer): string {
+  return createHash('md5').update(bytes).digest('base64');
+}
+
+/** A hex sha256 as x-amz-checksum-sha256 carries it (base64 of the 32 bytes): free, no hashing. */
+export function sha256HexToBase64(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('base64');
 }
 
 /** `HEX  NAME` lines sorted by name, as `sha256sum` prints them. */
@@ -25,6 +60,49 @@ export function parseSha256Sums(text: string): Map<string, string> {
   for (const line of text.split('\n')) {
     const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
     if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+/** Nix's base32 alphabet (no e, o, u, t). */
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+
+/** Decodes Nix's base32 (as in a narinfo's `FileHash: sha256:...`) to hex; undefined if malformed. */
+export function nix32ToHex(s: string, bytes = 32): string | undefined {
+  if (s.length !== Math.ceil((bytes * 8) / 5)) return undefined;
+  const out = new Uint8Array(bytes);
+  for (let n = 0; n < s.length; n++) {
+    const digit = NIX32.indexOf(s[s.length - 1 - n]!);
+    if (digit < 0) return undefined;
+    const b = n * 5;
+    const i = Math.floor(b / 8);
+    const j = b % 8;
+    out[i]! |= (digit << j) & 0xff;
+    if (i + 1 < bytes) out[i + 1]! |= digit >> (8 - j);
+    else if (digit >> (8 - j)) return undefined;
+  }
+  return Buffer.from(out).toString('hex');
+}
+
+/** A `sha256:...` hash as Nix writes it (nix32, or hex) to hex; undefined if it is not one. */
+export function nixSha256ToHex(h: string): string | undefined {
+  const m = /^sha256:([0-9a-z]+)$/.exec(h);
+  if (!m) return undefined;
+  if (/^[0-9a-f]{64}$/.test(m[1]!)) return m[1];
+  return nix32ToHex(m[1]!);
+}
+
+/** Hex to Nix's base32 (the inverse of nix32ToHex). */
+export function hexToNix32(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  const len = Math.ceil((bytes.length * 8) / 5);
+  let out = '';
+  for (let n = len - 1; n >= 0; n--) {
+    const b = n * 5;
+    const i = Math.floor(b / 8);
+    const j = b % 8;
+    const c = ((bytes[i]! >> j) | (i + 1 < bytes.length ? bytes[i + 1]! << (8 - j) : 0)) & 0x1f;
+    out += NIX32[c];
   }
   return out;
 }

@@ -5,9 +5,14 @@ import { z } from 'zod';
 import { channelsConfigSchema } from './channel/config.ts';
 import { releaseJobsMappingSchema } from './nix/release-jobs.ts';
 import { ReleaseError } from './errors.ts';
+import { s3UrlProblem } from './s3/keys.ts';
 import { parseJsonText, parseWith } from './zod-errors.ts';
 
-const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
+/** s3://BUCKET[/PREFIX]; the bucket and every prefix segment checked where the config loads (lib/s3/keys.ts, issue 9). */
+const s3Url = z.string().superRefine((u, ctx) => {
+  const problem = s3UrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem.startsWith('expected') ? problem : `${problem}; expected s3://BUCKET or s3://BUCKET/PREFIX with plain path segments` });
+});
 const nonEmpty = z.string().min(1, 'must not be empty');
 /** `"$comment"`: JSON has no comments, so releng.json may carry notes in this field (JSON Schema's own convention); ignored. */
 const comment = z.union([z.string(), z.array(z.string())]).optional();
@@ -28,6 +33,8 @@ const credentials = z.discriminatedUnion('source', [
     command: z.array(nonEmpty).min(1, 'must name a program'),
     accessKeyIdField: nonEmpty.default('id'),
     secretAccessKeyField: nonEmpty.default('secret_key'),
+    /** Field holding a session token (STS-style temporary credentials), if the command prints one. */
+    sessionTokenField: nonEmpty.optional(),
   }).strict(),
   /** The embedded local S3 server's fixed test credentials. */
   z.object({ source: z.literal('embedded') }).strict(),
@@ -40,6 +47,19 @@ const s3 = z.object({
   forcePathStyle: z.boolean().default(true),
   /** AWS SDK default CRC32 checksums break Garage and R2: WHEN_REQUIRED turns them off. */
   checksums: z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']).default('WHEN_REQUIRED'),
+  /**
+   * The checksum every PUT (and multipart part) carries for the server to verify, besides the
+   * signed x-amz-content-sha256 (issue 9, docs/verify.md "transit checksums per server"):
+   * `sha256` (default: x-amz-checksum-sha256, free since the sha256 is known; AWS, R2 and newer
+   * servers check it, others ignore it), `content-md5` (every S3 server checks it, including
+   * Ceph RGW 16; costs an MD5 of every file sent) or `payload-sha256-only`.
+   */
+  transitChecksum: z.enum(['content-md5', 'sha256', 'payload-sha256-only']).default('sha256'),
+  /**
+   * Create release-prefix objects, NARs and narinfos with `If-None-Match: *` (AWS, Ceph RGW, R2):
+   * two runs racing cannot overwrite each other's objects (docs/verify.md "conditional writes").
+   */
+  conditionalWrites: z.boolean().default(false),
 }).strict();
 
 const cache = z.object({

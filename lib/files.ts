@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { ReleaseError } from './errors.ts';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { sha256File, sha256Text } from './checksums.ts';
+import { digestBytes, digestFile } from './checksums.ts';
 import type { HashCache } from './hash-cache.ts';
 import type { LocalFile } from './s3/sync.ts';
 
@@ -20,6 +20,8 @@ const byLocale = new Intl.Collator();
 export interface LocalTreeOptions {
   /** Remembered hashes (lib/hash-cache.ts): unchanged files are stat'ed, not re-read. */
   hashCache?: HashCache;
+  /** Also compute each file's MD5 in the same read (Content-MD5 transit checksum). */
+  md5?: boolean;
 }
 
 /** Every regular file below `dir`, as LocalFile with `/`-separated relative keys, sorted. */
@@ -34,12 +36,12 @@ export async function localTree(dir: string, concurrency = 4, opts: LocalTreeOpt
   const hashLimit = pLimit(concurrency);
   const out = await Promise.all(files.map(async (abs) => {
     const st = statSync(abs, { bigint: true });
-    let sha256 = hashCache?.get(abs, st);
-    if (!sha256) {
-      sha256 = st.size <= SMALL_FILE ? sha256Text(readFileSync(abs)) : await hashLimit(() => sha256File(abs));
-      hashCache?.set(abs, st, sha256);
+    let d = hashCache?.getDigest(abs, st);
+    if (!d || (opts.md5 && !d.md5)) {
+      d = st.size <= SMALL_FILE ? digestBytes(readFileSync(abs), { md5: opts.md5 }) : await hashLimit(() => digestFile(abs, { md5: opts.md5 }));
+      hashCache?.set(abs, st, d.sha256, d.md5);
     }
-    return { rel: path.relative(dir, abs).split(path.sep).join('/'), source: { file: abs }, size: Number(st.size), sha256 };
+    return { rel: path.relative(dir, abs).split(path.sep).join('/'), source: { file: abs }, size: Number(st.size), sha256: d.sha256, ...(d.md5 ? { md5: d.md5 } : {}) };
   }));
   return out.sort((a, b) => byLocale.compare(a.rel, b.rel));
 }

@@ -10,7 +10,8 @@ export function registerSecret(value: string | undefined): void {
 /** Replaces every registered secret in `text` with `***`. */
 export function redact(text: string): string {
   let out = text;
-  for (const s of secrets) out = out.split(s).join('***');
+  // Longest first: a secret that contains another (a session token holding a key) goes whole.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
   return out;
 }
 

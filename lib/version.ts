@@ -5,8 +5,31 @@ import { z } from 'zod';
 import { ReleaseError } from './errors.ts';
 import { parseJsonText, parseWith } from './zod-errors.ts';
 
+/**
+ * Why `v` cannot be a git tag name and one path segment (issue 9): the rules of
+ * git-check-ref-format(1) for `refs/tags/V`, and no `/` (the version names a bucket directory).
+ * Checked when version.json is read, so prepare refuses before it commits anything.
+ */
+export function tagNameProblem(v: string): string | undefined {
+  if (v === '') return 'is empty';
+  if (v.includes('/')) return 'contains "/" (it must be one path segment)';
+  if (v.startsWith('.')) return 'starts with "."';
+  if (v.endsWith('.')) return 'ends with "."';
+  if (v.endsWith('.lock')) return 'ends with ".lock"';
+  if (v.includes('..')) return 'contains ".."';
+  if (v.includes('@{')) return 'contains "@{"';
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\u0000-\u0020\u007f~^:?*[\\]/.exec(v);
+  if (bad) return `contains ${JSON.stringify(bad[0])}`;
+  return undefined;
+}
+
 export const versionFileSchema = z.object({
-  version: z.string().regex(/^\d+\.\d+(\.\d+)?([-.+~][0-9A-Za-z.-]+)?$/, 'expected a version like 2.93.0'),
+  version: z.string().regex(/^\d+\.\d+(\.\d+)?([-.+~][0-9A-Za-z.-]+)?$/, 'expected a version like 2.93.0')
+    .superRefine((v, ctx) => {
+      const p = tagNameProblem(v);
+      if (p) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${p}: it must be a valid git tag name (git check-ref-format) and one path segment` });
+    }),
   official_release: z.boolean(),
   release_name: z.string().min(1, 'must not be empty'),
 }).passthrough();

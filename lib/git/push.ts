@@ -5,10 +5,11 @@ import type { Skip, Step } from '../actions.ts';
 import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
 import type { Environment } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
-import { registerUrlCredentials } from '../secrets.ts';
+import { redact, registerUrlCredentials } from '../secrets.ts';
+import { retriedRead } from '../retry.ts';
 import { run } from '../exec.ts';
 import type { TagRecord } from '../tag-record.ts';
-import type { Git } from './git.ts';
+import { gitAt, type Git } from './git.ts';
 
 /** One `git push` of one or more refspecs (atomic: all or none land). */
 export interface GitPush {
@@ -84,7 +85,19 @@ export const gitPushHandlers: HandlerMap<GitPushAction> = {
     try {
       await push(a.refspecs, a.atomic);
     } catch (e) {
-      if (!a.atomic || !noAtomicSupport.test((e as Error).message)) throw e;
+      if (!a.atomic || !noAtomicSupport.test((e as Error).message)) {
+        // Another run of the same release may have pushed first ("cannot lock ref", "already
+        // exists", "fetch first"): when the remote now holds what we meant to push, that is success.
+        if (!a.gerrit && await remoteHolds(a)) {
+          env.log.skip(`git push ${a.remote} ${a.refspecs.join(' ')}`, 'the remote already holds these refs (another run pushed them at the same time)');
+          return;
+        }
+        if (/cannot lock ref|failed to update ref|already exists|fetch first|stale info|non-fast-forward/i.test((e as Error).message)) {
+          throw new ReleaseError(`git push to ${a.remote} was refused: another run (or person) updated ${a.refspecs.map((r) => r.split(':').pop()).join(' / ')} at the same time, and the remote does not hold what this release pushes\n  ${(e as Error).message.split('\n').slice(0, 6).join('\n  ')}`,
+            'find out which run or person moved the refs (git ls-remote), then re-run upload: it re-plans against the remote', { cause: e });
+        }
+        throw e;
+      }
       // The remote cannot do atomic pushes: branch first, tag last (the tag says "released").
       env.log.warn(`${a.remote} does not support atomic pushes; pushing ${a.refspecs.join(', ')} one at a time`);
       for (const r of a.refspecs) await push([r], false);
@@ -103,6 +116,29 @@ export const gitPushHandlers: HandlerMap<GitPushAction> = {
   },
 };
 
+/** Whether the remote holds every refspec's source now: tags at the same commit, branches containing it. */
+async function remoteHolds(a: GitPush): Promise<boolean> {
+  try {
+    const git = gitAt(a.cwd);
+    const reader = gitReader(git);
+    const dsts = a.refspecs.map((r) => r.replace(/^\+/, '').split(':'));
+    const there = await reader.lsRemote(a.remote, dsts.flatMap(([, dst]) => [dst!, `${dst}^{}`]));
+    for (const [src, dst] of dsts) {
+      const want = await git.commitOf(src!);
+      const have = there.get(`${dst}^{}`) ?? there.get(dst!);
+      if (!want || !have) return false;
+      if (have === want) continue;
+      if (dst!.startsWith('refs/tags/') || !(await reader.isAncestor(want, have))) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** git stderr that means the network or the server hiccuped, not that the request is wrong. */
+const transientGit = /Connection reset|Connection timed out|timed out|early EOF|remote end hung up|RPC failed|returned error: 5\d\d|HTTP 5\d\d|Could not read from remote repository.*\n.*(reset|closed)|Temporary failure|Operation timed out|unexpected disconnect/i;
+
 /** The reads the planner needs (ls-remote, local refs, ancestry). */
 export interface GitReader {
   /** `git ls-remote REMOTE PATTERNS...` as ref → object id. */
@@ -119,9 +155,10 @@ export interface GitReader {
 export function gitReader(git: Git): GitReader {
   return {
     async lsRemote(remote, patterns) {
-      const out = await git.git(['ls-remote', remote, ...patterns]).catch((e: ReleaseError) => {
-        throw new ReleaseError(`cannot read git remote ${remote}: ${e.message}`, 'check the environment\'s git.remote in releng.json, your network and your SSH keys');
-      });
+      // Retried like every read (issue 9) when git's stderr says the network or server failed.
+      const out = await retriedRead(`git ls-remote ${redact(remote)}`, () => git.git(['ls-remote', remote, ...patterns]).catch((e: ReleaseError) => {
+        throw Object.assign(new ReleaseError(`cannot read git remote ${remote}: ${e.message}`, 'check the environment\'s git.remote in releng.json, your network and your SSH keys'), { retryable: transientGit.test(e.message) });
+      }));
       return parseLsRemote(out);
     },
     async pushRemotes() {

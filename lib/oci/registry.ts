@@ -5,6 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { ReleaseError } from '../errors.ts';
+import { retriedRead } from '../retry.ts';
 import { registerSecret } from '../secrets.ts';
 import type { RegistryCredentials } from './auth.ts';
 
@@ -134,7 +135,7 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
       const tls = /certificate|self.signed|SSL|TLS|EPROTO/i.test(`${e?.code} ${e?.message}`);
       throw new RegistryError(`cannot reach registry ${opts.host} (${req.method} ${req.url}): ${e?.message ?? e}`, 0,
         tls ? 'the registry\'s certificate is not trusted: set certDir on the docker target (a directory with its CA as *.crt), or tlsVerify: false for a test registry'
-          : 'is the registry running and the docker target\'s "registry" right?', true);
+          : 'is the registry running and the docker target\'s "registry" right?', !tls);
     }
   }
 
@@ -186,7 +187,7 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
   const unauthorized = (res: HttpResponse, what: string) => new RegistryError(
     `registry ${opts.host} refused ${creds ? `the credentials of "${creds.username}" (from ${creds.authFile})` : 'anonymous access'} for ${what} (HTTP ${res.status})`, res.status, loginHint);
   const unexpected = (res: HttpResponse, what: string) => new RegistryError(
-    `registry ${opts.host}: ${what} answered HTTP ${res.status}${res.body.length ? `: ${res.body.toString('utf8').slice(0, 300)}` : ''}`, res.status, undefined, res.status >= 500);
+    `registry ${opts.host}: ${what} answered HTTP ${res.status}${res.body.length ? `: ${res.body.toString('utf8').slice(0, 300)}` : ''}`, res.status, undefined, res.status >= 500 || res.status === 429);
   const headOf = (res: HttpResponse, body?: Buffer): ManifestHead => ({
     digest: res.headers['docker-content-digest'] ?? '',
     mediaType: (res.headers['content-type'] ?? '').split(';')[0]!.trim(),
@@ -199,9 +200,12 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
     baseUrl,
     async checkLogin(repository) {
       // A pull+push token proves the login with Bearer; with Basic, /v2/ answering 200 does.
-      const res = await authed({ method: 'GET', url: `${baseUrl}/v2/` }, pushScope(repository));
-      if (res.status === 401 || res.status === 403) throw unauthorized(res, `${repository}`);
-      if (res.status !== 200) throw unexpected(res, 'GET /v2/');
+      const res = await retriedRead(`GET ${baseUrl}/v2/ (login check for ${repository})`, async () => {
+        const r = await authed({ method: 'GET', url: `${baseUrl}/v2/` }, pushScope(repository));
+        if (r.status === 401 || r.status === 403) throw unauthorized(r, `${repository}`);
+        if (r.status !== 200) throw unexpected(r, 'GET /v2/');
+        return r;
+      });
       const token = tokens.get(pushScope(repository));
       if (token && !tokenGrants(token, repository, 'push')) {
         throw new RegistryError(`registry ${opts.host} gave ${creds ? `"${creds.username}"` : 'us'} a token without push access to ${repository}`, 403,
@@ -209,21 +213,26 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
       }
       return { auth: token ? 'bearer' : basic ? 'basic' : 'anonymous' };
     },
+    // Reads are retried on 5xx, 429 and dropped connections (issue 9); the final error names the URL.
     async headManifest(repository, reference) {
       const what = `HEAD ${repository}:${reference}`;
-      const res = await authed({ method: 'HEAD', url: manifestUrl(repository, reference), headers: { accept: acceptManifests } }, pushScope(repository));
-      if (res.status === 404) return undefined;
-      if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
-      if (res.status !== 200) throw unexpected(res, what);
-      return headOf(res);
+      return retriedRead(`HEAD ${manifestUrl(repository, reference)}`, async () => {
+        const res = await authed({ method: 'HEAD', url: manifestUrl(repository, reference), headers: { accept: acceptManifests } }, pushScope(repository));
+        if (res.status === 404) return undefined;
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 200) throw unexpected(res, what);
+        return headOf(res);
+      });
     },
     async getManifest(repository, reference) {
       const what = `GET ${repository}:${reference}`;
-      const res = await authed({ method: 'GET', url: manifestUrl(repository, reference), headers: { accept: acceptManifests } }, pushScope(repository));
-      if (res.status === 404) return undefined;
-      if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
-      if (res.status !== 200) throw unexpected(res, what);
-      return { head: headOf(res, res.body), body: res.body };
+      return retriedRead(`GET ${manifestUrl(repository, reference)}`, async () => {
+        const res = await authed({ method: 'GET', url: manifestUrl(repository, reference), headers: { accept: acceptManifests } }, pushScope(repository));
+        if (res.status === 404) return undefined;
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 200) throw unexpected(res, what);
+        return { head: headOf(res, res.body), body: res.body };
+      });
     },
     async putManifest(repository, reference, body, mediaType) {
       const what = `PUT ${repository}:${reference}`;

@@ -33,6 +33,8 @@ import { planDocs } from '../upload/docs.ts';
 import { planUploadImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
+import { checkLocalInputs } from '../upload/inputs.ts';
+import { keyProblem } from '../s3/keys.ts';
 
 export interface UploadSummary {
   environment: string;
@@ -94,6 +96,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
+    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3.transitChecksum === 'content-md5',
   });
 }
 
@@ -103,9 +106,10 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   const add = (p: { steps: Plan['steps']; skipped: Plan['skipped'] }) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
   const { result } = inputs;
   const memo = inputs.memo ?? {};
-  // The manual is walked and hashed while the cache, images and release bucket are planned (issue 6).
-  const manual = localTree(path.join(ctx.releaseDir, 'manual'), 4, { hashCache: memo.hashCache });
-  manual.catch(() => undefined); // awaited below; keeps an early failure from being unhandled meanwhile
+  // Local inputs against build-result.json before anything else (issue 9): a changed artifact or
+  // manual page refuses the upload here, naming the file, before any write. Each file is read once
+  // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: target.env.s3.transitChecksum === 'content-md5' });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
   const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
@@ -113,13 +117,29 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
   add(await planUploadImages(ctx, target.registries, result, maintenance));
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'] }));
-  add(await planDocs(target.s3, target.docs, result, await manual, { ...memo, keepStable: keep }));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
+  add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
   else add(await planGitPush(gitReader(gitAt(ctx.root)), { envName: target.name, git, record: inputs.tagRecord, cwd: ctx.root, forcePushTag: !!ctx.flags.extra['force-push-tag'] }));
+  checkPlannedKeys(plan);
   return plan;
+}
+
+/** Every key the plan writes is a plain S3 key (lib/s3/keys.ts), checked before the first write. */
+export function checkPlannedKeys(plan: Plan): void {
+  const bad: string[] = [];
+  for (const a of plan.steps.flatMap((s) => s.actions)) {
+    if (a.kind !== 's3.put' && a.kind !== 's3.redirect' && a.kind !== 's3.copy' && a.kind !== 's3.delete') continue;
+    const key = (a as { key: string }).key;
+    const p = a.kind === 's3.delete' ? undefined : keyProblem(key);
+    if (p) bad.push(`s3://${(a as { bucket: string }).bucket}/${key}: ${p}`);
+  }
+  if (bad.length) {
+    throw new ReleaseError(`the upload would write keys that are not plain S3 keys:\n${bad.slice(0, 10).map((b) => `  ${b}`).join('\n')}`,
+      'rename the files so that every path segment is plain (no %, ?, #, \\, control characters, empty, . or ..); nothing was uploaded');
+  }
 }
 
 /** After apply: every object we put is there with the size and sha256 we planned. */
@@ -161,6 +181,16 @@ async function imageDigests(target: OpenEnvironment, plan: Plan, version: string
     }
   }
   return out;
+}
+
+/** Saves the upload record and the hash memo; a failure names the file that could not be written. */
+async function saveMemos(memo: { record: UploadRecord; hashCache: HashCache }): Promise<void> {
+  for (const [file, save] of [[memo.record.file, () => memo.record.save()], [memo.hashCache.file, () => memo.hashCache.save()]] as const) {
+    try { await save(); } catch (e: any) {
+      if (e && typeof e === 'object') e.memoFile = file;
+      throw e;
+    }
+  }
 }
 
 /** Where upload keeps its memos (upload record, file hashes): under the project's gitignored .releng/. */
@@ -228,8 +258,16 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
         log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
         resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
       });
-    } finally {
-      if (!flags.dryRun) { await memo.record.save(); await memo.hashCache.save(); }
+    } catch (e) {
+      // The publish failed: save the memos if we can, but the publish error is the one to report.
+      if (!flags.dryRun) await saveMemos(memo).catch(() => undefined);
+      throw e;
+    }
+    if (!flags.dryRun) {
+      try { await saveMemos(memo); } catch (e: any) {
+        throw new ReleaseError(`the upload itself completed (every planned write was acknowledged), but saving the local memo ${e?.memoFile ?? uploadStateDir(ctx.root)} failed: ${e?.code ?? ''} ${e?.message ?? e}`.replace(/\s+/g, ' ').trim(),
+          `free space or fix permissions in ${uploadStateDir(ctx.root)}, then run \`releng verify --environment ${target.name}\` to confirm the release (the memo only saves time; re-running upload is safe too)`, { cause: e });
+      }
     }
     if (!flags.dryRun) {
       phase = log.phase('verifying what was uploaded');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ReleaseNotesSettings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { parseChangeAuthors, type ChangeAuthors } from './authors.ts';
-import { InputProblem, parseFragment, type Fragment } from './fragments.ts';
+import { decodeFragment, InputProblem, parseFragment, type Fragment } from './fragments.ts';
 import { renderNotesBody } from './render.ts';
 
 /** The rendered notes body and the fragments it came from (prepare removes them). */
@@ -39,7 +39,8 @@ export async function assembleNotes(root: string, settings: ReleaseNotesSettings
   const fragments: AssembledNotes['fragments'] = [];
   for (const name of names) {
     const abs = path.join(dir, name);
-    const parsed = parseFragment(rel(abs), name, (await readFile(abs, 'utf8')).replace(/\r\n?/g, '\n'));
+    const text = decodeFragment(rel(abs), await readFile(abs));
+    const parsed = typeof text === 'string' ? parseFragment(rel(abs), name, text) : [text];
     if (Array.isArray(parsed)) problems.push(...parsed);
     else fragments.push({ ...parsed, abs });
   }

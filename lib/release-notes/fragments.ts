@@ -83,6 +83,31 @@ export function splitFrontMatter(text: string): { yaml: string; yamlFirstLine: n
   return { yaml, yamlFirstLine, body: body.trim() };
 }
 
+/**
+ * A fragment's bytes as text, or the problem: invalid UTF-8 or a NUL byte would be committed into
+ * the release notes (issue 9), so each is refused with its line. CRLF becomes LF.
+ */
+export function decodeFragment(file: string, bytes: Buffer): string | InputProblem {
+  const lineAt = (offset: number) => bytes.subarray(0, offset).filter((b) => b === 0x0a).length + 1;
+  const nul = bytes.indexOf(0);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // Find the first offending byte: decode growing prefixes at line boundaries.
+    let good = 0;
+    for (let i = bytes.indexOf(0x0a); ; i = bytes.indexOf(0x0a, i + 1)) {
+      const end = i < 0 ? bytes.length : i + 1;
+      try { new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end)); good = end; } catch { break; }
+      if (i < 0) break;
+    }
+    if (nul >= 0 && nul < good) return new InputProblem(file, lineAt(nul), 'contains a NUL byte; release notes are text: remove it');
+    return new InputProblem(file, lineAt(good), 'is not valid UTF-8; save the fragment as UTF-8');
+  }
+  if (nul >= 0) return new InputProblem(file, lineAt(nul), 'contains a NUL byte; release notes are text: remove it');
+  return text.replace(/\r\n?/g, '\n');
+}
+
 /** Parses one fragment; problems are returned, never thrown, so prepare can report them all at once. */
 export function parseFragment(file: string, name: string, text: string): Fragment | InputProblem[] {
   const split = splitFrontMatter(text);

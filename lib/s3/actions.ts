@@ -13,8 +13,15 @@ export interface S3Put {
   contentType: string;
   contentEncoding?: string;
   cacheControl?: string;
-  /** Why it is uploaded: new, or what differs. */
-  reason: 'new' | 'changed';
+  /**
+   * Why it is uploaded: new, other content, or `repair`: the bucket holds a damaged copy of this
+   * very object (our sha256 in its metadata, but another size: a truncated or lost body).
+   */
+  reason: 'new' | 'changed' | 'repair';
+  /** Base64 MD5 of the file, read with its sha256 (the Content-MD5 transit checksum). */
+  md5?: string;
+  /** An immutable key created once (release prefix, NAR, narinfo): `If-None-Match: *` where the environment has conditional writes. */
+  createOnly?: boolean;
 }
 
 /** Remove a stale object (manual sync with delete). */
@@ -59,7 +66,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
   's3.put': (a, env) => writer(env).put({
     bucket: a.bucket, key: a.key, body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
     size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding,
-    cacheControl: a.cacheControl, onProgress: env.onBytes,
+    cacheControl: a.cacheControl, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
   }).then(() => undefined),
   's3.delete': (a, env) => writer(env).delete(a.bucket, a.key),
   's3.redirect': (a, env) => writer(env).put({

@@ -10,6 +10,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { digestFile, md5Base64, sha256HexToBase64 } from '../checksums.ts';
 import { ReleaseError } from '../errors.ts';
 import type { S3Credentials } from './store.ts';
 
@@ -43,6 +44,17 @@ export interface LeanTarget {
   region: string;
   forcePathStyle: boolean;
   credentials: () => Promise<S3Credentials>;
+}
+
+/** The checksum a PUT carries for the server to verify, besides the signed payload sha256 (config `s3.transitChecksum`). */
+export type TransitChecksum = 'content-md5' | 'sha256' | 'payload-sha256-only';
+
+export interface PutOptions {
+  transit?: TransitChecksum;
+  /** Base64 MD5 of the planned bytes (computed in the same read as their sha256), for Content-MD5. */
+  md5?: string;
+  /** Create only: `If-None-Match: *`. */
+  ifNoneMatch?: boolean;
 }
 
 export interface LeanObject {
@@ -138,11 +150,11 @@ export function leanClient(target: LeanTarget) {
 
   return {
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */
-    async listObjects(bucket: string, prefix: string): Promise<Array<{ key: string; size: number; etag?: string }>> {
+    async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string }>> {
       const out: Array<{ key: string; size: number; etag?: string }> = [];
       let token: string | undefined;
       do {
-        const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000' };
+        const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(opts.onePage ?? 1000) };
         if (prefix) query.prefix = prefix;
         if (token) query['continuation-token'] = token;
         const r = ok(await request('GET', { bucket, key: '', query, headers: {}, payloadSha256: EMPTY_SHA256, length: 0 }));
@@ -157,53 +169,79 @@ export function leanClient(target: LeanTarget) {
         token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;
         // A partial listing would make stale objects look absent (and deletes be missed): never accept one.
         if (truncated && !token) throw new ReleaseError(`listing s3://${bucket}/${prefix} was truncated without a continuation token`, 'the S3 server answered an incomplete listing; re-run, or report it to the server\'s operators');
+        if (opts.onePage) break;
       } while (token);
       return out;
     },
 
-    /** One PUT of a whole body whose sha256 is known; returns the ETag. */
-    async putObject(obj: LeanObject, body: { text: string } | { file: string }, size: number, sha256: string): Promise<string | undefined> {
+    /**
+     * One PUT of a whole body whose sha256 is known; returns the ETag. It carries the transit
+     * checksum of `opts.transit` (the planned MD5 when the plan has one) and, with `ifNoneMatch`,
+     * `If-None-Match: *` (the server answers 412 when the key exists).
+     */
+    async putObject(obj: LeanObject, body: { text: string } | { file: string }, size: number, sha256: string, opts: PutOptions = {}): Promise<string | undefined> {
+      const transit = opts.transit ?? 'sha256';
       let payload: Buffer | ((req: http.ClientRequest) => void);
       let payloadSha = sha256;
+      let md5 = opts.md5;
       if ('text' in body) {
         payload = Buffer.from(body.text);
         payloadSha = createHash('sha256').update(payload).digest('hex'); // a text's hash is cheap and exact
+        md5 = undefined;
       } else if (size <= READ_WHOLE_MAX) {
         payload = readFileSync(body.file);
         if (payload.length !== size) throw new ReleaseError(`${body.file} is ${payload.length} bytes, planned as ${size}: it changed after planning`, 're-run: it re-plans with the file as it is now');
       } else {
         payload = pipeRange(body.file, 0, size, size);
+        if (transit === 'content-md5' && !md5) {
+          // No MD5 in the plan: read it now, and make sure the file is still the planned one.
+          const d = await digestFile(body.file, { md5: true });
+          if (d.size !== size) throw new ReleaseError(`${body.file} changed after planning (now ${d.size} bytes, planned ${size})`, 're-run: it re-plans with the file as it is now');
+          if (d.sha256 !== sha256) throw new ReleaseError(`${body.file} no longer has the size and sha256 planned for s3://${obj.bucket}/${obj.key}: it changed after planning`, 're-run: it re-plans with the file as it is now');
+          md5 = d.md5;
+        }
       }
+      const headers = { ...obj.headers };
+      if (transit === 'content-md5') headers['content-md5'] = md5 ?? md5Base64(payload as Buffer);
+      else if (transit === 'sha256') headers['x-amz-checksum-sha256'] = sha256HexToBase64(payloadSha);
+      if (opts.ifNoneMatch) headers['if-none-match'] = '*';
       const len = Buffer.isBuffer(payload) ? payload.length : size;
-      const r = ok(await request('PUT', { ...obj, payloadSha256: payloadSha, length: len, body: payload }));
+      const r = ok(await request('PUT', { ...obj, headers, payloadSha256: payloadSha, length: len, body: payload }));
       return r.headers.etag as string | undefined;
     },
 
-    /** Multipart upload streamed from disk: `partSize` ranges, `queueSize` parts in flight, each signed with its sha256. */
-    async putMultipart(obj: LeanObject, file: string, size: number, sha256: string, partSize: number, queueSize: number, onPart?: (bytes: number) => void): Promise<string | undefined> {
-      // One sequential read first: every part's sha256 and the whole file's. The object's sha256
-      // metadata is the planned one, so the file must still hash to it (S3 only checks each part
-      // against its own signed hash); then each part is sent signed with the hash read here, and
+    /** Multipart upload streamed from disk: `partSize` ranges, `queueSize` parts in flight, each signed with its sha256 and carrying its transit checksum. */
+    async putMultipart(obj: LeanObject, file: string, size: number, sha256: string, partSize: number, queueSize: number, onPart?: (bytes: number) => void, opts: PutOptions = {}): Promise<string | undefined> {
+      const transit = opts.transit ?? 'sha256';
+      // One sequential read first: every part's sha256 (and MD5) and the whole file's. The object's
+      // sha256 metadata is the planned one, so the file must still hash to it (S3 only checks each
+      // part against its own checksums); then each part is sent with the checksums read here, and
       // S3 refuses a part that changed in between.
       const count = Math.max(1, Math.ceil(size / partSize));
       const whole = createHash('sha256');
       const partHashes: string[] = [];
+      const partMd5s: string[] = [];
       let seen = 0;
       for (let i = 0; i < count; i++) {
         const start = i * partSize;
         const length = Math.min(partSize, size - start);
         const hash = createHash('sha256');
+        const md5 = transit === 'content-md5' ? createHash('md5') : undefined;
         for await (const c of createReadStream(file, { start, end: start + length - 1, highWaterMark: 1024 * 1024 })) {
           hash.update(c as Buffer);
+          md5?.update(c as Buffer);
           whole.update(c as Buffer);
           seen += (c as Buffer).length;
         }
         partHashes.push(hash.digest('hex'));
+        partMd5s.push(md5?.digest('base64') ?? '');
       }
       if (seen !== size || whole.digest('hex') !== sha256) {
         throw new ReleaseError(`${file} no longer has the size and sha256 planned for s3://${obj.bucket}/${obj.key}: it changed after planning`, 're-run: it re-plans with the file as it is now');
       }
-      const created = ok(await request('POST', { ...obj, query: { uploads: '' }, payloadSha256: EMPTY_SHA256, length: 0 }));
+      const createHeaders = { ...obj.headers };
+      if (transit === 'sha256') createHeaders['x-amz-checksum-algorithm'] = 'SHA256';
+      const created = ok(await request('POST', { ...obj, headers: createHeaders, query: { uploads: '' }, payloadSha256: EMPTY_SHA256, length: 0 }));
       const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.body)?.[1];
       if (!uploadId) throw new Error(`CreateMultipartUpload for ${obj.key} answered without an UploadId`);
       const target = { bucket: obj.bucket, key: obj.key, headers: {} };
@@ -212,13 +250,19 @@ export function leanClient(target: LeanTarget) {
         const etags = await Promise.all(Array.from({ length: count }, (_, i) => limit(async () => {
           const start = i * partSize;
           const length = Math.min(partSize, size - start);
-          const r = ok(await request('PUT', { ...target, query: { partNumber: String(i + 1), uploadId }, payloadSha256: partHashes[i]!, length, body: pipeRange(file, start, length, size) }));
+          const headers: Record<string, string> = {};
+          if (transit === 'content-md5') headers['content-md5'] = partMd5s[i]!;
+          else if (transit === 'sha256') headers['x-amz-checksum-sha256'] = sha256HexToBase64(partHashes[i]!);
+          const r = ok(await request('PUT', { ...target, headers, query: { partNumber: String(i + 1), uploadId }, payloadSha256: partHashes[i]!, length, body: pipeRange(file, start, length, size) }));
           onPart?.(length);
           return r.headers.etag as string;
         })));
-        const xml = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+        const checksum = (i: number) => (transit === 'sha256' ? `<ChecksumSHA256>${sha256HexToBase64(partHashes[i]!)}</ChecksumSHA256>` : '');
+        const xml = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag>${checksum(i)}</Part>`).join('')}</CompleteMultipartUpload>`;
         const body = Buffer.from(xml);
-        const done = ok(await request('POST', { ...target, query: { uploadId }, headers: { 'content-type': 'application/xml' }, payloadSha256: createHash('sha256').update(body).digest('hex'), length: body.length, body }));
+        const completeHeaders: Record<string, string> = { 'content-type': 'application/xml' };
+        if (opts.ifNoneMatch) completeHeaders['if-none-match'] = '*';
+        const done = ok(await request('POST', { ...target, query: { uploadId }, headers: completeHeaders, payloadSha256: createHash('sha256').update(body).digest('hex'), length: body.length, body }));
         // S3 may answer 200 with an <Error> body to a CompleteMultipartUpload.
         if (/<Error>/.test(done.body)) throw s3Error(500, done.body);
         return /<ETag>([^<]+)<\/ETag>/.exec(done.body)?.[1]?.replace(/&quot;/g, '"');

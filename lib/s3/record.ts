@@ -1,8 +1,10 @@
 // A local record of what this machine uploaded: key → sha256, size, ETag. With one flat listing it
 // lets planSync skip unchanged objects without a HEAD each (issue 6). A fast path only: an entry
 // is trusted only while the listing shows the same size and ETag we got back from our own PUT;
-// otherwise planSync HEADs and compares our sha256 metadata, which stays the truth. ETags are
-// never used for integrity (s3rver's multipart ETag is a plain MD5; real S3's is md5-of-md5s).
+// otherwise planSync HEADs and compares our sha256 metadata, which stays the truth. It never
+// makes a run skip what the listing lacks or shows with another size or ETag (issue 9), and
+// `forget` drops what a verification found wrong. ETags are never used for integrity (s3rver's
+// multipart ETag is a plain MD5; real S3's is md5-of-md5s).
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,9 +21,15 @@ export interface RecordEntry {
 export interface UploadRecord {
   get(bucket: string, key: string): RecordEntry | undefined;
   set(bucket: string, key: string, entry: RecordEntry): void;
-  forget(bucket: string, key: string): void;
+  /**
+   * Drops entries (one key or many): whatever a verification found wrong must be HEADed (and
+   * re-sent) by the next run, never vouched for by this memo (issue 9; `releng verify` calls it).
+   */
+  forget(bucket: string, key: string | string[]): void;
   /** Writes the record (atomically) if anything changed. */
   save(): Promise<void>;
+  /** The record's path (named when saving fails). */
+  readonly file: string;
 }
 
 /** ETags arrive quoted from listings and PUT responses; compare them bare. */
@@ -43,6 +51,7 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
   let dirty = false;
   const id = (bucket: string, key: string) => `${bucket}/${key}`;
   return {
+    file,
     get(bucket, key) {
       const e = objects[id(bucket, key)];
       return e ? { sha256: e[0], size: e[1], etag: e[2] } : undefined;
@@ -52,7 +61,9 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
       dirty = true;
     },
     forget(bucket, key) {
-      if (id(bucket, key) in objects) { delete objects[id(bucket, key)]; dirty = true; }
+      for (const k of Array.isArray(key) ? key : [key]) {
+        if (id(bucket, k) in objects) { delete objects[id(bucket, k)]; dirty = true; }
+      }
     },
     async save() {
       if (!dirty) return;
@@ -72,7 +83,10 @@ export function recordingWriter(inner: S3Writer, record: UploadRecord): S3Writer
       record.forget(req.bucket, req.key); // until the put is acknowledged, what is there is unknown
       const r = await inner.put(req);
       const etag = normalizeEtag(r ? r.etag : undefined);
-      if (etag) record.set(req.bucket, req.key, { sha256: req.sha256, size: req.size, etag });
+      // A single-part ETag is the MD5 of what the server stored: when it is not the MD5 we sent,
+      // the stored bytes are not ours (a server that does not check Content-MD5), so vouch for nothing.
+      const stored = etag && req.md5 && /^[0-9a-f]{32}$/.test(etag) && etag !== Buffer.from(req.md5, 'base64').toString('hex') ? undefined : etag;
+      if (stored) record.set(req.bucket, req.key, { sha256: req.sha256, size: req.size, etag: stored });
       return r;
     },
     async delete(bucket, key) {

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
+import { isRetryableS3Error, retriedRead, defaultRetry, type RetryPolicy } from '../retry.ts';
+import { keyProblem } from './keys.ts';
 import { keepAliveAgents, leanClient } from './lean-put.ts';
 
 export interface S3Credentials {
@@ -57,11 +59,21 @@ export interface PutRequest {
   cacheControl?: string;
   redirect?: string;
   onProgress?: (bytes: number) => void;
+  /** Base64 MD5 of the planned bytes, read with their sha256 (Content-MD5 transit checksum). */
+  md5?: string;
+  /**
+   * Create only (`If-None-Match: *`) when the store has conditional writes on. A key that exists
+   * is then re-read: same size and sha256 is success (another run wrote the same bytes first),
+   * anything else a failure naming the key.
+   */
+  createOnly?: boolean;
 }
 
 /** What a put learnt from the server (the ETag feeds lib/s3/record.ts; never used for integrity). */
 export interface PutResult {
   etag?: string;
+  /** The key was created by someone else first, with the same size and sha256 (conditional writes). */
+  alreadyThere?: boolean;
 }
 
 /** What apply may do with S3: write. */
@@ -81,8 +93,19 @@ export type S3Store = S3Reader & S3Writer;
 export const MULTIPART_THRESHOLD = 200 * 1024 * 1024;
 const PART_SIZE = 16 * 1024 * 1024;
 
-/** Builds the SDK client: path style, checksum mode, keep-alive sockets. */
-export function createS3Client(settings: S3Settings & { endpoint: string }, creds: S3Credentials): S3Client {
+/** How the store writes: transit checksum, conditional creates, multipart cut-off, read retries (issue 9). */
+export interface StoreOptions {
+  transitChecksum?: S3Settings['transitChecksum'];
+  conditionalWrites?: boolean;
+  /** Files from this size go multipart (default MULTIPART_THRESHOLD). */
+  multipartThreshold?: number;
+  partSize?: number;
+  /** Retries of reads (HEAD, LIST, GET, bucket checks); writes are retried by apply. */
+  readRetry?: RetryPolicy;
+}
+
+/** Builds the SDK client: path style, checksum mode, keep-alive sockets, timeouts. */
+export function createS3Client(settings: Pick<S3Settings, 'region' | 'forcePathStyle' | 'checksums'> & { endpoint: string }, creds: S3Credentials): S3Client {
   // The SDK warns on every run that Node 20 support ends; releng pins its Node, so the warning is only noise in release logs.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   registerSecret(creds.secretAccessKey);
@@ -98,6 +121,9 @@ export function createS3Client(settings: S3Settings & { endpoint: string }, cred
     requestHandler: {
       httpAgent: keepAliveAgents.http,
       httpsAgent: keepAliveAgents.https,
+      // A read that hangs is a failure apply or retriedRead can retry, never a stuck release.
+      connectionTimeout: 10_000,
+      requestTimeout: 120_000,
     } as any,
   });
 }
@@ -113,125 +139,165 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   if (name === 'NoSuchBucket' || (name === 'NotFound' && !key)) {
     return new ReleaseError(`bucket ${bucket} does not exist at ${endpoint}`, 'create it, or fix the bucket URL in releng.json');
   }
-  if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'ExpiredToken'].includes(name) || e?.$metadata?.httpStatusCode === 403) {
-    return new ReleaseError(`S3 refused the credentials for ${where} (${name || 403})`, 'check the credentials source of this environment (they are not shown here)');
+  if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name)) {
+    return new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)');
+  }
+  if (['AccessDenied', 'Forbidden'].includes(name) || e?.$metadata?.httpStatusCode === 403) {
+    // Some servers (Ceph RGW) answer AccessDenied to a bad signature too: name both causes.
+    return new ReleaseError(`S3 refused access to ${where} (${name || 403}): the credentials are wrong, or not allowed to do this here`,
+      'check the credentials source of this environment and the bucket policy or scope of its keys (the credentials are not shown here)');
   }
   const status = e?.$metadata?.httpStatusCode;
-  const err = new ReleaseError(`S3 request for ${where} failed: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}${e?.message && e.message !== name ? `: ${e.message}` : ''}`);
+  const err = new ReleaseError(`S3 request for ${where} failed: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}${e?.message && e.message !== name ? `: ${e.message}` : ''}`, undefined, { cause: e });
   (err as any).retryable = isRetryableS3Error(e);
+  (err as any).status = status;
+  (err as any).s3Name = name;
   return err;
 }
 
-/** 5xx, SlowDown/throttling and dropped connections are worth another try; the rest is not. */
-export function isRetryableS3Error(e: any): boolean {
-  if (e?.retryable === true) return true;
-  const status = e?.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && status >= 500) return true;
-  const name = e?.name ?? '';
-  if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'InternalError', 'ServiceUnavailable', 'TimeoutError'].includes(name)) return true;
-  const code = e?.code ?? e?.cause?.code ?? '';
-  return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(code) || /socket hang up/i.test(e?.message ?? '');
-}
+export { isRetryableS3Error } from '../retry.ts';
 
-/**
- * Reads are idempotent: a dropped keep-alive connection, a timeout or a 5xx is tried again (3
- * attempts, jittered backoff) before it fails a plan. Writes are retried by apply.ts, once, there.
- */
-async function retryRead<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try { return await fn(); } catch (e) {
-      if (i >= attempts || !isRetryableS3Error(e)) throw e;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** i * (0.5 + Math.random() / 2)));
-    }
-  }
-}
-
-/** The S3 adapter over @aws-sdk/client-s3. */
-export function s3Store(client: S3Client, endpoint: string): S3Store {
+/** The S3 adapter over @aws-sdk/client-s3 (and the lean PUT path). Reads are retried (issue 9). */
+export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions = {}): S3Store {
+  const transit = opts.transitChecksum ?? 'sha256';
+  const threshold = opts.multipartThreshold ?? MULTIPART_THRESHOLD;
+  const partSize = opts.partSize ?? PART_SIZE;
+  const readRetry = opts.readRetry ?? defaultRetry;
   const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
     try { return await fn(); } catch (e) {
       if (e instanceof ReleaseError) throw e; // already says what and what to do (e.g. a file changed after planning)
       throw explainS3Error(e, endpoint, bucket, key);
     }
   };
+  /** A read retried on transient failures; the final error names the request, URL and attempts. */
+  const read = <T>(what: string, bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> =>
+    retriedRead(`${what} s3://${bucket}${key ? `/${key}` : ''} at ${endpoint}`, () => wrap(bucket, key, fn), readRetry);
   let lean: ReturnType<typeof leanClient> | undefined;
   // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
   const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
+
+  const head: S3Reader['head'] = (bucket, key) => read('HEAD', bucket, key, async () => {
+    try {
+      const r = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return {
+        size: Number(r.ContentLength ?? 0),
+        sha256: r.Metadata?.sha256,
+        redirect: r.WebsiteRedirectLocation,
+        contentType: r.ContentType,
+        contentEncoding: r.ContentEncoding,
+        cacheControl: r.CacheControl,
+        etag: r.ETag,
+        metadata: r.Metadata ?? {},
+      };
+    } catch (e: any) {
+      if (e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404) {
+        if (e?.name === 'NoSuchBucket') throw explainS3Error(e, endpoint, bucket);
+        return undefined;
+      }
+      throw e;
+    }
+  });
+
+  /** The sha256 of an object's bytes, streamed (for objects without our sha256 metadata). */
+  const hashObject = (bucket: string, key: string) => read('GET', bucket, key, async () => {
+    try {
+      const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const h = (await import('node:crypto')).createHash('sha256');
+      for await (const c of r.Body as AsyncIterable<Uint8Array>) h.update(c);
+      return h.digest('hex');
+    } catch (e: any) {
+      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+      throw e;
+    }
+  });
+
+  /**
+   * A conditional create answered 412: someone created the key first. Same size and sha256 (our
+   * metadata, or the bytes hashed when it has none) is success; anything else names the key.
+   */
+  const settlePrecondition = async (req: PutRequest): Promise<PutResult> => {
+    const there = await head(req.bucket, req.key);
+    const where = `s3://${req.bucket}/${req.key}`;
+    if (there && there.size === req.size) {
+      const sha = there.sha256 ?? await hashObject(req.bucket, req.key);
+      if (sha === req.sha256) return { etag: there.etag, alreadyThere: true };
+    }
+    throw new ReleaseError(
+      `${where} was created by another run at the same time with other content (there: ${there ? `${there.size} bytes, sha256 ${there.sha256 ?? 'unknown'}` : 'gone again'}; this run: ${req.size} bytes, sha256 ${req.sha256})`,
+      'two uploads of this release with different files ran at once: find out which build is the release, then run `releng verify` (this run wrote nothing over it)');
+  };
+
   return {
     endpoint,
     async list(bucket, prefix) {
-      return wrap(bucket, prefix || undefined, () => retryRead(() => getLean().listObjects(bucket, prefix)));
+      return read('LIST', bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
     },
-    async head(bucket, key) {
-      try {
-        const r = await retryRead(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
-        return {
-          size: Number(r.ContentLength ?? 0),
-          sha256: r.Metadata?.sha256,
-          redirect: r.WebsiteRedirectLocation,
-          contentType: r.ContentType,
-          contentEncoding: r.ContentEncoding,
-          cacheControl: r.CacheControl,
-          etag: r.ETag,
-          metadata: r.Metadata ?? {},
-        };
-      } catch (e: any) {
-        if (e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404) {
-          if (e?.name === 'NoSuchBucket') throw explainS3Error(e, endpoint, bucket);
-          return undefined;
-        }
-        throw explainS3Error(e, endpoint, bucket, key);
-      }
-    },
+    head,
     async getText(bucket, key) {
-      try {
-        return await retryRead(async () => {
+      return read('GET', bucket, key, async () => {
+        try {
           const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
           return await r.Body!.transformToString();
-        });
-      } catch (e: any) {
-        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
-        throw explainS3Error(e, endpoint, bucket, key);
-      }
+        } catch (e: any) {
+          if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+          throw e;
+        }
+      });
     },
     async sha256Of(bucket, key) {
-      try {
-        return await retryRead(async () => {
+      return read('GET', bucket, key, async () => {
+        try {
           const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
           const hash = createHash('sha256');
           let size = 0;
           for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
           return { size, sha256: hash.digest('hex') };
-        });
-      } catch (e: any) {
-        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
-        throw explainS3Error(e, endpoint, bucket, key);
-      }
+        } catch (e: any) {
+          if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+          throw e;
+        }
+      });
     },
     async checkBucket(bucket) {
-      try {
-        await client.send(new HeadBucketCommand({ Bucket: bucket }));
-      } catch (e: any) {
-        if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
-        throw explainS3Error(e, endpoint, bucket);
-      }
+      await read('HEAD', bucket, undefined, async () => {
+        try {
+          await client.send(new HeadBucketCommand({ Bucket: bucket }));
+        } catch (e: any) {
+          if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
+          // A HEAD answer has no body, so a 403 does not say whether the signature or a policy refused:
+          // one key of a listing (a GET) brings the error code (SignatureDoesNotMatch, AccessDenied, ...).
+          if (e?.$metadata?.httpStatusCode === 403) await getLean().listObjects(bucket, '', { onePage: 1 });
+          throw e;
+        }
+      });
     },
     async put(req) {
+      const problem = keyProblem(req.key);
+      if (problem) throw new ReleaseError(`refusing to write s3://${req.bucket}/${req.key}: the key has ${problem}`, 'rename the file so that every path segment is plain (no %, ?, #, \\, control characters, . or ..)');
       const lean = getLean();
       const headers: Record<string, string> = { 'content-type': req.contentType, 'x-amz-meta-sha256': req.sha256 };
       if (req.contentEncoding) headers['content-encoding'] = req.contentEncoding;
       if (req.cacheControl) headers['cache-control'] = req.cacheControl;
       if (req.redirect) headers['x-amz-website-redirect-location'] = req.redirect;
       const obj = { bucket: req.bucket, key: req.key, headers };
-      return wrap(req.bucket, req.key, async () => {
-        if ('text' in req.body || req.size < MULTIPART_THRESHOLD) {
-          const etag = await lean.putObject(obj, req.body, req.size, req.sha256);
-          req.onProgress?.(req.size);
+      const putOpts = { transit, md5: req.md5, ifNoneMatch: !!(opts.conditionalWrites && req.createOnly) };
+      try {
+        return await wrap(req.bucket, req.key, async () => {
+          if ('text' in req.body || req.size < threshold) {
+            const etag = await lean.putObject(obj, req.body, req.size, req.sha256, putOpts);
+            req.onProgress?.(req.size);
+            return { etag };
+          }
+          // Ceph RGW 16 ignores If-None-Match on CompleteMultipartUpload: look first (a narrower race than none).
+          if (putOpts.ifNoneMatch && await head(req.bucket, req.key)) return settlePrecondition(req);
+          const etag = await lean.putMultipart(obj, req.body.file, req.size, req.sha256, partSize, 4, req.onProgress, putOpts);
           return { etag };
-        }
-        const etag = await lean.putMultipart(obj, req.body.file, req.size, req.sha256, PART_SIZE, 4, req.onProgress);
-        return { etag };
-      });
+        });
+      } catch (e: any) {
+        const status = e?.status ?? e?.$metadata?.httpStatusCode;
+        if (putOpts.ifNoneMatch && (status === 412 || e?.s3Name === 'PreconditionFailed')) return settlePrecondition(req);
+        throw e;
+      }
     },
     async delete(bucket, key) {
       await wrap(bucket, key, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));

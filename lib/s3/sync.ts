@@ -14,6 +14,8 @@ export interface LocalFile {
   source: { file: string } | { text: string };
   size: number;
   sha256: string;
+  /** Base64 MD5, when the environment's transit checksum is Content-MD5 (read with the sha256). */
+  md5?: string;
 }
 
 export interface SyncRequest {
@@ -34,6 +36,8 @@ export interface SyncRequest {
   record?: UploadRecord;
   /** The listing of `prefix`, if the caller started it early (e.g. while hashing the files); else listed here. */
   listing?: Promise<RemoteObject[]>;
+  /** Immutable keys (a release prefix): new objects are created with If-None-Match where the environment allows. */
+  createOnly?: boolean;
 }
 
 export interface SyncPlan {
@@ -56,16 +60,14 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   await Promise.all(req.files.map((f) => limit(async () => {
     const key = req.prefix + f.rel;
     const r = remote.get(key);
-    let reason: S3Put['reason'] = 'new';
-    if (r) {
-      if (r.size === f.size) {
-        const remoteSha = await remoteSha256(reader, req, key, r);
-        if (remoteSha === f.sha256) { unchanged++; return; }
-      }
-      reason = 'changed';
-    }
+    const state = await compareRemote(reader, req.bucket, key, r, f, req.record);
+    if (state === 'same') { unchanged++; return; }
+    const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
     const h = contentHeadersFor(key);
-    puts.push({ kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason });
+    puts.push({
+      kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason,
+      ...(f.md5 ? { md5: f.md5 } : {}), ...(req.createOnly && reason === 'new' ? { createOnly: true } : {}),
+    });
   })));
   puts.sort((a, b) => byLocale.compare(a.key, b.key));
   const local = new Set(req.files.map((f) => req.prefix + f.rel));
@@ -76,8 +78,25 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   return { puts, deletes, skipped, unchanged };
 }
 
+/**
+ * What the destination holds at `key` compared with the planned size and sha256 (issue 9: a key is
+ * skipped only when the server reports both). `listed` is the key's entry in a fresh listing (the
+ * server's word on existence, size and ETag); the record may stand in for a HEAD only while the
+ * listing shows the size and ETag it recorded.
+ */
+export async function compareRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, record?: UploadRecord): Promise<'missing' | 'same' | 'different' | 'damaged'> {
+  if (!listed) return 'missing';
+  if (listed.size !== planned.size) {
+    // Our sha256 with another size: a damaged copy of this very object (a body cut short), not other content.
+    const head = await reader.head(bucket, key);
+    if (!head) return 'missing';
+    return head.sha256 === planned.sha256 ? 'damaged' : 'different';
+  }
+  return (await remoteSha256(reader, { bucket, record }, key, listed)) === planned.sha256 ? 'same' : 'different';
+}
+
 /** The sha256 of a listed object: from the record while size and ETag still match, else by HEAD. */
-async function remoteSha256(reader: S3Reader, req: SyncRequest, key: string, listed: RemoteObject): Promise<string | undefined> {
+async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: UploadRecord }, key: string, listed: RemoteObject): Promise<string | undefined> {
   const etag = normalizeEtag(listed.etag);
   const known = req.record?.get(req.bucket, key);
   if (known && etag && known.etag === etag && known.size === listed.size) return known.sha256;

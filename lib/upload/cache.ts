@@ -1,11 +1,15 @@
 // Plans the binary cache upload: the files Nix staged in release/cache/ENV (a signed file:// cache)
 // go to the environment's cache bucket so that no reader ever sees a narinfo whose NAR or
-// references are missing (issue 4). Reads only: the staged files and one flat bucket listing.
+// references are missing (issue 4). Reads only: the staged files, one flat bucket listing, and
+// HEADs where the upload record cannot vouch for a listed object.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { Skip, Step } from '../actions.ts';
-import { sha256File, sha256Text } from '../checksums.ts';
+import { digestFile, nixSha256ToHex, sha256Text, type FileDigest } from '../checksums.ts';
+import type { HashCache } from '../hash-cache.ts';
+import type { UploadRecord } from '../s3/record.ts';
+import { compareRemote } from '../s3/sync.ts';
 import type { BucketRef } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
@@ -28,6 +32,12 @@ export interface CachePlanInput {
   /** `narinfo-compression` / `ls-compression` store options, if configured. */
   narinfoCompression?: string;
   lsCompression?: string;
+  /** The upload record: stands in for a HEAD while the listing shows the size and ETag it recorded. */
+  record?: UploadRecord;
+  /** The hash memo: staged files unchanged since hashed are not re-read. */
+  hashCache?: HashCache;
+  /** Compute MD5 with each sha256 (the environment's transit checksum is Content-MD5). */
+  md5?: boolean;
   /** Compressed copies of narinfo/.ls files (lib/nix/cache.ts encodeCacheMetadata); uploaded instead of the staged ones. */
   encodedDir?: string;
   /** --replace-cache-info: replace a nix-cache-info that differs from the staged one (default: keep it, report it). */
@@ -55,6 +65,17 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
   return out.join('; ') || 'whitespace differs';
 }
 
+/** One staged file, hashed (once) in a single read. */
+async function stagedDigest(file: string, input: CachePlanInput): Promise<FileDigest> {
+  const st = await stat(file, { bigint: true });
+  const known = input.hashCache?.getDigest(file, st);
+  if (known && (!input.md5 || known.md5)) return known;
+  const d = await digestFile(file, { md5: input.md5 });
+  if (d.size !== Number(st.size)) throw new ReleaseError(`${file} changed while it was read`, 'make sure nothing writes to release/cache during upload, then re-run');
+  input.hashCache?.set(file, st, d.sha256, d.md5);
+  return d;
+}
+
 /**
  * Why levels: a narinfo is what makes a path visible to Nix, so it may only appear once every
  * path it references is fetchable. All NARs and .ls listings go first (one concurrent step), then
@@ -63,24 +84,19 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
  * steps are barriers, so the invariant holds at every instant, even when a run is killed
  * half-way. One step per path in reference order would also be correct, but serial; levels keep
  * the parallelism of a closure's width (a closure of thousands of paths is a few dozen levels deep).
+ *
+ * What is skipped is decided by the destination (issue 9): a NAR, listing or narinfo is skipped
+ * only when the bucket holds it with the staged file's size and sha256 (a fresh listing, then our
+ * sha256 metadata by HEAD, or the upload record while the listing shows the size and ETag it
+ * recorded). A narinfo whose NAR went missing or was truncated gets its NAR sent again. Every
+ * staged NAR is checked against its narinfo's FileSize and FileHash before anything is planned.
  */
 export async function planCache(reader: S3Reader, bucket: BucketRef, input: CachePlanInput): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const where = `s3://${bucket.bucket}/${bucket.prefix}`;
-  // One flat listing: narinfos say which paths are complete, nar/ keys which NARs are already there
-  // (NAR names are their file hash, so same key and size is the same NAR: no NAR is re-read).
-  const remote = new Map((await reader.list(bucket.bucket, bucket.prefix)).map((o) => [o.key.slice(bucket.prefix.length), o.size]));
-  const present = new Set([...remote.keys()].filter((k) => /^[0-9a-z]{32}\.narinfo$/.test(k)).map((k) => k.slice(0, 32)));
-
-  const missing = input.paths.filter((p) => !present.has(hashPart(p)));
-  const skipped: Skip[] = [];
-  if (input.paths.length > missing.length) {
-    const n = input.paths.length - missing.length;
-    skipped.push({ what: `${n} store path${n === 1 ? '' : 's'} in ${where}`, reason: 'narinfo already in the cache (its NAR and references were uploaded before it)' });
-  }
-
+  const listed = new Map((await reader.list(bucket.bucket, bucket.prefix)).map((o) => [o.key.slice(bucket.prefix.length), o]));
   const limit = pLimit(8);
   const infos = new Map<string, NarInfo & { file: string; text: string; contentEncoding?: string }>();
-  await Promise.all(missing.map((p) => limit(async () => {
+  await Promise.all(input.paths.map((p) => limit(async () => {
     const file = await encodedOr(input, `${hashPart(p)}.narinfo`);
     let meta;
     try { meta = await readCacheMetadata(file, input.narinfoCompression); } catch {
@@ -91,21 +107,32 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     infos.set(p, { ...info, file, text: meta.text, contentEncoding: meta.contentEncoding });
   })));
 
-  const puts: S3Put[] = [];
-  const putFile = async (rel: string, contentType: string, contentEncoding?: string, from = path.join(input.stagingDir, rel)) => {
-    const file = from;
-    const size = (await stat(file)).size;
-    const there = remote.get(rel);
-    if (there === size) return false;
-    puts.push({ kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size, sha256: await sha256File(file), contentType, contentEncoding, reason: there === undefined ? 'new' : 'changed' });
-    return true;
+  /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
+  const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {
+    const d = await stagedDigest(file, input).catch((e) => {
+      if (e?.code === 'ENOENT') throw new ReleaseError(`${file} is missing from the staged cache${expect ? ` (named by ${expect.narinfo})` : ''}`, 'delete the staged cache directory and re-run upload: Nix stages it again');
+      throw e;
+    });
+    // The staged NAR must be the one its narinfo describes (FileSize, FileHash): refuse, naming the file.
+    if (expect && (d.size !== expect.size || (expect.sha256 && d.sha256 !== expect.sha256))) {
+      throw new ReleaseError(`${file} does not match ${expect.narinfo}: ${d.size} bytes, sha256 ${d.sha256}; the narinfo says ${expect.size} bytes${expect.sha256 ? `, sha256 ${expect.sha256}` : ''}`,
+        'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
+    }
+    const state = await compareRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), d, input.record);
+    if (state === 'same') return undefined;
+    return {
+      kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,
+      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(d.md5 ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
+    };
   };
 
+  const puts: S3Put[] = [];
+  const skipped: Skip[] = [];
   // nix-cache-info: created when absent, never rewritten (as Nix's binary cache stores do): the
   // cache's owners may have set WantMassQuery or Priority, which Nix's staged file does not carry.
   const cacheInfoFile = path.join(input.stagingDir, 'nix-cache-info');
   const cacheInfoText = (await readCacheMetadata(cacheInfoFile, undefined)).text;
-  const remoteInfo = remote.has('nix-cache-info') ? await reader.getText(bucket.bucket, bucket.prefix + 'nix-cache-info') : undefined;
+  const remoteInfo = listed.has('nix-cache-info') ? await reader.getText(bucket.bucket, bucket.prefix + 'nix-cache-info') : undefined;
   const infoPut = (reason: 'new' | 'changed'): S3Put => ({ kind: 's3.put', bucket: bucket.bucket, key: `${bucket.prefix}nix-cache-info`, source: { text: cacheInfoText }, size: Buffer.byteLength(cacheInfoText), sha256: sha256Text(cacheInfoText), contentType: cacheContentTypes.cacheInfo, reason });
   if (remoteInfo === undefined) puts.push(infoPut('new'));
   else if (remoteInfo !== cacheInfoText) {
@@ -119,20 +146,30 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     else skipped.push({ what: `${where}nix-cache-info`, reason: `kept as it is (${diff}); Nix never rewrites an existing nix-cache-info; --replace-cache-info replaces it` });
   }
   let narsThere = 0;
+  const narinfoPuts = new Map<string, S3Put>();
   await Promise.all([...infos.values()].map((info) => limit(async () => {
-    if (!(await putFile(info.url, cacheContentTypes.nar))) narsThere++;
+    const fileHash = /^FileHash: (.*)$/m.exec(info.text)?.[1];
+    const expectSha = fileHash ? nixSha256ToHex(fileHash.trim()) : undefined;
+    if (fileHash && !expectSha) throw new ReleaseError(`${info.file}: FileHash ${fileHash} is not a sha256 Nix wrote`, 'delete the staged cache directory and re-run upload: Nix stages it again');
+    const nar = await compare(info.url, cacheContentTypes.nar, undefined, true, { size: info.fileSize, sha256: expectSha, narinfo: info.file });
+    if (nar) puts.push(nar); else narsThere++;
     const ls = `${hashPart(info.storePath)}.ls`;
-    const lsExists = await stat(path.join(input.stagingDir, ls)).then(() => true, () => false);
-    if (lsExists) {
+    if (await stat(path.join(input.stagingDir, ls)).then(() => true, () => false)) {
       const from = await encodedOr(input, ls);
       const enc = (await readCacheMetadata(from, input.lsCompression)).contentEncoding;
-      await putFile(ls, cacheContentTypes.listing, enc, from);
+      const l = await compare(ls, cacheContentTypes.listing, enc, false, undefined, from);
+      if (l) puts.push(l);
     }
+    const ni = await compare(`${hashPart(info.storePath)}.narinfo`, cacheContentTypes.narinfo, info.contentEncoding, true, undefined, info.file);
+    if (ni) narinfoPuts.set(info.storePath, ni);
   })));
-  if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already uploaded by an earlier run (same content-addressed name and size)' });
+  const complete = input.paths.length - narinfoPuts.size;
+  if (complete) skipped.push({ what: `${complete} narinfo${complete === 1 ? '' : 's'} in ${where}`, reason: 'already in the cache with the same size and sha256' });
+  if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already in the cache with the same size and sha256' });
   puts.sort((a, b) => a.key.localeCompare(b.key));
 
-  // Topological levels over the references of the missing paths.
+  // Topological levels over the references of the narinfos to put; every other path of the
+  // closure is in the bucket already (its narinfo matched above).
   const level = new Map<string, number>();
   const visiting = new Set<string>();
   const levelOf = (p: string): number => {
@@ -143,8 +180,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     let l = 0;
     for (const r of infos.get(p)!.references) {
       if (r === p) continue;
-      if (infos.has(r)) l = Math.max(l, levelOf(r) + 1);
-      else if (!present.has(hashPart(r))) {
+      if (narinfoPuts.has(r)) l = Math.max(l, levelOf(r) + 1);
+      else if (!infos.has(r) && !listed.has(`${hashPart(r)}.narinfo`)) {
         throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in the closure to upload`,
           'the closure computed from build-result.json is incomplete: re-run `releng build`');
       }
@@ -154,13 +191,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     return l;
   };
   const levels: S3Put[][] = [];
-  for (const p of [...infos.keys()].sort()) {
-    const info = infos.get(p)!;
-    const l = levelOf(p);
-    const key = `${bucket.prefix}${hashPart(p)}.narinfo`;
-    const size = (await stat(info.file)).size;
-    (levels[l] ??= []).push({ kind: 's3.put', bucket: bucket.bucket, key, source: { file: info.file }, size, sha256: await sha256File(info.file), contentType: cacheContentTypes.narinfo, contentEncoding: info.contentEncoding, reason: 'new' });
-  }
+  for (const p of [...narinfoPuts.keys()].sort()) (levels[levelOf(p)] ??= []).push(narinfoPuts.get(p)!);
 
   const steps: Step[] = [{ title: `cache NARs and listings to ${where}`, actions: puts }];
   levels.forEach((actions, l) => steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${where}`, actions }));

@@ -16,6 +16,13 @@ export interface ReleaseBucketOptions {
   keepRootManifest?: string;
   /** --replace-artifacts: allow replacing objects of the release prefix whose content differs. */
   replaceArtifacts?: boolean;
+  /** Digests of the artifacts as checked before planning (lib/upload/inputs.ts): their MD5s ride along for Content-MD5. */
+  digests?: Map<string, { md5?: string }>;
+}
+
+function localFile(rel: string, file: string, size: number, sha256: string, opts: ReleaseBucketOptions): LocalFile {
+  const md5 = opts.digests?.get(file)?.md5;
+  return { rel, source: { file }, size, sha256, ...(md5 ? { md5 } : {}) };
 }
 
 export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, result: BuildResult, releaseDir: string, opts: ReleaseBucketOptions = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
@@ -23,8 +30,9 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
   const versionPrefix = `${result.releaseDir}/`;
   // Listed under the version directory only: the bucket holds every past release.
   const versioned = result.artifacts.filter((a) => a.path.startsWith(versionPrefix))
-    .map((a): LocalFile => ({ rel: a.path.slice(versionPrefix.length), source: { file: path.join(artifactsDir, a.path) }, size: a.size, sha256: a.sha256 }));
-  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record });
+    .map((a): LocalFile => localFile(a.path.slice(versionPrefix.length), path.join(artifactsDir, a.path), a.size, a.sha256, opts));
+  // The version directory is immutable: new objects are created with If-None-Match where the environment has conditional writes.
+  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, createOnly: !opts.replaceArtifacts });
   const changed = files.puts.filter((p) => p.reason === 'changed');
   if (changed.length && !opts.replaceArtifacts) {
     throw new ReleaseError(`the release prefix s3://${releases.bucket}/${releases.prefix}${versionPrefix} already holds ${changed.length} object${changed.length === 1 ? '' : 's'} with other content:\n${changed.slice(0, 10).map((p) => `  ${p.key}`).join('\n')}`,
@@ -37,7 +45,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
     skipped.push({ what: `root manifest.nix of ${releases.url}`, reason: opts.keepRootManifest });
   } else if (root) {
     // Only the root object is compared: a listing of the whole bucket root would walk every release.
-    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [{ rel: '', source: { file: path.join(artifactsDir, root.path) }, size: root.size, sha256: root.sha256 }], record: opts.record });
+    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record });
     steps.push({ title: `root manifest.nix to ${releases.url}`, actions: pointer.puts });
     skipped.push(...pointer.skipped);
   }

@@ -35,7 +35,7 @@ describe('localTree with a hash memo', () => {
     // ctime is part of the key and cannot be set back, so the memo is only trusted for files
     // untouched since hashing; prove reuse by reading a planted value for an unchanged file.
     const memo = JSON.parse(await readFile(path.join(state, 'hashes.json'), 'utf8'));
-    memo.files[path.join(tree, 'a.txt')][4] = 'f'.repeat(64);
+    memo.files[path.join(tree, "a.txt")][5] = 'f'.repeat(64);
     await writeFile(path.join(state, 'hashes.json'), JSON.stringify(memo));
     cache = await openHashCache(state, { racyMs: 0 });
     expect((await localTree(tree, 2, { hashCache: cache }))[0]!.sha256).toBe('f'.repeat(64));
@@ -68,7 +68,7 @@ describe('localTree with a hash memo', () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
-    await writeFile(path.join(state, 'hashes.json'), '{"version":1,"files":{"x":[1]}}');
+    await writeFile(path.join(state, 'hashes.json'), '{"version":2,"files":{"x":[1]}}');
     const files = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
     expect(files[0]!.sha256).toBe(sha256Text('aaaa'));
   });

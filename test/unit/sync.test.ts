@@ -18,12 +18,13 @@ function reader(objects: Record<string, { size: number; sha256?: string }>): S3R
 const file = (rel: string, size: number, sha: string): LocalFile => ({ rel, source: { text: 'x' }, size, sha256: sha.repeat(64) });
 
 describe('planSync', () => {
-  it('skips identical objects, puts new and changed ones, HEADs only same-size objects', async () => {
-    const r = reader({ 'p/same': { size: 1, sha256: 'a'.repeat(64) }, 'p/changed': { size: 1, sha256: 'b'.repeat(64) }, 'p/resized': { size: 9, sha256: 'c'.repeat(64) } });
-    const plan = await planSync(r, { bucket: 'b', prefix: 'p/', files: [file('same', 1, 'a'), file('changed', 1, 'c'), file('resized', 1, 'c'), file('new', 1, 'd')] });
-    expect(plan.puts.map((p) => `${p.key}:${p.reason}`)).toEqual(['p/changed:changed', 'p/new:new', 'p/resized:changed']);
+  it('skips identical objects, puts new and changed ones, repairs a damaged copy of its own object', async () => {
+    const r = reader({ 'p/same': { size: 1, sha256: 'a'.repeat(64) }, 'p/changed': { size: 1, sha256: 'b'.repeat(64) }, 'p/resized': { size: 9, sha256: 'e'.repeat(64) }, 'p/truncated': { size: 0, sha256: 'c'.repeat(64) } });
+    const plan = await planSync(r, { bucket: 'b', prefix: 'p/', files: [file('same', 1, 'a'), file('changed', 1, 'c'), file('resized', 1, 'c'), file('truncated', 1, 'c'), file('new', 1, 'd')] });
+    // truncated: our sha256 with another size, a body cut short (issue 9): a repair, not other content.
+    expect(plan.puts.map((p) => `${p.key}:${p.reason}`)).toEqual(['p/changed:changed', 'p/new:new', 'p/resized:changed', 'p/truncated:repair']);
     expect(plan.unchanged).toBe(1);
-    expect(r.heads.sort()).toEqual(['p/changed', 'p/same']);
+    expect(r.heads.sort()).toEqual(['p/changed', 'p/resized', 'p/same', 'p/truncated']);
     expect(plan.skipped).toEqual([{ what: '1 object in s3://b/p/', reason: 'already there with the same sha256' }]);
     expect(plan.deletes).toEqual([]);
   });

@@ -10,14 +10,25 @@ import type { S3Put } from '../../lib/s3/actions.ts';
 import type { S3Reader } from '../../lib/s3/store.ts';
 import { planCache } from '../../lib/upload/cache.ts';
 import { parseNarInfo, stagingStoreUrl } from '../../lib/nix/cache.ts';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hexToNix32, sha256Text } from '../../lib/checksums.ts';
 
-/** A read-only bucket held in memory (an adapter, not a mock: planners take any S3Reader). */
-function memoryBucket(objects: Record<string, string>): S3Reader & { listings: number } {
+/**
+ * A read-only bucket held in memory (an adapter, not a mock: planners take any S3Reader). Objects
+ * carry our sha256 metadata, as releng's own PUTs leave them; `heads` counts HEAD requests.
+ */
+function memoryBucket(objects: Record<string, string>): S3Reader & { listings: number; heads: number } {
   const self = {
     endpoint: 'memory://',
     listings: 0,
-    async list(_bucket: string, prefix: string) { self.listings++; return Object.entries(objects).filter(([k]) => k.startsWith(prefix)).map(([key, v]) => ({ key, size: Buffer.byteLength(v) })); },
-    async head() { throw new Error('the cache planner must not HEAD objects'); },
+    heads: 0,
+    async list(_bucket: string, prefix: string) { self.listings++; return Object.entries(objects).filter(([k]) => k.startsWith(prefix)).map(([key, v]) => ({ key, size: Buffer.byteLength(v), etag: `"${createHash('md5').update(v).digest('hex')}"` })); },
+    async head(_b: string, key: string) {
+      self.heads++;
+      const v = objects[key];
+      return v === undefined ? undefined : { size: Buffer.byteLength(v), sha256: sha256Text(v), etag: `"${createHash('md5').update(v).digest('hex')}"`, metadata: {} };
+    },
     async getText(_b: string, key: string) { return objects[key]; },
     async checkBucket() {},
   };
@@ -43,7 +54,7 @@ describe('planCache', () => {
       await writeFile(path.join(dir, nar), `NAR of ${name}`);
       await writeFile(path.join(dir, `${h(c)}.ls`), `{"version":1}`);
       await writeFile(path.join(dir, `${h(c)}.narinfo`), [
-        `StorePath: ${p}`, `URL: ${nar}`, 'Compression: zstd', `FileHash: sha256:${c.repeat(52)}`, `FileSize: ${`NAR of ${name}`.length}`,
+        `StorePath: ${p}`, `URL: ${nar}`, 'Compression: zstd', `FileHash: sha256:${hexToNix32(sha256Text(`NAR of ${name}`))}`, `FileSize: ${`NAR of ${name}`.length}`,
         'NarHash: sha256:x', 'NarSize: 1', `References: ${refs[name]!.map((r) => path.basename(r)).join(' ')}`, 'Sig: k-1:sig', '',
       ].join('\n'));
     }
@@ -83,29 +94,59 @@ describe('planCache', () => {
     }
   });
 
-  it('skips paths whose narinfo is in the bucket, and NARs already there, from one listing', async () => {
-    const nar = (c: string, name: string) => ({ [`nar/${c.repeat(52)}.nar.zst`]: `NAR of ${name}` });
+  /** The bucket as an earlier run left it: the staged files under these keys. */
+  const staged = async (...rels: string[]) => Object.fromEntries(await Promise.all(rels.map(async (r) => [r, await readFile(path.join(dir, r), 'utf8')] as const)));
+  const nar = (c: string) => `nar/${c.repeat(52)}.nar.zst`;
+
+  it('skips what the bucket holds with the staged size and sha256, from one listing and a HEAD each', async () => {
     const remote = memoryBucket({
       'nix-cache-info': 'StoreDir: /nix/store\n',
-      [`${h('a')}.narinfo`]: 'x', ...nar('a', 'base'), [`${h('a')}.ls`]: '{"version":1}',
+      ...await staged(`${h('a')}.narinfo`, nar('a'), `${h('a')}.ls`),
       // An interrupted run: lib's NAR and listing landed, its narinfo did not.
-      ...nar('b', 'lib'), [`${h('b')}.ls`]: '{"version":1}',
+      ...await staged(nar('b'), `${h('b')}.ls`),
     });
     const plan = await planCache(remote, bucket, { stagingDir: dir, paths: Object.values(paths) });
     expect(remote.listings).toBe(1);
+    expect(remote.heads).toBe(5);
     const all = plan.steps.flatMap((s) => s.actions.map((a) => (a as S3Put).key)).sort();
     expect(all).toEqual([
       `${h('b')}.narinfo`, `${h('c')}.ls`, `${h('c')}.narinfo`, `${h('d')}.ls`, `${h('d')}.narinfo`,
-      `nar/${'c'.repeat(52)}.nar.zst`, `nar/${'d'.repeat(52)}.nar.zst`,
+      nar('c'), nar('d'),
     ].sort());
     // base is in the bucket, so lib and tool are level 0 now.
     expect(plan.steps[1]!.actions.map((a) => (a as S3Put).key).sort()).toEqual([`${h('b')}.narinfo`, `${h('d')}.narinfo`]);
-    expect(plan.skipped.map((s) => s.what)).toEqual(['1 store path in s3://cache/', '1 NAR in s3://cache/nar/']);
+    expect(plan.skipped.map((s) => s.what)).toEqual(['1 narinfo in s3://cache/', '2 NARs in s3://cache/nar/']);
   });
 
-  it('nothing to do when every narinfo is there', async () => {
+  it('re-sends a NAR the bucket lost or holds truncated, though its narinfo is there (issue 9)', async () => {
     const objects: Record<string, string> = { 'nix-cache-info': 'StoreDir: /nix/store\n' };
-    for (const p of Object.values(paths)) objects[`${path.basename(p).slice(0, 32)}.narinfo`] = 'x';
+    for (const c of ['a', 'b', 'c', 'd']) Object.assign(objects, await staged(`${h(c)}.narinfo`, nar(c), `${h(c)}.ls`));
+    delete objects[nar('a')]; // acknowledged, never stored
+    objects[nar('b')] = objects[nar('b')]!.slice(0, 3); // stored truncated
+    objects[nar('c')] = objects[nar('c')]!.replace('N', 'n'); // same size, other bytes
+    const plan = await planCache(memoryBucket(objects), bucket, { stagingDir: dir, paths: Object.values(paths) });
+    const puts = plan.steps.flatMap((s) => s.actions) as S3Put[];
+    expect(puts.map((p) => `${p.key} ${p.reason}`).sort()).toEqual([`${nar('a')} new`, `${nar('b')} changed`, `${nar('c')} changed`]);
+    expect(puts.find((p) => p.key === nar('a'))!.createOnly).toBe(true);
+  });
+
+  it('a narinfo with other bytes in the bucket is put again after its NAR', async () => {
+    const objects: Record<string, string> = { 'nix-cache-info': 'StoreDir: /nix/store\n' };
+    for (const c of ['a', 'b', 'c', 'd']) Object.assign(objects, await staged(`${h(c)}.narinfo`, nar(c), `${h(c)}.ls`));
+    objects[`${h('d')}.narinfo`] = 'StorePath: truncated';
+    const plan = await planCache(memoryBucket(objects), bucket, { stagingDir: dir, paths: Object.values(paths) });
+    expect(plan.steps.map((s) => s.actions.map((a) => `${(a as S3Put).key} ${(a as S3Put).reason}`))).toEqual([[], [`${h('d')}.narinfo changed`]]);
+  });
+
+  it('refuses a staged NAR that is not what its narinfo says (FileHash), naming the file, before any write', async () => {
+    await writeFile(path.join(dir, nar('b')), 'NAR of lIb'); // same size, one byte flipped
+    await expect(planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: Object.values(paths) }))
+      .rejects.toThrow(`${path.join(dir, nar('b'))} does not match ${path.join(dir, `${h('b')}.narinfo`)}`);
+  });
+
+  it('nothing to do when the bucket holds every staged file', async () => {
+    const objects: Record<string, string> = { 'nix-cache-info': 'StoreDir: /nix/store\n' };
+    for (const c of ['a', 'b', 'c', 'd']) Object.assign(objects, await staged(`${h(c)}.narinfo`, nar(c), `${h(c)}.ls`));
     const plan = await planCache(memoryBucket(objects), bucket, { stagingDir: dir, paths: Object.values(paths) });
     expect(plan.steps.flatMap((s) => s.actions)).toEqual([]);
     expect(plan.skipped[0]!.reason).toContain('already in the cache');

@@ -1,0 +1,79 @@
+// Local inputs checked against what build recorded, before anything is published (issue 9): every
+// artifact against build-result.json's size and sha256, and the manual in release/manual against
+// the manual files build recorded under the version directory. A file changed after build (even
+// one byte with the size and mtime put back) refuses the upload, naming the file; nothing is
+// written. The hash memo may answer only for files whose device, inode, size, mtime and ctime are
+// unchanged since hashed (lib/hash-cache.ts). The digests (sha256 and, for Content-MD5, MD5) are
+// the ones the PUTs then carry: each file is read once.
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { BuildResult } from '../build-result.ts';
+import { digestBytes, digestFile, type FileDigest } from '../checksums.ts';
+import { ReleaseError } from '../errors.ts';
+import { localTree } from '../files.ts';
+import type { HashCache } from '../hash-cache.ts';
+import type { LocalFile } from '../s3/sync.ts';
+
+export interface CheckedInputs {
+  /** Absolute artifact path → its digest, as read now (equal to build-result.json's). */
+  artifacts: Map<string, FileDigest>;
+  /** release/manual as LocalFiles (checked). */
+  manual: LocalFile[];
+}
+
+const SMALL_FILE = 1024 * 1024;
+
+/** The digest of one file: from the memo when its identity is unchanged, else read once. */
+export async function fileDigest(file: string, opts: { hashCache?: HashCache; md5?: boolean }): Promise<FileDigest> {
+  const st = statSync(file, { bigint: true });
+  const known = opts.hashCache?.getDigest(file, st);
+  if (known && (!opts.md5 || known.md5)) return known;
+  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5: opts.md5 }) : await digestFile(file, { md5: opts.md5 });
+  opts.hashCache?.set(file, st, d.sha256, d.md5);
+  return d;
+}
+
+const again = (what: string) => `${what} changed after \`releng build\` recorded it: run \`releng build\` again (or restore the file); nothing was uploaded`;
+
+export async function checkLocalInputs(releaseDir: string, result: BuildResult, opts: { hashCache?: HashCache; md5?: boolean } = {}): Promise<CheckedInputs> {
+  const artifactsDir = path.join(releaseDir, 'artifacts');
+  const limit = pLimit(4);
+  const artifacts = new Map<string, FileDigest>();
+  const problems: string[] = [];
+  await Promise.all(result.artifacts.map((a) => limit(async () => {
+    const file = path.join(artifactsDir, a.path);
+    let d: FileDigest;
+    try { d = await fileDigest(file, opts); } catch (e: any) {
+      problems.push(`${file}: ${e?.code === 'ENOENT' ? 'missing' : e?.message ?? e}`);
+      return;
+    }
+    if (d.size !== a.size || d.sha256 !== a.sha256) {
+      problems.push(`${file}: ${d.size} bytes, sha256 ${d.sha256}; build-result.json recorded ${a.size} bytes, sha256 ${a.sha256}`);
+      return;
+    }
+    artifacts.set(file, d);
+  })));
+  if (problems.length) {
+    throw new ReleaseError(`release/artifacts does not match release/build-result.json:\n${problems.sort().slice(0, 20).map((p) => `  ${p}`).join('\n')}`, again('the release tree'));
+  }
+
+  // The manual: build copied one tree to release/manual (docs bucket) and to VERSION/manual/
+  // (release bucket, recorded as artifacts); the docs copy must be the recorded one, file for file.
+  const manualDir = path.join(releaseDir, 'manual');
+  const manual = await localTree(manualDir, 4, { hashCache: opts.hashCache, md5: opts.md5 });
+  const recordedPrefix = `${result.releaseDir}/manual/`;
+  const recorded = new Map(result.artifacts.filter((a) => a.path.startsWith(recordedPrefix)).map((a) => [a.path.slice(recordedPrefix.length), a]));
+  if (recorded.size > 0) {
+    const bad: string[] = [];
+    for (const f of manual) {
+      const r = recorded.get(f.rel);
+      if (!r) bad.push(`${path.join(manualDir, f.rel)}: not a file build recorded`);
+      else if (r.size !== f.size || r.sha256 !== f.sha256) bad.push(`${path.join(manualDir, f.rel)}: ${f.size} bytes, sha256 ${f.sha256}; build recorded ${r.size} bytes, sha256 ${r.sha256}`);
+    }
+    const local = new Set(manual.map((f) => f.rel));
+    for (const rel of recorded.keys()) if (!local.has(rel)) bad.push(`${path.join(manualDir, rel)}: missing (build recorded it)`);
+    if (bad.length) throw new ReleaseError(`release/manual does not match the manual build recorded in release/build-result.json:\n${bad.sort().slice(0, 20).map((p) => `  ${p}`).join('\n')}`, again('the manual'));
+  }
+  return { artifacts, manual };
+}

@@ -1,0 +1,89 @@
+// Local inputs against build-result.json before any write (issue 9): one byte flipped in an
+// artifact or a manual page, with the size and mtime put back (utimes), refuses the upload naming
+// the file, even when the hash memo remembered the file (ctime and the racy rule give it away).
+import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BuildResult } from '../../lib/build-result.ts';
+import { sha256Text } from '../../lib/checksums.ts';
+import { openHashCache } from '../../lib/hash-cache.ts';
+import { checkLocalInputs } from '../../lib/upload/inputs.ts';
+
+let release: string;
+let state: string;
+const files: Record<string, string> = {
+  'x/x-1.0/x-1.0.tar.xz': 'tarball bytes',
+  'x/x-1.0/manual/index.html': '<h1>manual</h1>',
+  'x/x-1.0/SHA256SUMS': 'sums',
+  'manifest.nix': '{ }',
+};
+
+async function writeOld(file: string, content: string) {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, content);
+  const t = Date.now() / 1000 - 60;
+  await utimes(file, t, t);
+}
+
+/** Changes one byte keeping size and mtime, as a careless tool or a bad disk might. */
+async function flipByte(file: string) {
+  const before = await stat(file);
+  const { readFile } = await import('node:fs/promises');
+  const b = await readFile(file);
+  b[0] = b[0]! ^ 0x20;
+  await writeFile(file, b);
+  await utimes(file, before.atime, before.mtime);
+  expect((await stat(file)).size).toBe(before.size);
+  expect((await stat(file)).mtimeMs).toBe(before.mtimeMs);
+}
+
+const result = (): BuildResult => ({
+  schemaVersion: 1, project: 'x', version: '1.0', major: '1.0', official: true, releaseName: 'x', profile: 'all', systems: ['x86_64-linux'], dockerSystems: [],
+  gitRevision: 'a'.repeat(40), tag: '1.0', createdAt: '', releaseDir: 'x/x-1.0', manifest: {}, dockerImages: [], drvs: [], outPaths: [],
+  artifacts: Object.entries(files).map(([p, c]) => ({ path: p, size: Buffer.byteLength(c), sha256: sha256Text(c), kind: 'manual' as const })),
+});
+
+beforeEach(async () => {
+  release = await mkdtemp(path.join(os.tmpdir(), 'releng-inputs-'));
+  state = await mkdtemp(path.join(os.tmpdir(), 'releng-inputs-state-'));
+  for (const [p, c] of Object.entries(files)) await writeOld(path.join(release, 'artifacts', p), c);
+  await writeOld(path.join(release, 'manual', 'index.html'), files['x/x-1.0/manual/index.html']!);
+});
+afterEach(async () => { await rm(release, { recursive: true, force: true }); await rm(state, { recursive: true, force: true }); });
+
+describe('checkLocalInputs', () => {
+  it('passes an untouched tree and returns sha256 and MD5 of each file', async () => {
+    const checked = await checkLocalInputs(release, result(), { md5: true });
+    const tar = checked.artifacts.get(path.join(release, 'artifacts/x/x-1.0/x-1.0.tar.xz'))!;
+    expect(tar.sha256).toBe(sha256Text('tarball bytes'));
+    expect(tar.md5).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+    expect(checked.manual.map((f) => f.rel)).toEqual(['index.html']);
+    expect(checked.manual[0]!.md5).toBeDefined();
+  });
+
+  it('refuses an artifact with one byte flipped (same size, same mtime), though the memo had hashed it', async () => {
+    const memo = await openHashCache(state, { racyMs: 0 });
+    await checkLocalInputs(release, result(), { hashCache: memo });
+    await memo.save();
+    const file = path.join(release, 'artifacts/x/x-1.0/x-1.0.tar.xz');
+    await flipByte(file);
+    const err = await checkLocalInputs(release, result(), { hashCache: await openHashCache(state, { racyMs: 0 }) }).then(() => undefined, (e) => e);
+    expect(err?.message).toContain(`${file}: 13 bytes, sha256 ${sha256Text('Tarball bytes')}; build-result.json recorded 13 bytes, sha256 ${sha256Text('tarball bytes')}`);
+    expect(err?.hint).toContain('nothing was uploaded');
+  });
+
+  it('refuses a manual page that differs from the one build recorded, and one build never recorded', async () => {
+    await flipByte(path.join(release, 'manual/index.html'));
+    await writeOld(path.join(release, 'manual/extra.html'), 'x');
+    const err = await checkLocalInputs(release, result()).then(() => undefined, (e) => e);
+    expect(err?.message).toContain('release/manual does not match the manual build recorded');
+    expect(err?.message).toContain(`${path.join(release, 'manual/index.html')}: 15 bytes`);
+    expect(err?.message).toContain(`${path.join(release, 'manual/extra.html')}: not a file build recorded`);
+  });
+
+  it('names a missing artifact', async () => {
+    await rm(path.join(release, 'artifacts/manifest.nix'));
+    await expect(checkLocalInputs(release, result())).rejects.toThrow(`${path.join(release, 'artifacts/manifest.nix')}: missing`);
+  });
+});
