@@ -111,7 +111,9 @@ async function main(argv: string[]): Promise<number> {
     const message = redact(describeError(e));
     process.stderr.write(`${log.colour('red', 'error:')} ${message}\n`);
     if (p.flags.verbose && !(e instanceof ReleaseError) && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + '\n');
-    if (p.flags.json) process.stdout.write(JSON.stringify({ ok: false, command: p.command.name, error: message }) + '\n');
+    // An error may carry its result (verify's problems and what was checked) for --json readers.
+    const detail = e && typeof e === 'object' && 'report' in e ? { result: (e as { report: unknown }).report } : {};
+    if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: false, command: p.command.name, error: message, ...detail })) + '\n');
     return e instanceof UsageError ? 2 : 1;
   }
 }
