@@ -8,7 +8,7 @@ import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import { hashPart } from '../nix/cache.ts';
 import { nixSha256 } from '../nix/nix32.ts';
 import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey, type NixPublicKey } from '../nix/narinfo.ts';
-import { hashDecompressed, knownCompression, readAll } from './objects.ts';
+import { hashDecompressed, hashStream, knownCompression, readAll } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 import { createHash } from 'node:crypto';
 
@@ -34,7 +34,10 @@ export const cacheVerifier: DestinationVerifier = {
     const report = emptyReport();
     const name = this.name;
     const where = (rel: string) => `s3://${t.cache.bucket}/${t.cache.prefix}${rel}`;
-    const problem = (rel: string, what: string) => report.problems.push({ destination: name, where: where(rel), what, repair: scope.repair, bucket: t.cache.bucket, key: t.cache.prefix + rel });
+    const problem = (rel: string, what: string, repair = scope.repair) => report.problems.push({ destination: name, where: where(rel), what, repair, bucket: t.cache.bucket, key: t.cache.prefix + rel });
+    // upload skips a store path whose narinfo is there: a path is repaired by removing its narinfo
+    // (and a NAR with wrong bytes), so that upload sends it again, NAR before narinfo.
+    const redo = (...rels: string[]) => `delete ${rels.map(where).join(' and ')}, then ${scope.repair}`;
     if (!t.publicKey) {
       report.notChecked.push({ destination: name, what: where(''), reason: `environment "${t.name}" has no cache settings, so no public key to check signatures with` });
       return report;
@@ -70,17 +73,17 @@ export const cacheVerifier: DestinationVerifier = {
       if (!bytes) { problem(rel, `missing: ${storePath}${via} cannot be fetched`); scope.progress.item(); return; }
       const text = narinfoText(bytes);
       const parsed = text === undefined ? { problems: ['neither text nor a compression Nix writes'] } : parseNarInfoStrict(text);
-      if (!parsed.info) { problem(rel, `corrupt narinfo for ${storePath}: ${parsed.problems.join('; ')}`); scope.progress.item(); return; }
+      if (!parsed.info) { problem(rel, `corrupt narinfo for ${storePath}: ${parsed.problems.join('; ')}`, redo(rel)); scope.progress.item(); return; }
       const ni = parsed.info;
-      if (ni.storePath !== storePath) { problem(rel, `describes ${ni.storePath}, expected ${storePath}`); scope.progress.item(); return; }
+      if (ni.storePath !== storePath) { problem(rel, `describes ${ni.storePath}, expected ${storePath}`, redo(rel)); scope.progress.item(); return; }
       const sig = checkNarInfoSignature(ni, key);
-      if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`);
+      if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`, redo(rel));
       for (const r of ni.references) if (r !== storePath) visit(r, storePath);
       // The NAR (or whatever URL names) exists with the size the narinfo promises.
       const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));
       count(report, 'objects');
-      if (!head) { problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`); scope.progress.item(); return; }
-      if (ni.fileSize !== undefined && head.size !== ni.fileSize) problem(ni.url, `size ${head.size}, but ${rel} says FileSize ${ni.fileSize}`);
+      if (!head) { problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel)); scope.progress.item(); return; }
+      if (ni.fileSize !== undefined && head.size !== ni.fileSize) problem(ni.url, `size ${head.size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel));
       if (!scope.deep) { scope.progress.item(); return; }
       if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
       await scope.limit(async () => {
@@ -92,15 +95,22 @@ export const cacheVerifier: DestinationVerifier = {
         try {
           nar = await hashDecompressed(stream, ni.compression, (c) => { file.update(c); fileBytes += c.length; });
         } catch (e) {
-          problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`);
+          // The decompressor stopped early: hash the stored bytes in a second read to say whether they changed.
+          const again = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
+          const raw = again ? await hashStream(again) : undefined;
+          if (raw && ni.fileHash && !raw.digest.equals(Buffer.from(ni.fileHash))) {
+            problem(ni.url, `FileHash ${nixSha256(raw.digest)} (${raw.size} bytes), but ${rel} says ${nixSha256(ni.fileHash)}; it does not decompress as ${ni.compression} either`, redo(ni.url, rel));
+          } else {
+            problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel));
+          }
           return;
         }
         count(report, 'bytes read', fileBytes);
         count(report, 'NARs hashed');
         const fileHash = file.digest();
-        if (ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash))) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash)}`);
+        if (ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash))) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash)}`, redo(ni.url, rel));
         if (!nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize) {
-          problem(ni.url, `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`);
+          problem(ni.url, `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`, redo(ni.url, rel));
         }
       });
       scope.progress.item();

@@ -87,7 +87,11 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   count(report, 'objects');
   if (!head) { problem('missing'); return; }
   if (c.expected.size !== undefined && head.size !== c.expected.size) problem(`size ${head.size}, expected ${c.expected.size}`);
-  if (head.sha256 !== c.expected.sha256) problem(head.sha256 ? `sha256 metadata ${head.sha256}, expected ${c.expected.sha256}` : `no sha256 metadata (expected ${c.expected.sha256})`);
+  if (head.sha256 !== c.expected.sha256) {
+    // upload refuses to replace an object of the (immutable) release prefix unless told to.
+    const fix = c.destination === 'release prefix' ? `${repair} --replace-artifacts (only if this release was never announced)` : repair;
+    report.problems.push({ destination: c.destination, where, what: head.sha256 ? `sha256 metadata ${head.sha256}, expected ${c.expected.sha256}` : `no sha256 metadata (expected ${c.expected.sha256})`, repair: fix, bucket: c.bucket, key: c.key });
+  }
   if (!scope.deep && !c.always) { scope.progress.item(); return; }
   const got = await scope.limit(async () => {
     const stream = await t.s3.getStream(c.bucket, c.key);
@@ -96,5 +100,9 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   count(report, 'bytes read', got?.size ?? 0);
   scope.progress.item();
   if (!got) { problem('missing (HEAD saw it, GET did not)'); return; }
-  if (got.sha256 !== c.expected.sha256) problem(`content sha256 ${got.sha256} (${got.size} bytes), expected ${c.expected.sha256}${c.expected.size !== undefined ? ` (${c.expected.size} bytes)` : ''}`);
+  if (got.sha256 !== c.expected.sha256) {
+    // Its metadata may still claim the right sha256, and upload skips what the server reports right.
+    report.problems.push({ destination: c.destination, where, what: `content sha256 ${got.sha256} (${got.size} bytes), expected ${c.expected.sha256}${c.expected.size !== undefined ? ` (${c.expected.size} bytes)` : ''}`,
+      repair: `delete ${where} (its bytes are not what its metadata says), then ${repair}`, bucket: c.bucket, key: c.key });
+  }
 }
