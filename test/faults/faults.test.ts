@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRegistry, type LocalRegistry } from '../../lib/local/registry-server.ts';
 import { relengBin, scratchProject, type ScratchProject } from '../helpers/project.ts';
+import { allowAnonymousRead } from '../helpers/public-read.ts';
 import { startTestRgw, type TestRgw } from '../helpers/rgw.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
@@ -78,6 +79,7 @@ beforeAll(async () => {
   [s3, rgw, registry] = await Promise.all([
     startTestS3(['rel', 'cache', 'docs']), startTestRgw({ buckets: ['rel', 'cache', 'docs'] }), startLocalRegistry({ dir: path.join(work, 'registry') }),
   ]);
+  await allowAnonymousRead(rgw, 'cache');
   proxies = {
     s3rver: await startFaultProxy('s3rver', s3.endpoint, ctl),
     rgw: await startFaultProxy('rgw', rgw.endpoint, ctl),
