@@ -44,7 +44,7 @@ export async function verify(ctx: Context): Promise<VerifyReport> {
     log.info(`checked ${renderChecked(report)} in ${report.seconds} s`);
     if (!report.ok) {
       for (const p of report.problems) log.warn(renderProblem(p));
-      throw new VerificationFailed(report, `verify found what differs from ${release.project} ${release.version}`);
+      throw new VerificationFailed(report, `verify found what differs from ${release.project} ${release.version}`, { listedAbove: true });
     }
     log.info(`${release.project} ${release.version} in ${target.name}: everything as released${deep ? ' (every object read and hashed)' : ''}`);
     return report;

@@ -200,10 +200,11 @@ export function renderChecked(report: VerifyReport): string {
 
 /** Thrown when verification finds problems: the message lists them; --json carries the report. */
 export class VerificationFailed extends ReleaseError {
-  constructor(readonly report: VerifyReport, context: string) {
-    const shown = report.problems.slice(0, 50).map((p) => `  ${renderProblem(p)}`);
-    const more = report.problems.length > 50 ? [`  ... and ${report.problems.length - 50} more (--json lists all)`] : [];
-    super(`${context}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'} in ${report.environment}:\n${[...shown, ...more].join('\n')}`,
+  constructor(readonly report: VerifyReport, context: string, opts: { listedAbove?: boolean } = {}) {
+    const n = report.problems.length;
+    const shown = opts.listedAbove ? [] : report.problems.slice(0, 50).map((p) => `  ${renderProblem(p)}`);
+    const more = !opts.listedAbove && n > 50 ? [`  ... and ${n - 50} more (--json lists all)`] : [];
+    super(`${context}: ${n} problem${n === 1 ? '' : 's'} in ${report.environment}${opts.listedAbove ? ' (one line each above)' : `:\n${[...shown, ...more].join('\n')}`}`,
       'run the repair named on each line, then `releng verify` again');
     this.name = 'VerificationFailed';
   }
