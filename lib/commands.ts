@@ -138,6 +138,19 @@ export const commands: CommandDef[] = [
     run: async (ctx) => (await import('./phases/upload.ts')).uploadCommand(ctx),
   },
   {
+    name: 'verify',
+    summary: 'read every destination of a release back from scratch; exit 0 only when all of it is as released',
+    reads: 'release/build-result.json and release/tag.json when present (else the published SHA256SUMS and manifest.nix); the environment\'s buckets, registries and git remote. No local memo',
+    changes: 'nothing (exit 1 and one line per problem, naming the repair)',
+    flags: [
+      { name: 'deep', type: 'boolean', description: 'download and hash every object (release files, docs, every NAR: FileHash, NarHash) instead of HEAD + sha256 metadata' },
+      { name: 'published', type: 'string', value: 'VERSION', description: 'verify VERSION from what is published alone (its SHA256SUMS and manifest.nix), ignoring release/' },
+      { name: 'public-key', type: 'string', value: 'NAME:BASE64', description: 'the cache key to check signatures with (default: from the environment\'s cache.signingKeyFile)' },
+    ],
+    needsVersion: false,
+    run: async (ctx) => (await import('./phases/verify.ts')).verify(ctx),
+  },
+  {
     name: 'release',
     summary: 'the whole release: prepare → tag → build → upload',
     reads: 'everything the four phases read',

@@ -219,7 +219,9 @@ async function main(argv: string[]): Promise<number> {
 
 /** A failure that carries a result (check: every line) shows it in --json too. */
 function resultOf(e: unknown): { result?: unknown } {
-  return e && typeof e === 'object' && 'result' in e ? { result: (e as { result: unknown }).result } : {};
+  if (e && typeof e === 'object' && 'result' in e) return { result: (e as { result: unknown }).result };
+  // verify's problems and what was checked
+  return e && typeof e === 'object' && 'report' in e ? { result: (e as { report: unknown }).report } : {};
 }
 
 /** The plan a dry run printed (every action, in order), for --json. */

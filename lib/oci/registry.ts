@@ -115,6 +115,8 @@ export interface RegistryClient {
   checkLogin(repository: string): Promise<{ auth: 'anonymous' | 'basic' | 'bearer' }>;
   headManifest(repository: string, reference: string): Promise<ManifestHead | undefined>;
   getManifest(repository: string, reference: string): Promise<{ head: ManifestHead; body: Buffer } | undefined>;
+  /** HEAD of a blob (layer or config) by digest: its size, or undefined when the registry lacks it (releng verify). */
+  headBlob(repository: string, digest: string): Promise<number | undefined>;
   /** PUTs a manifest (or index) under a tag or digest; returns the digest the registry reports. */
   putManifest(repository: string, reference: string, body: Buffer, mediaType: string): Promise<string>;
 }
@@ -233,6 +235,14 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
         if (res.status !== 200) throw unexpected(res, what);
         return { head: headOf(res, res.body), body: res.body };
       });
+    },
+    async headBlob(repository, digest) {
+      const what = `HEAD blob ${repository}@${digest}`;
+      const res = await authed({ method: 'HEAD', url: `${baseUrl}/v2/${repository}/blobs/${digest}` }, pushScope(repository));
+      if (res.status === 404) return undefined;
+      if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+      if (res.status !== 200) throw unexpected(res, what);
+      return Number(res.headers['content-length'] ?? 0);
     },
     async putManifest(repository, reference, body, mediaType) {
       const what = `PUT ${repository}:${reference}`;

@@ -22,7 +22,6 @@ import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
-import pLimit from 'p-limit';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
@@ -30,7 +29,8 @@ import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { planCache } from '../upload/cache.ts';
 import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
-import { planUploadImages, verifyImages } from '../upload/images.ts';
+import { planUploadImages } from '../upload/images.ts';
+import { releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 import { checkLocalInputs } from '../upload/inputs.ts';
@@ -53,6 +53,8 @@ export interface UploadSummary {
   images: { reference: string; digest: string }[];
   cachePublicKey?: string;
   gitRemote?: string;
+  /** What the closing verification read back, per destination (lib/verify). */
+  verified?: VerifyReport['checked'];
 }
 
 /** What the checks found, for planning: the signing key and the tag record (either may be absent). */
@@ -140,29 +142,6 @@ export function checkPlannedKeys(plan: Plan): void {
     throw new ReleaseError(`the upload would write keys that are not plain S3 keys:\n${bad.slice(0, 10).map((b) => `  ${b}`).join('\n')}`,
       'rename the files so that every path segment is plain (no %, ?, #, \\, control characters, empty, . or ..); nothing was uploaded');
   }
-}
-
-/** After apply: every object we put is there with the size and sha256 we planned. */
-export async function verifyUpload(target: OpenEnvironment, plan: Plan, record?: TagRecord): Promise<void> {
-  const puts = plan.steps.flatMap((s) => s.actions).filter((a): a is S3Put => a.kind === 's3.put');
-  const bad: string[] = [];
-  const limit = pLimit(32);
-  await Promise.all(puts.map((p) => limit(async () => {
-    const h = await target.s3.head(p.bucket, p.key);
-    if (!h) bad.push(`s3://${p.bucket}/${p.key}: missing`);
-    else if (h.size !== p.size || h.sha256 !== p.sha256) bad.push(`s3://${p.bucket}/${p.key}: size ${h.size}, sha256 ${h.sha256 ?? 'none'}; expected ${p.size}, ${p.sha256}`);
-  })));
-  // The tag on the remote is the commit tag.json recorded (ls-remote, as a user would check).
-  const pushes = plan.steps.flatMap((s) => s.actions).filter((a): a is GitPush => a.kind === 'git.push');
-  for (const p of pushes) {
-    const tagSpec = p.refspecs.find((r) => r.includes(':refs/tags/'));
-    if (!tagSpec || !record) continue;
-    const ref = `refs/tags/${record.version}`;
-    const there = await gitReader(gitAt(p.cwd)).lsRemote(p.remote, [ref, `${ref}^{}`]);
-    const commit = there.get(`${ref}^{}`) ?? there.get(ref);
-    if (commit !== record.releaseCommit) bad.push(`${p.remote} ${ref}: ${commit ?? 'missing'}; expected ${record.releaseCommit}`);
-  }
-  if (bad.length) throw new ReleaseError(`verification after upload failed:\n${bad.map((b) => `  ${b}`).join('\n')}`, 're-run upload: it re-plans and re-puts what differs');
 }
 
 /** The digest behind each image tag: asked of the registry after a run, taken from the plan in a dry run. */
@@ -269,12 +248,18 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
           `free space or fix permissions in ${uploadStateDir(ctx.root)}, then run \`releng verify --environment ${target.name}\` to confirm the release (the memo only saves time; re-running upload is safe too)`, { cause: e });
       }
     }
+    let verified: VerifyReport | undefined;
     if (!flags.dryRun) {
-      phase = log.phase('verifying what was uploaded');
-      await verifyUpload(target, plan, tagRecord);
-      await verifyImages(target.registries, plan);
-      const extras = [applied.byKind['oci.index'] ? `${applied.byKind['oci.index']} image tags` : '', applied.byKind['git.push'] ? 'the pushed tag' : ''].filter(Boolean);
-      phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${extras.length ? ` and ${extras.join(' and ')}` : ''}`);
+      // The whole release, read back from scratch (skipped objects too, no local memo): the same
+      // check as `releng verify`. What it finds wrong leaves the upload record, so a re-run re-checks it.
+      log.info(`verifying ${result.project} ${result.version} in ${target.name}: every destination, read back`);
+      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord) });
+      if (!verified.ok) {
+        for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
+        await memo.record.save();
+        throw new VerificationFailed(verified, `verification after upload failed (${applied.byKind['s3.put'] ?? 0} objects were put by this run)`);
+      }
+      log.info(`verified ${renderChecked(verified)}`);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
     const docsUrl = `s3://${target.docs.bucket}/${target.docs.prefix}manual/${result.project}/`;
@@ -307,6 +292,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes, releasesUrl, docsUrl, urls, images,
       ...(signingKey ? { cacheUrl, cachePublicKey: signingKey.publicKey } : {}),
       ...(gitPush ? { gitRemote: gitPush.remote } : {}),
+      ...(verified ? { verified: verified.checked } : {}),
     };
   } finally {
     await target.close();

@@ -16,6 +16,7 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
       if (!s.sha256Of) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
       return s.sha256Of(bucket, key);
     },
+    getStream: (bucket, key) => pick(bucket).getStream(bucket, key),
     checkBucket: (bucket) => pick(bucket).checkBucket(bucket),
     put: (req) => pick(req.bucket).put(req),
     delete: (bucket, key) => pick(bucket).delete(bucket, key),

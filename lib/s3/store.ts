@@ -4,6 +4,7 @@ import {
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
@@ -83,7 +84,13 @@ export interface S3Writer {
   copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void>;
 }
 
-export type S3Store = S3Reader & S3Writer;
+/** Whole objects as streams, for `releng verify --deep` (planners never need the bytes). */
+export interface S3StreamReader {
+  /** The object's bytes, streamed (never whole in memory); undefined when there is no such key. */
+  getStream(bucket: string, key: string): Promise<Readable | undefined>;
+}
+
+export type S3Store = S3Reader & S3Writer & S3StreamReader;
 
 /**
  * Files from this size go multipart, streamed in parts (never read whole into memory). Below it one
@@ -257,6 +264,15 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
           throw e;
         }
       });
+    },
+    async getStream(bucket, key) {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return r.Body as Readable;
+      } catch (e: any) {
+        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
     },
     async checkBucket(bucket) {
       await read('HEAD', bucket, undefined, async () => {

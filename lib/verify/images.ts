@@ -1,0 +1,59 @@
+// Container images: every tag this release owns resolves to the release's image index, the index
+// is what its digest says, and every child manifest and blob it names is in the registry.
+import { sha256Text } from '../checksums.ts';
+import { tagsFor } from '../upload/images.ts';
+import { count, emptyReport, type DestinationVerifier } from './types.ts';
+
+export const imagesVerifier: DestinationVerifier = {
+  name: 'images',
+  async verify(t, release, scope) {
+    const report = emptyReport();
+    for (const r of t.registries) {
+      const ref = `${r.host}/${r.repository}`;
+      const problem = (where: string, what: string, repair = scope.repair) => report.problems.push({ destination: this.name, where, what, repair });
+      // The version tag is immutable; moving tags ({major}, latest) are this release's only when it
+      // is what users follow (not a maintenance or partial release: then they may point elsewhere).
+      const all = tagsFor(r.target, { version: release.version, major: release.major, maintenance: !!release.keep }).tags;
+      const tags = all.filter((tag) => tag === release.version || !release.keep);
+      if (tags.length < all.length) report.notChecked.push({ destination: this.name, what: `${ref}:${all.filter((x) => !tags.includes(x)).join(',')}`, reason: release.keep! });
+      let index = release.imageIndex;
+      const heads = await Promise.all(tags.map((tag) => scope.limit(() => r.client.headManifest(r.repository, tag))));
+      count(report, 'tags', tags.length);
+      if (!index) index = heads[tags.indexOf(release.version)]?.digest;
+      tags.forEach((tag, i) => {
+        const h = heads[i];
+        if (!h) problem(`${ref}:${tag}`, `missing${index ? ` (expected ${index})` : ''}`);
+        else if (index && h.digest !== index) {
+          problem(`${ref}:${tag}`, `points at ${h.digest}, expected this release's image index ${index}`,
+            tag === release.version ? `${scope.repair} --force-push-images (only if ${h.digest} was never announced)` : scope.repair);
+        }
+      });
+      if (!index) continue;
+      const got = await scope.limit(() => r.client.getManifest(r.repository, index!));
+      count(report, 'manifests');
+      if (!got) { problem(`${ref}@${index}`, 'the image index is missing'); continue; }
+      if (`sha256:${sha256Text(got.body)}` !== index) { problem(`${ref}@${index}`, `the registry serves an index whose bytes hash to sha256:${sha256Text(got.body)}`); continue; }
+      let children: { digest: string; size?: number }[] = [];
+      try { children = JSON.parse(got.body.toString('utf8')).manifests ?? []; } catch { problem(`${ref}@${index}`, 'the image index is not JSON'); continue; }
+      if (children.length === 0) problem(`${ref}@${index}`, 'the image index lists no images');
+      await Promise.all(children.map(async (c) => {
+        const m = await scope.limit(() => r.client.getManifest(r.repository, c.digest));
+        count(report, 'manifests');
+        if (!m) { problem(`${ref}@${c.digest}`, `missing: an image of index ${index}`); return; }
+        if (`sha256:${sha256Text(m.body)}` !== c.digest) { problem(`${ref}@${c.digest}`, `the registry serves a manifest hashing to sha256:${sha256Text(m.body)}`); return; }
+        let blobs: { digest: string; size: number }[] = [];
+        try {
+          const json = JSON.parse(m.body.toString('utf8'));
+          blobs = [json.config, ...(json.layers ?? [])].filter(Boolean);
+        } catch { problem(`${ref}@${c.digest}`, 'the image manifest is not JSON'); return; }
+        await Promise.all(blobs.map(async (b) => {
+          const size = await scope.limit(() => r.client.headBlob(r.repository, b.digest));
+          count(report, 'blobs');
+          if (size === undefined) problem(`${ref}@${b.digest}`, `missing: a blob of image ${c.digest}`);
+          else if (typeof b.size === 'number' && size !== b.size) problem(`${ref}@${b.digest}`, `size ${size}, the manifest says ${b.size}`);
+        }));
+      }));
+    }
+    return report;
+  },
+};

@@ -1,0 +1,121 @@
+// What `releng verify` works with: the release as it should be (ReleaseSpec), the environment's
+// read side (VerifyTarget), and one DestinationVerifier per kind of destination. Verifiers only
+// read, from scratch: no upload record, no hash memo, nothing local but the expected values.
+import type pLimit from 'p-limit';
+import type { Environment } from '../config.ts';
+import type { BucketRef } from '../environment.ts';
+import type { Progress } from '../log.ts';
+import type { RegistryClient } from '../oci/registry.ts';
+import type { DockerTarget } from '../config.ts';
+import type { S3Reader, S3StreamReader } from '../s3/store.ts';
+
+/** One thing found wrong: where, what differs, and the command that repairs it. */
+export interface Problem {
+  /** release prefix | root manifest | binary cache | images | docs | git (or a plug-in's name). */
+  destination: string;
+  /** s3://BUCKET/KEY, REGISTRY/REPO:TAG, REMOTE refs/tags/V ... */
+  where: string;
+  what: string;
+  repair: string;
+  /** For S3 objects: lets upload drop the key from its local record. */
+  bucket?: string;
+  key?: string;
+}
+
+/** Something deliberately not checked, and why (never silent). */
+export interface NotChecked {
+  destination: string;
+  what: string;
+  reason: string;
+}
+
+/** A file of the release prefix, relative to PROJECT/PROJECT-VERSION/. */
+export interface ExpectedFile {
+  sha256: string;
+  /** Known from build-result.json; unknown when the release is read from its published SHA256SUMS. */
+  size?: number;
+}
+
+/** What the release consists of. From release/build-result.json (+ tag.json), or from what is published. */
+export interface ReleaseSpec {
+  /** Where the expected values came from. */
+  source: 'build' | 'published';
+  project: string;
+  version: string;
+  major: string;
+  official: boolean;
+  /** PROJECT/PROJECT-VERSION (no slashes at the ends). */
+  releaseDir: string;
+  /** Every file of the prefix, SHA256SUMS included; undefined: read from the published SHA256SUMS. */
+  files?: Map<string, ExpectedFile>;
+  /** system → store path; undefined: what the published PROJECT-VERSION/manifest.nix evaluates to. */
+  manifest?: Record<string, string>;
+  /** Why the root manifest.nix, stable/ docs and moving image tags are not this release's (maintenance, partial profile, unknown); undefined: they are. */
+  keep?: string;
+  /** Store paths the cache must hold with their closures, beyond the manifest's (build: drvs and outPaths). */
+  cacheRoots: string[];
+  /** The image index every tag must resolve to; undefined: whatever the version tag resolves to. */
+  imageIndex?: string;
+  /** The commit tag VERSION must point at on the remote; undefined: the tag must only exist. */
+  releaseCommit?: string;
+  /** Why git is not checked (no tag record and an untagged build), if so. */
+  gitSkip?: string;
+}
+
+/** The read side of an environment, as verifiers see it. */
+export interface VerifyTarget {
+  name: string;
+  s3: S3Reader & S3StreamReader;
+  releases: BucketRef;
+  cache: BucketRef;
+  docs: BucketRef;
+  /** The environment's cache public key (NAME:BASE64); undefined when it has no cache. */
+  publicKey?: string;
+  registries: { host: string; repository: string; target: DockerTarget; client: RegistryClient }[];
+  git?: Environment['git'];
+  /** Where git commands run (the project root; ls-remote needs no repository). */
+  root: string;
+}
+
+/** Shared by the verifiers of one run. */
+export interface VerifyScope {
+  deep: boolean;
+  /** Bounds requests in flight across all verifiers. */
+  limit: ReturnType<typeof pLimit>;
+  progress: Progress;
+  /** The command that republishes this release to this environment. */
+  repair: string;
+  /** Temp directory for files Nix must read (manifest.nix); removed by the caller. */
+  tmpDir: string;
+}
+
+/** What one verifier found and how much it looked at (counts per kind, for --json). */
+export interface DestinationReport {
+  problems: Problem[];
+  checked: Record<string, number>;
+  notChecked: NotChecked[];
+}
+
+/** The release with everything expected resolved (SHA256SUMS read, manifest evaluated). */
+export interface ResolvedRelease extends ReleaseSpec {
+  files: Map<string, ExpectedFile>;
+  manifest: Record<string, string>;
+}
+
+/**
+ * One kind of destination. The list in lib/verify/index.ts is the extension point: the channel
+ * verifier (lib/channel/) and any new destination add an entry there.
+ */
+export interface DestinationVerifier {
+  /** Names the destination in problems and in --json's `checked`. */
+  name: string;
+  verify(target: VerifyTarget, release: ResolvedRelease, scope: VerifyScope): Promise<DestinationReport>;
+}
+
+export function emptyReport(): DestinationReport {
+  return { problems: [], checked: {}, notChecked: [] };
+}
+
+export function count(report: DestinationReport, what: string, n = 1): void {
+  report.checked[what] = (report.checked[what] ?? 0) + n;
+}
