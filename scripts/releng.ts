@@ -1,5 +1,6 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
 // Exit 0 success, 1 failure, 2 usage error. Only this file prints errors.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { commandHelp, commandNamed, globalFlags, mainHelp, releasePhases, type CommandDef } from '../lib/commands.ts';
 import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
@@ -50,7 +51,13 @@ function parse(argv: string[]): Parsed | { help: true; command?: undefined } {
 }
 
 async function contextFor(p: Parsed, log: Logger): Promise<Context> {
-  const loaded = await loadConfig(configPath(p.configFlag));
+  const file = configPath(p.configFlag);
+  if (p.command.needsConfig === false && !p.configFlag && !existsSync(file)) {
+    // contribute runs on the uploader's machine, where there may be no releng.json at all.
+    const version: VersionInfo = { version: '', major: '', official: false, releaseName: '', file: '' };
+    return makeContext({ config: undefined as never, file, root: process.cwd() }, version, p.flags, log);
+  }
+  const loaded = await loadConfig(file);
   const version: VersionInfo = p.command.needsVersion
     ? await loadVersion(loaded.root, loaded.config.versionFile)
     : { version: '', major: '', official: false, releaseName: '', file: '' };

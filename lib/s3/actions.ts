@@ -15,6 +15,8 @@ export interface S3Put {
   cacheControl?: string;
   /** Why it is uploaded: new, or what differs. */
   reason: 'new' | 'changed';
+  /** Extra object metadata (x-amz-meta-NAME), e.g. a contribution's grant id. */
+  metadata?: Record<string, string>;
 }
 
 /** Remove a stale object (manual sync with delete). */
@@ -59,7 +61,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
   's3.put': (a, env) => writer(env).put({
     bucket: a.bucket, key: a.key, body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
     size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding,
-    cacheControl: a.cacheControl, onProgress: env.onBytes,
+    cacheControl: a.cacheControl, metadata: a.metadata, onProgress: env.onBytes,
   }).then(() => undefined),
   's3.delete': (a, env) => writer(env).delete(a.bucket, a.key),
   's3.redirect': (a, env) => writer(env).put({

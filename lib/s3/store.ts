@@ -3,6 +3,10 @@ import {
   S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
@@ -41,6 +45,8 @@ export interface S3Reader {
   getText(bucket: string, key: string): Promise<string | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
+  /** Streams an object to a local file (index validates uploads); returns its size and sha256. */
+  download?(bucket: string, key: string, file: string): Promise<{ size: number; sha256: string }>;
 }
 
 export interface PutRequest {
@@ -53,6 +59,8 @@ export interface PutRequest {
   contentEncoding?: string;
   cacheControl?: string;
   redirect?: string;
+  /** Extra object metadata (x-amz-meta-NAME), e.g. the grant id of a contribution (issue 12). */
+  metadata?: Record<string, string>;
   onProgress?: (bytes: number) => void;
 }
 
@@ -176,6 +184,16 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
         throw explainS3Error(e, endpoint, bucket, key);
       }
     },
+    async download(bucket, key, file) {
+      return wrap(bucket, key, async () => {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const hash = createHash('sha256');
+        let size = 0;
+        const counter = new Transform({ transform(chunk, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); } });
+        await pipeline(r.Body as NodeJS.ReadableStream, counter, createWriteStream(file));
+        return { size, sha256: hash.digest('hex') };
+      });
+    },
     async checkBucket(bucket) {
       try {
         await client.send(new HeadBucketCommand({ Bucket: bucket }));
@@ -190,6 +208,7 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
       if (req.contentEncoding) headers['content-encoding'] = req.contentEncoding;
       if (req.cacheControl) headers['cache-control'] = req.cacheControl;
       if (req.redirect) headers['x-amz-website-redirect-location'] = req.redirect;
+      for (const [k, v] of Object.entries(req.metadata ?? {})) if (k !== 'sha256') headers[`x-amz-meta-${k}`] = v;
       const obj = { bucket: req.bucket, key: req.key, headers };
       return wrap(req.bucket, req.key, async () => {
         if ('text' in req.body || req.size < MULTIPART_THRESHOLD) {
