@@ -16,6 +16,7 @@ import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 import { compressedIndexes, debFields, fileVersion, parsePackages, poolPath, releaseText, renderPackages, signRelease, stanzaOf, type Signer, type Stanza } from './apt.ts';
 import type { IndexDb } from './db.ts';
+import { verifyAptRepository } from './verify.ts';
 import { renderInstallersPage, type InstallersPageVersion } from './page.ts';
 
 /** What happened to one upload (logged, --json, and remembered in the db after apply). */
@@ -39,6 +40,8 @@ export interface IndexInputs {
   workDir: string;
   /** The resolved APT signing key (when the environment has an APT repository). */
   signer?: Signer & { fingerprint: string };
+  /** The signer's public key as a keyring (checks that a published Release is still ours). */
+  keyring?: string;
   now?: Date;
 }
 
@@ -238,8 +241,13 @@ async function planApt(inp: IndexInputs, repo: AptRepository, accepted: Accepted
   }
   const [inRelease, release] = await Promise.all([reader.head(root.bucket, `${dists}InRelease`), reader.head(root.bucket, `${dists}Release`)]);
   if (!changed && inRelease && release) {
-    out.skipped.push({ what: `APT repository ${repo.root} (${repo.suite})`, reason: 'no new packages: indexes and Release unchanged' });
-    return;
+    // Nothing new: keep the signed files only if they still list these indexes under our signature.
+    const problems = inp.keyring ? (await verifyAptRepository(reader, repo, { keyring: inp.keyring, releaseOnly: true })) : [];
+    if (problems.length === 0) {
+      out.skipped.push({ what: `APT repository ${repo.root} (${repo.suite})`, reason: 'no new packages: indexes and Release unchanged' });
+      return;
+    }
+    out.skipped.push({ what: `keeping the published Release of ${repo.root}`, reason: `it is not right (${problems.map((p) => `${p.where}: ${p.problem}`).join('; ')}): regenerating and re-signing it` });
   }
   if (!inp.signer) throw new ReleaseError('internal: APT repository without a resolved signing key');
   const text = await releaseText(repo, files, inp.now ?? new Date());

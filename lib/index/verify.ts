@@ -24,6 +24,8 @@ export interface VerifyOptions {
   keyring: string;
   /** Also download every pool file and hash it (default: size and sha256 metadata only). */
   deep?: boolean;
+  /** Only the signatures and the indexes Release lists (not the pool): index's "still ours?" check. */
+  releaseOnly?: boolean;
 }
 
 async function gpgvOk(keyring: string, files: string[]): Promise<string | undefined> {
@@ -74,7 +76,7 @@ export async function verifyAptRepository(reader: S3Reader, repo: AptRepository,
         const h = await reader.head(root.bucket, `${path.posix.dirname(key)}/by-hash/SHA256/${want.sha256}`);
         if (!h || h.size !== want.size) problems.push({ where: url(`${path.posix.dirname(key)}/by-hash/SHA256/${want.sha256}`), problem: h ? `${h.size} bytes, Release says ${want.size}` : 'missing (Release says Acquire-By-Hash)' });
       }
-      if (path.posix.basename(rel) === 'Packages' && got.sha256 === want.sha256) {
+      if (!opts.releaseOnly && path.posix.basename(rel) === 'Packages' && got.sha256 === want.sha256) {
         const text = await reader.getText(root.bucket, key) ?? '';
         for (const s of parsePackages(text)) {
           const poolKey = root.prefix + s.Filename;

@@ -57,7 +57,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
     }
     const db = await openIndexDb(indexDbFile(ctx.root, target.name));
     phase = log.phase('reading uploads and planning the indexes');
-    const { plan, decisions } = await planIndex({ reader: target.s3, envName: target.name, env, db, workDir: work, signer });
+    const { plan, decisions } = await planIndex({ reader: target.s3, envName: target.name, env, db, workDir: work, signer, keyring });
     phase.succeed(`${decisions.filter((d) => d.status !== 'rejected').length} upload(s) accepted, ${decisions.filter((d) => d.status === 'rejected').length} rejected; ${planSize(plan)} writes planned`);
     for (const d of decisions) {
       const grant = d.grant ? ` (grant ${d.grant})` : '';
