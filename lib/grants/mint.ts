@@ -74,7 +74,8 @@ export async function mintPost(client: S3Client, req: MintRequest, endpointForUr
     const head = `${req.prefix}${globHead(glob)}`;
     const post = await createPresignedPost(client, {
       Bucket: req.bucket,
-      Key: head,
+      // `${filename}` makes the SDK sign starts-with on the key instead of one exact key.
+      Key: `${head}\${filename}`,
       Conditions: [
         ['starts-with', '$key', head],
         ['content-length-range', 1, req.maxSize],
