@@ -11,6 +11,7 @@ import { ReleaseError } from '../errors.ts';
 import { exportPublicKey, resolveSigner } from '../index/apt.ts';
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
+import { retryingReader } from '../index/retry-reader.ts';
 import { verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
 
 export interface IndexResult {
@@ -31,6 +32,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
   const target = await openEnvironment(ctx);
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   const env = target.env;
+  const reader = retryingReader(target.s3);
   const work = await mkdtemp(path.join(os.tmpdir(), 'releng-index-'));
   try {
     if (Object.keys(env.uploaders).length === 0 && !env.apt) {
@@ -47,7 +49,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
     }
     if (flags.extra['verify-only']) {
       phase = log.phase('verifying what is published');
-      const problems = await verifyPublishedIndexes(target.s3, env, keyring ? { keyring, deep: true } : undefined);
+      const problems = await verifyPublishedIndexes(reader, env, keyring ? { keyring, deep: true } : undefined);
       if (problems.length) {
         phase.fail();
         throw new ReleaseError(`the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 'run `releng index` to regenerate them (it re-signs and re-uploads what differs)');
@@ -57,7 +59,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
     }
     const db = await openIndexDb(indexDbFile(ctx.root, target.name));
     phase = log.phase('reading uploads and planning the indexes');
-    const { plan, decisions } = await planIndex({ reader: target.s3, envName: target.name, env, db, workDir: work, signer, keyring });
+    const { plan, decisions } = await planIndex({ reader, envName: target.name, env, db, workDir: work, signer, keyring });
     phase.succeed(`${decisions.filter((d) => d.status !== 'rejected').length} upload(s) accepted, ${decisions.filter((d) => d.status === 'rejected').length} rejected; ${planSize(plan)} writes planned`);
     for (const d of decisions) {
       const grant = d.grant ? ` (grant ${d.grant})` : '';
@@ -74,7 +76,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
       for (const d of decisions) db.set(d.bucket, d.key, d.sha256, { status: d.status === 'rejected' ? 'rejected' : 'accepted', at, ...(d.reason ? { reason: d.reason } : {}), ...(d.target ? { target: d.target } : {}), ...(d.grant ? { grant: d.grant } : {}) });
       await db.save();
       phase = log.phase('verifying the published indexes');
-      problems = await verifyPublishedIndexes(target.s3, env, keyring ? { keyring } : undefined);
+      problems = await verifyPublishedIndexes(reader, env, keyring ? { keyring } : undefined);
       if (problems.length) {
         phase.fail();
         throw new ReleaseError(`after indexing, the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 're-run `releng index`; if it persists, something else writes there');
