@@ -23,6 +23,16 @@ git push -q origin main
 
 # The whole flow on a clean repository: prepare (notes) → tag → build → upload.
 "$here/bin/releng" release "$@"
+# An outside builder's contribution (docs/grants-and-index.md): the maintainer grants the upload of
+# one .deb, the builder uploads it with the grant alone, and the index run publishes it as a signed
+# APT repository. The .deb is a release job, so it is already built.
+version=$(git describe --tags)
+deb=$(nix-build release.nix -A deb.x86_64-linux --no-out-link)/hello_${version}_amd64.deb
+"$here/bin/releng" grant deb --version "$version" --output "$work/grant-deb.json"
+(cd "$work" && "$here/bin/releng" contribute --grant grant-deb.json "$deb")
+"$here/bin/releng" index
+
 echo
 echo "Released examples/hello $(git describe --tags) into $work/hello/.releng/local (run '$here/bin/releng serve' in $work/hello to browse it)."
 echo "Release notes: $work/hello/doc/manual/src/release-notes/; tag record: $work/hello/release/tag.json."
+echo "APT repository: http://127.0.0.1:4566/local-releases/apt (while 'releng serve' runs), key $work/hello/.releng/local/apt-repository-key.gpg."

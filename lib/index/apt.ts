@@ -139,6 +139,12 @@ function gpgArgs(s: Signer): string[] {
   return [...(s.gnupgHome ? ['--homedir', s.gnupgHome] : []), '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback'];
 }
 
+/** A throwaway passphrase-less signing key in an empty GNUPGHOME (the local environment only). */
+export async function generateLocalKey(home: string, uid: string): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await tool('gpg', ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never']);
+}
+
 /** The key that will sign: the configured one, or the only secret key of the home; refuses otherwise. */
 export async function resolveSigner(s: Signer, field: string): Promise<Signer & { fingerprint: string }> {
   let out: string;

@@ -1,6 +1,7 @@
 // `releng index`: the repository manager's side of grants (issue 12). Plans with lib/index/plan.ts,
 // applies through apply.ts, remembers what it processed, then reads the result back (verify.ts).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { countByKind, planSize } from '../actions.ts';
@@ -8,7 +9,7 @@ import { apply } from '../apply.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
-import { exportPublicKey, resolveSigner } from '../index/apt.ts';
+import { exportPublicKey, generateLocalKey, resolveSigner } from '../index/apt.ts';
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
 import { retryingReader } from '../index/retry-reader.ts';
@@ -42,10 +43,20 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
     let keyring: string | undefined;
     if (env.apt) {
       const field = `environments.${target.name}.apt.signingKey`;
-      signer = await resolveSigner({ keyId: env.apt.signingKey.keyId, gnupgHome: env.apt.signingKey.gnupgHome ? path.resolve(ctx.root, env.apt.signingKey.gnupgHome) : undefined }, field);
+      const gnupgHome = env.apt.signingKey.gnupgHome ? path.resolve(ctx.root, env.apt.signingKey.gnupgHome) : undefined;
+      if (target.name === 'local' && gnupgHome && !existsSync(gnupgHome)) {
+        // Only the local environment: a throwaway key, so the quick start signs its repository too.
+        await generateLocalKey(gnupgHome, `${ctx.config.project} local APT repository <local@example.invalid>`);
+        log.info(`generated the local APT signing key in ${path.relative(ctx.root, gnupgHome)}`);
+      }
+      signer = await resolveSigner({ keyId: env.apt.signingKey.keyId, gnupgHome }, field);
       keyring = path.join(work, 'repository-key.gpg');
       await exportPublicKey(signer, keyring);
       log.info(`APT signing key ${signer.fingerprint}`);
+      if (target.name === 'local' && gnupgHome) {
+        await copyFile(keyring, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'));
+        log.info(`its public key (for apt's signed-by): ${path.relative(ctx.root, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'))}`);
+      }
     }
     if (flags.extra['verify-only']) {
       phase = log.phase('verifying what is published');
