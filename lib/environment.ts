@@ -48,7 +48,8 @@ export function localDataDir(root: string): string {
   return path.join(root, '.releng', 'local');
 }
 
-export async function openEnvironment(ctx: Context, name = environmentName(ctx)): Promise<OpenEnvironment> {
+/** `registries: false` (grant, index): S3 only, no registry started or logged into. */
+export async function openEnvironment(ctx: Context, name = environmentName(ctx), opts: { registries?: boolean } = {}): Promise<OpenEnvironment> {
   const env = environmentNamed(ctx.loaded, name);
   const ref = (url: string): BucketRef => ({ ...parseS3Url(url), url });
   const releases = ref(env.releasesBucket);
@@ -75,6 +76,7 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   };
   try {
     for (const b of buckets) await s3.checkBucket(b);
+    if (opts.registries === false) return opened;
     if (env.docker.some((d) => d.registry === 'embedded')) {
       opened.embeddedRegistry = await startLocalRegistry({ dir: path.join(localDataDir(ctx.root), 'registry') });
       ctx.log.debug(`embedded registry on ${opened.embeddedRegistry.url} (data in ${opened.embeddedRegistry.dir})`);

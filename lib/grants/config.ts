@@ -116,6 +116,8 @@ export const aptRepositorySchema = z.object({
     keyId: nonEmpty.optional(),
     /** GNUPGHOME (relative to the project root); default: gpg's own ($GNUPGHOME or ~/.gnupg). */
     gnupgHome: nonEmpty.optional(),
+    /** The public key (binary, `gpg --export`), for verifying where the secret key is not (releng verify). */
+    publicKeyFile: nonEmpty.optional(),
   }).strict().default({}),
 }).strict();
 

@@ -201,6 +201,7 @@ async function planInstallers(inp: IndexInputs, name: string, u: InstallersUploa
   const relRoot = path.posix.relative(path.posix.dirname(`/${u.indexPage}`), '/') || '.';
   const html = renderInstallersPage(name, pageVersions, relRoot, u.latest !== undefined && pageVersions.length ? u.latest.replaceAll('{name}', name) : undefined);
   const current = await reader.getText(ref.bucket, pageKey);
+  if (pageVersions.length === 0 && current === undefined) return; // no installers yet: no page
   if (current !== html) out.page.push(textPut(ref.bucket, pageKey, html, 'text/html; charset=utf-8', current === undefined ? 'new' : 'changed', 'no-cache'));
 }
 

@@ -12,7 +12,7 @@ import { allowedName, incomingKeyRegex } from '../grants/names.ts';
 import { run } from '../exec.ts';
 import { compareVersions } from '../nix/versions.ts';
 import type { S3Reader } from '../s3/store.ts';
-import { clearSignedText, parsePackages, releaseSha256 } from './apt.ts';
+import { clearSignedText, exportPublicKey, parsePackages, releaseSha256, resolveSigner } from './apt.ts';
 
 export interface IndexProblem {
   where: string;
@@ -134,7 +134,25 @@ export async function verifyInstallers(reader: S3Reader, name: string, u: Instal
   return problems;
 }
 
-/** Everything `releng index` publishes for an environment (what `releng verify` calls). */
+/**
+ * For `releng verify`: checks everything `releng index` publishes in an environment. The APT key is
+ * apt.signingKey.publicKeyFile, else exported from its gnupgHome (relative to `root`).
+ */
+export async function verifyIndexesOf(reader: S3Reader, env: Environment, root: string, opts: { deep?: boolean } = {}): Promise<IndexProblem[]> {
+  if (!env.apt) return verifyPublishedIndexes(reader, env, undefined);
+  const k = env.apt.signingKey;
+  if (k.publicKeyFile) return verifyPublishedIndexes(reader, env, { keyring: path.resolve(root, k.publicKeyFile), deep: opts.deep });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-apt-key-'));
+  try {
+    const signer = await resolveSigner({ keyId: k.keyId, gnupgHome: k.gnupgHome ? path.resolve(root, k.gnupgHome) : undefined }, 'apt.signingKey');
+    await exportPublicKey(signer, path.join(dir, 'key.gpg'));
+    return await verifyPublishedIndexes(reader, env, { keyring: path.join(dir, 'key.gpg'), deep: opts.deep });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Everything `releng index` publishes for an environment, given the APT public keyring. */
 export async function verifyPublishedIndexes(reader: S3Reader, env: Environment, opts: VerifyOptions | undefined): Promise<IndexProblem[]> {
   const problems: IndexProblem[] = [];
   for (const [name, u] of Object.entries(env.uploaders)) if (u.kind === 'installers') problems.push(...await verifyInstallers(reader, name, u));

@@ -72,7 +72,7 @@ export async function grant(ctx: Context, positionals: string[]): Promise<GrantR
   }
 
   const phase = log.phase(`minting grant ${id} (${method.method}) for ${name}`);
-  const target = await openEnvironment(ctx, envName);
+  const target = await openEnvironment(ctx, envName, { registries: false });
   try {
     if (!target.embeddedS3) await target.s3.checkBucket(ref.bucket);
     const req: MintRequest = { id, bucket: ref.bucket, prefix, globs, maxSize: uploader.maxSize, ttlSeconds, uploader: name, endpoint: target.endpoint, region: env.s3.region };

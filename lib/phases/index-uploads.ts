@@ -13,7 +13,7 @@ import { exportPublicKey, generateLocalKey, resolveSigner } from '../index/apt.t
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
 import { retryingReader } from '../index/retry-reader.ts';
-import { verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
+import { verifyIndexesOf, verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
 
 export interface IndexResult {
   environment: string;
@@ -30,7 +30,7 @@ export interface IndexResult {
 export async function indexUploads(ctx: Context): Promise<IndexResult> {
   const { log, flags } = ctx;
   let phase = log.phase('connecting to environment');
-  const target = await openEnvironment(ctx);
+  const target = await openEnvironment(ctx, undefined, { registries: false });
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   const env = target.env;
   const reader = retryingReader(target.s3);
@@ -38,6 +38,16 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
   try {
     if (Object.keys(env.uploaders).length === 0 && !env.apt) {
       throw new ReleaseError(`${ctx.loaded.file}: environment "${target.name}" has no uploaders`, `define environments.${target.name}.uploaders (see docs/grants-and-index.md)`);
+    }
+    if (flags.extra['verify-only']) {
+      phase = log.phase('verifying what is published');
+      const problems = await verifyIndexesOf(reader, env, ctx.root, { deep: true });
+      if (problems.length) {
+        phase.fail();
+        throw new ReleaseError(`the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 'run `releng index` to regenerate them (it re-signs and re-uploads what differs)');
+      }
+      phase.succeed('published indexes verified');
+      return { environment: target.name, dryRun: flags.dryRun, accepted: [], rejected: [], skipped: 0, planned: {}, applied: {}, problems };
     }
     let signer;
     let keyring: string | undefined;
@@ -57,16 +67,6 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
         await copyFile(keyring, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'));
         log.info(`its public key (for apt's signed-by): ${path.relative(ctx.root, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'))}`);
       }
-    }
-    if (flags.extra['verify-only']) {
-      phase = log.phase('verifying what is published');
-      const problems = await verifyPublishedIndexes(reader, env, keyring ? { keyring, deep: true } : undefined);
-      if (problems.length) {
-        phase.fail();
-        throw new ReleaseError(`the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 'run `releng index` to regenerate them (it re-signs and re-uploads what differs)');
-      }
-      phase.succeed('published indexes verified');
-      return { environment: target.name, dryRun: flags.dryRun, accepted: [], rejected: [], skipped: 0, planned: {}, applied: {}, problems, ...(signer ? { aptSigningKey: signer.fingerprint } : {}) };
     }
     const db = await openIndexDb(indexDbFile(ctx.root, target.name));
     phase = log.phase('reading uploads and planning the indexes');
