@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../lib/config.ts';
 import { parseDuration, parseSize } from '../../lib/grants/config.ts';
-import type { GrantFile } from '../../lib/grants/grant-file.ts';
+import { readGrantFile, type GrantFile } from '../../lib/grants/grant-file.ts';
 import { sessionPolicy } from '../../lib/grants/mint.ts';
 import { allowedName, globHead, globMatches, incomingKeyRegex, regexToGlob, resolvePrefix } from '../../lib/grants/names.ts';
 import { clearSignedText, fileVersion, parsePackages, poolPath, releaseSha256, renderPackages } from '../../lib/index/apt.ts';
@@ -105,6 +105,15 @@ describe('contribute refuses before sending anything', () => {
   it('plans puts with sha256 and the grant id', async () => {
     const plan = await planContribution(grant(), [path.join(dir, 'lix-installer-x86_64-linux')]);
     expect(plan.steps[0]!.actions).toEqual([expect.objectContaining({ kind: 's3.put', bucket: 'releases', key: 'incoming/installers/2.91.0/lix-installer-x86_64-linux', size: 10, metadata: { 'releng-grant': 'abcdefgh12345678' } })]);
+  });
+
+  it('a damaged grant file is refused naming the file and the field', async () => {
+    const file = path.join(dir, 'bad-grant.json');
+    await writeFile(file, JSON.stringify({ ...grant(), prefix: 'no-slash' }));
+    const err = await readGrantFile(file).catch((e: Error) => e);
+    expect((err as Error).message).toContain(`${file} is invalid:\n  prefix:`);
+    await writeFile(file, '{');
+    await expect(readGrantFile(file)).rejects.toThrow(/is not valid JSON/);
   });
 
   it('an expired grant, another name, a too large file, a missing file', async () => {
