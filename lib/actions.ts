@@ -1,10 +1,11 @@
 // The Action union: everything releng publishes is one of these, planned first, applied by apply.ts.
 import { repoRenderers, type RepoAction } from './git/actions.ts';
 import { gitPushRenderers, type GitPushAction } from './git/push.ts';
+import { grantRenderers, type GrantAction } from './grants/actions.ts';
 import { ociRenderers, type OciAction } from './oci/actions.ts';
 import { s3Renderers, type S3Action } from './s3/actions.ts';
 
-export type Action = S3Action | RepoAction | GitPushAction | OciAction;
+export type Action = S3Action | RepoAction | GitPushAction | OciAction | GrantAction;
 
 /** A group of actions that may run concurrently; steps run one after another (the barrier is the order). */
 export interface Step {
@@ -30,6 +31,7 @@ const renderers: { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => s
   ...repoRenderers,
   ...gitPushRenderers,
   ...ociRenderers,
+  ...grantRenderers,
 };
 
 /** One line naming the exact operation (dry-run and logs). */

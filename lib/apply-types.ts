@@ -3,6 +3,7 @@ import type { RepoWriter } from './git/actions.ts';
 import type { Logger } from './log.ts';
 import type { GitWriter } from './git/push.ts';
 import type { OciWriter } from './oci/actions.ts';
+import type { PostWriter } from './grants/actions.ts';
 import type { S3Writer } from './s3/store.ts';
 
 /** The write interfaces apply may use. A phase passes only those its plan needs. */
@@ -13,6 +14,8 @@ export interface Writers {
   git?: GitWriter;
   /** Registry pushes and image index PUTs (lib/oci). */
   oci?: OciWriter;
+  /** Presigned POST uploads (releng contribute with a presigned-post grant). */
+  post?: PostWriter;
 }
 
 /** What a handler gets besides its action. */

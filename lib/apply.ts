@@ -6,6 +6,7 @@ import type { ApplyEnv, HandlerMap, Writers } from './apply-types.ts';
 import { ReleaseError } from './errors.ts';
 import { repoHandlers } from './git/actions.ts';
 import { gitPushHandlers } from './git/push.ts';
+import { grantHandlers } from './grants/actions.ts';
 import type { Logger } from './log.ts';
 import { ociHandlers } from './oci/actions.ts';
 import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
@@ -15,6 +16,7 @@ const handlers: HandlerMap<Action> = {
   ...repoHandlers,
   ...gitPushHandlers,
   ...ociHandlers,
+  ...grantHandlers,
 };
 
 export interface ApplyOptions {
@@ -60,7 +62,7 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
   const done: string[] = [];
   for (const step of plan.steps) {
     if (step.actions.length === 0) continue;
-    const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : 0), 0);
+    const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : a.kind === 'grant.post' ? a.size : 0), 0);
     const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
     const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
     const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);

@@ -40,6 +40,8 @@ export interface CommandDef {
   examples?: string[];
   /** Whether it loads releng.json + version.json into a Context (serve/channel may not need a version). */
   needsVersion: boolean;
+  /** False when the command runs without releng.json (contribute: the uploader's machine). */
+  needsConfig?: boolean;
   run(ctx: Context, positionals: string[]): Promise<unknown>;
   /** When set, the entry script calls this instead of building a Context (the command loads what it needs, or nothing). */
   runBare?(io: BareRun): Promise<unknown>;
@@ -186,6 +188,41 @@ export const commands: CommandDef[] = [
     examples: ['releng channel nixos-unstable --build https://hydra.example/build/1 --dry-run', 'releng channel nixos-25.05 --hydra-json "$HYDRA_JSON" --noconfirm'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
+  },
+  {
+    name: 'grant',
+    summary: 'mint a narrow, expiring upload grant for an outside builder (written as a JSON file for them)',
+    usage: 'releng grant UPLOADER --environment ENV [--version V] [--ttl 1h] [--output FILE]',
+    reads: 'releng.json (environments.ENV.uploaders.UPLOADER, environments.ENV.grants), the environment\'s credentials',
+    changes: 'nothing in the buckets; writes the grant file (mode 0600, holds only the grant\'s own credentials or POST forms) and appends its id and scope to .releng/grants/ENV.jsonl',
+    flags: [
+      { name: 'version', type: 'string', value: 'V', description: 'the release version, for uploaders whose prefix has {version}' },
+      { name: 'ttl', type: 'string', value: 'DURATION', description: 'lifetime like 15m, 1h (default: the uploader\'s ttl; at most its maxTtl; STS servers want >= 15m)' },
+      { name: 'output', type: 'string', value: 'FILE', description: 'where to write the grant (default: ./releng-grant-UPLOADER[-V]-ID.json; never under release/)' },
+    ],
+    needsVersion: false,
+    run: async (ctx, positionals) => (await import('./phases/grant.ts')).grant(ctx, positionals),
+  },
+  {
+    name: 'contribute',
+    summary: 'upload files with a grant (the outside builder\'s side): checked against the grant, sha256 in metadata, checksummed in transit',
+    usage: 'releng contribute --grant FILE FILES...',
+    reads: 'the grant file and the files; releng.json is not needed',
+    changes: 'S3: the files under the grant\'s prefix only (with x-amz-meta-sha256 and x-amz-meta-releng-grant)',
+    flags: [{ name: 'grant', type: 'string', value: 'FILE', description: 'the grant file from `releng grant`' }],
+    needsVersion: false,
+    needsConfig: false,
+    run: async (ctx, positionals) => (await import('./phases/contribute.ts')).contribute(ctx, positionals),
+  },
+  {
+    name: 'index',
+    summary: 'validate new uploads, move the accepted ones into place and regenerate the installers\' SHA256SUMS, latest copies and page, and the signed APT repository',
+    usage: 'releng index --environment ENV [--verify-only]',
+    reads: 'the uploaders\' incoming prefixes, the published installers and APT indexes, .releng/index/ENV.json (uploads already processed), the APT signing key (gpg)',
+    changes: 'S3: server-side copies into the published places, SHA256SUMS, latest copies, the HTML page, pool/, dists/ (by-hash, Packages, Release, InRelease, Release.gpg, last), a .rejected note next to each refused upload, and deletes moved uploads; locally .releng/index/ENV.json',
+    flags: [{ name: 'verify-only', type: 'boolean', description: 'only check what is published (Release signature, every index\'s hashes, every pool file, SHA256SUMS)' }],
+    needsVersion: false,
+    run: async (ctx) => (await import('./phases/index-uploads.ts')).indexUploads(ctx),
   },
   {
     name: 'lock',

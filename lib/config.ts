@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { channelsConfigSchema } from './channel/config.ts';
+import { checkUploaders, grantEnvironmentFields } from './grants/config.ts';
 import { releaseJobsMappingSchema } from './nix/release-jobs.ts';
 import { ReleaseError } from './errors.ts';
 import { s3UrlProblem } from './s3/keys.ts';
@@ -114,7 +115,8 @@ const environment = z.object({
   docker: z.array(dockerTarget).default([]),
   /** Ask the operator to type "I want to release this to ENV" (default: all but local). */
   confirm: z.boolean().optional(),
-}).strict();
+  ...grantEnvironmentFields,
+}).strict().superRefine(checkUploaders);
 
 const profile = z.object({
   $comment: comment,

@@ -69,7 +69,8 @@ export function multipartTuning(vars: NodeJS.ProcessEnv): { multipartThreshold?:
   return out;
 }
 
-export async function openEnvironment(ctx: Context, name = environmentName(ctx)): Promise<OpenEnvironment> {
+/** `registries: false` (grant, index): S3 only, no registry started or logged into. */
+export async function openEnvironment(ctx: Context, name = environmentName(ctx), opts: { registries?: boolean } = {}): Promise<OpenEnvironment> {
   const env = environmentNamed(ctx.loaded, name);
   const ref = (url: string): BucketRef => ({ ...parseS3Url(url), url });
   const releases = ref(env.releasesBucket);
@@ -127,6 +128,7 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   };
   try {
     for (const b of buckets) await s3.checkBucket(b);
+    if (opts.registries === false) return opened;
     if (env.docker.some((d) => d.registry === 'embedded')) {
       opened.embeddedRegistry = await startLocalRegistry({ dir: path.join(localDataDir(ctx.root), 'registry') });
       ctx.log.debug(`embedded registry on ${opened.embeddedRegistry.url} (data in ${opened.embeddedRegistry.dir})`);

@@ -18,6 +18,10 @@ export const debianPackageOf: Record<string, string> = {
   tar: 'tar',
   rclone: 'rclone',
   openssl: 'openssl',
+  'dpkg-deb': 'dpkg',
+  'apt-ftparchive': 'apt-utils',
+  gpg: 'gnupg',
+  gpgv: 'gpgv',
 };
 
 export interface RunResult {

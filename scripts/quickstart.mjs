@@ -29,6 +29,15 @@ await $`git push -q origin main`;
 // The whole flow on a clean repository: prepare (notes) → tag → build → upload.
 await $({ stdio: 'inherit' })`${releng} release ${args}`;
 const version = (await $`git describe --tags`).stdout.trim();
+// An outside builder's contribution (docs/grants-and-index.md): the maintainer grants the upload of
+// one .deb, the builder uploads it with the grant alone, and the index run publishes it as a signed
+// APT repository. The .deb is a release job, so it is already built.
+const debDir = (await $`nix-build release.nix -A deb.x86_64-linux --no-out-link`).stdout.trim();
+const deb = `${debDir}/hello_${version}_amd64.deb`;
+await $({ stdio: 'inherit' })`${releng} grant deb --version ${version} --output ${work}/grant-deb.json`;
+await $({ stdio: 'inherit', cwd: work })`${releng} contribute --grant grant-deb.json ${deb}`;
+await $({ stdio: 'inherit' })`${releng} index`;
 echo('');
 echo(`Released examples/hello ${version} into ${work}/hello/.releng/local (run '${releng} serve' in ${work}/hello to browse it).`);
 echo(`Release notes: ${work}/hello/doc/manual/src/release-notes/; tag record: ${work}/hello/release/tag.json.`);
+echo(`APT repository: http://127.0.0.1:4566/local-releases/apt (while 'releng serve' runs), key ${work}/hello/.releng/local/apt-repository-key.gpg.`);

@@ -1,6 +1,7 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
 // Exit 0 success, 1 failure, 2 usage error, 3/4 nothing to do (NothingToDo: already published /
 // would go back in time). Only this file prints errors.
+import { existsSync } from 'node:fs';
 // Start-up matters (every command, `--help` included): this file imports only the command registry,
 // the argument parser and small modules; config, S3, Nix and the phases load when a command runs.
 import { nanoid } from 'nanoid';
@@ -111,7 +112,13 @@ async function contextFor(p: Parsed, log: Logger): Promise<Context> {
   const [{ configPath, loadConfig }, { makeContext }, { loadVersion }] = await Promise.all([
     import('../lib/config.ts'), import('../lib/context.ts'), import('../lib/version.ts'),
   ]);
-  const loaded = await loadConfig(configPath(p.configFlag));
+  const file = configPath(p.configFlag);
+  if (p.command.needsConfig === false && !p.configFlag && !existsSync(file)) {
+    // contribute runs on the uploader's machine, where there may be no releng.json at all.
+    const version = { version: '', major: '', official: false, releaseName: '', file: '' };
+    return makeContext({ config: undefined as never, file, root: process.cwd() }, version, p.flags, log);
+  }
+  const loaded = await loadConfig(file);
   const version = p.command.needsVersion
     ? await loadVersion(loaded.root, loaded.config.versionFile)
     : { version: '', major: '', official: false, releaseName: '', file: '' };

@@ -7,6 +7,8 @@
 #   binaryTarball.SYSTEM  an output holding one hello-VERSION-SYSTEM.tar.xz (+ hydra-build-products)
 #   dockerImage.SYSTEM    an output holding image.tar.gz, a docker-archive skopeo can read
 #   manual                share/doc/hello/manual/ (HTML)
+# and, for `releng grant` / `contribute` / `index` (docs/grants-and-index.md):
+#   deb.SYSTEM            an output holding hello_VERSION_ARCH.deb (dpkg-deb runs in the build)
 #
 # Only the host's system can really be built here. The jobs of the other systems are built on
 # the host too, but named for their target (and the image config carries the target's
@@ -84,6 +86,24 @@ let
     echo "doc manual $dir" > $out/nix-support/hydra-build-products
   '';
 
+  debArch = system: {
+    x86_64-linux = "amd64";
+    aarch64-linux = "arm64";
+  }.${system} or (throw "no Debian architecture for ${system}");
+
+  # A Debian package of hello, built with the host's dpkg-deb (sandbox off); timestamps from
+  # SOURCE_DATE_EPOCH, so the same version builds the same .deb.
+  deb = system: let b = build system; in run "hello-deb-${version}-${system}" {
+    build = b; inherit version; arch = debArch system; SOURCE_DATE_EPOCH = "1";
+  } ''
+    root=$(pwd)/deb
+    mkdir -p $root/DEBIAN $root/usr/bin $out
+    cp $build/bin/hello $root/usr/bin/hello
+    chmod 0755 $root/DEBIAN $root/usr $root/usr/bin $root/usr/bin/hello
+    printf 'Package: hello\nVersion: %s\nArchitecture: %s\nMaintainer: releng example <hello@example.invalid>\nDescription: the releng example program\n' "$version" "$arch" > $root/DEBIAN/control
+    dpkg-deb --root-owner-group -Zxz --build $root "$out/hello_''${version}_''${arch}.deb" >/dev/null
+  '';
+
   forAll = list: f: builtins.listToAttrs (map (s: { name = s; value = f s; }) list);
 in
 {
@@ -91,4 +111,5 @@ in
   binaryTarball = forAll systems binaryTarball;
   dockerImage = forAll dockerSystems dockerImage;
   inherit manual;
+  deb = forAll systems deb;
 }

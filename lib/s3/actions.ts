@@ -18,6 +18,8 @@ export interface S3Put {
    * very object (our sha256 in its metadata, but another size: a truncated or lost body).
    */
   reason: 'new' | 'changed' | 'repair';
+  /** Extra object metadata (x-amz-meta-NAME), e.g. a contribution's grant id. */
+  metadata?: Record<string, string>;
   /** Base64 MD5 of the file, read with its sha256 (the Content-MD5 transit checksum). */
   md5?: string;
   /** An immutable key created once (release prefix, NAR, narinfo): `If-None-Match: *` where the environment has conditional writes. */
@@ -66,7 +68,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
   's3.put': (a, env) => writer(env).put({
     bucket: a.bucket, key: a.key, body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
     size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding,
-    cacheControl: a.cacheControl, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
+    cacheControl: a.cacheControl, metadata: a.metadata, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
   }).then(() => undefined),
   's3.delete': (a, env) => writer(env).delete(a.bucket, a.key),
   's3.redirect': (a, env) => writer(env).put({

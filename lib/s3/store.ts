@@ -5,6 +5,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
@@ -47,6 +50,8 @@ export interface S3Reader {
   sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
+  /** Streams an object to a local file (index validates uploads); returns its size and sha256. */
+  download?(bucket: string, key: string, file: string): Promise<{ size: number; sha256: string }>;
 }
 
 export interface PutRequest {
@@ -59,6 +64,8 @@ export interface PutRequest {
   contentEncoding?: string;
   cacheControl?: string;
   redirect?: string;
+  /** Extra object metadata (x-amz-meta-NAME), e.g. the grant id of a contribution (issue 12). */
+  metadata?: Record<string, string>;
   onProgress?: (bytes: number) => void;
   /** Base64 MD5 of the planned bytes, read with their sha256 (Content-MD5 transit checksum). */
   md5?: string;
@@ -274,6 +281,16 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
         throw explainS3Error(e, endpoint, bucket, key);
       }
     },
+    async download(bucket, key, file) {
+      return wrap(bucket, key, async () => {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const hash = createHash('sha256');
+        let size = 0;
+        const counter = new Transform({ transform(chunk, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); } });
+        await pipeline(r.Body as NodeJS.ReadableStream, counter, createWriteStream(file));
+        return { size, sha256: hash.digest('hex') };
+      });
+    },
     async checkBucket(bucket) {
       await read('HEAD', bucket, undefined, async () => {
         try {
@@ -295,6 +312,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       if (req.contentEncoding) headers['content-encoding'] = req.contentEncoding;
       if (req.cacheControl) headers['cache-control'] = req.cacheControl;
       if (req.redirect) headers['x-amz-website-redirect-location'] = req.redirect;
+      for (const [k, v] of Object.entries(req.metadata ?? {})) if (k !== 'sha256') headers[`x-amz-meta-${k}`] = v;
       const obj = { bucket: req.bucket, key: req.key, headers };
       const putOpts = { transit, md5: req.md5, ifNoneMatch: !!(opts.conditionalWrites && req.createOnly) };
       try {

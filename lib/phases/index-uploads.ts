@@ -1,0 +1,107 @@
+// `releng index`: the repository manager's side of grants (issue 12). Plans with lib/index/plan.ts,
+// applies through apply.ts, remembers what it processed, then reads the result back (verify.ts).
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { countByKind, planSize } from '../actions.ts';
+import { apply } from '../apply.ts';
+import type { Context } from '../context.ts';
+import { openEnvironment } from '../environment.ts';
+import { ReleaseError } from '../errors.ts';
+import { exportPublicKey, generateLocalKey, resolveSigner } from '../index/apt.ts';
+import { indexDbFile, openIndexDb } from '../index/db.ts';
+import { planIndex, type Decision } from '../index/plan.ts';
+import { retryingReader } from '../index/retry-reader.ts';
+import { verifyIndexesOf, verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
+
+export interface IndexResult {
+  environment: string;
+  dryRun: boolean;
+  accepted: Decision[];
+  rejected: Decision[];
+  skipped: number;
+  planned: Record<string, number>;
+  applied: Record<string, number>;
+  problems: IndexProblem[];
+  aptSigningKey?: string;
+}
+
+export async function indexUploads(ctx: Context): Promise<IndexResult> {
+  const { log, flags } = ctx;
+  let phase = log.phase('connecting to environment');
+  const target = await openEnvironment(ctx, undefined, { registries: false });
+  phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
+  const env = target.env;
+  const reader = retryingReader(target.s3);
+  const work = await mkdtemp(path.join(os.tmpdir(), 'releng-index-'));
+  try {
+    if (Object.keys(env.uploaders).length === 0 && !env.apt) {
+      throw new ReleaseError(`${ctx.loaded.file}: environment "${target.name}" has no uploaders`, `define environments.${target.name}.uploaders (see docs/grants-and-index.md)`);
+    }
+    if (flags.extra['verify-only']) {
+      phase = log.phase('verifying what is published');
+      const problems = await verifyIndexesOf(reader, env, ctx.root, { deep: true });
+      if (problems.length) {
+        phase.fail();
+        throw new ReleaseError(`the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 'run `releng index` to regenerate them (it re-signs and re-uploads what differs)');
+      }
+      phase.succeed('published indexes verified');
+      return { environment: target.name, dryRun: flags.dryRun, accepted: [], rejected: [], skipped: 0, planned: {}, applied: {}, problems };
+    }
+    let signer;
+    let keyring: string | undefined;
+    if (env.apt) {
+      const field = `environments.${target.name}.apt.signingKey`;
+      const gnupgHome = env.apt.signingKey.gnupgHome ? path.resolve(ctx.root, env.apt.signingKey.gnupgHome) : undefined;
+      if (target.name === 'local' && gnupgHome && !existsSync(gnupgHome)) {
+        // Only the local environment: a throwaway key, so the quick start signs its repository too.
+        await generateLocalKey(gnupgHome, `${ctx.config.project} local APT repository <local@example.invalid>`);
+        log.info(`generated the local APT signing key in ${path.relative(ctx.root, gnupgHome)}`);
+      }
+      signer = await resolveSigner({ keyId: env.apt.signingKey.keyId, gnupgHome }, field);
+      keyring = path.join(work, 'repository-key.gpg');
+      await exportPublicKey(signer, keyring);
+      log.info(`APT signing key ${signer.fingerprint}`);
+      if (target.name === 'local' && gnupgHome) {
+        await copyFile(keyring, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'));
+        log.info(`its public key (for apt's signed-by): ${path.relative(ctx.root, path.join(path.dirname(gnupgHome), 'apt-repository-key.gpg'))}`);
+      }
+    }
+    const db = await openIndexDb(indexDbFile(ctx.root, target.name));
+    phase = log.phase('reading uploads and planning the indexes');
+    const { plan, decisions } = await planIndex({ reader, envName: target.name, env, db, workDir: work, signer, keyring });
+    phase.succeed(`${decisions.filter((d) => d.status !== 'rejected').length} upload(s) accepted, ${decisions.filter((d) => d.status === 'rejected').length} rejected; ${planSize(plan)} writes planned`);
+    for (const d of decisions) {
+      const grant = d.grant ? ` (grant ${d.grant})` : '';
+      if (d.status === 'rejected') log.warn(`rejected s3://${d.bucket}/${d.key}${grant}: ${d.reason}`);
+      else log.info(`accepted s3://${d.bucket}/${d.key}${grant} -> ${d.target}${d.status === 'published-already' ? ' (already published)' : ''}`);
+    }
+    const applied = await apply(plan, {
+      log, dryRun: flags.dryRun, writers: { s3: target.s3 },
+      resumeHint: 'fix the cause and re-run `releng index`: it re-reads the incoming uploads and the published indexes and does only what is missing',
+    });
+    let problems: IndexProblem[] = [];
+    if (!flags.dryRun) {
+      const at = new Date().toISOString();
+      for (const d of decisions) db.set(d.bucket, d.key, d.sha256, { status: d.status === 'rejected' ? 'rejected' : 'accepted', at, ...(d.reason ? { reason: d.reason } : {}), ...(d.target ? { target: d.target } : {}), ...(d.grant ? { grant: d.grant } : {}) });
+      await db.save();
+      phase = log.phase('verifying the published indexes');
+      problems = await verifyPublishedIndexes(reader, env, keyring ? { keyring } : undefined);
+      if (problems.length) {
+        phase.fail();
+        throw new ReleaseError(`after indexing, the published indexes of ${target.name} are wrong:\n${problems.map((p) => `  ${p.where}: ${p.problem}`).join('\n')}`, 're-run `releng index`; if it persists, something else writes there');
+      }
+      phase.succeed('published indexes verified (signatures, index hashes, pool files, SHA256SUMS, latest copies)');
+    }
+    return {
+      environment: target.name, dryRun: flags.dryRun,
+      accepted: decisions.filter((d) => d.status !== 'rejected'), rejected: decisions.filter((d) => d.status === 'rejected'),
+      skipped: plan.skipped.length, planned: countByKind(plan), applied: applied.byKind, problems,
+      ...(signer ? { aptSigningKey: signer.fingerprint } : {}),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    await target.close();
+  }
+}
