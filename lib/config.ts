@@ -7,6 +7,8 @@ import { ReleaseError } from './errors.ts';
 import { parseJsonText, parseWith } from './zod-errors.ts';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
+/** A bucket: S3, or a directory of a mirror tree (lib/fs/store.ts, issue 11). */
+const bucketUrl = z.string().regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?|file:\/\/\/[^\s]+)$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX) or file:///ABSOLUTE/DIR');
 const nonEmpty = z.string().min(1, 'must not be empty');
 const colour = z.enum(['blue', 'green', 'red', 'yellow', 'magenta', 'cyan', 'white']);
 
@@ -65,23 +67,54 @@ const dockerTarget = z.object({
   certDir: nonEmpty.optional(),
 }).strict();
 
+/** How promote writes into this environment (issue 11). */
+const promoteSettings = z.object({
+  /** Re-sign narinfos with this environment's cache key when it differs from the source's (default true). */
+  resign: z.boolean().default(true),
+  /** `auto`: S3 CopyObject when source and destination share the endpoint; `never`: always GET then PUT. */
+  serverSideCopy: z.enum(['auto', 'never']).default('auto'),
+}).strict();
+
+/** One quick-fedora-mirror module: a tree whose `fullfiletimelist-MODULE` releng keeps current. */
+const fileListModule = z.object({
+  /** The module's root: a file:// directory or an s3:// bucket/prefix (the list is an object at its root). */
+  root: bucketUrl,
+  /** Which files get [Checksums SHA1]/[Checksums SHA256] lines: file names or globs (`*.narinfo`, `SHA256SUMS`). */
+  checksums: z.array(nonEmpty).default(['SHA256SUMS', 'manifest.nix']),
+}).strict();
+
+const mirrorSettings = z.object({
+  /** Module name → module; `fullfiletimelist-MODULE` is regenerated after every publish or promote. */
+  fileLists: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'module names are letters, digits, ., _ and -'), fileListModule).default({}),
+  /** Keep a `latest-PROJECT-MAJOR` pointer at the releases root (symlink on file trees, redirect object on S3). */
+  latestLinks: z.boolean().default(true),
+}).strict();
+
 const environment = z.object({
   colour: colour.default('white'),
-  releasesBucket: s3Url,
-  cacheBucket: s3Url,
-  docsBucket: s3Url,
+  releasesBucket: bucketUrl,
+  cacheBucket: bucketUrl,
+  docsBucket: bucketUrl,
   /** Channel redirect objects (`releng channel`); same endpoint and credentials as the other buckets. */
-  channelsBucket: s3Url.optional(),
+  channelsBucket: bucketUrl.optional(),
   /** Public URL of releasesBucket (channel redirect targets); default `/BUCKET[/PREFIX]` on the S3 endpoint. */
   releasesUrl: z.string().regex(/^(https?:\/\/[^\s]+|\/[^\s]*)$/, 'expected an http(s):// URL or a path starting with /').optional(),
-  s3,
+  /** Required when any bucket is s3://; an environment of file:// trees only needs none. */
+  s3: s3.optional(),
   credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
   cache: cache.optional(),
   git: git.optional(),
   docker: z.array(dockerTarget).default([]),
   /** Ask the operator to type "I want to release this to ENV" (default: all but local). */
   confirm: z.boolean().optional(),
-}).strict();
+  /** `releng promote` into this environment (docs/promote.md). */
+  promote: promoteSettings.optional(),
+  /** Mirror-master duties of this environment: quick-fedora-mirror file lists (docs/promote.md). */
+  mirror: mirrorSettings.optional(),
+}).strict().superRefine((e, ctx) => {
+  const s3Buckets = (['releasesBucket', 'cacheBucket', 'docsBucket', 'channelsBucket'] as const).filter((k) => e[k]?.startsWith('s3://'));
+  if (s3Buckets.length && !e.s3) ctx.addIssue({ code: 'custom', path: ['s3'], message: `required: ${s3Buckets.join(', ')} ${s3Buckets.length === 1 ? 'is' : 'are'} on S3 (set s3.endpoint, or use file:// URLs)` });
+});
 
 const profile = z.object({
   systems: z.array(nonEmpty).min(1, 'a profile needs at least one system'),
@@ -155,6 +188,8 @@ export type Environment = z.infer<typeof environment>;
 export type DockerTarget = z.infer<typeof dockerTarget>;
 export type Profile = z.infer<typeof profile>;
 export type S3Settings = z.infer<typeof s3>;
+export type MirrorSettings = z.infer<typeof mirrorSettings>;
+export type PromoteSettings = z.infer<typeof promoteSettings>;
 export type ReleaseNotesSettings = z.infer<typeof releaseNotes>;
 
 export interface LoadedConfig {
@@ -193,8 +228,12 @@ export function environmentNamed(loaded: LoadedConfig, name: string): Environmen
   return env;
 }
 
-/** Splits `s3://bucket/some/prefix` into bucket and prefix ('' or ending in '/'). */
+/**
+ * Splits `s3://bucket/some/prefix` into bucket and prefix ('' or ending in '/'). A `file:///dir`
+ * URL names a filesystem bucket: the absolute directory is the bucket, the prefix is ''.
+ */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  if (url.startsWith('file://')) return { bucket: decodeURIComponent(new URL(url).pathname).replace(/\/+$/, '') || '/', prefix: '' };
   const rest = url.slice('s3://'.length);
   const slash = rest.indexOf('/');
   if (slash < 0) return { bucket: rest, prefix: '' };

@@ -9,6 +9,8 @@ import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
 import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
+import { routedStore } from './fs/routed.ts';
+import { fsStore, isFsBucket } from './fs/store.ts';
 
 export interface BucketRef {
   bucket: string;
@@ -57,18 +59,22 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   const channels = env.channelsBucket ? ref(env.channelsBucket) : undefined;
   const buckets = [...new Set([releases.bucket, cache.bucket, docs.bucket, ...(channels ? [channels.bucket] : [])])];
   let embeddedS3: LocalS3 | undefined;
-  let endpoint = env.s3.endpoint;
-  if (endpoint === 'embedded') {
+  // Buckets may be directories (file:///...): only S3 buckets need an endpoint and credentials.
+  const s3Buckets = buckets.filter((b) => !isFsBucket(b));
+  let endpoint = env.s3?.endpoint ?? 'file://';
+  if (endpoint === 'embedded' && s3Buckets.length) {
     embeddedS3 = await startLocalS3({
       dir: path.join(localDataDir(ctx.root), 's3'),
-      buckets,
+      buckets: s3Buckets,
       requestLog: process.env.RELENG_S3_REQUEST_LOG,
     });
     endpoint = embeddedS3.endpoint;
     ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
   }
-  const credentials = await resolveCredentials(name, env);
-  const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  const remote = env.s3 && s3Buckets.length
+    ? s3Store(createS3Client({ ...env.s3, endpoint }, await resolveCredentials(name, env)), endpoint)
+    : undefined;
+  const s3 = routedStore(remote, fsStore());
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],
     async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },

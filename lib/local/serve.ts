@@ -12,7 +12,7 @@ export async function serve(ctx: Context): Promise<unknown> {
   const port = portFlag === undefined ? 4566 : Number(portFlag);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ReleaseError(`--port ${portFlag} is not a port number`);
   const env = environmentNamed(ctx.loaded, ctx.flags.environment ?? 'local');
-  if (env.s3.endpoint !== 'embedded') throw new ReleaseError('serve only serves an environment whose s3.endpoint is "embedded"');
+  if (env.s3?.endpoint !== 'embedded') throw new ReleaseError('serve only serves an environment whose s3.endpoint is "embedded"');
   process.env.RELENG_S3_PORT = String(port);
   const s3 = await startLocalS3({ dir: path.join(localDataDir(ctx.root), 's3') });
   const releases = parseS3Url(env.releasesBucket);

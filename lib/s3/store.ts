@@ -2,6 +2,7 @@
 import {
   S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
+  CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
@@ -65,10 +66,14 @@ export interface PutResult {
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void>;
+  /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: { size?: number }): Promise<void>;
 }
 
-export type S3Store = S3Reader & S3Writer;
+export type S3Store = S3Reader & S3Writer & {
+  /** The object's bytes as a stream (promote's GET→PUT between endpoints); undefined when absent. */
+  getStream?(bucket: string, key: string): Promise<NodeJS.ReadableStream | undefined>;
+};
 
 /**
  * Files from this size go multipart, streamed in parts (never read whole into memory). Below it one
@@ -77,6 +82,31 @@ export type S3Store = S3Reader & S3Writer;
  */
 export const MULTIPART_THRESHOLD = 200 * 1024 * 1024;
 const PART_SIZE = 16 * 1024 * 1024;
+
+/** S3 refuses a single CopyObject above 5 GiB; larger objects are copied in parts (UploadPartCopy). */
+export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
+const COPY_PART_SIZE = 512 * 1024 ** 2;
+
+/** Multipart server-side copy, the source's headers and metadata carried over (CopyObject's COPY directive does that itself). */
+async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number): Promise<void> {
+  const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }));
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({
+    Bucket: to.bucket, Key: to.key, ContentType: head.ContentType, ContentEncoding: head.ContentEncoding,
+    CacheControl: head.CacheControl, Metadata: head.Metadata, WebsiteRedirectLocation: head.WebsiteRedirectLocation,
+  }));
+  try {
+    const parts: { ETag?: string; PartNumber: number }[] = [];
+    for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) {
+      const end = Math.min(start + COPY_PART_SIZE, size) - 1;
+      const r = await client.send(new UploadPartCopyCommand({ Bucket: to.bucket, Key: to.key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
+      parts.push({ ETag: r.CopyPartResult?.ETag, PartNumber: n });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, UploadId, MultipartUpload: { Parts: parts } }));
+  } catch (e) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, UploadId })).catch(() => undefined);
+    throw e;
+  }
+}
 
 /** Builds the SDK client: path style, checksum mode, keep-alive sockets. */
 export function createS3Client(settings: S3Settings & { endpoint: string }, creds: S3Credentials): S3Client {
@@ -176,6 +206,15 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
         throw explainS3Error(e, endpoint, bucket, key);
       }
     },
+    async getStream(bucket, key) {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return r.Body as NodeJS.ReadableStream;
+      } catch (e: any) {
+        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
+    },
     async checkBucket(bucket) {
       try {
         await client.send(new HeadBucketCommand({ Bucket: bucket }));
@@ -204,9 +243,14 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     async delete(bucket, key) {
       await wrap(bucket, key, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
     },
-    async copy(from, to) {
+    async copy(from, to, opts) {
+      const source = `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`;
+      if (opts?.size !== undefined && opts.size > MAX_COPY_OBJECT) {
+        await wrap(to.bucket, to.key, () => multipartCopy(client, source, from, to, opts.size!));
+        return;
+      }
       await wrap(to.bucket, to.key, () => client.send(new CopyObjectCommand({
-        Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`, MetadataDirective: 'COPY',
+        Bucket: to.bucket, Key: to.key, CopySource: source, MetadataDirective: 'COPY',
       })));
     },
   };

@@ -14,11 +14,11 @@ async function configFile(data: unknown): Promise<string> {
 describe('releng.json', () => {
   it('loads the shipped examples', async () => {
     const hello = await loadConfig(path.join(repoRoot, 'examples/hello/releng.json'));
-    expect(hello.config.environments.local!.s3.endpoint).toBe('embedded');
+    expect(hello.config.environments.local!.s3!.endpoint).toBe('embedded');
     const lix = await loadConfig(path.join(repoRoot, 'examples/lix/releng.json'));
     expect(Object.keys(lix.config.environments)).toEqual(['local', 'staging', 'production']);
     expect(lix.config.environments.production!.releasesBucket).toBe('s3://releases.lix.systems');
-    expect(lix.config.environments.staging!.s3.checksums).toBe('WHEN_REQUIRED');
+    expect(lix.config.environments.staging!.s3!.checksums).toBe('WHEN_REQUIRED');
   });
 
   it('names the file and the field of every problem', async () => {
