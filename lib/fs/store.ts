@@ -138,8 +138,10 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         const key = path.relative(bucket, abs).split(path.sep).join('/');
         if (key === META_DIR || key.startsWith(`${META_DIR}/`) || e.name.startsWith(TMP_PREFIX)) continue;
         if (!key.startsWith(prefix)) continue;
-        if (e.isFile()) out.push({ key, size: (await stat(abs)).size });
-        else if (e.isSymbolicLink()) out.push({ key, size: 0 });
+        if (e.isFile() || e.isSymbolicLink()) {
+          const st = await lstat(abs);
+          out.push({ key, size: e.isFile() ? st.size : 0, mtime: Math.floor(Math.max(st.mtimeMs, st.ctimeMs) / 1000) });
+        }
       }
       return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     },

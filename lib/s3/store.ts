@@ -19,6 +19,8 @@ export interface RemoteObject {
   key: string;
   size: number;
   etag?: string;
+  /** Last modified, Unix seconds (mirror file lists); for file trees the newer of mtime and ctime. */
+  mtime?: number;
 }
 
 export interface ObjectHead {

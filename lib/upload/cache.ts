@@ -96,37 +96,48 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already uploaded by an earlier run (same content-addressed name and size)' });
   puts.sort((a, b) => a.key.localeCompare(b.key));
 
-  // Topological levels over the references of the missing paths.
+  const levels: S3Put[][] = [];
+  const byLevel = narinfoLevels(infos, present, where, 'the closure computed from build-result.json is incomplete: re-run `releng build`');
+  for (const [l, paths] of byLevel.entries()) {
+    for (const p of paths) {
+      const info = infos.get(p)!;
+      const key = `${bucket.prefix}${hashPart(p)}.narinfo`;
+      const size = (await stat(info.file)).size;
+      (levels[l] ??= []).push({ kind: 's3.put', bucket: bucket.bucket, key, source: { file: info.file }, size, sha256: await sha256File(info.file), contentType: cacheContentTypes.narinfo, contentEncoding: info.contentEncoding, reason: 'new' });
+    }
+  }
+
+  const steps: Step[] = [{ title: `cache NARs and listings to ${where}`, actions: puts }];
+  levels.forEach((actions, l) => steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${where}`, actions }));
+  return { steps, skipped };
+}
+
+/**
+ * The store paths to publish, grouped in topological levels of their references (see planCache):
+ * level 0 references nothing missing, level n only paths of lower levels or already `present`
+ * (hash parts). Upload and promote both order narinfos by it. Paths sorted within a level.
+ */
+export function narinfoLevels(infos: Map<string, { references: string[] }>, present: Set<string>, where: string, hint: string, setName = 'the closure to upload'): string[][] {
   const level = new Map<string, number>();
   const visiting = new Set<string>();
   const levelOf = (p: string): number => {
     const known = level.get(p);
     if (known !== undefined) return known;
-    if (visiting.has(p)) throw new ReleaseError(`reference cycle through ${p} in the staged cache`);
+    if (visiting.has(p)) throw new ReleaseError(`reference cycle through ${p}`);
     visiting.add(p);
     let l = 0;
     for (const r of infos.get(p)!.references) {
       if (r === p) continue;
       if (infos.has(r)) l = Math.max(l, levelOf(r) + 1);
       else if (!present.has(hashPart(r))) {
-        throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in the closure to upload`,
-          'the closure computed from build-result.json is incomplete: re-run `releng build`');
+        throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in ${setName}`, hint);
       }
     }
     visiting.delete(p);
     level.set(p, l);
     return l;
   };
-  const levels: S3Put[][] = [];
-  for (const p of [...infos.keys()].sort()) {
-    const info = infos.get(p)!;
-    const l = levelOf(p);
-    const key = `${bucket.prefix}${hashPart(p)}.narinfo`;
-    const size = (await stat(info.file)).size;
-    (levels[l] ??= []).push({ kind: 's3.put', bucket: bucket.bucket, key, source: { file: info.file }, size, sha256: await sha256File(info.file), contentType: cacheContentTypes.narinfo, contentEncoding: info.contentEncoding, reason: 'new' });
-  }
-
-  const steps: Step[] = [{ title: `cache NARs and listings to ${where}`, actions: puts }];
-  levels.forEach((actions, l) => steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${where}`, actions }));
-  return { steps, skipped };
+  const out: string[][] = [];
+  for (const p of [...infos.keys()].sort()) (out[levelOf(p)] ??= []).push(p);
+  return out;
 }
