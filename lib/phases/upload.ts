@@ -105,6 +105,13 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   add(await planCacheUpload(ctx, target, inputs));
   add(await planUploadImages(ctx, target.registries, result, maintenance));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'] }));
+  // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
+  if (target.env.mirror?.latestLinks && !keep && result.official) {
+    const { planLatestLink } = await import('../promote/plan.ts');
+    const link = await planLatestLink(target.s3, target.releases, result.project, result.major, result.version);
+    plan.steps.push({ title: `latest link in ${target.releases.url}`, actions: link.actions });
+    plan.skipped.push(...link.skipped);
+  }
   add(await planDocs(target.s3, target.docs, result, await manual, { ...memo, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
@@ -202,6 +209,12 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       await verifyImages(target.registries, plan);
       const extras = [applied.byKind['oci.index'] ? `${applied.byKind['oci.index']} image tags` : '', applied.byKind['git.push'] ? 'the pushed tag' : ''].filter(Boolean);
       phase.succeed(`verified ${applied.byKind['s3.put'] ?? 0} uploaded objects${extras.length ? ` and ${extras.join(' and ')}` : ''}`);
+    }
+    // Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed (issue 11).
+    if (target.env.mirror) {
+      const { regenerateFileLists } = await import('../mirror/filelist.ts');
+      const lists = await regenerateFileLists(target.s3, target.env.mirror, { log, dryRun: flags.dryRun });
+      for (const k of lists.skipped) log.skip(k.what, k.reason);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
     const docsUrl = `s3://${target.docs.bucket}/${target.docs.prefix}manual/${result.project}/`;

@@ -267,15 +267,26 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     skipped.push(...stable.skipped);
   }
   if (movesPointers && req.latestLink) {
-    const key = `${dest.releases.prefix}latest-${project}-${req.major}`;
-    const location = `/${dstRelease}`;
-    const cur = await dest.store.head(dest.releases.bucket, key);
-    const curVersion = cur?.redirect ? versionOfLocation(cur.redirect, project) : undefined;
-    if (cur?.redirect === location) skipped.push({ what: objectUrl(dest.releases.bucket, key), reason: `already points at ${location}` });
-    else if (curVersion && compareVersions(curVersion, version) > 0) skipped.push({ what: objectUrl(dest.releases.bucket, key), reason: `points at ${curVersion}, newer than ${version}: it never moves back` });
-    else pointers.push({ kind: 's3.redirect', bucket: dest.releases.bucket, key, location });
+    const link = await planLatestLink(dest.store, dest.releases, project, req.major, version);
+    pointers.push(...link.actions);
+    skipped.push(...link.skipped);
   }
   pointerSteps.unshift({ title: `what users follow in ${dest.name} (root manifest.nix, latest link)`, actions: pointers });
   steps.push(...pointerSteps);
   return { steps, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned };
+}
+
+/**
+ * The `latest-PROJECT-MAJOR` pointer at the releases root (a redirect object on S3, a relative
+ * symlink on a file tree) to PROJECT/PROJECT-VERSION/, unless it already points there or at a newer
+ * release (never backwards). Upload and promote call it only when the root manifest moves.
+ */
+export async function planLatestLink(reader: S3Reader, releases: BucketRef, project: string, major: string, version: string): Promise<{ actions: S3Action[]; skipped: Skip[] }> {
+  const key = `${releases.prefix}latest-${project}-${major}`;
+  const location = `/${releases.prefix}${project}/${project}-${version}/`;
+  const cur = await reader.head(releases.bucket, key);
+  const curVersion = cur?.redirect ? versionOfLocation(cur.redirect, project) : undefined;
+  if (cur?.redirect === location) return { actions: [], skipped: [{ what: objectUrl(releases.bucket, key), reason: `already points at ${location}` }] };
+  if (curVersion && compareVersions(curVersion, version) > 0) return { actions: [], skipped: [{ what: objectUrl(releases.bucket, key), reason: `points at ${curVersion}, newer than ${version}: it never moves back` }] };
+  return { actions: [{ kind: 's3.redirect', bucket: releases.bucket, key, location }], skipped: [] };
 }

@@ -31,6 +31,7 @@ export interface PromoteFixture {
   /** Runs promote in-process; errors come back as the text the CLI would print. */
   promote(version: string, flags: Partial<Flags>, deps?: PromoteDeps): Promise<{ ok: boolean; summary?: PromoteSummary; error?: string; log: string }>;
   uploadStaging(): Promise<void>;
+  upload(environment: string): Promise<import('../../lib/phases/upload.ts').UploadSummary>;
   cleanup(): Promise<void>;
 }
 
@@ -45,7 +46,7 @@ export async function promoteFixture(): Promise<PromoteFixture> {
   requireTool('zstd', 'zstd');
   const s3 = await startTestS3([...stagingBuckets, ...prodS3Buckets]);
   const trees = await mkdtemp(path.join(os.tmpdir(), 'releng-trees-'));
-  for (const t of ['production', 'mirror']) for (const b of ['releases', 'cache', 'docs']) await mkdir(path.join(trees, t, b), { recursive: true });
+  for (const t of ['production', 'mirror', 'direct']) for (const b of ['releases', 'cache', 'docs']) await mkdir(path.join(trees, t, b), { recursive: true });
   const p = await scratchProject();
   const staging = nixKey('hello-staging-1');
   const production = nixKey('hello-production-1');
@@ -63,7 +64,12 @@ export async function promoteFixture(): Promise<PromoteFixture> {
         mirror: { fileLists: { hello: { root: `file://${trees}/production`, checksums: ['SHA256SUMS', 'manifest.nix'] } }, latestLinks: true },
       },
       mirror: { ...tree('mirror'), cache: cache('keys/production.key'), confirm: false, promote: { resign: false } },
-      prods3: { releasesBucket: 's3://prods3-releases', cacheBucket: 's3://prods3-cache', docsBucket: 's3://prods3-docs', s3: s3Settings, credentials: { source: 'embedded' }, cache: cache('keys/production.key'), confirm: false, mirror: { latestLinks: true } },
+      prods3: {
+        releasesBucket: 's3://prods3-releases', cacheBucket: 's3://prods3-cache', docsBucket: 's3://prods3-docs', s3: s3Settings, credentials: { source: 'embedded' }, cache: cache('keys/production.key'), confirm: false,
+        mirror: { latestLinks: true, fileLists: { releases: { root: 's3://prods3-releases', checksums: ['SHA256SUMS'] } } },
+      },
+      // upload straight to a file tree (no promote): the same planners and skip rules.
+      direct: { ...tree('direct'), cache: cache('keys/production.key'), confirm: false, mirror: { latestLinks: true, fileLists: { direct: { root: `file://${trees}/direct/releases` } } } },
     };
   });
   p.git('add', '-A');
@@ -86,6 +92,7 @@ export async function promoteFixture(): Promise<PromoteFixture> {
       }
     },
     async uploadStaging() { await upload(await ctx({ environment: 'staging' })); },
+    async upload(environment: string) { return upload(await ctx({ environment })); },
     async cleanup() {
       await s3.stop();
       await p.cleanup();

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { lstat, readFile, readlink, readdir, stat, writeFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Text } from '../../lib/checksums.ts';
 import { parseFileList } from '../../lib/mirror/filelist.ts';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
 
@@ -181,7 +182,7 @@ describe('releng promote', () => {
     const r = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
     expect(r.ok, r.error).toBe(true);
     expect(r.summary!.planned['s3.copy']).toBeGreaterThan(0);
-    const puts = (await f.s3.requests()).filter((l) => l.startsWith('PUT /prods3-'));
+    const puts = (await f.s3.requests()).filter((l) => l.startsWith('PUT /prods3-') && !l.includes('fullfiletimelist'));
     // CopyObject is a PUT with x-amz-copy-source; the narinfos are re-signed PUTs (keys differ).
     expect(puts.length).toBe(Object.values(r.summary!.applied).reduce((a, b) => a + b, 0));
     const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(f.trees, 'production', 'releases', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
@@ -189,6 +190,36 @@ describe('releng promote', () => {
       '--option', 'trusted-public-keys', f.keys.production, ...out], { stdio: 'pipe' });
     const redirect = await f.s3.store.head('prods3-releases', 'latest-hello-1.0');
     expect(redirect?.redirect).toBe('/hello/hello-1.0.0/');
+    // The file list of an S3 module is an object at its root.
+    const list = await f.s3.store.getText('prods3-releases', 'fullfiletimelist-releases');
+    expect(list).toMatch(/^\[Version\]\n2\n\n\[Files\]\n/);
+    expect(list).toMatch(/\n\d+\tf\t\d+\thello\/hello-1\.0\.0\/SHA256SUMS\n/);
+    expect(list).toMatch(/\n\d+\td\t0\thello\/hello-1\.0\.0\n/);
+    const sums = (await f.s3.store.getText('prods3-releases', 'hello/hello-1.0.0/SHA256SUMS'))!;
+    expect(list).toContain(`[Checksums SHA256]\n${sha256Text(sums)}\thello/hello-1.0.0/SHA256SUMS\n`);
+  });
+
+  it('upload straight to a file tree: the same planners; a second upload writes nothing; latest link and file list', async () => {
+    const first = await f.upload('direct');
+    expect(first.applied['s3.put']).toBeGreaterThan(10);
+    const root = path.join(f.trees, 'direct');
+    expect(await readlink(path.join(root, 'releases', 'latest-hello-1.0'))).toBe('hello/hello-1.0.0/');
+    const list = path.join(root, 'releases', 'fullfiletimelist-direct');
+    const before = await stat(list);
+    const again = await f.upload('direct');
+    expect(again.applied).toEqual({});
+    expect((await stat(list)).mtimeMs).toBe(before.mtimeMs);
+    // The tree is a cache Nix reads, trusting production's key (the direct environment signs with it).
+    const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(root, 'releases', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
+    execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'copy', ...fresh, '--from', `file://${root}/cache`, '--to', path.join(f.trees, 'nix-direct-store'),
+      '--option', 'trusted-public-keys', f.keys.production, ...out], { stdio: 'pipe' });
+    // A file changed behind releng's back is found by its bytes (the sidecar no longer vouches) and replaced.
+    const page = path.join(root, 'docs', 'manual', 'hello', '1.0', 'index.html');
+    const good = await readFile(page);
+    await writeFile(page, good.toString().replace('hello', 'HELLO'));
+    const repair = await f.upload('direct');
+    expect(repair.applied).toEqual({ 's3.put': 1 });
+    expect((await readFile(page)).equals(good)).toBe(true);
   });
 
   it('--delete removes stale docs pages only, and --dry-run shows each deletion', async () => {
@@ -199,6 +230,7 @@ describe('releng promote', () => {
     const extra = path.join(prod, 'releases', 'hello', 'hello-1.0.0', 'extra.txt');
     await writeFile(extra, 'kept\n');
     const without = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging' } });
+    expect(without.ok, without.error).toBe(true);
     expect(without.summary!.plan.filter((l) => l.startsWith('s3 delete'))).toEqual([]);
     const dry = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging', delete: true } });
     expect(dry.ok, dry.error).toBe(true);
