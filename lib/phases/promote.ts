@@ -20,6 +20,9 @@ import { resolveSigningKey } from '../nix/cache.ts';
 import { checkRelease, type ReleaseCheck } from '../promote/check.ts';
 import { planPromote, type PromoteSide } from '../promote/plan.ts';
 import { majorOf } from '../version.ts';
+import { promoteOciWriter } from '../oci/open.ts';
+import { planPromoteImages } from '../promote/images.ts';
+import { verifyImages } from '../upload/images.ts';
 
 export interface PromoteSummary {
   version: string;
@@ -118,12 +121,17 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,
     });
-    const plan: Plan = { steps: planned.steps, skipped: planned.skipped };
+    const images = await planPromoteImages(source.registries, dest.registries, { version, major: majorOf(version), movesPointers: planned.movesPointers, force: !!flags.extra['force-push-images'] });
+    // Upload's order: cache → images → release files → docs, then what users follow, images' moving tags last.
+    const plan: Plan = {
+      steps: [...planned.groups.cache, ...images.steps, ...planned.groups.content, ...planned.groups.pointers, ...images.pointerSteps],
+      skipped: [...planned.skipped, ...images.skipped],
+    };
     phase.succeed(`planned ${planSize(plan)} writes (${planned.closure.length} store paths in the closure${planned.resigned ? `, ${planned.resigned} narinfos re-signed for ${toName}` : ''})`);
     await confirmRelease(toName, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(toName, dest.env) });
 
     // 3 + 4. Copy, what users follow last (the plan's step order).
-    const writers: Writers = { s3: dest.s3, s3Source: source.s3 };
+    const writers: Writers = { s3: dest.s3, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries) };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
       resumeHint: `fix the cause and re-run \`releng promote ${version} --from ${fromName} --environment ${toName}\`: it copies only what ${toName} still lacks`,
@@ -138,7 +146,8 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
         phase.fail();
         throw new ReleaseError(`${project} ${version} in ${toName} failed verification after promote:\n${after.problems.slice(0, 20).map((p) => `  ${p}`).join('\n')}`, 're-run promote: it copies what is missing or different');
       }
-      phase.succeed(`${project} ${version} in ${toName}: ${after.checked} objects and store paths verified`);
+      await verifyImages(dest.registries, plan);
+      phase.succeed(`${project} ${version} in ${toName}: ${after.checked} objects and store paths verified${applied.byKind['oci.index'] ? `, ${applied.byKind['oci.index']} image tags` : ''}`);
     }
     const lists = await regenerateFileLists(dest.s3, dest.env.mirror, { log, dryRun: flags.dryRun });
     fileLists = lists.results;

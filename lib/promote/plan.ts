@@ -55,7 +55,10 @@ export interface PromoteRequest {
 }
 
 export interface PromotePlanned {
+  /** Every step in order: cache, release prefix, docs, then what users follow. */
   steps: Step[];
+  /** The same steps in their groups, so the phase can put images between cache and release files (upload's order). */
+  groups: { cache: Step[]; content: Step[]; pointers: Step[] };
   skipped: Skip[];
   /** Store paths in the closure of the release's manifest (for the summary and verify). */
   closure: string[];
@@ -272,8 +275,9 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     skipped.push(...link.skipped);
   }
   pointerSteps.unshift({ title: `what users follow in ${dest.name} (root manifest.nix, latest link)`, actions: pointers });
-  steps.push(...pointerSteps);
-  return { steps, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned };
+  const cacheCount = 1 + levels.length;
+  const groups = { cache: steps.slice(0, cacheCount), content: steps.slice(cacheCount), pointers: pointerSteps };
+  return { steps: [...steps, ...pointerSteps], groups, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned };
 }
 
 /**

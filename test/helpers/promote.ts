@@ -15,6 +15,7 @@ import { contextIn } from './in-process.ts';
 import { scratchProject, type ScratchProject } from './project.ts';
 import { startTestS3, type TestS3 } from './s3.ts';
 import { tagLikeReleng } from './tagged.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lib/local/registry-server.ts';
 import { requireTool } from './tools.ts';
 
 export const stagingBuckets = ['staging-releases', 'staging-cache', 'staging-docs'];
@@ -25,6 +26,7 @@ export interface PromoteFixture {
   s3: TestS3;
   /** Root of the file trees: TREES/production/{releases,cache,docs}, TREES/mirror/... */
   trees: string;
+  registries: { staging: LocalRegistry; production: LocalRegistry };
   keys: { staging: string; production: string };
   build: any;
   ctx(flags?: Partial<Flags>, sink?: (s: string) => void): Promise<Context>;
@@ -44,8 +46,13 @@ function nixKey(name: string): { secret: string; pub: string } {
 export async function promoteFixture(): Promise<PromoteFixture> {
   requireTool('nix-build', 'nix-bin');
   requireTool('zstd', 'zstd');
+  requireTool('skopeo', 'skopeo');
+  requireTool('docker-registry', 'docker-registry');
   const s3 = await startTestS3([...stagingBuckets, ...prodS3Buckets]);
   const trees = await mkdtemp(path.join(os.tmpdir(), 'releng-trees-'));
+  // Staging's and production's registries: two docker-registry processes.
+  const registries = { staging: await startLocalRegistry({ dir: path.join(trees, 'registry-staging') }), production: await startLocalRegistry({ dir: path.join(trees, 'registry-production') }) };
+  const docker = (r: LocalRegistry) => [{ registry: r.host, repository: 'hello', tags: ['{version}', '{major}'], latest: true, tlsVerify: false }];
   for (const t of ['production', 'mirror', 'direct']) for (const b of ['releases', 'cache', 'docs']) await mkdir(path.join(trees, t, b), { recursive: true });
   const p = await scratchProject();
   const staging = nixKey('hello-staging-1');
@@ -58,9 +65,9 @@ export async function promoteFixture(): Promise<PromoteFixture> {
   const tree = (t: string) => ({ releasesBucket: `file://${trees}/${t}/releases`, cacheBucket: `file://${trees}/${t}/cache`, docsBucket: `file://${trees}/${t}/docs` });
   await p.editConfig((c) => {
     c.environments = {
-      staging: { releasesBucket: 's3://staging-releases', cacheBucket: 's3://staging-cache', docsBucket: 's3://staging-docs', s3: s3Settings, credentials: { source: 'embedded' }, cache: cache('keys/staging.key'), confirm: false },
+      staging: { releasesBucket: 's3://staging-releases', cacheBucket: 's3://staging-cache', docsBucket: 's3://staging-docs', s3: s3Settings, credentials: { source: 'embedded' }, cache: cache('keys/staging.key'), confirm: false, docker: docker(registries.staging) },
       production: {
-        colour: 'red', ...tree('production'), cache: cache('keys/production.key'), confirm: true,
+        colour: 'red', ...tree('production'), cache: cache('keys/production.key'), confirm: true, docker: docker(registries.production),
         mirror: { fileLists: { hello: { root: `file://${trees}/production`, checksums: ['SHA256SUMS', 'manifest.nix'] } }, latestLinks: true },
       },
       mirror: { ...tree('mirror'), cache: cache('keys/production.key'), confirm: false, promote: { resign: false } },
@@ -81,7 +88,7 @@ export async function promoteFixture(): Promise<PromoteFixture> {
   const build = JSON.parse(r.stdout).result;
   const ctx = (flags: Partial<Flags> = {}, sink?: (s: string) => void) => contextIn(p.dir, flags, sink);
   return {
-    p, s3, trees, keys: { staging: staging.pub, production: production.pub }, build, ctx,
+    p, s3, trees, registries, keys: { staging: staging.pub, production: production.pub }, build, ctx,
     async promote(version, flags, deps) {
       let log = '';
       try {
@@ -94,6 +101,8 @@ export async function promoteFixture(): Promise<PromoteFixture> {
     async uploadStaging() { await upload(await ctx({ environment: 'staging' })); },
     async upload(environment: string) { return upload(await ctx({ environment })); },
     async cleanup() {
+      await registries.staging.stop();
+      await registries.production.stop();
       await s3.stop();
       await p.cleanup();
       await rm(trees, { recursive: true, force: true });

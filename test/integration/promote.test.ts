@@ -81,10 +81,19 @@ describe('releng promote', () => {
     expect(plan[first(/\.narinfo/)]).toMatch(/^s3 put file:\/\/.*\.narinfo \(text\/x-nix-narinfo/);
     expect(last(/\.narinfo/)).toBeLessThan(first(/production\/releases\/hello\/hello-1\.0\.0\//));
     expect(last(/production\/releases\/hello\//)).toBeLessThan(first(/production\/releases\/manifest\.nix/));
-    expect(plan[plan.length - 1]).toMatch(/production\/docs\/manual\/hello\/stable\//);
+    expect(first(/production\/docs\/manual\/hello\/stable\//)).toBeGreaterThan(first(/production\/releases\/manifest\.nix/));
+    expect(plan[plan.length - 1]).toMatch(/^oci index .*\/hello:latest /);
     expect(plan.some((l) => l === `s3 redirect file://${prod}/releases/latest-hello-1.0 -> /hello/hello-1.0.0/`)).toBe(true);
     expect(r.summary!.resigned).toBe(r.summary!.closure);
     expect(r.log).toContain('[dry-run] s3 transfer');
+    // Images: every platform manifest by digest, then the index under the version, the moving tags last.
+    const stagingReg = f.registries.staging.host;
+    const prodReg = f.registries.production.host;
+    expect(plan.filter((l) => l.startsWith('oci copy'))).toHaveLength(2);
+    expect(plan[first(/^oci copy/)]).toMatch(new RegExp(`^oci copy ${stagingReg}/hello@sha256:[0-9a-f]{64} -> ${prodReg}/hello@sha256:[0-9a-f]{64} \\(linux/`));
+    expect(last(/^oci copy/)).toBeLessThan(first(/^oci index .*:1\.0\.0 /));
+    expect(first(/^oci index .*:1\.0\.0 /)).toBeLessThan(first(/production\/releases\/hello\//));
+    expect(first(/^oci index .*:latest /)).toBeGreaterThan(first(/production\/releases\/manifest\.nix/));
     expect(await filesUnder(prod, true)).toEqual([]);
   });
 
@@ -110,6 +119,12 @@ describe('releng promote', () => {
     // No object written twice across the two runs.
     expect(rest.keys.filter((k) => killed.keys.includes(k))).toEqual([]);
     expect(r2.summary!.resigned).toBeGreaterThan(0);
+
+    // The images in production's registry are staging's, byte for byte (same index digest), under every tag.
+    const inspect = (ref: string) => execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' });
+    const stagingIndex = inspect(`${f.registries.staging.host}/hello:1.0.0`);
+    for (const tag of ['1.0.0', '1.0', 'latest']) expect(inspect(`${f.registries.production.host}/hello:${tag}`)).toBe(stagingIndex);
+    for (const m of JSON.parse(stagingIndex).manifests) inspect(`${f.registries.production.host}/hello@${m.digest}`);
 
     // A user's Nix, trusting only production's key, fetches the release back from the tree.
     const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(prod, 'releases', 'hello', 'hello-1.0.0', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
