@@ -20,6 +20,9 @@ import { resolveSigningKey } from '../nix/cache.ts';
 import { checkRelease, type ReleaseCheck } from '../promote/check.ts';
 import { planPromote, type PromoteSide } from '../promote/plan.ts';
 import { majorOf } from '../version.ts';
+import { gitAt } from '../git/git.ts';
+import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
+import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
 import { verifyImages } from '../upload/images.ts';
@@ -127,11 +130,24 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       steps: [...planned.groups.cache, ...images.steps, ...planned.groups.content, ...planned.groups.pointers, ...images.pointerSteps],
       skipped: [...planned.skipped, ...images.skipped],
     };
+    // The git push, last, when the destination has a remote of its own: the branch and tag recorded by `releng tag`.
+    const git = dest.env.git;
+    if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${toName}" has no git remote` });
+    else if (JSON.stringify(git) === JSON.stringify(source.env.git)) plan.skipped.push({ what: 'git push', reason: `${toName} shares ${fromName}'s git remote (pushed by upload)` });
+    else {
+      const record = await readTagRecord(ctx.root);
+      if (record?.version !== version) plan.skipped.push({ what: `git push to ${toName}'s remote`, reason: `no release/tag.json for ${version} here: run promote in the checkout where \`releng tag\` made ${version}, or push the tag yourself` });
+      else {
+        const push = await planGitPush(gitReader(gitAt(ctx.root)), { envName: toName, git, record, cwd: ctx.root, forcePushTag: false });
+        plan.steps.push(...push.steps);
+        plan.skipped.push(...push.skipped);
+      }
+    }
     phase.succeed(`planned ${planSize(plan)} writes (${planned.closure.length} store paths in the closure${planned.resigned ? `, ${planned.resigned} narinfos re-signed for ${toName}` : ''})`);
     await confirmRelease(toName, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(toName, dest.env) });
 
     // 3 + 4. Copy, what users follow last (the plan's step order).
-    const writers: Writers = { s3: dest.s3, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries) };
+    const writers: Writers = { s3: dest.s3, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
       resumeHint: `fix the cause and re-run \`releng promote ${version} --from ${fromName} --environment ${toName}\`: it copies only what ${toName} still lacks`,

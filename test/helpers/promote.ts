@@ -68,6 +68,7 @@ export async function promoteFixture(): Promise<PromoteFixture> {
       staging: { releasesBucket: 's3://staging-releases', cacheBucket: 's3://staging-cache', docsBucket: 's3://staging-docs', s3: s3Settings, credentials: { source: 'embedded' }, cache: cache('keys/staging.key'), confirm: false, docker: docker(registries.staging) },
       production: {
         colour: 'red', ...tree('production'), cache: cache('keys/production.key'), confirm: true, docker: docker(registries.production),
+        git: { remote: '../remote.git', gerrit: false },
         mirror: { fileLists: { hello: { root: `file://${trees}/production`, checksums: ['SHA256SUMS', 'manifest.nix'] } }, latestLinks: true },
       },
       mirror: { ...tree('mirror'), cache: cache('keys/production.key'), confirm: false, promote: { resign: false } },

@@ -82,7 +82,9 @@ describe('releng promote', () => {
     expect(last(/\.narinfo/)).toBeLessThan(first(/production\/releases\/hello\/hello-1\.0\.0\//));
     expect(last(/production\/releases\/hello\//)).toBeLessThan(first(/production\/releases\/manifest\.nix/));
     expect(first(/production\/docs\/manual\/hello\/stable\//)).toBeGreaterThan(first(/production\/releases\/manifest\.nix/));
-    expect(plan[plan.length - 1]).toMatch(/^oci index .*\/hello:latest /);
+    expect(plan[plan.length - 2]).toMatch(/^oci index .*\/hello:latest /);
+    // The git push to production's own remote comes last.
+    expect(plan[plan.length - 1]).toMatch(/^git push --atomic \.\.\/remote\.git [0-9a-f]{40}:refs\/heads\/main refs\/tags\/1\.0\.0:refs\/tags\/1\.0\.0$/);
     expect(plan.some((l) => l === `s3 redirect file://${prod}/releases/latest-hello-1.0 -> /hello/hello-1.0.0/`)).toBe(true);
     expect(r.summary!.resigned).toBe(r.summary!.closure);
     expect(r.log).toContain('[dry-run] s3 transfer');
@@ -120,6 +122,9 @@ describe('releng promote', () => {
     expect(rest.keys.filter((k) => killed.keys.includes(k))).toEqual([]);
     expect(r2.summary!.resigned).toBeGreaterThan(0);
 
+    // Production's git remote has the tag, pointing at the release commit.
+    const tagLine = execFileSync('git', ['ls-remote', f.p.remote, 'refs/tags/1.0.0^{}'], { encoding: 'utf8' });
+    expect(tagLine).toContain(`${f.p.git('rev-parse', '1.0.0^{commit}')}\trefs/tags/1.0.0^{}`);
     // The images in production's registry are staging's, byte for byte (same index digest), under every tag.
     const inspect = (ref: string) => execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' });
     const stagingIndex = inspect(`${f.registries.staging.host}/hello:1.0.0`);
