@@ -34,6 +34,24 @@ describe('releng.json', () => {
     expect(err.message).toMatch(/bogus/);
   });
 
+  it('accepts file:// trees (no s3 section needed), and names what is missing or malformed (issue 11)', async () => {
+    const lix = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(path.join(repoRoot, 'examples/lix/releng.json'), 'utf8')));
+    lix.environments.mirror = { releasesBucket: 'file:///srv/mirror/lix/releases', cacheBucket: 'file:///srv/mirror/lix/cache', docsBucket: 'file:///srv/mirror/lix/docs',
+      mirror: { fileLists: { lix: { root: 'file:///srv/mirror/lix' } } } };
+    const ok = await loadConfig(await configFile(lix));
+    expect(ok.config.environments.mirror!.mirror!.fileLists.lix!.checksums).toEqual(['SHA256SUMS', 'manifest.nix']);
+    expect(ok.config.environments.mirror!.mirror!.latestLinks).toBe(true);
+    lix.environments.mirror.cacheBucket = 's3://cache';
+    const noS3 = await loadConfig(await configFile(lix)).catch((e) => e);
+    expect(noS3.message).toContain('environments.mirror.s3: required: cacheBucket is on S3 (set s3.endpoint, or use file:// URLs)');
+    lix.environments.mirror.docsBucket = 'file://relative/docs';
+    lix.environments.mirror.mirror.fileLists['bad name'] = { root: 'file:///x' };
+    const f = await configFile(lix);
+    const err = await loadConfig(f).catch((e) => e);
+    expect(err.message).toContain('environments.mirror.docsBucket: expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX) or file:///ABSOLUTE/DIR');
+    expect(err.message).toContain('environments.mirror.mirror.fileLists');
+  });
+
   it('says which file is not JSON, and which is missing', async () => {
     const f = await configFile('{ nope');
     await expect(loadConfig(f)).rejects.toThrow(`${f} is not valid JSON`);
