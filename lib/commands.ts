@@ -146,6 +146,20 @@ export const commands: CommandDef[] = [
     run: async (ctx, positionals) => (await import('./phases/promote.ts')).promote(ctx, positionals),
   },
   {
+    name: 'lock',
+    summary: 'update pinned flake inputs (flake.lock) on a branch releng/lock-DATE from the main branch, summarised; --push sends it for review',
+    usage: 'releng lock [INPUT...] [--push] [--environment NAME] [--dry-run] [--json]',
+    reads: 'releng.json (mainBranch; the environment\'s git remote and gerrit flag), flake.lock on the main branch, the inputs (Nix fetches them), the remote (git ls-remote)',
+    changes: 'git (local): a commit of flake.lock alone and the branch releng/lock-DATE (never the checkout, its index or HEAD); with --push the remote: that branch, or refs/for/MAIN on Gerrit. Caches: the Nix store, input mirrors under $RELENG_STATE_DIR (default ~/.local/state/releng)',
+    flags: [
+      { name: 'push', type: 'boolean', description: 'push the update to the environment\'s git remote (Gerrit: refs/for/MAIN with a stable Change-Id); skipped when the remote already has it' },
+      { name: 'all-or-nothing', type: 'boolean', description: 'commit nothing when any input cannot be updated (default: update the others and name the failures)' },
+      { name: 'date', type: 'string', value: 'YYYY-MM-DD', description: 'date in the branch name releng/lock-DATE (default: today, UTC)' },
+    ],
+    needsVersion: false,
+    run: async (ctx, positionals) => (await import('./phases/lock.ts')).lock(ctx, positionals),
+  },
+  {
     name: 'serve',
     summary: 'serve the local environment\'s S3 data over HTTP to browse a local release',
     reads: '.releng/local/ of the project',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
 import { run } from '../exec.ts';
 import { writeTagRecord } from '../tag-record.ts';
+import type { GitObject } from './objects.ts';
 
 /** Write a file of the repository (relative path), e.g. rl-MAJOR.md or version.json. */
 export interface FileWrite { kind: 'file.write'; path: string; content: string; reason: 'new' | 'changed' | 'restore' }
@@ -28,11 +29,15 @@ export interface GitReset { kind: 'git.reset'; paths: string[] }
 /** Write release/tag.json (lib/tag-record.ts) once the tag and the merge exist: their SHAs are read then. */
 export interface TagRecordWrite { kind: 'tag.record'; file: string; version: string; branch: string }
 
-/** Every local repository write prepare and tag (and a restore) can plan. */
-export type RepoAction = FileWrite | FileRemove | GitAdd | GitRm | GitCommit | GitTag | GitCheckout | GitMerge | GitUpdateRef | GitSymbolicRef | GitReset | TagRecordWrite;
+/** Write objects computed by the planner (lib/git/objects.ts: a commit changing one file), checking each id;
+ *  no ref, index or file changes: a `git.update-ref` names the commit afterwards (lock). */
+export interface GitObjectsWrite { kind: 'git.objects'; objects: GitObject[]; commit: string; parent: string; path: string }
+
+/** Every local repository write prepare and tag (and a restore, and lock) can plan. */
+export type RepoAction = FileWrite | FileRemove | GitAdd | GitRm | GitCommit | GitTag | GitCheckout | GitMerge | GitUpdateRef | GitSymbolicRef | GitReset | TagRecordWrite | GitObjectsWrite;
 
 /** The argument array of a git action (one source of truth for what runs and what dry-run prints). */
-export function gitArgs(a: Exclude<RepoAction, FileWrite | FileRemove | TagRecordWrite>): string[] {
+export function gitArgs(a: Exclude<RepoAction, FileWrite | FileRemove | TagRecordWrite | GitObjectsWrite>): string[] {
   switch (a.kind) {
     case 'git.add': return ['add', '--', ...a.paths];
     case 'git.rm': return ['rm', '-q', '--', ...a.paths];
@@ -68,13 +73,15 @@ export const repoRenderers = {
   'git.update-ref': renderGit,
   'git.symbolic-ref': renderGit,
   'git.reset': renderGit,
+  'git.objects': (a: GitObjectsWrite) => `write commit ${a.commit} (${a.path} changed on ${a.parent.slice(0, 12)}; ${a.objects.length} objects, git hash-object -w)`,
   'tag.record': (a: TagRecordWrite) => `write ${a.file} (version ${a.version}, branch ${a.branch}, releaseCommit = ${a.version}^{commit}, mergeCommit = ${a.branch})`,
 };
 
 /** Writes to one local repository. The only place prepare/tag change files, the index or refs. */
 export interface RepoWriter {
   readonly root: string;
-  git(args: string[]): Promise<string>;
+  /** `input`: bytes on git's stdin (hash-object --stdin). */
+  git(args: string[], input?: Buffer | string): Promise<string>;
   writeFile(rel: string, content: string): Promise<void>;
   removeFile(rel: string): Promise<void>;
 }
@@ -83,7 +90,7 @@ export interface RepoWriter {
 export function repoWriter(root: string): RepoWriter {
   return {
     root,
-    git: async (args) => (await run('git', args, { cwd: root })).stdout.trim(),
+    git: async (args, input) => (await run('git', args, { cwd: root, ...(input === undefined ? {} : { input: input as string }) })).stdout.trim(),
     async writeFile(rel, content) {
       const abs = path.resolve(root, rel);
       await mkdir(path.dirname(abs), { recursive: true });
@@ -113,6 +120,13 @@ export const repoHandlers: HandlerMap<RepoAction> = {
   'git.update-ref': viaGit,
   'git.symbolic-ref': viaGit,
   'git.reset': viaGit,
+  'git.objects': async (a, env) => {
+    const w = writer(env);
+    for (const o of a.objects) {
+      const id = await w.git(['hash-object', '-t', o.type, '-w', '--no-filters', '--stdin'], Buffer.from(o.data, 'base64'));
+      if (id !== o.id) throw new Error(`internal: git wrote ${o.type} ${id}, the plan computed ${o.id}`);
+    }
+  },
   'tag.record': async (a, env) => {
     const w = writer(env);
     const releaseCommit = await w.git(['rev-parse', '--verify', `refs/tags/${a.version}^{commit}`]);
