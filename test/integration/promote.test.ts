@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Text } from '../../lib/checksums.ts';
 import { parseFileList } from '../../lib/mirror/filelist.ts';
+import { releng } from '../helpers/cli.ts';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
 
 /** Every file under a tree (relative paths), .releng/ sidecars included or not. */
@@ -97,6 +98,23 @@ describe('releng promote', () => {
     expect(first(/^oci index .*:1\.0\.0 /)).toBeLessThan(first(/production\/releases\/hello\//));
     expect(first(/^oci index .*:latest /)).toBeGreaterThan(first(/production\/releases\/manifest\.nix/));
     expect(await filesUnder(prod, true)).toEqual([]);
+  });
+
+  it('the CLI: --help says what promote reads and changes; --dry-run --json prints the plan as JSON on stdout', async () => {
+    const help = await releng(['promote', '--help'], { cwd: f.p.dir });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: releng promote VERSION --from SOURCE --environment DESTINATION');
+    expect(help.stdout).toContain('--delete');
+    expect(help.stdout).toContain('Changes: the destination only');
+    const r = await releng(['promote', '1.0.0', '--from', 'staging', '--environment', 'production', '--dry-run', '--json'], { cwd: f.p.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.result).toMatchObject({ version: '1.0.0', from: 'staging', to: 'production', dryRun: true, applied: {} });
+    expect(out.result.plan.length).toBeGreaterThan(10);
+    expect(await filesUnder(prod, true)).toEqual([]);
+    const usage = await releng(['promote', '--environment', 'production'], { cwd: f.p.dir });
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('usage: releng promote VERSION --from SOURCE --environment DESTINATION');
   });
 
   it('production asks for confirmation: unattended without --noconfirm it refuses before any write', async () => {
