@@ -123,24 +123,30 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
     localFile: (bucket, key) => fsPathOf(bucket, key),
     async list(bucket, prefix) {
       const out: RemoteObject[] = [];
-      // Walk only the directory the prefix names (a listing of lix/lix-2.93.0/ must not walk every release).
+      // Walk only what the prefix can name: its directory, and there only entries starting with its
+      // last segment (listing `manifest.nix` must not walk every release of the bucket).
       const slash = prefix.lastIndexOf('/');
       const startRel = slash >= 0 ? prefix.slice(0, slash) : '';
+      const namePrefix = prefix.slice(slash + 1);
       const start = startRel ? path.join(bucket, ...startRel.split('/')) : bucket;
-      let entries;
-      try { entries = await readdir(start, { withFileTypes: true, recursive: true }); } catch (e: any) {
+      let top;
+      try { top = await readdir(start, { withFileTypes: true }); } catch (e: any) {
         if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return [];
         throw explain(e, bucket, prefix);
       }
-      for (const e of entries) {
-        const dir = e.parentPath ?? (e as any).path;
-        const abs = path.join(dir, e.name);
+      const add = async (abs: string, isFile: boolean) => {
         const key = path.relative(bucket, abs).split(path.sep).join('/');
-        if (key === META_DIR || key.startsWith(`${META_DIR}/`) || e.name.startsWith(TMP_PREFIX)) continue;
-        if (!key.startsWith(prefix)) continue;
-        if (e.isFile() || e.isSymbolicLink()) {
-          const st = await lstat(abs);
-          out.push({ key, size: e.isFile() ? st.size : 0, mtime: Math.floor(Math.max(st.mtimeMs, st.ctimeMs) / 1000) });
+        if (key === META_DIR || key.startsWith(`${META_DIR}/`) || path.basename(abs).startsWith(TMP_PREFIX) || !key.startsWith(prefix)) return;
+        const st = await lstat(abs);
+        out.push({ key, size: isFile ? st.size : 0, mtime: Math.floor(Math.max(st.mtimeMs, st.ctimeMs) / 1000) });
+      };
+      for (const e of top) {
+        if (!e.name.startsWith(namePrefix) || (!startRel && e.name === META_DIR)) continue;
+        const abs = path.join(start, e.name);
+        if (e.isFile() || e.isSymbolicLink()) { await add(abs, e.isFile()); continue; }
+        if (!e.isDirectory()) continue;
+        for (const d of await readdir(abs, { withFileTypes: true, recursive: true })) {
+          if (d.isFile() || d.isSymbolicLink()) await add(path.join(d.parentPath ?? (d as any).path, d.name), d.isFile());
         }
       }
       return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
