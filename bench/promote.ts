@@ -18,7 +18,7 @@ import { fsStore } from '../lib/fs/store.ts';
 import { routedStore } from '../lib/fs/routed.ts';
 import { embeddedCredentials, startLocalS3 } from '../lib/local/s3-server.ts';
 import { createLogger } from '../lib/log.ts';
-import { planPromote, type PromoteSide } from '../lib/promote/plan.ts';
+import { planPromote, retryingReader, type PromoteSide } from '../lib/promote/plan.ts';
 import type { S3Put } from '../lib/s3/actions.ts';
 import { createS3Client, s3Store } from '../lib/s3/store.ts';
 
@@ -71,7 +71,7 @@ const remote = s3Store(createS3Client({ endpoint: s3.endpoint, region: 'us-east-
 const store = routedStore(remote, fsStore());
 const quiet = createLogger({ quiet: true });
 const ref = (bucket: string) => ({ bucket, prefix: '', url: bucket.startsWith('/') ? `file://${bucket}` : `s3://${bucket}` });
-const side = (name: string, buckets: [string, string, string]): PromoteSide => ({ name, store, endpoint: buckets[0].startsWith('/') ? 'file://' : s3.endpoint, releases: ref(buckets[0]), cache: ref(buckets[1]), docs: ref(buckets[2]) });
+const side = (name: string, buckets: [string, string, string]): PromoteSide => ({ name, store: retryingReader(store), endpoint: buckets[0].startsWith('/') ? 'file://' : s3.endpoint, releases: ref(buckets[0]), cache: ref(buckets[1]), docs: ref(buckets[2]) });
 const readManifest = async (text: string) => Object.fromEntries([...text.matchAll(/(\S+) = "([^"]+)";/g)].map((m) => [m[1]!, m[2]!]));
 
 async function uploadTo(prefix: string): Promise<void> {
@@ -93,13 +93,15 @@ async function promoteTo(dest: PromoteSide, serverSideCopy: 'auto' | 'never'): P
 }
 
 log('seeding the source buckets');
+const seed0 = performance.now();
 await uploadTo('src');
+log(`seed upload: ${((performance.now() - seed0) / 1000).toFixed(2)} s`);
 const times: Record<(typeof kinds)[number], number[]> = { upload: [], 'server-side': [], streamed: [], 'to-tree': [] };
 const plans: Record<string, number[]> = { 'server-side': [], streamed: [], 'to-tree': [] };
 for (let r = 0; r < rounds; r++) {
   for (const k of kinds) {
     const t0 = performance.now();
-    if (k === 'upload') { await uploadTo(`r${r}-upload`); times.upload.push(performance.now() - t0); continue; }
+    if (k === 'upload') { await uploadTo(`r${r}-upload`); times.upload.push(performance.now() - t0); log(`round ${r + 1} upload: ${((performance.now() - t0) / 1000).toFixed(2)} s`); continue; }
     let dest: PromoteSide;
     if (k === 'to-tree') {
       const dir = path.join(ws, `tree-${r}`);
@@ -112,7 +114,6 @@ for (let r = 0; r < rounds; r++) {
     plans[k]!.push(res.planMs);
     log(`round ${r + 1} ${k}: ${((performance.now() - t0) / 1000).toFixed(2)} s (plan ${(res.planMs / 1000).toFixed(2)} s)`);
   }
-  log(`round ${r + 1} upload: ${(times.upload[r]! / 1000).toFixed(2)} s`);
 }
 await s3.stop();
 rmSync(ws, { recursive: true, force: true });

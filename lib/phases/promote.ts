@@ -18,7 +18,7 @@ import { readManifestWithNix } from '../nix/manifest.ts';
 import { parsePublicKey, parseSecretKey, type PublicKey, type SecretKey } from '../nix/sign.ts';
 import { resolveSigningKey } from '../nix/cache.ts';
 import { checkRelease, type ReleaseCheck } from '../promote/check.ts';
-import { planPromote, type PromoteSide } from '../promote/plan.ts';
+import { planPromote, retryingReader, type PromoteSide } from '../promote/plan.ts';
 import { majorOf } from '../version.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
@@ -77,7 +77,7 @@ const defaultVerify = (ctx: Context): VerifyRelease => (env, opts) =>
   checkRelease({ name: env.name, store: env.s3, releases: env.releases, cache: env.cache }, { ...opts, readManifest: readManifestText });
 
 function sideOf(e: OpenEnvironment): PromoteSide {
-  return { name: e.name, store: e.s3, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
+  return { name: e.name, store: retryingReader(e.s3), endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {

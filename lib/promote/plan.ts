@@ -18,6 +18,7 @@ import { objectUrl, type S3Action, type S3Copy, type S3Delete, type S3Put, type 
 import { contentHeadersFor } from '../s3/content-type.ts';
 import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
 import { sha256Text } from '../checksums.ts';
+import { withRetries } from '../apply.ts';
 import { cacheContentTypes, narinfoLevels } from '../upload/cache.ts';
 import { manualPrefixes } from '../upload/docs.ts';
 
@@ -303,4 +304,19 @@ export async function planLatestLink(reader: S3Reader, releases: BucketRef, proj
   if (cur?.redirect === location) return { actions: [], skipped: [{ what: objectUrl(releases.bucket, key), reason: `already points at ${location}` }] };
   if (curVersion && compareVersions(curVersion, version) > 0) return { actions: [], skipped: [{ what: objectUrl(releases.bucket, key), reason: `points at ${curVersion}, newer than ${version}: it never moves back` }] };
   return { actions: [{ kind: 's3.redirect', bucket: releases.bucket, key, location }], skipped: [] };
+}
+
+/**
+ * A reader whose reads are retried on transient failures (5xx, throttling, a keep-alive socket the
+ * server closed): planning a large promote makes thousands of reads, and one dropped connection
+ * must not end it. Same bounded, jittered policy as apply's writes.
+ */
+export function retryingReader<R extends S3Reader>(r: R, attempts = 4, backoffMs = 200): R {
+  const retry = <T>(fn: () => Promise<T>) => withRetries(fn, attempts, backoffMs);
+  return {
+    ...r,
+    list: (b: string, p: string) => retry(() => r.list(b, p)),
+    head: (b: string, k: string) => retry(() => r.head(b, k)),
+    getText: (b: string, k: string) => retry(() => r.getText(b, k)),
+  };
 }
