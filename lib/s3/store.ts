@@ -69,7 +69,7 @@ export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
   /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: { size?: number }): Promise<void>;
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: { size?: number; multipartAbove?: number; partSize?: number }): Promise<void>;
 }
 
 export type S3Store = S3Reader & S3Writer & {
@@ -90,7 +90,7 @@ export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 512 * 1024 ** 2;
 
 /** Multipart server-side copy, the source's headers and metadata carried over (CopyObject's COPY directive does that itself). */
-async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number): Promise<void> {
+async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number): Promise<void> {
   const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }));
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({
     Bucket: to.bucket, Key: to.key, ContentType: head.ContentType, ContentEncoding: head.ContentEncoding,
@@ -98,8 +98,8 @@ async function multipartCopy(client: S3Client, source: string, from: { bucket: s
   }));
   try {
     const parts: { ETag?: string; PartNumber: number }[] = [];
-    for (let start = 0, n = 1; start < size; start += COPY_PART_SIZE, n++) {
-      const end = Math.min(start + COPY_PART_SIZE, size) - 1;
+    for (let start = 0, n = 1; start < size; start += partSize, n++) {
+      const end = Math.min(start + partSize, size) - 1;
       const r = await client.send(new UploadPartCopyCommand({ Bucket: to.bucket, Key: to.key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
       parts.push({ ETag: r.CopyPartResult?.ETag, PartNumber: n });
     }
@@ -247,8 +247,8 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     },
     async copy(from, to, opts) {
       const source = `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`;
-      if (opts?.size !== undefined && opts.size > MAX_COPY_OBJECT) {
-        await wrap(to.bucket, to.key, () => multipartCopy(client, source, from, to, opts.size!));
+      if (opts?.size !== undefined && opts.size > (opts.multipartAbove ?? MAX_COPY_OBJECT)) {
+        await wrap(to.bucket, to.key, () => multipartCopy(client, source, from, to, opts.size!, opts.partSize ?? COPY_PART_SIZE));
         return;
       }
       await wrap(to.bucket, to.key, () => client.send(new CopyObjectCommand({
