@@ -74,7 +74,7 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
 }
 
 const defaultVerify = (ctx: Context): VerifyRelease => (env, opts) =>
-  checkRelease({ name: env.name, store: env.s3, releases: env.releases, cache: env.cache }, { ...opts, readManifest: readManifestText });
+  checkRelease({ name: env.name, store: retryingReader(env.s3), releases: env.releases, cache: env.cache }, { ...opts, readManifest: readManifestText });
 
 function sideOf(e: OpenEnvironment): PromoteSide {
   return { name: e.name, store: retryingReader(e.s3), endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
