@@ -101,6 +101,8 @@ const environment = z.object({
   releasesUrl: z.string().regex(/^(https?:\/\/[^\s]+|\/[^\s]*)$/, 'expected an http(s):// URL or a path starting with /').optional(),
   /** Required when any bucket is s3://; an environment of file:// trees only needs none. */
   s3: s3.optional(),
+  /** Per-bucket endpoint/region over `s3`, keyed by bucket name (NixOS: nix-channels in us-east-1, nix-releases in eu-west-1); same credentials. */
+  bucketS3: z.record(z.string(), s3.partial().strict()).default({}),
   credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
   cache: cache.optional(),
   git: git.optional(),

@@ -8,6 +8,7 @@ import { startLocalRegistry, type LocalRegistry } from './local/registry-server.
 import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
 import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
+import { routeByBucket } from './s3/route.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
 import { routedStore } from './fs/routed.ts';
 import { fsStore, isFsBucket } from './fs/store.ts';
@@ -71,9 +72,25 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
     endpoint = embeddedS3.endpoint;
     ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
   }
-  const remote = env.s3 && s3Buckets.length
-    ? s3Store(createS3Client({ ...env.s3, endpoint }, await resolveCredentials(name, env)), endpoint)
-    : undefined;
+  let remote: S3Store | undefined;
+  if (env.s3 && s3Buckets.length) {
+    const credentials = await resolveCredentials(name, env);
+    remote = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+    const overrides = Object.entries(env.bucketS3 ?? {});
+    if (overrides.length) {
+      const byBucket: Record<string, S3Store> = {};
+      for (const [bucket, settings] of overrides) {
+        if (!buckets.includes(bucket)) {
+          throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+        }
+        const merged = { ...env.s3, ...settings };
+        if (merged.endpoint === 'embedded') throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
+        byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: merged.endpoint }, credentials), merged.endpoint);
+      }
+      remote = routeByBucket(remote, byBucket);
+    }
+  }
+  // file:// buckets go to the filesystem store, the rest to S3 (lib/fs/routed.ts).
   const s3 = routedStore(remote, fsStore());
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],

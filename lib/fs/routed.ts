@@ -24,5 +24,6 @@ export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
       return pick(to.bucket).copy(from, to, opts);
     },
     ...(s3?.getStream || fs.getStream ? { getStream: (b: string, k: string) => pick(b).getStream!(b, k) } : {}),
+    ...(s3?.sha256Of || fs.sha256Of ? { sha256Of: (b: string, k: string) => pick(b).sha256Of!(b, k) } : {}),
   };
 }

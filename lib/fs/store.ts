@@ -175,6 +175,12 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         throw explain(e, bucket, key);
       }
     },
+    async sha256Of(bucket, key) {
+      const file = fsPathOf(bucket, key);
+      const st = await lstatOrUndefined(file);
+      if (!st?.isFile()) return undefined;
+      return { size: st.size, sha256: await hashOf(file) };
+    },
     async getStream(bucket, key) {
       const file = fsPathOf(bucket, key);
       const st = await lstatOrUndefined(file);

@@ -4,6 +4,7 @@ import {
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
   CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
@@ -42,6 +43,8 @@ export interface S3Reader {
   list(bucket: string, prefix: string): Promise<RemoteObject[]>;
   head(bucket: string, key: string): Promise<ObjectHead | undefined>;
   getText(bucket: string, key: string): Promise<string | undefined>;
+  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. */
+  sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
 }
@@ -162,6 +165,19 @@ export function isRetryableS3Error(e: any): boolean {
   return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(code) || /socket hang up/i.test(e?.message ?? '');
 }
 
+/**
+ * Reads are idempotent: a dropped keep-alive connection, a timeout or a 5xx is tried again (3
+ * attempts, jittered backoff) before it fails a plan. Writes are retried by apply.ts, once, there.
+ */
+async function retryRead<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try { return await fn(); } catch (e) {
+      if (i >= attempts || !isRetryableS3Error(e)) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** i * (0.5 + Math.random() / 2)));
+    }
+  }
+}
+
 /** The S3 adapter over @aws-sdk/client-s3. */
 export function s3Store(client: S3Client, endpoint: string): S3Store {
   const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
@@ -176,11 +192,11 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
   return {
     endpoint,
     async list(bucket, prefix) {
-      return wrap(bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
+      return wrap(bucket, prefix || undefined, () => retryRead(() => getLean().listObjects(bucket, prefix)));
     },
     async head(bucket, key) {
       try {
-        const r = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const r = await retryRead(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
         return {
           size: Number(r.ContentLength ?? 0),
           sha256: r.Metadata?.sha256,
@@ -201,8 +217,24 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     },
     async getText(bucket, key) {
       try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return await r.Body!.transformToString();
+        return await retryRead(async () => {
+          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          return await r.Body!.transformToString();
+        });
+      } catch (e: any) {
+        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
+    },
+    async sha256Of(bucket, key) {
+      try {
+        return await retryRead(async () => {
+          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const hash = createHash('sha256');
+          let size = 0;
+          for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
+          return { size, sha256: hash.digest('hex') };
+        });
       } catch (e: any) {
         if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
         throw explainS3Error(e, endpoint, bucket, key);
