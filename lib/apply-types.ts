@@ -4,11 +4,13 @@ import type { Logger } from './log.ts';
 import type { GitWriter } from './git/push.ts';
 import type { OciWriter } from './oci/actions.ts';
 import type { PostWriter } from './grants/actions.ts';
-import type { S3Writer } from './s3/store.ts';
+import type { S3Store, S3Writer } from './s3/store.ts';
 
 /** The write interfaces apply may use. A phase passes only those its plan needs. */
 export interface Writers {
   s3?: S3Writer;
+  /** Where s3.transfer actions read from (promote's source environment; reads only). */
+  s3Source?: S3Store;
   /** The local repository (prepare, tag). */
   repo?: RepoWriter;
   git?: GitWriter;

@@ -225,6 +225,22 @@ export const commands: CommandDef[] = [
     run: async (ctx) => (await import('./phases/index-uploads.ts')).indexUploads(ctx),
   },
   {
+    name: 'promote',
+    summary: 'copy a verified release from one environment to another (staging → production) without a rebuild, then verify it there',
+    usage: 'releng promote VERSION --from SOURCE --environment DESTINATION [--delete] [--dry-run]',
+    reads: 'both environments: the source release (verified first: nothing is copied unless it is whole), what the destination already holds; both cache signing keys',
+    changes: 'the destination only: cache (closure of the release\'s manifest.nix; narinfos re-signed if the keys differ), PROJECT/PROJECT-VERSION/, manual/PROJECT/MAJOR/, registries (every platform manifest by digest, the index under VERSION), then what users follow (root manifest.nix, stable/ docs, latest-PROJECT-MAJOR, the {major} and latest image tags) unless the destination is at a newer release; its mirror file lists (fullfiletimelist-MODULE)',
+    flags: [
+      { name: 'from', type: 'string', value: 'ENV', description: 'the environment to copy from (e.g. staging); --environment names the destination' },
+      { name: 'delete', type: 'boolean', description: 'also delete from the destination\'s docs prefixes what the source no longer has (never in a release prefix or the cache); every deletion is in the plan' },
+      { name: 'deep', type: 'boolean', description: 'verify the source by reading every release file\'s bytes, not only its recorded sha256' },
+      replaceArtifacts,
+      forcePushImages,
+    ],
+    needsVersion: false,
+    run: async (ctx, positionals) => (await import('./phases/promote.ts')).promote(ctx, positionals),
+  },
+  {
     name: 'lock',
     summary: 'update pinned flake inputs (flake.lock) on a branch releng/lock-DATE from the main branch, summarised; --push sends it for review',
     usage: 'releng lock [INPUT...] [--push] [--environment NAME] [--dry-run] [--json]',

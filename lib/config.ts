@@ -14,6 +14,15 @@ const s3Url = z.string().superRefine((u, ctx) => {
   const problem = s3UrlProblem(u);
   if (problem) ctx.addIssue({ code: 'custom', message: problem.startsWith('expected') ? problem : `${problem}; expected s3://BUCKET or s3://BUCKET/PREFIX with plain path segments` });
 });
+/** A bucket: S3 (checked as s3Url), or a directory of a mirror tree (lib/fs/store.ts, issue 11). */
+const bucketUrl = z.string().superRefine((u, ctx) => {
+  if (u.startsWith('file://')) {
+    if (!/^file:\/\/\/[^\s]+$/.test(u) || u.split('/').slice(3).some((seg) => seg === '..' || seg === '.')) ctx.addIssue({ code: 'custom', message: 'expected file:///ABSOLUTE/DIR with plain path segments' });
+    return;
+  }
+  const problem = s3UrlProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem.startsWith('expected') ? `${problem} (or file:///ABSOLUTE/DIR)` : `${problem}; expected s3://BUCKET or s3://BUCKET/PREFIX with plain path segments, or file:///ABSOLUTE/DIR` });
+});
 const nonEmpty = z.string().min(1, 'must not be empty');
 /** `"$comment"`: JSON has no comments, so releng.json may carry notes in this field (JSON Schema's own convention); ignored. */
 const comment = z.union([z.string(), z.array(z.string())]).optional();
@@ -96,17 +105,41 @@ const dockerTarget = z.object({
   certDir: nonEmpty.optional(),
 }).strict();
 
+/** How promote writes into this environment (issue 11). */
+const promoteSettings = z.object({
+  /** Re-sign narinfos with this environment's cache key when it differs from the source's (default true). */
+  resign: z.boolean().default(true),
+  /** `auto`: S3 CopyObject when source and destination share the endpoint; `never`: always GET then PUT. */
+  serverSideCopy: z.enum(['auto', 'never']).default('auto'),
+}).strict();
+
+/** One quick-fedora-mirror module: a tree whose `fullfiletimelist-MODULE` releng keeps current. */
+const fileListModule = z.object({
+  /** The module's root: a file:// directory or an s3:// bucket/prefix (the list is an object at its root). */
+  root: bucketUrl,
+  /** Which files get [Checksums SHA1]/[Checksums SHA256] lines: file names or globs (`*.narinfo`, `SHA256SUMS`). */
+  checksums: z.array(nonEmpty).default(['SHA256SUMS', 'manifest.nix']),
+}).strict();
+
+const mirrorSettings = z.object({
+  /** Module name → module; `fullfiletimelist-MODULE` is regenerated after every publish or promote. */
+  fileLists: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'module names are letters, digits, ., _ and -'), fileListModule).default({}),
+  /** Keep a `latest-PROJECT-MAJOR` pointer at the releases root (symlink on file trees, redirect object on S3). */
+  latestLinks: z.boolean().default(true),
+}).strict();
+
 const environment = z.object({
   $comment: comment,
   colour: colour.default('white'),
-  releasesBucket: s3Url,
-  cacheBucket: s3Url,
-  docsBucket: s3Url,
+  releasesBucket: bucketUrl,
+  cacheBucket: bucketUrl,
+  docsBucket: bucketUrl,
   /** Channel redirect objects (`releng channel`); same endpoint and credentials as the other buckets. */
-  channelsBucket: s3Url.optional(),
+  channelsBucket: bucketUrl.optional(),
   /** Public URL of releasesBucket (channel redirect targets); default `/BUCKET[/PREFIX]` on the S3 endpoint. */
   releasesUrl: z.string().regex(/^(https?:\/\/[^\s]+|\/[^\s]*)$/, 'expected an http(s):// URL or a path starting with /').optional(),
-  s3,
+  /** Required when any bucket is s3://; an environment of file:// trees only needs none. */
+  s3: s3.optional(),
   /** Per-bucket endpoint/region over `s3`, keyed by bucket name (NixOS: nix-channels in us-east-1, nix-releases in eu-west-1); same credentials. */
   bucketS3: z.record(z.string(), s3.partial().strict()).default({}),
   credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
@@ -116,7 +149,15 @@ const environment = z.object({
   /** Ask the operator to type "I want to release this to ENV" (default: all but local). */
   confirm: z.boolean().optional(),
   ...grantEnvironmentFields,
-}).strict().superRefine(checkUploaders);
+  /** `releng promote` into this environment (docs/promote.md). */
+  promote: promoteSettings.optional(),
+  /** Mirror-master duties of this environment: quick-fedora-mirror file lists (docs/promote.md). */
+  mirror: mirrorSettings.optional(),
+}).strict().superRefine((e, ctx) => {
+  const s3Buckets = (['releasesBucket', 'cacheBucket', 'docsBucket', 'channelsBucket'] as const).filter((k) => e[k]?.startsWith('s3://'));
+  if (s3Buckets.length && !e.s3) ctx.addIssue({ code: 'custom', path: ['s3'], message: `required: ${s3Buckets.join(', ')} ${s3Buckets.length === 1 ? 'is' : 'are'} on S3 (set s3.endpoint, or use file:// URLs)` });
+  checkUploaders(e as any, ctx);
+});
 
 const profile = z.object({
   $comment: comment,
@@ -198,6 +239,8 @@ export type Environment = z.infer<typeof environment>;
 export type DockerTarget = z.infer<typeof dockerTarget>;
 export type Profile = z.infer<typeof profile>;
 export type S3Settings = z.infer<typeof s3>;
+export type MirrorSettings = z.infer<typeof mirrorSettings>;
+export type PromoteSettings = z.infer<typeof promoteSettings>;
 export type ReleaseNotesSettings = z.infer<typeof releaseNotes>;
 
 export interface LoadedConfig {
@@ -236,8 +279,12 @@ export function environmentNamed(loaded: LoadedConfig, name: string): Environmen
   return env;
 }
 
-/** Splits `s3://bucket/some/prefix` into bucket and prefix ('' or ending in '/'). */
+/**
+ * Splits `s3://bucket/some/prefix` into bucket and prefix ('' or ending in '/'). A `file:///dir`
+ * URL names a filesystem bucket: the absolute directory is the bucket, the prefix is ''.
+ */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  if (url.startsWith('file://')) return { bucket: decodeURIComponent(new URL(url).pathname).replace(/\/+$/, '') || '/', prefix: '' };
   const rest = url.slice('s3://'.length);
   const slash = rest.indexOf('/');
   if (slash < 0) return { bucket: rest, prefix: '' };

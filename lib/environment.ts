@@ -10,6 +10,8 @@ import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
 import { routeByBucket } from './s3/route.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
+import { routedStore } from './fs/routed.ts';
+import { fsStore, isFsBucket } from './fs/store.ts';
 
 export interface BucketRef {
   bucket: string;
@@ -79,49 +81,57 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx),
   const channels = env.channelsBucket ? ref(env.channelsBucket) : undefined;
   const buckets = [...new Set([releases.bucket, cache.bucket, docs.bucket, ...(channels ? [channels.bucket] : [])])];
   let embeddedS3: LocalS3 | undefined;
-  let endpoint = env.s3.endpoint;
-  if (endpoint === 'embedded') {
+  // Buckets may be directories (file:///...): only S3 buckets need an endpoint and credentials.
+  const s3Buckets = buckets.filter((b) => !isFsBucket(b));
+  let endpoint = env.s3?.endpoint ?? 'file://';
+  if (endpoint === 'embedded' && s3Buckets.length) {
     embeddedS3 = await startLocalS3({
       dir: path.join(localDataDir(ctx.root), 's3'),
-      buckets,
+      buckets: s3Buckets,
       requestLog: process.env.RELENG_S3_REQUEST_LOG,
     });
     endpoint = embeddedS3.endpoint;
     ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
   }
-  const credentials = await resolveCredentials(name, env);
-  const storeOptions = {
-    transitChecksum: env.s3.transitChecksum,
-    conditionalWrites: env.s3.conditionalWrites,
-    ...multipartTuning(process.env),
-  };
-  let s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint, storeOptions);
-  // Per-bucket settings: bucketS3, and cache.region (Lix signs cache writes with `global`, its other
-  // uploads with the environment's region; issue 17) as the cache bucket's region.
-  const perBucket: Record<string, Partial<typeof env.s3>> = { ...(env.bucketS3 ?? {}) };
-  const cacheRegion = env.cache?.region;
-  if (cacheRegion && cacheRegion !== (perBucket[cache.bucket]?.region ?? env.s3.region)) {
-    if (cache.bucket === releases.bucket || cache.bucket === docs.bucket || cache.bucket === channels?.bucket) {
-      throw new ReleaseError(`environments.${name}.cache.region (${cacheRegion}) differs from s3.region (${env.s3.region}), but the cache bucket ${cache.bucket} is also another of its buckets`,
-        'give the cache its own bucket, or drop cache.region');
-    }
-    perBucket[cache.bucket] = { ...perBucket[cache.bucket], region: cacheRegion };
-  }
-  const overrides = Object.entries(perBucket);
-  if (overrides.length) {
-    const byBucket: Record<string, S3Store> = {};
-    for (const [bucket, settings] of overrides) {
-      if (!buckets.includes(bucket)) {
-        throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+  let remote: S3Store | undefined;
+  if (env.s3 && s3Buckets.length) {
+    const s3env = env.s3;
+    const credentials = await resolveCredentials(name, env);
+    const storeOptions = {
+      transitChecksum: s3env.transitChecksum,
+      conditionalWrites: s3env.conditionalWrites,
+      ...multipartTuning(process.env),
+    };
+    remote = s3Store(createS3Client({ ...s3env, endpoint }, credentials), endpoint, storeOptions);
+    // Per-bucket settings: bucketS3, and cache.region (Lix signs cache writes with `global`, its other
+    // uploads with the environment's region; issue 17) as the cache bucket's region.
+    const perBucket: Record<string, Partial<typeof s3env>> = { ...(env.bucketS3 ?? {}) };
+    const cacheRegion = env.cache?.region;
+    if (cacheRegion && cacheRegion !== (perBucket[cache.bucket]?.region ?? s3env.region)) {
+      if (cache.bucket === releases.bucket || cache.bucket === docs.bucket || cache.bucket === channels?.bucket) {
+        throw new ReleaseError(`environments.${name}.cache.region (${cacheRegion}) differs from s3.region (${s3env.region}), but the cache bucket ${cache.bucket} is also another of its buckets`,
+          'give the cache its own bucket, or drop cache.region');
       }
-      const merged = { ...env.s3, ...settings };
-      // The embedded server: a region override keeps its endpoint (cache.region with endpoint "embedded").
-      const ep = merged.endpoint === 'embedded' ? (settings.endpoint === 'embedded' ? undefined : endpoint) : merged.endpoint;
-      if (!ep) throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
-      byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: ep }, credentials), ep, { ...storeOptions, transitChecksum: merged.transitChecksum, conditionalWrites: merged.conditionalWrites });
+      perBucket[cache.bucket] = { ...perBucket[cache.bucket], region: cacheRegion };
     }
-    s3 = routeByBucket(s3, byBucket);
+    const overrides = Object.entries(perBucket);
+    if (overrides.length) {
+      const byBucket: Record<string, S3Store> = {};
+      for (const [bucket, settings] of overrides) {
+        if (!buckets.includes(bucket)) {
+          throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+        }
+        const merged = { ...s3env, ...settings };
+        // The embedded server: a region override keeps its endpoint (cache.region with endpoint "embedded").
+        const ep = merged.endpoint === 'embedded' ? (settings.endpoint === 'embedded' ? undefined : endpoint) : merged.endpoint;
+        if (!ep) throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
+        byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: ep }, credentials), ep, { ...storeOptions, transitChecksum: merged.transitChecksum, conditionalWrites: merged.conditionalWrites });
+      }
+      remote = routeByBucket(remote, byBucket);
+    }
   }
+  // file:// buckets go to the filesystem store, the rest to S3 (lib/fs/routed.ts).
+  const s3 = routedStore(remote, fsStore());
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],
     async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },

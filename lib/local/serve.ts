@@ -38,10 +38,10 @@ export async function serve(ctx: Context): Promise<unknown> {
   const registryPort = portFlag(ctx.flags.extra['registry-port'], 'registry-port', defaultServePorts.registry);
   const envName = ctx.flags.environment ?? 'local';
   const env = environmentNamed(ctx.loaded, envName);
-  if (env.s3.endpoint !== 'embedded') throw new ReleaseError(`serve only serves an environment whose s3.endpoint is "embedded" (environments.${envName}.s3.endpoint)`, 'use the environment\'s own endpoint to browse it');
+  if (env.s3?.endpoint !== 'embedded') throw new ReleaseError(`serve only serves an environment whose s3.endpoint is "embedded" (environments.${envName}.s3.endpoint)`, 'use the environment\'s own endpoint to browse it');
   const buckets = [...new Set([env.releasesBucket, env.cacheBucket, env.docsBucket, ...(env.channelsBucket ? [env.channelsBucket] : [])].map((u) => u.slice(5).split('/')[0]!))];
   const s3 = await startLocalS3({ dir: path.join(localDataDir(ctx.root), 's3'), buckets });
-  const store = s3Store(createS3Client({ ...env.s3, endpoint: s3.endpoint }, { ...embeddedCredentials }), s3.endpoint);
+  const store = s3Store(createS3Client({ ...env.s3!, endpoint: s3.endpoint }, { ...embeddedCredentials }), s3.endpoint);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const pass = () => {

@@ -31,19 +31,34 @@ export interface OciIndex {
   reason: 'new' | { moves: string };
 }
 
-export type OciAction = OciPush | OciIndex;
+/** Copy one manifest (and its blobs) registry → registry by digest, unchanged (promote, issue 11). */
+export interface OciCopy {
+  kind: 'oci.copy';
+  fromRegistry: string;
+  fromRepository: string;
+  registry: string;
+  repository: string;
+  digest: string;
+  /** e.g. linux/amd64 (for the log). */
+  platform: string;
+}
+
+export type OciAction = OciPush | OciIndex | OciCopy;
 
 /** The registry writes apply may make. */
 export interface OciWriter {
   push(a: { registry: string; repository: string; digest: string; dir: string }): Promise<void>;
   /** Returns the digest the registry reports for the PUT. */
   putIndex(a: { registry: string; repository: string; tag: string; body: Buffer; mediaType: string }): Promise<string>;
+  /** Registry → registry by digest (skopeo copy --preserve-digests); promote's writer has it. */
+  copy?(a: { fromRegistry: string; fromRepository: string; registry: string; repository: string; digest: string }): Promise<void>;
 }
 
 const short = (d: string) => d.slice(0, 'sha256:'.length + 12);
 
 export const ociRenderers = {
   'oci.push': (a: OciPush) => `oci push ${a.registry}/${a.repository}@${a.digest} (${a.system}, ${a.platform}, untagged)`,
+  'oci.copy': (a: OciCopy) => `oci copy ${a.fromRegistry}/${a.fromRepository}@${a.digest} -> ${a.registry}/${a.repository}@${a.digest} (${a.platform}, untagged)`,
   'oci.index': (a: OciIndex) => `oci index ${a.registry}/${a.repository}:${a.tag} -> ${a.digest} (${a.entries} image${a.entries === 1 ? '' : 's'}, ${a.reason === 'new' ? 'new' : `moves from ${short(a.reason.moves)}`})`,
 };
 
@@ -54,6 +69,11 @@ function writer(env: ApplyEnv): OciWriter {
 
 export const ociHandlers: HandlerMap<OciAction> = {
   'oci.push': (a, env) => writer(env).push(a),
+  'oci.copy': async (a, env) => {
+    const w = writer(env);
+    if (!w.copy) throw new Error('internal: plan has oci.copy actions but the OCI writer cannot copy');
+    await w.copy(a);
+  },
   'oci.index': async (a, env) => {
     let got: string;
     try {

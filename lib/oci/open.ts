@@ -8,7 +8,7 @@ import { ReleaseError } from '../errors.ts';
 import type { OciWriter } from './actions.ts';
 import { findCredentials, type RegistryCredentials } from './auth.ts';
 import { nodeTransport, registryClient, type RegistryClient } from './registry.ts';
-import { pushDirByDigest, type SkopeoRegistryOptions } from './skopeo.ts';
+import { copyByDigest, pushDirByDigest, type SkopeoRegistryOptions } from './skopeo.ts';
 
 /** One docker target, ready to read from and write to. */
 export interface OpenRegistry {
@@ -90,6 +90,20 @@ export function ociWriter(registries: OpenRegistry[]): OciWriter {
     },
     async putIndex(a) {
       return find(a.registry, a.repository).client.putManifest(a.repository, a.tag, a.body, a.mediaType);
+    },
+  };
+}
+
+/** The writer of promote: the destination's, plus registry → registry copies from the source's targets. */
+export function promoteOciWriter(source: OpenRegistry[], dest: OpenRegistry[]): OciWriter {
+  const base = ociWriter(dest);
+  return {
+    ...base,
+    async copy(a) {
+      const s = source.find((x) => x.host === a.fromRegistry && x.repository === a.fromRepository);
+      const d = dest.find((x) => x.host === a.registry && x.repository === a.repository);
+      if (!s || !d) throw new Error(`internal: no open registry for ${a.fromRegistry}/${a.fromRepository} or ${a.registry}/${a.repository}`);
+      await copyByDigest(`${s.host}/${s.repository}@${a.digest}`, s.skopeo, `${d.host}/${d.repository}@${a.digest}`, d.skopeo);
     },
   };
 }

@@ -54,3 +54,8 @@ export async function archiveToDir(archive: string, dir: string): Promise<void> 
 export async function pushDirByDigest(dir: string, ref: string, o: SkopeoRegistryOptions): Promise<void> {
   await run('skopeo', ['copy', '--quiet', '--retry-times', '3', '--preserve-digests', ...destArgs(o), `dir:${dir}`, `docker://${ref}`]);
 }
+
+/** Copies one image registry → registry by digest, byte for byte (--preserve-digests: no conversion, same digest). */
+export async function copyByDigest(from: string, src: SkopeoRegistryOptions, to: string, dst: SkopeoRegistryOptions): Promise<void> {
+  await run('skopeo', ['copy', '--quiet', '--retry-times', '3', '--preserve-digests', ...sourceArgs(src).map((a) => a.replace(/^--(tls-verify|cert-dir|authfile)/, '--src-$1')), ...destArgs(dst), `docker://${from}`, `docker://${to}`]);
+}

@@ -92,7 +92,7 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
     }
     // Buckets: reachable and writable (probe written, read back, removed)
     const buckets = [...new Map([env.releasesBucket, env.cacheBucket, env.docsBucket, ...(env.channelsBucket ? [env.channelsBucket] : [])].map((u) => [u, parseS3Url(u)])).entries()];
-    let endpoint = env.s3.endpoint;
+    let endpoint = env.s3?.endpoint ?? 'file://';
     if (endpoint === 'embedded') {
       const { startLocalS3 } = await import('../local/s3-server.ts');
       const { localDataDir } = await import('../environment.ts');
@@ -101,7 +101,7 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
       endpoint = s3.endpoint;
       add('S3 endpoint', 'ok', `embedded (data in ${path.relative(root, s3.dir) || s3.dir})`);
     }
-    if (credentials) {
+    if (credentials && env.s3) {
       const store = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
       for (const [url, { bucket, prefix }] of buckets) {
         const key = `${prefix}.releng-check/${runId}`;

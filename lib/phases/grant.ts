@@ -72,17 +72,19 @@ export async function grant(ctx: Context, positionals: string[]): Promise<GrantR
   }
 
   const phase = log.phase(`minting grant ${id} (${method.method}) for ${name}`);
+  if (!env.s3) throw new ReleaseError(`environment "${envName}" has no s3 settings: grants are for S3 buckets`, `set environments.${envName}.s3`);
+  const s3env = env.s3;
   const target = await openEnvironment(ctx, envName, { registries: false });
   try {
     if (!target.embeddedS3) await target.s3.checkBucket(ref.bucket);
-    const req: MintRequest = { id, bucket: ref.bucket, prefix, globs, maxSize: uploader.maxSize, ttlSeconds, uploader: name, endpoint: target.endpoint, region: env.s3.region };
+    const req: MintRequest = { id, bucket: ref.bucket, prefix, globs, maxSize: uploader.maxSize, ttlSeconds, uploader: name, endpoint: target.endpoint, region: s3env.region };
     const maintainer = await resolveCredentials(envName, env);
     let minted;
     if (method.method === 'sts') {
       if (target.embeddedS3) throw new ReleaseError(`environment "${envName}" uses the embedded S3 server, which has no STS`, `use {"method": "presigned-post"} for environments.${envName}.grants`);
       minted = await mintSts(method, req, maintainer);
     } else if (method.method === 'presigned-post') {
-      minted = await mintPost(createS3Client({ ...env.s3, endpoint: target.endpoint }, maintainer), req, target.endpoint);
+      minted = await mintPost(createS3Client({ ...s3env, endpoint: target.endpoint }, maintainer), req, target.endpoint);
     } else {
       minted = await mintCommand(method, req, envName);
     }
@@ -93,7 +95,7 @@ export async function grant(ctx: Context, positionals: string[]): Promise<GrantR
       createdAt: now.toISOString(), expiresAt: minted.expiresAt.toISOString(),
       endpoint: target.embeddedS3 ? 'embedded' : target.endpoint,
       ...(target.embeddedS3 ? { embeddedDir: path.join(localDataDir(ctx.root), 's3') } : {}),
-      region: env.s3.region, forcePathStyle: env.s3.forcePathStyle,
+      region: s3env.region, forcePathStyle: s3env.forcePathStyle,
       bucket: ref.bucket, prefix, files: uploader.files, globs, maxSize: uploader.maxSize,
       access: minted.access,
     };

@@ -98,7 +98,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3.transitChecksum === 'content-md5',
+    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5',
   });
 }
 
@@ -111,7 +111,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // Local inputs against build-result.json before anything else (issue 9): a changed artifact or
   // manual page refuses the upload here, naming the file, before any write. Each file is read once
   // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: target.env.s3.transitChecksum === 'content-md5' });
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5' });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
   const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
@@ -120,6 +120,13 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   add(await planCacheUpload(ctx, target, inputs));
   add(await planUploadImages(ctx, target.registries, result, maintenance));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
+  // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
+  if (target.env.mirror?.latestLinks && !keep && result.official) {
+    const { planLatestLink } = await import('../promote/plan.ts');
+    const link = await planLatestLink(target.s3, target.releases, result.project, result.major, result.version);
+    plan.steps.push({ title: `latest link in ${target.releases.url}`, actions: link.actions });
+    plan.skipped.push(...link.skipped);
+  }
   add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
@@ -260,6 +267,12 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
         throw new VerificationFailed(verified, `verification after upload failed (${applied.byKind['s3.put'] ?? 0} objects were put by this run)`);
       }
       log.info(`verified ${renderChecked(verified)}`);
+    }
+    // Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed (issue 11).
+    if (target.env.mirror) {
+      const { regenerateFileLists } = await import('../mirror/filelist.ts');
+      const lists = await regenerateFileLists(target.s3, target.env.mirror, { log, dryRun: flags.dryRun });
+      for (const k of lists.skipped) log.skip(k.what, k.reason);
     }
     const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
     const docsUrl = `s3://${target.docs.bucket}/${target.docs.prefix}manual/${result.project}/`;

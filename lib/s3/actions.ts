@@ -1,6 +1,7 @@
 // S3 actions: plain data planned by phases, executed only by apply.ts through an S3Writer.
 import { humanBytes } from '../log.ts';
 import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import { ReleaseError } from '../errors.ts';
 
 /** Upload one object (a local file or a small text) with its sha256 in metadata. */
 export interface S3Put {
@@ -42,21 +43,52 @@ export interface S3Redirect {
   cacheControl?: string;
 }
 
-/** Server-side copy (promote, channel aliases). */
+/** Server-side copy (promote, channel aliases): CopyObject, or UploadPartCopy parts above 5 GiB when the size is known. */
 export interface S3Copy {
   kind: 's3.copy';
   from: { bucket: string; key: string };
   bucket: string;
   key: string;
+  /** Bytes of the source (promote plans it): picks multipart copy above 5 GiB, feeds the progress bar. */
+  size?: number;
+  sha256?: string;
 }
 
-export type S3Action = S3Put | S3Delete | S3Redirect | S3Copy;
+/**
+ * Promote between endpoints (or S3 ↔ file tree): the source object's bytes are read through
+ * `writers.s3Source` and put to the destination with the planned sha256 checked before the
+ * final write (issue 11). Never a rebuild: the bytes are the source's.
+ */
+export interface S3Transfer {
+  kind: 's3.transfer';
+  from: { bucket: string; key: string };
+  bucket: string;
+  key: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+  contentEncoding?: string;
+  cacheControl?: string;
+  /** A redirect object is re-made as a redirect (symlink on file trees), not copied as bytes. */
+  redirect?: string;
+  reason: 'new' | 'changed';
+}
+
+export type S3Action = S3Put | S3Delete | S3Redirect | S3Copy | S3Transfer;
+
+/** `s3://BUCKET/KEY`, or `file:///DIR/KEY` for a filesystem bucket (lib/fs/store.ts). */
+export function objectUrl(bucket: string, key: string): string {
+  return bucket.startsWith('/') ? `file://${bucket}/${key}` : `s3://${bucket}/${key}`;
+}
 
 export const s3Renderers = {
-  's3.put': (a: S3Put) => `s3 put s3://${a.bucket}/${a.key} (${a.contentType}${a.contentEncoding ? `, ${a.contentEncoding}` : ''}, ${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
-  's3.delete': (a: S3Delete) => `s3 delete s3://${a.bucket}/${a.key}`,
-  's3.redirect': (a: S3Redirect) => `s3 redirect s3://${a.bucket}/${a.key} -> ${a.location}`,
-  's3.copy': (a: S3Copy) => `s3 copy s3://${a.from.bucket}/${a.from.key} -> s3://${a.bucket}/${a.key}`,
+  's3.put': (a: S3Put) => `s3 put ${objectUrl(a.bucket, a.key)} (${a.contentType}${a.contentEncoding ? `, ${a.contentEncoding}` : ''}, ${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
+  's3.delete': (a: S3Delete) => `s3 delete ${objectUrl(a.bucket, a.key)}`,
+  's3.redirect': (a: S3Redirect) => `s3 redirect ${objectUrl(a.bucket, a.key)} -> ${a.location}`,
+  's3.copy': (a: S3Copy) => `s3 copy ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)}${a.size !== undefined ? ` (server-side, ${humanBytes(a.size)})` : ''}`,
+  's3.transfer': (a: S3Transfer) => a.redirect
+    ? `s3 redirect ${objectUrl(a.bucket, a.key)} -> ${a.redirect} (as ${objectUrl(a.from.bucket, a.from.key)})`
+    : `s3 transfer ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)} (${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
 };
 
 function writer(env: ApplyEnv) {
@@ -76,10 +108,58 @@ export const s3Handlers: HandlerMap<S3Action> = {
     sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     contentType: 'text/plain', cacheControl: a.cacheControl, redirect: a.location,
   }).then(() => undefined),
-  's3.copy': (a, env) => writer(env).copy(a.from, { bucket: a.bucket, key: a.key }),
+  's3.copy': async (a, env) => {
+    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined ? { size: a.size } : undefined);
+    if (a.size) env.onBytes(a.size);
+  },
+  's3.transfer': (a, env) => transfer(a, env),
 };
 
 /** Bytes an action moves (for the progress bar). */
 export function bytesOf(a: S3Action): number {
-  return a.kind === 's3.put' ? a.size : 0;
+  return a.kind === 's3.put' || a.kind === 's3.transfer' ? a.size : a.kind === 's3.copy' ? a.size ?? 0 : 0;
+}
+
+/**
+ * GET from the source, PUT to the destination. A file-tree source is put straight from its file; an
+ * S3 source is spooled to a temporary file while hashed, and refused before any write when its
+ * bytes are not the planned sha256 (the destination's put then checks it again on the wire).
+ */
+async function transfer(a: S3Transfer, env: ApplyEnv): Promise<void> {
+  const dest = writer(env);
+  const base = { bucket: a.bucket, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding, cacheControl: a.cacheControl };
+  if (a.redirect) {
+    await dest.put({ ...base, body: { text: '' }, size: 0, redirect: a.redirect });
+    return;
+  }
+  if (a.from.bucket.startsWith('/')) {
+    const { fsPathOf } = await import('../fs/store.ts');
+    await dest.put({ ...base, body: { file: fsPathOf(a.from.bucket, a.from.key) }, onProgress: env.onBytes });
+    return;
+  }
+  const source = env.writers.s3Source;
+  if (!source?.getStream) throw new Error('internal: plan has s3.transfer actions but apply got no source store');
+  const { createHash } = await import('node:crypto');
+  const { createWriteStream } = await import('node:fs');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { pipeline } = await import('node:stream/promises');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-transfer-'));
+  try {
+    const stream = await source.getStream(a.from.bucket, a.from.key);
+    if (!stream) throw new ReleaseError(`${objectUrl(a.from.bucket, a.from.key)} disappeared from the source after planning`, 're-run promote: it plans again');
+    const tmp = path.join(dir, 'object');
+    const hash = createHash('sha256');
+    let size = 0;
+    (stream as NodeJS.ReadableStream).on('data', (c: Buffer) => { hash.update(c); size += c.length; });
+    await pipeline(stream, createWriteStream(tmp));
+    const got = hash.digest('hex');
+    if (got !== a.sha256 || size !== a.size) {
+      throw new ReleaseError(`${objectUrl(a.from.bucket, a.from.key)} read back as ${size} bytes, sha256 ${got}; planned ${a.size}, ${a.sha256}`, 'the source changed or is corrupt: run `releng verify` on the source environment; nothing was written for this object');
+    }
+    await dest.put({ ...base, body: { file: tmp }, onProgress: env.onBytes });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -150,8 +150,8 @@ export function leanClient(target: LeanTarget) {
 
   return {
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */
-    async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string }>> {
-      const out: Array<{ key: string; size: number; etag?: string }> = [];
+    async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string; mtime?: number }>> {
+      const out: Array<{ key: string; size: number; etag?: string; mtime?: number }> = [];
       let token: string | undefined;
       do {
         const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(opts.onePage ?? 1000) };
@@ -163,7 +163,9 @@ export function leanClient(target: LeanTarget) {
           const key = /<Key>([\s\S]*?)<\/Key>/.exec(item)?.[1];
           if (key === undefined) continue;
           const etag = /<ETag>([\s\S]*?)<\/ETag>/.exec(item)?.[1];
-          out.push({ key: unescapeXml(key), size: Number(/<Size>(\d+)<\/Size>/.exec(item)?.[1] ?? 0), etag: etag === undefined ? undefined : unescapeXml(etag) });
+          const modified = /<LastModified>([\s\S]*?)<\/LastModified>/.exec(item)?.[1];
+          const mtime = modified ? Math.floor(Date.parse(modified) / 1000) : undefined;
+          out.push({ key: unescapeXml(key), size: Number(/<Size>(\d+)<\/Size>/.exec(item)?.[1] ?? 0), etag: etag === undefined ? undefined : unescapeXml(etag), ...(mtime !== undefined && !Number.isNaN(mtime) ? { mtime } : {}) });
         }
         const truncated = /<IsTruncated>true<\/IsTruncated>/.test(r.body);
         token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;

@@ -16,13 +16,17 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
       if (!s.sha256Of) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
       return s.sha256Of(bucket, key);
     },
-    getStream: (bucket, key) => pick(bucket).getStream(bucket, key),
     checkBucket: (bucket) => pick(bucket).checkBucket(bucket),
     put: (req) => pick(req.bucket).put(req),
     delete: (bucket, key) => pick(bucket).delete(bucket, key),
-    copy: (from, to) => {
+    copy: (from, to, opts) => {
       if (pick(from.bucket) !== pick(to.bucket)) throw new Error(`cannot copy s3://${from.bucket}/${from.key} to s3://${to.bucket}/${to.key}: the buckets are on different endpoints`);
-      return pick(to.bucket).copy(from, to);
+      return pick(to.bucket).copy(from, to, opts);
+    },
+    getStream: (bucket, key) => {
+      const s = pick(bucket);
+      if (!s.getStream) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
+      return s.getStream(bucket, key);
     },
   };
 }

@@ -2,6 +2,7 @@
 import {
   S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
+  CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -25,6 +26,8 @@ export interface RemoteObject {
   key: string;
   size: number;
   etag?: string;
+  /** Last modified, Unix seconds (mirror file lists); for file trees the newer of mtime and ctime. */
+  mtime?: number;
 }
 
 export interface ObjectHead {
@@ -88,7 +91,8 @@ export interface PutResult {
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void>;
+  /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: { size?: number; multipartAbove?: number; partSize?: number }): Promise<void>;
 }
 
 /** Whole objects as streams, for `releng verify --deep` (planners never need the bytes). */
@@ -106,6 +110,31 @@ export type S3Store = S3Reader & S3Writer & S3StreamReader;
  */
 export const MULTIPART_THRESHOLD = 200 * 1024 * 1024;
 const PART_SIZE = 16 * 1024 * 1024;
+
+/** S3 refuses a single CopyObject above 5 GiB; larger objects are copied in parts (UploadPartCopy). */
+export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
+const COPY_PART_SIZE = 512 * 1024 ** 2;
+
+/** Multipart server-side copy, the source's headers and metadata carried over (CopyObject's COPY directive does that itself). */
+async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number): Promise<void> {
+  const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }));
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({
+    Bucket: to.bucket, Key: to.key, ContentType: head.ContentType, ContentEncoding: head.ContentEncoding,
+    CacheControl: head.CacheControl, Metadata: head.Metadata, WebsiteRedirectLocation: head.WebsiteRedirectLocation,
+  }));
+  try {
+    const parts: { ETag?: string; PartNumber: number }[] = [];
+    for (let start = 0, n = 1; start < size; start += partSize, n++) {
+      const end = Math.min(start + partSize, size) - 1;
+      const r = await client.send(new UploadPartCopyCommand({ Bucket: to.bucket, Key: to.key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
+      parts.push({ ETag: r.CopyPartResult?.ETag, PartNumber: n });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, UploadId, MultipartUpload: { Parts: parts } }));
+  } catch (e) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, UploadId })).catch(() => undefined);
+    throw e;
+  }
+}
 
 /** How the store writes: transit checksum, conditional creates, multipart cut-off, read retries (issue 9). */
 export interface StoreOptions {
@@ -336,9 +365,14 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     async delete(bucket, key) {
       await wrap(bucket, key, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
     },
-    async copy(from, to) {
+    async copy(from, to, opts) {
+      const source = `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`;
+      if (opts?.size !== undefined && opts.size > (opts.multipartAbove ?? MAX_COPY_OBJECT)) {
+        await wrap(to.bucket, to.key, () => multipartCopy(client, source, from, to, opts.size!, opts.partSize ?? COPY_PART_SIZE));
+        return;
+      }
       await wrap(to.bucket, to.key, () => client.send(new CopyObjectCommand({
-        Bucket: to.bucket, Key: to.key, CopySource: `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`, MetadataDirective: 'COPY',
+        Bucket: to.bucket, Key: to.key, CopySource: source, MetadataDirective: 'COPY',
       })));
     },
   };

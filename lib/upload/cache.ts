@@ -168,32 +168,48 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already in the cache with the same size and sha256' });
   puts.sort((a, b) => a.key.localeCompare(b.key));
 
-  // Topological levels over the references of the narinfos to put; every other path of the
-  // closure is in the bucket already (its narinfo matched above).
+  // Topological levels over the references of the narinfos to put (narinfoLevels, shared with
+  // promote); every other path of the closure is in the bucket already (its narinfo matched above).
+  const toPut = new Map([...narinfoPuts.keys()].map((p) => [p, infos.get(p)!] as const));
+  const present = new Set<string>([
+    ...[...infos.keys()].filter((p) => !narinfoPuts.has(p)).map(hashPart),
+    ...[...listed.keys()].filter((k) => k.endsWith('.narinfo')).map((k) => k.slice(0, -'.narinfo'.length)),
+  ]);
+  const levels: S3Put[][] = [];
+  const byLevel = narinfoLevels(toPut, present, where, 'the closure computed from build-result.json is incomplete: re-run `releng build`');
+  for (const [l, paths] of byLevel.entries()) for (const p of paths) (levels[l] ??= []).push(narinfoPuts.get(p)!);
+
+  const steps: Step[] = [{ title: `cache NARs and listings to ${where}`, actions: puts }];
+  levels.forEach((actions, l) => steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${where}`, actions }));
+  return { steps, skipped };
+}
+
+/**
+ * The store paths to publish, grouped in topological levels of their references (see planCache):
+ * level 0 references nothing missing, level n only paths of lower levels or already `present`
+ * (hash parts). Upload and promote both order narinfos by it. Paths sorted within a level.
+ */
+export function narinfoLevels(infos: Map<string, { references: string[] }>, present: Set<string>, where: string, hint: string, setName = 'the closure to upload'): string[][] {
   const level = new Map<string, number>();
   const visiting = new Set<string>();
   const levelOf = (p: string): number => {
     const known = level.get(p);
     if (known !== undefined) return known;
-    if (visiting.has(p)) throw new ReleaseError(`reference cycle through ${p} in the staged cache`);
+    if (visiting.has(p)) throw new ReleaseError(`reference cycle through ${p}`);
     visiting.add(p);
     let l = 0;
     for (const r of infos.get(p)!.references) {
       if (r === p) continue;
-      if (narinfoPuts.has(r)) l = Math.max(l, levelOf(r) + 1);
-      else if (!infos.has(r) && !listed.has(`${hashPart(r)}.narinfo`)) {
-        throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in the closure to upload`,
-          'the closure computed from build-result.json is incomplete: re-run `releng build`');
+      if (infos.has(r)) l = Math.max(l, levelOf(r) + 1);
+      else if (!present.has(hashPart(r))) {
+        throw new ReleaseError(`${p} references ${r}, which is neither in ${where} nor in ${setName}`, hint);
       }
     }
     visiting.delete(p);
     level.set(p, l);
     return l;
   };
-  const levels: S3Put[][] = [];
-  for (const p of [...narinfoPuts.keys()].sort()) (levels[levelOf(p)] ??= []).push(narinfoPuts.get(p)!);
-
-  const steps: Step[] = [{ title: `cache NARs and listings to ${where}`, actions: puts }];
-  levels.forEach((actions, l) => steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${where}`, actions }));
-  return { steps, skipped };
+  const out: string[][] = [];
+  for (const p of [...infos.keys()].sort()) (out[levelOf(p)] ??= []).push(p);
+  return out;
 }

@@ -127,3 +127,18 @@ export async function planUploadImages(ctx: Context, registries: OpenRegistry[],
       maintenance: maintenance ?? await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
     });
 }
+
+/** After a copy (promote): every pushed manifest and index tag is there with its planned digest. */
+export async function verifyImages(registries: { host: string; repository: string; client: RegistryReader }[], plan: { steps: Step[] }): Promise<void> {
+  const targets = registries.map((r) => ({ host: r.host, repository: r.repository, reader: r.client }));
+  const bad: string[] = [];
+  for (const a of plan.steps.flatMap((s) => s.actions)) {
+    if (a.kind !== 'oci.index' && a.kind !== 'oci.push') continue;
+    const t = targets.find((x) => x.host === a.registry && x.repository === a.repository);
+    if (!t) continue;
+    const ref = a.kind === 'oci.index' ? a.tag : a.digest;
+    const head = await t.reader.headManifest(a.repository, ref);
+    if (head?.digest !== a.digest) bad.push(`${a.registry}/${a.repository}:${ref}: ${head ? head.digest : 'missing'}; expected ${a.digest}`);
+  }
+  if (bad.length) throw new ReleaseError(`image verification after upload failed:\n${bad.map((b) => `  ${b}`).join('\n')}`, 're-run upload: it re-plans and pushes what is missing');
+}

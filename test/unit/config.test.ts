@@ -14,11 +14,11 @@ async function configFile(data: unknown): Promise<string> {
 describe('releng.json', () => {
   it('loads the shipped examples', async () => {
     const hello = await loadConfig(path.join(repoRoot, 'examples/hello/releng.json'));
-    expect(hello.config.environments.local!.s3.endpoint).toBe('embedded');
+    expect(hello.config.environments.local!.s3!.endpoint).toBe('embedded');
     const lix = await loadConfig(path.join(repoRoot, 'examples/lix/releng.json'));
     expect(Object.keys(lix.config.environments)).toEqual(['local', 'staging', 'production']);
     expect(lix.config.environments.production!.releasesBucket).toBe('s3://releases.lix.systems');
-    expect(lix.config.environments.staging!.s3.checksums).toBe('WHEN_REQUIRED');
+    expect(lix.config.environments.staging!.s3!.checksums).toBe('WHEN_REQUIRED');
   });
 
   it('names the file and the field of every problem', async () => {
@@ -32,6 +32,24 @@ describe('releng.json', () => {
     expect(err.message).toContain('environments.staging.releasesBucket: expected s3:// URL');
     expect(err.message).toContain('environments.staging.s3.checksums');
     expect(err.message).toMatch(/bogus/);
+  });
+
+  it('accepts file:// trees (no s3 section needed), and names what is missing or malformed (issue 11)', async () => {
+    const lix = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(path.join(repoRoot, 'examples/lix/releng.json'), 'utf8')));
+    lix.environments.mirror = { releasesBucket: 'file:///srv/mirror/lix/releases', cacheBucket: 'file:///srv/mirror/lix/cache', docsBucket: 'file:///srv/mirror/lix/docs',
+      mirror: { fileLists: { lix: { root: 'file:///srv/mirror/lix' } } } };
+    const ok = await loadConfig(await configFile(lix));
+    expect(ok.config.environments.mirror!.mirror!.fileLists.lix!.checksums).toEqual(['SHA256SUMS', 'manifest.nix']);
+    expect(ok.config.environments.mirror!.mirror!.latestLinks).toBe(true);
+    lix.environments.mirror.cacheBucket = 's3://cache';
+    const noS3 = await loadConfig(await configFile(lix)).catch((e) => e);
+    expect(noS3.message).toContain('environments.mirror.s3: required: cacheBucket is on S3 (set s3.endpoint, or use file:// URLs)');
+    lix.environments.mirror.docsBucket = 'file://relative/docs';
+    lix.environments.mirror.mirror.fileLists['bad name'] = { root: 'file:///x' };
+    const f = await configFile(lix);
+    const err = await loadConfig(f).catch((e) => e);
+    expect(err.message).toContain('environments.mirror.docsBucket: expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX) or file:///ABSOLUTE/DIR');
+    expect(err.message).toContain('environments.mirror.mirror.fileLists');
   });
 
   it('says which file is not JSON, and which is missing', async () => {

@@ -47,8 +47,8 @@ describe('bucket URLs, prefixes and keys', () => {
 
   it('transitChecksum and conditionalWrites default to sha256 and off, and take only known values', () => {
     const c = configSchema.parse(baseConfig('s3://rel'));
-    expect(c.environments.staging!.s3.transitChecksum).toBe('sha256');
-    expect(c.environments.staging!.s3.conditionalWrites).toBe(false);
+    expect(c.environments.staging!.s3!.transitChecksum).toBe('sha256');
+    expect(c.environments.staging!.s3!.conditionalWrites).toBe(false);
     const bad = baseConfig('s3://rel') as any;
     bad.environments.staging.s3.transitChecksum = 'crc32';
     expect(configSchema.safeParse(bad).success).toBe(false);

@@ -63,7 +63,7 @@ describe('examples/lix/releng.json equals Lix\'s environment.py and keys.py', ()
       const c = config.environments[env]!.credentials;
       expect(c.source === 'command' && c.command.slice(0, 3)).toEqual(['ssh', 'lix-releng@s3-admin.afnix.fr', 'garage-ephemeral-key']);
     }
-    expect(config.environments.staging!.s3.region).toBe('garage');
+    expect(config.environments.staging!.s3!.region).toBe('garage');
     expect(config.environments.staging!.cache!.region).toBe('global');
     const git = config.environments.production!.git!;
     expect('remoteMatching' in git && new RegExp(git.remoteMatching).test('ssh://jade@gerrit.lix.systems:2022/lix')).toBe(true);

@@ -1,0 +1,106 @@
+// The promote planner with in-memory readers (no servers): what is copied, in which order, and
+// the refusals and skips that protect production.
+import { describe, expect, it } from 'vitest';
+import { render } from '../../../lib/actions.ts';
+import { sha256Text } from '../../../lib/checksums.ts';
+import { planPromote, type PromoteRequest, type PromoteSide } from '../../../lib/promote/plan.ts';
+import type { ObjectHead, S3Reader } from '../../../lib/s3/store.ts';
+
+/** Buckets as maps key → text; heads carry the sha256 releng records. */
+function memory(buckets: Record<string, Record<string, string>>): S3Reader {
+  return {
+    endpoint: 'memory://',
+    async list(b, prefix) { return Object.entries(buckets[b] ?? {}).filter(([k]) => k.startsWith(prefix)).map(([key, v]) => ({ key, size: Buffer.byteLength(v) })); },
+    async head(b, key): Promise<ObjectHead | undefined> { const v = buckets[b]?.[key]; return v === undefined ? undefined : { size: Buffer.byteLength(v), sha256: sha256Text(v), contentType: 'text/plain', metadata: {} }; },
+    async getText(b, key) { return buckets[b]?.[key]; },
+    async checkBucket() {},
+  };
+}
+
+const sp = (c: string, name: string) => `/nix/store/${c.repeat(32)}-${name}`;
+const P = { base: sp('a', 'base'), lib: sp('b', 'lib'), app: sp('c', 'hello-2.0.0') };
+const narinfo = (p: string, refs: string[]) => `StorePath: ${p}\nURL: nar/${p.slice(11, 43)}.nar\nCompression: none\nFileSize: 3\nNarHash: sha256:x\nNarSize: 3\nReferences: ${refs.map((r) => r.slice(11)).join(' ')}\n`;
+const manifestOf = (p: string) => `{\n  x86_64-linux = "${p}";\n}\n`;
+const readManifest = async (text: string) => Object.fromEntries([...text.matchAll(/(\S+) = "([^"]+)";/g)].map((m) => [m[1]!, m[2]!]));
+
+function source(): Record<string, Record<string, string>> {
+  const cache: Record<string, string> = { 'nix-cache-info': 'StoreDir: /nix/store\n' };
+  for (const [p, refs] of [[P.base, []], [P.lib, [P.base]], [P.app, [P.lib, P.base]]] as [string, string[]][]) {
+    cache[`${p.slice(11, 43)}.narinfo`] = narinfo(p, refs);
+    cache[`nar/${p.slice(11, 43)}.nar`] = 'NAR';
+  }
+  return {
+    'src-rel': { 'hello/hello-2.0.0/manifest.nix': manifestOf(P.app), 'hello/hello-2.0.0/SHA256SUMS': 'sums\n', 'manifest.nix': manifestOf(P.app) },
+    'src-cache': cache,
+    'src-docs': { 'manual/hello/2.0/index.html': 'v2', 'manual/hello/stable/index.html': 'v2' },
+  };
+}
+
+function request(src: Record<string, Record<string, string>>, dst: Record<string, Record<string, string>>, extra: Partial<PromoteRequest> = {}): PromoteRequest {
+  const side = (name: string, b: Record<string, Record<string, string>>, p: string, endpoint: string): PromoteSide => ({
+    name, store: memory(b), endpoint,
+    releases: { bucket: `${p}-rel`, prefix: '', url: `s3://${p}-rel` }, cache: { bucket: `${p}-cache`, prefix: '', url: `s3://${p}-cache` }, docs: { bucket: `${p}-docs`, prefix: '', url: `s3://${p}-docs` },
+  });
+  return { project: 'hello', version: '2.0.0', major: '2.0', source: side('staging', src, 'src', 'https://a'), dest: side('production', dst, 'dst', 'https://b'),
+    serverSideCopy: 'auto', readManifest, deleteStale: false, replaceArtifacts: false, latestLink: true, ...extra };
+}
+
+describe('planPromote', () => {
+  it('copies only what the destination lacks: NARs first, narinfos by reference level, pointers last', async () => {
+    const dst = { 'dst-cache': { [`${P.base.slice(11, 43)}.narinfo`]: narinfo(P.base, []), [`nar/${P.base.slice(11, 43)}.nar`]: 'NAR' } };
+    const planned = await planPromote(request(source(), dst));
+    const lines = planned.steps.map((s) => `${s.title}: ${s.actions.map((a) => render(a).split(' (')[0]).join(' | ')}`);
+    expect(lines).toEqual([
+      `cache NARs and listings to s3://dst-cache/: s3 transfer s3://src-cache/nar/${'b'.repeat(32)}.nar -> s3://dst-cache/nar/${'b'.repeat(32)}.nar | s3 transfer s3://src-cache/nar/${'c'.repeat(32)}.nar -> s3://dst-cache/nar/${'c'.repeat(32)}.nar | s3 transfer s3://src-cache/nix-cache-info -> s3://dst-cache/nix-cache-info`,
+      `cache narinfos, level 0 of 1, to s3://dst-cache/: s3 transfer s3://src-cache/${'b'.repeat(32)}.narinfo -> s3://dst-cache/${'b'.repeat(32)}.narinfo`,
+      `cache narinfos, level 1 of 1, to s3://dst-cache/: s3 transfer s3://src-cache/${'c'.repeat(32)}.narinfo -> s3://dst-cache/${'c'.repeat(32)}.narinfo`,
+      'release files to s3://dst-rel/hello/hello-2.0.0/: s3 transfer s3://src-rel/hello/hello-2.0.0/SHA256SUMS -> s3://dst-rel/hello/hello-2.0.0/SHA256SUMS | s3 transfer s3://src-rel/hello/hello-2.0.0/manifest.nix -> s3://dst-rel/hello/hello-2.0.0/manifest.nix',
+      'manual to s3://dst-docs/manual/hello/2.0/: s3 transfer s3://src-docs/manual/hello/2.0/index.html -> s3://dst-docs/manual/hello/2.0/index.html',
+      'what users follow in production (root manifest.nix, latest link): s3 transfer s3://src-rel/manifest.nix -> s3://dst-rel/manifest.nix | s3 redirect s3://dst-rel/latest-hello-2.0 -> /hello/hello-2.0.0/',
+      'manual to s3://dst-docs/manual/hello/stable/: s3 transfer s3://src-docs/manual/hello/stable/index.html -> s3://dst-docs/manual/hello/stable/index.html',
+    ]);
+    expect(planned.closure).toEqual([P.base, P.lib, P.app].sort());
+    expect(planned.skipped.map((s) => s.what)).toContain('1 store path in s3://dst-cache/');
+  });
+
+  it('one endpoint: server-side copies', async () => {
+    const planned = await planPromote(request(source(), {}, {}));
+    expect(planned.steps[0]!.actions[0]!.kind).toBe('s3.transfer');
+    const same = request(source(), {});
+    same.dest.endpoint = same.source.endpoint;
+    expect((await planPromote(same)).steps.flatMap((s) => s.actions).every((a) => a.kind === 's3.copy' || a.kind === 's3.redirect')).toBe(true);
+  });
+
+  it('never moves production back: a newer root manifest keeps root, stable/ and latest link', async () => {
+    const dst = { 'dst-rel': { 'manifest.nix': manifestOf(sp('d', 'hello-2.1.0')) } };
+    const planned = await planPromote(request(source(), dst));
+    expect(planned.movesPointers).toBe(false);
+    expect(planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => /dst-rel\/manifest\.nix$|latest|stable/.test(l.split(' (')[0]!))).toEqual([]);
+    expect(planned.skipped).toContainEqual({ what: 'root manifest.nix, stable/ docs and latest link of production', reason: "production's root manifest.nix is at 2.1.0, newer than 2.0.0: it never moves back" });
+  });
+
+  it('a maintenance release in staging (its root manifest is another release) moves nothing users follow', async () => {
+    const src = source();
+    src['src-rel']!['manifest.nix'] = manifestOf(sp('d', 'hello-2.1.0'));
+    const planned = await planPromote(request(src, {}));
+    expect(planned.movesPointers).toBe(false);
+    expect(planned.skipped.find((s) => s.what.startsWith('root manifest.nix'))?.reason).toContain("staging's root manifest.nix does not point at 2.0.0");
+  });
+
+  it('refuses a narinfo not signed by the destination key when re-signing is off, and a missing source NAR', async () => {
+    const { parsePublicKey } = await import('../../../lib/nix/sign.ts');
+    const key = parsePublicKey(`prod-1:${Buffer.alloc(32, 7).toString('base64')}`);
+    await expect(planPromote(request(source(), {}, { destKey: key }))).rejects.toThrow(/not signed by production's key prod-1/);
+    const src = source();
+    delete src['src-cache']![`nar/${'a'.repeat(32)}.nar`];
+    await expect(planPromote(request(src, {}))).rejects.toThrow(/NAR .* is missing in staging/);
+  });
+
+  it('--delete: stale docs pages only, each one an action', async () => {
+    const dst = { 'dst-docs': { 'manual/hello/2.0/old.html': 'x', 'manual/hello/2.0/index.html': 'v2' }, 'dst-rel': { 'hello/hello-2.0.0/extra': 'x' } };
+    const without = await planPromote(request(source(), dst));
+    expect(without.steps.flatMap((s) => s.actions).filter((a) => a.kind === 's3.delete')).toEqual([]);
+    const planned = await planPromote(request(source(), dst, { deleteStale: true }));
+    expect(planned.steps.flatMap((s) => s.actions).filter((a) => a.kind === 's3.delete').map((a) => render(a))).toEqual(['s3 delete s3://dst-docs/manual/hello/2.0/old.html']);
+  });
+});
