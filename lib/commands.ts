@@ -36,6 +36,9 @@ const forcePushTag: FlagDef = { name: 'force-push-tag', type: 'boolean', descrip
 const replaceArtifacts: FlagDef = { name: 'replace-artifacts', type: 'boolean', description: 'replace objects of the release prefix that hold other content (only for a release never announced)' };
 const forcePushImages: FlagDef = { name: 'force-push-images', type: 'boolean', description: 'replace an image tag VERSION that points at another image index (docs/images.md)' };
 
+const replaceCacheInfo: FlagDef = { name: 'replace-cache-info', type: 'boolean', description: 'replace the cache bucket\'s nix-cache-info when it differs from Nix\'s (default: keep it, as Nix does, and report the difference)' };
+const buildTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manual', description: 'all (default), or only the manual: release/manual from the manual job, no tag needed (nightly docs)' };
+const uploadTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manual', description: 'all (default), or only the manual to the docs bucket: nightly/ when version.json is not official (no tag needed), else MAJOR/ and stable/' };
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
 
@@ -83,6 +86,7 @@ export const commands: CommandDef[] = [
     changes: 'the Nix store (builds, gc roots under release/gcroots) and release/ (local files only)',
     flags: [
       { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build (default: releng.json defaultProfile)' },
+      buildTarget,
       noCheckGit,
     ],
     needsVersion: true,
@@ -93,9 +97,9 @@ export const commands: CommandDef[] = [
     summary: 'publish release/ to an environment: binary cache, container images, release bucket, root manifest.nix, docs, then git push',
     reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
-    flags: [forcePushTag, forcePushImages, replaceArtifacts, noCheckGit],
+    flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit],
     needsVersion: true,
-    run: async (ctx) => (await import('./phases/upload.ts')).upload(ctx),
+    run: async (ctx) => (await import('./phases/upload.ts')).uploadCommand(ctx),
   },
   {
     name: 'release',
@@ -109,6 +113,7 @@ export const commands: CommandDef[] = [
       forcePushTag,
       forcePushImages,
       replaceArtifacts,
+      replaceCacheInfo,
       noCheckGit,
     ],
     needsVersion: true,

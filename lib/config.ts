@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { channelsConfigSchema } from './channel/config.ts';
+import { releaseJobsMappingSchema } from './nix/release-jobs.ts';
 import { ReleaseError } from './errors.ts';
 import { parseJsonText, parseWith } from './zod-errors.ts';
 
@@ -45,12 +46,17 @@ const cache = z.object({
   compression: z.enum(['zstd', 'xz', 'none']).default('zstd'),
   /** Extra Nix store URL options (want-mass-query, write-nar-listing, ...). */
   storeOptions: z.record(z.string(), z.string()).default({}),
+  /** Region cache writes are signed with, when it is not s3.region (Lix signs cache writes with `global`
+   *  in every environment, its other uploads with the environment's region; issue 17). */
+  region: nonEmpty.optional(),
 }).strict();
 
+/** Gerrit only: the branch goes for review (`refs/for/BRANCH`, Lix's push) or directly to `refs/heads/BRANCH`. */
+const branchPush = z.enum(['review', 'direct']).optional();
 const git = z.union([
-  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
   /** Pick the remote from `git remote -v` whose URL matches (Lix production: its Gerrit). */
-  z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false) }).strict(),
+  z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
 ]);
 
 const dockerTarget = z.object({
@@ -90,9 +96,15 @@ const profile = z.object({
 
 const releaseJobs = z.union([
   /** A flake attribute; the profile name is appended (`.#release-jobs.all`). */
-  z.object({ flake: nonEmpty }).strict(),
+  z.object({
+    flake: nonEmpty,
+    /** nix-eval-jobs --force-recurse: reach `build.SYSTEM` in sets without recurseForDerivations (Lix passes it). */
+    forceRecurse: z.boolean().default(true),
+    /** Which job holds what (lib/nix/release-jobs.ts); defaults: the README's contract. */
+    jobs: releaseJobsMappingSchema.optional(),
+  }).strict(),
   /** A plain Nix file taking `{ profile }` (or a function returning the jobs). */
-  z.object({ file: nonEmpty, args: z.record(z.string(), z.string()).default({}) }).strict(),
+  z.object({ file: nonEmpty, args: z.record(z.string(), z.string()).default({}), jobs: releaseJobsMappingSchema.optional() }).strict(),
 ]);
 
 const linkBase = z.string().url('expected an http(s):// URL');

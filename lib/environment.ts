@@ -8,6 +8,7 @@ import { startLocalRegistry, type LocalRegistry } from './local/registry-server.
 import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
 import { openRegistry, type OpenRegistry } from './oci/open.ts';
 import { resolveCredentials } from './s3/credentials.ts';
+import { routeByBucket } from './s3/route.ts';
 import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
 
 export interface BucketRef {
@@ -68,7 +69,15 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
     ctx.log.debug(`embedded S3 server on ${endpoint} (data in ${embeddedS3.dir})`);
   }
   const credentials = await resolveCredentials(name, env);
-  const s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  let s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  const cacheRegion = env.cache?.region;
+  if (cacheRegion && cacheRegion !== env.s3.region) {
+    if (cache.bucket === releases.bucket || cache.bucket === docs.bucket || cache.bucket === channels?.bucket) {
+      throw new ReleaseError(`environments.${name}.cache.region (${cacheRegion}) differs from s3.region (${env.s3.region}), but the cache bucket ${cache.bucket} is also another of its buckets`,
+        'give the cache its own bucket, or drop cache.region');
+    }
+    s3 = routeByBucket(s3, cache.bucket, s3Store(createS3Client({ ...env.s3, region: cacheRegion, endpoint }, credentials), endpoint));
+  }
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],
     async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },

@@ -14,18 +14,20 @@ export async function latestTagReachable(git: Git, ref: string): Promise<string 
   return tags.sort(compareVersions).at(-1);
 }
 
-/** The main branch's ref: the local branch, else origin's; undefined when neither exists. */
-async function mainRef(git: Git, mainBranch: string): Promise<string | undefined> {
-  for (const ref of [`refs/heads/${mainBranch}`, `refs/remotes/origin/${mainBranch}`]) if (await git.commitOf(ref)) return ref;
-  return undefined;
+/** The main branch's refs that exist here: the local branch and origin's (Lix looks at origin/main). */
+async function mainRefs(git: Git, mainBranch: string): Promise<string[]> {
+  const refs: string[] = [];
+  for (const ref of [`refs/heads/${mainBranch}`, `refs/remotes/origin/${mainBranch}`]) if (await git.commitOf(ref)) refs.push(ref);
+  return refs;
 }
 
 /** True when the newest release reachable from HEAD (counting `version` itself) is older, by
- *  version order, than the newest tag on the main branch: e.g. 2.90.3 while main has 2.91.0. */
+ *  version order, than the newest tag on the main branch: e.g. 2.90.3 while main has 2.91.0.
+ *  The main branch is both the local one and origin's, whichever has the newer release: a stale
+ *  local main must not let a maintenance release take `latest` (Lix reads origin/main; issue 17). */
 export async function isMaintenanceRelease(git: Git, version: string, mainBranch: string): Promise<boolean> {
-  const main = await mainRef(git, mainBranch);
-  if (!main) return false;
-  const onMain = await latestTagReachable(git, main);
+  const onMain = (await Promise.all((await mainRefs(git, mainBranch)).map((r) => latestTagReachable(git, r))))
+    .filter((v): v is string => !!v).sort(compareVersions).at(-1);
   if (!onMain) return false;
   const here = [await latestTagReachable(git, 'HEAD'), version].filter((v): v is string => !!v).sort(compareVersions).at(-1)!;
   return compareVersions(here, onMain) < 0;

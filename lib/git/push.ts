@@ -24,6 +24,9 @@ export interface GitPush {
   /** Forced updates as `REF:EXPECTED` (`--force-with-lease`): replace REF only if the remote still has
    *  what planning saw (empty EXPECTED: only if REF does not exist), never a ref that moved meanwhile. */
   forceWithLease?: string[];
+  /** Checked with `git ls-remote` right after the push (Gerrit pushes, issue 17): one of `refs`
+   *  (patterns) must point at `commit` (peeled), or the push did not do what it was for. */
+  verify?: { refs: string[]; commit: string; what: string };
 }
 
 export type GitPushAction = GitPush;
@@ -31,6 +34,8 @@ export type GitPushAction = GitPush;
 /** What apply may do with git remotes. */
 export interface GitWriter {
   push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean; forceWithLease?: string[] }): Promise<void>;
+  /** `git ls-remote REMOTE PATTERNS...` as ref → object id: the check after a push that must be verified before the next. */
+  lsRemote?(cwd: string, remote: string, patterns: string[]): Promise<Map<string, string>>;
 }
 
 /** The GitWriter over the git program. */
@@ -38,7 +43,20 @@ export const gitWriter: GitWriter = {
   async push(cwd, remote, refspecs, opts) {
     await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), ...(opts.forceWithLease ?? []).map((l) => `--force-with-lease=${l}`), '--end-of-options', remote, ...refspecs], { cwd });
   },
+  async lsRemote(cwd, remote, patterns) {
+    const { stdout } = await run('git', ['ls-remote', '--end-of-options', remote, ...patterns], { cwd });
+    return parseLsRemote(stdout);
+  },
 };
+
+function parseLsRemote(out: string): Map<string, string> {
+  const refs = new Map<string, string>();
+  for (const line of out.split('\n').filter(Boolean)) {
+    const [id, ref] = line.split('\t');
+    if (id && ref) refs.set(ref, id);
+  }
+  return refs;
+}
 
 export function renderGitPush(a: GitPush): string {
   return `git push ${a.atomic ? '--atomic ' : ''}${(a.forceWithLease ?? []).map((l) => `--force-with-lease=${l} `).join('')}${a.remote} ${a.refspecs.join(' ')}`;
@@ -71,6 +89,17 @@ export const gitPushHandlers: HandlerMap<GitPushAction> = {
       env.log.warn(`${a.remote} does not support atomic pushes; pushing ${a.refspecs.join(', ')} one at a time`);
       for (const r of a.refspecs) await push([r], false);
     }
+    if (a.verify) {
+      // The next push (the tag) relies on this one: Gerrit refuses a tag whose commit it does not know.
+      if (!writer.lsRemote) throw new Error('internal: a verified git push needs a git writer with lsRemote');
+      const there = await writer.lsRemote(a.cwd, a.remote, a.verify.refs);
+      const at = [...there].filter(([, id]) => id === a.verify!.commit).map(([ref]) => ref);
+      if (at.length === 0) {
+        throw new ReleaseError(`after git push ${a.remote} ${a.refspecs.join(' ')}, git ls-remote shows no ${a.verify.refs.join(' or ')} at ${a.verify.commit.slice(0, 12)} (${a.verify.what})`,
+          'check the remote (for Gerrit: the change under review, your push permissions); re-run upload when it is fixed');
+      }
+      env.log.info(`verified with git ls-remote: ${at[0]} is at ${a.verify.commit.slice(0, 12)} (${a.verify.what})`);
+    }
   },
 };
 
@@ -93,12 +122,7 @@ export function gitReader(git: Git): GitReader {
       const out = await git.git(['ls-remote', remote, ...patterns]).catch((e: ReleaseError) => {
         throw new ReleaseError(`cannot read git remote ${remote}: ${e.message}`, 'check the environment\'s git.remote in releng.json, your network and your SSH keys');
       });
-      const refs = new Map<string, string>();
-      for (const line of out.split('\n').filter(Boolean)) {
-        const [id, ref] = line.split('\t');
-        if (id && ref) refs.set(ref, id);
-      }
-      return refs;
+      return parseLsRemote(out);
     },
     async pushRemotes() {
       const out = await git.git(['remote', '-v']);
@@ -171,11 +195,14 @@ export async function planGitPush(reader: GitReader, input: GitPushInput): Promi
 
   // Branch: skip when the remote branch already holds the merge commit.
   const remoteBranch = there.get(branchRef);
+  const review = git.gerrit && (git.branchPush ?? 'review') === 'review';
+  let branchSpec: string | undefined;
   if (remoteBranch && (remoteBranch === record.mergeCommit || await reader.isAncestor(record.mergeCommit, remoteBranch))) {
     skipped.push({ what: `git push ${remote} ${branch}`, reason: `${branchRef} on the remote already contains the merge commit ${record.mergeCommit.slice(0, 12)}` });
   } else {
     // The recorded merge commit, not the local branch: commits made on it after `tag` are not part of the release.
-    refspecs.push(git.gerrit ? `${record.mergeCommit}:refs/for/${branch}` : `${record.mergeCommit}:${branchRef}`);
+    branchSpec = review ? `${record.mergeCommit}:refs/for/${branch}` : `${record.mergeCommit}:${branchRef}`;
+    refspecs.push(branchSpec);
   }
 
   // Tag: at the same commit is success; elsewhere an error unless forced.
@@ -189,8 +216,26 @@ export async function planGitPush(reader: GitReader, input: GitPushInput): Promi
     refspecs.push(`${remoteTagCommit ? '+' : ''}${tagRef}:${tagRef}`);
   }
 
-  const steps: Step[] = refspecs.length
-    ? [{ title: `git push to ${remote}`, concurrency: 1, actions: [{ kind: 'git.push', cwd: input.cwd, remote, refspecs, atomic: refspecs.length > 1, gerrit: git.gerrit }] }]
-    : [];
+  if (refspecs.length === 0) return { steps: [], skipped };
+  if (!git.gerrit) {
+    // One atomic push: the remote gets the branch and the tag together or neither, so a failure
+    // half-way never leaves a tag whose merge commit is not on the branch (docs/adopting.md).
+    return { steps: [{ title: `git push to ${remote}`, concurrency: 1, actions: [{ kind: 'git.push', cwd: input.cwd, remote, refspecs, atomic: refspecs.length > 1, gerrit: false }] }], skipped };
+  }
+  // Gerrit, as Lix's create_release.xsh: the branch first (for review, or directly), then the tag,
+  // two pushes. Gerrit takes no atomic mix of refs/for/ with other refs, and refuses a tag whose
+  // commit it does not know yet; each push is checked with ls-remote before the next one.
+  const steps: Step[] = [];
+  if (branchSpec) {
+    const verify = review
+      ? { refs: ['refs/changes/*', branchRef], commit: record.mergeCommit, what: `the merge commit under review (refs/changes/) or on ${branch}` }
+      : { refs: [branchRef], commit: record.mergeCommit, what: `the merge commit on ${branch}` };
+    steps.push({ title: `git push ${review ? 'for review' : 'branch'} to ${remote}`, concurrency: 1, actions: [{ kind: 'git.push', cwd: input.cwd, remote, refspecs: [branchSpec], atomic: false, gerrit: true, verify }] });
+  }
+  const tagSpec = refspecs.find((r) => r !== branchSpec);
+  if (tagSpec) {
+    steps.push({ title: `git push tag to ${remote}`, concurrency: 1, actions: [{ kind: 'git.push', cwd: input.cwd, remote, refspecs: [tagSpec], atomic: false, gerrit: true,
+      verify: { refs: [tagRef, `${tagRef}^{}`], commit: record.releaseCommit, what: `tag ${version} at the release commit` } }] });
+  }
   return { steps, skipped };
 }

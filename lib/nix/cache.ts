@@ -1,7 +1,7 @@
 // Nix binary caches: the signing key, staging a signed cache with `nix copy --to file://`, and
 // reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
 // so Nix writes the cache layout locally and releng uploads the files (issue 4).
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import type { Environment } from '../config.ts';
@@ -138,4 +138,46 @@ export async function readCacheMetadata(file: string, configured: string | undef
     return { text: brotliDecompressSync(bytes).toString('utf8'), contentEncoding: 'br' };
   }
   return { text: plain };
+}
+
+/** Where releng keeps the compressed narinfo/.ls copies it uploads (inside the staging dir, so a restage clears them). */
+export const encodedDirName = '.releng-encoded';
+
+/**
+ * `narinfo-compression` / `ls-compression` as Lix's Nix applies them on its S3 store: the object is
+ * the compressed file, served with `Content-Encoding: ALGO` (Nix's HTTP client decompresses by that
+ * header). Nix's file:// store has no such settings (Debian's 2.8 says "unknown setting"), so the
+ * staged files are plain: releng writes compressed copies beside them (the staged ones stay plain,
+ * because Nix reads them back on the next `nix copy` to the staging store). Files Nix already
+ * compressed, and copies made by an earlier run, are left as they are. Local writes only.
+ */
+export async function encodeCacheMetadata(stagingDir: string, paths: string[], opts: { narinfo?: string; ls?: string; field: string }): Promise<void> {
+  const outDir = path.join(stagingDir, encodedDirName);
+  await mkdir(outDir, { recursive: true });
+  const jobs: { algo: string; name: string }[] = [];
+  for (const [suffix, algo] of [['narinfo', opts.narinfo], ['ls', opts.ls]] as const) {
+    if (!algo || algo === 'none') continue;
+    if (algo !== 'zstd' && algo !== 'xz') {
+      throw new ReleaseError(`${opts.field}.${suffix}-compression = ${algo}: releng can compress narinfo and .ls files with zstd or xz only`, `use zstd (as Lix) or xz, or remove ${suffix}-compression`);
+    }
+    for (const p of paths) {
+      const name = `${hashPart(p)}.${suffix}`;
+      const staged = path.join(stagingDir, name);
+      if (!(await access(staged).then(() => true, () => false))) continue; // no listing for this path
+      if (await access(path.join(outDir, name)).then(() => true, () => false)) continue;
+      if ((await readCacheMetadata(staged, undefined)).contentEncoding) continue; // Nix compressed it already
+      jobs.push({ algo, name });
+    }
+  }
+  const zstd = jobs.filter((j) => j.algo === 'zstd').map((j) => j.name);
+  // One zstd process for all files (a closure has thousands); -19 is small and fast enough for text this size.
+  for (let i = 0; i < zstd.length; i += 500) {
+    const batch = zstd.slice(i, i + 500);
+    await run('zstd', ['-q', '-f', '-19', '--no-progress', '--output-dir-flat', outDir, '--', ...batch.map((n) => path.join(stagingDir, n))]);
+    for (const n of batch) await rename(path.join(outDir, `${n}.zst`), path.join(outDir, n));
+  }
+  for (const j of jobs.filter((x) => x.algo === 'xz')) {
+    await run('xz', ['-9', '-k', '-f', '--', path.join(stagingDir, j.name)]);
+    await rename(path.join(stagingDir, `${j.name}.xz`), path.join(outDir, j.name));
+  }
 }

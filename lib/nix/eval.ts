@@ -44,6 +44,12 @@ export function parseNixEvalJobs(text: string, source: string): Job[] {
   return jobs;
 }
 
+/** nix-eval-jobs' arguments for a flake attribute: `--force-recurse` as Lix passes it, so jobs in
+ *  attribute sets without recurseForDerivations (`build.SYSTEM`) are reached (issue 17). */
+export function nixEvalJobsArgs(attr: string, forceRecurse: boolean): string[] {
+  return [...nixFeatureArgs, ...(forceRecurse ? ['--force-recurse'] : []), '--flake', attr];
+}
+
 export interface EvalRequest {
   root: string;
   config: Config;
@@ -58,9 +64,10 @@ export async function evalReleaseJobs(req: EvalRequest): Promise<Job[]> {
   if ('flake' in rj) {
     const attr = `${rj.flake}.${req.profileName}`;
     if (await hasProgram('nix-eval-jobs')) {
-      const { stdout } = await run('nix-eval-jobs', [...nixFeatureArgs, '--flake', attr], { cwd: req.root });
+      const { stdout } = await run('nix-eval-jobs', nixEvalJobsArgs(attr, rj.forceRecurse), { cwd: req.root });
       jobs = parseNixEvalJobs(stdout, 'nix-eval-jobs');
     } else {
+      // eval-jobs.nix walks every attribute set, as nix-eval-jobs --force-recurse does.
       const { stdout } = await run('nix', [...nixFeatureArgs, 'eval', '--json', '--impure', attr, '--apply', `jobs: import ${evalJobsNix} { inherit jobs; }`], { cwd: req.root });
       jobs = parseJobsJson(stdout, `nix eval ${attr}`);
     }

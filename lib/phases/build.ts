@@ -9,47 +9,10 @@ import type { Context } from '../context.ts';
 import { DryRunStop, ReleaseError } from '../errors.ts';
 import { requirePrograms, run } from '../exec.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
-import { evalReleaseJobs, realiseJobs, type Job } from '../nix/eval.ts';
+import { evalReleaseJobs, realiseJobs } from '../nix/eval.ts';
 import { readManifestWithNix, renderManifest } from '../nix/manifest.ts';
-
-/** The jobs a release needs, by role (the contract with release-jobs.nix; see README). */
-export interface ReleaseJobs {
-  build: Record<string, Job>;
-  binaryTarball: Record<string, Job>;
-  dockerImage: Record<string, Job>;
-  manual: Job;
-  all: Job[];
-}
-
-/** Sorts evaluated jobs into roles and checks the profile's systems are all there. */
-export function classifyJobs(jobs: Job[], systems: string[], dockerSystems: string[], profileName: string): ReleaseJobs {
-  const byAttr = new Map(jobs.map((j) => [j.attr, j]));
-  const missing: string[] = [];
-  const pick = (attr: string) => { const j = byAttr.get(attr); if (!j) missing.push(attr); return j!; };
-  const build = Object.fromEntries(systems.map((s) => [s, pick(`build.${s}`)]));
-  const binaryTarball = Object.fromEntries(systems.map((s) => [s, pick(`binaryTarball.${s}`)]));
-  const dockerImage = Object.fromEntries(dockerSystems.map((s) => [s, pick(`dockerImage.${s}`)]));
-  const manual = pick('manual');
-  if (missing.length) {
-    throw new ReleaseError(`release jobs of profile "${profileName}" lack ${missing.join(', ')} (have: ${[...byAttr.keys()].join(', ') || 'none'})`,
-      'release jobs must provide build.SYSTEM, binaryTarball.SYSTEM, dockerImage.SYSTEM (docker systems) and manual; see the README');
-  }
-  return { build, binaryTarball, dockerImage, manual, all: jobs };
-}
-
-/** The manifest's check: each entry is its system's build output, never a tarball (a bug Lix once shipped). */
-export function checkManifest(manifest: Record<string, string>, jobs: ReleaseJobs): void {
-  const problems: string[] = [];
-  for (const [system, job] of Object.entries(jobs.build)) {
-    if (manifest[system] !== job.outputs.out) problems.push(`${system} = ${manifest[system] ?? '(missing)'}, expected build.${system} = ${job.outputs.out}`);
-  }
-  const tarballs = new Set(Object.values(jobs.binaryTarball).flatMap((j) => Object.values(j.outputs)));
-  for (const [system, p] of Object.entries(manifest)) {
-    if (tarballs.has(p)) problems.push(`${system} points at a binary tarball output (${p}), not at the build`);
-    if (!(system in jobs.build)) problems.push(`${system} is not a system of this profile`);
-  }
-  if (problems.length) throw new ReleaseError(`manifest.nix is wrong:\n${problems.map((p) => `  ${p}`).join('\n')}`, 'check the build.SYSTEM jobs of the release jobs');
-}
+import { checkManifest, classifyJobs, readAggregate, resolveMapping, sha256FileText, type MappedJob } from '../nix/release-jobs.ts';
+import { buildManualOnly, type ManualBuild } from '../manual-target.ts';
 
 async function filesIn(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -60,8 +23,8 @@ async function filesIn(dir: string): Promise<string[]> {
 }
 
 /** The one file matching `re` in a job output (the output itself if it is a file). */
-async function singleFile(job: Job, re: RegExp, what: string): Promise<string> {
-  const out = job.outputs.out!;
+async function singleFile(mapped: MappedJob, re: RegExp, what: string): Promise<string> {
+  const { job, path: out } = mapped;
   if ((await stat(out)).isFile()) return out;
   const matches = (await filesIn(out)).filter((f) => re.test(path.basename(f)) && !f.startsWith('nix-support/'));
   if (matches.length !== 1) {
@@ -75,28 +38,42 @@ async function makeWritable(dir: string): Promise<void> {
   await run('chmod', ['-R', 'u+w', dir]);
 }
 
-export async function build(ctx: Context): Promise<BuildResult> {
+/** `--target`: everything (default), or only the manual (nightly docs, as Lix's `build --target manual`). */
+export function buildTarget(ctx: Context): 'all' | 'manual' {
+  const t = ctx.flags.extra['target'] ?? 'all';
+  if (t !== 'all' && t !== 'manual') throw new ReleaseError(`--target ${String(t)} is not a build target`, 'use --target all (default) or --target manual');
+  return t;
+}
+
+export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
   const { config, log, root, releaseDir, version, flags } = ctx;
   await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');
+  const target = buildTarget(ctx);
   const git = gitAt(root);
-  if (!flags.noCheckGit) await requireOnCleanTag(git, version.version, 'build');
+  // The manual alone is nightly docs (Lix builds it from main): no tag needed, as Lix's `build --target manual`.
+  if (!flags.noCheckGit && target === 'all') await requireOnCleanTag(git, version.version, 'build');
   else await git.topLevel();
   const profileName = flags.profile ?? config.defaultProfile;
   const profile = config.profiles[profileName];
   if (!profile) throw new ReleaseError(`no profile "${profileName}" in ${ctx.loaded.file}`, `use --profile with one of: ${Object.keys(config.profiles).join(', ')}`);
+  const p = config.project;
+  const v = version.version;
+  const mapping = resolveMapping(config.releaseJobs.jobs, p, config.manualPath);
 
   let phase = log.phase(`evaluating release jobs (profile ${profileName})`);
-  const jobs = classifyJobs(await evalReleaseJobs({ root, config, profileName, profile }), profile.systems, profile.dockerSystems, profileName);
+  const jobs = classifyJobs(await evalReleaseJobs({ root, config, profileName, profile }), mapping, profile.systems, profile.dockerSystems, profileName);
   phase.succeed(`evaluated ${jobs.all.length} release jobs (profile ${profileName})`);
+
+  if (target === 'manual') return buildManualOnly(ctx, jobs.manual);
 
   if (flags.dryRun) {
     for (const j of jobs.all) log.info(`[dry-run] nix-store --realise ${j.drvPath} (${j.attr})`);
-    log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', config.project, `${config.project}-${version.version}`)}`);
+    log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
     throw new DryRunStop();
   }
 
   const gcroots = path.join(releaseDir, 'gcroots');
-  for (const d of ['artifacts', 'manual', 'gcroots', 'build-result.json', 'drvs.txt']) {
+  for (const d of ['artifacts', 'manual', 'gcroots', 'build-result.json', 'drvs.txt', 'manual-build.json']) {
     await rm(path.join(releaseDir, d), { recursive: true, force: true });
   }
   await mkdir(gcroots, { recursive: true });
@@ -105,8 +82,6 @@ export async function build(ctx: Context): Promise<BuildResult> {
   phase.succeed(`built ${jobs.all.length} derivations`);
 
   phase = log.phase('laying out release/artifacts');
-  const p = config.project;
-  const v = version.version;
   const relDir = `${p}/${p}-${v}`;
   const artifactsDir = path.join(releaseDir, 'artifacts');
   const versionDir = path.join(artifactsDir, relDir);
@@ -114,54 +89,67 @@ export async function build(ctx: Context): Promise<BuildResult> {
   const kinds = new Map<string, { kind: Artifact['kind']; system?: string }>();
   const put = async (name: string, from: string, kind: Artifact['kind'], system?: string) => {
     if (kinds.has(name)) throw new ReleaseError(`two release artifacts are both named ${name} (${kinds.get(name)!.system ?? kinds.get(name)!.kind} and ${system ?? kind})`, 'give each system\'s binary tarball its own name (e.g. PROJECT-VERSION-SYSTEM.tar.xz) in the release jobs');
+    await mkdir(path.dirname(path.join(versionDir, name)), { recursive: true });
     await copyFile(from, path.join(versionDir, name));
     await chmod(path.join(versionDir, name), 0o644);
-    kinds.set(name, { kind, system });
+    if (kind !== 'manual') kinds.set(name, { kind, system });
   };
-
-  for (const s of profile.systems) {
-    const file = await singleFile(jobs.binaryTarball[s]!, /\.tar\.xz$/, 'binary tarball (*.tar.xz)');
-    await put(path.basename(file), file, 'binary-tarball', s);
-  }
   const dockerImages: BuildResult['dockerImages'] = [];
-  for (const s of profile.dockerSystems) {
-    const file = await singleFile(jobs.dockerImage[s]!, /\.tar(\.gz)?$/, 'image tarball (*.tar.gz)');
-    const name = `${p}-${v}-docker-image-${s}.tar.gz`;
-    await put(name, file, 'docker-image', s);
-    dockerImages.push({ system: s, path: `${relDir}/${name}` });
-  }
+  // .sha256 files releng writes itself (the aggregate brings its own, kept byte for byte).
+  const needSha256: { name: string; kind: 'binary-tarball' | 'docker-image' | 'manual-tarball' | 'source-tarball' }[] = [];
 
-  // The manual: release/manual/ (docs bucket), VERSION/manual/ and a tarball (release bucket).
-  const manualSrc = path.join(jobs.manual.outputs.out!, config.manualPath ?? `share/doc/${p}/manual`);
-  try { await stat(manualSrc); } catch {
-    throw new ReleaseError(`the manual job's output has no ${config.manualPath ?? `share/doc/${p}/manual`} (${manualSrc})`, 'set "manualPath" in releng.json to where the HTML manual is inside the manual output');
-  }
+  // The manual for the docs bucket: release/manual/, from the manual job (Lix: build.x86_64-linux's doc output).
+  const manualSrc = await manualSource(jobs.manual);
   const manualDir = path.join(releaseDir, 'manual');
   await cp(manualSrc, manualDir, { recursive: true, dereference: true });
   await makeWritable(manualDir);
-  await cp(manualSrc, path.join(versionDir, 'manual'), { recursive: true, dereference: true });
-  await makeWritable(path.join(versionDir, 'manual'));
-  const manualTar = `${p}-${v}-manual.tar.gz`;
-  await run('tar', ['--sort=name', '--mtime=@1', '--owner=0', '--group=0', '--numeric-owner', '-C', path.dirname(manualDir),
-    '--transform', `s,^manual,${p}-${v}-manual,`, '-czf', path.join(versionDir, manualTar), 'manual'], { env: { ...process.env, GZIP: '-n' } });
-  kinds.set(manualTar, { kind: 'manual-tarball' });
+
+  if (jobs.aggregate) {
+    // Lix's `tarballs`: the per-system files already named and checksummed; copied as they are.
+    const files = await readAggregate(jobs.aggregate.path, { project: p, version: v, systems: profile.systems, dockerSystems: profile.dockerSystems, attr: jobs.aggregate.job.attr });
+    for (const f of files) {
+      await put(f.rel, f.abs, f.kind, f.system);
+      if (f.kind === 'docker-image') dockerImages.push({ system: f.system!, path: `${relDir}/${f.rel}` });
+    }
+  } else {
+    for (const s of profile.systems) {
+      const file = await singleFile(jobs.binaryTarball[s]!, /\.tar\.xz$/, 'binary tarball (*.tar.xz)');
+      await put(path.basename(file), file, 'binary-tarball', s);
+      needSha256.push({ name: path.basename(file), kind: 'binary-tarball' });
+    }
+    for (const s of profile.dockerSystems) {
+      const file = await singleFile(jobs.dockerImage[s]!, /\.tar(\.gz)?$/, 'image tarball (*.tar.gz)');
+      const name = `${p}-${v}-docker-image-${s}.tar.gz`;
+      await put(name, file, 'docker-image', s);
+      needSha256.push({ name, kind: 'docker-image' });
+      dockerImages.push({ system: s, path: `${relDir}/${name}` });
+    }
+    // The manual in the release prefix: VERSION/manual/ and a tarball.
+    await cp(manualSrc, path.join(versionDir, 'manual'), { recursive: true, dereference: true });
+    await makeWritable(path.join(versionDir, 'manual'));
+    const manualTar = `${p}-${v}-manual.tar.gz`;
+    await run('tar', ['--sort=name', '--mtime=@1', '--owner=0', '--group=0', '--numeric-owner', '-C', path.dirname(manualDir),
+      '--transform', `s,^manual,${p}-${v}-manual,`, '-czf', path.join(versionDir, manualTar), 'manual'], { env: { ...process.env, GZIP: '-n' } });
+    kinds.set(manualTar, { kind: 'manual-tarball' });
+    needSha256.push({ name: manualTar, kind: 'manual-tarball' });
+  }
 
   // The source tarball, from git (the example's own history, never releng's).
   const srcTar = `${p}-${v}.tar.gz`;
   await run('git', ['archive', '--format=tar.gz', `--prefix=${p}-${v}/`, '-o', path.join(versionDir, srcTar), 'HEAD'], { cwd: root });
   kinds.set(srcTar, { kind: 'source-tarball' });
+  needSha256.push({ name: srcTar, kind: 'source-tarball' });
 
-  // .sha256 beside each tarball (hex digest only, as Lix's scripts write).
+  // .sha256 beside each tarball, byte for byte as Lix's scripts write them (lib/nix/release-jobs.ts).
   const limit = pLimit(4);
-  const tarballs = [...kinds.keys()];
   const hashes = new Map<string, string>();
-  await Promise.all(tarballs.map((n) => limit(async () => hashes.set(n, await sha256File(path.join(versionDir, n))))));
-  for (const n of tarballs) {
-    await writeFile(path.join(versionDir, `${n}.sha256`), hashes.get(n)!);
-    kinds.set(`${n}.sha256`, { kind: 'checksum' });
+  await Promise.all([...kinds.keys()].map((n) => limit(async () => hashes.set(n, await sha256File(path.join(versionDir, n))))));
+  for (const { name, kind } of needSha256) {
+    await writeFile(path.join(versionDir, `${name}.sha256`), sha256FileText(kind, hashes.get(name)!));
+    kinds.set(`${name}.sha256`, { kind: 'checksum' });
   }
 
-  const manifest = Object.fromEntries(profile.systems.map((s) => [s, jobs.build[s]!.outputs.out!]));
+  const manifest = Object.fromEntries(profile.systems.map((s) => [s, jobs.build[s]!.path]));
   const manifestText = renderManifest(manifest);
   await writeFile(path.join(versionDir, 'manifest.nix'), manifestText);
   await writeFile(path.join(artifactsDir, 'manifest.nix'), manifestText);
@@ -180,7 +168,10 @@ export async function build(ctx: Context): Promise<BuildResult> {
   artifacts.push({ path: `${relDir}/SHA256SUMS`, size: Buffer.byteLength(sums), sha256: (await sha256File(path.join(versionDir, 'SHA256SUMS'))), kind: 'sums' });
   artifacts.push({ path: 'manifest.nix', size: Buffer.byteLength(manifestText), sha256: await sha256File(path.join(artifactsDir, 'manifest.nix')), kind: 'manifest' });
 
-  const drvs = jobs.all.map((j) => j.drvPath);
+  // The aggregate is not cached: its files are the release bucket's, duplicate and large (the intent
+  // of Lix's drvs.txt filter, whose attribute name never matched; docs/adopting.md).
+  const cached = jobs.all.filter((j) => j !== jobs.aggregate?.job);
+  const drvs = cached.map((j) => j.drvPath);
   await writeFile(path.join(releaseDir, 'drvs.txt'), drvs.join('\n') + '\n');
   const tags = await git.tagsAtHead();
   const result: BuildResult = {
@@ -201,9 +192,19 @@ export async function build(ctx: Context): Promise<BuildResult> {
     manifest,
     dockerImages,
     drvs,
-    outPaths: jobs.all.flatMap((j) => Object.values(j.outputs)),
+    outPaths: cached.flatMap((j) => Object.values(j.outputs)),
   };
   await writeBuildResult(releaseDir, result);
   phase.succeed(`laid out ${artifacts.length} artifacts in ${path.relative(process.cwd(), versionDir) || versionDir}`);
   return result;
+}
+
+/** Where the HTML manual is in the manual job's output; a clear error when it is not there. */
+export async function manualSource(manual: MappedJob & { manualPath: string }): Promise<string> {
+  const src = path.join(manual.path, manual.manualPath);
+  try { await stat(src); } catch {
+    throw new ReleaseError(`the manual job ${manual.job.attr} (output ${manual.output}) has no ${manual.manualPath} (${src})`,
+      'set releaseJobs.jobs.manual.path (or manualPath) in releng.json to where the HTML manual is inside that output');
+  }
+  return src;
 }

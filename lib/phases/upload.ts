@@ -24,7 +24,7 @@ import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
 import pLimit from 'p-limit';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
-import { closureOf, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { planCache } from '../upload/cache.ts';
@@ -32,6 +32,7 @@ import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
 import { planUploadImages, verifyImages } from '../upload/images.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
+import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 
 export interface UploadSummary {
   environment: string;
@@ -81,10 +82,14 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   await writeFile(marker, inputs.signingKey.publicKey + '\n');
   await stageCache({ dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), drvs: result.drvs, outPaths: result.outPaths });
   const paths = await closureOf([...result.drvs, ...result.outPaths]);
+  // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
+  const narinfoCompression = cache.storeOptions['narinfo-compression'];
+  const lsCompression = cache.storeOptions['ls-compression'];
+  await encodeCacheMetadata(stagingDir, paths, { narinfo: narinfoCompression, ls: lsCompression, field: `environments.${target.name}.cache.storeOptions` });
   phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);
   return planCache(target.s3, target.cache, {
-    stagingDir, paths,
-    narinfoCompression: cache.storeOptions['narinfo-compression'], lsCompression: cache.storeOptions['ls-compression'],
+    stagingDir, paths, narinfoCompression, lsCompression,
+    encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
   });
 }
 
@@ -139,6 +144,14 @@ export async function verifyUpload(target: OpenEnvironment, plan: Plan, record?:
 /** Where upload keeps its memos (upload record, file hashes): under the project's gitignored .releng/. */
 export function uploadStateDir(root: string): string {
   return path.join(root, '.releng', 'upload-state');
+}
+
+/** The `upload` command: `--target manual` publishes only the manual (lib/manual-target.ts). */
+export async function uploadCommand(ctx: Context): Promise<UploadSummary | ManualUploadSummary> {
+  const t = ctx.flags.extra['target'] ?? 'all';
+  if (t === 'manual') return uploadManualOnly(ctx);
+  if (t !== 'all') throw new ReleaseError(`--target ${String(t)} is not an upload target`, 'use --target all (default) or --target manual');
+  return upload(ctx);
 }
 
 export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<UploadSummary> {

@@ -28,6 +28,31 @@ export interface CachePlanInput {
   /** `narinfo-compression` / `ls-compression` store options, if configured. */
   narinfoCompression?: string;
   lsCompression?: string;
+  /** Compressed copies of narinfo/.ls files (lib/nix/cache.ts encodeCacheMetadata); uploaded instead of the staged ones. */
+  encodedDir?: string;
+  /** --replace-cache-info: replace a nix-cache-info that differs from the staged one (default: keep it, report it). */
+  replaceCacheInfo?: boolean;
+}
+
+/** The compressed copy of a staged file when there is one, else the staged file. */
+async function encodedOr(input: CachePlanInput, name: string): Promise<string> {
+  if (input.encodedDir) {
+    const f = path.join(input.encodedDir, name);
+    if (await stat(f).then(() => true, () => false)) return f;
+  }
+  return path.join(input.stagingDir, name);
+}
+
+/** What differs between the bucket's nix-cache-info and Nix's, field by field (for the report). */
+export function describeCacheInfoDiff(remote: string, staged: string): string {
+  const fields = (t: string) => new Map(t.split('\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')).trim(), l.slice(l.indexOf(':') + 1).trim()]));
+  const r = fields(remote);
+  const s = fields(staged);
+  const out: string[] = [];
+  for (const k of new Set([...r.keys(), ...s.keys()])) {
+    if (r.get(k) !== s.get(k)) out.push(`${k}: bucket ${r.has(k) ? r.get(k) : '(absent)'}, Nix ${s.has(k) ? s.get(k) : '(absent)'}`);
+  }
+  return out.join('; ') || 'whitespace differs';
 }
 
 /**
@@ -56,7 +81,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   const limit = pLimit(8);
   const infos = new Map<string, NarInfo & { file: string; text: string; contentEncoding?: string }>();
   await Promise.all(missing.map((p) => limit(async () => {
-    const file = path.join(input.stagingDir, `${hashPart(p)}.narinfo`);
+    const file = await encodedOr(input, `${hashPart(p)}.narinfo`);
     let meta;
     try { meta = await readCacheMetadata(file, input.narinfoCompression); } catch {
       throw new ReleaseError(`${p} is not in the staged cache (${file} is missing)`, 'delete the staged cache directory and re-run upload: Nix stages it again');
@@ -67,8 +92,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   })));
 
   const puts: S3Put[] = [];
-  const putFile = async (rel: string, contentType: string, contentEncoding?: string) => {
-    const file = path.join(input.stagingDir, rel);
+  const putFile = async (rel: string, contentType: string, contentEncoding?: string, from = path.join(input.stagingDir, rel)) => {
+    const file = from;
     const size = (await stat(file)).size;
     const there = remote.get(rel);
     if (there === size) return false;
@@ -76,12 +101,22 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     return true;
   };
 
-  // nix-cache-info: tiny; compare its text (a changed Priority has the same size).
+  // nix-cache-info: created when absent, never rewritten (as Nix's binary cache stores do): the
+  // cache's owners may have set WantMassQuery or Priority, which Nix's staged file does not carry.
   const cacheInfoFile = path.join(input.stagingDir, 'nix-cache-info');
   const cacheInfoText = (await readCacheMetadata(cacheInfoFile, undefined)).text;
   const remoteInfo = remote.has('nix-cache-info') ? await reader.getText(bucket.bucket, bucket.prefix + 'nix-cache-info') : undefined;
-  if (remoteInfo !== cacheInfoText) {
-    puts.push({ kind: 's3.put', bucket: bucket.bucket, key: `${bucket.prefix}nix-cache-info`, source: { text: cacheInfoText }, size: Buffer.byteLength(cacheInfoText), sha256: sha256Text(cacheInfoText), contentType: cacheContentTypes.cacheInfo, reason: remoteInfo === undefined ? 'new' : 'changed' });
+  const infoPut = (reason: 'new' | 'changed'): S3Put => ({ kind: 's3.put', bucket: bucket.bucket, key: `${bucket.prefix}nix-cache-info`, source: { text: cacheInfoText }, size: Buffer.byteLength(cacheInfoText), sha256: sha256Text(cacheInfoText), contentType: cacheContentTypes.cacheInfo, reason });
+  if (remoteInfo === undefined) puts.push(infoPut('new'));
+  else if (remoteInfo !== cacheInfoText) {
+    const storeDir = (t: string) => /^StoreDir: (.*)$/m.exec(t)?.[1]?.trim();
+    if (storeDir(remoteInfo) !== storeDir(cacheInfoText)) {
+      throw new ReleaseError(`${where}nix-cache-info says StoreDir: ${storeDir(remoteInfo) ?? '(none)'}, but the paths to upload are in ${storeDir(cacheInfoText)}`,
+        'this bucket is the cache of another store directory: check the environment\'s cacheBucket');
+    }
+    const diff = describeCacheInfoDiff(remoteInfo, cacheInfoText);
+    if (input.replaceCacheInfo) puts.push(infoPut('changed'));
+    else skipped.push({ what: `${where}nix-cache-info`, reason: `kept as it is (${diff}); Nix never rewrites an existing nix-cache-info; --replace-cache-info replaces it` });
   }
   let narsThere = 0;
   await Promise.all([...infos.values()].map((info) => limit(async () => {
@@ -89,8 +124,9 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     const ls = `${hashPart(info.storePath)}.ls`;
     const lsExists = await stat(path.join(input.stagingDir, ls)).then(() => true, () => false);
     if (lsExists) {
-      const enc = (await readCacheMetadata(path.join(input.stagingDir, ls), input.lsCompression)).contentEncoding;
-      await putFile(ls, cacheContentTypes.listing, enc);
+      const from = await encodedOr(input, ls);
+      const enc = (await readCacheMetadata(from, input.lsCompression)).contentEncoding;
+      await putFile(ls, cacheContentTypes.listing, enc, from);
     }
   })));
   if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already uploaded by an earlier run (same content-addressed name and size)' });

@@ -8,13 +8,13 @@ import type { UploadRecord } from '../s3/record.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
 
 /** The docs prefixes a build goes to (stable/ only when the release may move what users see). */
-export function manualPrefixes(result: BuildResult, keepStable?: string): string[] {
+export function manualPrefixes(result: Pick<BuildResult, 'project' | 'official' | 'major'>, keepStable?: string): string[] {
   const base = `manual/${result.project}`;
   if (!result.official) return [`${base}/nightly/`];
   return keepStable ? [`${base}/${result.major}/`] : [`${base}/${result.major}/`, `${base}/stable/`];
 }
 
-export async function planDocs(reader: S3Reader, docs: BucketRef, result: BuildResult, manual: LocalFile[], opts: { record?: UploadRecord; keepStable?: string } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export async function planDocs(reader: S3Reader, docs: BucketRef, result: Pick<BuildResult, 'project' | 'official' | 'major'>, manual: LocalFile[], opts: { record?: UploadRecord; keepStable?: string } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const steps: Step[] = [];
   const skipped: Skip[] = [];
   if (result.official && opts.keepStable) skipped.push({ what: `manual/${result.project}/stable/ in s3://${docs.bucket}/${docs.prefix}`, reason: opts.keepStable });

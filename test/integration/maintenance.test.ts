@@ -58,6 +58,28 @@ describe('isMaintenanceRelease', () => {
     expect(await isMaintenanceRelease(gitAt(dir), '2.93.0', 'main')).toBe(false);
   });
 
+  it('a stale local main does not hide a newer release on origin/main (Lix decides on origin/main)', async () => {
+    git('checkout', '-q', '2.90.1');
+    git('branch', 'stale', '2.90.0');
+    expect(await isMaintenanceRelease(gitAt(dir), '2.90.1', 'stale')).toBe(false);
+    git('update-ref', 'refs/remotes/origin/stale', 'main');
+    expect(await isMaintenanceRelease(gitAt(dir), '2.90.1', 'stale')).toBe(true);
+  });
+
+  it('the newest version counts, not the nearest tag (git describe): a maintenance tag merged into main does not make main look older', async () => {
+    // A maintenance branch with many backports, tagged 2.90.5, merged into main (e.g. to forward-port a fix).
+    git('checkout', '-q', '-b', 'release-2.90-long', '2.90.1');
+    for (let i = 0; i < 10; i++) commit(`backport ${i}`);
+    git('tag', '-a', '2.90.5', '-m', '2.90.5');
+    git('checkout', '-q', '-b', 'merged-main', 'main');
+    git('merge', '-q', '--no-edit', '-s', 'ours', '2.90.5');
+    // git describe, as Lix's latest_tag_on_branch, now names the nearer, older tag: Lix would let 2.90.6 take `latest`.
+    expect(git('describe', '--abbrev=0', 'merged-main')).toBe('2.90.5');
+    git('checkout', '-q', 'release-2.90-long');
+    commit('another backport');
+    expect(await isMaintenanceRelease(gitAt(dir), '2.90.6', 'merged-main')).toBe(true);
+  });
+
   it('the main branch from origin counts when there is no local one; no main at all: not maintenance', async () => {
     git('checkout', '-q', '2.90.1');
     git('update-ref', 'refs/remotes/origin/trunk', 'main');

@@ -107,8 +107,11 @@ describe('build + upload of examples/hello into the local environment', () => {
         const { body } = await get(`local-releases/hello/hello-1.0.0/${name}`);
         expect(sha256Text(body), name).toBe(hex);
       }
+      // .sha256 bytes as Lix's scripts write them: `sha256sum | cut` (a newline) for tarballs, none for the source tarball.
       const sha = (await get('local-releases/hello/hello-1.0.0/hello-1.0.0-x86_64-linux.tar.xz.sha256')).body.toString();
-      expect(sha).toBe(sums.get('hello-1.0.0-x86_64-linux.tar.xz'));
+      expect(sha).toBe(`${sums.get('hello-1.0.0-x86_64-linux.tar.xz')}\n`);
+      expect((await get('local-releases/hello/hello-1.0.0/hello-1.0.0-manual.tar.gz.sha256')).body.toString()).toBe(`${sums.get('hello-1.0.0-manual.tar.gz')}\n`);
+      expect((await get('local-releases/hello/hello-1.0.0/hello-1.0.0.tar.gz.sha256')).body.toString()).toBe(sums.get('hello-1.0.0.tar.gz'));
     });
 
     it('content types are right', async () => {

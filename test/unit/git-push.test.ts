@@ -56,8 +56,12 @@ describe('git push of branch and tag', () => {
     expect(lsRemote(p.remote)).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
   });
 
-  it('Gerrit remotes get the branch as refs/for/BRANCH', async () => {
-    expect(renderPlan(await plan({ remote: '../remote.git', gerrit: true }))).toContain(`git push --atomic ../remote.git ${record.mergeCommit}:refs/for/main refs/tags/1.0.0:refs/tags/1.0.0`);
+  it('Gerrit remotes get the branch as refs/for/BRANCH, then the tag, in two pushes (as Lix pushes)', async () => {
+    expect(renderPlan(await plan({ remote: '../remote.git', gerrit: true }))).toBe([
+      'git push for review to ../remote.git:', `  [dry-run] git push ../remote.git ${record.mergeCommit}:refs/for/main`,
+      'git push tag to ../remote.git:', '  [dry-run] git push ../remote.git refs/tags/1.0.0:refs/tags/1.0.0',
+    ].join('\n'));
+    expect(renderPlan(await plan({ remote: '../remote.git', gerrit: true, branchPush: 'direct' }))).toContain(`git push ../remote.git ${record.mergeCommit}:refs/heads/main\n`);
   });
 
   it('remoteMatching picks the one remote whose push URL matches, else says which exist', async () => {

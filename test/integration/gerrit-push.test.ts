@@ -1,0 +1,86 @@
+// The git push to a Gerrit remote (issue 17), against a bare repository whose hooks refuse what
+// Gerrit refuses (test/fixtures/gerrit-hooks): refs/for/ mixed with other refs, direct pushes
+// without permission, a tag whose commit is not known yet; and turn refs/for/BRANCH into
+// refs/changes/NN/N/1 as Gerrit does. Read back with `git ls-remote`.
+import { execFileSync } from 'node:child_process';
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { renderPlan, type Plan } from '../../lib/actions.ts';
+import { apply } from '../../lib/apply.ts';
+import { gitAt } from '../../lib/git/git.ts';
+import { gitReader, gitWriter, planGitPush } from '../../lib/git/push.ts';
+import { createLogger } from '../../lib/log.ts';
+import type { TagRecord } from '../../lib/tag-record.ts';
+import { repoRoot, scratchProject, type ScratchProject } from '../helpers/project.ts';
+import { tagLikeReleng } from '../helpers/tagged.ts';
+
+const lsRemote = (remote: string) => execFileSync('git', ['ls-remote', remote], { encoding: 'utf8' });
+
+describe('git push to Gerrit (a bare repository with Gerrit\'s refusals as hooks)', () => {
+  let p: ScratchProject;
+  let record: TagRecord;
+  let mainBefore: string;
+  const lines: string[] = [];
+  const log = createLogger({ quiet: true });
+  const capture = { ...log, info: (m: string) => { lines.push(m); } };
+  const plan = (git: any) => planGitPush(gitReader(gitAt(p.dir)), { envName: 'production', git, record, cwd: p.dir, forcePushTag: false }).then((x): Plan => x);
+  const remoteGit = (...args: string[]) => execFileSync('git', ['-C', p.remote, ...args], { encoding: 'utf8' });
+
+  beforeEach(async () => {
+    p = await scratchProject();
+    p.git('push', '-q', 'origin', 'main');
+    mainBefore = p.git('rev-parse', 'main');
+    for (const h of ['pre-receive', 'post-receive']) await copyFile(path.join(repoRoot, 'test/fixtures/gerrit-hooks', h), path.join(p.remote, 'hooks', h));
+    execFileSync('chmod', ['+x', path.join(p.remote, 'hooks/pre-receive'), path.join(p.remote, 'hooks/post-receive')]);
+    record = await tagLikeReleng(p);
+    lines.length = 0;
+  });
+  afterEach(async () => { await p.cleanup(); });
+
+  it('the hooks refuse what Gerrit refuses: the atomic push of refs/for/ with the tag, and the non-Gerrit push', async () => {
+    const mixed: Plan = { steps: [{ title: 'atomic mix', actions: [{ kind: 'git.push', cwd: p.dir, remote: p.remote, refspecs: [`${record.mergeCommit}:refs/for/main`, 'refs/tags/1.0.0:refs/tags/1.0.0'], atomic: true, gerrit: true }] }], skipped: [] };
+    await expect(apply(mixed, { log, dryRun: false, writers: { git: gitWriter } })).rejects.toThrow(/refs\/for\/ cannot be pushed together with other refs/);
+    // releng's non-Gerrit path (one atomic push to refs/heads/ and the tag) is refused too.
+    await expect(apply(await plan({ remote: p.remote, gerrit: false }), { log, dryRun: false, writers: { git: gitWriter } })).rejects.toThrow(/prohibited by Gerrit/);
+    expect(lsRemote(p.remote)).not.toContain('refs/tags/1.0.0');
+    expect(lsRemote(p.remote)).not.toContain('refs/changes/');
+  });
+
+  it('gerrit: true pushes the merge commit for review, verifies the change, then pushes the tag and verifies it', async () => {
+    const first = await plan({ remote: p.remote, gerrit: true });
+    expect(first.steps.map((s) => s.title)).toEqual([`git push for review to ${p.remote}`, `git push tag to ${p.remote}`]);
+    await apply(first, { log: capture as any, dryRun: false, writers: { git: gitWriter } });
+    const remote = lsRemote(p.remote);
+    expect(remote).toContain(`${record.mergeCommit}\trefs/changes/01/1/1`);
+    expect(remote).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
+    expect(remote).toContain(`${mainBefore}\trefs/heads/main`); // review, not a direct push
+    expect(remote).not.toContain('refs/for/');
+    expect(lines).toContain(`verified with git ls-remote: refs/changes/01/1/1 is at ${record.mergeCommit.slice(0, 12)} (the merge commit under review (refs/changes/) or on main)`);
+    expect(lines).toContain(`verified with git ls-remote: refs/tags/1.0.0^{} is at ${record.releaseCommit.slice(0, 12)} (tag 1.0.0 at the release commit)`);
+
+    // A re-run: Gerrit answers "no new changes" to the branch (success, verified again); the tag is there.
+    const again = await plan({ remote: p.remote, gerrit: true });
+    expect(renderPlan(again)).toContain(`git push for review to ${p.remote}:\n  [dry-run] git push ${p.remote} ${record.mergeCommit}:refs/for/main\n`);
+    expect(again.steps).toHaveLength(1);
+    expect(again.skipped.map((s) => s.reason)).toEqual([`refs/tags/1.0.0 is already on the remote at ${record.releaseCommit.slice(0, 12)}`]);
+    await apply(again, { log: capture as any, dryRun: false, writers: { git: gitWriter } });
+    expect(remoteGit('for-each-ref', '--format=%(refname)', 'refs/changes').trim().split('\n')).toEqual(['refs/changes/01/1/1']);
+  });
+
+  it('branchPush: direct pushes the branch to refs/heads/, then the tag, each verified', async () => {
+    remoteGit('config', 'gerrit.allowDirectPush', 'true');
+    await apply(await plan({ remote: p.remote, gerrit: true, branchPush: 'direct' }), { log: capture as any, dryRun: false, writers: { git: gitWriter } });
+    const remote = lsRemote(p.remote);
+    expect(remote).toContain(`${record.mergeCommit}\trefs/heads/main`);
+    expect(remote).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
+    expect(lines).toContain(`verified with git ls-remote: refs/heads/main is at ${record.mergeCommit.slice(0, 12)} (the merge commit on main)`);
+  });
+
+  it('a push the remote accepts but does not keep fails the ls-remote check, and the tag is not pushed', async () => {
+    remoteGit('config', 'gerrit.dropChanges', 'true');
+    const err = await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } }).catch((e) => e);
+    expect(err.message).toContain(`git ls-remote shows no refs/changes/* or refs/heads/main at ${record.mergeCommit.slice(0, 12)}`);
+    expect(lsRemote(p.remote)).not.toContain('refs/tags/1.0.0');
+  });
+});
