@@ -123,13 +123,15 @@ export const commands: CommandDef[] = [
   {
     name: 'channel',
     summary: 'publish a Hydra evaluation as a channel release and move the channel (never backwards)',
-    usage: 'releng channel CHANNEL (--build URL | --hydra-json FILE)',
+    usage: 'releng channel CHANNEL (--build URL | --hydra-json FILE | --verify)',
     reads: 'Hydra JSON, the binary cache, the channel\'s current redirect',
-    changes: 'S3: the release prefix and the channel redirects; git: the channel branch',
+    changes: 'S3: the release prefix and the channel redirects; git: the channel branch. Exit 3: already at that release; 4: would go back in time (both: nothing to do)',
     flags: [
       { name: 'build', type: 'string', value: 'URL', description: 'the Hydra build to publish (e.g. https://hydra.nixos.org/build/ID or .../latest-finished)' },
       { name: 'hydra-json', type: 'string', value: 'FILE', description: 'the build from Hydra\'s RunCommand file (pass "$HYDRA_JSON")' },
-      { name: 'force', type: 'boolean', description: 'publish even if the channel would go back in time or is already there (logged loudly)' },
+      { name: 'force', type: 'boolean', description: 'publish even if the channel would go back in time or is already there, or its branch is not a fast-forward (logged loudly)' },
+      { name: 'verify', type: 'boolean', description: 'publish nothing: read the release the channel points at back and check every file, .sha256 and redirect' },
+      { name: 'keep-staged', type: 'boolean', description: 'keep the downloaded products in the state directory after a successful publish' },
     ],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
@@ -181,7 +183,7 @@ export function mainHelp(): string {
     ...globalFlags.map(flagLine),
     '',
     'Run `releng <command> --help` for what a command reads and changes.',
-    'Exit status: 0 success, 1 failure, 2 usage error.',
+    'Exit status: 0 success, 1 failure, 2 usage error; `channel` also 3 (already at that release) and 4 (would go back in time): nothing to do.',
   ].join('\n');
 }
 

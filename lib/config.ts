@@ -81,6 +81,8 @@ const environment = z.object({
   /** Public URL of releasesBucket (channel redirect targets); default `/BUCKET[/PREFIX]` on the S3 endpoint. */
   releasesUrl: z.string().regex(/^(https?:\/\/[^\s]+|\/[^\s]*)$/, 'expected an http(s):// URL or a path starting with /').optional(),
   s3,
+  /** Per-bucket endpoint/region over `s3`, keyed by bucket name (NixOS: nix-channels in us-east-1, nix-releases in eu-west-1); same credentials. */
+  bucketS3: z.record(z.string(), s3.partial().strict()).default({}),
   credentials: credentials.default({ source: 'env', accessKeyIdVar: 'AWS_ACCESS_KEY_ID', secretAccessKeyVar: 'AWS_SECRET_ACCESS_KEY' }),
   cache: cache.optional(),
   git: git.optional(),

@@ -70,13 +70,25 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   }
   const credentials = await resolveCredentials(name, env);
   let s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
+  const byBucket: Record<string, S3Store> = {};
   const cacheRegion = env.cache?.region;
   if (cacheRegion && cacheRegion !== env.s3.region) {
     if (cache.bucket === releases.bucket || cache.bucket === docs.bucket || cache.bucket === channels?.bucket) {
       throw new ReleaseError(`environments.${name}.cache.region (${cacheRegion}) differs from s3.region (${env.s3.region}), but the cache bucket ${cache.bucket} is also another of its buckets`,
         'give the cache its own bucket, or drop cache.region');
     }
-    s3 = routeByBucket(s3, cache.bucket, s3Store(createS3Client({ ...env.s3, region: cacheRegion, endpoint }, credentials), endpoint));
+    byBucket[cache.bucket] = s3Store(createS3Client({ ...env.s3, region: cacheRegion, endpoint }, credentials), endpoint);
+  }
+  for (const [bucket, settings] of Object.entries(env.bucketS3 ?? {})) {
+    if (!buckets.includes(bucket)) {
+      throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+    }
+    const merged = { ...env.s3, ...(bucket === cache.bucket && cacheRegion ? { region: cacheRegion } : {}), ...settings };
+    if (merged.endpoint === 'embedded') throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
+    byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: merged.endpoint }, credentials), merged.endpoint);
+  }
+  if (Object.keys(byBucket).length) {
+    s3 = routeByBucket(s3, byBucket);
   }
   const opened: OpenEnvironment = {
     name, env, s3, endpoint, releases, cache, docs, channels, embeddedS3, registries: [],

@@ -38,3 +38,18 @@ export function describeError(err: unknown): string {
 export class DryRunStop extends Error {
   constructor() { super('dry run'); this.name = 'DryRunStop'; }
 }
+
+/**
+ * Exit statuses other than 0/1/2: conditions a timer or a Hydra job treats as "nothing to do"
+ * (SuccessExitStatus=3 4 in a systemd unit). Documented in docs/channel.md.
+ */
+export const EXIT_ALREADY_PUBLISHED = 3;
+export const EXIT_WOULD_GO_BACK = 4;
+
+/** Not a failure: there was nothing to publish. The entry script logs the message and exits with `exitStatus`. */
+export class NothingToDo extends ReleaseError {
+  constructor(message: string, hint: string | undefined, readonly exitStatus: number, readonly result?: unknown) {
+    super(message, hint);
+    this.name = 'NothingToDo';
+  }
+}

@@ -1,12 +1,13 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
-// Exit 0 success, 1 failure, 2 usage error. Only this file prints errors.
+// Exit 0 success, 1 failure, 2 usage error, 3/4 nothing to do (NothingToDo: already published /
+// would go back in time). Only this file prints errors.
 import { parseArgs } from 'node:util';
 import { commandHelp, commandNamed, globalFlags, mainHelp, releasePhases, type CommandDef } from '../lib/commands.ts';
 import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
 import { confirmationRequired, isUnattended, unattendedError } from '../lib/confirm.ts';
 import { makeContext, type Context, type Flags } from '../lib/context.ts';
 import { environmentName } from '../lib/environment.ts';
-import { describeError, DryRunStop, ReleaseError, UsageError } from '../lib/errors.ts';
+import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../lib/errors.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { redact } from '../lib/secrets.ts';
 import { loadVersion, type VersionInfo } from '../lib/version.ts';
@@ -107,6 +108,11 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof DryRunStop) {
       if (p.flags.json) process.stdout.write(JSON.stringify({ ok: true, command: p.command.name, dryRun: true }) + '\n');
       return 0;
+    }
+    if (e instanceof NothingToDo) {
+      log.info(redact(describeError(e)));
+      if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, nothingToDo: e.message, exitStatus: e.exitStatus, result: e.result }, null, 2)) + '\n');
+      return e.exitStatus;
     }
     const message = redact(describeError(e));
     process.stderr.write(`${log.colour('red', 'error:')} ${message}\n`);

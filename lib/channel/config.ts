@@ -21,10 +21,14 @@ const product = z.object({
   job: nonEmpty,
   /** Destination file name in the release prefix (templated); default: the product's own file name. */
   file: nonEmpty.optional(),
-  /** Pick the product with this subtype when the job has several (e.g. `json-br`, `source-dist`). */
+  /** Only products of this Hydra type (the first word of a hydra-build-products line: `file`, `doc`, `nix-build`). */
+  type: nonEmpty.optional(),
+  /** Only products of this subtype (second word: `source-dist`, `json-br`, `iso`, `ova`, ...). */
   subtype: z.string().optional(),
-  /** Or pick the product whose file name matches this regex. */
+  /** Only products whose file name matches this regex (e.g. `\\.tar\\.zst$` when a job has a .tar.xz and a .tar.zst). */
   fileMatches: regex.optional(),
+  /** Only for channels whose whole name matches this regex (per-series rules: `nixos-2[0-3]\\.[0-9]{2}`); default: every channel of the kind. */
+  channelMatches: regex.optional(),
   /** A missing job or product is skipped (logged) instead of failing the run. */
   optional: z.boolean().default(false),
   redirects: z.array(productRedirect).default([]),

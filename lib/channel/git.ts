@@ -38,3 +38,29 @@ export async function remoteBranchHead(mirror: string, remote: string, branch: s
   }
   return out.split('\n').find((l) => l.endsWith(`\trefs/heads/${branch}`))?.split('\t')[0];
 }
+
+/** How the channel branch moves to the release's commit. */
+export type BranchMove = 'create' | 'unchanged' | 'fast-forward' | 'forced';
+
+/**
+ * Checked before anything is uploaded: the branch must be absent, already at `rev`, or an ancestor
+ * of `rev` (a fast-forward). Anything else needs --force (then pushed with --force-with-lease from
+ * the commit seen here); without it the run stops, and nothing was written.
+ */
+export async function checkBranchMove(opts: { mirror: string; remote: string; branch: string; remoteHead?: string; rev: string; force: boolean }): Promise<BranchMove> {
+  const { mirror, remote, branch, remoteHead, rev, force } = opts;
+  if (!remoteHead) return 'create';
+  if (remoteHead === rev) return 'unchanged';
+  const g = gitAt(mirror);
+  if ((await g.tryGit(['cat-file', '-e', `${remoteHead}^{commit}`])) === undefined) {
+    try {
+      await g.git(['fetch', '--quiet', '--no-write-fetch-head', '--end-of-options', remote, `+refs/heads/${branch}:refs/releng/remote-heads/${branch}`]);
+    } catch (e) {
+      throw new ReleaseError(`cannot fetch branch ${branch} from ${remote} to check that it can move to ${rev}: ${(e as Error).message}`, 'check access to the git remote; nothing was published', { cause: e });
+    }
+  }
+  if ((await g.tryGit(['merge-base', '--is-ancestor', remoteHead, rev])) !== undefined) return 'fast-forward';
+  if (force) return 'forced';
+  throw new ReleaseError(`branch ${branch} on ${remote} is at ${remoteHead}, which is not an ancestor of ${rev}: moving it would not be a fast-forward`,
+    'the branch moved elsewhere (check the remote); pass --force to move it anyway (pushed with --force-with-lease); nothing was published');
+}

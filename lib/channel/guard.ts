@@ -1,7 +1,7 @@
 // The rollback guard: a channel never moves to an older release. Reads the channel object's
 // x-amz-website-redirect-location and orders releases with Nix's compareVersions(parseDrvName).
 // Fails closed: anything but "no channel yet" that cannot be read or parsed stops the run.
-import { ReleaseError } from '../errors.ts';
+import { EXIT_WOULD_GO_BACK, NothingToDo, ReleaseError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { compareVersions, parseDrvName } from '../nix/versions.ts';
 import type { S3Reader } from '../s3/store.ts';
@@ -42,8 +42,9 @@ export async function checkChannelGuard(opts: {
   if (order === 0 && !force) return { verdict: 'same', current, reason: `channel ${channel} is already at ${current}: nothing to do` };
   if (order < 0) return { verdict: 'newer', current, reason: `${channel}: ${current} → ${next}` };
   if (!force) {
-    throw new ReleaseError(`channel ${channel} would go back in time from ${current} to ${next}; refusing`,
-      'publish a newer evaluation; pass --force only if the channel must really move back (it is logged)');
+    throw new NothingToDo(`channel ${channel} would go back in time from ${current} to ${next}; refusing`,
+      'nothing to do until Hydra has a newer evaluation; pass --force only if the channel must really move back (it is logged)', EXIT_WOULD_GO_BACK,
+      { channel, verdict: 'older', previous: current, release: next });
   }
   const reason = order === 0
     ? `--force: re-publishing ${channel} at the same version (${current} → ${next})`

@@ -73,33 +73,73 @@ export interface ChannelPlan extends Plan {
   pageKey: string;
   channelKey: string;
   channelTarget: string;
+  /** Aliases left pointing at an earlier release because this release lacks their file (logged and in --json). */
+  staleAliases: StaleAlias[];
 }
+
+/** An alias of an optional product this release does not have: kept (it still works), never silently. */
+export interface StaleAlias {
+  /** Key in the channels bucket, e.g. nixos-24.11/latest-nixos-gnome-aarch64-linux.iso. */
+  alias: string;
+  /** Where it still points (a file of an earlier release). */
+  target: string;
+  /** Why this release has no such file. */
+  reason: string;
+}
+
+/** An optional product left out of this release, with the aliases it would have had. */
+interface SkippedProduct { job: string; what: string; reason: string; aliases: string[] }
 
 interface ChosenProduct { job: string; product: FileProduct; file: string; redirects: ChannelRelease['kind']['products'][number]['redirects'] }
 
-/** Looks up every configured product in the evaluation (Hydra reads only; no download). */
-async function chooseProducts(release: ChannelRelease, skipped: Skip[]): Promise<ChosenProduct[]> {
+/** The alias names a product's redirects create (NAME, and NAME.sha256 when asked). */
+function aliasNames(redirects: ChosenProduct['redirects'], vars: Record<string, string>, job: string): string[] {
+  return redirects.flatMap((r) => {
+    const name = fillTemplate(r.name, vars, `redirects of job ${job}`);
+    return r.sha256 ? [name, `${name}.sha256`] : [name];
+  });
+}
+
+/** The products configured for this channel: those without channelMatches, or whose channelMatches matches the whole name. */
+export function productsFor(kind: ChannelRelease['kind'], channel: string): ChannelRelease['kind']['products'] {
+  return kind.products.filter((p) => p.channelMatches === undefined || new RegExp(`^(?:${p.channelMatches})$`).test(channel));
+}
+
+/**
+ * Looks up every configured product in the evaluation (Hydra reads only; no download). Every
+ * required product must exist and have finished successfully, or the run stops here, before any
+ * write; an optional one that is missing or failed is skipped with its reason.
+ */
+async function chooseProducts(release: ChannelRelease, skipped: Skip[], skippedProducts: SkippedProduct[]): Promise<ChosenProduct[]> {
   const out: ChosenProduct[] = [];
-  for (const [i, spec] of release.kind.products.entries()) {
-    const field = `channels.kinds[].products[${i}]`;
+  const skip = (job: string, reason: string, spec: ChannelRelease['kind']['products'][number]) => {
+    skipped.push({ what: `optional product of job ${job}`, reason });
+    skippedProducts.push({ job, what: `optional product of job ${job} skipped`, reason, aliases: aliasNames(spec.redirects, release.vars, job) });
+  };
+  for (const spec of productsFor(release.kind, release.channel)) {
+    const field = `channels.kinds[].products[${release.kind.products.indexOf(spec)}]`;
     const job = fillTemplate(spec.job, release.vars, `${field}.job`);
     const jobUrl = `${release.evalUrl}/job/${job}`;
     let build;
     try {
       build = await release.hydra.jobInEval(release.evalId, job);
     } catch (e) {
-      if (spec.optional && e instanceof HydraHttpError && e.status === 404) { skipped.push({ what: `optional product of job ${job}`, reason: `no such job in evaluation ${release.evalId}` }); continue; }
+      if (e instanceof HydraHttpError && e.status === 404) {
+        if (spec.optional) { skip(job, `no such job in evaluation ${release.evalId}`, spec); continue; }
+        throw new ReleaseError(`evaluation ${release.evalUrl} has no job ${job}, which ${field} requires`, 'is this the right evaluation? mark the product optional, or limit it with channelMatches in releng.json; nothing was published', { cause: e });
+      }
       throw e;
     }
     if (!build.finished || build.buildstatus !== 0) {
-      if (spec.optional) { skipped.push({ what: `optional product of job ${job}`, reason: `its build ${build.id} did not succeed` }); continue; }
-      throw new ReleaseError(`job ${job} of evaluation ${release.evalUrl} has not succeeded (build ${build.id}, buildstatus ${build.buildstatus})`, 'wait for it, or mark the product optional in releng.json; nothing was published');
+      const state = build.finished ? `failed, buildstatus ${build.buildstatus}` : 'not finished';
+      if (spec.optional) { skip(job, `its build ${release.hydra.base}/build/${build.id} did not succeed (${state})`, spec); continue; }
+      throw new ReleaseError(`job ${job} of evaluation ${release.evalUrl} has not succeeded (build ${release.hydra.base}/build/${build.id}: ${state})`, 'wait for it, or mark the product optional in releng.json; nothing was published');
     }
     const product = selectProduct(build, spec, jobUrl);
     if (!product) {
-      if (spec.optional) { skipped.push({ what: `optional product of job ${job}`, reason: 'no product matches subtype/fileMatches' }); continue; }
-      throw new ReleaseError(`job ${job} (${jobUrl}) has no product${spec.subtype !== undefined ? ` of subtype "${spec.subtype}"` : ''}${spec.fileMatches ? ` matching /${spec.fileMatches}/` : ''}`,
-        'fix subtype/fileMatches in channels.kinds[].products, or mark it optional; nothing was published');
+      if (spec.optional) { skip(job, 'no product matches type/subtype/fileMatches', spec); continue; }
+      throw new ReleaseError(`job ${job} (${jobUrl}) has no product${spec.type !== undefined ? ` of type "${spec.type}"` : ''}${spec.subtype !== undefined ? ` of subtype "${spec.subtype}"` : ''}${spec.fileMatches ? ` matching /${spec.fileMatches}/` : ''}`,
+        'fix type/subtype/fileMatches in channels.kinds[].products, or mark it optional; nothing was published');
     }
     const defaultName = product.path.split('/').at(-1)!;
     const file = requireSegment(spec.file ? fillTemplate(spec.file, release.vars, `${field}.file`) : defaultName, `destination file of job ${job}`);
@@ -126,11 +166,12 @@ async function stageStorePaths(release: ChannelRelease, stagingDir: string): Pro
 export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan> {
   const { release, reader, releases, channels, log } = input;
   const skipped: Skip[] = [];
+  const skippedProducts: SkippedProduct[] = [];
   const steps: Step[] = [];
   const pageKey = `${releases.prefix}${release.releasePrefix}`;
   const filesPrefix = `${pageKey}/`;
   const vars = { ...release.vars, lastModified: String(Math.floor(input.commitDate.getTime() / 1000)) };
-  const chosen = await chooseProducts({ ...release, vars }, skipped);
+  const chosen = await chooseProducts({ ...release, vars }, skipped, skippedProducts);
   const downloaded: string[] = [];
 
   const page = await reader.head(releases.bucket, pageKey);
@@ -236,11 +277,32 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
   // unfinished then is not there, so no alias may point at it now (never a redirect to nothing).
   if (prefixComplete) {
     const present = new Set((await reader.list(releases.bucket, filesPrefix)).map((o) => o.key.slice(filesPrefix.length)));
+    for (const c of chosen) {
+      if (present.has(c.file)) continue;
+      const names = new Set(aliasNames(c.redirects, vars, c.job));
+      skippedProducts.push({ job: c.job, what: `the file of job ${c.job} is missing`, reason: `${c.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}`, aliases: [...names] });
+      for (let i = aliases.length - 1; i >= 0; i--) if (names.has(aliases[i]!.name)) aliases.splice(i, 1);
+    }
     for (let i = aliases.length - 1; i >= 0; i--) {
-      const a = aliases[i]!;
-      if (present.has(a.file)) continue;
-      skipped.push({ what: `channel alias ${release.channel}/${a.name}`, reason: `${a.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}` });
+      if (present.has(aliases[i]!.file)) continue;
+      skipped.push({ what: `channel alias ${release.channel}/${aliases[i]!.name}`, reason: `${aliases[i]!.file} is not in the completed release prefix s3://${releases.bucket}/${filesPrefix}` });
       aliases.splice(i, 1);
+    }
+  }
+  // Aliases of optional products this release lacks: an existing one keeps pointing at the earlier
+  // release's file (a working download, rather than a 404), with a warning in the log and in --json;
+  // none is created (never a redirect to nothing). docs/channel.md, "Optional products".
+  const staleAliases: StaleAlias[] = [];
+  for (const sp of skippedProducts) {
+    for (const name of sp.aliases) {
+      const key = `${channelDir}/${name}`;
+      const h = await reader.head(channels.bucket, key);
+      if (h?.redirect) {
+        staleAliases.push({ alias: key, target: h.redirect, reason: `${sp.what}: ${sp.reason}` });
+        log.warn(`channel alias s3://${channels.bucket}/${key} keeps pointing at ${h.redirect} (an earlier release): this release has no such file (${sp.what}: ${sp.reason})`);
+      } else {
+        skipped.push({ what: `channel alias ${release.channel}/${name}`, reason: `${sp.what} (${sp.reason}); no alias is created for it` });
+      }
     }
   }
   const seen = new Set<string>();
@@ -267,5 +329,5 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
   } else {
     steps.push({ title: `channel ${release.channel} (last)`, actions: [redirectAction(channelDir, channelTarget)] });
   }
-  return { steps, skipped, prefixComplete, downloaded, pageKey, channelKey: channelDir, channelTarget };
+  return { steps, skipped, prefixComplete, downloaded, pageKey, channelKey: channelDir, channelTarget, staleAliases };
 }

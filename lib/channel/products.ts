@@ -21,9 +21,10 @@ export interface FileProduct extends HydraProduct {
   sha256hash: string;
 }
 
-/** The product of `build` that `spec` selects; undefined when there is none (caller decides if that is fatal). */
+/** The product of `build` that `spec` selects (by type, subtype and file-name regex, all that are set); undefined when there is none (caller decides if that is fatal). */
 export function selectProduct(build: HydraBuild, spec: ChannelProduct, buildUrl: string): FileProduct | undefined {
   let products = Object.entries(build.buildproducts).sort(([a], [b]) => Number(a) - Number(b)).map(([, p]) => p);
+  if (spec.type !== undefined) products = products.filter((p) => p.type === spec.type);
   if (spec.subtype !== undefined) products = products.filter((p) => (p.subtype ?? '') === spec.subtype);
   if (spec.fileMatches !== undefined) {
     const re = new RegExp(spec.fileMatches);
@@ -32,7 +33,7 @@ export function selectProduct(build: HydraBuild, spec: ChannelProduct, buildUrl:
   if (products.length > 1) {
     const list = products.map((p) => `${p.subtype || '(no subtype)'} ${p.path.split('/').at(-1)}`).join(', ');
     throw new ReleaseError(`job ${spec.job} (${buildUrl}) has ${products.length} products matching the channel config (${list})`,
-      'set "subtype" or "fileMatches" on this product in channels.kinds[].products to pick one; nothing was published');
+      'set "type", "subtype" or "fileMatches" on this product in channels.kinds[].products to pick one; nothing was published');
   }
   const p = products[0];
   if (!p) return undefined;

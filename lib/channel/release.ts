@@ -2,7 +2,7 @@
 // file), its evaluation, git revision, release name/version and release prefix. Reads only.
 import { readFile } from 'node:fs/promises';
 import { ReleaseError, UsageError } from '../errors.ts';
-import { hydraBaseOf, hydraClient, type FetchLike, type HydraReader } from '../hydra/client.ts';
+import { hydraBaseOf, hydraClient, type FetchLike, type HydraReader, type HydraRetry } from '../hydra/client.ts';
 import { runCommandSchema, type HydraBuild, type HydraEval } from '../hydra/schemas.ts';
 import { parseJsonText, parseWith } from '../zod-errors.ts';
 import type { ChannelKind, ChannelsConfig } from './config.ts';
@@ -57,7 +57,7 @@ export function revisionOf(evaluation: HydraEval, input: string, evalUrl: string
 
 /** Reads the build (and its evaluation) a run publishes. */
 export async function resolveRelease(opts: {
-  channel: string; channels: ChannelsConfig; configFile: string; source: ReleaseSource; fetchImpl?: FetchLike;
+  channel: string; channels: ChannelsConfig; configFile: string; source: ReleaseSource; fetchImpl?: FetchLike; retry?: Partial<HydraRetry>;
 }): Promise<ChannelRelease> {
   const { channel, channels } = opts;
   requireSegment(channel, 'channel name');
@@ -67,11 +67,11 @@ export async function resolveRelease(opts: {
   if ('buildUrl' in opts.source) {
     const url = opts.source.buildUrl;
     if (!/^https?:\/\//.test(url)) throw new UsageError(`--build ${url}: expected an http(s):// Hydra build URL`);
-    const first = hydraClient(channels.hydraUrl, opts.fetchImpl);
+    const first = hydraClient(channels.hydraUrl, opts.fetchImpl, opts.retry);
     const r = await first.buildAt(url);
     build = r.build;
     const base = hydraBaseOf(r.url) ?? hydraBaseOf(url) ?? channels.hydraUrl;
-    hydra = hydraClient(base, opts.fetchImpl);
+    hydra = hydraClient(base, opts.fetchImpl, opts.retry);
   } else {
     const file = opts.source.hydraJsonFile;
     let text: string;
@@ -82,7 +82,7 @@ export async function resolveRelease(opts: {
     if (!event.finished || event.buildStatus !== 0) {
       throw new ReleaseError(`${file}: build ${event.build} (${event.job}) has not succeeded (finished: ${event.finished}, buildStatus: ${event.buildStatus})`, 'only successful builds are published; nothing was published');
     }
-    hydra = hydraClient(channels.hydraUrl, opts.fetchImpl);
+    hydra = hydraClient(channels.hydraUrl, opts.fetchImpl, opts.retry);
     build = await hydra.build(event.build);
     if (build.nixname !== event.nixName) {
       throw new ReleaseError(`${file} says build ${event.build} is ${event.nixName}, but ${hydra.base}/build/${event.build} says ${build.nixname}`, 'is channels.hydraUrl the Hydra that ran this command?');

@@ -1,26 +1,29 @@
 // channel: publish a Hydra evaluation as a channel release and move the channel, never backwards.
 // lock → resolve the release (Hydra) → rollback guard (also in --dry-run) → plan (reads, downloads
 // into staging) → apply: files → page → git push → aliases → channel object. See docs/channel.md.
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { countByKind, planSize } from '../actions.ts';
 import { apply } from '../apply.ts';
 import type { Writers } from '../apply-types.ts';
 import { fillTemplate } from '../channel/names.ts';
 import { checkChannelGuard, type GuardDecision } from '../channel/guard.ts';
-import { fetchRevision, remoteBranchHead, resolveRemote } from '../channel/git.ts';
+import { checkBranchMove, fetchRevision, remoteBranchHead, resolveRemote } from '../channel/git.ts';
 import { lockChannel } from '../channel/lock.ts';
-import { planChannel } from '../channel/plan.ts';
+import { planChannel, type StaleAlias } from '../channel/plan.ts';
 import { resolveRelease, type ReleaseSource } from '../channel/release.ts';
+import { assertChannelRelease, type ChannelVerifyResult } from '../channel/verify.ts';
 import type { Context } from '../context.ts';
-import { openEnvironment } from '../environment.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
+import { openEnvironment, type OpenEnvironment } from '../environment.ts';
+import { EXIT_ALREADY_PUBLISHED, NothingToDo, ReleaseError, UsageError } from '../errors.ts';
 import { gitWriter } from '../git/push.ts';
-import type { FetchLike } from '../hydra/client.ts';
+import type { FetchLike, HydraRetry } from '../hydra/client.ts';
 
 /** Seams for tests: a fetch for Hydra, and a wrapper around the real writers (to inject crashes). */
 export interface ChannelDeps {
   fetchImpl?: FetchLike;
+  /** Retry settings of Hydra reads (tests shorten the delays). */
+  hydraRetry?: Partial<HydraRetry>;
   wrapWriters?: (writers: Writers) => Writers;
   now?: Date;
 }
@@ -36,11 +39,51 @@ export interface ChannelSummary {
   planned: Record<string, number>;
   applied: Record<string, number>;
   downloaded: string[];
+  /** Aliases of skipped optional products that still point at an earlier release (docs/channel.md). */
+  staleAliases: StaleAlias[];
+  /** Where the downloads were staged, and whether they were kept (--keep-staged, --dry-run). */
+  staging?: { dir: string; kept: boolean };
 }
 
 /** Where a channel's files are staged between download and upload (kept for resuming after a crash). */
 export function stagingDirOf(stateDir: string, channel: string, releaseName: string): string {
   return path.join(stateDir, 'channel', channel, releaseName);
+}
+
+/**
+ * Bounds the staging of a channel to one release: a failed run's staging is reused when the next
+ * run publishes the same release, and removed when it publishes another one (gigabytes of ISOs
+ * must not pile up). Returns the directories removed.
+ */
+export async function pruneStaging(stateDir: string, channel: string, keepRelease: string): Promise<string[]> {
+  const dir = path.join(stateDir, 'channel', channel);
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const e of entries) {
+    if (e === keepRelease) continue;
+    await rm(path.join(dir, e), { recursive: true, force: true });
+    removed.push(path.join(dir, e));
+  }
+  return removed;
+}
+
+/** Public URL of the releases bucket: redirect targets start with it. */
+function releasesUrlOf(target: OpenEnvironment): string {
+  return target.env.releasesUrl ?? `/${target.releases.bucket}${target.releases.prefix ? `/${target.releases.prefix.replace(/\/$/, '')}` : ''}`;
+}
+
+/** `releng channel CHANNEL --verify`: reads the published release back (lib/channel/verify.ts); writes nothing. */
+async function verifyOnly(ctx: Context, name: string): Promise<ChannelVerifyResult> {
+  const target = await openEnvironment(ctx);
+  try {
+    if (!target.channels) throw new ReleaseError(`environment "${target.name}" has no channelsBucket`, `set environments.${target.name}.channelsBucket in ${ctx.loaded.file}`);
+    const phase = ctx.log.phase(`verifying channel ${name}`);
+    const r = await assertChannelRelease({ reader: target.s3, releases: target.releases, channels: target.channels, channel: name, releasesUrl: releasesUrlOf(target) });
+    phase.succeed(`channel ${name}: ${r.checked.files} files hashed, ${r.checked.sha256Files} .sha256 files and ${r.checked.redirects} redirects checked (s3://${target.releases.bucket}/${r.pageKey})`);
+    return r;
+  } finally {
+    await target.close();
+  }
 }
 
 function sourceFrom(ctx: Context): ReleaseSource {
@@ -58,8 +101,10 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
   const name = positionals[0]!;
   // The name becomes an S3 key, a git branch and a lock file name: keep it plain.
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name.includes('..')) throw new UsageError(`channel name ${JSON.stringify(name)}: expected letters, digits, ".", "_" and "-" (e.g. nixos-24.11)`);
+  if (ctx.flags.extra.verify === true) return verifyOnly(ctx, name) as unknown as ChannelSummary;
   const source = sourceFrom(ctx);
   const force = ctx.flags.extra.force === true;
+  const keepStaged = ctx.flags.extra['keep-staged'] === true;
   const channels = ctx.config.channels;
   if (!channels) throw new ReleaseError(`${ctx.loaded.file} has no "channels" section`, 'see docs/channel.md for the channel configuration (examples/nixos/releng.json)');
 
@@ -67,7 +112,8 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
   const lock = await lockChannel(path.join(stateDir, 'locks'), name);
   try {
     let phase = log.phase(`reading the release from Hydra`);
-    const release = await resolveRelease({ channel: name, channels, configFile: ctx.loaded.file, source, fetchImpl: deps.fetchImpl });
+    const hydraRetry = { ...deps.hydraRetry, onRetry: (m: string) => log.warn(`Hydra: ${m}`) };
+    const release = await resolveRelease({ channel: name, channels, configFile: ctx.loaded.file, source, fetchImpl: deps.fetchImpl, retry: hydraRetry });
     phase.succeed(`release ${release.releaseName} (build ${release.build.id}, evaluation ${release.evalId}, commit ${release.rev.slice(0, 12)}) → ${release.releasePrefix}`);
 
     phase = log.phase('connecting to environment');
@@ -75,13 +121,13 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
     phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
     try {
       if (!target.channels) throw new ReleaseError(`environment "${target.name}" has no channelsBucket`, `set environments.${target.name}.channelsBucket in ${ctx.loaded.file}`);
-      const releasesUrl = target.env.releasesUrl ?? `/${target.releases.bucket}${target.releases.prefix ? `/${target.releases.prefix.replace(/\/$/, '')}` : ''}`;
+      const releasesUrl = releasesUrlOf(target);
       const channelKey = `${target.channels.prefix}${name}`;
       const decision = await checkChannelGuard({ reader: target.s3, bucket: target.channels.bucket, key: channelKey, channel: name, next: release.releaseName, force, log });
       const base = { channel: name, release: release.releaseName, previous: 'current' in decision ? decision.current : undefined, verdict: decision.verdict, dryRun: flags.dryRun };
       if (decision.verdict === 'same') {
-        log.info(`${decision.reason}`);
-        return { ...base, planned: {}, applied: {}, downloaded: [] };
+        throw new NothingToDo(decision.reason, `exit status ${EXIT_ALREADY_PUBLISHED}: nothing to do (--force re-publishes)`, EXIT_ALREADY_PUBLISHED,
+          { ...base, planned: {}, applied: {}, downloaded: [], staleAliases: [] });
       }
       log.info(`guard: ${decision.reason}`);
 
@@ -94,13 +140,17 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
       const remote = resolveRemote(gitCfg.remote, ctx.root);
       const branch = fillTemplate(gitCfg.branch, release.vars, 'channels.kinds[].git.branch');
       const remoteHead = await remoteBranchHead(mirror, remote, branch);
-      phase.succeed(`commit ${release.rev.slice(0, 12)} of ${commitDate.toISOString()}; ${branch} on ${remote} is at ${remoteHead?.slice(0, 12) ?? '(no branch yet)'}`);
+      // Before anything is uploaded: the branch must be able to move (fast-forward, or --force).
+      const move = await checkBranchMove({ mirror, remote, branch, remoteHead, rev: release.rev, force });
+      phase.succeed(`commit ${release.rev.slice(0, 12)} of ${commitDate.toISOString()}; ${branch} on ${remote} is at ${remoteHead?.slice(0, 12) ?? '(no branch yet)'} (${move})`);
+      if (move === 'forced') log.warn(`--force: branch ${branch} moves from ${remoteHead} to ${release.rev}, which is not a fast-forward`);
 
       const staging = stagingDirOf(stateDir, name, release.releaseName);
+      for (const d of await pruneStaging(stateDir, name, release.releaseName)) log.info(`removed the staging of another release of ${name}: ${d}`);
       phase = log.phase('planning the channel release');
       const plan = await planChannel({
         release, reader: target.s3, releases: target.releases, channels: target.channels, releasesUrl,
-        git: { cwd: mirror, remote, branch, remoteHead, force: decision.verdict === 'forced' },
+        git: { cwd: mirror, remote, branch, remoteHead, force: move === 'forced' },
         commitDate, stagingDir: staging, log, now: deps.now, downloadConcurrency: channels.downloadConcurrency,
       });
       phase.succeed(`planned ${planSize(plan)} writes${plan.prefixComplete ? ' (release prefix already complete)' : ''}`);
@@ -115,12 +165,16 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
         if (head?.redirect !== plan.channelTarget) {
           throw new ReleaseError(`after publishing, s3://${target.channels.bucket}/${channelKey} redirects to ${head?.redirect ?? 'nothing'}, not ${plan.channelTarget}`, 'another run may have moved it; re-run to check');
         }
-        await rm(staging, { recursive: true, force: true });
+        if (keepStaged) log.info(`--keep-staged: the downloads stay in ${staging}`);
+        else await rm(staging, { recursive: true, force: true });
         log.info(`channel ${name} now points at ${plan.channelTarget}`);
+      } else {
+        log.info(`[dry-run] the downloads stay staged in ${staging} for the real run`);
       }
       return {
         ...base, releasePrefix: `s3://${target.releases.bucket}/${plan.pageKey}`, channelUrl: plan.channelTarget,
-        planned: countByKind(plan), applied: applied.byKind, downloaded: plan.downloaded,
+        planned: countByKind(plan), applied: applied.byKind, downloaded: plan.downloaded, staleAliases: plan.staleAliases,
+        staging: { dir: staging, kept: flags.dryRun || keepStaged },
       };
     } finally {
       await target.close();

@@ -1,19 +1,27 @@
-// One S3 adapter over two signing regions (issue 17): Lix signs its cache writes with region
-// `global` in every environment (environment.py DEFAULT_STORE_URI_BITS) and its other uploads with
-// the environment's region (staging: `garage`). Requests for the cache bucket go to the store
-// signing with `cache.region`; everything else to the environment's. Same endpoint, same keys.
+// One S3Store over several endpoints: each bucket goes to the store of its endpoint and region
+// (NixOS keeps nix-releases in eu-west-1 and nix-channels in us-east-1). Planners and apply keep
+// seeing one reader/writer; only the bucket name decides where a request goes.
 import type { S3Store } from './store.ts';
 
-export function routeByBucket(base: S3Store, bucket: string, other: S3Store): S3Store {
-  const pick = (b: string) => (b === bucket ? other : base);
+/** Routes every request by bucket: `byBucket[bucket]` when set, else `fallback`. */
+export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Store>): S3Store {
+  const pick = (bucket: string) => byBucket[bucket] ?? fallback;
   return {
-    endpoint: base.endpoint,
-    list: (b, prefix) => pick(b).list(b, prefix),
-    head: (b, key) => pick(b).head(b, key),
-    getText: (b, key) => pick(b).getText(b, key),
-    checkBucket: (b) => pick(b).checkBucket(b),
+    endpoint: fallback.endpoint,
+    list: (bucket, prefix) => pick(bucket).list(bucket, prefix),
+    head: (bucket, key) => pick(bucket).head(bucket, key),
+    getText: (bucket, key) => pick(bucket).getText(bucket, key),
+    sha256Of: (bucket, key) => {
+      const s = pick(bucket);
+      if (!s.sha256Of) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
+      return s.sha256Of(bucket, key);
+    },
+    checkBucket: (bucket) => pick(bucket).checkBucket(bucket),
     put: (req) => pick(req.bucket).put(req),
-    delete: (b, key) => pick(b).delete(b, key),
-    copy: (from, to) => pick(to.bucket).copy(from, to),
+    delete: (bucket, key) => pick(bucket).delete(bucket, key),
+    copy: (from, to) => {
+      if (pick(from.bucket) !== pick(to.bucket)) throw new Error(`cannot copy s3://${from.bucket}/${from.key} to s3://${to.bucket}/${to.key}: the buckets are on different endpoints`);
+      return pick(to.bucket).copy(from, to);
+    },
   };
 }

@@ -3,6 +3,7 @@ import {
   S3Client, HeadObjectCommand, GetObjectCommand,
   DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import type { S3Settings } from '../config.ts';
 import { ReleaseError } from '../errors.ts';
 import { registerSecret } from '../secrets.ts';
@@ -39,6 +40,8 @@ export interface S3Reader {
   list(bucket: string, prefix: string): Promise<RemoteObject[]>;
   head(bucket: string, key: string): Promise<ObjectHead | undefined>;
   getText(bucket: string, key: string): Promise<string | undefined>;
+  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. */
+  sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
 }
@@ -171,6 +174,18 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
       try {
         const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         return await r.Body!.transformToString();
+      } catch (e: any) {
+        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+        throw explainS3Error(e, endpoint, bucket, key);
+      }
+    },
+    async sha256Of(bucket, key) {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
+        return { size, sha256: hash.digest('hex') };
       } catch (e: any) {
         if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
         throw explainS3Error(e, endpoint, bucket, key);

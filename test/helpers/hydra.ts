@@ -1,26 +1,87 @@
-// Test servers for the channel tests: a fake Hydra serving JSON in Hydra's real shapes (builds,
-// evaluations, store-paths, /eval/ID/job/NAME redirects; HTML to clients that do not ask for JSON),
-// and a static HTTP server for a file:// binary cache made by `nix copy`. Both log requests.
+// Test servers for the channel tests.
+//
+// A fake Hydra serving JSON in the shapes of Hydra's own code (the one part of the stack that cannot
+// run here): GET /build/ID as Builds.pm `as_json` (buildoutputs keyed by output name with `path`,
+// buildproducts keyed by productnr with BuildProducts' json_hint columns type, subtype, name,
+// filesize, sha256hash, path, defaultpath), GET /eval/ID as JobsetEvals' json_hint (builds as ids,
+// jobsetevalinputs keyed by name with revision/value/type/uri/dependency), /eval/ID/job/NAME as a
+// redirect to the build of that job in the evaluation (JobsetEval.pm `job`), /eval/ID/store-paths as
+// the sorted, de-duplicated outputs of the evaluation's successful builds that have a nix-build
+// product (JobsetEval.pm `store_paths`), and HTML to clients that do not ask for JSON.
+//
+// Build products are read from the outputs' nix-support/hydra-build-products the way Hydra's queue
+// runner does: "TYPE SUBTYPE PATH [DEFAULTPATH]" per line; name = the file name of PATH ('' for the
+// output itself); filesize and sha256hash only for regular files; an output without that file gets
+// one "nix-build" product (subtype '' for `out`), named after the store path without its hash.
+//
+// Faults, per request path: `failing` (HTTP 500 always), `flaky` (HTTP 500 the next N times),
+// `truncated` (the next N answers announce the full Content-Length, send half, then drop the
+// connection), `resets` (drop the connection without an answer N times), `html`, `raw` bodies.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+
+export interface FakeHydraBuildInput {
+  id: number;
+  job: string;
+  nixname: string;
+  project?: string;
+  jobset?: string;
+  system?: string;
+  /** Output path of `out` (a real store path, whose nix-support/hydra-build-products is read). */
+  out: string;
+  evals: number[];
+  /** Hydra's buildstatus: 0 success, 1 failed, ... (finished builds only). */
+  buildstatus?: number;
+  finished?: boolean;
+}
 
 export interface FakeHydra {
   url: string;
   builds: Map<number, any>;
   evals: Map<number, any>;
-  /** evalId → job name → build id. */
-  jobs: Map<number, Record<string, number>>;
-  storePaths: Map<number, string[]>;
-  /** Paths answered with HTTP 500 (Hydra failing), and with an HTML page. */
   failing: Set<string>;
+  flaky: Map<string, number>;
+  truncated: Map<string, number>;
+  resets: Map<string, number>;
   html: Set<string>;
-  /** Raw bodies served as JSON (schema mismatch tests). */
   raw: Map<string, string>;
   requests: string[];
+  /** Adds a build, its products read from its output as Hydra's queue runner reads them. */
+  addBuild(b: FakeHydraBuildInput): Promise<any>;
+  /** Adds an evaluation of the given builds, with one git input. */
+  addEval(e: { id: number; builds: number[]; inputs: Record<string, { type: string; uri: string; revision: string }>; timestamp?: number }): any;
   stop(): Promise<void>;
+}
+
+/** Hydra's product line: type, subtype, path (optionally quoted), optional default path. */
+const PRODUCT_LINE = /^([a-zA-Z0-9_-]+)\s+([a-zA-Z0-9_-]+)\s+("[^"]*"|\S+)(\s+(\S+))?\s*$/;
+
+/** The buildproducts of an output, as Hydra records them. */
+export async function readBuildProducts(out: string, outputName = 'out'): Promise<Record<string, any>> {
+  const text = await readFile(path.join(out, 'nix-support', 'hydra-build-products'), 'utf8').catch(() => undefined);
+  const products: any[] = [];
+  if (text === undefined) {
+    products.push({ type: 'nix-build', subtype: outputName === 'out' ? '' : outputName, name: path.basename(out).slice(33), filesize: null, sha256hash: null, path: out, defaultpath: '' });
+  } else {
+    for (const line of text.split('\n')) {
+      const m = PRODUCT_LINE.exec(line);
+      if (!m) continue;
+      const p = m[3]!.replace(/^"(.*)"$/, '$1');
+      const st = await stat(p).catch(() => undefined);
+      if (!st) continue;
+      const regular = st.isFile();
+      products.push({
+        type: m[1], subtype: m[2], name: p === out ? '' : path.basename(p),
+        filesize: regular ? st.size : null, sha256hash: regular ? createHash('sha256').update(await readFile(p)).digest('hex') : null,
+        path: p, defaultpath: m[5] ?? '',
+      });
+    }
+  }
+  return Object.fromEntries(products.map((p, i) => [String(i + 1), p]));
 }
 
 async function listen(server: http.Server): Promise<string> {
@@ -33,31 +94,79 @@ async function close(server: http.Server): Promise<void> {
   await new Promise<void>((r) => server.close(() => r()));
 }
 
+/** Takes one from a fault counter: true while it lasts. */
+function take(m: Map<string, number>, p: string): boolean {
+  const n = m.get(p) ?? 0;
+  if (n <= 0) return false;
+  m.set(p, n - 1);
+  return true;
+}
+
 export async function startFakeHydra(): Promise<FakeHydra> {
-  const h: Omit<FakeHydra, 'url' | 'stop'> = { builds: new Map(), evals: new Map(), jobs: new Map(), storePaths: new Map(), failing: new Set(), html: new Set(), raw: new Map(), requests: [] };
+  const h = {
+    builds: new Map<number, any>(), evals: new Map<number, any>(), failing: new Set<string>(), flaky: new Map<string, number>(),
+    truncated: new Map<string, number>(), resets: new Map<string, number>(), html: new Set<string>(), raw: new Map<string, string>(), requests: [] as string[],
+  };
+  const storePaths = (evalId: number) => {
+    const outs = (h.evals.get(evalId).builds as number[]).map((id) => h.builds.get(id)).filter((b) => b && b.finished === 1 && b.buildstatus === 0
+      && Object.values(b.buildproducts).some((p: any) => p.type === 'nix-build')).map((b) => b.buildoutputs.out.path as string);
+    return [...new Set(outs)].sort();
+  };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const p = url.pathname;
     h.requests.push(`${req.method} ${p}`);
-    const json = (body: unknown) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(typeof body === 'string' ? body : JSON.stringify(body)); };
+    if (take(h.resets, p)) { req.socket.destroy(); return; }
+    const json = (body: unknown) => {
+      const text = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': text.length });
+      if (take(h.truncated, p)) { res.write(text.subarray(0, Math.floor(text.length / 2))); setTimeout(() => req.socket.destroy(), 20); return; }
+      res.end(text);
+    };
     const html = (status: number, text: string) => { res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }); res.end(`<!DOCTYPE html><html><body>${text}</body></html>`); };
-    if (h.failing.has(p)) return html(500, 'Internal Server Error');
+    if (h.failing.has(p) || take(h.flaky, p)) return html(500, 'Internal Server Error');
     // Real Hydra serves HTML unless the client asks for JSON.
     if (h.html.has(p) || !/application\/json/.test(req.headers.accept ?? '')) return html(200, 'Hydra');
     if (h.raw.has(p)) return json(h.raw.get(p));
     let m: RegExpExecArray | null;
     if ((m = /^\/build\/(\d+)$/.exec(p)) && h.builds.has(Number(m[1]))) return json(h.builds.get(Number(m[1])));
     if ((m = /^\/eval\/(\d+)$/.exec(p)) && h.evals.has(Number(m[1]))) return json(h.evals.get(Number(m[1])));
-    if ((m = /^\/eval\/(\d+)\/store-paths$/.exec(p)) && h.storePaths.has(Number(m[1]))) return json(h.storePaths.get(Number(m[1])));
-    if ((m = /^\/eval\/(\d+)\/job\/(.+)$/.exec(p))) {
-      const id = h.jobs.get(Number(m[1]))?.[decodeURIComponent(m[2]!)];
+    if ((m = /^\/eval\/(\d+)\/store-paths$/.exec(p)) && h.evals.has(Number(m[1]))) return json(storePaths(Number(m[1])));
+    if ((m = /^\/eval\/(\d+)\/job\/([^/]+)$/.exec(p)) && h.evals.has(Number(m[1]))) {
+      const job = decodeURIComponent(m[2]!);
+      const id = (h.evals.get(Number(m[1])).builds as number[]).find((b) => h.builds.get(b)?.job === job);
       if (id !== undefined) { res.writeHead(302, { location: `/build/${id}` }); return res.end(); }
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ error: 'This evaluation has no job with the specified name.' }));
     }
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: 'not found' }));
   });
   const url = await listen(server);
-  return { ...h, url, stop: () => close(server) };
+  return {
+    ...h, url, stop: () => close(server),
+    async addBuild(b) {
+      const failed = (b.buildstatus ?? 0) !== 0;
+      const build = {
+        id: b.id, finished: b.finished === false ? 0 : 1, timestamp: 1790000000, starttime: 1790000000, stoptime: b.finished === false ? null : 1790000100,
+        project: b.project ?? 'nixos', jobset: b.jobset ?? 'release', job: b.job, nixname: b.nixname, system: b.system ?? 'x86_64-linux', priority: 100,
+        buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
+        jobsetevals: b.evals, buildoutputs: { out: { path: b.out } },
+        // A failed build has no products (Hydra records them only for successful outputs).
+        buildproducts: failed || b.finished === false ? {} : await readBuildProducts(b.out), buildmetrics: {},
+      };
+      h.builds.set(b.id, build);
+      return build;
+    },
+    addEval(e) {
+      const ev = {
+        id: e.id, timestamp: e.timestamp ?? 1790000000, checkouttime: 3, evaltime: 60, hasnewbuilds: 1, flake: null, builds: e.builds,
+        jobsetevalinputs: Object.fromEntries(Object.entries(e.inputs).map(([k, v]) => [k, { ...v, value: null, dependency: null }])),
+      };
+      h.evals.set(e.id, ev);
+      return ev;
+    },
+  };
 }
 
 export interface StaticServer {

@@ -1,0 +1,116 @@
+// Reads a published channel release back from the buckets and checks it from scratch: the channel
+// object points at a release page; every file the page lists exists with the size and sha256 the
+// page states (the body is hashed, not only its metadata); every NAME.sha256 agrees; no file of the
+// prefix is missing from the page; every alias of the channel redirects to a key that exists.
+// Reads only. Exported for `releng verify` (issue 9); `releng channel CHANNEL --verify` calls it too.
+import { parse } from 'node-html-parser';
+import pLimit from 'p-limit';
+import type { BucketRef } from '../environment.ts';
+import { ReleaseError } from '../errors.ts';
+import type { S3Reader } from '../s3/store.ts';
+
+export interface ChannelVerifyInput {
+  reader: S3Reader;
+  releases: BucketRef;
+  channels: BucketRef;
+  channel: string;
+  /** Public URL of the releases bucket (+ prefix): what redirect targets start with. */
+  releasesUrl: string;
+  /** Parallel body reads (default 4). */
+  concurrency?: number;
+}
+
+export interface ChannelVerifyResult {
+  channel: string;
+  /** The release page's key in the releases bucket, when the channel object could be read. */
+  pageKey?: string;
+  /** Files hashed, .sha256 files compared, redirects followed. */
+  checked: { files: number; sha256Files: number; redirects: number };
+  /** Empty when the release is intact. Each names the key and what is wrong. */
+  problems: string[];
+}
+
+/** The releases-bucket key a redirect target names, or undefined when it is not under releasesUrl. */
+export function keyOfTarget(target: string, releasesUrl: string, releases: BucketRef): string | undefined {
+  const base = releasesUrl.replace(/\/+$/, '') + '/';
+  if (!target.startsWith(base)) return undefined;
+  const rel = target.slice(base.length).split(/[?#]/)[0]!;
+  if (!rel || rel.split('/').some((s) => s === '' || s === '.' || s === '..')) return undefined;
+  try { return releases.prefix + decodeURIComponent(rel); } catch { return undefined; }
+}
+
+/** Checks the release `channel` points at; never throws for a problem of the release (see `problems`). */
+export async function verifyChannelRelease(input: ChannelVerifyInput): Promise<ChannelVerifyResult> {
+  const { reader, releases, channels, channel, releasesUrl } = input;
+  const problems: string[] = [];
+  const checked = { files: 0, sha256Files: 0, redirects: 0 };
+  const channelKey = `${channels.prefix}${channel}`;
+  const where = (b: string, k: string) => `s3://${b}/${k}`;
+  if (!reader.sha256Of) throw new ReleaseError('this S3 adapter cannot read object bodies, so it cannot verify a channel release');
+  const head = await reader.head(channels.bucket, channelKey);
+  if (!head) return { channel, checked, problems: [`${where(channels.bucket, channelKey)} does not exist: the channel was never published`] };
+  const pageKey = head.redirect ? keyOfTarget(head.redirect, releasesUrl, releases) : undefined;
+  if (!pageKey) return { channel, checked, problems: [`${where(channels.bucket, channelKey)} redirects to ${JSON.stringify(head.redirect ?? '')}, not to a release under ${releasesUrl}`] };
+  checked.redirects++;
+  const page = await reader.getText(releases.bucket, pageKey);
+  if (page === undefined) return { channel, pageKey, checked, problems: [`${where(channels.bucket, channelKey)} points at ${where(releases.bucket, pageKey)}, which does not exist`] };
+
+  // The page's table: name, size, sha256 per file.
+  const rows = parse(page).querySelectorAll('tbody tr').map((tr) => tr.querySelectorAll('td').map((td) => td.text.trim()));
+  const listed = new Map<string, { size: number; sha256: string }>();
+  for (const r of rows) {
+    if (r.length < 3 || !/^\d+$/.test(r[1]!) || !/^[0-9a-f]{64}$/.test(r[2]!)) { problems.push(`${where(releases.bucket, pageKey)}: a table row is not "name, size, sha256": ${JSON.stringify(r)}`); continue; }
+    listed.set(r[0]!, { size: Number(r[1]), sha256: r[2]! });
+  }
+  if (!listed.size) problems.push(`${where(releases.bucket, pageKey)} lists no files`);
+  const filesPrefix = `${pageKey}/`;
+  const present = new Map((await reader.list(releases.bucket, filesPrefix)).map((o) => [o.key.slice(filesPrefix.length), o]));
+  const limit = pLimit(input.concurrency ?? 4);
+  await Promise.all([...listed].map(([name, want]) => limit(async () => {
+    const key = filesPrefix + name;
+    const got = await reader.sha256Of!(releases.bucket, key);
+    checked.files++;
+    if (!got) { problems.push(`${where(releases.bucket, key)} is on the release page but does not exist`); return; }
+    if (got.size !== want.size || got.sha256 !== want.sha256) {
+      problems.push(`${where(releases.bucket, key)} holds ${got.size} bytes with sha256 ${got.sha256}, but the release page says ${want.size} bytes, ${want.sha256}`);
+    }
+  })));
+  for (const name of present.keys()) {
+    if (name.endsWith('.sha256')) {
+      const of = name.slice(0, -'.sha256'.length);
+      const text = (await reader.getText(releases.bucket, filesPrefix + name)) ?? '';
+      checked.sha256Files++;
+      // "HEX  NAME" as the NixOS mirror writes it (older releases: HEX alone).
+      const m = /^([0-9a-f]{64})(?:\s+\*?(\S.*?))?\s*$/.exec(text);
+      const want = listed.get(of);
+      if (!m) problems.push(`${where(releases.bucket, filesPrefix + name)} is not "SHA256  NAME": ${JSON.stringify(text.slice(0, 100))}`);
+      else if (!want) problems.push(`${where(releases.bucket, filesPrefix + name)} belongs to ${of}, which the release page does not list`);
+      else if (m[1] !== want.sha256 || (m[2] !== undefined && m[2] !== of)) problems.push(`${where(releases.bucket, filesPrefix + name)} says ${m[1]}${m[2] ? `  ${m[2]}` : ''}, but ${of} has sha256 ${want.sha256}`);
+    } else if (!listed.has(name)) {
+      problems.push(`${where(releases.bucket, filesPrefix + name)} is in the release prefix but not on its page`);
+    }
+  }
+  // Every alias of the channel redirects to a key that exists.
+  const aliasPrefix = `${channelKey}/`;
+  const aliases = await reader.list(channels.bucket, aliasPrefix);
+  await Promise.all(aliases.map((a) => limit(async () => {
+    const h = await reader.head(channels.bucket, a.key);
+    checked.redirects++;
+    if (!h?.redirect) { problems.push(`${where(channels.bucket, a.key)} is not a redirect`); return; }
+    const key = keyOfTarget(h.redirect, releasesUrl, releases);
+    if (!key) { problems.push(`${where(channels.bucket, a.key)} redirects to ${h.redirect}, outside ${releasesUrl}`); return; }
+    if (!(await reader.head(releases.bucket, key))) problems.push(`${where(channels.bucket, a.key)} redirects to ${h.redirect}, but ${where(releases.bucket, key)} does not exist (a dangling redirect)`);
+  })));
+  problems.sort();
+  return { channel, pageKey, checked, problems };
+}
+
+/** verifyChannelRelease, throwing a ReleaseError that lists every problem. */
+export async function assertChannelRelease(input: ChannelVerifyInput): Promise<ChannelVerifyResult> {
+  const r = await verifyChannelRelease(input);
+  if (r.problems.length) {
+    throw new ReleaseError(`channel ${input.channel} failed verification (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n  ${r.problems.join('\n  ')}`,
+      'a re-run of `releng channel` with the same release repairs missing files and aliases; a file with other content needs a look by hand');
+  }
+  return r;
+}
