@@ -40,6 +40,8 @@ export interface FakeHydraBuildInput {
   /** Hydra's buildstatus: 0 success, 1 failed, ... (finished builds only). */
   buildstatus?: number;
   finished?: boolean;
+  /** The derivation (default: a placeholder store path). */
+  drvPath?: string;
 }
 
 export interface FakeHydra {
@@ -165,7 +167,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
       const build = {
         id: b.id, finished: b.finished === false ? 0 : 1, timestamp: 1790000000, starttime: 1790000000, stoptime: b.finished === false ? null : 1790000100,
         project: b.project ?? 'nixos', jobset: b.jobset ?? 'release', job: b.job, nixname: b.nixname, system: b.system ?? 'x86_64-linux', priority: 100,
-        buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
+        buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: b.drvPath ?? `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
         jobsetevals: b.evals, buildoutputs: { out: { path: b.out } },
         // A failed build has no products (Hydra records them only for successful outputs).
         buildproducts: failed || b.finished === false ? {} : await readBuildProducts(b.out), buildmetrics: {},
