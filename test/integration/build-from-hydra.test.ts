@@ -189,9 +189,12 @@ describe('build --from-hydra: a release from what Hydra built', () => {
   }, 300_000);
 
   it('upload publishes the Hydra-built release unchanged (build-result.json without derivations)', async () => {
-    const r = await releng(['upload'], { cwd: p.dir });
+    // As the RunCommand script runs it: unattended (HYDRA_JSON set), --noconfirm, plain lines.
+    const r = await releng(['upload', '--noconfirm', '--json'], { cwd: p.dir, env: { HYDRA_JSON: path.join(work, 'any.json') } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('released hello 1.0.0 to local');
+    expect(r.stderr).not.toMatch(/\x1b\[/);
+    expect(JSON.parse(r.stdout).ok).toBe(true);
   }, 300_000);
 
   it('--hydra-json: the build named by Hydra\'s RunCommand file leads to its evaluation', async () => {
