@@ -24,7 +24,7 @@ export async function fetchFromCache(cache: string, trustedPublicKeys: string[],
       throw new ReleaseError(`the binary cache ${cache} serves release paths not signed by a key in hydra.trustedPublicKeys (${trustedPublicKeys.join(', ')}):\n  ${msg.split('\n').slice(-3).join('\n  ')}`,
         'check that hydra.cache is the Hydra\'s own cache and hydra.trustedPublicKeys its public key; nothing was written to release/', { cause: e });
     }
-    if (/does not exist|is not valid|not available|no such|404/i.test(msg)) {
+    if (/does not exist|is not valid|not available|no such|404|no substituter that can build it/i.test(msg)) {
       throw new ReleaseError(`the binary cache ${cache} lacks a path of the release (has Hydra finished uploading, or garbage-collected it?):\n  ${msg.split('\n').slice(-3).join('\n  ')}`,
         'wait for Hydra to upload its outputs, or restart the build on Hydra; nothing was written to release/', { cause: e });
     }
