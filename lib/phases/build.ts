@@ -43,14 +43,14 @@ async function makeWritable(dir: string): Promise<void> {
 /** `--target`: everything (default), or only the manual (nightly docs, as Lix's `build --target manual`). */
 export function buildTarget(ctx: Context): 'all' | 'manual' {
   const t = ctx.flags.extra['target'] ?? 'all';
-  if (t !== 'all' && t !== 'manual') throw new ReleaseError(`--target ${String(t)} is not a build target`, 'use --target all (default) or --target manual');
+  if (t !== 'all' && t !== 'manual') throw new UsageError(`--target ${String(t)} is not a build target: use --target all (default) or --target manual`);
   return t;
 }
 
 export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
   const { config, log, root, releaseDir, version, flags } = ctx;
-  await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');
   const target = buildTarget(ctx);
+  await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');
   const git = gitAt(root);
   // The manual alone is nightly docs (Lix builds it from main): no tag needed, as Lix's `build --target manual`.
   if (!flags.noCheckGit && target === 'all') await requireOnCleanTag(git, version.version, 'build');

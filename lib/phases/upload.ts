@@ -16,7 +16,7 @@ import { readBuildResult, type BuildResult } from '../build-result.ts';
 import { confirmationRequired, confirmRelease } from '../confirm.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError, UsageError } from '../errors.ts';
 import { localTree } from '../files.ts';
 import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
@@ -150,7 +150,7 @@ export function uploadStateDir(root: string): string {
 export async function uploadCommand(ctx: Context): Promise<UploadSummary | ManualUploadSummary> {
   const t = ctx.flags.extra['target'] ?? 'all';
   if (t === 'manual') return uploadManualOnly(ctx);
-  if (t !== 'all') throw new ReleaseError(`--target ${String(t)} is not an upload target`, 'use --target all (default) or --target manual');
+  if (t !== 'all') throw new UsageError(`--target ${String(t)} is not an upload target: use --target all (default) or --target manual`);
   return upload(ctx);
 }
 

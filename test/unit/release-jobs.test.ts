@@ -1,5 +1,6 @@
 // The release-jobs mapping (issue 17): roles by attribute and output, the aggregate's layout,
 // .sha256 bytes, nix-eval-jobs arguments, and the cache's nix-cache-info rule.
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -143,5 +144,33 @@ describe('nix-cache-info: created when absent, never rewritten', () => {
     await expect(planCache(reader('StoreDir: /gnu/store\n'), bucket, { stagingDir: dir, paths: [] })).rejects.toThrow('s3://cache/nix-cache-info says StoreDir: /gnu/store, but the paths to upload are in /nix/store');
     expect(describeCacheInfoDiff('StoreDir: /nix/store\nPriority: 40\n', 'StoreDir: /nix/store\nPriority: 30\n')).toBe('Priority: bucket 40, Nix 30');
     expect(await readFile(path.join(dir, 'nix-cache-info'), 'utf8')).toBe('StoreDir: /nix/store\n');
+  });
+});
+
+describe('encodeCacheMetadata: narinfo/.ls compression releng does when the staging store cannot', () => {
+  let dir: string;
+  const p = sp('hello');
+  const hash = p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'releng-encode-'));
+    await writeFile(path.join(dir, `${hash}.narinfo`), `StorePath: ${p}\nURL: nar/x.nar.zst\n`);
+    await writeFile(path.join(dir, `${hash}.ls`), '{"version":1,"root":{"type":"directory","entries":{}}}');
+  });
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('writes zstd (narinfo) and xz (.ls) copies beside the plain staged files, which stay plain for Nix', async () => {
+    const { encodeCacheMetadata, encodedDirName, readCacheMetadata } = await import('../../lib/nix/cache.ts');
+    await encodeCacheMetadata(dir, [p], { narinfo: 'zstd', ls: 'xz', field: 'environments.x.cache.storeOptions' });
+    const encoded = path.join(dir, encodedDirName, `${hash}.narinfo`);
+    expect((await readCacheMetadata(encoded, 'zstd')).contentEncoding).toBe('zstd');
+    expect(execFileSync('zstd', ['-dc', encoded], { encoding: 'utf8' })).toBe(`StorePath: ${p}\nURL: nar/x.nar.zst\n`);
+    expect((await readCacheMetadata(path.join(dir, encodedDirName, `${hash}.ls`), 'xz')).contentEncoding).toBe('xz');
+    expect(await readFile(path.join(dir, `${hash}.narinfo`), 'utf8')).toBe(`StorePath: ${p}\nURL: nar/x.nar.zst\n`);
+  });
+
+  it('an algorithm it cannot apply is an error naming the setting', async () => {
+    const { encodeCacheMetadata } = await import('../../lib/nix/cache.ts');
+    await expect(encodeCacheMetadata(dir, [p], { narinfo: 'br', field: 'environments.x.cache.storeOptions' }))
+      .rejects.toThrow('environments.x.cache.storeOptions.narinfo-compression = br: releng can compress narinfo and .ls files with zstd or xz only');
   });
 });
