@@ -78,6 +78,28 @@ describe('resolveHydraRelease', () => {
   });
 });
 
+describe('resolveHydraRelease with Lix\'s mapping (issue 17): build.SYSTEM, the manual in its doc output, the tarballs aggregate', () => {
+  let h: FakeHydra;
+  beforeAll(async () => {
+    h = await startFakeHydra();
+    await h.addBuild({ id: 1, job: 'build.x86_64-linux', nixname: 'lix-2.93.0', out: sp('lix-2.93.0'), evals: [1], drvPath: `${sp('lix')}.drv` });
+    h.builds.get(1).buildoutputs.doc = { path: sp('lix-2.93.0-doc') };
+    await h.addBuild({ id: 2, job: 'tarballs', nixname: 'lix-release-tarballs', out: sp('lix-release-tarballs'), evals: [1], drvPath: `${sp('tarballs')}.drv` });
+    h.addEval({ id: 1, builds: [1, 2], inputs: {} });
+    h.evals.get(1).flake = `git+https://git.lix.systems/lix-project/lix?ref=refs/tags/2.93.0&rev=${rev}`;
+  });
+  afterAll(async () => { await h?.stop(); });
+
+  it('maps the jobs as a local build does', async () => {
+    const mapping = resolveMapping({ build: { attr: 'build.{system}', output: 'out' }, manual: { attr: 'build.x86_64-linux', output: 'doc', path: 'share/doc/lix/manual' }, aggregate: { attr: 'tarballs', output: 'out' } }, 'lix', undefined);
+    const r = await resolveHydraRelease({ source: { url: `${h.url}/eval/1` }, expectedRevision: rev, version: '2.93.0', mapping, systems: ['x86_64-linux'], dockerSystems: ['x86_64-linux'], profileName: 'x86_64-linux-only' });
+    expect(r.jobs.manual.path).toBe(sp('lix-2.93.0-doc'));
+    expect(r.jobs.aggregate?.path).toBe(sp('lix-release-tarballs'));
+    expect(r.jobs.all.map((j) => j.attr)).toEqual(['build.x86_64-linux', 'tarballs']);
+    expect(r.jobs.all[0]!.outputs).toEqual({ out: sp('lix-2.93.0'), doc: sp('lix-2.93.0-doc') });
+  });
+});
+
 describe('evalRevision', () => {
   const ev = (o: any) => ({ id: 1, jobsetevalinputs: {}, ...o });
   it('a flake jobset: the locked rev of its flake URI', () => {
