@@ -221,10 +221,15 @@ describe('build --from-hydra: a release from what Hydra built', () => {
     const dry = await releng(['build', ...profile, '--builders', 'ssh://releng-no-such-builder.invalid x86_64-linux', '--max-jobs', '0', '--dry-run'], { cwd: p.dir });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stderr).toContain("[dry-run] nix-store --realise --option builders ssh://releng-no-such-builder.invalid x86_64-linux --max-jobs 0 /nix/store/");
+    // Profile `all` has aarch64-linux jobs not built yet: with no local jobs, Nix must use the builder, which does not exist.
+    const remote = await releng(['build', '--profile', 'all', '--builders', 'ssh://releng-no-such-builder.invalid x86_64-linux', '--max-jobs', '0'], { cwd: p.dir });
+    expect(remote.code).toBe(1);
+    expect(remote.stderr).toContain('1 available machines');
+    expect(remote.stderr).toContain('unable to start any build');
     const bad = await releng(['build', ...profile, '--max-jobs', 'many'], { cwd: p.dir });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--max-jobs many: expected a number');
     const both = await releng(['build', ...profile, '--from-hydra', `${hydra.url}/eval/7`, '--max-jobs', '2'], { cwd: p.dir });
     expect(both.code).toBe(2);
-  });
+  }, 300_000);
 });
