@@ -1,6 +1,6 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
 // Exit 0 success, 1 failure, 2 usage error, 3/4 nothing to do (NothingToDo: already published /
-// would go back in time). Only this file prints errors.
+// would go back in time), 5 not ready yet (build --from-hydra: a job unfinished). Only this file prints errors.
 import { parseArgs } from 'node:util';
 import { commandHelp, commandNamed, globalFlags, mainHelp, releasePhases, type CommandDef } from '../lib/commands.ts';
 import { configPath, environmentNamed, loadConfig } from '../lib/config.ts';
