@@ -70,24 +70,30 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx))
   }
   const credentials = await resolveCredentials(name, env);
   let s3 = s3Store(createS3Client({ ...env.s3, endpoint }, credentials), endpoint);
-  const byBucket: Record<string, S3Store> = {};
+  // Per-bucket settings: bucketS3, and cache.region (Lix signs cache writes with `global`, its other
+  // uploads with the environment's region; issue 17) as the cache bucket's region.
+  const perBucket: Record<string, Partial<typeof env.s3>> = { ...(env.bucketS3 ?? {}) };
   const cacheRegion = env.cache?.region;
-  if (cacheRegion && cacheRegion !== env.s3.region) {
+  if (cacheRegion && cacheRegion !== (perBucket[cache.bucket]?.region ?? env.s3.region)) {
     if (cache.bucket === releases.bucket || cache.bucket === docs.bucket || cache.bucket === channels?.bucket) {
       throw new ReleaseError(`environments.${name}.cache.region (${cacheRegion}) differs from s3.region (${env.s3.region}), but the cache bucket ${cache.bucket} is also another of its buckets`,
         'give the cache its own bucket, or drop cache.region');
     }
-    byBucket[cache.bucket] = s3Store(createS3Client({ ...env.s3, region: cacheRegion, endpoint }, credentials), endpoint);
+    perBucket[cache.bucket] = { ...perBucket[cache.bucket], region: cacheRegion };
   }
-  for (const [bucket, settings] of Object.entries(env.bucketS3 ?? {})) {
-    if (!buckets.includes(bucket)) {
-      throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+  const overrides = Object.entries(perBucket);
+  if (overrides.length) {
+    const byBucket: Record<string, S3Store> = {};
+    for (const [bucket, settings] of overrides) {
+      if (!buckets.includes(bucket)) {
+        throw new ReleaseError(`environments.${name}.bucketS3.${bucket}: no bucket of this environment is called ${bucket}`, `use one of: ${buckets.join(', ')}`);
+      }
+      const merged = { ...env.s3, ...settings };
+      // The embedded server: a region override keeps its endpoint (cache.region with endpoint "embedded").
+      const ep = merged.endpoint === 'embedded' ? (settings.endpoint === 'embedded' ? undefined : endpoint) : merged.endpoint;
+      if (!ep) throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
+      byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: ep }, credentials), ep);
     }
-    const merged = { ...env.s3, ...(bucket === cache.bucket && cacheRegion ? { region: cacheRegion } : {}), ...settings };
-    if (merged.endpoint === 'embedded') throw new ReleaseError(`environments.${name}.bucketS3.${bucket}.endpoint: "embedded" is only for the whole environment`, 'give an http(s):// endpoint');
-    byBucket[bucket] = s3Store(createS3Client({ ...merged, endpoint: merged.endpoint }, credentials), merged.endpoint);
-  }
-  if (Object.keys(byBucket).length) {
     s3 = routeByBucket(s3, byBucket);
   }
   const opened: OpenEnvironment = {

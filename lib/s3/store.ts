@@ -133,6 +133,19 @@ export function isRetryableS3Error(e: any): boolean {
   return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(code) || /socket hang up/i.test(e?.message ?? '');
 }
 
+/**
+ * Reads are idempotent: a dropped keep-alive connection, a timeout or a 5xx is tried again (3
+ * attempts, jittered backoff) before it fails a plan. Writes are retried by apply.ts, once, there.
+ */
+async function retryRead<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try { return await fn(); } catch (e) {
+      if (i >= attempts || !isRetryableS3Error(e)) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** i * (0.5 + Math.random() / 2)));
+    }
+  }
+}
+
 /** The S3 adapter over @aws-sdk/client-s3. */
 export function s3Store(client: S3Client, endpoint: string): S3Store {
   const wrap = async <T>(bucket: string, key: string | undefined, fn: () => Promise<T>): Promise<T> => {
@@ -147,11 +160,11 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
   return {
     endpoint,
     async list(bucket, prefix) {
-      return wrap(bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
+      return wrap(bucket, prefix || undefined, () => retryRead(() => getLean().listObjects(bucket, prefix)));
     },
     async head(bucket, key) {
       try {
-        const r = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const r = await retryRead(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
         return {
           size: Number(r.ContentLength ?? 0),
           sha256: r.Metadata?.sha256,
@@ -172,8 +185,10 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     },
     async getText(bucket, key) {
       try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return await r.Body!.transformToString();
+        return await retryRead(async () => {
+          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          return await r.Body!.transformToString();
+        });
       } catch (e: any) {
         if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
         throw explainS3Error(e, endpoint, bucket, key);
@@ -181,11 +196,13 @@ export function s3Store(client: S3Client, endpoint: string): S3Store {
     },
     async sha256Of(bucket, key) {
       try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        const hash = createHash('sha256');
-        let size = 0;
-        for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
-        return { size, sha256: hash.digest('hex') };
+        return await retryRead(async () => {
+          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const hash = createHash('sha256');
+          let size = 0;
+          for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
+          return { size, sha256: hash.digest('hex') };
+        });
       } catch (e: any) {
         if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
         throw explainS3Error(e, endpoint, bucket, key);

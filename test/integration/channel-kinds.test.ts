@@ -17,7 +17,7 @@ import { verifyChannelRelease } from '../../lib/channel/verify.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { makeContext } from '../../lib/context.ts';
 import { EXIT_ALREADY_PUBLISHED, EXIT_WOULD_GO_BACK, NothingToDo } from '../../lib/errors.ts';
-import { createLogger } from '../../lib/log.ts';
+import { createLogger, type Logger } from '../../lib/log.ts';
 import { routeByBucket } from '../../lib/s3/route.ts';
 import { channel, stagingDirOf, type ChannelDeps, type ChannelSummary } from '../../lib/phases/channel.ts';
 import { buildFixture, nixosJobs, nixpkgsJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
@@ -63,6 +63,8 @@ const EVALS: FixtureEval[] = [
   // For the refusal tests: an older 26.05, a newer 26.05 with a corrupt product, a newer one for the dry run.
   nixosEval('nixos-26.05@old', '26.05', '26.05.90.0000009', false, { outputsOf: 'nixos-26.05' }),
   nixosEval('nixos-26.05@dry', '26.05', '26.05.300.3333333', false),
+  // A required product whose build failed (published on a channel of its own, nixos-27.05).
+  nixosEval('nixos-27.05@failed', '26.05', '27.05.1.5555555', false, { outputsOf: 'nixos-26.05', failed: ['nixos.iso_graphical.x86_64-linux'] }),
 ];
 EVALS.find((e) => e.key === 'nixos-26.05@old')!.nixname = 'nixos-26.05.90.0000009';
 
@@ -147,7 +149,7 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
   const branchOn = (b: string) => execFileSync('git', ['ls-remote', remote, `refs/heads/${b}`], { encoding: 'utf8' }).split('\t')[0] || undefined;
   const evalOf = (key: string) => EVALS.find((e) => e.key === key)!;
 
-  async function inProcess(name: string, extra: Record<string, string | boolean | undefined>, deps: ChannelDeps = fast, dryRun = false, log = createLogger({ quiet: true })) {
+  async function inProcess(name: string, extra: Record<string, string | boolean | undefined>, deps: ChannelDeps = fast, dryRun = false, log: Logger = { ...createLogger({ quiet: true }), warn: () => {} }) {
     const loaded = await loadConfig(path.join(project, 'releng.json'));
     const ctx = makeContext(loaded, { version: '', major: '', official: false, releaseName: '', file: '' },
       { dryRun, json: false, noconfirm: true, verbose: false, noCheckGit: false, environment: 'test', extra }, log);
@@ -322,6 +324,16 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
     const staging = stagingDirOf(path.join(project, '.releng'), 'nixos-26.05', 'nixos-26.05.400.4444444');
     expect(existsSync(path.join(staging, 'nixexprs.tar.zst'))).toBe(false);
     expect((await chan.store.head('chan', 'nixos-26.05'))!.redirect).toBe(`${RELEASES_URL}/nixos/26.05/nixos-26.05.300.3333333`);
+  });
+
+  it('a required product that failed stops the run before any download or write', async () => {
+    const before = await writes();
+    const nars = fx.narGets();
+    await expect(inProcess('nixos-27.05', { build: urls.get('nixos-27.05@failed') }))
+      .rejects.toThrow(new RegExp(`job nixos\\.iso_graphical\\.x86_64-linux of evaluation ${hydra.url}/eval/\\d+ has not succeeded \\(build ${hydra.url}/build/\\d+: failed, buildstatus 1\\)`));
+    expect(await writes()).toBe(before);
+    expect(fx.narGets()).toBe(nars);
+    expect(branchOn('nixos-27.05')).toBeUndefined();
   });
 
   describe('Hydra faults', () => {

@@ -41,4 +41,18 @@ describe('getHydraJson', () => {
       expect(s.calls()).toBe(1);
     }
   });
+
+  it('a read that hangs times out and is retried', async () => {
+    let calls = 0;
+    const hanging = ((_url: string, init: RequestInit) => {
+      calls++;
+      if (calls === 2) return Promise.resolve(json(build)());
+      return new Promise((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason)));
+    }) as unknown as typeof fetch;
+    const retries: string[] = [];
+    const r = await getHydraJson('http://h/build/5', buildSchema, hanging, { retry: { ...retry, timeoutMs: 50, onRetry: (m) => retries.push(m) } });
+    expect(r.data.id).toBe(5);
+    expect(retries).toHaveLength(1);
+    expect(retries[0]).toContain('cannot reach Hydra at http://h/build/5 (timed out)');
+  });
 });
