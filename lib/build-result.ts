@@ -34,6 +34,15 @@ export const buildResultSchema = z.object({
   /** Derivations whose closures (and outputs) go to the binary cache. */
   drvs: z.array(storePath),
   outPaths: z.array(storePath),
+  /** Set when `build --from-hydra` took the outputs from a Hydra (issue 15): where from, which builds, which cache. */
+  hydra: z.object({
+    url: z.string(),
+    evalId: z.number().int().positive(),
+    evalUrl: z.string(),
+    builds: z.record(z.string(), z.number().int().positive()),
+    cache: z.string(),
+    revision: z.string().regex(/^[0-9a-f]{40}$/),
+  }).optional(),
 });
 
 export type BuildResult = z.infer<typeof buildResultSchema>;

@@ -117,11 +117,15 @@ export const commands: CommandDef[] = [
   {
     name: 'build',
     summary: 'evaluate and build the release jobs and lay out release/artifacts, release/manual and build-result.json',
-    reads: 'releng.json, version.json, the release jobs (Nix), git HEAD',
-    changes: 'the Nix store (builds, gc roots under release/gcroots) and release/ (local files only)',
+    reads: 'releng.json, version.json, the release jobs (Nix) or a Hydra evaluation (--from-hydra), git HEAD',
+    changes: 'the Nix store (builds or paths fetched from the Hydra\'s cache, gc roots under release/gcroots) and release/ (local files only)',
     flags: [
       { name: 'profile', type: 'string', value: 'NAME', description: 'which systems to build (default: releng.json defaultProfile)' },
       buildTarget,
+      { name: 'from-hydra', type: 'string', value: 'URL', description: 'take the release jobs from a Hydra evaluation instead of building them: …/eval/ID, …/jobset/P/J (its latest finished evaluation) or …/build/ID; fetched from releng.json hydra.cache (docs/hydra.md). Exit 5: a job is not finished yet' },
+      { name: 'hydra-json', type: 'string', value: 'FILE', description: 'as --from-hydra, for the build named in Hydra\'s RunCommand file (pass "$HYDRA_JSON"); needs hydra.url' },
+      { name: 'builders', type: 'string', value: 'SPEC', description: 'remote builders for this build (nix.conf `builders`, e.g. "ssh://builder aarch64-linux /root/.ssh/id_builder 4 1 big-parallel")' },
+      { name: 'max-jobs', type: 'string', value: 'N', description: 'local build jobs for Nix (0: everything on --builders)' },
       noCheckGit,
     ],
     globals: localOnly,

@@ -180,6 +180,18 @@ const releaseJobs = z.union([
 
 const linkBase = z.string().url('expected an http(s):// URL');
 
+/** `build --from-hydra` (issue 15): the Hydra that builds the release jobs, its binary cache, and the only keys trusted for it. */
+export const hydraBuildConfigSchema = z.object({
+  /** Base URL of the Hydra (needed for --hydra-json, whose file names a build id only). */
+  url: z.string().url('expected the http(s):// base URL of the Hydra').optional(),
+  /** Binary cache holding what that Hydra built (Lix: https://cache.lix.systems). */
+  cache: nonEmpty,
+  /** The cache's public keys (`NAME:BASE64`); `nix copy --from` trusts these and no others. */
+  trustedPublicKeys: z.array(z.string().regex(/^[^:\s]+:[A-Za-z0-9+/=]+$/, 'expected NAME:BASE64, as in trusted-public-keys')).min(1, 'name at least one key'),
+  /** Jobset input whose revision must be tag VERSION's commit (default: the flake's rev, else the one git input). */
+  input: nonEmpty.optional(),
+}).strict();
+
 /** Where prepare finds fragments and writes notes, and the bases of the links it renders (issue 3). */
 const releaseNotes = z.object({
   /** Fragments: `*.md` files with YAML front matter (dot-files ignored). */
@@ -226,6 +238,8 @@ export const configSchema = z.object({
   mainBranch: nonEmpty.default('main'),
   releaseNotes: releaseNotes.default(() => releaseNotes.parse({})),
   channels: channelsConfigSchema.optional(),
+  /** Where `build --from-hydra` takes the release jobs' outputs from (docs/hydra.md). */
+  hydra: hydraBuildConfigSchema.optional(),
   environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
     .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
 }).strict().superRefine((c, ctx) => {

@@ -41,10 +41,12 @@ export class DryRunStop extends Error {
 
 /**
  * Exit statuses other than 0/1/2: conditions a timer or a Hydra job treats as "nothing to do"
- * (SuccessExitStatus=3 4 in a systemd unit). Documented in docs/channel.md.
+ * (SuccessExitStatus=3 4 in a systemd unit). Documented in docs/channel.md; 5 in docs/hydra.md.
  */
 export const EXIT_ALREADY_PUBLISHED = 3;
 export const EXIT_WOULD_GO_BACK = 4;
+/** `build --from-hydra`: a release job of the evaluation has not finished yet; run again later (docs/hydra.md). */
+export const EXIT_NOT_READY = 5;
 
 /** Not a failure: there was nothing to publish. The entry script logs the message and exits with `exitStatus`. */
 export class NothingToDo extends ReleaseError {

@@ -32,6 +32,27 @@ rec {
       inherit manual;
     }) profiles;
 
+  # What Hydra's jobset exposes as `hydraJobs` for `releng build --from-hydra` (issue 15): one
+  # profile's jobs, whose attribute paths become Hydra's job names (build.SYSTEM, binaryTarball.SYSTEM,
+  # dockerImage.SYSTEM, manual), plus `release`, a Hydra aggregate job of all of them: it finishes
+  # last and only when every constituent succeeded, so Hydra's RunCommand hangs on it (docs/hydra.md).
+  #
+  #   hydraJobs = releng.lib.hydraJobs { jobs = self.release-jobs.all; };
+  hydraJobs = { jobs, system ? builtins.currentSystem or "x86_64-linux", name ? "release" }:
+    let
+      isDerivation = v: builtins.isAttrs v && (v.type or null) == "derivation";
+      flatten = v: if isDerivation v then [ v ] else if builtins.isAttrs v then builtins.concatLists (map (n: flatten v.${n}) (builtins.attrNames v)) else [ ];
+      constituents = flatten jobs;
+    in
+    jobs // {
+      ${name} = builtins.derivation {
+        inherit name system constituents;
+        builder = "/bin/sh";
+        args = [ "-c" "for c in $constituents; do echo $c; done > $out" ];
+        _hydraAggregate = true;
+      };
+    };
+
   # A binary tarball of drv's closure with a registration file (as Nix's own installer tarballs),
   # its .sha256 and a Hydra build product.
   binaryTarball = { pkgs, drv, name }:

@@ -1,6 +1,6 @@
 // Entry point: parse argv, build the context, run the command, print errors, set the exit code.
 // Exit 0 success, 1 failure, 2 usage error, 3/4 nothing to do (NothingToDo: already published /
-// would go back in time). Only this file prints errors.
+// would go back in time), 5 not ready yet (build --from-hydra: a job unfinished). Only this file prints errors.
 import { existsSync } from 'node:fs';
 // Start-up matters (every command, `--help` included): this file imports only the command registry,
 // the argument parser and small modules; config, S3, Nix and the phases load when a command runs.
@@ -61,7 +61,7 @@ export function buildProgram(onSelect: (p: Parsed) => void): Command {
       '',
       'Run `releng help COMMAND` (or `releng COMMAND --help`) for what a command reads and changes.',
       'A release: releng prepare → tag → build → upload --environment NAME (or `releng release`).',
-      'Exit status: 0 success, 1 failure, 2 usage error; `channel` also 3 (already at that release) and 4 (would go back in time): nothing to do.',
+      'Exit status: 0 success, 1 failure, 2 usage error; `channel` also 3 (already at that release) and 4 (would go back in time), `build --from-hydra` 5 (not ready yet): nothing to do.',
     ].join('\n'));
   for (const def of commands) {
     const cmd = program.command(def.name)

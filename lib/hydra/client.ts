@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import { ReleaseError } from '../errors.ts';
 import { parseWith } from '../zod-errors.ts';
-import { buildSchema, evalSchema, storePathsSchema, type HydraBuild, type HydraEval } from './schemas.ts';
+import { buildSchema, evalBuildsSchema, evalSchema, storePathsSchema, type HydraBuild, type HydraEval } from './schemas.ts';
 
 /** What the channel planner reads from Hydra (an interface, so tests can point it at any server). */
 export interface HydraReader {
@@ -16,6 +16,15 @@ export interface HydraReader {
   storePaths(evalId: number): Promise<string[]>;
   /** The build of job NAME in evaluation ID (Hydra redirects /eval/ID/job/NAME to it). */
   jobInEval(evalId: number, job: string): Promise<HydraBuild>;
+}
+
+/** What `build --from-hydra` reads besides (issue 15). */
+export interface HydraEvalReader extends HydraReader {
+  /** An evaluation by URL: /eval/ID, or /jobset/P/J/latest-eval (Jobset.pm redirects it to the
+   *  newest evaluation with new builds and none unfinished); returns the final URL too. */
+  evaluationAt(url: string): Promise<{ evaluation: HydraEval; url: string }>;
+  /** Every build of evaluation ID in one request (JobsetEval.pm all_builds, GET /eval/ID/builds). */
+  evalBuilds(evalId: number): Promise<HydraBuild[]>;
 }
 
 export type FetchLike = typeof fetch;
@@ -122,8 +131,14 @@ async function getOnce<T extends z.ZodType>(url: string, schema: T, fetchImpl: F
 const expectations = new Map<z.ZodType, string>([
   [buildSchema, 'a Hydra build (JSON object with id, nixname, jobsetevals, buildproducts)'],
   [evalSchema, 'a Hydra evaluation (JSON object with id and jobsetevalinputs)'],
+  [evalBuildsSchema, "the evaluation's builds (a JSON array of Hydra builds)"],
   [storePathsSchema, "the evaluation's store paths (a JSON array of /nix/store paths)"],
 ]);
+
+/** The base URL of the Hydra that serves an /eval/ID or /jobset/P/J[/latest-eval] URL (anything before it). */
+export function hydraBaseOfEval(url: string): string | undefined {
+  return /^(https?:\/\/.+?)\/(eval\/\d+|jobset\/[^/]+\/[^/]+(\/latest-eval)?)\/?$/.exec(url)?.[1];
+}
 
 /** The base URL of the Hydra that serves a /build/ID URL (anything before /build/). */
 export function hydraBaseOf(buildUrl: string): string | undefined {
@@ -131,7 +146,7 @@ export function hydraBaseOf(buildUrl: string): string | undefined {
   return m?.[1];
 }
 
-export function hydraClient(base: string, fetchImpl: FetchLike = fetch, retry?: Partial<HydraRetry>): HydraReader {
+export function hydraClient(base: string, fetchImpl: FetchLike = fetch, retry?: Partial<HydraRetry>): HydraEvalReader {
   const root = base.replace(/\/+$/, '');
   const get = <T extends z.ZodType>(url: string, schema: T) => getHydraJson(url, schema, fetchImpl, { retry, expected: expectations.get(schema) });
   return {
@@ -146,5 +161,10 @@ export function hydraClient(base: string, fetchImpl: FetchLike = fetch, retry?: 
     async jobInEval(evalId, job) {
       return (await get(`${root}/eval/${evalId}/job/${encodeURIComponent(job)}`, buildSchema)).data;
     },
+    async evaluationAt(url) {
+      const r = await get(url, evalSchema);
+      return { evaluation: r.data, url: r.url };
+    },
+    async evalBuilds(evalId) { return (await get(`${root}/eval/${evalId}/builds`, evalBuildsSchema)).data; },
   };
 }

@@ -30,6 +30,8 @@ export const buildSchema = z.object({
   system: z.string().optional(),
   timestamp: z.number().optional(),
   stoptime: z.number().nullable().optional(),
+  /** The derivation Hydra built (Builds.pm as_json `drvpath`). */
+  drvpath: z.string().nullable().optional(),
   jobsetevals: z.array(z.number().int().positive()).min(1, 'the build belongs to no evaluation'),
   buildoutputs: z.record(z.string(), z.object({ path: storePath })).default({}),
   buildproducts: z.record(z.string(), buildProductSchema).default({}),
@@ -53,6 +55,9 @@ export const evalSchema = z.object({
   builds: z.array(z.number().int()).optional(),
   jobsetevalinputs: z.record(z.string(), evalInputSchema).default({}),
 });
+
+/** GET /eval/ID/builds (JobsetEval.pm all_builds): every build of the evaluation, each as GET /build/ID. */
+export const evalBuildsSchema = z.array(buildSchema);
 
 /** GET /eval/ID/store-paths. */
 export const storePathsSchema = z.array(storePath);

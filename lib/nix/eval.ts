@@ -88,9 +88,15 @@ function parseJobsJson(text: string, source: string): Job[] {
   return parseWith(z.array(jobSchema), data, source);
 }
 
-/** Realises derivations (one nix-store call, so Nix builds them in parallel) and roots each output under gcrootDir. */
-export async function realiseJobs(jobs: Job[], gcrootDir: string, cwd: string): Promise<void> {
-  await run('nix-store', ['--realise', ...jobs.map((j) => j.drvPath)], { cwd });
+/** Realises derivations (one nix-store call, so Nix builds them in parallel) and roots each output under gcrootDir.
+ *  `nixArgs`: e.g. `--max-jobs N --option builders SPEC` (build --builders / --max-jobs). */
+export async function realiseJobs(jobs: Job[], gcrootDir: string, cwd: string, nixArgs: string[] = []): Promise<void> {
+  await run('nix-store', ['--realise', ...nixArgs, ...jobs.map((j) => j.drvPath)], { cwd });
+  await rootOutputs(jobs, gcrootDir, cwd);
+}
+
+/** Roots every output of the jobs (already valid in the store) under gcrootDir, one indirect root each. */
+export async function rootOutputs(jobs: Job[], gcrootDir: string, cwd: string): Promise<void> {
   for (const j of jobs) {
     for (const [out, p] of Object.entries(j.outputs)) {
       await run('nix-store', ['--realise', p, '--add-root', path.join(gcrootDir, `${j.attr}${out === 'out' ? '' : `-${out}`}`), '--indirect'], { cwd });

@@ -9,9 +9,11 @@ import type { Context } from '../context.ts';
 import { DryRunStop, ReleaseError, UsageError } from '../errors.ts';
 import { requirePrograms, run } from '../exec.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
-import { evalReleaseJobs, realiseJobs } from '../nix/eval.ts';
+import { resolveHydraRelease, type HydraProvenance, type HydraSource } from '../hydra/release-eval.ts';
+import { evalReleaseJobs, realiseJobs, rootOutputs } from '../nix/eval.ts';
+import { fetchArgs, fetchFromCache } from '../nix/fetch.ts';
 import { readManifestWithNix, renderManifest } from '../nix/manifest.ts';
-import { checkManifest, classifyJobs, readAggregate, resolveMapping, sha256FileText, type MappedJob } from '../nix/release-jobs.ts';
+import { checkManifest, classifyJobs, readAggregate, resolveMapping, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
 import { buildManualOnly, type ManualBuild } from '../manual-target.ts';
 
 async function filesIn(dir: string): Promise<string[]> {
@@ -60,16 +62,49 @@ export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
   const v = version.version;
   const mapping = resolveMapping(config.releaseJobs.jobs, p, config.manualPath);
 
-  let phase = log.phase(`evaluating release jobs (profile ${profileName})`);
-  const jobs = classifyJobs(await evalReleaseJobs({ root, config, profileName, profile }), mapping, profile.systems, profile.dockerSystems, profileName);
-  phase.succeed(`evaluated ${jobs.all.length} release jobs (profile ${profileName})`);
+  const hydraSource = hydraSourceOf(ctx);
+  const nixArgs = remoteBuildArgs(ctx);
+  if (hydraSource && target === 'manual') throw new UsageError('--target manual builds the manual locally; it does not take --from-hydra / --hydra-json');
+  if (hydraSource && nixArgs.length) throw new UsageError('--builders / --max-jobs are for local builds; --from-hydra builds nothing');
 
-  if (target === 'manual') return buildManualOnly(ctx, jobs.manual);
+  let phase: ReturnType<typeof log.phase>;
+  let jobs: ReleaseJobs;
+  let provenance: HydraProvenance | undefined;
+  if (hydraSource) {
+    // Every refusal (revision, missing/failed/unfinished job, cache) comes before release/ is touched.
+    const hc = config.hydra;
+    if (!hc) throw new ReleaseError(`${ctx.loaded.file} has no "hydra" section: build --from-hydra needs the Hydra's binary cache and its public key`, 'add "hydra": { "cache": "https://…", "trustedPublicKeys": ["name-1:…"] } (docs/hydra.md)');
+    const expectedRevision = await tagCommit(git, v);
+    phase = log.phase(`reading the Hydra evaluation (profile ${profileName})`);
+    const r = await resolveHydraRelease({
+      source: hydraSource, hydraUrl: hc.url, input: hc.input, expectedRevision, version: v, mapping,
+      systems: profile.systems, dockerSystems: profile.dockerSystems, profileName,
+      retry: { onRetry: (m) => log.info(m) },
+    });
+    jobs = r.jobs;
+    provenance = { url: r.hydra.base, evalId: r.evalId, evalUrl: r.evalUrl, builds: r.builds, cache: hc.cache, revision: r.revision };
+    phase.succeed(`evaluation ${r.evalUrl} of ${r.revision}: ${jobs.all.length} release jobs, all succeeded`);
+    const outs = jobs.all.flatMap((j) => Object.values(j.outputs));
+    if (flags.dryRun) {
+      log.info(`[dry-run] nix ${fetchArgs(hc.cache, hc.trustedPublicKeys, outs).join(' ')}`);
+      log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
+      throw new DryRunStop();
+    }
+    phase = log.phase(`fetching ${outs.length} outputs from ${hc.cache}`);
+    await fetchFromCache(hc.cache, hc.trustedPublicKeys, outs);
+    phase.succeed(`fetched ${outs.length} outputs (and their closures) from ${hc.cache}`);
+  } else {
+    phase = log.phase(`evaluating release jobs (profile ${profileName})`);
+    jobs = classifyJobs(await evalReleaseJobs({ root, config, profileName, profile }), mapping, profile.systems, profile.dockerSystems, profileName);
+    phase.succeed(`evaluated ${jobs.all.length} release jobs (profile ${profileName})`);
 
-  if (flags.dryRun) {
-    for (const j of jobs.all) log.info(`[dry-run] nix-store --realise ${j.drvPath} (${j.attr})`);
-    log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
-    throw new DryRunStop();
+    if (target === 'manual') return buildManualOnly(ctx, jobs.manual);
+
+    if (flags.dryRun) {
+      for (const j of jobs.all) log.info(`[dry-run] nix-store --realise ${nixArgs.length ? `${nixArgs.join(' ')} ` : ''}${j.drvPath} (${j.attr})`);
+      log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
+      throw new DryRunStop();
+    }
   }
 
   const gcroots = path.join(releaseDir, 'gcroots');
@@ -77,9 +112,13 @@ export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
     await rm(path.join(releaseDir, d), { recursive: true, force: true });
   }
   await mkdir(gcroots, { recursive: true });
-  phase = log.phase(`building ${jobs.all.length} derivations`);
-  await realiseJobs(jobs.all, gcroots, root);
-  phase.succeed(`built ${jobs.all.length} derivations`);
+  if (provenance) {
+    await rootOutputs(jobs.all, gcroots, root);
+  } else {
+    phase = log.phase(`building ${jobs.all.length} derivations`);
+    await realiseJobs(jobs.all, gcroots, root, nixArgs);
+    phase.succeed(`built ${jobs.all.length} derivations`);
+  }
 
   phase = log.phase('laying out release/artifacts');
   const relDir = `${p}/${p}-${v}`;
@@ -171,7 +210,8 @@ export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
   // The aggregate is not cached: its files are the release bucket's, duplicate and large (the intent
   // of Lix's drvs.txt filter, whose attribute name never matched; docs/adopting.md).
   const cached = jobs.all.filter((j) => j !== jobs.aggregate?.job);
-  const drvs = cached.map((j) => j.drvPath);
+  // From Hydra there are no derivations here (Hydra's cache serves outputs): the cache gets the outputs' closures.
+  const drvs = provenance ? [] : cached.map((j) => j.drvPath);
   await writeFile(path.join(releaseDir, 'drvs.txt'), drvs.join('\n') + '\n');
   const tags = await git.tagsAtHead();
   const result: BuildResult = {
@@ -193,10 +233,47 @@ export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
     dockerImages,
     drvs,
     outPaths: cached.flatMap((j) => Object.values(j.outputs)),
+    ...(provenance ? { hydra: provenance } : {}),
   };
   await writeBuildResult(releaseDir, result);
   phase.succeed(`laid out ${artifacts.length} artifacts in ${path.relative(process.cwd(), versionDir) || versionDir}`);
   return result;
+}
+
+/** `--from-hydra URL` or `--hydra-json FILE` (RunCommand's $HYDRA_JSON), when given. */
+function hydraSourceOf(ctx: Context): HydraSource | undefined {
+  const url = ctx.flags.extra['from-hydra'];
+  const file = ctx.flags.extra['hydra-json'];
+  if (url !== undefined && file !== undefined) throw new UsageError('give either --from-hydra URL or --hydra-json FILE, not both');
+  if (typeof url === 'string') return { url };
+  if (typeof file === 'string') return { hydraJsonFile: file };
+  if (url !== undefined || file !== undefined) throw new UsageError('--from-hydra takes a URL and --hydra-json a FILE');
+  return undefined;
+}
+
+/** `--builders SPEC` / `--max-jobs N` for nix-store --realise (remote builders for a local build). */
+export function remoteBuildArgs(ctx: Context): string[] {
+  const args: string[] = [];
+  const builders = ctx.flags.extra['builders'];
+  const maxJobs = ctx.flags.extra['max-jobs'];
+  if (builders !== undefined) {
+    if (typeof builders !== 'string') throw new UsageError('--builders takes a SPEC (nix.conf `builders` syntax, e.g. "ssh://builder aarch64-linux /root/.ssh/id 4 1 big-parallel")');
+    args.push('--option', 'builders', builders);
+  }
+  if (maxJobs !== undefined) {
+    if (typeof maxJobs !== 'string' || !/^(\d+|auto)$/.test(maxJobs)) throw new UsageError(`--max-jobs ${String(maxJobs)}: expected a number of local build jobs (0: only remote builders) or auto`);
+    args.push('--max-jobs', maxJobs);
+  }
+  return args;
+}
+
+/** The commit of tag VERSION (what an evaluation must have built); HEAD when there is no such tag (--no-check-git). */
+async function tagCommit(git: ReturnType<typeof gitAt>, version: string): Promise<string> {
+  try {
+    return (await run('git', ['rev-parse', '--verify', '--quiet', `refs/tags/${version}^{commit}`], { cwd: await git.topLevel() })).stdout.trim();
+  } catch {
+    return git.head();
+  }
 }
 
 /** Where the HTML manual is in the manual job's output; a clear error when it is not there. */

@@ -7,7 +7,10 @@
 // jobsetevalinputs keyed by name with revision/value/type/uri/dependency), /eval/ID/job/NAME as a
 // redirect to the build of that job in the evaluation (JobsetEval.pm `job`), /eval/ID/store-paths as
 // the sorted, de-duplicated outputs of the evaluation's successful builds that have a nix-build
-// product (JobsetEval.pm `store_paths`), and HTML to clients that do not ask for JSON.
+// product (JobsetEval.pm `store_paths`), /eval/ID/builds as every build of the evaluation, each as
+// /build/ID answers (JobsetEval.pm `all_builds`), /jobset/P/J/latest-eval as a redirect to the newest
+// evaluation of that jobset with hasnewbuilds and no unfinished build (Jobset.pm `latest_eval`,
+// CatalystUtils getLatestFinishedEval; 404 when there is none), and HTML to clients that do not ask for JSON.
 //
 // Build products are read from the outputs' nix-support/hydra-build-products the way Hydra's queue
 // runner does: "TYPE SUBTYPE PATH [DEFAULTPATH]" per line; name = the file name of PATH ('' for the
@@ -37,6 +40,8 @@ export interface FakeHydraBuildInput {
   /** Hydra's buildstatus: 0 success, 1 failed, ... (finished builds only). */
   buildstatus?: number;
   finished?: boolean;
+  /** The derivation (default: a placeholder store path). */
+  drvPath?: string;
 }
 
 export interface FakeHydra {
@@ -53,7 +58,7 @@ export interface FakeHydra {
   /** Adds a build, its products read from its output as Hydra's queue runner reads them. */
   addBuild(b: FakeHydraBuildInput): Promise<any>;
   /** Adds an evaluation of the given builds, with one git input. */
-  addEval(e: { id: number; builds: number[]; inputs: Record<string, { type: string; uri: string; revision: string }>; timestamp?: number }): any;
+  addEval(e: { id: number; builds: number[]; inputs: Record<string, { type: string; uri: string; revision: string }>; timestamp?: number; project?: string; jobset?: string }): any;
   stop(): Promise<void>;
 }
 
@@ -107,6 +112,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
     builds: new Map<number, any>(), evals: new Map<number, any>(), failing: new Set<string>(), flaky: new Map<string, number>(),
     truncated: new Map<string, number>(), resets: new Map<string, number>(), html: new Set<string>(), raw: new Map<string, string>(), requests: [] as string[],
   };
+  const jobsetOf = new Map<number, string>();
   const storePaths = (evalId: number) => {
     const outs = (h.evals.get(evalId).builds as number[]).map((id) => h.builds.get(id)).filter((b) => b && b.finished === 1 && b.buildstatus === 0
       && Object.values(b.buildproducts).some((p: any) => p.type === 'nix-build')).map((b) => b.buildoutputs.out.path as string);
@@ -131,6 +137,17 @@ export async function startFakeHydra(): Promise<FakeHydra> {
     let m: RegExpExecArray | null;
     if ((m = /^\/build\/(\d+)$/.exec(p)) && h.builds.has(Number(m[1]))) return json(h.builds.get(Number(m[1])));
     if ((m = /^\/eval\/(\d+)$/.exec(p)) && h.evals.has(Number(m[1]))) return json(h.evals.get(Number(m[1])));
+    if ((m = /^\/eval\/(\d+)\/builds$/.exec(p)) && h.evals.has(Number(m[1]))) {
+      return json((h.evals.get(Number(m[1])).builds as number[]).map((id) => h.builds.get(id)).filter(Boolean));
+    }
+    if ((m = /^\/jobset\/([^/]+)\/([^/]+)\/latest-eval$/.exec(p))) {
+      const [pr, js] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)];
+      const latest = [...h.evals.values()].filter((ev) => jobsetOf.get(ev.id) === `${pr}/${js}` && ev.hasnewbuilds === 1
+        && (ev.builds as number[]).every((id) => h.builds.get(id)?.finished !== 0)).sort((a, b) => b.id - a.id)[0];
+      if (latest) { res.writeHead(302, { location: `/eval/${latest.id}` }); return res.end(); }
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ error: 'No evaluation found.' }));
+    }
     if ((m = /^\/eval\/(\d+)\/store-paths$/.exec(p)) && h.evals.has(Number(m[1]))) return json(storePaths(Number(m[1])));
     if ((m = /^\/eval\/(\d+)\/job\/([^/]+)$/.exec(p)) && h.evals.has(Number(m[1]))) {
       const job = decodeURIComponent(m[2]!);
@@ -150,7 +167,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
       const build = {
         id: b.id, finished: b.finished === false ? 0 : 1, timestamp: 1790000000, starttime: 1790000000, stoptime: b.finished === false ? null : 1790000100,
         project: b.project ?? 'nixos', jobset: b.jobset ?? 'release', job: b.job, nixname: b.nixname, system: b.system ?? 'x86_64-linux', priority: 100,
-        buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
+        buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: b.drvPath ?? `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
         jobsetevals: b.evals, buildoutputs: { out: { path: b.out } },
         // A failed build has no products (Hydra records them only for successful outputs).
         buildproducts: failed || b.finished === false ? {} : await readBuildProducts(b.out), buildmetrics: {},
@@ -164,6 +181,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
         jobsetevalinputs: Object.fromEntries(Object.entries(e.inputs).map(([k, v]) => [k, { ...v, value: null, dependency: null }])),
       };
       h.evals.set(e.id, ev);
+      jobsetOf.set(e.id, `${e.project ?? 'nixos'}/${e.jobset ?? 'release'}`);
       return ev;
     },
   };

@@ -30,6 +30,17 @@ describe('Nix expressions', () => {
     expect(r.all.manual).toBe('manual');
   });
 
+  it('hydraJobs keeps the release jobs\' names (Hydra job names) and adds a `release` aggregate of all of them', () => {
+    const drv = (n: string) => `builtins.derivation { name = "${n}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }`;
+    const jobs = `{ build.x86_64-linux = ${drv('b')}; binaryTarball.x86_64-linux = ${drv('t')}; manual = ${drv('m')}; }`;
+    const r = nixEval(`let rj = import ${repoRoot}/nix/release-jobs.nix { }; h = rj.hydraJobs { jobs = ${jobs}; }; in {
+      names = map (j: j.attr) (import ${repoRoot}/nix/eval-jobs.nix { jobs = h; });
+      aggregate = h.release._hydraAggregate; constituents = map (d: d.name) h.release.constituents; }`);
+    expect(r.names.sort()).toEqual(['binaryTarball.x86_64-linux', 'build.x86_64-linux', 'manual', 'release']);
+    expect(r.aggregate).toBe(true);
+    expect(r.constituents.sort()).toEqual(['b', 'm', 't']);
+  });
+
   it('eval-jobs.nix flattens nested jobs and skips non-derivations', () => {
     const drv = (n: string) => `builtins.derivation { name = "${n}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }`;
     const r = nixEval(`import ${repoRoot}/nix/eval-jobs.nix { jobs = { build.x86_64-linux = ${drv('a')}; manual = ${drv('m')}; meta = "not a job"; }; }`);
