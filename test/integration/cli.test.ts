@@ -80,7 +80,7 @@ describe('help and usage', () => {
     const r = await releng([], { cwd: dir });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Commands:');
-    expect(r.stdout).toContain('Exit status: 0 success, 1 failure, 2 usage error.');
+    expect(r.stdout).toContain('Exit status: 0 success, 1 failure, 2 usage error;');
   });
 });
 
@@ -161,7 +161,7 @@ describe('releng init', () => {
     const loaded = await loadConfig(path.join(repo, 'releng.json'));
     expect(loaded.config.project).toBe('widget');
     expect(loaded.config.mainBranch).toBe('trunk');
-    expect(loaded.config.releaseJobs).toEqual({ flake: '.#release-jobs' });
+    expect(loaded.config.releaseJobs).toEqual({ flake: '.#release-jobs', forceRecurse: true });
     expect(Object.keys(loaded.config.environments)).toEqual(['local', 'staging', 'production']);
     const before = await readFile(path.join(repo, 'releng.json'), 'utf8');
     const again = await releng(['init'], { cwd: repo });
