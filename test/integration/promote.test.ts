@@ -103,7 +103,7 @@ describe('releng promote', () => {
   it('the CLI: --help says what promote reads and changes; --dry-run --json prints the plan as JSON on stdout', async () => {
     const help = await releng(['promote', '--help'], { cwd: f.p.dir });
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('Usage: releng promote VERSION --from SOURCE --environment DESTINATION');
+    expect(help.stdout).toContain('Usage: releng promote VERSION --from SOURCE --environment DEST');
     expect(help.stdout).toContain('--delete');
     expect(help.stdout).toContain('Changes: the destination only');
     const r = await releng(['promote', '1.0.0', '--from', 'staging', '--environment', 'production', '--dry-run', '--json'], { cwd: f.p.dir });
