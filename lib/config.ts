@@ -17,7 +17,8 @@ const s3Url = z.string().superRefine((u, ctx) => {
 /** A bucket: S3 (checked as s3Url), or a directory of a mirror tree (lib/fs/store.ts, issue 11). */
 const bucketUrl = z.string().superRefine((u, ctx) => {
   if (u.startsWith('file://')) {
-    if (!/^file:\/\/\/[^\s]+$/.test(u) || u.split('/').slice(3).some((seg) => seg === '..' || seg === '.')) ctx.addIssue({ code: 'custom', message: 'expected file:///ABSOLUTE/DIR with plain path segments' });
+    if (!/^file:\/\/\/[^\s]+$/.test(u)) ctx.addIssue({ code: 'custom', message: 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX) or file:///ABSOLUTE/DIR' });
+    else if (u.split('/').slice(3).some((seg) => seg === '..' || seg === '.')) ctx.addIssue({ code: 'custom', message: 'file:///ABSOLUTE/DIR: no . or .. segments (the tree must be where it says)' });
     return;
   }
   const problem = s3UrlProblem(u);
