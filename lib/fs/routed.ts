@@ -25,5 +25,13 @@ export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
     },
     getStream: (b: string, k: string) => pick(b).getStream(b, k),
     ...(s3?.sha256Of || fs.sha256Of ? { sha256Of: (b: string, k: string) => pick(b).sha256Of!(b, k) } : {}),
+    // index downloads uploads to validate them (issue 12); only adapters that can stream to a file.
+    ...(s3?.download || fs.download ? {
+      download: (b: string, k: string, f: string) => {
+        const s = pick(b);
+        if (!s.download) throw new ReleaseError(`bucket ${b}: its adapter cannot download objects`, 'use an S3 bucket for uploaders');
+        return s.download(b, k, f);
+      },
+    } : {}),
   };
 }

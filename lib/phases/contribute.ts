@@ -73,7 +73,9 @@ function refusal(e: unknown): string | undefined {
   for (let x: any = e; x; x = x.cause) {
     const status = x?.$metadata?.httpStatusCode;
     if (status === 403 || ['AccessDenied', 'ExpiredToken', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(x?.name)) return x.name ?? '403';
-    const m = /refused the credentials .*\((\w+)\)/.exec(x?.message ?? '');
+    // explainS3Error's ReleaseError (no cause): its status and S3 code, kept since the trust merge.
+    if (x?.status === 403) return x.s3Name || '403';
+    const m = /refused (?:the credentials|access) .*?\((\w+)\)/.exec(x?.message ?? '');
     if (m) return m[1];
   }
   return undefined;

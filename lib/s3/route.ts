@@ -28,5 +28,10 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
       if (!s.getStream) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
       return s.getStream(bucket, key);
     },
+    download: (bucket, key, file) => {
+      const s = pick(bucket);
+      if (!s.download) throw new Error(`the S3 adapter for bucket ${bucket} cannot download objects`);
+      return s.download(bucket, key, file);
+    },
   };
 }

@@ -182,13 +182,15 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   if (name === 'NoSuchBucket' || (name === 'NotFound' && !key)) {
     return new ReleaseError(`bucket ${bucket} does not exist at ${endpoint}`, 'create it, or fix the bucket URL in releng.json');
   }
+  // Refusals keep the HTTP status (and S3 code) like other S3 errors: callers (grants' checks) read it.
+  const refused = (err: ReleaseError) => Object.assign(err, { status: e?.$metadata?.httpStatusCode ?? 403, s3Name: name });
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name)) {
-    return new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)');
+    return refused(new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)'));
   }
   if (['AccessDenied', 'Forbidden'].includes(name) || e?.$metadata?.httpStatusCode === 403) {
     // Some servers (Ceph RGW) answer AccessDenied to a bad signature too: name both causes.
-    return new ReleaseError(`S3 refused access to ${where} (${name || 403}): the credentials are wrong, or not allowed to do this here`,
-      'check the credentials source of this environment and the bucket policy or scope of its keys (the credentials are not shown here)');
+    return refused(new ReleaseError(`S3 refused access to ${where} (${name || 403}): the credentials are wrong, or not allowed to do this here`,
+      'check the credentials source of this environment and the bucket policy or scope of its keys (the credentials are not shown here)'));
   }
   const status = e?.$metadata?.httpStatusCode;
   const err = new ReleaseError(`S3 request for ${where} failed: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}${e?.message && e.message !== name ? `: ${e.message}` : ''}`, undefined, { cause: e });

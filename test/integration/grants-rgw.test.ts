@@ -82,8 +82,10 @@ async function writeWith(g: GrantFile, key: string, body = 'an installer\n'): Pr
     await store.put({ bucket: g.bucket, key, body: { text: body }, size: Buffer.byteLength(body), sha256: sha256Text(body), contentType: 'application/octet-stream' });
     return 200;
   } catch (e: any) {
+    if (/refused the credentials/.test(e.message)) return 403;
+    if (typeof e?.status === 'number') return e.status; // explainS3Error keeps the HTTP status
     const m = /\((\w+)\)$/.exec(e.message ?? '');
-    return /refused the credentials/.test(e.message) ? 403 : m ? Number(m[1]) || -1 : -1;
+    return m ? Number(m[1]) || -1 : -1;
   }
 }
 
