@@ -13,6 +13,7 @@ import { compareRemote } from '../s3/sync.ts';
 import type { BucketRef } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
+import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 
@@ -166,7 +167,12 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     // existing narinfo (the path is there for every reader that fetched it): the closing
     // verification checks its signature and NAR, and its repair line says to delete it first.
     // Only a copy of our own bytes cut short (same sha256 metadata, other size) is rewritten.
-    if (ni?.reason === 'changed') { otherNarinfos.push(ni.key); return; }
+    // A narinfo that does not parse as this path's (cut short, garbage) is no narinfo: put ours.
+    if (ni?.reason === 'changed') {
+      const remote = await reader.getText(bucket.bucket, ni.key).catch(() => undefined);
+      const parsed = remote?.startsWith('StorePath:') ? parseNarInfoStrict(remote, path.posix.dirname(info.storePath)).info : undefined;
+      if (parsed && parsed.storePath === info.storePath) { otherNarinfos.push(ni.key); return; }
+    }
     if (ni) narinfoPuts.set(info.storePath, ni);
   })));
   const complete = input.paths.length - narinfoPuts.size - otherNarinfos.length;
