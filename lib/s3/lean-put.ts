@@ -208,8 +208,23 @@ export function leanClient(target: LeanTarget) {
       else if (transit === 'sha256') headers['x-amz-checksum-sha256'] = sha256HexToBase64(payloadSha);
       if (opts.ifNoneMatch) headers['if-none-match'] = '*';
       const len = Buffer.isBuffer(payload) ? payload.length : size;
-      const r = ok(await request('PUT', { ...obj, headers, payloadSha256: payloadSha, length: len, body: payload }));
-      return r.headers.etag as string | undefined;
+      // The MD5 of the body, when known without another read: a single-part ETag is the MD5 of what
+      // the server stored (unless SSE-KMS/SSE-C), so an ETag that differs means the server keeps
+      // other bytes than were sent (a server that checks neither payload hash nor checksum). Such an
+      // object carries our sha256 metadata, so a HEAD would vouch for it: delete it and send again.
+      const sentMd5 = Buffer.isBuffer(payload) ? createHash('md5').update(payload).digest('hex') : md5 ? Buffer.from(md5, 'base64').toString('hex') : undefined;
+      for (let attempt = 1; ; attempt++) {
+        const r = ok(await request('PUT', { ...obj, headers, payloadSha256: payloadSha, length: len, body: typeof payload === 'function' && attempt > 1 ? pipeRange((body as { file: string }).file, 0, size, size) : payload }));
+        const etag = String(r.headers.etag ?? '').replace(/^W\//, '').replace(/"/g, '').toLowerCase();
+        const sse = String(r.headers['x-amz-server-side-encryption'] ?? '');
+        const opaque = sse.startsWith('aws:kms') || !!r.headers['x-amz-server-side-encryption-customer-algorithm'];
+        if (!sentMd5 || opaque || !/^[0-9a-f]{32}$/.test(etag) || etag === sentMd5) return r.headers.etag as string | undefined;
+        await request('DELETE', { ...obj, headers: {}, payloadSha256: EMPTY_SHA256, length: 0 }).catch(() => undefined);
+        if (attempt >= 3) {
+          throw new ReleaseError(`s3://${obj.bucket}/${obj.key}: the server stored other bytes than were sent (ETag ${etag}, MD5 of the body ${sentMd5}), ${attempt} times; the object was deleted`,
+            'the connection to the S3 endpoint corrupts data: check proxies on the way, set s3.transitChecksum to content-md5 or sha256 on a server that checks it, then re-run upload');
+        }
+      }
     },
 
     /** Multipart upload streamed from disk: `partSize` ranges, `queueSize` parts in flight, each signed with its sha256 and carrying its transit checksum. */

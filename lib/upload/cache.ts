@@ -13,6 +13,7 @@ import { compareRemote } from '../s3/sync.ts';
 import type { BucketRef } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
+import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 
@@ -147,6 +148,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   }
   let narsThere = 0;
   const narinfoPuts = new Map<string, S3Put>();
+  const otherNarinfos: string[] = [];
   await Promise.all([...infos.values()].map((info) => limit(async () => {
     const fileHash = /^FileHash: (.*)$/m.exec(info.text)?.[1];
     const expectSha = fileHash ? nixSha256ToHex(fileHash.trim()) : undefined;
@@ -161,9 +163,20 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       if (l) puts.push(l);
     }
     const ni = await compare(`${hashPart(info.storePath)}.narinfo`, cacheContentTypes.narinfo, info.contentEncoding, true, undefined, info.file);
+    // A narinfo the bucket holds with other bytes is kept, as Nix's binary cache stores keep an
+    // existing narinfo (the path is there for every reader that fetched it): the closing
+    // verification checks its signature and NAR, and its repair line says to delete it first.
+    // Only a copy of our own bytes cut short (same sha256 metadata, other size) is rewritten.
+    // A narinfo that does not parse as this path's (cut short, garbage) is no narinfo: put ours.
+    if (ni?.reason === 'changed') {
+      const remote = await reader.getText(bucket.bucket, ni.key).catch(() => undefined);
+      const parsed = remote?.startsWith('StorePath:') ? parseNarInfoStrict(remote, path.posix.dirname(info.storePath)).info : undefined;
+      if (parsed && parsed.storePath === info.storePath) { otherNarinfos.push(ni.key); return; }
+    }
     if (ni) narinfoPuts.set(info.storePath, ni);
   })));
-  const complete = input.paths.length - narinfoPuts.size;
+  const complete = input.paths.length - narinfoPuts.size - otherNarinfos.length;
+  if (otherNarinfos.length) skipped.push({ what: `${otherNarinfos.length} narinfo${otherNarinfos.length === 1 ? '' : 's'} in ${where}`, reason: 'in the cache with other bytes: kept, as Nix keeps an existing narinfo; the closing verification checks them (to replace one, delete it and re-run upload)' });
   if (complete) skipped.push({ what: `${complete} narinfo${complete === 1 ? '' : 's'} in ${where}`, reason: 'already in the cache with the same size and sha256' });
   if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${where}nar/`, reason: 'already in the cache with the same size and sha256' });
   puts.sort((a, b) => a.key.localeCompare(b.key));

@@ -27,7 +27,7 @@ beforeAll(async () => {
         res.end(req.method === 'HEAD' ? undefined : `<Error><Code>${next === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>try later</Message></Error>`);
         return;
       }
-      res.writeHead(200, { etag: '"0123456789abcdef0123456789abcdef"', 'content-length': req.method === 'HEAD' ? '5' : '0', 'x-amz-meta-sha256': sha256Text('hello') });
+      res.writeHead(200, { etag: '"5d41402abc4b2a76b9719d911017c592"' /* the MD5 of the 'hello' sent, as a single-part ETag is */, 'content-length': req.method === 'HEAD' ? '5' : '0', 'x-amz-meta-sha256': sha256Text('hello') });
       res.end();
     });
   });
