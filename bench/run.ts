@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { sha256Text } from '../lib/checksums.ts';
+import { renderSha256Sums, sha256Text } from '../lib/checksums.ts';
 import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3-server.ts';
 import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
 
@@ -134,6 +134,7 @@ const baseEnv: NodeJS.ProcessEnv = { ...process.env, RCLONE_CONFIG: rcloneConf, 
 // AWS_CA_BUNDLE makes rclone's S3 backend fail on plain http ("unsupported transport"); the bench is loopback http only.
 delete baseEnv.AWS_CA_BUNDLE;
 let current: Server | undefined;
+let runNumber = 0;
 
 const ticks = (pid: number) => {
   try {
@@ -156,6 +157,9 @@ async function runCmd(cmd: string, args: string[], opts: { cwd?: string; env?: N
     p.on('close', (c) => resolve({ code: c ?? 1, stdout: out, stderr: err }));
   });
   const wallMs = performance.now() - t0;
+  // Each run's output, for reading afterwards with --keep (releng's log lines carry timestamps).
+  mkdirSync(path.join(ws, 'logs'), { recursive: true });
+  writeFileSync(path.join(ws, 'logs', `${String(++runNumber).padStart(4, '0')}-${path.basename(cmd)}-${args.find((a) => !a.startsWith('/')) ?? ''}.log`), `${cmd} ${args.join(' ')}\n${stdout}\n${stderr}`);
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} (in ${opts.cwd ?? '.'}) failed (${code}):\n${stderr.slice(-4000)}${stdout.slice(-2000)}`);
   const req: Record<string, number> = {};
   let serverCpuMs = 0;
@@ -257,6 +261,11 @@ in builtins.derivation { name = "bench-root"; system = builtins.currentSystem; b
   return run('nix-build', [path.join(gen, 'default.nix'), '-o', path.join(ws, 'nix', `root-${kind}`)]);
 }
 
+/** Every file under dir, relative, sorted. */
+function walk(dir: string, rel = ''): string[] {
+  return readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(dir, path.join(rel, e.name)) : [path.join(rel, e.name)])).sort();
+}
+
 function hardlinkTree(from: string, to: string, skip: (rel: string) => boolean = () => false): number {
   let n = 0;
   const walk = (rel: string) => {
@@ -289,12 +298,24 @@ function projectFor(kind: Kind, root: string): Project {
     writeFileSync(path.join(rel, 'manual', 'index.html'), '<!doctype html><title>bench</title>\n');
   }
   if (kind === 'tarballs') for (let i = 0; i < 4; i++) writeRandom(path.join(artifacts, `bench-${VERSION}-${i}.tar.xz`), tarballMiB * MiB);
-  writeFileSync(path.join(artifacts, 'manifest.nix'), `{\n  x86_64-linux = "${root}";\n}\n`);
-  const arts = readdirSync(artifacts).sort().map((f) => {
-    const body = readFileSync(path.join(artifacts, f));
-    return { path: `${RELEASE_DIR}/${f}`, size: body.length, sha256: sha256Text(body), kind: f === 'manifest.nix' ? 'manifest' : 'binary-tarball', ...(f === 'manifest.nix' ? {} : { system: 'x86_64-linux' }) };
+  const manifest = `{\n  x86_64-linux = "${root}";\n}\n`;
+  writeFileSync(path.join(artifacts, 'manifest.nix'), manifest);
+  // The root manifest.nix (what `nix upgrade-nix` follows) is an artifact too, outside the version directory.
+  writeFileSync(path.join(rel, 'artifacts', 'manifest.nix'), manifest);
+  // As `releng build` does: the manual also goes under the version directory (kind manual), and
+  // SHA256SUMS covers every file there; verify checks the docs bucket against those entries.
+  hardlinkTree(path.join(rel, 'manual'), path.join(artifacts, 'manual'));
+  const files = walk(artifacts);
+  const digest = new Map(files.map((f) => [f, sha256Text(readFileSync(path.join(artifacts, f)))]));
+  writeFileSync(path.join(artifacts, 'SHA256SUMS'), renderSha256Sums(files.map((f) => ({ name: f, sha256: digest.get(f)! }))));
+  const kindOf = (f: string) => (f.startsWith('manual/') ? 'manual' : f === 'manifest.nix' ? 'manifest' : f === 'SHA256SUMS' ? 'sums' : 'binary-tarball');
+  const arts = [...files, 'SHA256SUMS'].map((f) => {
+    const size = statSync(path.join(artifacts, f)).size;
+    const k = kindOf(f);
+    return { path: `${RELEASE_DIR}/${f}`, size, sha256: digest.get(f) ?? sha256Text(readFileSync(path.join(artifacts, f))), kind: k, ...(k === 'binary-tarball' ? { system: 'x86_64-linux' } : {}) };
   });
-  writeFileSync(path.join(dir, 'version.json'), JSON.stringify({ version: VERSION, official_release: false, release_name: 'bench' }) + '\n');
+  arts.push({ path: 'manifest.nix', size: Buffer.byteLength(manifest), sha256: sha256Text(manifest), kind: 'manifest' });
+  writeFileSync(path.join(dir, 'version.json'), JSON.stringify({ version: VERSION, official_release: true, release_name: 'bench' }) + '\n');
   writeFileSync(path.join(dir, 'release.nix'), '{ }\n');
   mkdirSync(path.join(dir, '.releng'), { recursive: true });
   copyFileSync(path.join(keyDir, 'cache.sec'), path.join(dir, '.releng', 'cache-signing.key'));
@@ -305,7 +326,7 @@ function projectFor(kind: Kind, root: string): Project {
   run('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.invalid', 'commit', '-q', '-m', 'bench'], dir);
   const head = run('git', ['rev-parse', 'HEAD'], dir);
   writeFileSync(path.join(rel, 'build-result.json'), JSON.stringify({
-    schemaVersion: 1, project: 'bench', version: VERSION, major: '1', official: false, releaseName: 'bench', profile: 'all',
+    schemaVersion: 1, project: 'bench', version: VERSION, major: '1', official: true, releaseName: 'bench', profile: 'all',
     systems: ['x86_64-linux'], dockerSystems: [], gitRevision: head, tag: null, createdAt: new Date().toISOString(),
     releaseDir: RELEASE_DIR, artifacts: arts, manifest: { 'x86_64-linux': root }, dockerImages: [], drvs: [], outPaths: [root],
   }, null, 2) + '\n');
@@ -333,9 +354,10 @@ function writeConfig(dir: string, prefix: string, prod: string) {
 function mirrorOf(p: Project) {
   rmSync(p.mirror, { recursive: true, force: true });
   const rel = path.join(p.dir, 'release');
-  let n = hardlinkTree(path.join(rel, 'artifacts', RELEASE_DIR), path.join(p.mirror, 'releases', RELEASE_DIR));
+  let n = hardlinkTree(path.join(rel, 'artifacts'), path.join(p.mirror, 'releases'));
   n += hardlinkTree(path.join(rel, 'cache', 'bench'), path.join(p.mirror, 'cache'), (r) => r.startsWith('.'));
-  n += hardlinkTree(path.join(rel, 'manual'), path.join(p.mirror, 'docs', 'manual', 'bench', 'nightly'));
+  // An official release from the main line: the manual goes to manual/PROJECT/MAJOR/ and stable/.
+  for (const d of ['1', 'stable']) n += hardlinkTree(path.join(rel, 'manual'), path.join(p.mirror, 'docs', 'manual', 'bench', d));
   p.objects = n;
 }
 
@@ -467,7 +489,7 @@ try {
           { name: 'releng check --environment bench', prepare: async () => ({ ...releng(['check', '--environment', 'bench']), cwd: p.dir, env }) },
           { name: 'rclone lsd (one request)', prepare: async () => ({ cmd: 'rclone', args: ['lsd', remote('')], env }) },
         ]);
-      } else if (w === 'sha256' && server === started[0]) {
+      } else if (w === 'sha256' && sname === servers[0]) {
         const files = readdirSync(path.join(projects.get('tarballs')!.dir, 'release', 'artifacts', RELEASE_DIR)).filter((f) => f.endsWith('.tar.xz')).map((f) => path.join(projects.get('tarballs')!.dir, 'release', 'artifacts', RELEASE_DIR, f));
         await alternate(server, `sha256 (${4 * tarballMiB} MiB, no server)`, [
           { name: 'releng sha256File', prepare: async () => ({ cmd: node, args: [childJs, 'hash', ...files] }) },
