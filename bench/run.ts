@@ -87,22 +87,31 @@ interface Server {
   stop(): Promise<void>;
 }
 const started: Server[] = [];
-let stopping = false;
-async function cleanup() {
-  if (stopping) return;
-  stopping = true;
-  for (const s of started) await s.stop().catch((e) => log(`stopping ${s.name}: ${e}`));
-  if (!flags.keep) rmSync(ws, { recursive: true, force: true });
-  else log(`kept ${ws}`);
+let interrupted = false;
+let cleaning: Promise<void> | undefined;
+/** Stops the servers by pid and removes the workspace; every caller awaits the same run of it. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const s of started.splice(0)) await s.stop().catch((e) => log(`stopping ${s.name}: ${e}`));
+    if (!flags.keep) rmSync(ws, { recursive: true, force: true });
+    else log(`kept ${ws}`);
+  })();
+  return cleaning;
 }
-process.on('SIGINT', () => { log('interrupted: stopping the servers'); void cleanup().then(() => process.exit(130)); });
-process.on('SIGTERM', () => { void cleanup().then(() => process.exit(143)); });
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    interrupted = true;
+    log(`${signal}: stopping the servers`);
+    void cleanup().then(() => process.exit(code));
+  });
+}
 
 /** METHOD, or LIST for a GET of the bucket itself (a listing: ?list-type=2&prefix=...). */
 function classify(m: RegExpExecArray | null): string | undefined {
   if (!m) return undefined;
   return m[1] === 'GET' && /^\/bench\/?(\?|$)/.test(m[2]!) ? 'LIST' : m[1];
 }
+
 async function startS3rver(): Promise<Server> {
   const requestLog = path.join(ws, 's3rver-requests.log');
   writeFileSync(requestLog, '');
@@ -509,6 +518,8 @@ try {
   }
 } catch (e) {
   await cleanup();
+  // Interrupted: the run that failed was cut short by the signal, not a finding.
+  if (interrupted) process.exit(130);
   throw e;
 }
 const uptimeAfter = uptime();
