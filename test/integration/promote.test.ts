@@ -52,8 +52,12 @@ describe('releng promote', () => {
       const r = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging' } });
       expect(r.ok).toBe(false);
       expect(r.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
-      expect(r.error).toContain(`${victim.key}: NAR of`);
+      // releng verify's own problem line: where, what, and the repair.
+      expect(r.error).toContain(`binary cache: s3://staging-cache/${victim.key}: missing: the NAR of /nix/store/`);
+      expect(r.error).toContain('repair: delete s3://staging-cache/');
+      // The destination is unchanged: listed, it is as empty as before (no sidecar, no file list).
       expect(await filesUnder(prod, true)).toEqual([]);
+      expect(r.log).not.toContain('planning promote');
     } finally {
       const tmp = path.join(f.trees, 'victim');
       await writeFile(tmp, Buffer.concat(chunks));
@@ -142,6 +146,13 @@ describe('releng promote', () => {
     // No object written twice across the two runs.
     expect(rest.keys.filter((k) => killed.keys.includes(k))).toEqual([]);
     expect(r2.summary!.resigned).toBeGreaterThan(0);
+    // promote's own last step was releng verify of production; verify --deep from scratch agrees,
+    // reading every NAR (FileHash, NarHash) and checking signatures against production's key.
+    expect(r2.summary!.verified.destination?.ok).toBe(true);
+    const { verify } = await import('../../lib/phases/verify.ts');
+    const deep = await verify(await f.ctx({ environment: 'production', extra: { deep: true, published: '1.0.0' } }));
+    expect(deep.ok).toBe(true);
+    expect(deep.checked['binary cache']!['NARs hashed']).toBe(r2.summary!.closure);
 
     // Production's git remote has the tag, pointing at the release commit.
     const tagLine = execFileSync('git', ['ls-remote', f.p.remote, 'refs/tags/1.0.0^{}'], { encoding: 'utf8' });
@@ -279,10 +290,16 @@ describe('releng promote', () => {
     expect(dry.log).toContain(`[dry-run] s3 delete file://${prod}/docs/manual/hello/1.0/stale-page.html`);
     await stat(stale);
     const real = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging', delete: true } });
-    expect(real.ok, real.error).toBe(true);
     await expect(stat(stale)).rejects.toThrow();
     expect(await readFile(extra, 'utf8')).toBe('kept\n');
-    expect(real.summary!.fileLists[0]!.changed).toBe(true);
+    // ...but verify of the destination (releng verify's release-prefix check) names it and fails the run.
+    expect(real.ok).toBe(false);
+    expect(real.error).toContain('hello 1.0.0 in production failed verification after promote: 1 problem');
+    expect(real.error).toContain(`${prod}/releases/hello/hello-1.0.0/extra.txt: not part of the release (SHA256SUMS does not list it`);
+    await rm(extra);
+    const clean = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging', delete: true } });
+    expect(clean.ok, clean.error).toBe(true);
+    expect(clean.summary!.fileLists[0]!.changed).toBe(true);
   });
 
   it('refuses when the destination release prefix holds other content (immutable), copying nothing', async () => {
