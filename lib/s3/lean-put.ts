@@ -110,13 +110,19 @@ export function leanClient(target: LeanTarget) {
       headers: { ...o.headers, host, 'content-length': String(o.length), 'x-amz-content-sha256': o.payloadSha256 },
     } as any) as unknown as { headers: Record<string, string> };
     const qs = o.query ? `?${Object.entries(o.query).map(([k, v]) => (v === '' ? encodeURIComponent(k) : `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)).join('&')}` : '';
-    return new Promise((resolve, reject) => {
+    const send = (retryStale: boolean): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
       const req = mod.request({ agent, method, hostname, port: url.port || undefined, path: path + qs, headers: signed.headers, setHost: false }, resolve);
       req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed as it was reused (its idle timeout): Node's advice is
+        // to send again on a new socket. Only bodies that can be sent twice (a buffer, or none).
+        if (retryStale && req.reusedSocket && e.code === 'ECONNRESET') resolve(send(false));
+        else reject(e);
+      });
       if (typeof o.body === 'function') o.body(req);
       else req.end(o.body);
     });
+    return send(typeof o.body !== 'function');
   }
 
   /** One signed request, its answer read whole. */

@@ -58,10 +58,46 @@ describe('releng promote', () => {
       // The destination is unchanged: listed, it is as empty as before (no sidecar, no file list).
       expect(await filesUnder(prod, true)).toEqual([]);
       expect(r.log).not.toContain('planning promote');
+      // The same to an S3 destination: its buckets list empty afterwards.
+      const s3r = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
+      expect(s3r.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      for (const b of ['prods3-releases', 'prods3-cache', 'prods3-docs']) expect(await f.s3.store.list(b, '')).toEqual([]);
     } finally {
       const tmp = path.join(f.trees, 'victim');
       await writeFile(tmp, Buffer.concat(chunks));
       await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: head.size, sha256: head.sha256!, contentType: head.contentType! });
+      await rm(tmp);
+    }
+  });
+
+  it('--deep reads every NAR of staging: a NAR rotted in place (same size, same sha256 metadata) is refused; without --deep only its size is seen', async () => {
+    // The NAR of the release's own store path (the manifest's), found as Nix would: manifest → narinfo → URL.
+    const manifestFile = path.join(f.trees, 'staging-manifest.nix');
+    await writeFile(manifestFile, (await f.s3.store.getText('staging-releases', 'hello/hello-1.0.0/manifest.nix'))!);
+    const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', manifestFile], { encoding: 'utf8' })))[0] as string;
+    const narinfo = (await f.s3.store.getText('staging-cache', `${path.basename(out).slice(0, 32)}.narinfo`))!;
+    const victim = { key: /^URL: (.*)$/m.exec(narinfo)![1]! };
+    const head = (await f.s3.store.head('staging-cache', victim.key))!;
+    const chunks: Buffer[] = [];
+    for await (const c of (await f.s3.store.getStream!('staging-cache', victim.key)) as AsyncIterable<Buffer>) chunks.push(c);
+    const good = Buffer.concat(chunks);
+    const rotten = Buffer.from(good);
+    rotten[rotten.length >> 1] ^= 0xff;
+    const tmp = path.join(f.trees, 'rotten');
+    await writeFile(tmp, rotten);
+    // Stored under the old sha256 metadata, as bit rot in the server would leave it.
+    await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: rotten.length, sha256: head.sha256!, contentType: head.contentType! });
+    try {
+      const shallow = await f.promote('1.0.0', { environment: 'prods3', dryRun: true, extra: { from: 'staging' } });
+      expect(shallow.ok, shallow.error).toBe(true);
+      const deep = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging', deep: true } });
+      expect(deep.ok).toBe(false);
+      expect(deep.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      expect(deep.error).toContain(`binary cache: s3://staging-cache/${victim.key}: FileHash `);
+      for (const b of ['prods3-releases', 'prods3-cache', 'prods3-docs']) expect(await f.s3.store.list(b, '')).toEqual([]);
+    } finally {
+      await writeFile(tmp, good);
+      await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: good.length, sha256: head.sha256!, contentType: head.contentType! });
       await rm(tmp);
     }
   });
