@@ -105,8 +105,10 @@ const times: Record<(typeof kinds)[number], number[]> = { upload: [], 'server-si
 /** rclone copy of the source's cache and releases buckets into the run's, server-side on one remote. */
 async function rcloneTo(prefix: string): Promise<void> {
   // The remote is defined in the environment (never on the command line); the embedded s3rver's fixed test keys.
+  // AWS_CA_BUNDLE (set on some machines) makes rclone refuse its plain-HTTP transport: s3rver is http on 127.0.0.1.
+  const { AWS_CA_BUNDLE: _ca, ...inherited } = process.env;
   const env = {
-    ...process.env, RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: s3.endpoint,
+    ...inherited, RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: s3.endpoint,
     RCLONE_CONFIG_S_ACCESS_KEY_ID: embeddedCredentials.accessKeyId, RCLONE_CONFIG_S_SECRET_ACCESS_KEY: embeddedCredentials.secretAccessKey,
     RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_NO_CHECK_BUCKET: 'true',
   };
