@@ -102,6 +102,30 @@ describe('releng promote', () => {
     }
   });
 
+  it('without staging\'s key file it refuses (signatures are never skipped); --from-public-key gives the key', async () => {
+    const key = path.join(f.p.dir, 'keys', 'staging.key');
+    const aside = `${key}.aside`;
+    const { rename } = await import('node:fs/promises');
+    await rename(key, aside);
+    try {
+      const r = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging' } });
+      expect(r.ok).toBe(false);
+      expect(r.error).toContain('staging\'s cache public key is not readable here');
+      expect(r.error).toContain('--from-public-key NAME:BASE64');
+      const given = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging', 'from-public-key': f.keys.staging } });
+      expect(given.ok, given.error).toBe(true);
+      expect(given.summary!.verified.source.checked['binary cache']!.narinfos).toBe(given.summary!.closure);
+      // A wrong key is a verification failure naming the signatures, not a skip.
+      const wrong = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging', 'from-public-key': f.keys.production } });
+      expect(wrong.ok).toBe(false);
+      expect(wrong.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      expect(wrong.error).toContain('(trusted key hello-production-1)');
+      expect(await filesUnder(prod, true)).toEqual([]);
+    } finally {
+      await rename(aside, key);
+    }
+  });
+
   it('refuses a version staging does not have', async () => {
     const r = await f.promote('9.9.9', { environment: 'production', extra: { from: 'staging' } });
     expect(r.ok).toBe(false);
