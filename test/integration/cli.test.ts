@@ -2,7 +2,8 @@
 // 80 columns without a terminal, `help CMD`, --version, suggestions for mistyped commands and
 // flags, shell completion scripts run by the real shells, and `releng init`.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,20 @@ describe('the bundle (npm run build)', () => {
       const fromBundle = await execa('node', [bundle, ...args], { cwd: dir });
       expect(fromBundle.stdout).toBe((await releng(args, { cwd: dir })).stdout);
     }
+    // Production dependencies are inside the bundle (issue 16: start-up). From node_modules come
+    // only s3rver (run by the s3rver child, a file of its own), zx (the scripts/*.mjs), and the AWS
+    // SDK's optional SigV4a signers, which it requires in a try only for SigV4a (never used; not installed).
+    const bare = new Set<string>();
+    const spec = `["']([@a-z0-9][\\w@/.-]*)["']`;
+    const forms = new RegExp(`(?:\\bfrom\\s*${spec}|\\bimport\\(\\s*${spec}\\s*\\)|\\brequire\\(\\s*${spec}\\s*\\))`, 'g');
+    for (const f of (await readdir(path.dirname(bundle))).filter((f) => f.endsWith('.mjs'))) {
+      const text = await readFile(path.join(path.dirname(bundle), f), 'utf8');
+      for (const m of text.matchAll(forms)) {
+        const name = (m[1] ?? m[2] ?? m[3])!;
+        if (!name.startsWith('node:') && !builtinModules.includes(name)) bare.add(name);
+      }
+    }
+    expect([...bare].sort()).toEqual(['@aws-sdk/signature-v4-crt', '@aws-sdk/signature-v4a', 's3rver']);
     const project = await scratchProject();
     try {
       const r = await execa('node', [bundle, 'check'], { cwd: project.dir, reject: false, env: { CI: 'true' } });
