@@ -257,15 +257,19 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     }
     let verified: VerifyReport | undefined;
     if (!flags.dryRun) {
-      // The whole release, read back from scratch (skipped objects too, no local memo): the same
-      // check as `releng verify`. What it finds wrong leaves the upload record, so a re-run re-checks it.
+      // The whole release, read back (skipped objects too): the same check as `releng verify`, except
+      // that a fresh listing stands in for the HEAD of an object a verification already HEADed with the
+      // same size and ETag (the record's `verified` entries; issue 16). What it finds wrong leaves the
+      // upload record, so a re-run re-checks it.
       log.info(`verifying ${result.project} ${result.version} in ${target.name}: every destination, read back`);
-      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord) });
+      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord), known: memo.record });
       if (!verified.ok) {
         for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
         await memo.record.save();
         throw new VerificationFailed(verified, `verification after upload failed (${applied.byKind['s3.put'] ?? 0} objects were put by this run)`);
       }
+      // What the HEADs read back: the next run's verification lists instead. Only time is lost if this fails.
+      await memo.record.save().catch((e: any) => log.warn(`could not save ${memo.record.file}: ${e?.code ?? e?.message ?? e} (the next upload HEADs every object again)`));
       log.info(`verified ${renderChecked(verified)}`);
     }
     // Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed (issue 11).

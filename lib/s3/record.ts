@@ -16,11 +16,19 @@ export interface RecordEntry {
   size: number;
   /** As the server returned it, quotes stripped. */
   etag: string;
+  /**
+   * A verification HEADed the object and found this size, our sha256 metadata and this ETag. Only
+   * such an entry lets upload's closing verification accept a listing (same size, same ETag) in
+   * place of a new HEAD: any rewrite of the object changes its ETag (issue 16).
+   */
+  verified?: boolean;
 }
 
 export interface UploadRecord {
   get(bucket: string, key: string): RecordEntry | undefined;
   set(bucket: string, key: string, entry: RecordEntry): void;
+  /** Notes what a verification's HEAD read back (size, sha256 metadata, ETag): `verified` entries. */
+  markVerified(bucket: string, key: string, entry: Omit<RecordEntry, 'verified'>): void;
   /**
    * Drops entries (one key or many): whatever a verification found wrong must be HEADed (and
    * re-sent) by the next run, never vouched for by this memo (issue 9; `releng verify` calls it).
@@ -37,7 +45,11 @@ export function normalizeEtag(etag: string | undefined): string | undefined {
   return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
 }
 
-const entry = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]);
+// [sha256, size, etag] or, once a verification HEADed it, [sha256, size, etag, 1].
+const entry = z.union([
+  z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]),
+  z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1), z.literal(1)]),
+]);
 const fileSchema = z.object({ version: z.literal(1), endpoint: z.string(), objects: z.record(z.string(), entry) });
 
 /** The record of one S3 endpoint (any stable name of it) in `dir` (e.g. the project's .releng/); missing or corrupt means empty. */
@@ -54,10 +66,16 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
     file,
     get(bucket, key) {
       const e = objects[id(bucket, key)];
-      return e ? { sha256: e[0], size: e[1], etag: e[2] } : undefined;
+      return e ? { sha256: e[0], size: e[1], etag: e[2], ...(e[3] === 1 ? { verified: true } : {}) } : undefined;
     },
     set(bucket, key, e) {
-      objects[id(bucket, key)] = [e.sha256, e.size, e.etag];
+      objects[id(bucket, key)] = e.verified ? [e.sha256, e.size, e.etag, 1] : [e.sha256, e.size, e.etag];
+      dirty = true;
+    },
+    markVerified(bucket, key, e) {
+      const old = objects[id(bucket, key)];
+      if (old && old[0] === e.sha256 && old[1] === e.size && old[2] === e.etag && old[3] === 1) return;
+      objects[id(bucket, key)] = [e.sha256, e.size, e.etag, 1];
       dirty = true;
     },
     forget(bucket, key) {

@@ -21,8 +21,9 @@ export const docsVerifier: DestinationVerifier = {
       const listing = await scope.limit(() => t.s3.list(t.docs.bucket, prefix));
       count(report, 'listed', listing.length);
       const wanted = new Set(manual.map(([rel]) => prefix + rel));
+      const listed = new Map(listing.map((o) => [o.key, o]));
       scope.progress.addTotal(manual.length);
-      await Promise.all(manual.map(([rel, expected]) => checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key: prefix + rel, expected }, report)));
+      await Promise.all(manual.map(([rel, expected]) => checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key: prefix + rel, expected, listed: listed.get(prefix + rel) }, report)));
       for (const o of listing) {
         if (wanted.has(o.key)) continue;
         report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });

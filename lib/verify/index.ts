@@ -152,6 +152,8 @@ export interface VerifyOptions {
   concurrency?: number;
   /** Called with the release as resolved (SHA256SUMS read, manifest evaluated): promote checks the destination against the source's. */
   onResolved?: (release: ResolvedRelease) => void;
+  /** Upload's closing verification only: its record, so listings stand in for HEADs it already did (VerifyScope.known). */
+  known?: VerifyScope['known'];
 }
 
 /** Verifies every destination of the release in one environment; never throws for what it finds, only for what stops it reading. */
@@ -161,7 +163,7 @@ export async function verifyRelease(ctx: Context, t: VerifyTarget, opts: VerifyO
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'releng-verify-'));
   const bar = ctx.log.progress(`verifying ${opts.release.project} ${opts.release.version} in ${t.name}${deep ? ' (deep)' : ''}`, 0, 'files');
   const scope: VerifyScope = {
-    deep, limit: pLimit(opts.concurrency ?? 16), tmpDir,
+    deep, limit: pLimit(opts.concurrency ?? 16), tmpDir, ...(opts.known ? { known: opts.known } : {}),
     repair: opts.repair ?? `releng upload --environment ${t.name}`,
     progress: { tick: (n) => bar.tick(n), addTotal: (n) => bar.addTotal(n), item: () => bar.tick(1), stop: () => bar.stop() },
   };

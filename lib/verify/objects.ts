@@ -1,11 +1,14 @@
 // Reading S3 objects back for verification: HEAD (size and our `sha256` metadata) for the quick
-// check, the whole object streamed and hashed for --deep. Nothing here consults a local memo.
+// check, the whole object streamed and hashed for --deep. Only upload's closing verification gives
+// it a local memo (scope.known), and then only to accept a listing in place of a HEAD.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { debianPackageOf } from '../exec.ts';
 import { MissingToolError } from '../errors.ts';
+import { normalizeEtag } from '../s3/record.ts';
+import type { RemoteObject } from '../s3/store.ts';
 import type { DestinationReport, ExpectedFile, VerifyScope, VerifyTarget } from './types.ts';
 import { count } from './types.ts';
 
@@ -75,24 +78,55 @@ export interface ObjectCheck {
   expected: ExpectedFile;
   /** Download and hash even in quick mode (small, important objects: SHA256SUMS, manifest.nix). */
   always?: boolean;
-  /** Size the listing reported, when the caller listed (saves nothing, but a mismatch is named). */
-  listed?: number;
+  /** The key's entry in a fresh listing of its prefix, when the caller listed (undefined: not listed, or absent). */
+  listed?: RemoteObject;
+}
+
+/**
+ * Whether a fresh listing proves what a HEAD would (upload's closing verification, quick mode): the
+ * listed size is the expected one and the listed ETag is the one a previous verification's HEAD saw
+ * together with our expected sha256 metadata. Any rewrite of the object changes its ETag, so the
+ * listing shows the same object that HEAD read back. Never for what the listing lacks.
+ */
+function vouchedByListing(scope: VerifyScope, c: ObjectCheck): boolean {
+  if (!scope.known || !c.listed || scope.deep || c.always) return false;
+  const etag = normalizeEtag(c.listed.etag);
+  const e = scope.known.get(c.bucket, c.key);
+  return !!(e?.verified && etag && e.etag === etag && e.size === c.listed.size && e.sha256 === c.expected.sha256
+    && (c.expected.size === undefined || c.expected.size === c.listed.size));
 }
 
 /** Checks one object: present, size, our sha256 metadata; the content itself when deep (or `always`). */
 export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: ObjectCheck, report: DestinationReport, repair = scope.repair): Promise<void> {
   const where = `s3://${c.bucket}/${c.key}`;
   const problem = (what: string) => report.problems.push({ destination: c.destination, where, what, repair, bucket: c.bucket, key: c.key });
+  if (vouchedByListing(scope, c)) {
+    count(report, 'objects');
+    count(report, 'objects proven by listing');
+    scope.progress.item();
+    return;
+  }
   const head = await scope.limit(() => t.s3.head(c.bucket, c.key));
   count(report, 'objects');
   if (!head) { problem('missing'); return; }
   if (c.expected.size !== undefined && head.size !== c.expected.size) problem(`size ${head.size}, expected ${c.expected.size}`);
+  const headEtag = normalizeEtag(head.etag);
+  const readBack = () => {
+    if (scope.known && headEtag && head.sha256 === c.expected.sha256 && (c.expected.size === undefined || head.size === c.expected.size)) {
+      scope.known.markVerified(c.bucket, c.key, { sha256: head.sha256, size: head.size, etag: headEtag });
+    }
+  };
   if (head.sha256 !== c.expected.sha256) {
     // upload refuses to replace an object of the (immutable) release prefix unless told to.
     const fix = c.destination === 'release prefix' ? `${repair} --replace-artifacts (only if this release was never announced)` : repair;
     report.problems.push({ destination: c.destination, where, what: head.sha256 ? `sha256 metadata ${head.sha256}, expected ${c.expected.sha256}` : `no sha256 metadata (expected ${c.expected.sha256})`, repair: fix, bucket: c.bucket, key: c.key });
   }
-  if (!scope.deep && !c.always) { scope.progress.item(); return; }
+  // Our metadata with another ETag than the one a verification read back with it: the object was
+  // rewritten since (same bytes keep their ETag), so its metadata proves nothing; read the bytes.
+  const before = scope.known?.get(c.bucket, c.key);
+  const rewritten = !!(before?.verified && before.sha256 === c.expected.sha256 && headEtag && before.etag !== headEtag && head.sha256 === c.expected.sha256);
+  if (rewritten) count(report, 'objects rewritten since verified (read)');
+  if (!scope.deep && !c.always && !rewritten) { readBack(); scope.progress.item(); return; }
   const got = await scope.limit(async () => {
     const stream = await t.s3.getStream(c.bucket, c.key);
     return stream ? hashStream(stream) : undefined;
@@ -104,5 +138,7 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
     // Its metadata may still claim the right sha256, and upload skips what the server reports right.
     report.problems.push({ destination: c.destination, where, what: `content sha256 ${got.sha256} (${got.size} bytes), expected ${c.expected.sha256}${c.expected.size !== undefined ? ` (${c.expected.size} bytes)` : ''}`,
       repair: `delete ${where} (its bytes are not what its metadata says), then ${repair}`, bucket: c.bucket, key: c.key });
+  } else if (got.size === head.size) {
+    readBack();
   }
 }

@@ -9,7 +9,7 @@ export const releasePrefixVerifier: DestinationVerifier = {
     const report = emptyReport();
     const prefix = `${t.releases.prefix}${release.releaseDir}/`;
     const listing = await scope.limit(() => t.s3.list(t.releases.bucket, prefix));
-    const listed = new Map(listing.map((o) => [o.key, o.size]));
+    const listed = new Map(listing.map((o) => [o.key, o]));
     scope.progress.addTotal(release.files.size);
     await Promise.all([...release.files].map(([rel, expected]) => checkObject(t, scope, {
       destination: this.name, bucket: t.releases.bucket, key: prefix + rel, expected,

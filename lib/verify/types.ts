@@ -7,6 +7,7 @@ import type { BucketRef } from '../environment.ts';
 import type { Progress } from '../log.ts';
 import type { RegistryClient } from '../oci/registry.ts';
 import type { DockerTarget } from '../config.ts';
+import type { UploadRecord } from '../s3/record.ts';
 import type { S3Reader, S3StreamReader } from '../s3/store.ts';
 
 /** One thing found wrong: where, what differs, and the command that repairs it. */
@@ -87,6 +88,12 @@ export interface VerifyScope {
   repair: string;
   /** Temp directory for files Nix must read (manifest.nix); removed by the caller. */
   tmpDir: string;
+  /**
+   * Upload's closing verification only (never `releng verify`): the upload record. A quick check
+   * accepts a listed object without a HEAD when a verification already HEADed it with this same
+   * size, ETag and our expected sha256; every HEAD that reads an object back right is noted in it.
+   */
+  known?: Pick<UploadRecord, 'get' | 'markVerified'>;
 }
 
 /** What one verifier found and how much it looked at (counts per kind, for --json). */

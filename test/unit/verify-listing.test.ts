@@ -1,0 +1,109 @@
+// Upload's closing verification with its record (issue 16): a fresh listing stands in for a HEAD
+// only for an object a verification already HEADed with the same size, ETag and our sha256; anything
+// else is HEADed, and an object rewritten since (another ETag, our sha256 still claimed) is read.
+// No servers: an in-memory reader with ETags (MD5 of the bytes, as a single-part PUT gives).
+// Real servers (s3rver, RGW): test/integration/verify.test.ts.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openUploadRecord, type UploadRecord } from '../../lib/s3/record.ts';
+import type { ObjectHead, RemoteObject } from '../../lib/s3/store.ts';
+import { checkObject } from '../../lib/verify/objects.ts';
+import { emptyReport, type VerifyScope, type VerifyTarget } from '../../lib/verify/types.ts';
+
+const temps: string[] = [];
+afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+function memory() {
+  const objects = new Map<string, { bytes: Buffer; sha256?: string }>();
+  const calls = { head: 0, get: 0 };
+  const s3 = {
+    endpoint: 'memory',
+    async list(_b: string, prefix: string): Promise<RemoteObject[]> {
+      return [...objects].filter(([k]) => k.startsWith(prefix)).map(([key, o]) => ({ key, size: o.bytes.length, etag: `"${md5(o.bytes)}"` }));
+    },
+    async head(_b: string, key: string): Promise<ObjectHead | undefined> {
+      calls.head++;
+      const o = objects.get(key);
+      return o && { size: o.bytes.length, sha256: o.sha256, etag: `"${md5(o.bytes)}"`, metadata: {} };
+    },
+    async getText() { return undefined; },
+    async getStream(_b: string, key: string) { calls.get++; const o = objects.get(key); return o && Readable.from([o.bytes]); },
+    async checkBucket() {},
+  };
+  return { objects, calls, target: { s3 } as unknown as VerifyTarget };
+}
+
+async function check(m: ReturnType<typeof memory>, key: string, expected: Buffer, opts: { known?: UploadRecord; deep?: boolean } = {}) {
+  const listed = (await m.target.s3.list('b', key)).find((o) => o.key === key);
+  const scope: VerifyScope = {
+    deep: !!opts.deep, limit: pLimit(4), repair: 'releng upload', tmpDir: '/nowhere',
+    progress: { tick() {}, addTotal() {}, item() {}, stop() {} } as any, ...(opts.known ? { known: opts.known } : {}),
+  };
+  const report = emptyReport();
+  await checkObject(m.target, scope, { destination: 'docs', bucket: 'b', key, expected: { sha256: sha(expected), size: expected.length }, listed }, report);
+  return report;
+}
+
+describe('checkObject with the upload record', () => {
+  it('HEADs once, then proves the same object by the listing alone; an unverified (PUT) entry is HEADed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-vl-'));
+    temps.push(dir);
+    const record = await openUploadRecord(dir, 'memory');
+    const m = memory();
+    const bytes = Buffer.from('<p>page</p>');
+    m.objects.set('a', { bytes, sha256: sha(bytes) });
+    record.set('b', 'a', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes) }); // as a PUT records it
+    expect((await check(m, 'a', bytes, { known: record })).problems).toEqual([]);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+    expect(record.get('b', 'a')?.verified).toBe(true);
+    const r = await check(m, 'a', bytes, { known: record });
+    expect(r.problems).toEqual([]);
+    expect(r.checked['objects proven by listing']).toBe(1);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+    // Standalone verify (no record) and --deep never take the listing's word.
+    await check(m, 'a', bytes);
+    expect(m.calls.head).toBe(2);
+    await check(m, 'a', bytes, { known: record, deep: true });
+    expect(m.calls).toEqual({ head: 3, get: 1 });
+  });
+
+  it('a rewrite at the same size is not vouched for: other metadata is named; our sha256 claimed over other bytes is read and named', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-vl-'));
+    temps.push(dir);
+    const record = await openUploadRecord(dir, 'memory');
+    const m = memory();
+    const good = Buffer.from('abcdefgh');
+    const bad = Buffer.from('abcdefgX');
+    for (const k of ['honest', 'liar']) record.markVerified('b', k, { sha256: sha(good), size: good.length, etag: md5(good) });
+    m.objects.set('honest', { bytes: bad, sha256: sha(bad) });
+    m.objects.set('liar', { bytes: bad, sha256: sha(good) });
+    const honest = await check(m, 'honest', good, { known: record });
+    expect(honest.problems.map((p) => p.what)).toEqual([`sha256 metadata ${sha(bad)}, expected ${sha(good)}`]);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+    const liar = await check(m, 'liar', good, { known: record });
+    expect(liar.problems.map((p) => p.what)).toEqual([`content sha256 ${sha(bad)} (8 bytes), expected ${sha(good)} (8 bytes)`]);
+    expect(m.calls).toEqual({ head: 2, get: 1 });
+    // Nothing wrong is re-vouched: the entries keep the ETag their verification saw.
+    expect(record.get('b', 'liar')?.etag).toBe(md5(good));
+    expect(record.get('b', 'honest')?.etag).toBe(md5(good));
+  });
+
+  it('an object the listing lacks is HEADed and named missing, whatever the record says', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-vl-'));
+    temps.push(dir);
+    const record = await openUploadRecord(dir, 'memory');
+    const m = memory();
+    const bytes = Buffer.from('gone');
+    record.markVerified('b', 'gone', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes) });
+    const r = await check(m, 'gone', bytes, { known: record });
+    expect(r.problems.map((p) => [p.where, p.what])).toEqual([['s3://b/gone', 'missing']]);
+    expect(m.calls.head).toBe(1);
+  });
+});
