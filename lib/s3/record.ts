@@ -17,18 +17,20 @@ export interface RecordEntry {
   /** As the server returned it, quotes stripped. */
   etag: string;
   /**
-   * A verification HEADed the object and found this size, our sha256 metadata and this ETag. Only
-   * such an entry lets upload's closing verification accept a listing (same size, same ETag) in
-   * place of a new HEAD: any rewrite of the object changes its ETag (issue 16).
+   * A verification HEADed the object and found this size, our sha256 metadata and this ETag: the
+   * object's Last-Modified then (Unix seconds). Only such an entry lets upload's closing
+   * verification accept a listing (same size, ETag and Last-Modified) in place of a new HEAD: a
+   * rewrite with other bytes changes the ETag, and any rewrite (metadata only too) the
+   * Last-Modified (issue 16).
    */
-  verified?: boolean;
+  verified?: number;
 }
 
 export interface UploadRecord {
   get(bucket: string, key: string): RecordEntry | undefined;
   set(bucket: string, key: string, entry: RecordEntry): void;
   /** Notes what a verification's HEAD read back (size, sha256 metadata, ETag): `verified` entries. */
-  markVerified(bucket: string, key: string, entry: Omit<RecordEntry, 'verified'>): void;
+  markVerified(bucket: string, key: string, entry: Required<RecordEntry>): void;
   /**
    * Drops entries (one key or many): whatever a verification found wrong must be HEADed (and
    * re-sent) by the next run, never vouched for by this memo (issue 9; `releng verify` calls it).
@@ -45,10 +47,10 @@ export function normalizeEtag(etag: string | undefined): string | undefined {
   return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
 }
 
-// [sha256, size, etag] or, once a verification HEADed it, [sha256, size, etag, 1].
+// [sha256, size, etag] or, once a verification HEADed it, [sha256, size, etag, last-modified].
 const entry = z.union([
   z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]),
-  z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1), z.literal(1)]),
+  z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1), z.number().int()]),
 ]);
 const fileSchema = z.object({ version: z.literal(1), endpoint: z.string(), objects: z.record(z.string(), entry) });
 
@@ -66,16 +68,16 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
     file,
     get(bucket, key) {
       const e = objects[id(bucket, key)];
-      return e ? { sha256: e[0], size: e[1], etag: e[2], ...(e[3] === 1 ? { verified: true } : {}) } : undefined;
+      return e ? { sha256: e[0], size: e[1], etag: e[2], ...(e[3] !== undefined ? { verified: e[3] } : {}) } : undefined;
     },
     set(bucket, key, e) {
-      objects[id(bucket, key)] = e.verified ? [e.sha256, e.size, e.etag, 1] : [e.sha256, e.size, e.etag];
+      objects[id(bucket, key)] = e.verified !== undefined ? [e.sha256, e.size, e.etag, e.verified] : [e.sha256, e.size, e.etag];
       dirty = true;
     },
     markVerified(bucket, key, e) {
       const old = objects[id(bucket, key)];
-      if (old && old[0] === e.sha256 && old[1] === e.size && old[2] === e.etag && old[3] === 1) return;
-      objects[id(bucket, key)] = [e.sha256, e.size, e.etag, 1];
+      if (old && old[0] === e.sha256 && old[1] === e.size && old[2] === e.etag && old[3] === e.verified) return;
+      objects[id(bucket, key)] = [e.sha256, e.size, e.etag, e.verified];
       dirty = true;
     },
     forget(bucket, key) {

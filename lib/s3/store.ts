@@ -39,6 +39,9 @@ export interface ObjectHead {
   contentEncoding?: string;
   cacheControl?: string;
   etag?: string;
+  /** Last-Modified and the server's Date of the response, Unix seconds. */
+  mtime?: number;
+  serverTime?: number;
   metadata: Record<string, string>;
 }
 
@@ -222,6 +225,10 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
   // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
   const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
 
+  const seconds = (name: 'mtime' | 'serverTime', http: string | undefined) => {
+    const t = http === undefined ? NaN : Math.floor(Date.parse(http) / 1000);
+    return Number.isNaN(t) ? {} : { [name]: t };
+  };
   const head: S3Reader['head'] = (bucket, key) => read('HEAD', bucket, key, async () => {
     const r = await getLean().headObject(bucket, key);
     if (!r) return undefined;
@@ -234,6 +241,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       contentEncoding: h('content-encoding'),
       cacheControl: h('cache-control'),
       etag: h('etag'),
+      ...seconds('mtime', h('last-modified')),
+      ...seconds('serverTime', h('date')),
       metadata: r.metadata,
     };
   });

@@ -102,13 +102,12 @@ async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: Up
   if (known && etag && known.etag === etag && known.size === listed.size) return known.sha256;
   const head = await reader.head(req.bucket, key);
   const headEtag = normalizeEtag(head?.etag);
-  // Remember it only if the HEAD saw the very object the listing did; a HEAD read back its size,
-  // sha256 metadata and ETag, so the entry is as verified as the closing verification's own.
-  // A verified entry with our sha256 but another ETag stays: the object was rewritten since a
-  // verification read it back, and the closing verification then reads its bytes (lib/verify/objects.ts).
-  const rewritten = known?.verified && known.sha256 === head?.sha256 && known.etag !== etag;
+  // Remember it only if the HEAD saw the very object the listing did. A verified entry with our
+  // sha256 but another ETag stays: the object was rewritten since a verification read it back, and
+  // the closing verification then reads its bytes (lib/verify/objects.ts).
+  const rewritten = known?.verified !== undefined && known.sha256 === head?.sha256 && known.etag !== etag;
   if (req.record && !rewritten && head?.sha256 && etag && headEtag === etag && head.size === listed.size) {
-    req.record.markVerified(req.bucket, key, { sha256: head.sha256, size: head.size, etag });
+    req.record.set(req.bucket, key, { sha256: head.sha256, size: head.size, etag });
   }
   return head?.sha256;
 }

@@ -84,15 +84,16 @@ export interface ObjectCheck {
 
 /**
  * Whether a fresh listing proves what a HEAD would (upload's closing verification, quick mode): the
- * listed size is the expected one and the listed ETag is the one a previous verification's HEAD saw
- * together with our expected sha256 metadata. Any rewrite of the object changes its ETag, so the
- * listing shows the same object that HEAD read back. Never for what the listing lacks.
+ * listed size is the expected one, and the listed ETag and Last-Modified are those a previous
+ * verification's HEAD saw together with our expected sha256 metadata. A rewrite with other bytes
+ * changes the ETag, any rewrite (metadata only too) the Last-Modified, so the listing shows the
+ * very object that HEAD read back. Never for what the listing lacks.
  */
 function vouchedByListing(scope: VerifyScope, c: ObjectCheck): boolean {
   if (!scope.known || !c.listed || scope.deep || c.always) return false;
   const etag = normalizeEtag(c.listed.etag);
   const e = scope.known.get(c.bucket, c.key);
-  return !!(e?.verified && etag && e.etag === etag && e.size === c.listed.size && e.sha256 === c.expected.sha256
+  return !!(e?.verified !== undefined && e.verified === c.listed.mtime && etag && e.etag === etag && e.size === c.listed.size && e.sha256 === c.expected.sha256
     && (c.expected.size === undefined || c.expected.size === c.listed.size));
 }
 
@@ -111,9 +112,12 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   if (!head) { problem('missing'); return; }
   if (c.expected.size !== undefined && head.size !== c.expected.size) problem(`size ${head.size}, expected ${c.expected.size}`);
   const headEtag = normalizeEtag(head.etag);
+  // Noted only when the server's clock was 2 s past the object's Last-Modified at this HEAD: any
+  // later rewrite then has another Last-Modified second than the one noted.
   const readBack = () => {
-    if (scope.known && headEtag && head.sha256 === c.expected.sha256 && (c.expected.size === undefined || head.size === c.expected.size)) {
-      scope.known.markVerified(c.bucket, c.key, { sha256: head.sha256, size: head.size, etag: headEtag });
+    if (scope.known && headEtag && head.sha256 === c.expected.sha256 && (c.expected.size === undefined || head.size === c.expected.size)
+      && head.mtime !== undefined && head.serverTime !== undefined && head.serverTime - head.mtime >= 2) {
+      scope.known.markVerified(c.bucket, c.key, { sha256: head.sha256, size: head.size, etag: headEtag, verified: head.mtime });
     }
   };
   if (head.sha256 !== c.expected.sha256) {
@@ -124,7 +128,7 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   // Our metadata with another ETag than the one a verification read back with it: the object was
   // rewritten since (same bytes keep their ETag), so its metadata proves nothing; read the bytes.
   const before = scope.known?.get(c.bucket, c.key);
-  const rewritten = !!(before?.verified && before.sha256 === c.expected.sha256 && headEtag && before.etag !== headEtag && head.sha256 === c.expected.sha256);
+  const rewritten = !!(before?.verified !== undefined && before.sha256 === c.expected.sha256 && headEtag && before.etag !== headEtag && head.sha256 === c.expected.sha256);
   if (rewritten) count(report, 'objects rewritten since verified (read)');
   if (!scope.deep && !c.always && !rewritten) { readBack(); scope.progress.item(); return; }
   const got = await scope.limit(async () => {

@@ -124,6 +124,59 @@ for (const flavour of ['srv', 'rgw'] as const) {
       await rm(dest, { recursive: true, force: true });
     }, 300_000);
 
+    it('a no-op re-run proves by listing what a verification read back; a rewrite at the same size or a deletion is not vouched for', async () => {
+      // Issue 16: the closing verification of a re-run lists instead of HEADing objects whose listed
+      // size, ETag and Last-Modified are those a previous verification's HEAD saw with our sha256
+      // metadata. A HEAD within 2 s of an object's write notes nothing: the first re-run may HEAD.
+      await new Promise((r) => setTimeout(r, 2100));
+      const first = await run(['upload', '--noconfirm']);
+      expect(first.code, first.stderr).toBe(0);
+      const noop = await run(['upload', '--noconfirm', '--json']);
+      expect(noop.code, noop.stderr).toBe(0);
+      const checked = JSON.parse(noop.stdout).result.verified;
+      const files = result.artifacts.filter((a: any) => a.path.startsWith(prefix));
+      // SHA256SUMS and manifest.nix are always downloaded, never vouched for.
+      expect(checked['release prefix']['objects proven by listing']).toBe(files.length - 2);
+      expect(checked.docs['objects proven by listing']).toBe(checked.docs.objects);
+
+      // Another writer: a page rewritten with other bytes of the same size (its own sha256 claimed),
+      // another page deleted, and a release file rewritten at the same size claiming the right sha256.
+      const pages = (await store().list('docs', 'manual/hello/1.0/')).map((o) => o.key).sort();
+      expect(pages.length).toBeGreaterThanOrEqual(2);
+      const [rewritten, deleted] = pages as [string, string];
+      const pageBytes = await getBytes(store(), 'docs', rewritten);
+      const otherPage = Buffer.from(pageBytes.toString('utf8').toUpperCase() === pageBytes.toString('utf8') ? pageBytes.map((b) => b ^ 1) : Buffer.from(pageBytes.toString('utf8').toUpperCase()));
+      expect(otherPage.length).toBe(pageBytes.length);
+      await putRaw(flavour, 'docs', rewritten, otherPage, undefined, 'text/html');
+      await store().delete('docs', deleted);
+      const file = `${prefix}hello-1.0.0-manual.tar.gz`;
+      const bytes = await getBytes(store(), 'rel', file);
+      const flipped = Buffer.from(bytes);
+      flipped[flipped.length >> 1]! ^= 0x20;
+      await putRaw(flavour, 'rel', file, flipped, sha256Text(bytes));
+
+      // verify (no local record) names the page and the deletion (the lying release file is --deep's).
+      const v = await verify();
+      expect(v.code).toBe(1);
+      expect(lines(v.stderr).sort()).toEqual([
+        `warning: docs: s3://docs/${deleted}: missing — repair: releng upload --environment ${env}`,
+        `warning: docs: s3://docs/${rewritten}: sha256 metadata ${sha256Text(otherPage)}, expected ${sha256Text(pageBytes)} — repair: releng upload --environment ${env}`,
+      ].sort());
+      // upload re-sends both pages, and its verification reads the release file whose ETag changed
+      // since it was verified (its metadata proves nothing then): exit 1 naming it.
+      const up = await run(['upload', '--noconfirm']);
+      expect(up.code).toBe(1);
+      expect(up.stderr).toContain(`s3://rel/${file}: content sha256 ${sha256Text(flipped)}`);
+      expect((await getBytes(store(), 'docs', rewritten)).equals(pageBytes)).toBe(true);
+      expect((await getBytes(store(), 'docs', deleted)).length).toBeGreaterThan(0);
+      // The repair it names.
+      await store().delete('rel', file);
+      const again = await run(['upload', '--noconfirm']);
+      expect(again.code, again.stderr).toBe(0);
+      const deep = await verify('--deep');
+      expect(deep.code, deep.stderr).toBe(0);
+    }, 300_000);
+
     it('works from the published release alone (--published VERSION: SHA256SUMS and manifest.nix are the truth)', async () => {
       const r = await verify('--published', '1.0.0', '--deep');
       expect(r.code, r.stderr).toBe(0);

@@ -69,31 +69,30 @@ describe('planSync with an upload record', () => {
     expect(plan.puts.map((p) => p.key)).toEqual(['p/a']);
     expect(plan.unchanged).toBe(1);
     expect(heads()).toBe(2);
-    // What a HEAD confirmed is remembered (with the listed ETag), so the next plan needs no HEAD for it;
-    // a HEAD read it back, so it is `verified` (upload's closing verification may list instead).
-    expect(record.get('b', 'p/b')).toEqual({ sha256: sha('b'), size: 3, etag: 'x2', verified: true });
+    // What a HEAD confirmed is remembered (with the listed ETag), so the next plan needs no HEAD for it.
+    expect(record.get('b', 'p/b')).toEqual({ sha256: sha('b'), size: 3, etag: 'x2' });
   });
 
   it('a verified entry whose object was rewritten (same sha256 claimed, other ETag) is kept, not re-vouched', async () => {
     const dir = await tmp('releng-rec-');
     const record = await openUploadRecord(dir, 'http://s3');
-    record.markVerified('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1' });
+    record.markVerified('b', 'p/a', { sha256: sha('a'), size: 3, etag: 'e1', verified: 1000 });
     const { reader, heads } = memoryReader({ 'p/a': { size: 3, etag: 'x1', sha256: sha('a') } });
     const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [file('a', 3, sha('a'))], record });
     expect(plan.unchanged).toBe(1);
     expect(heads()).toBe(1);
     // The ETag a verification saw stays: the closing verification then reads the rewritten object's bytes.
-    expect(record.get('b', 'p/a')).toEqual({ sha256: sha('a'), size: 3, etag: 'e1', verified: true });
+    expect(record.get('b', 'p/a')).toEqual({ sha256: sha('a'), size: 3, etag: 'e1', verified: 1000 });
   });
 
   it('`verified` survives a save; a record written before it (three fields) still loads, unverified', async () => {
     const dir = await tmp('releng-rec-');
     const record = await openUploadRecord(dir, 'http://s3');
-    record.markVerified('b', 'v', { sha256: sha('a'), size: 3, etag: 'e1' });
+    record.markVerified('b', 'v', { sha256: sha('a'), size: 3, etag: 'e1', verified: 1700000000 });
     record.set('b', 'u', { sha256: sha('b'), size: 4, etag: 'e2' });
     await record.save();
     const again = await openUploadRecord(dir, 'http://s3');
-    expect(again.get('b', 'v')).toEqual({ sha256: sha('a'), size: 3, etag: 'e1', verified: true });
+    expect(again.get('b', 'v')).toEqual({ sha256: sha('a'), size: 3, etag: 'e1', verified: 1700000000 });
     expect(again.get('b', 'u')).toEqual({ sha256: sha('b'), size: 4, etag: 'e2' });
     // A PUT replaces the entry: unverified until a verification reads it back.
     again.set('b', 'v', { sha256: sha('c'), size: 3, etag: 'e3' });

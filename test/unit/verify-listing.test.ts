@@ -1,5 +1,5 @@
 // Upload's closing verification with its record (issue 16): a fresh listing stands in for a HEAD
-// only for an object a verification already HEADed with the same size, ETag and our sha256; anything
+// only for an object a verification already HEADed with the same size, ETag, Last-Modified and our sha256; anything
 // else is HEADed, and an object rewritten since (another ETag, our sha256 still claimed) is read.
 // No servers: an in-memory reader with ETags (MD5 of the bytes, as a single-part PUT gives).
 // Real servers (s3rver, RGW): test/integration/verify.test.ts.
@@ -20,18 +20,19 @@ afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: tru
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-function memory() {
-  const objects = new Map<string, { bytes: Buffer; sha256?: string }>();
+/** Objects with their Last-Modified (Unix seconds); the server's clock reads `now`. */
+function memory(now = 2000) {
+  const objects = new Map<string, { bytes: Buffer; sha256?: string; mtime: number }>();
   const calls = { head: 0, get: 0 };
   const s3 = {
     endpoint: 'memory',
     async list(_b: string, prefix: string): Promise<RemoteObject[]> {
-      return [...objects].filter(([k]) => k.startsWith(prefix)).map(([key, o]) => ({ key, size: o.bytes.length, etag: `"${md5(o.bytes)}"` }));
+      return [...objects].filter(([k]) => k.startsWith(prefix)).map(([key, o]) => ({ key, size: o.bytes.length, etag: `"${md5(o.bytes)}"`, mtime: o.mtime }));
     },
     async head(_b: string, key: string): Promise<ObjectHead | undefined> {
       calls.head++;
       const o = objects.get(key);
-      return o && { size: o.bytes.length, sha256: o.sha256, etag: `"${md5(o.bytes)}"`, metadata: {} };
+      return o && { size: o.bytes.length, sha256: o.sha256, etag: `"${md5(o.bytes)}"`, mtime: o.mtime, serverTime: now, metadata: {} };
     },
     async getText() { return undefined; },
     async getStream(_b: string, key: string) { calls.get++; const o = objects.get(key); return o && Readable.from([o.bytes]); },
@@ -58,20 +59,29 @@ describe('checkObject with the upload record', () => {
     const record = await openUploadRecord(dir, 'memory');
     const m = memory();
     const bytes = Buffer.from('<p>page</p>');
-    m.objects.set('a', { bytes, sha256: sha(bytes) });
+    m.objects.set('a', { bytes, sha256: sha(bytes), mtime: 1999 });
     record.set('b', 'a', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes) }); // as a PUT records it
+    // Written less than 2 s before the HEAD (by the server's clock): not noted, a rewrite in the same second could keep its Last-Modified.
     expect((await check(m, 'a', bytes, { known: record })).problems).toEqual([]);
     expect(m.calls).toEqual({ head: 1, get: 0 });
-    expect(record.get('b', 'a')?.verified).toBe(true);
+    expect(record.get('b', 'a')?.verified).toBeUndefined();
+    m.objects.get('a')!.mtime = 1990;
+    expect((await check(m, 'a', bytes, { known: record })).problems).toEqual([]);
+    expect(m.calls).toEqual({ head: 2, get: 0 });
+    expect(record.get('b', 'a')?.verified).toBe(1990);
     const r = await check(m, 'a', bytes, { known: record });
     expect(r.problems).toEqual([]);
     expect(r.checked['objects proven by listing']).toBe(1);
-    expect(m.calls).toEqual({ head: 1, get: 0 });
+    expect(m.calls).toEqual({ head: 2, get: 0 });
     // Standalone verify (no record) and --deep never take the listing's word.
     await check(m, 'a', bytes);
-    expect(m.calls.head).toBe(2);
+    expect(m.calls.head).toBe(3);
     await check(m, 'a', bytes, { known: record, deep: true });
-    expect(m.calls).toEqual({ head: 3, get: 1 });
+    expect(m.calls).toEqual({ head: 4, get: 1 });
+    // Rewritten with the same bytes but other metadata (same ETag, new Last-Modified): HEADed and named.
+    m.objects.set('a', { bytes, sha256: 'f'.repeat(64), mtime: 1995 });
+    expect((await check(m, 'a', bytes, { known: record })).problems.map((p) => p.what)).toEqual([`sha256 metadata ${'f'.repeat(64)}, expected ${sha(bytes)}`]);
+    expect(m.calls.head).toBe(5);
   });
 
   it('a rewrite at the same size is not vouched for: other metadata is named; our sha256 claimed over other bytes is read and named', async () => {
@@ -81,9 +91,9 @@ describe('checkObject with the upload record', () => {
     const m = memory();
     const good = Buffer.from('abcdefgh');
     const bad = Buffer.from('abcdefgX');
-    for (const k of ['honest', 'liar']) record.markVerified('b', k, { sha256: sha(good), size: good.length, etag: md5(good) });
-    m.objects.set('honest', { bytes: bad, sha256: sha(bad) });
-    m.objects.set('liar', { bytes: bad, sha256: sha(good) });
+    for (const k of ['honest', 'liar']) record.markVerified('b', k, { sha256: sha(good), size: good.length, etag: md5(good), verified: 1000 });
+    m.objects.set('honest', { bytes: bad, sha256: sha(bad), mtime: 1000 });
+    m.objects.set('liar', { bytes: bad, sha256: sha(good), mtime: 1000 });
     const honest = await check(m, 'honest', good, { known: record });
     expect(honest.problems.map((p) => p.what)).toEqual([`sha256 metadata ${sha(bad)}, expected ${sha(good)}`]);
     expect(m.calls).toEqual({ head: 1, get: 0 });
@@ -101,7 +111,7 @@ describe('checkObject with the upload record', () => {
     const record = await openUploadRecord(dir, 'memory');
     const m = memory();
     const bytes = Buffer.from('gone');
-    record.markVerified('b', 'gone', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes) });
+    record.markVerified('b', 'gone', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes), verified: 1000 });
     const r = await check(m, 'gone', bytes, { known: record });
     expect(r.problems.map((p) => [p.where, p.what])).toEqual([['s3://b/gone', 'missing']]);
     expect(m.calls.head).toBe(1);
