@@ -57,15 +57,19 @@ export interface S3Reader {
   download?(bucket: string, key: string, file: string): Promise<{ size: number; sha256: string }>;
 }
 
-export interface PutRequest {
+/** What names and describes one object written: shared by PutRequest and the put/transfer actions (lib/s3/actions.ts). */
+export interface ObjectFields {
   bucket: string;
   key: string;
-  body: { file: string } | { text: string };
   size: number;
   sha256: string;
   contentType: string;
   contentEncoding?: string;
   cacheControl?: string;
+}
+
+export interface PutRequest extends ObjectFields {
+  body: { file: string } | { text: string };
   redirect?: string;
   /** Extra object metadata (x-amz-meta-NAME), e.g. the grant id of a contribution (issue 12). */
   metadata?: Record<string, string>;
