@@ -8,8 +8,7 @@
 // verifyChannelRelease finds tampered files and dangling redirects.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIRECT_CACHE_CONTROL } from '../../lib/channel/plan.ts';
@@ -20,12 +19,11 @@ import { EXIT_ALREADY_PUBLISHED, EXIT_WOULD_GO_BACK, NothingToDo } from '../../l
 import { createLogger, type Logger } from '../../lib/log.ts';
 import { routeByBucket } from '../../lib/s3/route.ts';
 import { channel, stagingDirOf, type ChannelDeps, type ChannelSummary } from '../../lib/phases/channel.ts';
-import { buildFixture, nixosJobs, nixpkgsJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
+import { channelScratch, nixosJobs, nixpkgsJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
 import { releng } from '../helpers/cli.ts';
 import { startFakeHydra, type FakeHydra } from '../helpers/hydra.ts';
 import { repoRoot } from '../helpers/project.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
-import { requireTool } from '../helpers/tools.ts';
 
 const RELEASES_URL = 'https://releases.example.org';
 const fast = { hydraRetry: { baseDelayMs: 1, maxDelayMs: 5 } } satisfies ChannelDeps;
@@ -157,18 +155,8 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
   }
 
   beforeAll(async () => {
-    requireTool('nix-build', 'nix-bin');
-    requireTool('xz', 'xz-utils');
-    requireTool('zstd', 'zstd');
-    requireTool('git', 'git');
-    requireTool('flock', 'util-linux');
     Object.assign(process.env, env);
-    base = await mkdtemp(path.join(os.tmpdir(), 'releng-channel-kinds-'));
-    project = path.join(base, 'project');
-    remote = path.join(base, 'nixpkgs-channels.git');
-    await mkdir(project, { recursive: true });
-    execFileSync('git', ['init', '-q', '--bare', remote]);
-    fx = await buildFixture(base, EVALS);
+    ({ base, project, remote, fx } = await channelScratch('releng-channel-kinds-', EVALS));
     [hydra, rel, chan] = await Promise.all([startFakeHydra(), startTestS3(['rel']), startTestS3(['chan'])]);
     for (const [i, e] of EVALS.entries()) urls.set(e.key, (await registerEval(hydra, fx, e, 1000 + i)).buildUrl);
     // The shipped example, pointed at the test's Hydra, cache, git remote and two S3 servers.
