@@ -317,7 +317,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       }
     },
     async download(bucket, key, file) {
-      return wrap(bucket, key, async () => {
+      // Retried like every read (a dropped body starts again into the same file, truncated anew).
+      return read('GET', bucket, key, async () => {
         const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         const hash = createHash('sha256');
         let size = 0;
