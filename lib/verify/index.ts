@@ -110,6 +110,7 @@ export async function environmentPublicKey(ctx: Context, target: OpenEnvironment
 export function verifyTarget(ctx: Context, target: OpenEnvironment, publicKey: string | undefined): VerifyTarget {
   return {
     name: target.name, s3: target.s3, releases: target.releases, cache: target.cache, docs: target.docs, publicKey,
+    narListings: target.env.cache?.storeOptions['write-nar-listing'] === 'true',
     registries: target.registries.map((r) => ({ host: r.host, repository: r.repository, target: r.target, client: r.client })),
     git: target.env.git, root: ctx.root,
   };

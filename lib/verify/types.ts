@@ -71,6 +71,8 @@ export interface VerifyTarget {
   docs: BucketRef;
   /** The environment's cache public key (NAME:BASE64); undefined when it has no cache. */
   publicKey?: string;
+  /** The environment writes NAR listings (cache.storeOptions write-nar-listing): every path's .ls must be there. */
+  narListings?: boolean;
   registries: { host: string; repository: string; target: DockerTarget; client: RegistryClient }[];
   git?: Environment['git'];
   /** Where git commands run (the project root; ls-remote needs no repository). */
