@@ -29,6 +29,8 @@ export interface Decision {
   reason?: string;
   target?: string;
   grant?: string;
+  /** The upload's ETag when it was validated: placing it is a copy conditional on it (an upload replaced meanwhile is not published). */
+  etag?: string;
 }
 
 export interface IndexInputs {
@@ -80,7 +82,7 @@ async function scanUploader(inp: IndexInputs, name: string, u: UploaderConfig, s
       skipped.push({ what: `s3://${ref.bucket}/${obj.key}`, reason: `processed already (${memo.status} ${memo.at}${memo.reason ? `: ${memo.reason}` : ''})` });
       continue;
     }
-    const base: Decision = { uploader: name, bucket: ref.bucket, key: obj.key, sha256: sha256 || `size:${head.size}`, status: 'rejected', ...(grant ? { grant } : {}) };
+    const base: Decision = { uploader: name, bucket: ref.bucket, key: obj.key, sha256: sha256 || `size:${head.size}`, status: 'rejected', ...(grant ? { grant } : {}), ...(head.etag ? { etag: head.etag } : {}) };
     const reject = (reason: string) => { decisions.push({ ...base, reason }); };
     const m = keyRe.exec(obj.key);
     if (!m) { reject(`not where uploads of ${name} go (${u.prefix})`); continue; }
@@ -274,7 +276,7 @@ export async function planIndex(inp: IndexInputs): Promise<IndexPlan> {
   for (const d of decisions) {
     if (d.status === 'accepted') {
       const aptRoot = inp.env.uploaders[d.uploader]!.kind === 'apt' ? parseS3Url(inp.env.apt!.root).bucket : d.bucket;
-      place.push({ kind: 's3.copy', from: { bucket: d.bucket, key: d.key }, bucket: aptRoot, key: d.target! });
+      place.push({ kind: 's3.copy', from: { bucket: d.bucket, key: d.key }, bucket: aptRoot, key: d.target!, ...(d.etag ? { sourceEtag: d.etag } : {}) });
     }
     if (d.status === 'rejected') cleanup.push(textPut(d.bucket, `${d.key}.rejected`, `rejected by releng index at ${(inp.now ?? new Date()).toISOString()}: ${d.reason}\n`, 'text/plain; charset=utf-8', 'new'));
     else cleanup.push({ kind: 's3.delete', bucket: d.bucket, key: d.key });

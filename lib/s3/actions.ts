@@ -46,6 +46,8 @@ export interface S3Copy {
   /** Bytes of the source (promote plans it): picks multipart copy above 5 GiB, feeds the progress bar. */
   size?: number;
   sha256?: string;
+  /** The source's ETag when planned: the copy is refused if the source changed since (where the server has conditional copies: lib/s3/store.ts). */
+  sourceEtag?: string;
 }
 
 /**
@@ -100,7 +102,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
     contentType: 'text/plain', cacheControl: a.cacheControl, redirect: a.location,
   }).then(() => undefined),
   's3.copy': async (a, env) => {
-    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined ? { size: a.size } : undefined);
+    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined || a.sourceEtag ? { size: a.size, sourceEtag: a.sourceEtag } : undefined);
     if (a.size) env.onBytes(a.size);
   },
   's3.transfer': (a, env) => transfer(a, env),
