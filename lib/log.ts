@@ -146,6 +146,7 @@ class TerminalRenderer {
   private loading?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private cursorHidden = false;
+  private exitHooked = false;
   private readonly onExit = () => this.close();
 
   constructor(
@@ -185,12 +186,19 @@ class TerminalRenderer {
     if (hidden === this.cursorHidden) return;
     this.cursorHidden = hidden;
     this.stream.write(hidden ? '\x1b[?25l' : '\x1b[?25h');
-    if (hidden) process.once('exit', this.onExit);
+  }
+
+  /** While anything is live, leaving the process clears it and shows the cursor again. */
+  private hookExit(live: boolean): void {
+    if (live === this.exitHooked) return;
+    this.exitHooked = live;
+    if (live) process.once('exit', this.onExit);
     else process.removeListener('exit', this.onExit);
   }
 
   /** Makes the screen show what is live: bars if any (spinner resting), else the spinner, else nothing. */
   private sync(): void {
+    this.hookExit(this.phases.length + this.bars.length > 0);
     if ((this.phases.length || this.bars.length) && !(this.oraModule && this.cliProgress)) return this.load();
     if (this.bars.length) {
       this.stopSpinner();
@@ -325,6 +333,7 @@ class TerminalRenderer {
     this.stopBars();
     this.stopSpinner();
     this.hideCursor(false);
+    this.hookExit(false);
   }
 }
 
@@ -404,7 +413,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
             const room = width - numbers.length - 3;
             // Too narrow for a useful bar: the title (cut) and the numbers.
             if (room < 13) return fitToWidth(`${fitToWidth(shownTitle, Math.max(8, width - numbers.length))}${numbers}`, width);
-            const cut = fitToWidth(shownTitle, Math.max(8, Math.floor(room / 2)));
+            // The title takes what it needs while the bar keeps 20 columns, and never less than half.
+            const cut = fitToWidth(shownTitle, Math.max(8, Math.floor(room / 2), room - 20));
             return `${cut} [${bar(room - visibleLength(cut))}]${numbers}`;
           },
         };

@@ -110,6 +110,15 @@ describe('terminal rendering', () => {
     }
   });
 
+  it('leaving without close() (an error path): the process ends, the bar is cleared, the cursor shown again', () => {
+    const raw = underPty(80, { NO_COLOR: '1', RENDER_LEAVE: '1' });
+    expect(raw).toMatch(/a transfer that never stops \[=+ +\] +10% 10 B\/100 B/);
+    const end = raw.slice(raw.lastIndexOf('leaving without close'));
+    expect(end).toContain('\x1b[?25h'); // cursor shown
+    expect(end).toContain('\x1b[?7h'); // line wrapping back on
+    expect(screen(raw, 80)).toEqual(['interactive=true', 'leaving without close']);
+  });
+
   it('a narrow terminal (40 columns) still fits every line', () => {
     const shown = screen(underPty(40, { NO_COLOR: '1' }), 40);
     expect(shown.at(-1)).toBe('done');
