@@ -233,7 +233,8 @@ class TerminalRenderer {
   private stopSpinner(): void {
     if (this.timer) { clearInterval(this.timer); this.timer = undefined; }
     this.ora?.clear();
-    if (!this.bars.length || !this.multibar) this.hideCursor(false);
+    // cli-progress hides and shows the cursor itself while bars draw.
+    this.hideCursor(false);
   }
 
   private startBars(): void {
