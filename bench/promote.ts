@@ -4,8 +4,13 @@
 //   server-side  promote between buckets of the same endpoint (CopyObject)
 //   streamed     promote with serverSideCopy: never (GET, sha256 checked, PUT)
 //   to-tree      promote S3 → a file:// tree
+//   rclone       `rclone copy` bucket to bucket on the same s3rver (server-side copy; Debian's rclone),
+//                the issue's yardstick: promote server-side should take at most half of it (--fast-list:
+//                a flat listing; without it rclone 1.60 left bench/bench-1.0.0/manifest.nix out on s3rver)
 // Runs alternate (A B C D, repeated), each into fresh buckets; prints medians and min–max.
 // Never part of the test suite: the machine is shared, so compare ratios within one run.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +27,7 @@ import { planPromote, retryingReader, type PromoteSide } from '../lib/promote/pl
 import type { S3Put } from '../lib/s3/actions.ts';
 import { createS3Client, s3Store } from '../lib/s3/store.ts';
 
-const { values: flags } = parseArgs({ options: { paths: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, 'nar-size': { type: 'string', default: '16384' }, help: { type: 'boolean', default: false } } });
+const { values: flags } = parseArgs({ options: { 'rclone-transfers': { type: 'string', default: '16' }, paths: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, 'nar-size': { type: 'string', default: '16384' }, help: { type: 'boolean', default: false } } });
 if (flags.help) { console.log('usage: npm run bench:promote -- [--paths 1000] [--rounds 3] [--nar-size 16384]'); process.exit(0); }
 const N = Number(flags.paths);
 const rounds = Number(flags.rounds);
@@ -63,7 +68,7 @@ const totalBytes = files.reduce((n, f) => n + f.size, 0);
 log(`workload: ${N} NARs of ${narSize} B + ${N} narinfos (${files.length} objects, ${(totalBytes / 1048576).toFixed(1)} MiB) in ${ws}`);
 
 // ---------- one s3rver, buckets per run ----------
-const kinds = ['upload', 'server-side', 'streamed', 'to-tree'] as const;
+const kinds = ['upload', 'server-side', 'streamed', 'to-tree', 'rclone'] as const;
 const bucketNames: string[] = ['src-releases', 'src-cache', 'src-docs'];
 for (let r = 0; r < rounds; r++) for (const k of kinds) if (k !== 'to-tree') for (const b of ['releases', 'cache', 'docs']) bucketNames.push(`r${r}-${k}-${b}`);
 const s3 = await startLocalS3({ dir: path.join(ws, 's3'), buckets: bucketNames });
@@ -96,12 +101,35 @@ log('seeding the source buckets');
 const seed0 = performance.now();
 await uploadTo('src');
 log(`seed upload: ${((performance.now() - seed0) / 1000).toFixed(2)} s`);
-const times: Record<(typeof kinds)[number], number[]> = { upload: [], 'server-side': [], streamed: [], 'to-tree': [] };
+const times: Record<(typeof kinds)[number], number[]> = { upload: [], 'server-side': [], streamed: [], 'to-tree': [], rclone: [] };
+
+/** rclone copy of the source's cache and releases buckets into the run's, server-side on one remote. */
+async function rcloneTo(prefix: string): Promise<void> {
+  // The remote is defined in the environment (never on the command line); the embedded s3rver's fixed test keys.
+  // AWS_CA_BUNDLE (set on some machines) makes rclone refuse its plain-HTTP transport: s3rver is http on 127.0.0.1.
+  const { AWS_CA_BUNDLE: _ca, ...inherited } = process.env;
+  const env = {
+    ...inherited, RCLONE_CONFIG_S_TYPE: 's3', RCLONE_CONFIG_S_PROVIDER: 'Other', RCLONE_CONFIG_S_ENDPOINT: s3.endpoint,
+    RCLONE_CONFIG_S_ACCESS_KEY_ID: embeddedCredentials.accessKeyId, RCLONE_CONFIG_S_SECRET_ACCESS_KEY: embeddedCredentials.secretAccessKey,
+    RCLONE_CONFIG_S_FORCE_PATH_STYLE: 'true', RCLONE_CONFIG_S_NO_CHECK_BUCKET: 'true',
+  };
+  const t = flags['rclone-transfers']!;
+  for (const b of ['cache', 'releases']) {
+    await promisify(execFile)('rclone', ['copy', `s:src-${b}`, `s:${prefix}-${b}`, '--transfers', t, '--checkers', t, '--fast-list', '--config', '/dev/null'], { env });
+  }
+  for (const b of ['cache', 'releases']) {
+    const got = new Set((await store.list(`${prefix}-${b}`, '')).map((o) => o.key));
+    const missing = (await store.list(`src-${b}`, '')).map((o) => o.key).filter((k) => !got.has(k));
+    if (missing.length) throw new Error(`rclone did not copy ${missing.length} object(s) of src-${b}: ${missing.slice(0, 5).join(', ')}`);
+  }
+}
+
 const plans: Record<string, number[]> = { 'server-side': [], streamed: [], 'to-tree': [] };
 for (let r = 0; r < rounds; r++) {
   for (const k of kinds) {
     const t0 = performance.now();
     if (k === 'upload') { await uploadTo(`r${r}-upload`); times.upload.push(performance.now() - t0); log(`round ${r + 1} upload: ${((performance.now() - t0) / 1000).toFixed(2)} s`); continue; }
+    if (k === 'rclone') { await rcloneTo(`r${r}-rclone`); times.rclone.push(performance.now() - t0); log(`round ${r + 1} rclone: ${((performance.now() - t0) / 1000).toFixed(2)} s`); continue; }
     let dest: PromoteSide;
     if (k === 'to-tree') {
       const dir = path.join(ws, `tree-${r}`);
@@ -121,9 +149,9 @@ rmSync(ws, { recursive: true, force: true });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const up = median(times.upload);
-console.log(`| run (${N} NARs + ${N} narinfos, ${(totalBytes / 1048576).toFixed(1)} MiB, ${rounds} rounds) | median | min–max | plan (median) | vs upload |`);
-console.log('|---|---|---|---|---|');
+console.log(`| run (${N} NARs + ${N} narinfos, ${(totalBytes / 1048576).toFixed(1)} MiB, ${rounds} rounds) | median | min–max | plan (median) | vs upload | vs rclone |`);
+console.log('|---|---|---|---|---|---|');
 for (const k of kinds) {
   const xs = times[k];
-  console.log(`| ${k} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} | ${plans[k] ? fmt(median(plans[k]!)) : '—'} | ${(median(xs) / up).toFixed(2)}× |`);
+  console.log(`| ${k} | ${fmt(median(xs))} | ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} | ${plans[k] ? fmt(median(plans[k]!)) : '—'} | ${(median(xs) / up).toFixed(2)}× | ${(median(xs) / median(times.rclone)).toFixed(2)}× |`);
 }

@@ -212,13 +212,13 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
             await writeFile(tmp, buf);
           } else {
             // Hashed while copied: what lands under the final name is checked against the planned sha256.
-            const src = createReadStream(req.body.file);
+            const src = 'stream' in req.body ? req.body.stream : createReadStream(req.body.file);
             src.on('data', (c: Buffer | string) => { hash.update(c); size += c.length; req.onProgress?.(c.length); });
             await pipeline(src, (await import('node:fs')).createWriteStream(tmp));
           }
           const got = hash.digest('hex');
           if (got !== req.sha256 || size !== req.size) {
-            throw new ReleaseError(`${'file' in req.body ? req.body.file : 'text'} no longer matches its plan for ${req.key} (size ${size}, sha256 ${got}; planned ${req.size}, ${req.sha256})`, 're-run the command: it plans again from what is there now');
+            throw new ReleaseError(`${'file' in req.body ? req.body.file : 'stream' in req.body ? 'the streamed copy' : 'text'} no longer matches its plan for ${req.key} (size ${size}, sha256 ${got}; planned ${req.size}, ${req.sha256})`, 're-run the command: it plans again from what is there now');
           }
           await rename(tmp, file);
         } catch (e) {

@@ -10,6 +10,8 @@ export interface LocalS3 {
   endpoint: string;
   port: number;
   dir: string;
+  /** The server process (bench/ sums its CPU time per run). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     endpoint: `http://127.0.0.1:${port}`,
     port,
     dir: opts.dir,
+    pid: proc.pid,
     async stop() {
       proc.stdin.end();
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);

@@ -1,8 +1,10 @@
 // promote: copy one verified release from an environment (staging) to another (production) without
 // a rebuild (issue 11). Verify the source → plan (reads only) → confirmation → apply (copies, what
 // users follow last) → verify the destination → regenerate the destination's mirror file lists.
-// Refuses before any write when the source release is not whole; a re-run after a failure re-plans
-// against what the destination already holds and copies only the rest.
+// Both verifications are `releng verify`'s own (lib/verify/: every destination verifier, from
+// scratch); the destination is checked against the source's SHA256SUMS and manifest, with the key
+// the destination's users trust. Refuses before any write when the source release is not whole; a
+// re-run after a failure re-plans against what the destination already holds and copies only the rest.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +19,6 @@ import { regenerateFileLists, type FileListResult } from '../mirror/filelist.ts'
 import { readManifestWithNix } from '../nix/manifest.ts';
 import { parsePublicKey, parseSecretKey, type PublicKey, type SecretKey } from '../nix/sign.ts';
 import { resolveSigningKey } from '../nix/cache.ts';
-import { checkRelease, type ReleaseCheck } from '../promote/check.ts';
 import { planPromote, retryingReader, type PromoteSide } from '../promote/plan.ts';
 import { majorOf } from '../version.ts';
 import { gitAt } from '../git/git.ts';
@@ -25,7 +26,11 @@ import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
 import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
-import { verifyImages } from '../upload/images.ts';
+import {
+  environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
+  type ResolvedRelease, type ReleaseSpec, type VerifyOptions, type VerifyReport,
+} from '../verify/index.ts';
+import type { VerifyTarget } from '../verify/types.ts';
 
 export interface PromoteSummary {
   version: string;
@@ -41,10 +46,12 @@ export interface PromoteSummary {
   /** Every planned write, one line each (what --dry-run prints). */
   plan: string[];
   fileLists: FileListResult[];
+  /** `releng verify`'s reports: the source before any copy, the destination after (absent on --dry-run). */
+  verified: { source: VerifyReport; destination?: VerifyReport };
 }
 
-/** What promote uses to read a release back; `releng verify`'s verifyRelease plugs in here. */
-export type VerifyRelease = (env: OpenEnvironment, opts: { project: string; version: string; key?: PublicKey; deep: boolean }) => Promise<ReleaseCheck>;
+/** What promote reads a release back with: `releng verify`'s verifyRelease (the default). */
+export type VerifyRelease = (ctx: Context, target: VerifyTarget, opts: VerifyOptions) => Promise<VerifyReport>;
 
 /** Adapters a caller may inject (tests wrap writers to kill a run midway; nothing is mocked). */
 export interface PromoteDeps {
@@ -73,8 +80,11 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
   return { publicKey: parsePublicKey(k.publicKey), secret: parseSecretKey(await readFile(k.file, 'utf8'), k.file) };
 }
 
-const defaultVerify = (ctx: Context): VerifyRelease => (env, opts) =>
-  checkRelease({ name: env.name, store: retryingReader(env.s3), releases: env.releases, cache: env.cache }, { ...opts, readManifest: readManifestText });
+/** The read side verify gets, its reads retried on transient failures (a promote reads thousands of objects). */
+function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined): VerifyTarget {
+  const t = verifyTarget(ctx, e, publicKey);
+  return { ...t, s3: { ...retryingReader(e.s3), getStream: (b, k) => e.s3.getStream(b, k) } };
+}
 
 function sideOf(e: OpenEnvironment): PromoteSide {
   return { name: e.name, store: retryingReader(e.s3), endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
@@ -89,7 +99,8 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   const toName = environmentName(ctx);
   if (fromName === toName) throw new UsageError(`--from and --environment are both "${toName}": promote copies between two environments`);
   const project = ctx.config.project;
-  const verify = deps.verifyRelease ?? defaultVerify(ctx);
+  const verify = deps.verifyRelease ?? verifyRelease;
+  const deep = !!flags.extra.deep;
 
   let phase = log.phase(`opening ${fromName} and ${toName}`);
   const source = await openEnvironment(ctx, fromName);
@@ -97,26 +108,33 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   try {
     dest = await openEnvironment(ctx, toName);
     phase.succeed(`${log.colour(source.env.colour, fromName)} (${source.endpoint}) → ${log.colour(dest.env.colour, toName)} (${dest.endpoint})`);
-    const srcKeys = await keysOf(ctx, source).catch((e) => {
-      log.warn(`${fromName}'s signing key is not readable here (${(e as Error).message.split('\n')[0]}): its narinfos are checked for presence, not signatures`);
-      return {} as Awaited<ReturnType<typeof keysOf>>;
+    // Source signatures are checked against the key the source's users trust (--from-public-key, its
+    // KEYFILE.pub, or derived from its secret key); the destination's with its own key.
+    const fromKeyFlag = flags.extra['from-public-key'];
+    const srcPublic = await environmentPublicKey(ctx, source, typeof fromKeyFlag === 'string' ? fromKeyFlag : undefined).catch((e) => {
+      throw new ReleaseError(`${fromName}'s cache public key is not readable here: ${(e as Error).message.split('\n')[0]}`,
+        `pass it: releng promote ${version} --from ${fromName} --from-public-key NAME:BASE64 (what ${fromName}'s users put in trusted-public-keys); nothing was copied`);
     });
     const dstKeys = await keysOf(ctx, dest);
     const settings = dest.env.promote ?? { resign: true, serverSideCopy: 'auto' as const };
 
-    // 1. The release must be whole in the source, or nothing is copied.
-    phase = log.phase(`verifying ${project} ${version} in ${fromName}`);
-    const before = await verify(source, { project, version, key: srcKeys.publicKey, deep: !!flags.extra.deep });
-    if (!before.ok) {
+    // 1. `releng verify` of the source: the release must be whole there, or nothing is copied.
+    phase = log.phase(`verifying ${project} ${version} in ${fromName}${deep ? ' (deep: every object read and hashed)' : ''}`);
+    let sourceRelease: ResolvedRelease | undefined;
+    const before = await verify(ctx, readSide(ctx, source, srcPublic), {
+      deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
+      onResolved: (r) => { sourceRelease = r; },
+    });
+    for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
+    if (!before.ok || !sourceRelease) {
       phase.fail();
-      throw new ReleaseError(`${project} ${version} in ${fromName} failed verification; nothing was copied:\n${before.problems.slice(0, 20).map((p) => `  ${p}`).join('\n')}${before.problems.length > 20 ? `\n  ... and ${before.problems.length - 20} more` : ''}`,
-        `fix ${fromName} first (re-run \`releng upload --environment ${fromName}\` for that release), then promote again`);
+      throw new VerificationFailed(before, `${project} ${version} in ${fromName} failed verification; nothing was copied`);
     }
-    phase.succeed(`${project} ${version} in ${fromName}: ${before.checked} objects and store paths verified`);
+    phase.succeed(`${project} ${version} in ${fromName}: ${renderChecked(before)}`);
 
     // 2. Plan: reads only.
     phase = log.phase(`planning promote of ${version} to ${toName}`);
-    const keysDiffer = !!dstKeys.publicKey && dstKeys.publicKey.text !== srcKeys.publicKey?.text;
+    const keysDiffer = !!dstKeys.publicKey && dstKeys.publicKey.text !== (srcPublic ? parsePublicKey(srcPublic).text : undefined);
     const planned = await planPromote({
       project, version, major: majorOf(version), source: sideOf(source), dest: sideOf(dest),
       serverSideCopy: settings.serverSideCopy, readManifest: readManifestText,
@@ -132,12 +150,17 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     };
     // The git push, last, when the destination has a remote of its own: the branch and tag recorded by `releng tag`.
     const git = dest.env.git;
+    let gitCommit: string | undefined;
+    let gitSkip: string | undefined;
     if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${toName}" has no git remote` });
     else if (JSON.stringify(git) === JSON.stringify(source.env.git)) plan.skipped.push({ what: 'git push', reason: `${toName} shares ${fromName}'s git remote (pushed by upload)` });
     else {
       const record = await readTagRecord(ctx.root);
-      if (record?.version !== version) plan.skipped.push({ what: `git push to ${toName}'s remote`, reason: `no release/tag.json for ${version} here: run promote in the checkout where \`releng tag\` made ${version}, or push the tag yourself` });
-      else {
+      if (record?.version !== version) {
+        gitSkip = `no release/tag.json for ${version} here: run promote in the checkout where \`releng tag\` made ${version}, or push the tag yourself`;
+        plan.skipped.push({ what: `git push to ${toName}'s remote`, reason: gitSkip });
+      } else {
+        gitCommit = record.releaseCommit;
         const push = await planGitPush(gitReader(gitAt(ctx.root)), { envName: toName, git, record, cwd: ctx.root, forcePushTag: false });
         plan.steps.push(...push.steps);
         plan.skipped.push(...push.skipped);
@@ -153,17 +176,26 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       resumeHint: `fix the cause and re-run \`releng promote ${version} --from ${fromName} --environment ${toName}\`: it copies only what ${toName} still lacks`,
     });
 
-    // 5. The destination, read back with the key its users trust; then its mirror file lists.
+    // 5. `releng verify` of the destination, against the source's SHA256SUMS and manifest, with the
+    // key the destination's users trust; then its mirror file lists.
     let fileLists: FileListResult[] = [];
+    let after: VerifyReport | undefined;
     if (!flags.dryRun) {
-      phase = log.phase(`verifying ${project} ${version} in ${toName}`);
-      const after = await verify(dest, { project, version, key: dstKeys.publicKey, deep: false });
+      phase = log.phase(`verifying ${project} ${version} in ${toName}${deep ? ' (deep: every object read and hashed)' : ''}`);
+      const expected: ReleaseSpec = {
+        ...sourceRelease, source: 'published',
+        keep: planned.movesPointers ? undefined : `${toName} keeps what users follow (root manifest.nix, stable/ docs, moving image tags): see the plan's skip`,
+        releaseCommit: gitCommit, gitSkip,
+      };
+      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text), {
+        deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
+      });
+      for (const n of after.notChecked) log.skip(`${toName}: ${n.destination}: ${n.what}`, n.reason);
       if (!after.ok) {
         phase.fail();
-        throw new ReleaseError(`${project} ${version} in ${toName} failed verification after promote:\n${after.problems.slice(0, 20).map((p) => `  ${p}`).join('\n')}`, 're-run promote: it copies what is missing or different');
+        throw new VerificationFailed(after, `${project} ${version} in ${toName} failed verification after promote`);
       }
-      await verifyImages(dest.registries, plan);
-      phase.succeed(`${project} ${version} in ${toName}: ${after.checked} objects and store paths verified${applied.byKind['oci.index'] ? `, ${applied.byKind['oci.index']} image tags` : ''}`);
+      phase.succeed(`${project} ${version} in ${toName}: ${renderChecked(after)}`);
     }
     const lists = await regenerateFileLists(dest.s3, dest.env.mirror, { log, dryRun: flags.dryRun });
     fileLists = lists.results;
@@ -174,7 +206,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       version, from: fromName, to: toName, dryRun: flags.dryRun, planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes,
       closure: planned.closure.length, resigned: planned.resigned, movesPointers: planned.movesPointers,
       plan: renderPlan({ steps: plan.steps, skipped: [] }, '').split('\n').filter((l) => l.startsWith('  ')).map((l) => l.trim()),
-      fileLists,
+      fileLists, verified: { source: before, destination: after },
     };
   } finally {
     await dest?.close();

@@ -1,8 +1,10 @@
 // S3 actions: plain data planned by phases, executed only by apply.ts through an S3Writer.
 import { humanBytes } from '../log.ts';
 import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { ReleaseError } from '../errors.ts';
-import type { ObjectFields } from './store.ts';
+import { MULTIPART_THRESHOLD, type ObjectFields } from './store.ts';
 
 /** Upload one object (a local file or a small text) with its sha256 in metadata. */
 export interface S3Put extends ObjectFields {
@@ -114,9 +116,40 @@ export function bytesOf(a: S3Action): number {
 }
 
 /**
+ * The source's bytes as they stream, hashed; the last chunk is held back until the sha256 and size
+ * are the planned ones, so a destination never receives a whole object that is not the source's
+ * (an S3 PUT stays short of its Content-Length and fails; a file tree never renames it into place).
+ */
+export function verifiedStream(source: NodeJS.ReadableStream, planned: { size: number; sha256: string }, where: string): Transform {
+  const hash = createHash('sha256');
+  let size = 0;
+  let held: Buffer | undefined;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      const out = held;
+      held = chunk;
+      cb(null, out);
+    },
+    flush(cb) {
+      const got = hash.digest('hex');
+      if (got !== planned.sha256 || size !== planned.size) {
+        cb(new ReleaseError(`${where} read back as ${size} bytes, sha256 ${got}; planned ${planned.size}, ${planned.sha256}`, 'the source changed or is corrupt: run `releng verify` on the source environment; nothing was written for this object'));
+        return;
+      }
+      cb(null, held);
+    },
+  });
+  source.on('error', (e) => t.destroy(e));
+  return source.pipe(t);
+}
+
+/**
  * GET from the source, PUT to the destination. A file-tree source is put straight from its file; an
- * S3 source is spooled to a temporary file while hashed, and refused before any write when its
- * bytes are not the planned sha256 (the destination's put then checks it again on the wire).
+ * S3 source is streamed through verifiedStream (checked against the planned sha256 before its last
+ * byte goes out; the destination's put checks it again on the wire). Objects at or above the
+ * multipart threshold are spooled to a temporary file first (multipart parts are sent from ranges).
  */
 async function transfer(a: S3Transfer, env: ApplyEnv): Promise<void> {
   const dest = writer(env);
@@ -132,7 +165,18 @@ async function transfer(a: S3Transfer, env: ApplyEnv): Promise<void> {
   }
   const source = env.writers.s3Source;
   if (!source?.getStream) throw new Error('internal: plan has s3.transfer actions but apply got no source store');
-  const { createHash } = await import('node:crypto');
+  if (a.size < MULTIPART_THRESHOLD) {
+    const stream = await source.getStream(a.from.bucket, a.from.key);
+    if (!stream) throw new ReleaseError(`${objectUrl(a.from.bucket, a.from.key)} disappeared from the source after planning`, 're-run promote: it plans again');
+    const body = verifiedStream(stream, a, objectUrl(a.from.bucket, a.from.key));
+    try {
+      await dest.put({ ...base, body: { stream: body }, onProgress: env.onBytes });
+    } finally {
+      // A failed PUT may leave the GET half read: release its socket.
+      if (!stream.readableEnded) stream.destroy();
+    }
+    return;
+  }
   const { createWriteStream } = await import('node:fs');
   const { mkdtemp, rm } = await import('node:fs/promises');
   const os = await import('node:os');

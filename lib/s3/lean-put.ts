@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { digestFile, md5Base64, sha256HexToBase64 } from '../checksums.ts';
@@ -95,8 +96,10 @@ export function leanClient(target: LeanTarget) {
     uriEscapePath: false, applyChecksum: false,
   }));
 
-  /** One signed request; the body is a Buffer or a function that pipes into the request. */
-  async function request(method: string, o: { bucket: string; key: string; query?: Record<string, string>; headers: Record<string, string>; payloadSha256: string; length: number; body?: Buffer | ((req: http.ClientRequest) => void) }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  type RequestSpec = { bucket: string; key: string; query?: Record<string, string>; headers: Record<string, string>; payloadSha256: string; length: number; body?: Buffer | ((req: http.ClientRequest) => void) };
+
+  /** One signed request; resolves with the response stream (not read). */
+  async function open(method: string, o: RequestSpec): Promise<http.IncomingMessage> {
     const hostname = target.forcePathStyle ? url.hostname : `${o.bucket}.${url.hostname}`;
     const host = url.port ? `${hostname}:${url.port}` : hostname;
     // key '' addresses the bucket itself (listings).
@@ -107,18 +110,27 @@ export function leanClient(target: LeanTarget) {
       headers: { ...o.headers, host, 'content-length': String(o.length), 'x-amz-content-sha256': o.payloadSha256 },
     } as any) as unknown as { headers: Record<string, string> };
     const qs = o.query ? `?${Object.entries(o.query).map(([k, v]) => (v === '' ? encodeURIComponent(k) : `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)).join('&')}` : '';
-    return new Promise((resolve, reject) => {
-      const req = mod.request({ agent, method, hostname, port: url.port || undefined, path: path + qs, headers: signed.headers, setHost: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
+    const send = (retryStale: boolean): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
+      const req = mod.request({ agent, method, hostname, port: url.port || undefined, path: path + qs, headers: signed.headers, setHost: false }, resolve);
       req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed as it was reused (its idle timeout): Node's advice is
+        // to send again on a new socket. Only bodies that can be sent twice (a buffer, or none).
+        if (retryStale && req.reusedSocket && e.code === 'ECONNRESET') resolve(send(false));
+        else reject(e);
+      });
       if (typeof o.body === 'function') o.body(req);
       else req.end(o.body);
     });
+    return send(typeof o.body !== 'function');
+  }
+
+  /** One signed request, its answer read whole. */
+  async function request(method: string, o: RequestSpec): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+    const res = await open(method, o);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
   }
 
   const ok = <R extends { status: number; body: string }>(r: R): R => { if (r.status < 200 || r.status >= 300) throw s3Error(r.status, r.body); return r; };
@@ -148,7 +160,41 @@ export function leanClient(target: LeanTarget) {
     stream.pipe(req, { end: false });
   };
 
+  const bodyless = (bucket: string, key: string, headers: Record<string, string> = {}): RequestSpec => ({ bucket, key, headers, payloadSha256: EMPTY_SHA256, length: 0 });
+
   return {
+    /**
+     * HEAD of an object, its headers as the store reports them; undefined when absent (404). Lean
+     * like PUT: promote and verify HEAD thousands of objects and the SDK's stack is their CPU cost.
+     */
+    async headObject(bucket: string, key: string): Promise<{ size: number; headers: http.IncomingHttpHeaders; metadata: Record<string, string> } | undefined> {
+      const r = await request('HEAD', bodyless(bucket, key));
+      if (r.status === 404) return undefined;
+      ok(r);
+      const metadata: Record<string, string> = {};
+      for (const [k, v] of Object.entries(r.headers)) if (k.startsWith('x-amz-meta-') && typeof v === 'string') metadata[k.slice('x-amz-meta-'.length)] = v;
+      return { size: Number(r.headers['content-length'] ?? 0), headers: r.headers, metadata };
+    },
+
+    /** GET of an object as a stream (undefined when absent); the caller reads or destroys it. */
+    async getObject(bucket: string, key: string): Promise<http.IncomingMessage | undefined> {
+      const res = await open('GET', bodyless(bucket, key));
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) return res;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      if (status === 404 && !/<Code>NoSuchBucket<\/Code>/.test(Buffer.concat(chunks).toString('utf8'))) return undefined;
+      throw s3Error(status, Buffer.concat(chunks).toString('utf8'));
+    },
+
+    /** CopyObject on the server (metadata copied); S3 may answer 200 with an <Error> body. */
+    /** CopyObject; with `sourceEtag` conditional on the source (AWS's header and Ceph RGW's own spelling, lib/s3/store.ts). */
+    async copyObject(from: { bucket: string; key: string }, to: { bucket: string; key: string }, sourceEtag?: string): Promise<void> {
+      const ifMatch: Record<string, string> = sourceEtag ? { 'x-amz-copy-source-if-match': sourceEtag, 'x-amz-copy-if-match': sourceEtag } : {};
+      const r = ok(await request('PUT', bodyless(to.bucket, to.key, { 'x-amz-copy-source': `${from.bucket}/${encodeKey(from.key)}`, 'x-amz-metadata-directive': 'COPY', ...ifMatch })));
+      if (/<Error>/.test(r.body)) throw s3Error(500, r.body);
+    },
+
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */
     async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string; mtime?: number }>> {
       const out: Array<{ key: string; size: number; etag?: string; mtime?: number }> = [];
@@ -181,7 +227,7 @@ export function leanClient(target: LeanTarget) {
      * checksum of `opts.transit` (the planned MD5 when the plan has one) and, with `ifNoneMatch`,
      * `If-None-Match: *` (the server answers 412 when the key exists).
      */
-    async putObject(obj: LeanObject, body: { text: string } | { file: string }, size: number, sha256: string, opts: PutOptions = {}): Promise<string | undefined> {
+    async putObject(obj: LeanObject, body: { text: string } | { file: string } | { stream: Readable }, size: number, sha256: string, opts: PutOptions = {}): Promise<string | undefined> {
       const transit = opts.transit ?? 'sha256';
       let payload: Buffer | ((req: http.ClientRequest) => void);
       let payloadSha = sha256;
@@ -190,6 +236,19 @@ export function leanClient(target: LeanTarget) {
         payload = Buffer.from(body.text);
         payloadSha = createHash('sha256').update(payload).digest('hex'); // a text's hash is cheap and exact
         md5 = undefined;
+      } else if ('stream' in body) {
+        // Promote's GET→PUT: the stream is checked by its producer (it holds back its last chunk
+        // until the sha256 matched); the server checks x-amz-content-sha256 again.
+        const stream = body.stream;
+        let sent = 0;
+        payload = (req) => {
+          stream.on('data', (c: Buffer) => { sent += c.length; });
+          stream.on('error', (e) => req.destroy(e));
+          stream.on('end', () => (sent !== size ? req.destroy(new ReleaseError(`s3://${obj.bucket}/${obj.key}: the stream brought ${sent} bytes, planned ${size}`, 're-run: it re-plans')) : req.end()));
+          stream.pipe(req, { end: false });
+        };
+        md5 = undefined;
+        if (transit === 'content-md5') throw new ReleaseError(`s3://${obj.bucket}/${obj.key}: a streamed copy cannot carry Content-MD5 (s3.transitChecksum content-md5)`, 'set s3.transitChecksum to sha256 or payload-sha256-only for this environment, or promote with promote.serverSideCopy');
       } else if (size <= READ_WHOLE_MAX) {
         payload = readFileSync(body.file);
         if (payload.length !== size) throw new ReleaseError(`${body.file} is ${payload.length} bytes, planned as ${size}: it changed after planning`, 're-run: it re-plans with the file as it is now');
@@ -214,7 +273,7 @@ export function leanClient(target: LeanTarget) {
       // object carries our sha256 metadata, so a HEAD would vouch for it: delete it and send again.
       const sentMd5 = Buffer.isBuffer(payload) ? createHash('md5').update(payload).digest('hex') : md5 ? Buffer.from(md5, 'base64').toString('hex') : undefined;
       for (let attempt = 1; ; attempt++) {
-        const r = ok(await request('PUT', { ...obj, headers, payloadSha256: payloadSha, length: len, body: typeof payload === 'function' && attempt > 1 ? pipeRange((body as { file: string }).file, 0, size, size) : payload }));
+        const r = ok(await request('PUT', { ...obj, headers, payloadSha256: payloadSha, length: len, body: typeof payload === 'function' && attempt > 1 && 'file' in body ? pipeRange(body.file, 0, size, size) : payload }));
         const etag = String(r.headers.etag ?? '').replace(/^W\//, '').replace(/"/g, '').toLowerCase();
         const sse = String(r.headers['x-amz-server-side-encryption'] ?? '');
         const opaque = sse.startsWith('aws:kms') || !!r.headers['x-amz-server-side-encryption-customer-algorithm'];

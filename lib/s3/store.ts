@@ -1,7 +1,7 @@
 // One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
 import {
   S3Client, HeadObjectCommand, GetObjectCommand,
-  DeleteObjectCommand, CopyObjectCommand, HeadBucketCommand,
+  DeleteObjectCommand, HeadBucketCommand,
   CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -69,7 +69,8 @@ export interface ObjectFields {
 }
 
 export interface PutRequest extends ObjectFields {
-  body: { file: string } | { text: string };
+  /** A stream (promote's GET→PUT) must already be checked against sha256 by its producer before its last byte (lib/s3/actions.ts). */
+  body: { file: string } | { text: string } | { stream: Readable };
   redirect?: string;
   /** Extra object metadata (x-amz-meta-NAME), e.g. the grant id of a contribution (issue 12). */
   metadata?: Record<string, string>;
@@ -244,25 +245,19 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
   const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
 
   const head: S3Reader['head'] = (bucket, key) => read('HEAD', bucket, key, async () => {
-    try {
-      const r = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return {
-        size: Number(r.ContentLength ?? 0),
-        sha256: r.Metadata?.sha256,
-        redirect: r.WebsiteRedirectLocation,
-        contentType: r.ContentType,
-        contentEncoding: r.ContentEncoding,
-        cacheControl: r.CacheControl,
-        etag: r.ETag,
-        metadata: r.Metadata ?? {},
-      };
-    } catch (e: any) {
-      if (e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404) {
-        if (e?.name === 'NoSuchBucket') throw explainS3Error(e, endpoint, bucket);
-        return undefined;
-      }
-      throw e;
-    }
+    const r = await getLean().headObject(bucket, key);
+    if (!r) return undefined;
+    const h = (name: string) => (typeof r.headers[name] === 'string' ? r.headers[name] as string : undefined);
+    return {
+      size: r.size,
+      sha256: r.metadata.sha256,
+      redirect: h('x-amz-website-redirect-location'),
+      contentType: h('content-type'),
+      contentEncoding: h('content-encoding'),
+      cacheControl: h('cache-control'),
+      etag: h('etag'),
+      metadata: r.metadata,
+    };
   });
 
   /** The sha256 of an object's bytes, streamed (for objects without our sha256 metadata). */
@@ -302,13 +297,11 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     head,
     async getText(bucket, key) {
       return read('GET', bucket, key, async () => {
-        try {
-          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-          return await r.Body!.transformToString();
-        } catch (e: any) {
-          if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
-          throw e;
-        }
+        const body = await getLean().getObject(bucket, key);
+        if (!body) return undefined;
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        return Buffer.concat(chunks).toString('utf8');
       });
     },
     async sha256Of(bucket, key) {
@@ -326,13 +319,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       });
     },
     async getStream(bucket, key) {
-      try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return r.Body as Readable;
-      } catch (e: any) {
-        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
-        throw explainS3Error(e, endpoint, bucket, key);
-      }
+      return wrap(bucket, key, async () => (await getLean().getObject(bucket, key)) as Readable | undefined);
     },
     async download(bucket, key, file) {
       // Retried like every read (a dropped body starts again into the same file, truncated anew).
@@ -371,7 +358,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       const putOpts = { transit, md5: req.md5, ifNoneMatch: !!(opts.conditionalWrites && req.createOnly) };
       try {
         return await wrap(req.bucket, req.key, async () => {
-          if ('text' in req.body || req.size < threshold) {
+          if ('stream' in req.body && req.size >= threshold) throw new Error(`internal: a streamed body of ${req.size} bytes goes multipart from a file, not a stream (s3://${req.bucket}/${req.key})`);
+          if (!('file' in req.body) || req.size < threshold) {
             const etag = await lean.putObject(obj, req.body, req.size, req.sha256, putOpts);
             req.onProgress?.(req.size);
             return { etag };
@@ -403,9 +391,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
           await multipartCopy(client, source, from, to, opts.size!, opts.partSize ?? COPY_PART_SIZE, etag);
           return;
         }
-        await client.send(ifSourceMatches(new CopyObjectCommand({
-          Bucket: to.bucket, Key: to.key, CopySource: source, MetadataDirective: 'COPY', CopySourceIfMatch: etag,
-        }), etag));
+        // CopyObject on the lean path (the bulk of a server-side promote): no SDK middleware per object.
+        await getLean().copyObject(from, to, etag);
       } catch (e) {
         const err = changed(e);
         if (err instanceof ReleaseError) throw err;

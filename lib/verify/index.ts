@@ -28,7 +28,7 @@ import { readAll } from './objects.ts';
 import { releasePrefixVerifier } from './release-prefix.ts';
 import type { DestinationVerifier, NotChecked, Problem, ReleaseSpec, ResolvedRelease, VerifyScope, VerifyTarget } from './types.ts';
 
-export type { DestinationVerifier, Problem, ReleaseSpec, VerifyTarget } from './types.ts';
+export type { DestinationVerifier, Problem, ReleaseSpec, ResolvedRelease, VerifyTarget } from './types.ts';
 
 /**
  * Every destination a release has, in the order problems are listed. New destinations (the
@@ -155,6 +155,8 @@ export interface VerifyOptions {
   verifiers?: DestinationVerifier[];
   /** Requests in flight (default 16). */
   concurrency?: number;
+  /** Called with the release as resolved (SHA256SUMS read, manifest evaluated): promote checks the destination against the source's. */
+  onResolved?: (release: ResolvedRelease) => void;
 }
 
 /** Verifies every destination of the release in one environment; never throws for what it finds, only for what stops it reading. */
@@ -177,6 +179,7 @@ export async function verifyRelease(ctx: Context, t: VerifyTarget, opts: VerifyO
     if ('destination' in resolved) {
       report.problems.push(resolved);
     } else {
+      opts.onResolved?.(resolved);
       const results = await Promise.all((opts.verifiers ?? destinationVerifiers).map(async (v) => ({ v, r: await v.verify(t, resolved, scope) })));
       for (const { v, r } of results) {
         report.problems.push(...r.problems);

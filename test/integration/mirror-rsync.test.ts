@@ -2,11 +2,9 @@
 // a downstream mirror reads fullfiletimelist-hello and fetches only what changed (--files-from),
 // ending byte-identical. After a promote that changes three files it transfers those three and no
 // other (counted from rsync's --itemize-changes and --stats).
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentHeadersFor } from '../../lib/s3/content-type.ts';
-import { sha256Text } from '../../lib/checksums.ts';
 import { syncMirror } from '../helpers/mirror-client.ts';
 import { promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
 import { startRsyncd, type Rsyncd } from '../helpers/rsyncd.ts';
@@ -57,11 +55,13 @@ describe('a downstream rsync mirror of a promoted tree', () => {
   });
 
   it('after a promote that changes three files, it transfers those three and no others', async () => {
-    // Three pages of staging's 1.0 manual change (docs are a mutable prefix); promote copies them.
+    // Three pages of production's 1.0 manual drifted (edited on the master by hand). Staging must stay
+    // as released: promote verifies it first (releng verify), and a staging page that is not the
+    // release's manual is refused. The promote puts staging's pages back: three files change.
     const pages = ['manual/hello/1.0/command-ref/hello.html', 'manual/hello/1.0/index.html', 'manual/hello/1.0/style.css'];
     for (const key of pages) {
-      const text = `${await f.s3.store.getText('staging-docs', key)}\n<!-- corrected -->\n`;
-      await f.s3.store.put({ bucket: 'staging-docs', key, body: { text }, size: Buffer.byteLength(text), sha256: sha256Text(text), contentType: contentHeadersFor(key).contentType });
+      const file = path.join(prod, 'docs', key);
+      await writeFile(file, `${await readFile(file, 'utf8')}\n<!-- edited on the master -->\n`);
     }
     const r = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging' } });
     expect(r.ok, r.error).toBe(true);

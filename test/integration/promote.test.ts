@@ -52,13 +52,77 @@ describe('releng promote', () => {
       const r = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging' } });
       expect(r.ok).toBe(false);
       expect(r.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
-      expect(r.error).toContain(`${victim.key}: NAR of`);
+      // releng verify's own problem line: where, what, and the repair.
+      expect(r.error).toContain(`binary cache: s3://staging-cache/${victim.key}: missing: the NAR of /nix/store/`);
+      expect(r.error).toContain('repair: delete s3://staging-cache/');
+      // The destination is unchanged: listed, it is as empty as before (no sidecar, no file list).
       expect(await filesUnder(prod, true)).toEqual([]);
+      expect(r.log).not.toContain('planning promote');
+      // The same to an S3 destination: its buckets list empty afterwards.
+      const s3r = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
+      expect(s3r.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      for (const b of ['prods3-releases', 'prods3-cache', 'prods3-docs']) expect(await f.s3.store.list(b, '')).toEqual([]);
     } finally {
       const tmp = path.join(f.trees, 'victim');
       await writeFile(tmp, Buffer.concat(chunks));
       await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: head.size, sha256: head.sha256!, contentType: head.contentType! });
       await rm(tmp);
+    }
+  });
+
+  it('--deep reads every NAR of staging: a NAR rotted in place (same size, same sha256 metadata) is refused; without --deep only its size is seen', async () => {
+    // The NAR of the release's own store path (the manifest's), found as Nix would: manifest → narinfo → URL.
+    const manifestFile = path.join(f.trees, 'staging-manifest.nix');
+    await writeFile(manifestFile, (await f.s3.store.getText('staging-releases', 'hello/hello-1.0.0/manifest.nix'))!);
+    const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', manifestFile], { encoding: 'utf8' })))[0] as string;
+    const narinfo = (await f.s3.store.getText('staging-cache', `${path.basename(out).slice(0, 32)}.narinfo`))!;
+    const victim = { key: /^URL: (.*)$/m.exec(narinfo)![1]! };
+    const head = (await f.s3.store.head('staging-cache', victim.key))!;
+    const chunks: Buffer[] = [];
+    for await (const c of (await f.s3.store.getStream!('staging-cache', victim.key)) as AsyncIterable<Buffer>) chunks.push(c);
+    const good = Buffer.concat(chunks);
+    const rotten = Buffer.from(good);
+    rotten[rotten.length >> 1] ^= 0xff;
+    const tmp = path.join(f.trees, 'rotten');
+    await writeFile(tmp, rotten);
+    // Stored under the old sha256 metadata, as bit rot in the server would leave it.
+    await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: rotten.length, sha256: head.sha256!, contentType: head.contentType! });
+    try {
+      const shallow = await f.promote('1.0.0', { environment: 'prods3', dryRun: true, extra: { from: 'staging' } });
+      expect(shallow.ok, shallow.error).toBe(true);
+      const deep = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging', deep: true } });
+      expect(deep.ok).toBe(false);
+      expect(deep.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      expect(deep.error).toContain(`binary cache: s3://staging-cache/${victim.key}: FileHash `);
+      for (const b of ['prods3-releases', 'prods3-cache', 'prods3-docs']) expect(await f.s3.store.list(b, '')).toEqual([]);
+    } finally {
+      await writeFile(tmp, good);
+      await f.s3.store.put({ bucket: 'staging-cache', key: victim.key, body: { file: tmp }, size: good.length, sha256: head.sha256!, contentType: head.contentType! });
+      await rm(tmp);
+    }
+  });
+
+  it('without staging\'s key file it refuses (signatures are never skipped); --from-public-key gives the key', async () => {
+    const key = path.join(f.p.dir, 'keys', 'staging.key');
+    const aside = `${key}.aside`;
+    const { rename } = await import('node:fs/promises');
+    await rename(key, aside);
+    try {
+      const r = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging' } });
+      expect(r.ok).toBe(false);
+      expect(r.error).toContain('staging\'s cache public key is not readable here');
+      expect(r.error).toContain('--from-public-key NAME:BASE64');
+      const given = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging', 'from-public-key': f.keys.staging } });
+      expect(given.ok, given.error).toBe(true);
+      expect(given.summary!.verified.source.checked['binary cache']!.narinfos).toBe(given.summary!.closure);
+      // A wrong key is a verification failure naming the signatures, not a skip.
+      const wrong = await f.promote('1.0.0', { environment: 'production', dryRun: true, extra: { from: 'staging', 'from-public-key': f.keys.production } });
+      expect(wrong.ok).toBe(false);
+      expect(wrong.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      expect(wrong.error).toContain('(trusted key hello-production-1)');
+      expect(await filesUnder(prod, true)).toEqual([]);
+    } finally {
+      await rename(aside, key);
     }
   });
 
@@ -142,6 +206,13 @@ describe('releng promote', () => {
     // No object written twice across the two runs.
     expect(rest.keys.filter((k) => killed.keys.includes(k))).toEqual([]);
     expect(r2.summary!.resigned).toBeGreaterThan(0);
+    // promote's own last step was releng verify of production; verify --deep from scratch agrees,
+    // reading every NAR (FileHash, NarHash) and checking signatures against production's key.
+    expect(r2.summary!.verified.destination?.ok).toBe(true);
+    const { verify } = await import('../../lib/phases/verify.ts');
+    const deep = await verify(await f.ctx({ environment: 'production', extra: { deep: true, published: '1.0.0' } }));
+    expect(deep.ok).toBe(true);
+    expect(deep.checked['binary cache']!['NARs hashed']).toBe(r2.summary!.closure);
 
     // Production's git remote has the tag, pointing at the release commit.
     const tagLine = execFileSync('git', ['ls-remote', f.p.remote, 'refs/tags/1.0.0^{}'], { encoding: 'utf8' });
@@ -279,10 +350,16 @@ describe('releng promote', () => {
     expect(dry.log).toContain(`[dry-run] s3 delete file://${prod}/docs/manual/hello/1.0/stale-page.html`);
     await stat(stale);
     const real = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging', delete: true } });
-    expect(real.ok, real.error).toBe(true);
     await expect(stat(stale)).rejects.toThrow();
     expect(await readFile(extra, 'utf8')).toBe('kept\n');
-    expect(real.summary!.fileLists[0]!.changed).toBe(true);
+    // ...but verify of the destination (releng verify's release-prefix check) names it and fails the run.
+    expect(real.ok).toBe(false);
+    expect(real.error).toContain('hello 1.0.0 in production failed verification after promote: 1 problem');
+    expect(real.error).toContain(`${prod}/releases/hello/hello-1.0.0/extra.txt: not part of the release (SHA256SUMS does not list it`);
+    await rm(extra);
+    const clean = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging', delete: true } });
+    expect(clean.ok, clean.error).toBe(true);
+    expect(clean.summary!.fileLists[0]!.changed).toBe(true);
   });
 
   it('refuses when the destination release prefix holds other content (immutable), copying nothing', async () => {
