@@ -287,7 +287,7 @@ export const commands: CommandDef[] = [
     summary: 'check an environment without a build: config, credentials, buckets (read and write), registry logins, signing key, git remote, tools',
     usage: 'releng check [--environment NAME | --all]',
     reads: 'releng.json, credentials, every bucket (a probe object is written and removed), registries, the signing key, the git remote, the tools on PATH',
-    changes: 'nothing (the probe object .releng-check/RUN-ID in each bucket is deleted again)',
+    changes: 'nothing (the probe .releng-check/RUN-ID in each S3 bucket, .releng-check-RUN-ID in each file:// directory, is deleted again)',
     flags: [{ name: 'all', type: 'boolean', description: 'check every environment of releng.json' }],
     globals: ['config', 'environment', 'json', 'verbose'],
     examples: ['releng check', 'releng check --environment staging', 'releng check --all --json'],

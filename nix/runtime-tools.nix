@@ -1,13 +1,28 @@
-# The programs releng runs, pinned on the wrapper's PATH (and in the dev shell): `releng check`
-# lists the same set (lib/phases/check.ts).
+# The programs releng runs, pinned on the wrapper's PATH (and in the dev shell). `programs` maps
+# each program name the code executes to the nixpkgs package providing it:
+# test/unit/nix-package.test.ts scans lib/, scripts/ and bin/ for every program executed and fails
+# when one is missing here; `releng check` lists the same tools (lib/phases/check.ts).
 { pkgs }:
+let
+  programs = with pkgs; {
+    git = git;
+    nix = nix; nix-build = nix; nix-instantiate = nix; nix-store = nix;
+    skopeo = skopeo; # container images
+    docker-registry = docker-distribution; # the embedded registry (local environment, serve): linked by `aliases`
+    xz = xz; zstd = zstd; bzip2 = bzip2; gzip = gzip; tar = gnutar; # tarballs, cache compressions
+    chmod = coreutils; dirname = coreutils; readlink = coreutils; head = coreutils; # build; bin/releng
+    find = findutils; # bin/releng (is the bundle older than the sources?)
+    flock = util-linux; # one channel run at a time
+    gpg = gnupg; gpgv = gnupg; # signed APT repositories
+    dpkg = dpkg; dpkg-deb = dpkg; apt-ftparchive = apt; # Debian packages and their indexes
+    rsync = rsync; # mirrors
+    bash = bash; # zx's $ (the flake's apps, scripts/*.mjs)
+  } // (if pkgs ? nix-eval-jobs then { nix-eval-jobs = pkgs.nix-eval-jobs; } else { });
+  # Each package once, in a stable order.
+  packages = builtins.foldl' (acc: p: if builtins.elem p acc then acc else acc ++ [ p ]) [ ] (builtins.attrValues programs);
+in
 {
-  packages = with pkgs; [
-    git nix skopeo xz zstd gnutar gzip coreutils
-    util-linux # flock: one channel run at a time
-    docker-distribution # the embedded registry of the local environment and `releng serve`
-    gnupg dpkg rsync # signed APT repositories, Debian packages, mirrors
-  ] ++ lib.optional (pkgs ? nix-eval-jobs) nix-eval-jobs;
+  inherit programs packages;
   # Shell commands making DIR/NAME links for programs releng calls by their Debian name.
   aliases = dir: "ln -s ${pkgs.docker-distribution}/bin/registry ${dir}/docker-registry";
 }

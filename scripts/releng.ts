@@ -207,6 +207,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof DryRunStop) {
+      log.close();
       if (p.flags.json) process.stdout.write(redact(JSON.stringify({ ok: true, command: p.command.name, runId, dryRun: true, ...planOf(log) }, null, 2)) + '\n');
       return 0;
     }

@@ -30,6 +30,11 @@ export interface ChannelVerifyResult {
   problems: string[];
 }
 
+/** Public URL of the releases bucket (+ prefix): what channel redirect targets start with. */
+export function releasesUrlOf(env: { releasesUrl?: string }, releases: BucketRef): string {
+  return env.releasesUrl ?? `/${releases.bucket}${releases.prefix ? `/${releases.prefix.replace(/\/$/, '')}` : ''}`;
+}
+
 /** The releases-bucket key a redirect target names, or undefined when it is not under releasesUrl. */
 export function keyOfTarget(target: string, releasesUrl: string, releases: BucketRef): string | undefined {
   const base = releasesUrl.replace(/\/+$/, '') + '/';

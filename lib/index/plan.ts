@@ -16,7 +16,7 @@ import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 import { compressedIndexes, debFields, fileVersion, parsePackages, poolPath, releaseText, renderPackages, signRelease, stanzaOf, type Signer, type Stanza } from './apt.ts';
 import type { IndexDb } from './db.ts';
-import { verifyAptRepository } from './verify.ts';
+import { listPublished, publishPrefix, verifyAptRepository } from './verify.ts';
 import { renderInstallersPage, type InstallersPageVersion } from './page.ts';
 
 /** What happened to one upload (logged, --json, and remembered in the db after apply). */
@@ -29,6 +29,8 @@ export interface Decision {
   reason?: string;
   target?: string;
   grant?: string;
+  /** The upload's ETag when it was validated: placing it is a copy conditional on it (an upload replaced meanwhile is not published). */
+  etag?: string;
 }
 
 export interface IndexInputs {
@@ -80,7 +82,7 @@ async function scanUploader(inp: IndexInputs, name: string, u: UploaderConfig, s
       skipped.push({ what: `s3://${ref.bucket}/${obj.key}`, reason: `processed already (${memo.status} ${memo.at}${memo.reason ? `: ${memo.reason}` : ''})` });
       continue;
     }
-    const base: Decision = { uploader: name, bucket: ref.bucket, key: obj.key, sha256: sha256 || `size:${head.size}`, status: 'rejected', ...(grant ? { grant } : {}) };
+    const base: Decision = { uploader: name, bucket: ref.bucket, key: obj.key, sha256: sha256 || `size:${head.size}`, status: 'rejected', ...(grant ? { grant } : {}), ...(head.etag ? { etag: head.etag } : {}) };
     const reject = (reason: string) => { decisions.push({ ...base, reason }); };
     const m = keyRe.exec(obj.key);
     if (!m) { reject(`not where uploads of ${name} go (${u.prefix})`); continue; }
@@ -143,19 +145,15 @@ function blobPut(workDir: string, bucket: string, key: string, body: Buffer, con
 async function planInstallers(inp: IndexInputs, name: string, u: InstallersUploader, accepted: Accepted[], out: { sums: Action[]; latest: Action[]; page: Action[]; skipped: Skip[] }) {
   const { reader } = inp;
   const ref = parseS3Url(u.bucket);
-  const publishHead = ref.prefix + staticHead(u.publish, name);
-  const publishRe = incomingKeyRegex(ref.prefix, u.publish, name);
   // Every published file of every version (the release prefixes too, when publish is the release prefix).
   const byVersion = new Map<string, Map<string, string>>();
   const versions = new Set<string>();
-  for (const o of await reader.list(ref.bucket, publishHead)) {
-    const m = publishRe.exec(o.key);
-    if (!m) { const v = new RegExp(`^${publishHead.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^/]+)/`).exec(o.key)?.[1]; if (v) versions.add(v); continue; }
-    versions.add(m[1]!);
-    if (!allowedName(u.files, m[2]!)) continue;
+  for (const o of await listPublished(reader, ref, u, name)) {
+    versions.add(o.version);
+    if (o.file === undefined || !allowedName(u.files, o.file)) continue;
     const h = await reader.head(ref.bucket, o.key);
-    if (!byVersion.has(m[1]!)) byVersion.set(m[1]!, new Map());
-    byVersion.get(m[1]!)!.set(m[2]!, h?.sha256 ?? '');
+    if (!byVersion.has(o.version)) byVersion.set(o.version, new Map());
+    byVersion.get(o.version)!.set(o.file, h?.sha256 ?? '');
   }
   const changed = new Set<string>();
   for (const a of accepted) {
@@ -168,7 +166,7 @@ async function planInstallers(inp: IndexInputs, name: string, u: InstallersUploa
   // SHA256SUMS of each version that has installers: replaced only when its content differs.
   for (const [v, files] of byVersion) {
     if (files.size === 0) continue;
-    const prefix = ref.prefix + u.publish.replaceAll('{name}', name).replaceAll('{version}', v);
+    const prefix = publishPrefix(ref, u, name, v);
     const text = renderSha256Sums([...files].map(([n, sha]) => ({ name: n, sha256: sha })));
     const key = prefix + u.sumsFile;
     const current = await reader.getText(ref.bucket, key);
@@ -188,7 +186,7 @@ async function planInstallers(inp: IndexInputs, name: string, u: InstallersUploa
         const key = ref.prefix + u.latest.replaceAll('{name}', name) + n;
         const there = await reader.head(ref.bucket, key);
         if (there?.sha256 === sha) continue;
-        const from = ref.prefix + u.publish.replaceAll('{name}', name).replaceAll('{version}', newest) + n;
+        const from = publishPrefix(ref, u, name, newest) + n;
         out.latest.push({ kind: 's3.copy', from: { bucket: ref.bucket, key: from }, bucket: ref.bucket, key });
       }
     }
@@ -278,7 +276,7 @@ export async function planIndex(inp: IndexInputs): Promise<IndexPlan> {
   for (const d of decisions) {
     if (d.status === 'accepted') {
       const aptRoot = inp.env.uploaders[d.uploader]!.kind === 'apt' ? parseS3Url(inp.env.apt!.root).bucket : d.bucket;
-      place.push({ kind: 's3.copy', from: { bucket: d.bucket, key: d.key }, bucket: aptRoot, key: d.target! });
+      place.push({ kind: 's3.copy', from: { bucket: d.bucket, key: d.key }, bucket: aptRoot, key: d.target!, ...(d.etag ? { sourceEtag: d.etag } : {}) });
     }
     if (d.status === 'rejected') cleanup.push(textPut(d.bucket, `${d.key}.rejected`, `rejected by releng index at ${(inp.now ?? new Date()).toISOString()}: ${d.reason}\n`, 'text/plain; charset=utf-8', 'new'));
     else cleanup.push({ kind: 's3.delete', bucket: d.bucket, key: d.key });

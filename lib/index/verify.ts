@@ -98,22 +98,47 @@ export async function verifyAptRepository(reader: S3Reader, repo: AptRepository,
   }
 }
 
+/** One object under an installers uploader's publish pattern. */
+export interface PublishedObject {
+  key: string;
+  version: string;
+  /** The file name the pattern gives it; undefined for a key under the version's directory that the pattern does not match (deeper, or another shape). */
+  file?: string;
+}
+
+/** The publish directory of one version (`{name}` and `{version}` filled in), under the bucket URL's prefix. */
+export function publishPrefix(ref: { prefix: string }, u: InstallersUploader, name: string, version: string): string {
+  return ref.prefix + u.publish.replaceAll('{name}', name).replaceAll('{version}', version);
+}
+
+/** Every published object of an installers uploader, with the version (and file) its key names: what index plans from and verifies. */
+export async function listPublished(reader: S3Reader, ref: { bucket: string; prefix: string }, u: InstallersUploader, name: string): Promise<PublishedObject[]> {
+  const head = ref.prefix + staticHead(u.publish, name);
+  const re = incomingKeyRegex(ref.prefix, u.publish, name);
+  const anyVersion = new RegExp(`^${head.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^/]+)/`);
+  const out: PublishedObject[] = [];
+  for (const o of await reader.list(ref.bucket, head)) {
+    const m = re.exec(o.key);
+    if (m) { out.push({ key: o.key, version: m[1]!, file: m[2]! }); continue; }
+    const v = anyVersion.exec(o.key)?.[1];
+    if (v) out.push({ key: o.key, version: v });
+  }
+  return out;
+}
+
 /** Every version's SHA256SUMS matches its objects; the latest copies are the newest version's files. */
 export async function verifyInstallers(reader: S3Reader, name: string, u: InstallersUploader): Promise<IndexProblem[]> {
   const problems: IndexProblem[] = [];
   const ref = parseS3Url(u.bucket);
-  const head = ref.prefix + staticHead(u.publish, name);
-  const re = incomingKeyRegex(ref.prefix, u.publish, name);
   const versions = new Map<string, Map<string, string>>();
   const all = new Set<string>();
-  for (const o of await reader.list(ref.bucket, head)) {
-    const m = re.exec(o.key);
-    if (!m) continue;
-    all.add(m[1]!);
-    if (m[2] === u.sumsFile) versions.set(m[1]!, parseSha256Sums(await reader.getText(ref.bucket, o.key) ?? ''));
+  for (const o of await listPublished(reader, ref, u, name)) {
+    if (o.file === undefined) continue;
+    all.add(o.version);
+    if (o.file === u.sumsFile) versions.set(o.version, parseSha256Sums(await reader.getText(ref.bucket, o.key) ?? ''));
   }
   for (const [v, sums] of versions) {
-    const prefix = ref.prefix + u.publish.replaceAll('{name}', name).replaceAll('{version}', v);
+    const prefix = publishPrefix(ref, u, name, v);
     for (const [file, sha] of sums) {
       if (!allowedName(u.files, file)) continue;
       const h = await reader.head(ref.bucket, prefix + file);

@@ -1,6 +1,7 @@
 // A small OCI distribution (registry v2 API) client: HEAD/GET/PUT manifests, with Basic auth or
 // the Bearer token exchange (https://distribution.github.io/distribution/spec/auth/token/).
 // node:http(s) rather than fetch: it takes a per-registry CA (test certificates, certs.d) without a dependency.
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -119,6 +120,8 @@ export interface RegistryClient {
   headBlob(repository: string, digest: string): Promise<number | undefined>;
   /** PUTs a manifest (or index) under a tag or digest; returns the digest the registry reports. */
   putManifest(repository: string, reference: string, body: Buffer, mediaType: string): Promise<string>;
+  /** GETs a blob (following a redirect to its storage) and hashes it: its sha256 and size, or undefined when the registry lacks it (releng verify --deep). */
+  blobSha256(repository: string, digest: string): Promise<{ sha256: string; size: number } | undefined>;
 }
 
 export function registryClient(opts: RegistryClientOptions): RegistryClient {
@@ -243,6 +246,21 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
       if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
       if (res.status !== 200) throw unexpected(res, what);
       return Number(res.headers['content-length'] ?? 0);
+    },
+    async blobSha256(repository, digest) {
+      const what = `GET blob ${repository}@${digest}`;
+      const url = `${baseUrl}/v2/${repository}/blobs/${digest}`;
+      return retriedRead(`GET ${url}`, async () => {
+        let res = await authed({ method: 'GET', url }, pushScope(repository));
+        // Registries on object storage answer with a redirect to a signed URL (no registry auth there).
+        for (let hops = 0; hops < 3 && [301, 302, 303, 307, 308].includes(res.status) && res.headers.location; hops++) {
+          res = await send({ method: 'GET', url: new URL(res.headers.location, url).toString() });
+        }
+        if (res.status === 404) return undefined;
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 200) throw unexpected(res, what);
+        return { sha256: createHash('sha256').update(res.body).digest('hex'), size: res.body.length };
+      });
     },
     async putManifest(repository, reference, body, mediaType) {
       const what = `PUT ${repository}:${reference}`;

@@ -12,7 +12,7 @@ import { checkBranchMove, fetchRevision, remoteBranchHead, resolveRemote } from 
 import { lockChannel } from '../channel/lock.ts';
 import { planChannel, type StaleAlias } from '../channel/plan.ts';
 import { resolveRelease, type ReleaseSource } from '../channel/release.ts';
-import { assertChannelRelease, type ChannelVerifyResult } from '../channel/verify.ts';
+import { assertChannelRelease, releasesUrlOf as releasesUrlOfEnv, type ChannelVerifyResult } from '../channel/verify.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment.ts';
 import { EXIT_ALREADY_PUBLISHED, NothingToDo, ReleaseError, UsageError } from '../errors.ts';
@@ -68,9 +68,7 @@ export async function pruneStaging(stateDir: string, channel: string, keepReleas
 }
 
 /** Public URL of the releases bucket: redirect targets start with it. */
-function releasesUrlOf(target: OpenEnvironment): string {
-  return target.env.releasesUrl ?? `/${target.releases.bucket}${target.releases.prefix ? `/${target.releases.prefix.replace(/\/$/, '')}` : ''}`;
-}
+const releasesUrlOf = (target: OpenEnvironment): string => releasesUrlOfEnv(target.env, target.releases);
 
 /** `releng channel CHANNEL --verify`: reads the published release back (lib/channel/verify.ts); writes nothing. */
 async function verifyOnly(ctx: Context, name: string): Promise<ChannelVerifyResult> {

@@ -3,7 +3,7 @@
 // logins, the signing key (present, a Nix secret key, matching cache.publicKey), the git remote,
 // and every external tool with its version. One line each; exit 1 when anything is wrong.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BareRun } from '../commands.ts';
 import { configPath, environmentNamed, loadConfig, parseS3Url, type Config, type Environment, type LoadedConfig } from '../config.ts';
@@ -73,6 +73,30 @@ async function toolVersion(t: Tool): Promise<string> {
   return (stdout || stderr).split('\n')[0]!.trim();
 }
 
+/** A file:// bucket: the directory exists and takes a file (probe written, read back, removed). */
+async function probeDirectory(url: string, runId: string): Promise<[CheckStatus, string]> {
+  const { fsUrlPath } = await import('../fs/store.ts');
+  const dir = fsUrlPath(url);
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => e);
+  if (st instanceof Error) {
+    return ['problem', st.code === 'ENOENT' ? `the directory ${dir} does not exist: create it (mkdir -p ${dir}) or fix the URL` : `cannot read ${dir}: ${st.code ?? st.message}`];
+  }
+  if (!st.isDirectory()) return ['problem', `${dir} is not a directory`];
+  const probe = path.join(dir, `.releng-check-${runId}`);
+  const text = `releng check ${runId}\n`;
+  try {
+    await writeFile(probe, text, { flag: 'wx' });
+    const back = await readFile(probe, 'utf8');
+    await rm(probe);
+    if (back !== text) return ['problem', `the probe ${probe} read back different bytes`];
+    return ['ok', 'directory present, writable (probe written and removed)'];
+  } catch (e) {
+    await rm(probe, { force: true }).catch(() => {});
+    const err = e as NodeJS.ErrnoException;
+    return ['problem', `cannot write in ${dir} (${err.code ?? err.message}): releng writes releases there; check its owner and mode`];
+  }
+}
+
 /** Checks one environment; every finding goes through `add`. */
 async function checkEnvironment(loaded: LoadedConfig, name: string, runId: string, add: (what: string, status: CheckStatus, detail: string) => void, log: Logger): Promise<void> {
   const env: Environment = environmentNamed(loaded, name);
@@ -81,19 +105,25 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
   const { createS3Client, s3Store } = await import('../s3/store.ts');
   const closers: (() => Promise<void>)[] = [];
   try {
-    // Credentials
+    const urls = [...new Set([env.releasesBucket, env.cacheBucket, env.docsBucket, ...(env.channelsBucket ? [env.channelsBucket] : [])])];
+    const fileUrls = urls.filter((u) => u.startsWith('file://'));
+    const s3Urls = urls.filter((u) => !u.startsWith('file://'));
+    // Credentials (only S3 buckets need them)
     let credentials;
-    try {
+    if (!s3Urls.length) add('credentials', 'ok', 'not needed (every bucket is a file:// directory)');
+    else try {
       credentials = await resolveCredentials(name, env);
       const c = env.credentials;
       add('credentials', 'ok', c.source === 'env' ? `from $${c.accessKeyIdVar} and $${c.secretAccessKeyVar}` : c.source === 'command' ? `from \`${c.command[0]}\`` : 'the embedded server\'s');
     } catch (e) {
       add('credentials', 'problem', describeError(e));
     }
+    // Directories (file:// buckets): present, and writable (a probe file written, read back, removed)
+    for (const url of fileUrls) add(`bucket ${url}`, ...(await probeDirectory(url, runId)));
     // Buckets: reachable and writable (probe written, read back, removed)
-    const buckets = [...new Map([env.releasesBucket, env.cacheBucket, env.docsBucket, ...(env.channelsBucket ? [env.channelsBucket] : [])].map((u) => [u, parseS3Url(u)])).entries()];
+    const buckets = s3Urls.map((u) => [u, parseS3Url(u)] as const);
     let endpoint = env.s3?.endpoint ?? 'file://';
-    if (endpoint === 'embedded') {
+    if (endpoint === 'embedded' && buckets.length) {
       const { startLocalS3 } = await import('../local/s3-server.ts');
       const { localDataDir } = await import('../environment.ts');
       const s3 = await startLocalS3({ dir: path.join(localDataDir(root), 's3'), buckets: [...new Set(buckets.map(([, b]) => b.bucket))] });

@@ -12,7 +12,6 @@ import { ReleaseError } from '../errors.ts';
 import { exportPublicKey, generateLocalKey, resolveSigner } from '../index/apt.ts';
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
-import { retryingReader } from '../index/retry-reader.ts';
 import { verifyIndexesOf, verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
 
 export interface IndexResult {
@@ -33,7 +32,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
   const target = await openEnvironment(ctx, undefined, { registries: false });
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   const env = target.env;
-  const reader = retryingReader(target.s3);
+  const reader = target.s3; // its reads (download included) are retried by lib/retry.ts: no second layer here
   const work = await mkdtemp(path.join(os.tmpdir(), 'releng-index-'));
   try {
     if (Object.keys(env.uploaders).length === 0 && !env.apt) {

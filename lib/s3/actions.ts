@@ -4,19 +4,12 @@ import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { ReleaseError } from '../errors.ts';
-import { MULTIPART_THRESHOLD } from './store.ts';
+import { MULTIPART_THRESHOLD, type ObjectFields } from './store.ts';
 
 /** Upload one object (a local file or a small text) with its sha256 in metadata. */
-export interface S3Put {
+export interface S3Put extends ObjectFields {
   kind: 's3.put';
-  bucket: string;
-  key: string;
   source: { file: string } | { text: string };
-  size: number;
-  sha256: string;
-  contentType: string;
-  contentEncoding?: string;
-  cacheControl?: string;
   /**
    * Why it is uploaded: new, other content, or `repair`: the bucket holds a damaged copy of this
    * very object (our sha256 in its metadata, but another size: a truncated or lost body).
@@ -55,6 +48,8 @@ export interface S3Copy {
   /** Bytes of the source (promote plans it): picks multipart copy above 5 GiB, feeds the progress bar. */
   size?: number;
   sha256?: string;
+  /** The source's ETag when planned: the copy is refused if the source changed since (where the server has conditional copies: lib/s3/store.ts). */
+  sourceEtag?: string;
 }
 
 /**
@@ -62,16 +57,9 @@ export interface S3Copy {
  * `writers.s3Source` and put to the destination with the planned sha256 checked before the
  * final write (issue 11). Never a rebuild: the bytes are the source's.
  */
-export interface S3Transfer {
+export interface S3Transfer extends ObjectFields {
   kind: 's3.transfer';
   from: { bucket: string; key: string };
-  bucket: string;
-  key: string;
-  size: number;
-  sha256: string;
-  contentType: string;
-  contentEncoding?: string;
-  cacheControl?: string;
   /** A redirect object is re-made as a redirect (symlink on file trees), not copied as bytes. */
   redirect?: string;
   reason: 'new' | 'changed';
@@ -94,6 +82,11 @@ export const s3Renderers = {
     : `s3 transfer ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)} (${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
 };
 
+/** The object's fields as S3Writer.put takes them, from a planned put or transfer (one place builds them). */
+export function objectFields(a: ObjectFields): ObjectFields {
+  return { bucket: a.bucket, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding, cacheControl: a.cacheControl };
+}
+
 function writer(env: ApplyEnv) {
   if (!env.writers.s3) throw new Error('internal: plan has S3 actions but apply got no S3 writer');
   return env.writers.s3;
@@ -101,9 +94,8 @@ function writer(env: ApplyEnv) {
 
 export const s3Handlers: HandlerMap<S3Action> = {
   's3.put': (a, env) => writer(env).put({
-    bucket: a.bucket, key: a.key, body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
-    size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding,
-    cacheControl: a.cacheControl, metadata: a.metadata, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
+    ...objectFields(a), body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
+    metadata: a.metadata, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
   }).then(() => undefined),
   's3.delete': (a, env) => writer(env).delete(a.bucket, a.key),
   's3.redirect': (a, env) => writer(env).put({
@@ -112,7 +104,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
     contentType: 'text/plain', cacheControl: a.cacheControl, redirect: a.location,
   }).then(() => undefined),
   's3.copy': async (a, env) => {
-    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined ? { size: a.size } : undefined);
+    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined || a.sourceEtag ? { size: a.size, sourceEtag: a.sourceEtag } : undefined);
     if (a.size) env.onBytes(a.size);
   },
   's3.transfer': (a, env) => transfer(a, env),
@@ -161,7 +153,7 @@ export function verifiedStream(source: NodeJS.ReadableStream, planned: { size: n
  */
 async function transfer(a: S3Transfer, env: ApplyEnv): Promise<void> {
   const dest = writer(env);
-  const base = { bucket: a.bucket, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding, cacheControl: a.cacheControl };
+  const base = objectFields(a);
   if (a.redirect) {
     await dest.put({ ...base, body: { text: '' }, size: 0, redirect: a.redirect });
     return;

@@ -188,8 +188,10 @@ export function leanClient(target: LeanTarget) {
     },
 
     /** CopyObject on the server (metadata copied); S3 may answer 200 with an <Error> body. */
-    async copyObject(from: { bucket: string; key: string }, to: { bucket: string; key: string }): Promise<void> {
-      const r = ok(await request('PUT', bodyless(to.bucket, to.key, { 'x-amz-copy-source': `${from.bucket}/${encodeKey(from.key)}`, 'x-amz-metadata-directive': 'COPY' })));
+    /** CopyObject; with `sourceEtag` conditional on the source (AWS's header and Ceph RGW's own spelling, lib/s3/store.ts). */
+    async copyObject(from: { bucket: string; key: string }, to: { bucket: string; key: string }, sourceEtag?: string): Promise<void> {
+      const ifMatch: Record<string, string> = sourceEtag ? { 'x-amz-copy-source-if-match': sourceEtag, 'x-amz-copy-if-match': sourceEtag } : {};
+      const r = ok(await request('PUT', bodyless(to.bucket, to.key, { 'x-amz-copy-source': `${from.bucket}/${encodeKey(from.key)}`, 'x-amz-metadata-directive': 'COPY', ...ifMatch })));
       if (/<Error>/.test(r.body)) throw s3Error(500, r.body);
     },
 

@@ -60,16 +60,20 @@ export interface S3Reader {
   download?(bucket: string, key: string, file: string): Promise<{ size: number; sha256: string }>;
 }
 
-export interface PutRequest {
+/** What names and describes one object written: shared by PutRequest and the put/transfer actions (lib/s3/actions.ts). */
+export interface ObjectFields {
   bucket: string;
   key: string;
-  /** A stream (promote's GET→PUT) must already be checked against sha256 by its producer before its last byte (lib/s3/actions.ts). */
-  body: { file: string } | { text: string } | { stream: Readable };
   size: number;
   sha256: string;
   contentType: string;
   contentEncoding?: string;
   cacheControl?: string;
+}
+
+export interface PutRequest extends ObjectFields {
+  /** A stream (promote's GET→PUT) must already be checked against sha256 by its producer before its last byte (lib/s3/actions.ts). */
+  body: { file: string } | { text: string } | { stream: Readable };
   redirect?: string;
   /** Extra object metadata (x-amz-meta-NAME), e.g. the grant id of a contribution (issue 12). */
   metadata?: Record<string, string>;
@@ -91,12 +95,24 @@ export interface PutResult {
   alreadyThere?: boolean;
 }
 
+export interface CopyOptions {
+  size?: number;
+  multipartAbove?: number;
+  partSize?: number;
+  /**
+   * The source's ETag when the plan was made: the copy is refused (nothing written) if the source
+   * changed since. Sent as AWS's x-amz-copy-source-if-match and as Ceph RGW's own spelling
+   * x-amz-copy-if-match (RGW 16 honours only that one); s3rver honours neither and copies.
+   */
+  sourceEtag?: string;
+}
+
 /** What apply may do with S3: write. */
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
   /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: { size?: number; multipartAbove?: number; partSize?: number }): Promise<void>;
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: CopyOptions): Promise<void>;
 }
 
 /** Whole objects as streams, for `releng verify --deep` (planners never need the bytes). */
@@ -119,8 +135,14 @@ const PART_SIZE = 16 * 1024 * 1024;
 export const MAX_COPY_OBJECT = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 512 * 1024 ** 2;
 
+/** Adds Ceph RGW's spelling of the copy-source condition (x-amz-copy-if-match) next to AWS's, signed with the request. */
+function ifSourceMatches<C extends { middlewareStack: { add: (...a: any[]) => void } }>(command: C, etag: string | undefined): C {
+  if (etag) command.middlewareStack.add((next: any) => async (args: any) => { args.request.headers['x-amz-copy-if-match'] = etag; return next(args); }, { step: 'build', name: 'relengCopyIfMatch' });
+  return command;
+}
+
 /** Multipart server-side copy, the source's headers and metadata carried over (CopyObject's COPY directive does that itself). */
-async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number): Promise<void> {
+async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number, sourceEtag?: string): Promise<void> {
   const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }));
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({
     Bucket: to.bucket, Key: to.key, ContentType: head.ContentType, ContentEncoding: head.ContentEncoding,
@@ -130,7 +152,7 @@ async function multipartCopy(client: S3Client, source: string, from: { bucket: s
     const parts: { ETag?: string; PartNumber: number }[] = [];
     for (let start = 0, n = 1; start < size; start += partSize, n++) {
       const end = Math.min(start + partSize, size) - 1;
-      const r = await client.send(new UploadPartCopyCommand({ Bucket: to.bucket, Key: to.key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }));
+      const r = await client.send(ifSourceMatches(new UploadPartCopyCommand({ Bucket: to.bucket, Key: to.key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}`, CopySourceIfMatch: sourceEtag }), sourceEtag));
       parts.push({ ETag: r.CopyPartResult?.ETag, PartNumber: n });
     }
     await client.send(new CompleteMultipartUploadCommand({ Bucket: to.bucket, Key: to.key, UploadId, MultipartUpload: { Parts: parts } }));
@@ -309,7 +331,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       return wrap(bucket, key, async () => (await getLean().getObject(bucket, key)) as Readable | undefined);
     },
     async download(bucket, key, file) {
-      return wrap(bucket, key, async () => {
+      // Retried like every read (a dropped body starts again into the same file, truncated anew).
+      return read('GET', bucket, key, async () => {
         const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         const hash = createHash('sha256');
         let size = 0;
@@ -366,12 +389,24 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     },
     async copy(from, to, opts) {
       const source = `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`;
-      if (opts?.size !== undefined && opts.size > (opts.multipartAbove ?? MAX_COPY_OBJECT)) {
-        await wrap(to.bucket, to.key, () => multipartCopy(client, source, from, to, opts.size!, opts.partSize ?? COPY_PART_SIZE));
-        return;
+      const etag = opts?.sourceEtag;
+      const changed = (e: any) => {
+        if (!etag || !(e?.$metadata?.httpStatusCode === 412 || e?.name === 'PreconditionFailed')) return e;
+        return new ReleaseError(`s3://${from.bucket}/${from.key} changed after it was planned (its ETag is no longer ${etag}): nothing was copied to s3://${to.bucket}/${to.key}`,
+          're-run the command: it plans again from what is there now');
+      };
+      try {
+        if (opts?.size !== undefined && opts.size > (opts.multipartAbove ?? MAX_COPY_OBJECT)) {
+          await multipartCopy(client, source, from, to, opts.size!, opts.partSize ?? COPY_PART_SIZE, etag);
+          return;
+        }
+        // CopyObject on the lean path (the bulk of a server-side promote): no SDK middleware per object.
+        await getLean().copyObject(from, to, etag);
+      } catch (e) {
+        const err = changed(e);
+        if (err instanceof ReleaseError) throw err;
+        throw explainS3Error(e, endpoint, to.bucket, to.key);
       }
-      // CopyObject on the lean path (the bulk of a server-side promote): no SDK middleware per object.
-      await wrap(to.bucket, to.key, () => getLean().copyObject(from, to));
     },
   };
 }

@@ -1,13 +1,15 @@
 // The binary cache: from every store path of the manifest (and, for a build, its drvs and outputs),
 // walk the closure through the narinfos themselves — what Nix will fetch, not what we staged: each
 // narinfo exists, parses, is signed by the environment's key (ed25519 over Nix's fingerprint), and
-// its URL object exists with FileSize bytes. --deep reads every NAR: FileHash over the bytes as
+// its URL object exists with FileSize bytes, its NAR listing (.ls) decodes and parses as that
+// NAR's (required where the environment writes listings). --deep reads every NAR: FileHash over the bytes as
 // stored, NarHash and NarSize over the decompressed NAR (Nix's own sha256, nix32).
 import { spawnSync } from 'node:child_process';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import { hashPart } from '../nix/cache.ts';
 import { nixSha256 } from '../nix/nix32.ts';
 import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey, type NixPublicKey } from '../nix/narinfo.ts';
+import { listingProblem } from './listing.ts';
 import { hashDecompressed, hashStream, knownCompression, readAll } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 import { createHash } from 'node:crypto';
@@ -52,6 +54,27 @@ export const cacheVerifier: DestinationVerifier = {
     if (info === undefined) problem('nix-cache-info', 'missing (Nix refuses a cache without it)');
     else if (!/^StoreDir: \/nix\/store$/m.test(info)) problem('nix-cache-info', `has no "StoreDir: /nix/store" line`);
 
+    /**
+     * The NAR listing (HASH.ls): required where the environment writes them (write-nar-listing),
+     * and wherever one is there it must decode by its Content-Encoding and be this NAR's listing.
+     */
+    const checkListing = async (storePath: string, narSize: number) => {
+      const ls = `${hashPart(storePath)}.ls`;
+      const lsHead = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ls));
+      if (!lsHead) {
+        if (t.narListings) { count(report, 'listings'); problem(ls, `missing: the NAR listing of ${storePath} (the environment sets write-nar-listing)`); }
+        return;
+      }
+      const bytes = await scope.limit(async () => {
+        const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ls);
+        return s ? readAll(s) : undefined;
+      });
+      count(report, 'listings');
+      if (!bytes) { problem(ls, 'missing (HEAD saw it, GET did not)'); return; }
+      const wrong = listingProblem(bytes, lsHead.contentEncoding, narSize);
+      if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
+    };
+
     // Breadth-first over references; each path once. Bounded by the closure itself.
     const seen = new Set<string>();
     const pending: Promise<void>[] = [];
@@ -84,6 +107,7 @@ export const cacheVerifier: DestinationVerifier = {
       count(report, 'objects');
       if (!head) { problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel)); scope.progress.item(); return; }
       if (ni.fileSize !== undefined && head.size !== ni.fileSize) problem(ni.url, `size ${head.size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel));
+      await checkListing(storePath, ni.narSize);
       if (!scope.deep) { scope.progress.item(); return; }
       if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
       await scope.limit(async () => {

@@ -1,5 +1,6 @@
 // Container images: every tag this release owns resolves to the release's image index, the index
-// is what its digest says, and every child manifest and blob it names is in the registry.
+// is what its digest says, and every child manifest and blob it names is in the registry (--deep:
+// every blob's bytes hash to the digest its manifest names it by).
 import { sha256Text } from '../checksums.ts';
 import { tagsFor } from '../upload/images.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
@@ -49,8 +50,19 @@ export const imagesVerifier: DestinationVerifier = {
         await Promise.all(blobs.map(async (b) => {
           const size = await scope.limit(() => r.client.headBlob(r.repository, b.digest));
           count(report, 'blobs');
-          if (size === undefined) problem(`${ref}@${b.digest}`, `missing: a blob of image ${c.digest}`);
-          else if (typeof b.size === 'number' && size !== b.size) problem(`${ref}@${b.digest}`, `size ${size}, the manifest says ${b.size}`);
+          if (size === undefined) { problem(`${ref}@${b.digest}`, `missing: a blob of image ${c.digest}`); return; }
+          if (typeof b.size === 'number' && size !== b.size) problem(`${ref}@${b.digest}`, `size ${size}, the manifest says ${b.size}`);
+          if (!scope.deep) return;
+          // --deep: the bytes themselves, against the digest the manifest names them by.
+          const got = await scope.limit(() => r.client.blobSha256(r.repository, b.digest));
+          count(report, 'blobs hashed');
+          count(report, 'bytes read', got?.size ?? 0);
+          if (!got) problem(`${ref}@${b.digest}`, `missing (HEAD saw it, GET did not): a blob of image ${c.digest}`);
+          else if (!b.digest.startsWith('sha256:')) report.notChecked.push({ destination: this.name, what: `${ref}@${b.digest}`, reason: 'not a sha256 digest' });
+          else if (`sha256:${got.sha256}` !== b.digest) {
+            problem(`${ref}@${b.digest}`, `content sha256:${got.sha256} (${got.size} bytes) is not the digest image ${c.digest} names it by`,
+              `delete the blob ${b.digest} from ${ref} (its bytes are corrupt), then ${scope.repair} --force-push-images`);
+          }
         }));
       }));
     }

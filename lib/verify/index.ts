@@ -19,6 +19,7 @@ import { imageIndex } from '../upload/images.ts';
 import { majorOf } from '../version.ts';
 import { readFile } from 'node:fs/promises';
 import { cacheVerifier } from './cache.ts';
+import { channelsVerifier, indexVerifier } from './published.ts';
 import { docsVerifier } from './docs.ts';
 import { gitVerifier } from './git.ts';
 import { imagesVerifier } from './images.ts';
@@ -40,6 +41,8 @@ export const destinationVerifiers: DestinationVerifier[] = [
   imagesVerifier,
   docsVerifier,
   gitVerifier,
+  channelsVerifier,
+  indexVerifier,
 ];
 
 export interface VerifyReport {
@@ -110,6 +113,8 @@ export async function environmentPublicKey(ctx: Context, target: OpenEnvironment
 export function verifyTarget(ctx: Context, target: OpenEnvironment, publicKey: string | undefined): VerifyTarget {
   return {
     name: target.name, s3: target.s3, releases: target.releases, cache: target.cache, docs: target.docs, publicKey,
+    narListings: target.env.cache?.storeOptions['write-nar-listing'] === 'true',
+    channels: target.channels, environment: target.env,
     registries: target.registries.map((r) => ({ host: r.host, repository: r.repository, target: r.target, client: r.client })),
     git: target.env.git, root: ctx.root,
   };

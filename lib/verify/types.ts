@@ -72,6 +72,12 @@ export interface VerifyTarget {
   docs: BucketRef;
   /** The environment's cache public key (NAME:BASE64); undefined when it has no cache. */
   publicKey?: string;
+  /** The channels bucket, when the environment declares one (channelsBucket). */
+  channels?: BucketRef;
+  /** The environment's settings, for verifiers of what other commands publish there (channels, index). */
+  environment?: Environment;
+  /** The environment writes NAR listings (cache.storeOptions write-nar-listing): every path's .ls must be there. */
+  narListings?: boolean;
   registries: { host: string; repository: string; target: DockerTarget; client: RegistryClient }[];
   git?: Environment['git'];
   /** Where git commands run (the project root; ls-remote needs no repository). */

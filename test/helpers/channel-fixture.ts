@@ -11,11 +11,13 @@
 // evaluation's store-paths), and the aggregate "tested" job whose nixname names the release.
 // Nixpkgs jobsets (nixpkgs-unstable, nixpkgs-YY.MM-darwin) have `tarball` and an aggregate.
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { brotliCompressSync } from 'node:zlib';
 import { serveDirectory, type FakeHydra, type StaticServer } from './hydra.ts';
 import { repoRoot } from './project.ts';
+import { requireTool } from './tools.ts';
 
 export interface FixtureFile { path: string; make: 'tar.xz' | 'tar.zst' | 'fill' | 'copy'; type: string; subtype: string; size?: number; from?: string }
 export interface FixtureJob { job: string; name: string; files: FixtureFile[]; system?: string; failed?: boolean }
@@ -157,4 +159,21 @@ export async function registerEval(hydra: FakeHydra, f: BuiltFixture, e: Fixture
   for (const pkg of ['hello-2.12.1', 'coreutils-9.5']) await add(`${pkg.split('-')[0]}.x86_64-linux`, pkg, fakeStorePath(`${e.key}-${pkg}`, pkg));
   hydra.addEval({ id: evalId, builds: ids, inputs: { nixpkgs: { type: 'git', uri: f.sourceRepo, revision: f.revs.get(e.key)! } } });
   return { buildUrl: `${hydra.url}/build/${mainBuild}`, mainBuild, buildOf };
+}
+
+export interface ChannelScratch { base: string; project: string; remote: string; fx: BuiltFixture }
+
+/**
+ * The start of every channel test: the tools channel needs (a failure naming the Debian package),
+ * a scratch base with an empty project directory and a bare channel remote (nixpkgs-channels.git),
+ * and the fixture's evaluations built.
+ */
+export async function channelScratch(prefix: string, evals: FixtureEval[]): Promise<ChannelScratch> {
+  for (const [tool, pkg] of [['nix-build', 'nix-bin'], ['xz', 'xz-utils'], ['zstd', 'zstd'], ['git', 'git'], ['flock', 'util-linux']] as const) requireTool(tool, pkg);
+  const base = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const project = path.join(base, 'project');
+  const remote = path.join(base, 'nixpkgs-channels.git');
+  await mkdir(project, { recursive: true });
+  execFileSync('git', ['init', '-q', '--bare', remote]);
+  return { base, project, remote, fx: await buildFixture(base, evals) };
 }

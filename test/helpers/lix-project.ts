@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { repoRoot } from './project.ts';
+import { initWithRemote, repoRoot } from './project.ts';
 
 export interface LixProject {
   base: string;
@@ -51,14 +51,7 @@ export async function lixProject(env: string, servers: LocalServers): Promise<Li
   e.docker = e.docker.map((d: any) => ({ ...d, registry: servers.registryHost, tlsVerify: false }));
   await writeFile(path.join(dir, 'releng.json'), JSON.stringify(config, null, 2) + '\n');
 
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  execFileSync('git', ['init', '-q', '--bare', '-b', 'main', remote]);
-  git('init', '-q', '-b', 'main');
-  git('config', 'user.name', 'releng test');
-  git('config', 'user.email', 'test@example.invalid');
-  git('add', '-A');
-  git('commit', '-q', '-m', 'initial import');
-  git('remote', 'add', 'origin', remote);
+  const git = initWithRemote(dir, remote);
   git('push', '-q', 'origin', 'main');
   return { base, dir, remote, keyFile, publicKey, git, cleanup: () => rm(base, { recursive: true, force: true }) };
 }

@@ -17,11 +17,12 @@ export interface ScratchProject {
   cleanup(): Promise<void>;
 }
 
-export async function scratchProject(example = 'hello'): Promise<ScratchProject> {
-  const base = await mkdtemp(path.join(os.tmpdir(), 'releng-project-'));
-  const dir = path.join(base, example);
-  const remote = path.join(base, 'remote.git');
-  await cp(path.join(repoRoot, 'examples', example), dir, { recursive: true });
+/**
+ * Makes `dir` a git repository on main (a test identity, everything committed as "initial import")
+ * with a new bare repository `remote` as origin; returns a git runner in `dir`. Shared by every
+ * scratch project helper (this one and lix-project.ts).
+ */
+export function initWithRemote(dir: string, remote: string): (...args: string[]) => string {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   execFileSync('git', ['init', '-q', '--bare', '-b', 'main', remote]);
   git('init', '-q', '-b', 'main');
@@ -30,6 +31,15 @@ export async function scratchProject(example = 'hello'): Promise<ScratchProject>
   git('add', '-A');
   git('commit', '-q', '-m', 'initial import');
   git('remote', 'add', 'origin', remote);
+  return git;
+}
+
+export async function scratchProject(example = 'hello'): Promise<ScratchProject> {
+  const base = await mkdtemp(path.join(os.tmpdir(), 'releng-project-'));
+  const dir = path.join(base, example);
+  const remote = path.join(base, 'remote.git');
+  await cp(path.join(repoRoot, 'examples', example), dir, { recursive: true });
+  const git = initWithRemote(dir, remote);
   return {
     dir, remote, git,
     async editConfig(f) {

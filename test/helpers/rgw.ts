@@ -4,7 +4,8 @@
 // bucket and STS session policies, honours If-None-Match and stores multipart objects as S3 does.
 // Settings that make it start in ~3 s (paxos propose interval, 8 PGs per pool) are explained in
 // docs/testing.md.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -77,17 +78,91 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Alive = exists and is not a zombie. */
 function alive(pid: number): boolean {
   try {
-    const stat = execFileSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.split(') ')[1]?.[0] !== 'Z';
   } catch {
     return false;
   }
 }
 
+// ---- Leaks: the daemons daemonize (they are no children of this process), so a test process that
+// dies without afterAll (vitest kills a worker at its timeout: SIGTERM, SIGKILL 1 s later) would
+// leave a running cluster. Three nets catch them: stop() (afterAll); a synchronous exit/signal hook
+// in the process that started the cluster; and a record per cluster naming that process, so that
+// reapOrphanClusters() (vitest globalSetup teardown, and every startTestRgw) kills the clusters
+// of processes that are gone (SIGKILL runs no hook).
+
+const DAEMONS = ['client.rgw.a', 'osd.0', 'mon.a'];
+/** Where each running cluster is recorded: one JSON file { dir, owner } per cluster. */
+export const CLUSTER_RECORDS = path.join(os.tmpdir(), 'releng-rgw-clusters');
+const recordOf = (dir: string) => path.join(CLUSTER_RECORDS, `${path.basename(dir)}.json`);
+/** Clusters this process started and has not stopped. */
+const live = new Set<string>();
+
+/** The daemons' pids of a cluster directory (from their pid files; missing ones left out). */
+export function clusterPids(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of DAEMONS) {
+    try {
+      const pid = Number(readFileSync(path.join(dir, 'run', `${name}.pid`), 'utf8').trim());
+      if (pid > 0) pids.push(pid);
+    } catch { /* not started */ }
+  }
+  return pids;
+}
+
+/** Synchronous (usable in an exit hook): SIGKILL every daemon of the cluster, remove its dir and record. */
+export function killClusterSync(dir: string): void {
+  for (const pid of clusterPids(dir)) if (alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(recordOf(dir), { force: true });
+  live.delete(dir);
+}
+
+let hooked = false;
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  const killAll = () => { for (const dir of [...live]) killClusterSync(dir); };
+  process.on('exit', killAll);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      // Our listener replaced the default action: die of the signal as the sender meant, unless someone else handles it.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    });
+  }
+}
+
+function register(dir: string): void {
+  hookExit();
+  live.add(dir);
+  mkdirSync(CLUSTER_RECORDS, { recursive: true });
+  writeFileSync(recordOf(dir), JSON.stringify({ dir, owner: process.pid }));
+}
+
+/** Kills the clusters whose starting process is gone (their record says which); returns their dirs. */
+export function reapOrphanClusters(): string[] {
+  const reaped: string[] = [];
+  let names: string[] = [];
+  try { names = readdirSync(CLUSTER_RECORDS); } catch { return reaped; }
+  for (const name of names) {
+    try {
+      const { dir, owner } = JSON.parse(readFileSync(path.join(CLUSTER_RECORDS, name), 'utf8')) as { dir: string; owner: number };
+      if (typeof dir !== 'string' || !path.basename(dir).startsWith('releng-rgw-') || alive(owner)) continue;
+      killClusterSync(dir);
+      reaped.push(dir);
+    } catch { /* a record being written, or removed meanwhile */ }
+  }
+  return reaped;
+}
+
 /** Starts a cluster; the caller must `stop()` it (afterAll). Fails naming the Debian package of a missing tool. */
 export async function startTestRgw(opts: { buckets?: string[] } = {}): Promise<TestRgw> {
   for (const [prog, pkg] of TOOLS) requireTool(prog, pkg);
+  reapOrphanClusters();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-rgw-'));
+  register(dir);
   const monPort = await freePort();
   const rgwPort = await freePort();
   const msBase = await freeRange();
@@ -161,6 +236,8 @@ rgw thread pool size = 64
     for (const pid of pids) if (alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     for (const pid of pids) for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
     await rm(dir, { recursive: true, force: true });
+    await rm(recordOf(dir), { force: true });
+    live.delete(dir);
   };
   try {
     const auth = (args: string[]) => run('ceph-authtool', args);

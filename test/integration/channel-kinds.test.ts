@@ -8,8 +8,7 @@
 // verifyChannelRelease finds tampered files and dangling redirects.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIRECT_CACHE_CONTROL } from '../../lib/channel/plan.ts';
@@ -19,13 +18,14 @@ import { makeContext } from '../../lib/context.ts';
 import { EXIT_ALREADY_PUBLISHED, EXIT_WOULD_GO_BACK, NothingToDo } from '../../lib/errors.ts';
 import { createLogger, type Logger } from '../../lib/log.ts';
 import { routeByBucket } from '../../lib/s3/route.ts';
+import { channelsVerifier } from '../../lib/verify/published.ts';
+import pLimit from 'p-limit';
 import { channel, stagingDirOf, type ChannelDeps, type ChannelSummary } from '../../lib/phases/channel.ts';
-import { buildFixture, nixosJobs, nixpkgsJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
+import { channelScratch, nixosJobs, nixpkgsJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
 import { releng } from '../helpers/cli.ts';
 import { startFakeHydra, type FakeHydra } from '../helpers/hydra.ts';
 import { repoRoot } from '../helpers/project.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
-import { requireTool } from '../helpers/tools.ts';
 
 const RELEASES_URL = 'https://releases.example.org';
 const fast = { hydraRetry: { baseDelayMs: 1, maxDelayMs: 5 } } satisfies ChannelDeps;
@@ -157,18 +157,8 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
   }
 
   beforeAll(async () => {
-    requireTool('nix-build', 'nix-bin');
-    requireTool('xz', 'xz-utils');
-    requireTool('zstd', 'zstd');
-    requireTool('git', 'git');
-    requireTool('flock', 'util-linux');
     Object.assign(process.env, env);
-    base = await mkdtemp(path.join(os.tmpdir(), 'releng-channel-kinds-'));
-    project = path.join(base, 'project');
-    remote = path.join(base, 'nixpkgs-channels.git');
-    await mkdir(project, { recursive: true });
-    execFileSync('git', ['init', '-q', '--bare', remote]);
-    fx = await buildFixture(base, EVALS);
+    ({ base, project, remote, fx } = await channelScratch('releng-channel-kinds-', EVALS));
     [hydra, rel, chan] = await Promise.all([startFakeHydra(), startTestS3(['rel']), startTestS3(['chan'])]);
     for (const [i, e] of EVALS.entries()) urls.set(e.key, (await registerEval(hydra, fx, e, 1000 + i)).buildUrl);
     // The shipped example, pointed at the test's Hydra, cache, git remote and two S3 servers.
@@ -388,5 +378,14 @@ describe('releng channel: every NixOS channel kind, as mirror-nixos-branch.pl pu
     expect(bad.stderr).toContain('channel nixos-23.11 failed verification (2 problems)');
     expect(bad.stderr).toMatch(new RegExp(`s3://rel/${prefix.replace(/\./g, '\\.')}/${iso.replace(/\./g, '\\.')} holds ${h.size} bytes with sha256 [0-9a-f]{64}, but the release page says ${h.size} bytes, ${h.sha256}`));
     expect(bad.stderr).toContain(`s3://chan/nixos-23.11/latest-nixos-x86_64-linux.ova.sha256 redirects to ${RELEASES_URL}/${prefix}/nixos-${V['23.11']}-x86_64-linux.ova.sha256, but s3://rel/${prefix}/nixos-${V['23.11']}-x86_64-linux.ova.sha256 does not exist (a dangling redirect)`);
+    // `releng verify`'s channels destination runs the same verifier over every channel of the bucket.
+    const env = (await loadConfig(path.join(project, 'releng.json'))).config.environments.test!;
+    const rels = { bucket: 'rel', prefix: '', url: 's3://rel' };
+    const scope = { deep: false, limit: pLimit(4), tmpDir: base, repair: '', progress: { tick() {}, addTotal() {}, item() {}, stop() {} } };
+    const target = { name: 'test', s3: routeByBucket(rel.store, { chan: chan.store }), releases: rels, cache: rels, docs: rels, channels: { bucket: 'chan', prefix: '', url: 's3://chan' }, registries: [], root: project, environment: env };
+    const found = await channelsVerifier.verify(target, {} as never, scope);
+    expect(found.checked.channels).toBeGreaterThan(1);
+    expect(found.problems.map((p) => p.where).sort()).toEqual([`s3://chan/nixos-23.11/latest-nixos-x86_64-linux.ova.sha256`, `s3://rel/${prefix}/${iso}`]);
+    for (const p of found.problems) expect(p).toMatchObject({ destination: 'channels', what: expect.stringMatching(/^channel nixos-23\.11: /), repair: expect.stringContaining('releng channel nixos-23.11') });
   });
 });

@@ -4,9 +4,8 @@
 // products, Hydra failing mid-run, bad input, crashes between any two steps, and the lock.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { brotliCompressSync } from 'node:zlib';
 import { parse } from 'node-html-parser';
@@ -20,12 +19,11 @@ import { makeContext } from '../../lib/context.ts';
 import { EXIT_ALREADY_PUBLISHED, EXIT_WOULD_GO_BACK } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/log.ts';
 import { channel, stagingDirOf, type ChannelDeps, type ChannelSummary } from '../../lib/phases/channel.ts';
-import { buildFixture, nixosJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
+import { channelScratch, nixosJobs, registerEval, type BuiltFixture, type FixtureEval } from '../helpers/channel-fixture.ts';
 import { releng } from '../helpers/cli.ts';
 import { startFakeHydra, type FakeHydra } from '../helpers/hydra.ts';
 import { repoRoot } from '../helpers/project.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
-import { requireTool } from '../helpers/tools.ts';
 
 const V: Record<number, string> = { 1: '26.05.100.aaaaaaa', 2: '26.05.200.bbbbbbb' };
 const RELEASES_URL = 'https://releases.example.org';
@@ -119,17 +117,8 @@ describe('releng channel', () => {
   }
 
   beforeAll(async () => {
-    requireTool('nix-build', 'nix-bin');
-    requireTool('xz', 'xz-utils');
-    requireTool('zstd', 'zstd');
-    requireTool('git', 'git');
     Object.assign(process.env, env);
-    base = await mkdtemp(path.join(os.tmpdir(), 'releng-channel-'));
-    project = path.join(base, 'project');
-    remote = path.join(base, 'nixpkgs-channels.git');
-    execFileSync('mkdir', ['-p', project]);
-    execFileSync('git', ['init', '-q', '--bare', remote]);
-    fx = await buildFixture(base, EVALS);
+    ({ base, project, remote, fx } = await channelScratch('releng-channel-', EVALS));
     for (const r of [1, 2]) {
       revs[r] = fx.revs.get(`r${r}`)!;
       const out = (job: string) => fx.outs.get(`r${r}`)!.get(job)!;
@@ -386,7 +375,6 @@ describe('releng channel', () => {
 
   describe('lock', () => {
     it('refuses a second run of the same channel while the first holds the lock; different channels run concurrently', async () => {
-      requireTool('flock', 'util-linux');
       const lockDir = path.join(project, '.releng', 'locks');
       const held = await lockChannel(lockDir, 'nixos-26.05-locked');
       await expect(inProcess('nixos-26.05-locked', { build: `${hydra.url}/build/201` })).rejects.toThrow(/nixos-26\.05-locked is being published by another run \(pid \d+/);

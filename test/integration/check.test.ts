@@ -3,7 +3,7 @@
 // a wrong access key, a signing key that does not match cache.publicKey and an unreachable git
 // remote each give a ✖ line, and the run exits 1.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,34 @@ describe('releng check', () => {
       'bucket s3://rel', 'bucket s3://cache/hello', 'bucket s3://docs', 'signing key', 'git remote',
     ]);
     for (const b of ['rel', 'cache', 'docs']) expect(await s3.store.list(b, '')).toEqual([]);
+  });
+
+  it('file:// buckets: the directory present and writable (a probe written and removed); missing or not a directory is a ✖ line', async () => {
+    const trees = path.join(dir, 'trees');
+    await mkdir(path.join(trees, 'releases'), { recursive: true });
+    await mkdir(path.join(trees, 'cache'), { recursive: true });
+    await writeFile(path.join(trees, 'docs'), 'a file, not a directory');
+    const config: any = startingConfig({ project: 'hello', system: 'x86_64-linux', flake: false, branch: 'main' });
+    config.environments.mirror = {
+      releasesBucket: `file://${trees}/releases`, cacheBucket: `file://${trees}/cache`, docsBucket: `file://${trees}/docs`,
+      channelsBucket: `file://${trees}/channels`,
+    };
+    await writeFile(path.join(dir, 'project', 'releng.json'), JSON.stringify(config, null, 2));
+    const r = await releng(['check', '--environment', 'mirror', '--json'], { cwd: path.join(dir, 'project'), env });
+    expect(r.code).toBe(1);
+    for (const line of [
+      '✔ mirror: credentials: not needed (every bucket is a file:// directory)',
+      `✔ mirror: bucket file://${trees}/releases: directory present, writable (probe written and removed)`,
+      `✔ mirror: bucket file://${trees}/cache: directory present, writable (probe written and removed)`,
+      `✖ mirror: bucket file://${trees}/docs: ${trees}/docs is not a directory`,
+      `✖ mirror: bucket file://${trees}/channels: the directory ${trees}/channels does not exist: create it (mkdir -p ${trees}/channels) or fix the URL`,
+    ]) expect(r.stderr).toContain(line);
+    const out = JSON.parse(r.stdout);
+    expect(out.result.lines.filter((l: any) => l.status === 'problem').map((l: any) => l.what)).toEqual([`bucket file://${trees}/docs`, `bucket file://${trees}/channels`]);
+    // the probes are gone, and nothing was created where the directory was missing
+    expect(await readdir(path.join(trees, 'releases'))).toEqual([]);
+    expect(await readdir(path.join(trees, 'cache'))).toEqual([]);
+    expect(await readdir(trees)).toEqual(['cache', 'docs', 'releases']);
   });
 
   it('an invalid releng.json is one ✖ line naming the field', async () => {

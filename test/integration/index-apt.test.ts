@@ -9,9 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File, sha256Text, parseSha256Sums } from '../../lib/checksums.ts';
 import { signRelease, resolveSigner } from '../../lib/index/apt.ts';
-import { retryingReader } from '../../lib/index/retry-reader.ts';
 import { aptRoot, exportKey, makeDeb, makeGpgHome } from '../helpers/apt.ts';
 import { releng } from '../helpers/cli.ts';
+import { loadConfig } from '../../lib/config.ts';
+import { indexVerifier } from '../../lib/verify/published.ts';
+import pLimit from 'p-limit';
 import { runCommand } from '../helpers/run-command.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 
@@ -184,7 +186,7 @@ describe('grant, contribute, index: an APT repository', () => {
 
   it('apt refuses the repository when a Packages file is altered after signing; verify says which', async () => {
     const dir = `apt/dists/stable/main/binary-${ARCH}/`;
-    const original = (await retryingReader(s3.store).getText('repo', `${dir}Packages`))!;
+    const original = (await s3.store.getText('repo', `${dir}Packages`))!;
     const altered = original.replace(/^Description: .*$/m, 'Description: something else entirely');
     const release = (await s3.store.getText('repo', 'apt/dists/stable/Release'))!;
     // The attacker replaces the index and every name apt could fetch it by (by-hash included).
@@ -208,6 +210,14 @@ describe('grant, contribute, index: an APT repository', () => {
     const v = await run(['index', '--environment', 'test', '--verify-only']);
     expect(v.code).toBe(1);
     expect(v.stderr).toContain(`s3://repo/${dir}Packages: Release says`);
+    // `releng verify`'s index destination is the same verifier: it names the key, with index as the repair.
+    const env = (await loadConfig(path.join(project, 'releng.json'))).config.environments.test!;
+    const ref = { bucket: 'repo', prefix: '', url: 's3://repo' };
+    const scope = { deep: false, limit: pLimit(4), tmpDir: base, repair: '', progress: { tick() {}, addTotal() {}, item() {}, stop() {} } };
+    const target = { name: 'test', s3: s3.store, releases: ref, cache: ref, docs: ref, registries: [], root: project, environment: env };
+    const found = await indexVerifier.verify(target, {} as never, scope);
+    expect(found.problems.map((p) => p.where)).toContain(`s3://repo/${dir}Packages`);
+    expect(found.problems[0]).toMatchObject({ destination: 'index', repair: expect.stringContaining('releng index --environment test') });
     // index repairs it: the indexes are regenerated from the published ones... which are altered, so
     // restore the original text first, as an operator would from the pool (the db is only a memo).
     await put(`${dir}Packages`, original);

@@ -269,5 +269,57 @@ for (const flavour of ['srv', 'rgw'] as const) {
       const deep = await verify('--deep');
       expect(deep.code, deep.stderr).toBe(0);
     }, 300_000);
+
+    it('a NAR listing (.ls) changed in place, sha256 metadata left alone: verify names the key; deleting it and uploading repairs it', async () => {
+      const ls = `${firstPath().slice(11, 43)}.ls`;
+      const bytes = await getBytes(store(), 'cache', ls);
+      const bad = Buffer.from(bytes);
+      bad[bytes.indexOf('"type"') + 2]! ^= 0x01; // "type" -> "txpe": JSON still, a listing no more
+      await putRaw(flavour, 'cache', ls, bad, sha256Text(bytes), 'application/json');
+      const r = await verify();
+      expect(r.code).toBe(1);
+      const found = lines(r.stderr);
+      expect(found, r.stderr).toHaveLength(1);
+      expect(found[0]).toMatch(new RegExp(`^warning: binary cache: s3://cache/${ls}: is not a Nix NAR listing: .*\\(${firstPath().replaceAll('.', '\\.')}\\) — repair: delete s3://cache/${ls}, then releng upload --environment ${env}$`));
+      expect(r.json.result.checked['binary cache'].listings).toBeGreaterThan(0);
+      await store().delete('cache', ls);
+      const up = await run(['upload', '--noconfirm']);
+      expect(up.code, up.stderr).toBe(0);
+      expect(await getBytes(store(), 'cache', ls)).toEqual(bytes);
+      expect((await verify()).code).toBe(0);
+    }, 300_000);
+
+    it('an image layer blob with a byte flipped at the same size: quick passes, --deep names its digest', async () => {
+      // The embedded registry's filesystem storage: blobs/sha256/XX/HEX/data (manifests too); the largest layer an image manifest names.
+      const blobs = path.join(p.dir, '.releng/local/registry/data/docker/registry/v2/blobs/sha256');
+      const dataOf = (hex: string) => path.join(blobs, hex.slice(0, 2), hex, 'data');
+      const layers = new Set<string>();
+      for (const xx of await readdir(blobs)) for (const hex of await readdir(path.join(blobs, xx))) {
+        try { for (const l of JSON.parse(await readFile(dataOf(hex), 'utf8')).layers ?? []) layers.add(l.digest.slice('sha256:'.length)); } catch { /* a layer, not JSON */ }
+      }
+      let biggest = { file: '', size: -1, hex: '' };
+      for (const hex of layers) {
+        const size = (await readFile(dataOf(hex))).length;
+        if (size > biggest.size) biggest = { file: dataOf(hex), size, hex };
+      }
+      const original = await readFile(biggest.file);
+      const flipped = Buffer.from(original);
+      flipped[original.length >> 1]! ^= 0x01;
+      await writeFile(biggest.file, flipped);
+      try {
+        const quick = await verify();
+        expect(quick.code, quick.stderr).toBe(0); // a HEAD sees the same size
+        const r = await verify('--deep');
+        expect(r.code).toBe(1);
+        const found = lines(r.stderr);
+        expect(found.length, r.stderr).toBeGreaterThan(0);
+        for (const l of found) expect(l).toContain(`@sha256:${biggest.hex}: content sha256:${sha256Text(flipped)} (${original.length} bytes) is not the digest image sha256:`);
+        expect(r.json.result.checked.images['blobs hashed']).toBeGreaterThan(0);
+      } finally {
+        await writeFile(biggest.file, original);
+      }
+      const ok = await verify('--deep');
+      expect(ok.code, ok.stderr).toBe(0);
+    }, 300_000);
   });
 }

@@ -70,6 +70,20 @@ describe('apply', () => {
     expect(err.hint).toMatch(/re-run/);
   });
 
+  it('a put and a transfer hand the writer the same object fields (one builder: objectFields)', async () => {
+    const seen: PutRequest[] = [];
+    const writer: S3Writer = { async put(req) { seen.push(req); }, async delete() {}, async copy() {} };
+    const fields = { bucket: 'b', key: 'k', size: 3, sha256: 'a'.repeat(64), contentType: 'application/x-nix-nar', contentEncoding: 'zstd', cacheControl: 'max-age=60' };
+    const plan: Plan = { steps: [{ title: 's', actions: [
+      { kind: 's3.put', ...fields, source: { text: 'abc' }, reason: 'new', metadata: { grant: 'g1' }, md5: 'bWQ1', createOnly: true },
+      { kind: 's3.transfer', ...fields, key: 'k2', from: { bucket: '/src', key: 'k' }, reason: 'new' },
+    ] }], skipped: [] };
+    await apply(plan, { log, writers: { s3: writer }, dryRun: false });
+    const byKey = Object.fromEntries(seen.map((r) => [r.key, r]));
+    expect(byKey.k).toMatchObject({ ...fields, body: { text: 'abc' }, metadata: { grant: 'g1' }, md5: 'bWQ1', createOnly: true });
+    expect(byKey.k2).toMatchObject({ ...fields, key: 'k2', body: { file: '/src/k' } });
+  });
+
   it('gives up after the bounded number of attempts', async () => {
     let n = 0;
     await expect(withRetries(async () => { n++; throw Object.assign(new Error('x'), { code: 'ECONNRESET' }); }, 3, 1)).rejects.toThrow('x');

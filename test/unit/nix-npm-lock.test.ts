@@ -39,15 +39,4 @@ describe('nix/npm-lock.nix', () => {
   });
 });
 
-describe('nix/runtime-tools.nix', () => {
-  it('puts every tool `releng check` lists on the wrapper PATH (evaluated with a stand-in pkgs)', async () => {
-    requireTool('nix-instantiate', 'nix-bin');
-    const { tools } = await import('../../lib/phases/check.ts');
-    const names = [...new Set([...tools.map((t) => t.nixpkgs), 'gnutar', 'gzip', 'coreutils', 'docker-distribution'])];
-    const pkgs = `{ lib = { optional = c: x: if c then [ x ] else [ ]; }; ${names.map((n) => `${n} = "${n}";`).join(' ')} }`;
-    const out = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '-E',
-      `let t = import ${path.join(repoRoot, 'nix/runtime-tools.nix')} { pkgs = ${pkgs}; }; in { packages = t.packages; aliases = t.aliases "DIR"; }`], { encoding: 'utf8' }));
-    for (const t of tools) expect(out.packages, t.name).toContain(t.nixpkgs);
-    expect(out.aliases).toBe('ln -s docker-distribution/bin/registry DIR/docker-registry');
-  });
-});
+// nix/runtime-tools.nix (every program the code runs on the wrapper PATH): test/unit/nix-package.test.ts.

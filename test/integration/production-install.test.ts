@@ -1,0 +1,50 @@
+// What nix/package.nix does, done here with npm (the flake itself cannot build without nixpkgs):
+// install from package-lock.json, build the bundle, prune to production dependencies, copy what
+// installPhase copies, and run it. Proves the bundle needs no dev dependency at run time (tsx,
+// esbuild, vitest gone) and that the terminal renderer's ora and cli-progress are production
+// dependencies that load.
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/project.ts';
+
+// Long steps run async: a blocked worker misses vitest's RPC deadline.
+const exec = promisify(execFile);
+const work = mkdtempSync(path.join(os.tmpdir(), 'releng-prod-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('production install (as nix/package.nix: npm ci, build, prune --omit=dev)', () => {
+  it('runs from production dependencies only, and loads the terminal renderer', async () => {
+    const build = path.join(work, 'build');
+    mkdirSync(build);
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'lib', 'scripts']) cpSync(path.join(repoRoot, f), path.join(build, f), { recursive: true });
+    const npm = (args: string[]) => exec('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: build, timeout: 240_000, maxBuffer: 16 << 20 });
+    await npm(['ci', '--ignore-scripts']);
+    await exec('node', ['scripts/build.mjs'], { cwd: build, timeout: 120_000 });
+    await npm(['prune', '--omit=dev']);
+    // installPhase: package.json bin dist nix node_modules, the zx scripts, no TypeScript sources
+    const out = path.join(work, 'out');
+    mkdirSync(path.join(out, 'scripts'), { recursive: true });
+    for (const f of ['package.json', 'bin', 'dist', 'node_modules']) cpSync(path.join(build, f), path.join(out, f), { recursive: true });
+    cpSync(path.join(repoRoot, 'nix'), path.join(out, 'nix'), { recursive: true });
+    for (const f of readdirSync(path.join(repoRoot, 'scripts')).filter((n) => n.endsWith('.mjs'))) cpSync(path.join(repoRoot, 'scripts', f), path.join(out, 'scripts', f));
+
+    for (const dev of ['tsx', 'esbuild', 'vitest', 'typescript', '@types/node']) expect(existsSync(path.join(out, 'node_modules', dev)), dev).toBe(false);
+    for (const dep of ['ora', 'cli-progress', 'zx', 'commander', 'execa']) expect(existsSync(path.join(out, 'node_modules', dep)), dep).toBe(true);
+
+    const releng = (args: string[]) => execFileSync(path.join(out, 'bin', 'releng'), args, { encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+    expect(releng(['--version']).trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(releng(['upload', '--help'])).toContain('Usage: releng upload');
+    // the renderer's libraries resolve from the bundle's directory, as its dynamic imports do
+    const loaded = execFileSync('node', ['--input-type=module', '-e',
+      "const o = await import('ora'); const c = await import('cli-progress'); console.log(typeof o.default, typeof (c.default ?? c).MultiBar)"],
+    { cwd: path.join(out, 'dist', 'lib'), encoding: 'utf8' });
+    expect(loaded.trim()).toBe('function function');
+    // a missing production dependency is caught by the same check
+    rmSync(path.join(out, 'node_modules', 'ora'), { recursive: true });
+    expect(() => execFileSync('node', ['--input-type=module', '-e', "await import('ora')"], { cwd: path.join(out, 'dist', 'lib'), stdio: 'ignore' })).toThrow();
+  }, 600_000);
+});
