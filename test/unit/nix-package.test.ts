@@ -38,6 +38,7 @@ const variableCallSites: Record<string, string> = {
   'lib/exec.ts:hasProgram(c': "requirePrograms(): its callers' names are scanned",
   'lib/phases/check.ts:run(t.name': 'the tools table of `releng check`: checked below against the same PATH',
   'lib/verify/objects.ts:spawn(cmd!': 'the decompressors table of lib/verify/objects.ts: scanned below',
+  'lib/verify/listing.ts:spawnSync(enc': "a NAR listing's Content-Encoding, zstd or xz only (the guard above the call): both on PATH",
   'lib/grants/mint.ts:run(cmd!': "the operator's own minting command from releng.json (not releng's to provide)",
   'lib/s3/credentials.ts:execa(cmd!': "the operator's credential_process from releng.json (not releng's to provide)",
   'lib/local/s3-server.ts:spawn(process.execPath': 'node itself (the s3rver child)',
