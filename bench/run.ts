@@ -21,6 +21,7 @@ import { build } from 'esbuild';
 import { renderSha256Sums, sha256Text } from '../lib/checksums.ts';
 import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3-server.ts';
 import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
+import { majorOf } from '../lib/version.ts';
 
 const ALL = ['manual', 'cache', 'tarballs', 'noop', 'verify', 'promote', 'startup', 'sha256'] as const;
 const SERVERS = ['s3rver', 'rgw'] as const;
@@ -335,7 +336,7 @@ function projectFor(kind: Kind, root: string): Project {
   run('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.invalid', 'commit', '-q', '-m', 'bench'], dir);
   const head = run('git', ['rev-parse', 'HEAD'], dir);
   writeFileSync(path.join(rel, 'build-result.json'), JSON.stringify({
-    schemaVersion: 1, project: 'bench', version: VERSION, major: '1', official: true, releaseName: 'bench', profile: 'all',
+    schemaVersion: 1, project: 'bench', version: VERSION, major: majorOf(VERSION), official: true, releaseName: 'bench', profile: 'all',
     systems: ['x86_64-linux'], dockerSystems: [], gitRevision: head, tag: null, createdAt: new Date().toISOString(),
     releaseDir: RELEASE_DIR, artifacts: arts, manifest: { 'x86_64-linux': root }, dockerImages: [], drvs: [], outPaths: [root],
   }, null, 2) + '\n');
@@ -365,8 +366,8 @@ function mirrorOf(p: Project) {
   const rel = path.join(p.dir, 'release');
   let n = hardlinkTree(path.join(rel, 'artifacts'), path.join(p.mirror, 'releases'));
   n += hardlinkTree(path.join(rel, 'cache', 'bench'), path.join(p.mirror, 'cache'), (r) => r.startsWith('.'));
-  // An official release from the main line: the manual goes to manual/PROJECT/MAJOR/ and stable/.
-  for (const d of ['1', 'stable']) n += hardlinkTree(path.join(rel, 'manual'), path.join(p.mirror, 'docs', 'manual', 'bench', d));
+  // An official release from the main line: the manual goes to manual/PROJECT/MAJOR/ (MAJOR as releng build computes it: 1.0 for 1.0.0) and stable/.
+  for (const d of [majorOf(VERSION), 'stable']) n += hardlinkTree(path.join(rel, 'manual'), path.join(p.mirror, 'docs', 'manual', 'bench', d));
   p.objects = n;
 }
 

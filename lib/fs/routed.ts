@@ -2,7 +2,7 @@
 // adapter of its bucket (a bucket starting with '/' is a directory, lib/fs/store.ts). Planners and
 // apply keep one reader/writer; they never learn which kind a bucket is.
 import { ReleaseError } from '../errors.ts';
-import type { S3Store } from '../s3/store.ts';
+import { withHeadFallback, type S3Store } from '../s3/store.ts';
 import { isFsBucket } from './store.ts';
 
 export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
@@ -24,6 +24,7 @@ export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
       return pick(to.bucket).copy(from, to, opts);
     },
     getStream: (b: string, k: string) => pick(b).getStream(b, k),
+    getWithHead: (b: string, k: string) => { const s = pick(b); return s.getWithHead ? s.getWithHead(b, k) : withHeadFallback(s, b, k); },
     ...(s3?.sha256Of || fs.sha256Of ? { sha256Of: (b: string, k: string) => pick(b).sha256Of!(b, k) } : {}),
     // index downloads uploads to validate them (issue 12); only adapters that can stream to a file.
     ...(s3?.download || fs.download ? {

@@ -83,7 +83,7 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
 /** The read side verify gets, its reads retried on transient failures (a promote reads thousands of objects). */
 function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined): VerifyTarget {
   const t = verifyTarget(ctx, e, publicKey);
-  return { ...t, s3: { ...retryingReader(e.s3), getStream: (b, k) => e.s3.getStream(b, k) } };
+  return { ...t, s3: { ...retryingReader(e.s3), getStream: (b, k) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) } };
 }
 
 function sideOf(e: OpenEnvironment): PromoteSide {

@@ -1,7 +1,7 @@
 // One S3Store over several endpoints: each bucket goes to the store of its endpoint and region
 // (NixOS keeps nix-releases in eu-west-1 and nix-channels in us-east-1). Planners and apply keep
 // seeing one reader/writer; only the bucket name decides where a request goes.
-import type { S3Store } from './store.ts';
+import { withHeadFallback, type S3Store } from './store.ts';
 
 /** Routes every request by bucket: `byBucket[bucket]` when set, else `fallback`. */
 export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Store>): S3Store {
@@ -27,6 +27,10 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
       const s = pick(bucket);
       if (!s.getStream) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
       return s.getStream(bucket, key);
+    },
+    getWithHead: (bucket, key) => {
+      const s = pick(bucket);
+      return s.getWithHead ? s.getWithHead(bucket, key) : withHeadFallback(s, bucket, key);
     },
     download: (bucket, key, file) => {
       const s = pick(bucket);

@@ -119,9 +119,22 @@ export interface S3Writer {
 export interface S3StreamReader {
   /** The object's bytes, streamed (never whole in memory); undefined when there is no such key. */
   getStream(bucket: string, key: string): Promise<Readable | undefined>;
+  /**
+   * One GET giving what a HEAD would (from the GET's own headers) and the bytes, for --deep: half
+   * the requests of HEAD then GET. Optional: verify falls back to HEAD + getStream without it.
+   */
+  getWithHead?(bucket: string, key: string): Promise<{ head: ObjectHead; stream: Readable } | undefined>;
 }
 
 export type S3Store = S3Reader & S3Writer & S3StreamReader;
+
+/** getWithHead for an adapter without it: HEAD, then GET (two requests). */
+export async function withHeadFallback(s: S3Reader & S3StreamReader, bucket: string, key: string): Promise<{ head: ObjectHead; stream: Readable } | undefined> {
+  const head = await s.head(bucket, key);
+  if (!head) return undefined;
+  const stream = await s.getStream(bucket, key);
+  return stream ? { head, stream } : undefined;
+}
 
 /**
  * Files from this size go multipart, streamed in parts (never read whole into memory). Below it one
@@ -251,9 +264,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     const t = http === undefined ? NaN : Math.floor(Date.parse(http) / 1000);
     return Number.isNaN(t) ? {} : { [name]: t };
   };
-  const head: S3Reader['head'] = (bucket, key) => read('HEAD', bucket, key, async () => {
-    const r = await getLean().headObject(bucket, key);
-    if (!r) return undefined;
+  const headOf = (r: { size: number; headers: import('node:http').IncomingHttpHeaders; metadata: Record<string, string> }): ObjectHead => {
     const h = (name: string) => (typeof r.headers[name] === 'string' ? r.headers[name] as string : undefined);
     return {
       size: r.size,
@@ -267,6 +278,10 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       ...seconds('serverTime', h('date')),
       metadata: r.metadata,
     };
+  };
+  const head: S3Reader['head'] = (bucket, key) => read('HEAD', bucket, key, async () => {
+    const r = await getLean().headObject(bucket, key);
+    return r ? headOf(r) : undefined;
   });
 
   /** The sha256 of an object's bytes, streamed (for objects without our sha256 metadata). */
@@ -329,6 +344,16 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     },
     async getStream(bucket, key) {
       return wrap(bucket, key, async () => (await getLean().getObject(bucket, key)) as Readable | undefined);
+    },
+    getWithHead(bucket, key) {
+      // Retried until the response headers arrive (as a HEAD is); the body is the caller's to read.
+      return read('GET', bucket, key, async () => {
+        const r = await getLean().getObject(bucket, key);
+        if (!r) return undefined;
+        const metadata: Record<string, string> = {};
+        for (const [k, v] of Object.entries(r.headers)) if (k.startsWith('x-amz-meta-') && typeof v === 'string') metadata[k.slice('x-amz-meta-'.length)] = v;
+        return { head: headOf({ size: Number(r.headers['content-length'] ?? 0), headers: r.headers, metadata }), stream: r as Readable };
+      });
     },
     async download(bucket, key, file) {
       // Retried like every read (a dropped body starts again into the same file, truncated anew).

@@ -107,7 +107,12 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
     scope.progress.item();
     return;
   }
-  const head = await scope.limit(() => t.s3.head(c.bucket, c.key));
+  // --deep reads every byte anyway: one GET gives what the HEAD would (its headers) and the bytes.
+  const oneGet = (scope.deep || c.always) && t.s3.getWithHead ? await scope.limit(async () => {
+    const r = await t.s3.getWithHead!(c.bucket, c.key);
+    return r ? { head: r.head, got: await hashStream(r.stream) } : undefined;
+  }) : undefined;
+  const head = oneGet ? oneGet.head : (scope.deep || c.always) && t.s3.getWithHead ? undefined : await scope.limit(() => t.s3.head(c.bucket, c.key));
   count(report, 'objects');
   if (!head) { problem('missing'); return; }
   if (c.expected.size !== undefined && head.size !== c.expected.size) problem(`size ${head.size}, expected ${c.expected.size}`);
@@ -131,7 +136,7 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   const rewritten = !!(before?.verified !== undefined && before.sha256 === c.expected.sha256 && headEtag && before.etag !== headEtag && head.sha256 === c.expected.sha256);
   if (rewritten) count(report, 'objects rewritten since verified (read)');
   if (!scope.deep && !c.always && !rewritten) { readBack(); scope.progress.item(); return; }
-  const got = await scope.limit(async () => {
+  const got = oneGet ? oneGet.got : await scope.limit(async () => {
     const stream = await t.s3.getStream(c.bucket, c.key);
     return stream ? hashStream(stream) : undefined;
   });

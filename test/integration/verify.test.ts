@@ -206,13 +206,16 @@ for (const flavour of ['srv', 'rgw'] as const) {
       const r = await verify();
       expect(r.code).toBe(1);
       const repair = `repair: releng upload --environment ${env}`;
-      expect(lines(r.stderr).sort()).toEqual([
+      const expected = [
         `warning: binary cache: s3://cache/${narinfoKey()}: the signature by hello-${env}-1 does not verify (the narinfo was changed after signing, or signed by another key of that name) (trusted key hello-${env}-1) — repair: delete s3://cache/${narinfoKey()}, then releng upload --environment ${env}`,
         `warning: docs: s3://docs/${page}: sha256 metadata ${'f'.repeat(64)}, expected ${sha256Text(pageBytes)} — ${repair}`,
         `warning: git: ../remote${flavour === 'rgw' ? '-rgw' : ''}.git refs/tags/1.0.0: points at ${initialCommit}, expected the release commit ${releaseCommit} — ${repair} --force-push-tag (only if ${initialCommit.slice(0, 12)} was never announced)`,
         `warning: release prefix: s3://rel/${deleted}: missing — ${repair}`,
         `warning: release prefix: s3://rel/${prefix}extra.txt: not part of the release (SHA256SUMS does not list it; 12 bytes) — repair: delete it (the release prefix holds exactly what SHA256SUMS lists), e.g. aws s3 rm s3://rel/${prefix}extra.txt`,
-      ].sort());
+      ].sort();
+      expect(lines(r.stderr).sort()).toEqual(expected);
+      // --deep reads each object with one GET and checks its headers as the HEAD would: the same lines.
+      expect(lines((await verify('--deep')).stderr).sort()).toEqual(expected);
       expect(r.json).toMatchObject({ ok: false, result: { ok: false } });
       expect(r.json.result.problems).toContainEqual({ destination: 'release prefix', where: `s3://rel/${deleted}`, what: 'missing', repair: `releng upload --environment ${env}`, bucket: 'rel', key: deleted });
 
