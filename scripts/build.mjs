@@ -11,14 +11,20 @@
 // chunk gets one from createRequire (the banner).
 // Output sits at dist/lib/ so the paths our modules resolve from import.meta.url
 // (../../nix/eval-jobs.nix, ./s3rver-child.mjs) point at the same files as from lib/*/.
+// The build is swapped in file by file (rename), chunks before the entry, and never empties dist/
+// first: a releng already running from dist/ loads its chunks lazily, and must still find them
+// while another build runs (the test suite builds while other tests run the bundle).
 import { build } from 'esbuild';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const outdir = `${root}dist/lib`;
-await rm(`${root}dist`, { recursive: true, force: true });
+const finalDir = `${root}dist/lib`;
+const staging = `${root}dist/.build-${process.pid}`;
+const outdir = `${staging}/lib`;
+await rm(staging, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
+await mkdir(finalDir, { recursive: true });
 await build({
   entryPoints: { releng: `${root}scripts/releng.ts` },
   outdir,
@@ -35,4 +41,15 @@ await build({
 });
 // Files our modules open by path rather than import.
 await copyFile(`${root}lib/local/s3rver-child.mjs`, `${outdir}/s3rver-child.mjs`);
-console.log(`built ${outdir}/releng.mjs`);
+const built = await readdir(outdir);
+const entry = (f) => f.startsWith('releng.mjs');
+for (const f of [...built.filter((f) => !entry(f)), ...built.filter(entry)]) await rename(`${outdir}/${f}`, `${finalDir}/${f}`);
+await rm(staging, { recursive: true, force: true });
+// Chunks of earlier builds (other content hashes): removed once no run can still be loading them.
+const keep = new Set(built);
+for (const f of await readdir(finalDir)) {
+  if (keep.has(f)) continue;
+  const st = await stat(`${finalDir}/${f}`).catch(() => undefined);
+  if (st?.isFile() && Date.now() - st.mtimeMs > 15 * 60_000) await unlink(`${finalDir}/${f}`).catch(() => {});
+}
+console.log(`built ${finalDir}/releng.mjs`);
