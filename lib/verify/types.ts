@@ -8,7 +8,7 @@ import type { Progress } from '../log.ts';
 import type { RegistryClient } from '../oci/registry.ts';
 import type { DockerTarget } from '../config.ts';
 import type { UploadRecord } from '../s3/record.ts';
-import type { S3Reader, S3StreamReader } from '../s3/store.ts';
+import type { RemoteObject, S3Reader, S3StreamReader } from '../s3/store.ts';
 
 /** One thing found wrong: where, what differs, and the command that repairs it. */
 export interface Problem {
@@ -100,6 +100,34 @@ export interface VerifyScope {
    * size, ETag and our expected sha256; every HEAD that reads an object back right is noted in it.
    */
   known?: Pick<UploadRecord, 'get' | 'markVerified'>;
+  /**
+   * What the caller knows of the bytes expected at S3 keys (upload: what it staged, hashed and put;
+   * promote: the verified source objects it copied; `releng verify` in a project: release/). Never
+   * the truth by itself: only a listing or a read of the server can prove an object with it.
+   */
+  local?: LocalKnowledge;
+  /**
+   * Lists bucket/prefix for a verifier. Upload hands in its plan's listing (taken during this run)
+   * of a prefix it wrote nothing under since; otherwise a fresh listing. Unset: `t.s3.list`.
+   */
+  list?: (bucket: string, prefix: string) => Promise<RemoteObject[]>;
+}
+
+/**
+ * Local knowledge of expected objects (issue 16: proving objects by listing instead of a request
+ * each). A listed object whose size is `size` and whose single-part ETag (32 hex digits) is `md5`
+ * holds exactly those bytes: the ETag is the server's MD5 of what it stores.
+ */
+export interface LocalKnowledge {
+  /** MD5 (hex, 32 digits) and size of the bytes expected at bucket/key, when known. */
+  md5(bucket: string, key: string): { md5: string; size: number } | undefined;
+  /** The expected bytes of a small object this run holds (narinfo, .ls), when held. */
+  bytes?(bucket: string, key: string): Promise<Buffer | undefined>;
+  /**
+   * Whether this run's own write of bucket/key (a PUT or a copy) was acknowledged with the ETag of
+   * those bytes: the object's metadata is then the write's, as a write sets bytes and metadata at once.
+   */
+  written(bucket: string, key: string): boolean;
 }
 
 /** What one verifier found and how much it looked at (counts per kind, for --json). */
