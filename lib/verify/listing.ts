@@ -4,9 +4,8 @@
 // {"version":1,"root":MEMBER}, MEMBER = regular {size, executable?, narOffset?} | directory
 // {entries} | symlink {target}), and held against the narinfo of that NAR: every file lies
 // inside NarSize bytes.
-import { spawnSync } from 'node:child_process';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { z } from 'zod';
+import { decodeSmall } from './decompress.ts';
 
 type Member = { type: 'regular'; size: number; executable?: boolean; narOffset?: number } | { type: 'directory'; entries: Record<string, Member> } | { type: 'symlink'; target: string };
 
@@ -20,16 +19,21 @@ const listingSchema = z.object({ version: z.literal(1), root: member });
 /** Decodes the bytes as served with this Content-Encoding; undefined: an encoding Nix does not decode, or bytes that are not in it. */
 export function decodeListing(bytes: Buffer, contentEncoding: string | undefined): string | undefined {
   const enc = (contentEncoding ?? '').trim().toLowerCase();
-  try {
-    if (enc === '' || enc === 'identity') return bytes.toString('utf8');
-    if (enc === 'gzip') return gunzipSync(bytes).toString('utf8');
-    if (enc === 'br') return brotliDecompressSync(bytes).toString('utf8');
-    if (enc === 'zstd' || enc === 'xz') {
-      const r = spawnSync(enc, ['-dc'], { input: bytes });
-      return r.status === 0 ? r.stdout.toString('utf8') : undefined;
-    }
-  } catch { return undefined; }
+  if (enc === '' || enc === 'identity') return bytes.toString('utf8');
+  if (enc === 'gzip' || enc === 'br' || enc === 'zstd' || enc === 'xz') return decodeSmall(bytes, enc)?.toString('utf8');
   return undefined;
+}
+
+/**
+ * The Content-Encoding of a listing's bytes as this run holds them (upload's staged .ls files):
+ * JSON is plain, else the compression whose magic they start with (what ls-compression writes).
+ */
+export function sniffListingEncoding(bytes: Buffer): string | undefined {
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (bytes.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'gzip';
+  if (/^\s*\{/.test(bytes.subarray(0, 16).toString('latin1'))) return undefined;
+  return 'br';
 }
 
 /** What is wrong with a .ls for a NAR of `narSize` bytes (undefined: nothing). */

@@ -37,8 +37,7 @@ const variableCallSites: Record<string, string> = {
   'lib/exec.ts:execa(cmd': 'run() and hasProgram() themselves: their callers are scanned',
   'lib/exec.ts:hasProgram(c': "requirePrograms(): its callers' names are scanned",
   'lib/phases/check.ts:run(t.name': 'the tools table of `releng check`: checked below against the same PATH',
-  'lib/verify/objects.ts:spawn(cmd!': 'the decompressors table of lib/verify/objects.ts: scanned below',
-  'lib/verify/listing.ts:spawnSync(enc': "a NAR listing's Content-Encoding, zstd or xz only (the guard above the call): both on PATH",
+  'lib/verify/decompress.ts:spawn(cmd!': 'the decompressors table of lib/verify/decompress.ts: scanned below',
   'lib/grants/mint.ts:run(cmd!': "the operator's own minting command from releng.json (not releng's to provide)",
   'lib/s3/credentials.ts:execa(cmd!': "the operator's credential_process from releng.json (not releng's to provide)",
   'lib/local/s3-server.ts:spawn(process.execPath': 'node itself (the s3rver child)',
@@ -70,7 +69,7 @@ function programsTheCodeRuns(): { programs: Map<string, string[]>; unlisted: str
     // zx: $`program args` and $({...})`program args` (an interpolated program, ${releng}, is ours)
     for (const m of text.matchAll(/\$(?:\([^)]*\))?`([\w.+-]+)/g)) add(m[1]!, file);
     // the decompressors table: ['xz', '-dc']
-    if (file === 'lib/verify/objects.ts') for (const m of text.matchAll(/\[\s*'([\w.+-]+)',\s*'-dc'\s*\]/g)) add(m[1]!, file);
+    if (file === 'lib/verify/decompress.ts') for (const m of text.matchAll(/\[\s*'([\w.+-]+)',\s*'-dc'\s*\]/g)) add(m[1]!, file);
   }
   // bin/releng (sh): $(program ...), | program, exec program
   for (const m of readFileSync(path.join(repoRoot, 'bin/releng'), 'utf8').matchAll(/(?:\$\(|\|\s*|exec\s+)([a-z][\w.+-]*)/g)) add(m[1]!, 'bin/releng');
