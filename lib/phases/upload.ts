@@ -26,7 +26,7 @@ import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts'
 import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
-import { planCache } from '../upload/cache.ts';
+import { cacheKnowledge, planCache, type CacheKnowledge } from '../upload/cache.ts';
 import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
 import { planUploadImages } from '../upload/images.ts';
@@ -64,6 +64,8 @@ export interface UploadInputs {
   tagRecord?: TagRecord;
   /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
   memo?: { record?: UploadRecord; hashCache?: HashCache };
+  /** Filled while planning: what the closing verification may prove cache objects by listing with. */
+  cacheLocal?: CacheKnowledge;
 }
 
 /** Adapters a caller may wrap (tests inject failing writers here; nothing is mocked). */
@@ -98,7 +100,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5',
+    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5', local: inputs.cacheLocal,
   });
 }
 
@@ -234,7 +236,8 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // The embedded server listens on a new port each run: name it by its data dir instead.
     const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
     const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
-    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo });
+    const cacheLocal = cacheKnowledge();
+    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
     const writers: Writers = { s3: recordingWriter(target.s3, memo.record), git: gitWriter, oci: ociWriter(target.registries) };
@@ -262,7 +265,8 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       // same size and ETag (the record's `verified` entries; issue 16). What it finds wrong leaves the
       // upload record, so a re-run re-checks it.
       log.info(`verifying ${result.project} ${result.version} in ${target.name}: every destination, read back`);
-      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord), known: memo.record });
+      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord), known: memo.record,
+        local: cacheLocal, list: (bucket, prefix) => target.s3.list(bucket, prefix) });
       if (!verified.ok) {
         for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
         await memo.record.save();

@@ -16,6 +16,32 @@ import { hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/
 import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
+import type { LocalKnowledge } from '../verify/types.ts';
+import { readFile } from 'node:fs/promises';
+
+/**
+ * What upload knows of the cache objects it staged (issue 16): MD5 and size of every narinfo and
+ * .ls (always hashed: small) and of every NAR whose MD5 the hash memo or a content-md5 environment
+ * gave, and the staged bytes of narinfos and .ls files. Filled by planCache (input.local); handed
+ * to the closing verification as VerifyScope.local, where a listing proves an object with it.
+ */
+export interface CacheKnowledge extends LocalKnowledge {
+  note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean): void;
+}
+
+export function cacheKnowledge(): CacheKnowledge {
+  const known = new Map<string, { file: string; size: number; md5: string; small: boolean }>();
+  const id = (b: string, k: string) => `${b}\0${k}`;
+  return {
+    note(bucket, key, file, d, small) {
+      if (d.md5) known.set(id(bucket, key), { file, size: d.size, md5: Buffer.from(d.md5, 'base64').toString('hex'), small });
+    },
+    md5: (b, k) => { const e = known.get(id(b, k)); return e ? { md5: e.md5, size: e.size } : undefined; },
+    bytes: async (b, k) => { const e = known.get(id(b, k)); return e?.small ? readFile(e.file).catch(() => undefined) : undefined; },
+    // The recording writer knows what this run put (listproof's LocalKnowledge answers that).
+    written: () => false,
+  };
+}
 
 /** Content types Nix's own S3 store uses for each kind of cache file. */
 export const cacheContentTypes = {
@@ -43,6 +69,8 @@ export interface CachePlanInput {
   encodedDir?: string;
   /** --replace-cache-info: replace a nix-cache-info that differs from the staged one (default: keep it, report it). */
   replaceCacheInfo?: boolean;
+  /** Collects what the closing verification may prove by listing (cacheKnowledge()). */
+  local?: CacheKnowledge;
 }
 
 /** The compressed copy of a staged file when there is one, else the staged file. */
@@ -67,11 +95,11 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
 }
 
 /** One staged file, hashed (once) in a single read. */
-async function stagedDigest(file: string, input: CachePlanInput): Promise<FileDigest> {
+async function stagedDigest(file: string, input: CachePlanInput, md5 = input.md5): Promise<FileDigest> {
   const st = await stat(file, { bigint: true });
   const known = input.hashCache?.getDigest(file, st);
-  if (known && (!input.md5 || known.md5)) return known;
-  const d = await digestFile(file, { md5: input.md5 });
+  if (known && (!md5 || known.md5)) return known;
+  const d = await digestFile(file, { md5 });
   if (d.size !== Number(st.size)) throw new ReleaseError(`${file} changed while it was read`, 'make sure nothing writes to release/cache during upload, then re-run');
   input.hashCache?.set(file, st, d.sha256, d.md5);
   return d;
@@ -110,7 +138,9 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
 
   /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
   const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {
-    const d = await stagedDigest(file, input).catch((e) => {
+    // narinfos and .ls: MD5 too (small files), so the closing verification can prove them by listing.
+    const small = !expect && !!input.local;
+    const d = await stagedDigest(file, input, input.md5 || small).catch((e) => {
       if (e?.code === 'ENOENT') throw new ReleaseError(`${file} is missing from the staged cache${expect ? ` (named by ${expect.narinfo})` : ''}`, 'delete the staged cache directory and re-run upload: Nix stages it again');
       throw e;
     });
@@ -119,6 +149,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       throw new ReleaseError(`${file} does not match ${expect.narinfo}: ${d.size} bytes, sha256 ${d.sha256}; the narinfo says ${expect.size} bytes${expect.sha256 ? `, sha256 ${expect.sha256}` : ''}`,
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
+    input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small);
     const state = await compareRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), d, input.record);
     if (state === 'same') return undefined;
     return {

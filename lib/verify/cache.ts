@@ -4,31 +4,38 @@
 // its URL object exists with FileSize bytes, its NAR listing (.ls) decodes and parses as that
 // NAR's (required where the environment writes listings). --deep reads every NAR: FileHash over the bytes as
 // stored, NarHash and NarSize over the decompressed NAR (Nix's own sha256, nix32).
-import { spawnSync } from 'node:child_process';
-import { gunzipSync, brotliDecompressSync } from 'node:zlib';
+//
+// Requests (issue 16): when the caller hands in a listing of the cache prefix (scope.list: upload,
+// which lists the whole cache prefix in its plan anyway), existence and size of every NAR and .ls
+// come from it (no HEAD), and a narinfo or .ls whose listed single-part ETag is the MD5 of the
+// bytes this run holds for it (scope.local: upload's staged files) is proven byte for byte by the
+// listing: its local bytes are parsed and their signature checked, no GET. `releng verify` gets no
+// listing: a real cache (Lix's) holds far more objects than one closure, so listing it whole can
+// cost more than the closure's requests; it reads each object once (a GET carries the headers a
+// HEAD would, for .ls and --deep NARs). --deep decodes zstd in-process (decompress.ts).
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { hashPart } from '../nix/cache.ts';
 import { nixSha256 } from '../nix/nix32.ts';
 import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey, type NixPublicKey } from '../nix/narinfo.ts';
-import { listingProblem } from './listing.ts';
+import { normalizeEtag } from '../s3/record.ts';
+import { withHeadFallback, type RemoteObject } from '../s3/store.ts';
+import { decodeSmall, isZstd } from './decompress.ts';
+import { listingProblem, sniffListingEncoding } from './listing.ts';
 import { hashDecompressed, hashStream, knownCompression, readAll } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
-import { createHash } from 'node:crypto';
 
 /** Narinfo bytes as served: plain text, or compressed (narinfo-compression) with a Content-Encoding. */
-function narinfoText(bytes: Buffer): string | undefined {
-  const isZstd = bytes.length >= 4 && bytes.readUInt32LE(0) === 0xfd2fb528;
+export function narinfoText(bytes: Buffer): string | undefined {
   const isXz = bytes.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
-  try {
-    if (isZstd || isXz) {
-      const r = spawnSync(isZstd ? 'zstd' : 'xz', ['-dc'], { input: bytes });
-      return r.status === 0 ? r.stdout.toString('utf8') : undefined;
-    }
-    if (bytes[0] === 0x1f && bytes[1] === 0x8b) return gunzipSync(bytes).toString('utf8');
-    const plain = bytes.toString('utf8');
-    if (plain.startsWith('StorePath:')) return plain;
-    return brotliDecompressSync(bytes).toString('utf8');
-  } catch { return undefined; }
+  const enc = isZstd(bytes) ? 'zstd' : isXz ? 'xz' : bytes[0] === 0x1f && bytes[1] === 0x8b ? 'gzip' : undefined;
+  if (enc) return decodeSmall(bytes, enc)?.toString('utf8');
+  const plain = bytes.toString('utf8');
+  if (plain.startsWith('StorePath:')) return plain;
+  return decodeSmall(bytes, 'br')?.toString('utf8');
 }
+
+const md5Hex = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 export const cacheVerifier: DestinationVerifier = {
   name: 'binary cache',
@@ -54,24 +61,54 @@ export const cacheVerifier: DestinationVerifier = {
     if (info === undefined) problem('nix-cache-info', 'missing (Nix refuses a cache without it)');
     else if (!/^StoreDir: \/nix\/store$/m.test(info)) problem('nix-cache-info', `has no "StoreDir: /nix/store" line`);
 
+    // The caller's listing of the cache prefix (upload's), keyed relative to the prefix.
+    const listing = scope.list ? new Map((await scope.list(t.cache.bucket, t.cache.prefix)).map((o) => [o.key.slice(t.cache.prefix.length), o] as const)) : undefined;
+    if (listing) count(report, 'objects listed', listing.size);
+    /**
+     * The bytes this run holds for `rel` when the listing proves the bucket holds exactly them: the
+     * listed size is theirs and the listed ETag, a single-part one (32 hex digits, the server's MD5
+     * of what it stores), is their MD5 — re-hashed here, so a local file changed since is no proof.
+     */
+    const provenByListing = async (rel: string): Promise<Buffer | undefined> => {
+      const listed = listing?.get(rel);
+      const local = scope.local;
+      if (!listed || !local?.bytes) return undefined;
+      const etag = normalizeEtag(listed.etag)?.toLowerCase();
+      const expected = local.md5(t.cache.bucket, t.cache.prefix + rel);
+      if (!expected || !etag || !/^[0-9a-f]{32}$/.test(etag) || etag !== expected.md5.toLowerCase() || listed.size !== expected.size) return undefined;
+      const bytes = await local.bytes(t.cache.bucket, t.cache.prefix + rel).catch(() => undefined);
+      return bytes && bytes.length === listed.size && md5Hex(bytes) === etag ? bytes : undefined;
+    };
+    /** One GET that also gives what a HEAD would (adapters without it: HEAD, then GET). */
+    const getWithHead = (rel: string) => (t.s3.getWithHead ? t.s3.getWithHead(t.cache.bucket, t.cache.prefix + rel) : withHeadFallback(t.s3, t.cache.bucket, t.cache.prefix + rel));
+
     /**
      * The NAR listing (HASH.ls): required where the environment writes them (write-nar-listing),
      * and wherever one is there it must decode by its Content-Encoding and be this NAR's listing.
      */
     const checkListing = async (storePath: string, narSize: number) => {
       const ls = `${hashPart(storePath)}.ls`;
-      const lsHead = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ls));
-      if (!lsHead) {
-        if (t.narListings) { count(report, 'listings'); problem(ls, `missing: the NAR listing of ${storePath} (the environment sets write-nar-listing)`); }
+      const absent = () => { if (t.narListings) { count(report, 'listings'); problem(ls, `missing: the NAR listing of ${storePath} (the environment sets write-nar-listing)`); } };
+      if (listing && !listing.has(ls)) { absent(); return; }
+      const local = await provenByListing(ls);
+      if (local) {
+        // Our staged bytes: their encoding is what they are (ls-compression), as upload sent them.
+        count(report, 'listings');
+        count(report, 'listings proven by listing');
+        const wrong = listingProblem(local, sniffListingEncoding(local), narSize);
+        if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
         return;
       }
-      const bytes = await scope.limit(async () => {
-        const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ls);
-        return s ? readAll(s) : undefined;
+      const got = await scope.limit(async () => {
+        const r = await getWithHead(ls);
+        return r ? { head: r.head, bytes: await readAll(r.stream) } : undefined;
       });
+      if (!got) {
+        if (listing) { count(report, 'listings'); problem(ls, 'missing (listed, but GET did not find it)'); } else absent();
+        return;
+      }
       count(report, 'listings');
-      if (!bytes) { problem(ls, 'missing (HEAD saw it, GET did not)'); return; }
-      const wrong = listingProblem(bytes, lsHead.contentEncoding, narSize);
+      const wrong = listingProblem(got.bytes, got.head.contentEncoding, narSize);
       if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
     };
 
@@ -88,11 +125,13 @@ export const cacheVerifier: DestinationVerifier = {
     const checkPath = async (storePath: string, from?: string): Promise<void> => {
       const rel = `${hashPart(storePath)}.narinfo`;
       const via = from ? ` (referenced by ${from})` : '';
-      const bytes = await scope.limit(async () => {
+      const local = listing?.has(rel) ? await provenByListing(rel) : undefined;
+      const bytes = local ?? (listing && !listing.has(rel) ? undefined : await scope.limit(async () => {
         const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + rel);
         return s ? readAll(s) : undefined;
-      });
+      }));
       count(report, 'narinfos');
+      if (local) count(report, 'narinfos proven by listing');
       if (!bytes) { problem(rel, `missing: ${storePath}${via} cannot be fetched`); scope.progress.item(); return; }
       const text = narinfoText(bytes);
       const parsed = text === undefined ? { problems: ['neither text nor a compression Nix writes'] } : parseNarInfoStrict(text);
@@ -102,17 +141,45 @@ export const cacheVerifier: DestinationVerifier = {
       const sig = checkNarInfoSignature(ni, key);
       if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`, redo(rel));
       for (const r of ni.references) if (r !== storePath) visit(r, storePath);
-      // The NAR (or whatever URL names) exists with the size the narinfo promises.
-      const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));
-      count(report, 'objects');
-      if (!head) { problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel)); scope.progress.item(); return; }
-      if (ni.fileSize !== undefined && head.size !== ni.fileSize) problem(ni.url, `size ${head.size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel));
+      // The NAR (or whatever URL names) exists with the size the narinfo promises: from the
+      // listing, else from the response to the one read of it (a HEAD; --deep: the GET).
+      const missingNar = () => problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel));
+      const checkSize = (size: number) => { if (ni.fileSize !== undefined && size !== ni.fileSize) problem(ni.url, `size ${size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel)); };
+      let listedNar: RemoteObject | undefined;
+      if (listing) {
+        listedNar = listing.get(ni.url);
+        count(report, 'objects');
+        if (!listedNar) { missingNar(); scope.progress.item(); return; }
+        checkSize(listedNar.size);
+        // The narinfo is ours byte for byte, so its NAR is the one staged: a single-part ETag that
+        // is not the staged NAR's MD5 says the bytes differ (a quick check cannot say more).
+        const etag = normalizeEtag(listedNar.etag)?.toLowerCase();
+        const staged = local ? scope.local?.md5(t.cache.bucket, t.cache.prefix + ni.url) : undefined;
+        if (staged && etag && /^[0-9a-f]{32}$/.test(etag) && listedNar.size === staged.size && etag !== staged.md5.toLowerCase()) {
+          problem(ni.url, `its bytes are not the NAR ${rel} describes (listed ETag ${etag}, the staged NAR's MD5 is ${staged.md5})`, redo(ni.url, rel));
+        }
+      } else if (!scope.deep) {
+        const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));
+        count(report, 'objects');
+        if (!head) { missingNar(); scope.progress.item(); return; }
+        checkSize(head.size);
+      }
       await checkListing(storePath, ni.narSize);
       if (!scope.deep) { scope.progress.item(); return; }
       if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
       await scope.limit(async () => {
-        const stream = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
-        if (!stream) { problem(ni.url, 'missing (HEAD saw it, GET did not)'); return; }
+        let stream: Readable;
+        if (listing) {
+          const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
+          if (!s) { problem(ni.url, 'missing (listed, but GET did not find it)', redo(rel)); return; }
+          stream = s;
+        } else {
+          const r = await getWithHead(ni.url);
+          count(report, 'objects');
+          if (!r) { missingNar(); return; }
+          checkSize(r.head.size);
+          stream = r.stream;
+        }
         const file = createHash('sha256');
         let fileBytes = 0;
         let nar;
