@@ -14,6 +14,8 @@ export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
   return {
     endpoint: s3?.endpoint ?? fs.endpoint,
     list: (b, p) => pick(b).list(b, p),
+    // A file tree is listed whole (a local directory walk); S3 stores bound their listing.
+    listUpTo: async (b, p, n) => { const s = pick(b); return s.listUpTo ? s.listUpTo(b, p, n) : { objects: await s.list(b, p), complete: true }; },
     head: (b, k) => pick(b).head(b, k),
     getText: (b, k) => pick(b).getText(b, k),
     checkBucket: (b) => pick(b).checkBucket(b),

@@ -196,9 +196,10 @@ export function leanClient(target: LeanTarget) {
     },
 
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */
-    async listObjects(bucket: string, prefix: string, opts: { onePage?: number } = {}): Promise<Array<{ key: string; size: number; etag?: string; mtime?: number }>> {
+    async listObjects(bucket: string, prefix: string, opts: { onePage?: number; maxPages?: number; truncated?: { yes: boolean } } = {}): Promise<Array<{ key: string; size: number; etag?: string; mtime?: number }>> {
       const out: Array<{ key: string; size: number; etag?: string; mtime?: number }> = [];
       let token: string | undefined;
+      let pages = 0;
       do {
         const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(opts.onePage ?? 1000) };
         if (prefix) query.prefix = prefix;
@@ -217,7 +218,10 @@ export function leanClient(target: LeanTarget) {
         token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;
         // A partial listing would make stale objects look absent (and deletes be missed): never accept one.
         if (truncated && !token) throw new ReleaseError(`listing s3://${bucket}/${prefix} was truncated without a continuation token`, 'the S3 server answered an incomplete listing; re-run, or report it to the server\'s operators');
-        if (opts.onePage) break;
+        if (opts.onePage && !opts.maxPages) break;
+        // A bounded listing (maxPages): the caller is told it stopped short (truncated.yes) and treats
+        // only keys up to the last listed one as covered (S3 lists in key order).
+        if (opts.maxPages && ++pages >= opts.maxPages && token) { if (opts.truncated) opts.truncated.yes = true; break; }
       } while (token);
       return out;
     },

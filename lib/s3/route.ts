@@ -9,6 +9,10 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
   return {
     endpoint: fallback.endpoint,
     list: (bucket, prefix) => pick(bucket).list(bucket, prefix),
+    listUpTo: async (bucket, prefix, maxKeys) => {
+      const s = pick(bucket);
+      return s.listUpTo ? s.listUpTo(bucket, prefix, maxKeys) : { objects: await s.list(bucket, prefix), complete: true };
+    },
     head: (bucket, key) => pick(bucket).head(bucket, key),
     getText: (bucket, key) => pick(bucket).getText(bucket, key),
     sha256Of: (bucket, key) => {

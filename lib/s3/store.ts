@@ -51,6 +51,12 @@ export interface S3Reader {
   /** Every object under prefix, one flat listing (no delimiter: s3rver skips nested folders with one). */
   list(bucket: string, prefix: string): Promise<RemoteObject[]>;
   head(bucket: string, key: string): Promise<ObjectHead | undefined>;
+  /**
+   * At most about `maxKeys` objects under prefix, in key order: `complete` false when the listing
+   * stopped short, and then only keys up to the last one listed are covered (the cache verifier of
+   * `releng verify` on a cache far bigger than one closure).
+   */
+  listUpTo?(bucket: string, prefix: string, maxKeys: number): Promise<{ objects: RemoteObject[]; complete: boolean }>;
   getText(bucket: string, key: string): Promise<string | undefined>;
   /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. */
   sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
@@ -317,6 +323,14 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     endpoint,
     async list(bucket, prefix) {
       return read('LIST', bucket, prefix || undefined, () => getLean().listObjects(bucket, prefix));
+    },
+    async listUpTo(bucket, prefix, maxKeys) {
+      const page = Math.max(1, Math.min(1000, maxKeys));
+      return read('LIST', bucket, prefix || undefined, async () => {
+        const truncated = { yes: false };
+        const objects = await getLean().listObjects(bucket, prefix, { onePage: page, maxPages: Math.ceil(maxKeys / page), truncated });
+        return { objects, complete: !truncated.yes };
+      });
     },
     head,
     async getText(bucket, key) {

@@ -138,7 +138,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
 
   /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
   const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {
-    // narinfos and .ls: MD5 too (small files), so the closing verification can prove them by listing.
+    // narinfos and .ls: MD5 too (small files), so the closing verification can prove them by listing
+    // (the PUT carries it only where the environment's transit checksum is Content-MD5, as before).
     const small = !expect && !!input.local;
     const d = await stagedDigest(file, input, input.md5 || small).catch((e) => {
       if (e?.code === 'ENOENT') throw new ReleaseError(`${file} is missing from the staged cache${expect ? ` (named by ${expect.narinfo})` : ''}`, 'delete the staged cache directory and re-run upload: Nix stages it again');
@@ -154,7 +155,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     if (state === 'same') return undefined;
     return {
       kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,
-      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(d.md5 ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
+      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(d.md5 && (input.md5 || !small) ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
     };
   };
 

@@ -10,9 +10,12 @@
 // come from it (no HEAD), and a narinfo or .ls whose listed single-part ETag is the MD5 of the
 // bytes this run holds for it (scope.local: upload's staged files) is proven byte for byte by the
 // listing: its local bytes are parsed and their signature checked, no GET. `releng verify` gets no
-// listing: a real cache (Lix's) holds far more objects than one closure, so listing it whole can
-// cost more than the closure's requests; it reads each object once (a GET carries the headers a
-// HEAD would, for .ls and --deep NARs). --deep decodes zstd in-process (decompress.ts).
+// listing handed in: a real cache (Lix's) holds far more objects than one closure, so listing it
+// whole can cost more than the closure's requests. It lists at most listKeys objects (a few
+// requests) and uses that listing for the keys it covers (all of a small cache; on a big one the
+// keys up to the last listed, S3 listing in key order), asking the rest object by object: a HEAD
+// per NAR, one GET per .ls and --deep NAR (its headers are what a HEAD gives). --deep decodes zstd
+// in-process (decompress.ts).
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { hashPart } from '../nix/cache.ts';
@@ -37,179 +40,205 @@ export function narinfoText(bytes: Buffer): string | undefined {
 
 const md5Hex = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-export const cacheVerifier: DestinationVerifier = {
-  name: 'binary cache',
-  async verify(t, release, scope) {
-    const report = emptyReport();
-    const name = this.name;
-    const where = (rel: string) => `s3://${t.cache.bucket}/${t.cache.prefix}${rel}`;
-    const problem = (rel: string, what: string, repair = scope.repair) => report.problems.push({ destination: name, where: where(rel), what, repair, bucket: t.cache.bucket, key: t.cache.prefix + rel });
-    // upload skips a store path whose narinfo is there: a path is repaired by removing its narinfo
-    // (and a NAR with wrong bytes), so that upload sends it again, NAR before narinfo.
-    const redo = (...rels: string[]) => `delete ${rels.map(where).join(' and ')}, then ${scope.repair}`;
-    if (!t.publicKey) {
-      report.notChecked.push({ destination: name, what: where(''), reason: `environment "${t.name}" has no cache settings, so no public key to check signatures with` });
-      return report;
-    }
-    let key: NixPublicKey;
-    try { key = parseNixPublicKey(t.publicKey); } catch (e) {
-      report.problems.push({ destination: name, where: where(''), what: (e as Error).message, repair: `fix the public key given (--public-key, or the environment's cache.signingKeyFile)` });
-      return report;
-    }
-    const info = await scope.limit(() => t.s3.getText(t.cache.bucket, `${t.cache.prefix}nix-cache-info`));
-    count(report, 'objects');
-    if (info === undefined) problem('nix-cache-info', 'missing (Nix refuses a cache without it)');
-    else if (!/^StoreDir: \/nix\/store$/m.test(info)) problem('nix-cache-info', `has no "StoreDir: /nix/store" line`);
-
-    // The caller's listing of the cache prefix (upload's), keyed relative to the prefix.
-    const listing = scope.list ? new Map((await scope.list(t.cache.bucket, t.cache.prefix)).map((o) => [o.key.slice(t.cache.prefix.length), o] as const)) : undefined;
-    if (listing) count(report, 'objects listed', listing.size);
-    /**
-     * The bytes this run holds for `rel` when the listing proves the bucket holds exactly them: the
-     * listed size is theirs and the listed ETag, a single-part one (32 hex digits, the server's MD5
-     * of what it stores), is their MD5 — re-hashed here, so a local file changed since is no proof.
-     */
-    const provenByListing = async (rel: string): Promise<Buffer | undefined> => {
-      const listed = listing?.get(rel);
-      const local = scope.local;
-      if (!listed || !local?.bytes) return undefined;
-      const etag = normalizeEtag(listed.etag)?.toLowerCase();
-      const expected = local.md5(t.cache.bucket, t.cache.prefix + rel);
-      if (!expected || !etag || !/^[0-9a-f]{32}$/.test(etag) || etag !== expected.md5.toLowerCase() || listed.size !== expected.size) return undefined;
-      const bytes = await local.bytes(t.cache.bucket, t.cache.prefix + rel).catch(() => undefined);
-      return bytes && bytes.length === listed.size && md5Hex(bytes) === etag ? bytes : undefined;
-    };
-    /** One GET that also gives what a HEAD would (adapters without it: HEAD, then GET). */
-    const getWithHead = (rel: string) => (t.s3.getWithHead ? t.s3.getWithHead(t.cache.bucket, t.cache.prefix + rel) : withHeadFallback(t.s3, t.cache.bucket, t.cache.prefix + rel));
-
-    /**
-     * The NAR listing (HASH.ls): required where the environment writes them (write-nar-listing),
-     * and wherever one is there it must decode by its Content-Encoding and be this NAR's listing.
-     */
-    const checkListing = async (storePath: string, narSize: number) => {
-      const ls = `${hashPart(storePath)}.ls`;
-      const absent = () => { if (t.narListings) { count(report, 'listings'); problem(ls, `missing: the NAR listing of ${storePath} (the environment sets write-nar-listing)`); } };
-      if (listing && !listing.has(ls)) { absent(); return; }
-      const local = await provenByListing(ls);
-      if (local) {
-        // Our staged bytes: their encoding is what they are (ls-compression), as upload sent them.
-        count(report, 'listings');
-        count(report, 'listings proven by listing');
-        const wrong = listingProblem(local, sniffListingEncoding(local), narSize);
-        if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
-        return;
+/**
+ * The cache verifier. listKeys: how many objects `releng verify` lists at most when no listing is
+ * handed in (scope.list), 1,000 a request: 20,000 by default, 20 requests, a small fraction of the
+ * 2-3 requests per store path it saves on a closure of thousands of paths; bigger caches are covered
+ * up to the last key listed and asked object by object beyond.
+ */
+export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifier {
+  return {
+    name: 'binary cache',
+    async verify(t, release, scope) {
+      const report = emptyReport();
+      const name = 'binary cache';
+      const where = (rel: string) => `s3://${t.cache.bucket}/${t.cache.prefix}${rel}`;
+      const problem = (rel: string, what: string, repair = scope.repair) => report.problems.push({ destination: name, where: where(rel), what, repair, bucket: t.cache.bucket, key: t.cache.prefix + rel });
+      // upload skips a store path whose narinfo is there: a path is repaired by removing its narinfo
+      // (and a NAR with wrong bytes), so that upload sends it again, NAR before narinfo.
+      const redo = (...rels: string[]) => `delete ${rels.map(where).join(' and ')}, then ${scope.repair}`;
+      if (!t.publicKey) {
+        report.notChecked.push({ destination: name, what: where(''), reason: `environment "${t.name}" has no cache settings, so no public key to check signatures with` });
+        return report;
       }
-      const got = await scope.limit(async () => {
-        const r = await getWithHead(ls);
-        return r ? { head: r.head, bytes: await readAll(r.stream) } : undefined;
-      });
-      if (!got) {
-        if (listing) { count(report, 'listings'); problem(ls, 'missing (listed, but GET did not find it)'); } else absent();
-        return;
+      let key: NixPublicKey;
+      try { key = parseNixPublicKey(t.publicKey); } catch (e) {
+        report.problems.push({ destination: name, where: where(''), what: (e as Error).message, repair: `fix the public key given (--public-key, or the environment's cache.signingKeyFile)` });
+        return report;
       }
-      count(report, 'listings');
-      const wrong = listingProblem(got.bytes, got.head.contentEncoding, narSize);
-      if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
-    };
+      const info = await scope.limit(() => t.s3.getText(t.cache.bucket, `${t.cache.prefix}nix-cache-info`));
+      count(report, 'objects');
+      if (info === undefined) problem('nix-cache-info', 'missing (Nix refuses a cache without it)');
+      else if (!/^StoreDir: \/nix\/store$/m.test(info)) problem('nix-cache-info', `has no "StoreDir: /nix/store" line`);
 
-    // Breadth-first over references; each path once. Bounded by the closure itself.
-    const seen = new Set<string>();
-    const pending: Promise<void>[] = [];
-    const visit = (storePath: string, from?: string) => {
-      const h = hashPart(storePath);
-      if (seen.has(h)) return;
-      seen.add(h);
-      scope.progress.addTotal(1);
-      pending.push(checkPath(storePath, from));
-    };
-    const checkPath = async (storePath: string, from?: string): Promise<void> => {
-      const rel = `${hashPart(storePath)}.narinfo`;
-      const via = from ? ` (referenced by ${from})` : '';
-      const local = listing?.has(rel) ? await provenByListing(rel) : undefined;
-      const bytes = local ?? (listing && !listing.has(rel) ? undefined : await scope.limit(async () => {
-        const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + rel);
-        return s ? readAll(s) : undefined;
-      }));
-      count(report, 'narinfos');
-      if (local) count(report, 'narinfos proven by listing');
-      if (!bytes) { problem(rel, `missing: ${storePath}${via} cannot be fetched`); scope.progress.item(); return; }
-      const text = narinfoText(bytes);
-      const parsed = text === undefined ? { problems: ['neither text nor a compression Nix writes'] } : parseNarInfoStrict(text);
-      if (!parsed.info) { problem(rel, `corrupt narinfo for ${storePath}: ${parsed.problems.join('; ')}`, redo(rel)); scope.progress.item(); return; }
-      const ni = parsed.info;
-      if (ni.storePath !== storePath) { problem(rel, `describes ${ni.storePath}, expected ${storePath}`, redo(rel)); scope.progress.item(); return; }
-      const sig = checkNarInfoSignature(ni, key);
-      if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`, redo(rel));
-      for (const r of ni.references) if (r !== storePath) visit(r, storePath);
-      // The NAR (or whatever URL names) exists with the size the narinfo promises: from the
-      // listing, else from the response to the one read of it (a HEAD; --deep: the GET).
-      const missingNar = () => problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel));
-      const checkSize = (size: number) => { if (ni.fileSize !== undefined && size !== ni.fileSize) problem(ni.url, `size ${size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel)); };
-      let listedNar: RemoteObject | undefined;
-      if (listing) {
-        listedNar = listing.get(ni.url);
-        count(report, 'objects');
-        if (!listedNar) { missingNar(); scope.progress.item(); return; }
-        checkSize(listedNar.size);
-        // The narinfo is ours byte for byte, so its NAR is the one staged: a single-part ETag that
-        // is not the staged NAR's MD5 says the bytes differ (a quick check cannot say more).
-        const etag = normalizeEtag(listedNar.etag)?.toLowerCase();
-        const staged = local ? scope.local?.md5(t.cache.bucket, t.cache.prefix + ni.url) : undefined;
-        if (staged && etag && /^[0-9a-f]{32}$/.test(etag) && listedNar.size === staged.size && etag !== staged.md5.toLowerCase()) {
-          problem(ni.url, `its bytes are not the NAR ${rel} describes (listed ETag ${etag}, the staged NAR's MD5 is ${staged.md5})`, redo(ni.url, rel));
-        }
-      } else if (!scope.deep) {
-        const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));
-        count(report, 'objects');
-        if (!head) { missingNar(); scope.progress.item(); return; }
-        checkSize(head.size);
+      // The caller's listing of the cache prefix (upload's); else a bounded one (listKeys objects at
+      // most, a few requests): on a cache bigger than that only keys up to the last one listed are
+      // covered (S3 lists in key order), the rest is asked object by object. Keyed relative to the prefix.
+      let listed: RemoteObject[] | undefined;
+      let coveredUpTo: string | undefined;
+      if (scope.list) listed = await scope.list(t.cache.bucket, t.cache.prefix);
+      else if (t.s3.listUpTo && opts.listKeys > 0) {
+        const r = await scope.limit(() => t.s3.listUpTo!(t.cache.bucket, t.cache.prefix, opts.listKeys));
+        listed = r.objects;
+        if (!r.complete) coveredUpTo = r.objects.at(-1)?.key.slice(t.cache.prefix.length) ?? '';
       }
-      await checkListing(storePath, ni.narSize);
-      if (!scope.deep) { scope.progress.item(); return; }
-      if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
-      await scope.limit(async () => {
-        let stream: Readable;
-        if (listing) {
-          const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
-          if (!s) { problem(ni.url, 'missing (listed, but GET did not find it)', redo(rel)); return; }
-          stream = s;
-        } else {
-          const r = await getWithHead(ni.url);
-          count(report, 'objects');
-          if (!r) { missingNar(); return; }
-          checkSize(r.head.size);
-          stream = r.stream;
-        }
-        const file = createHash('sha256');
-        let fileBytes = 0;
-        let nar;
-        try {
-          nar = await hashDecompressed(stream, ni.compression, (c) => { file.update(c); fileBytes += c.length; });
-        } catch (e) {
-          // The decompressor stopped early: hash the stored bytes in a second read to say whether they changed.
-          const again = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
-          const raw = again ? await hashStream(again) : undefined;
-          if (raw && ni.fileHash && !raw.digest.equals(Buffer.from(ni.fileHash))) {
-            problem(ni.url, `FileHash ${nixSha256(raw.digest)} (${raw.size} bytes), but ${rel} says ${nixSha256(ni.fileHash)}; it does not decompress as ${ni.compression} either`, redo(ni.url, rel));
-          } else {
-            problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel));
-          }
+      const byKey = listed && new Map(listed.map((o) => [o.key.slice(t.cache.prefix.length), o] as const));
+      if (byKey) count(report, 'objects listed', byKey.size);
+      /** The listing's answer for rel: the object, 'absent', or undefined when the listing does not cover rel. */
+      const lookup = (rel: string): RemoteObject | 'absent' | undefined => {
+        if (!byKey || (coveredUpTo !== undefined && rel > coveredUpTo)) return undefined;
+        return byKey.get(rel) ?? 'absent';
+      };
+      /**
+       * The bytes this run holds for `rel` when the listing proves the bucket holds exactly them: the
+       * listed size is theirs and the listed ETag, a single-part one (32 hex digits, the server's MD5
+       * of what it stores), is their MD5 — re-hashed here, so a local file changed since is no proof.
+       */
+      const provenByListing = async (rel: string): Promise<Buffer | undefined> => {
+        const listed = lookup(rel);
+        const local = scope.local;
+        if (!listed || listed === 'absent' || !local?.bytes) return undefined;
+        const etag = normalizeEtag(listed.etag)?.toLowerCase();
+        const expected = local.md5(t.cache.bucket, t.cache.prefix + rel);
+        if (!expected || !etag || !/^[0-9a-f]{32}$/.test(etag) || etag !== expected.md5.toLowerCase() || listed.size !== expected.size) return undefined;
+        const bytes = await local.bytes(t.cache.bucket, t.cache.prefix + rel).catch(() => undefined);
+        return bytes && bytes.length === listed.size && md5Hex(bytes) === etag ? bytes : undefined;
+      };
+      /** One GET that also gives what a HEAD would (adapters without it: HEAD, then GET). */
+      const getWithHead = (rel: string) => (t.s3.getWithHead ? t.s3.getWithHead(t.cache.bucket, t.cache.prefix + rel) : withHeadFallback(t.s3, t.cache.bucket, t.cache.prefix + rel));
+
+      /**
+       * The NAR listing (HASH.ls): required where the environment writes them (write-nar-listing),
+       * and wherever one is there it must decode by its Content-Encoding and be this NAR's listing.
+       */
+      const checkListing = async (storePath: string, narSize: number) => {
+        const ls = `${hashPart(storePath)}.ls`;
+        const absent = () => { if (t.narListings) { count(report, 'listings'); problem(ls, `missing: the NAR listing of ${storePath} (the environment sets write-nar-listing)`); } };
+        const inListing = lookup(ls);
+        if (inListing === 'absent') { absent(); return; }
+        const local = await provenByListing(ls);
+        if (local) {
+          // Our staged bytes: their encoding is what they are (ls-compression), as upload sent them.
+          count(report, 'listings');
+          count(report, 'listings proven by listing');
+          const wrong = listingProblem(local, sniffListingEncoding(local), narSize);
+          if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
           return;
         }
-        count(report, 'bytes read', fileBytes);
-        count(report, 'NARs hashed');
-        const fileHash = file.digest();
-        if (ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash))) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash)}`, redo(ni.url, rel));
-        if (!nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize) {
-          problem(ni.url, `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`, redo(ni.url, rel));
+        const got = await scope.limit(async () => {
+          const r = await getWithHead(ls);
+          return r ? { head: r.head, bytes: await readAll(r.stream) } : undefined;
+        });
+        if (!got) {
+          if (inListing) { count(report, 'listings'); problem(ls, 'missing (listed, but GET did not find it)'); } else absent();
+          return;
         }
-      });
-      scope.progress.item();
-    };
-    for (const p of [...Object.values(release.manifest), ...release.cacheRoots]) visit(p);
-    // Drain: visits add promises while earlier ones run.
-    for (let i = 0; i < pending.length; i++) await pending[i];
-    count(report, 'store paths', seen.size);
-    return report;
-  },
-};
+        count(report, 'listings');
+        const wrong = listingProblem(got.bytes, got.head.contentEncoding, narSize);
+        if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
+      };
+
+      // Breadth-first over references; each path once. Bounded by the closure itself.
+      const seen = new Set<string>();
+      const pending: Promise<void>[] = [];
+      const visit = (storePath: string, from?: string) => {
+        const h = hashPart(storePath);
+        if (seen.has(h)) return;
+        seen.add(h);
+        scope.progress.addTotal(1);
+        pending.push(checkPath(storePath, from));
+      };
+      const checkPath = async (storePath: string, from?: string): Promise<void> => {
+        const rel = `${hashPart(storePath)}.narinfo`;
+        const via = from ? ` (referenced by ${from})` : '';
+        const inListing = lookup(rel);
+        const local = inListing && inListing !== 'absent' ? await provenByListing(rel) : undefined;
+        const bytes = local ?? (inListing === 'absent' ? undefined : await scope.limit(async () => {
+          const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + rel);
+          return s ? readAll(s) : undefined;
+        }));
+        count(report, 'narinfos');
+        if (local) count(report, 'narinfos proven by listing');
+        if (!bytes) { problem(rel, `missing: ${storePath}${via} cannot be fetched`); scope.progress.item(); return; }
+        const text = narinfoText(bytes);
+        const parsed = text === undefined ? { problems: ['neither text nor a compression Nix writes'] } : parseNarInfoStrict(text);
+        if (!parsed.info) { problem(rel, `corrupt narinfo for ${storePath}: ${parsed.problems.join('; ')}`, redo(rel)); scope.progress.item(); return; }
+        const ni = parsed.info;
+        if (ni.storePath !== storePath) { problem(rel, `describes ${ni.storePath}, expected ${storePath}`, redo(rel)); scope.progress.item(); return; }
+        const sig = checkNarInfoSignature(ni, key);
+        if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`, redo(rel));
+        for (const r of ni.references) if (r !== storePath) visit(r, storePath);
+        // The NAR (or whatever URL names) exists with the size the narinfo promises: from the
+        // listing, else from the response to the one read of it (a HEAD; --deep: the GET).
+        const missingNar = () => problem(ni.url, `missing: the NAR of ${storePath} (its narinfo ${rel} exists, so Nix fails fetching it)`, redo(rel));
+        const checkSize = (size: number) => { if (ni.fileSize !== undefined && size !== ni.fileSize) problem(ni.url, `size ${size}, but ${rel} says FileSize ${ni.fileSize}`, redo(ni.url, rel)); };
+        const listedNar = lookup(ni.url);
+        if (listedNar) {
+          count(report, 'objects');
+          if (listedNar === 'absent') { missingNar(); scope.progress.item(); return; }
+          checkSize(listedNar.size);
+          // The narinfo is ours byte for byte, so its NAR is the one staged: a single-part ETag that
+          // is not the staged NAR's MD5 says the bytes differ (a quick check cannot say more).
+          const etag = normalizeEtag(listedNar.etag)?.toLowerCase();
+          const staged = local ? scope.local?.md5(t.cache.bucket, t.cache.prefix + ni.url) : undefined;
+          if (staged && etag && /^[0-9a-f]{32}$/.test(etag) && listedNar.size === staged.size && etag !== staged.md5.toLowerCase()) {
+            problem(ni.url, `its bytes are not the NAR ${rel} describes (listed ETag ${etag}, the staged NAR's MD5 is ${staged.md5})`, redo(ni.url, rel));
+          }
+        } else if (!scope.deep) {
+          const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));
+          count(report, 'objects');
+          if (!head) { missingNar(); scope.progress.item(); return; }
+          checkSize(head.size);
+        }
+        await checkListing(storePath, ni.narSize);
+        if (!scope.deep) { scope.progress.item(); return; }
+        if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
+        await scope.limit(async () => {
+          let stream: Readable;
+          if (listedNar) {
+            const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
+            if (!s) { problem(ni.url, 'missing (listed, but GET did not find it)', redo(rel)); return; }
+            stream = s;
+          } else {
+            const r = await getWithHead(ni.url);
+            count(report, 'objects');
+            if (!r) { missingNar(); return; }
+            checkSize(r.head.size);
+            stream = r.stream;
+          }
+          const file = createHash('sha256');
+          let fileBytes = 0;
+          let nar;
+          try {
+            nar = await hashDecompressed(stream, ni.compression, (c) => { file.update(c); fileBytes += c.length; });
+          } catch (e) {
+            // The decompressor stopped early: hash the stored bytes in a second read to say whether they changed.
+            const again = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
+            const raw = again ? await hashStream(again) : undefined;
+            if (raw && ni.fileHash && !raw.digest.equals(Buffer.from(ni.fileHash))) {
+              problem(ni.url, `FileHash ${nixSha256(raw.digest)} (${raw.size} bytes), but ${rel} says ${nixSha256(ni.fileHash)}; it does not decompress as ${ni.compression} either`, redo(ni.url, rel));
+            } else {
+              problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel));
+            }
+            return;
+          }
+          count(report, 'bytes read', fileBytes);
+          count(report, 'NARs hashed');
+          const fileHash = file.digest();
+          if (ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash))) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash)}`, redo(ni.url, rel));
+          if (!nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize) {
+            problem(ni.url, `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`, redo(ni.url, rel));
+          }
+        });
+        scope.progress.item();
+      };
+      for (const p of [...Object.values(release.manifest), ...release.cacheRoots]) visit(p);
+      // Drain: visits add promises while earlier ones run.
+      for (let i = 0; i < pending.length; i++) await pending[i];
+      count(report, 'store paths', seen.size);
+      return report;
+    },
+  };
+}
+
+export const cacheVerifier: DestinationVerifier = makeCacheVerifier({ listKeys: 20_000 });

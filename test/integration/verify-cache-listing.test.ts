@@ -15,7 +15,11 @@ import { loadConfig } from '../../lib/config.ts';
 import { makeContext } from '../../lib/context.ts';
 import { createLogger } from '../../lib/log.ts';
 import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
-import { VerificationFailed } from '../../lib/verify/index.ts';
+import { readBuildResult } from '../../lib/build-result.ts';
+import { openEnvironment } from '../../lib/environment.ts';
+import { makeCacheVerifier } from '../../lib/verify/cache.ts';
+import { environmentPublicKey, releaseFromBuild, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../../lib/verify/index.ts';
+import { readTagRecord } from '../../lib/tag-record.ts';
 import { loadVersion } from '../../lib/version.ts';
 import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
@@ -49,6 +53,20 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
     const version = await loadVersion(loaded.root, loaded.config.versionFile);
     const ctx = makeContext(loaded, version, { dryRun: false, json: false, noconfirm: false, verbose: false, noCheckGit: false, extra: {} }, createLogger({ quiet: true }));
     return upload(ctx, wrapWriters ? { wrapWriters } : {});
+  }
+
+  /** `releng verify` of the cache alone, in process, with a listing bounded to listKeys objects. */
+  async function verifyCacheInProcess(listKeys: number): Promise<VerifyReport> {
+    const loaded = await loadConfig(path.join(p.dir, 'releng.json'));
+    const version = await loadVersion(loaded.root, loaded.config.versionFile);
+    const ctx = makeContext(loaded, version, { dryRun: false, json: false, noconfirm: false, verbose: false, noCheckGit: false, extra: {} }, createLogger({ quiet: true }));
+    const target = await openEnvironment(ctx);
+    try {
+      const release = await releaseFromBuild(ctx, await readBuildResult(ctx.releaseDir), await readTagRecord(ctx.root));
+      return await verifyRelease(ctx, verifyTarget(ctx, target, await environmentPublicKey(ctx, target)), { release, verifiers: [makeCacheVerifier({ listKeys })] });
+    } finally {
+      await target.close();
+    }
   }
 
   /** Empties the buckets, the bare remote and upload's local memos (a first upload); keeps the build and the staged cache. */
@@ -155,10 +173,27 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
       expect(at(d.ls)).toMatch(/is not JSON/);
     };
     expectFound(problems);
-    // The same four from scratch (no listing handed in, no local knowledge): `releng verify`.
+    // The same four from scratch (no listing handed in, no local knowledge): `releng verify`. It
+    // lists the (small) cache whole: no HEAD, a GET per narinfo and per listed .ls.
+    await s3.resetLog();
     const r = await releng(['verify', '--json'], { cwd: p.dir });
     expect(r.code).not.toBe(0);
-    expectFound(JSON.parse(r.stdout).result.problems);
+    const report = JSON.parse(r.stdout).result;
+    expectFound(report.problems);
+    const v = await counts();
+    expect(v.head).toEqual([]);
+    expect(v.narinfoGet.length).toBe(report.checked['binary cache']['narinfos']);
+    // A listing bounded below the cache's size covers the keys up to its last one; the rest is asked
+    // object by object (HEADs), and the four are found all the same.
+    await s3.resetLog();
+    const bounded = await verifyCacheInProcess(10);
+    expectFound(bounded.problems);
+    expect(bounded.checked['binary cache']!['objects listed']).toBe(10);
+    const b2 = await counts();
+    // The 10 keys listed are narinfos and .ls (hashes sort before "nar/"): every NAR is beyond them.
+    expect(b2.head.length).toBeGreaterThan(0);
+    expect(b2.head.every((l) => l.startsWith('HEAD nar/'))).toBe(true);
+    expect(bounded.problems.filter((x) => x.destination === 'binary cache').length).toBe(problems.length);
   });
 
   it('--deep decodes zstd in-process: a NAR flipped in place and a NAR that is not zstd are reported; the intact ones are hashed', async () => {
