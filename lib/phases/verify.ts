@@ -1,6 +1,10 @@
 // `releng verify`: reads every destination of a release back from scratch (no upload record, no
 // hash memo) and exits 0 only when all of it is as the release says. Read only: nothing is written.
+// The cache files upload staged for this build may stand in for a narinfo's or .ls's GET, only
+// where the bucket's listing shows it holds exactly those bytes (lib/verify/cache.ts).
 import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { stagedCacheKnowledge } from '../upload/cache.ts';
 import { buildResultPath, readBuildResult } from '../build-result.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment } from '../environment.ts';
@@ -39,7 +43,9 @@ export async function verify(ctx: Context): Promise<VerifyReport> {
     const release = await releaseToVerify(ctx, target.registries.length > 0);
     const publicKey = await environmentPublicKey(ctx, target, typeof flags.extra['public-key'] === 'string' ? flags.extra['public-key'] : undefined);
     log.info(`verifying ${release.project} ${release.version} (${release.source === 'build' ? 'as release/build-result.json says' : 'as its published SHA256SUMS and manifest.nix say'})${deep ? ', reading every object' : ''}`);
-    const report = await verifyRelease(ctx, verifyTarget(ctx, target, publicKey), { deep, release });
+    // The cache upload staged for this build (release/cache/ENV): a listed narinfo or .ls whose ETag is a staged file's MD5 needs no GET.
+    const local = release.source === 'build' ? await stagedCacheKnowledge(path.join(ctx.releaseDir, 'cache', target.name), target.cache) : undefined;
+    const report = await verifyRelease(ctx, verifyTarget(ctx, target, publicKey), { deep, release, ...(local ? { local } : {}) });
     for (const n of report.notChecked) log.skip(`${n.destination}: ${n.what}`, n.reason);
     log.info(`checked ${renderChecked(report)} in ${report.seconds} s`);
     if (!report.ok) {

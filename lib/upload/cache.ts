@@ -12,12 +12,13 @@ import type { UploadRecord } from '../s3/record.ts';
 import { compareRemote } from '../s3/sync.ts';
 import type { BucketRef } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
-import { hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
+import { encodedDirName, hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
 import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 
 /**
  * What upload knows of the cache objects it staged (issue 16): MD5 and size of every narinfo and
@@ -27,6 +28,26 @@ import { readFile } from 'node:fs/promises';
  */
 export interface CacheKnowledge extends LocalKnowledge {
   note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean): void;
+}
+
+/**
+ * The same knowledge from a staged cache directory alone (`releng verify` in a project whose
+ * release/cache/ENV upload staged): every narinfo and .ls in it, the compressed copy where there is
+ * one (what upload sends). Possibly stale: it proves nothing by itself, only a listed ETag equal to
+ * a file's MD5 does, so a file that differs from the bucket's object only costs the GET it saves.
+ */
+export async function stagedCacheKnowledge(stagingDir: string, bucket: BucketRef): Promise<CacheKnowledge | undefined> {
+  const names = await readdir(stagingDir).catch(() => undefined);
+  if (!names) return undefined;
+  const encoded = new Set(await readdir(path.join(stagingDir, encodedDirName)).catch(() => [] as string[]));
+  const k = cacheKnowledge();
+  const limit = pLimit(16);
+  await Promise.all(names.filter((n) => n.endsWith('.narinfo') || n.endsWith('.ls')).map((n) => limit(async () => {
+    const file = encoded.has(n) ? path.join(stagingDir, encodedDirName, n) : path.join(stagingDir, n);
+    const bytes = await readFile(file).catch(() => undefined);
+    if (bytes) k.note(bucket.bucket, bucket.prefix + n, file, { size: bytes.length, md5: createHash('md5').update(bytes).digest('base64') }, true);
+  })));
+  return k;
 }
 
 export function cacheKnowledge(): CacheKnowledge {

@@ -173,8 +173,9 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
       expect(at(d.ls)).toMatch(/is not JSON/);
     };
     expectFound(problems);
-    // The same four from scratch (no listing handed in, no local knowledge): `releng verify`. It
-    // lists the (small) cache whole: no HEAD, a GET per narinfo and per listed .ls.
+    // The same four from `releng verify` (no listing handed in: it lists the small cache whole, no
+    // HEAD). The staged cache (release/cache/local) proves the narinfos and .ls the listing shows
+    // unchanged: only the rewritten narinfo and .ls are read.
     await s3.resetLog();
     const r = await releng(['verify', '--json'], { cwd: p.dir });
     expect(r.code).not.toBe(0);
@@ -182,7 +183,9 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
     expectFound(report.problems);
     const v = await counts();
     expect(v.head).toEqual([]);
-    expect(v.narinfoGet.length).toBe(report.checked['binary cache']['narinfos']);
+    expect(v.narinfoGet).toEqual([`GET ${c.narinfo}`]);
+    expect(v.lsGet).toEqual([`GET ${d.ls}`]);
+    expect(report.checked['binary cache']['narinfos proven by listing']).toBe(report.checked['binary cache']['narinfos'] - 1);
     // A listing bounded below the cache's size covers the keys up to its last one; the rest is asked
     // object by object (HEADs), and the four are found all the same.
     await s3.resetLog();
