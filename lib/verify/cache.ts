@@ -225,10 +225,12 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
           count(report, 'bytes read', fileBytes);
           count(report, 'NARs hashed');
           const fileHash = file.digest();
-          if (ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash))) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash)}`, redo(ni.url, rel));
-          if (!nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize) {
-            problem(ni.url, `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`, redo(ni.url, rel));
-          }
+          // One line per NAR: stored bytes that differ usually unpack to another NAR too.
+          const fileWrong = !!ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash));
+          const narWrong = !nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize;
+          const unpacks = `unpacks to a NAR with NarHash ${nixSha256(nar.digest)} and ${nar.size} bytes, but ${rel} says ${nixSha256(ni.narHash)} and ${ni.narSize}`;
+          if (fileWrong) problem(ni.url, `FileHash ${nixSha256(fileHash)} (${fileBytes} bytes), but ${rel} says ${nixSha256(ni.fileHash!)}${narWrong ? `; it ${unpacks}` : ''}`, redo(ni.url, rel));
+          else if (narWrong) problem(ni.url, unpacks, redo(ni.url, rel));
         });
         scope.progress.item();
       };
