@@ -159,8 +159,9 @@ export interface VerifyOptions {
   onResolved?: (release: ResolvedRelease) => void;
   /** Upload's closing verification only: its record, so listings stand in for HEADs it already did (VerifyScope.known). */
   known?: VerifyScope['known'];
-  /** Upload's closing verification: what it staged and put (VerifyScope.local), and listings (VerifyScope.list). */
+  /** The expected bytes' MD5s (upload: what it hashed; verify: release/), so a listing proves them (VerifyScope.local). */
   local?: VerifyScope['local'];
+  /** Listings the caller already holds (upload: its plan's, for prefixes it wrote nothing under; VerifyScope.list). */
   list?: VerifyScope['list'];
 }
 
