@@ -189,10 +189,13 @@ export function leanClient(target: LeanTarget) {
 
     /** CopyObject on the server (metadata copied); S3 may answer 200 with an <Error> body. */
     /** CopyObject; with `sourceEtag` conditional on the source (AWS's header and Ceph RGW's own spelling, lib/s3/store.ts). */
-    async copyObject(from: { bucket: string; key: string }, to: { bucket: string; key: string }, sourceEtag?: string): Promise<void> {
+    /** CopyObject; returns the new object's ETag as the server answered it (CopyObjectResult), quotes kept. */
+    async copyObject(from: { bucket: string; key: string }, to: { bucket: string; key: string }, sourceEtag?: string): Promise<string | undefined> {
       const ifMatch: Record<string, string> = sourceEtag ? { 'x-amz-copy-source-if-match': sourceEtag, 'x-amz-copy-if-match': sourceEtag } : {};
       const r = ok(await request('PUT', bodyless(to.bucket, to.key, { 'x-amz-copy-source': `${from.bucket}/${encodeKey(from.key)}`, 'x-amz-metadata-directive': 'COPY', ...ifMatch })));
       if (/<Error>/.test(r.body)) throw s3Error(500, r.body);
+      const etag = /<ETag>([\s\S]*?)<\/ETag>/.exec(r.body)?.[1];
+      return etag === undefined ? undefined : unescapeXml(etag);
     },
 
     /** ListObjectsV2, every page, flat (no delimiter): key, size, ETag. Parsed here: the SDK's XML parser costs ~0.1 ms per key cold. */

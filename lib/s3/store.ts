@@ -107,12 +107,18 @@ export interface CopyOptions {
   sourceEtag?: string;
 }
 
+/** What a server-side copy was acknowledged with (promote proves the copy by listing with it: issue 16). */
+export interface CopyResult {
+  /** The new object's ETag as the server answered it (CopyObjectResult); undefined for a multipart copy or a file tree. */
+  etag?: string;
+}
+
 /** What apply may do with S3: write. */
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
   /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: CopyOptions): Promise<void>;
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: CopyOptions): Promise<CopyResult | void>;
 }
 
 /** Whole objects as streams, for `releng verify --deep` (planners never need the bytes). */
@@ -426,7 +432,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
           return;
         }
         // CopyObject on the lean path (the bulk of a server-side promote): no SDK middleware per object.
-        await getLean().copyObject(from, to, etag);
+        return { etag: await getLean().copyObject(from, to, etag) };
       } catch (e) {
         const err = changed(e);
         if (err instanceof ReleaseError) throw err;

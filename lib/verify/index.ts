@@ -159,6 +159,10 @@ export interface VerifyOptions {
   onResolved?: (release: ResolvedRelease) => void;
   /** Upload's closing verification only: its record, so listings stand in for HEADs it already did (VerifyScope.known). */
   known?: VerifyScope['known'];
+  /** What the caller knows of the expected bytes (VerifyScope.local): upload's staged files, promote's verified copies. */
+  local?: VerifyScope['local'];
+  /** Listings the caller took this run of prefixes it wrote nothing under since (VerifyScope.list). */
+  list?: VerifyScope['list'];
 }
 
 /** Verifies every destination of the release in one environment; never throws for what it finds, only for what stops it reading. */
@@ -169,6 +173,7 @@ export async function verifyRelease(ctx: Context, t: VerifyTarget, opts: VerifyO
   const bar = ctx.log.progress(`verifying ${opts.release.project} ${opts.release.version} in ${t.name}${deep ? ' (deep)' : ''}`, 0, 'files');
   const scope: VerifyScope = {
     deep, limit: pLimit(opts.concurrency ?? 16), tmpDir, ...(opts.known ? { known: opts.known } : {}),
+    ...(opts.local ? { local: opts.local } : {}), ...(opts.list ? { list: opts.list } : {}),
     repair: opts.repair ?? `releng upload --environment ${t.name}`,
     progress: { tick: (n) => bar.tick(n), addTotal: (n) => bar.addTotal(n), item: () => bar.tick(1), stop: () => bar.stop() },
   };
