@@ -14,6 +14,8 @@ export interface RequestInfo {
   upstream: string;
   /** Content-Length of the request body (0 when none). */
   bodyLength: number;
+  /** x-amz-copy-source of a CopyObject (BUCKET/KEY, URL-encoded), when it is one. */
+  copySource?: string;
 }
 
 export type Fault =
@@ -24,8 +26,12 @@ export type Fault =
   | { kind: 'status'; status: 500 | 503; rate: number; seed: number; match?: (r: RequestInfo) => boolean }
   /** Destroy the client connection without an answer for a fraction of matching requests. */
   | { kind: 'reset'; rate: number; seed: number; match?: (r: RequestInfo) => boolean }
-  /** Answer 200 with a made-up ETag and do not forward, for the Nth matching PUT (or a fraction). */
-  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; match?: (r: RequestInfo) => boolean }
+  /**
+   * Answer 200 with a made-up ETag and do not forward, for the Nth matching PUT (or a fraction).
+   * `answer` gives the ETag (and body) to lie with instead: e.g. a CopyObjectResult with the copy
+   * source's real ETag, as a server that acknowledges a copy it never stored would.
+   */
+  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; match?: (r: RequestInfo) => boolean; answer?: (r: RequestInfo) => { etag: string; body?: string } }
   /** Forward only the first half of the Nth matching PUT body, abort it upstream, and answer the client 200. */
   | { kind: 'truncate'; at: number; match?: (r: RequestInfo) => boolean }
   /** Flip one byte of the Nth matching PUT body on its way to the server (the answer is passed back). */
@@ -118,7 +124,8 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const bodyLength = Number(req.headers['content-length'] ?? 0);
-    const info: RequestInfo = { method: req.method ?? 'GET', url: req.url ?? '/', upstream: name, bodyLength };
+    const copySource = req.headers['x-amz-copy-source'];
+    const info: RequestInfo = { method: req.method ?? 'GET', url: req.url ?? '/', upstream: name, bodyLength, ...(typeof copySource === 'string' ? { copySource } : {}) };
     const action = ctl.decide(info);
     const drain = () => { req.resume(); };
     if (action === 'kill') { ctl.doKill(); drain(); req.socket.destroy(); return; }
@@ -133,7 +140,9 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
     }
     if (action === 'ack') {
       drain();
-      req.on('end', () => { res.writeHead(200, { etag: fakeEtag(), 'content-length': 0 }); res.end(); });
+      const lie = ctl.fault.kind === 'ack-without-store' && ctl.fault.answer ? ctl.fault.answer(info) : undefined;
+      const body = lie?.body ?? '';
+      req.on('end', () => { res.writeHead(200, { etag: lie?.etag ?? fakeEtag(), 'content-length': Buffer.byteLength(body), ...(body ? { 'content-type': 'application/xml' } : {}) }); res.end(body); });
       return;
     }
     const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (ures) => {
