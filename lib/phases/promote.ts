@@ -27,7 +27,7 @@ import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
 import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects } from '../promote/knowledge.ts';
-import { openUploadRecord, type UploadRecord } from '../s3/record.ts';
+import { normalizeEtag, openUploadRecord, type UploadRecord } from '../s3/record.ts';
 import { uploadStateDir } from './upload.ts';
 import {
   environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
@@ -93,14 +93,49 @@ function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefine
   return { ...t, s3: seen ? seen.wrap(s3) : s3 };
 }
 
-function sideOf(e: OpenEnvironment, memo: ListingMemo): PromoteSide {
-  return { name: e.name, store: { ...retryingReader(e.s3), list: memo.list }, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
+function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, record?: UploadRecord): PromoteSide {
+  const r = retryingReader(e.s3);
+  // The plan's HEADs of the source (stable/ docs, which the source check leaves to the plan): one
+  // that finds the sha256 the release expects there is a read-back like the verification's, noted
+  // for the destination check and (2 s after its Last-Modified, as objects.ts notes) in the record.
+  const head = seen ? async (b: string, k: string) => {
+    const h = await r.head(b, k);
+    const expected = seen.expectedSha256(b, k);
+    const etag = normalizeEtag(h?.etag);
+    if (h && expected && h.sha256 === expected && etag) {
+      seen.head(b, k, h);
+      if (record && h.mtime !== undefined && h.serverTime !== undefined && h.serverTime - h.mtime >= 2) record.markVerified(b, k, { sha256: expected, size: h.size, etag, verified: h.mtime });
+    }
+    return h;
+  } : r.head;
+  return { name: e.name, store: { ...r, head, list: memo.list }, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
 }
 
 /** The listing memo of one environment: listed through the store's retried reads. */
 function listingMemo(e: OpenEnvironment, onListed?: (bucket: string, objects: import('../s3/store.ts').RemoteObject[]) => void): ListingMemo {
   const r = retryingReader(e.s3);
   return new ListingMemo((b, p) => r.list(b, p), onListed);
+}
+
+/** Never a sha256: an object the release does not have (a stale page) is never vouched for. */
+const NOT_EXPECTED = 'not part of the release';
+
+/**
+ * The sha256 the release expects at a key of the environment's release prefix or manual (major and
+ * stable/: the release's manual/ files; NOT_EXPECTED for other objects there); undefined elsewhere.
+ */
+function expectedIn(e: OpenEnvironment, r: ResolvedRelease): (bucket: string, key: string) => string | undefined {
+  const release = `${e.releases.prefix}${r.releaseDir}/`;
+  const manual = `${e.docs.prefix}manual/${r.project}/`;
+  return (bucket, key) => {
+    if (bucket === e.releases.bucket && key.startsWith(release)) return r.files.get(key.slice(release.length))?.sha256 ?? NOT_EXPECTED;
+    if (bucket === e.docs.bucket && key.startsWith(manual)) {
+      const rest = key.slice(manual.length);
+      const slash = rest.indexOf('/');
+      return slash < 0 ? NOT_EXPECTED : r.files.get(`manual/${rest.slice(slash + 1)}`)?.sha256 ?? NOT_EXPECTED;
+    }
+    return undefined;
+  };
 }
 
 /**
@@ -159,7 +194,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const srcMemo = listingMemo(source, (b, objects) => seen.listed(b, objects));
     const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen), {
       deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
-      onResolved: (r) => { sourceRelease = r; },
+      onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
       ...(srcRecord && !deep ? { known: srcRecord } : {}), list: srcMemo.list,
     });
     for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
@@ -179,13 +214,14 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const planned = await planPromote({
       // The plan lists the source from the verification's listings (it copies what was verified) and
       // skips the HEAD of a new object the verification read back with the listed ETag and size.
-      project, version, major: majorOf(version), source: sideOf(source, srcMemo), dest: sideOf(dest, dstMemo),
+      project, version, major: majorOf(version), source: sideOf(source, srcMemo, seen, srcRecord), dest: sideOf(dest, dstMemo),
       sourceVerified: (b, k) => seen.get(b, k),
       serverSideCopy: settings.serverSideCopy, readManifest: readManifestText,
       destKey: dstKeys.publicKey, resignWith: keysDiffer && settings.resign ? dstKeys.secret : undefined,
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,
     });
+    await srcRecord?.save().catch(() => undefined); // the plan's read-backs (warned about above if unwritable)
     const images = await planPromoteImages(source.registries, dest.registries, { version, major: majorOf(version), movesPointers: planned.movesPointers, force: !!flags.extra['force-push-images'] });
     // Upload's order: cache → images → release files → docs, then what users follow, images' moving tags last.
     const plan: Plan = {

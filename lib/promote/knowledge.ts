@@ -76,6 +76,13 @@ export interface SeenObject { etag: string; size: number; mtime?: number }
 export class SeenObjects {
   private readonly seen = new Map<string, SeenObject>();
 
+  /**
+   * The sha256 the release expects at bucket/key, where promote knows it (release prefix, docs; set
+   * once the source release is resolved); undefined: not known here (cache objects, whose keys name
+   * their content). A record entry vouches only when its sha256 is the expected one.
+   */
+  expectedSha256: (bucket: string, key: string) => string | undefined = () => undefined;
+
   constructor(private readonly record?: Pick<UploadRecord, 'get'>) {}
 
   get(bucket: string, key: string): SeenObject | undefined {
@@ -95,7 +102,8 @@ export class SeenObjects {
     for (const o of objects) {
       const etag = normalizeEtag(o.etag);
       const e = this.record.get(bucket, o.key);
-      if (etag && e?.verified !== undefined && e.verified === o.mtime && e.etag === etag && e.size === o.size && !this.seen.has(id(bucket, o.key))) {
+      const expected = this.expectedSha256(bucket, o.key);
+      if (etag && e?.verified !== undefined && e.verified === o.mtime && e.etag === etag && e.size === o.size && (expected === undefined || expected === e.sha256) && !this.seen.has(id(bucket, o.key))) {
         this.seen.set(id(bucket, o.key), { etag, size: o.size, mtime: o.mtime });
       }
     }

@@ -55,6 +55,8 @@ describe('promote proves by listing', () => {
     expect(requestsTo(log, 'GET', release).filter((l) => !/(SHA256SUMS|manifest\.nix)$/.test(l))).toEqual([]);
     expect(requestsTo(log, 'HEAD', release)).toEqual([]);
     expect(requestsTo(log, 'HEAD', docs)).toEqual([]);
+    // stable/ (the source check leaves it to the plan): the first promote's plan read it back.
+    expect(requestsTo(log, 'HEAD', '/staging-docs/manual/hello/stable/')).toEqual([]);
     // The copies are proven by the destination's listing: the same ETag as the verified source.
     const copied = r.summary!.applied['s3.copy']!;
     expect(copied).toBeGreaterThan(10);
