@@ -176,6 +176,15 @@ export function leanClient(target: LeanTarget) {
       return { size: Number(r.headers['content-length'] ?? 0), headers: r.headers, metadata };
     },
 
+    /**
+     * HeadBucket: resolves when the bucket answers 2xx; otherwise throws with the HTTP status (a HEAD
+     * answer has no body, so no S3 code). Lean: the SDK's first request costs ~0.1 s of CPU
+     * (endpoint rules, middleware), and every command starts with this check (issue 16).
+     */
+    async headBucket(bucket: string): Promise<void> {
+      ok(await request('HEAD', bodyless(bucket, '')));
+    },
+
     /** GET of an object as a stream (undefined when absent); the caller reads or destroys it. */
     async getObject(bucket: string, key: string): Promise<http.IncomingMessage | undefined> {
       const res = await open('GET', bodyless(bucket, key));

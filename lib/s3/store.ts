@@ -1,7 +1,7 @@
 // One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
 import {
   S3Client, HeadObjectCommand, GetObjectCommand,
-  DeleteObjectCommand, HeadBucketCommand,
+  DeleteObjectCommand,
   CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -375,7 +375,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     async checkBucket(bucket) {
       await read('HEAD', bucket, undefined, async () => {
         try {
-          await client.send(new HeadBucketCommand({ Bucket: bucket }));
+          await getLean().headBucket(bucket);
         } catch (e: any) {
           if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
           // A HEAD answer has no body, so a 403 does not say whether the signature or a policy refused:
