@@ -131,7 +131,13 @@ async function startRgw(): Promise<Server> {
     name: 'rgw', endpoint: rgw.endpoint, creds: rgw.users.admin, requestLog: path.join(rgw.dir, 'log', 'client.rgw.a.log'), pids,
     // beast's access log line (debug rgw 1, the default): `beast: 0x..: 127.0.0.1 - user [date] "PUT /bench/key HTTP/1.1" 200 ...`
     method: (l) => classify(/beast: .* "([A-Z]+) (\S+) HTTP\/1\.1"/.exec(l)),
-    async drop(prefix) { await runCmd('rclone', ['purge', `rgw:bench/${prefix}`, '--fast-list', '--checkers', '16'], { quiet: true }); },
+    async drop(prefix) {
+      await runCmd('rclone', ['purge', `rgw:bench/${prefix}`, '--fast-list', '--checkers', '16'], { quiet: true });
+      // RGW frees a deleted object's data only when its garbage collector runs (rgw_gc_obj_min_wait,
+      // 2 h by default): without this, the rounds' tarballs filled the 4 GiB memstore OSD and a PUT
+      // hung for 120 s (the 2026-11-27 run stopped in the tarballs' 5th pair). Outside any timing.
+      await rgw.admin(['gc', 'process', '--include-all']);
+    },
     stop: () => rgw.stop(),
   };
 }

@@ -55,6 +55,9 @@ export const tools: Tool[] = [
   { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'channel (one run at a time)', required: (c) => !!c.channels },
   { name: 'nix-eval-jobs', nixpkgs: 'nix-eval-jobs', args: ['--version'], debian: 'nix-eval-jobs (nixpkgs)', neededBy: 'build (faster evaluation; nix-instantiate is the fallback)', required: optional },
   { name: 'gpg', nixpkgs: 'gnupg', args: ['--version'], debian: 'gnupg', neededBy: 'signed APT repositories (index)', required: optional },
+  { name: 'gpgv', nixpkgs: 'gnupg', args: ['--version'], debian: 'gpgv', neededBy: 'verifying signed APT repositories (index)', required: optional },
+  { name: 'apt-ftparchive', nixpkgs: 'apt', args: ['--version'], debian: 'apt-utils', neededBy: 'APT repository indexes (index)', required: optional },
+  { name: 'bzip2', nixpkgs: 'bzip2', args: ['--help'], debian: 'bzip2', neededBy: 'verify --deep of bzip2 NARs (old caches)', required: optional },
   { name: 'dpkg', nixpkgs: 'dpkg', args: ['--version'], debian: 'dpkg', neededBy: 'Debian packages (index)', required: optional },
   { name: 'rsync', nixpkgs: 'rsync', args: ['--version'], debian: 'rsync', neededBy: 'mirrors', required: optional },
 ];

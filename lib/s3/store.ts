@@ -377,8 +377,9 @@ export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOpt
         }
       });
     },
-    async getStream(bucket, key) {
-      return wrap(bucket, key, async () => (await getLean().getObject(bucket, key)) as Readable | undefined);
+    getStream(bucket, key) {
+      // Retried until the response headers arrive, as every read; the body is the caller's to read.
+      return read('GET', bucket, key, async () => (await getLean().getObject(bucket, key)) as Readable | undefined);
     },
     getWithHead(bucket, key) {
       // Retried until the response headers arrive (as a HEAD is); the body is the caller's to read.
