@@ -26,7 +26,7 @@ import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
 import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
-import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects } from '../promote/knowledge.ts';
+import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects, TextMemo } from '../promote/knowledge.ts';
 import { normalizeEtag, openUploadRecord, type UploadRecord } from '../s3/record.ts';
 import { uploadStateDir } from './upload.ts';
 import {
@@ -87,14 +87,15 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
  * The read side verify gets, its reads retried on transient failures (a promote reads thousands of
  * objects), its listings from the run's memo, and (for the source) its reads noted in `seen`.
  */
-function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: ListingMemo, seen?: SeenObjects): VerifyTarget {
+function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: ListingMemo, seen?: SeenObjects, texts?: TextMemo): VerifyTarget {
   const t = verifyTarget(ctx, e, publicKey);
   const s3 = { ...retryingReader(e.s3), list: memo.list, getStream: (b: string, k: string) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) };
-  return { ...t, s3: seen ? seen.wrap(s3) : s3 };
+  const read = texts ? texts.keep(s3) : s3;
+  return { ...t, s3: seen ? seen.wrap(read) : read };
 }
 
-function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, record?: UploadRecord): PromoteSide {
-  const r = retryingReader(e.s3);
+function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, record?: UploadRecord, texts?: TextMemo): PromoteSide {
+  const r = texts ? texts.serve(retryingReader(e.s3)) : retryingReader(e.s3);
   // The plan's HEADs of the source (stable/ docs, which the source check leaves to the plan): one
   // that finds the sha256 the release expects there is a read-back like the verification's, noted
   // for the destination check and (2 s after its Last-Modified, as objects.ts notes) in the record.
@@ -192,7 +193,8 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const srcRecord = await recordOf(ctx, source);
     const seen = new SeenObjects(srcRecord);
     const srcMemo = listingMemo(source, (b, objects) => seen.listed(b, objects));
-    const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen), {
+    const texts = new TextMemo();
+    const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
       deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
       onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
       ...(srcRecord && !deep ? { known: srcRecord } : {}), list: srcMemo.list,
@@ -214,7 +216,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const planned = await planPromote({
       // The plan lists the source from the verification's listings (it copies what was verified) and
       // skips the HEAD of a new object the verification read back with the listed ETag and size.
-      project, version, major: majorOf(version), source: sideOf(source, srcMemo, seen, srcRecord), dest: sideOf(dest, dstMemo),
+      project, version, major: majorOf(version), source: sideOf(source, srcMemo, seen, srcRecord, texts), dest: sideOf(dest, dstMemo),
       sourceVerified: (b, k) => seen.get(b, k),
       serverSideCopy: settings.serverSideCopy, readManifest: readManifestText,
       destKey: dstKeys.publicKey, resignWith: keysDiffer && settings.resign ? dstKeys.secret : undefined,

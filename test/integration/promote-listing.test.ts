@@ -57,6 +57,10 @@ describe('promote proves by listing', () => {
     expect(requestsTo(log, 'HEAD', docs)).toEqual([]);
     // stable/ (the source check leaves it to the plan): the first promote's plan read it back.
     expect(requestsTo(log, 'HEAD', '/staging-docs/manual/hello/stable/')).toEqual([]);
+    // The plan reads the closure from the narinfos the source check read (each narinfo one GET).
+    const narinfoGets = requestsTo(log, 'GET', '/staging-cache/').filter((l) => l.endsWith('.narinfo'));
+    expect(narinfoGets.length).toBeGreaterThan(0);
+    expect(new Set(narinfoGets).size).toBe(narinfoGets.length);
     // The copies are proven by the destination's listing: the same ETag as the verified source.
     const copied = r.summary!.applied['s3.copy']!;
     expect(copied).toBeGreaterThan(10);
