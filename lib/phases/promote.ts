@@ -257,7 +257,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const knowledge = new CopyKnowledge();
     const dstRecord = dest.endpoint === source.endpoint && srcRecord ? srcRecord : await recordOf(ctx, dest);
     for (const n of planned.copiedNarinfos) knowledge.expectText(n.bucket, n.key, n.text);
-    const dstWriter = knowingWriter(dest.s3, { knowledge, memo: dstMemo, seen, record: dstRecord });
+    const dstWriter = knowingWriter(dest.s3, { knowledge, memo: dstMemo, seen, record: dstRecord, bodies: texts });
     const writers: Writers = { s3: dstWriter, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,

@@ -64,36 +64,59 @@ export class ListingMemo {
   }
 }
 
+/** Bodies kept per object: small ones only (narinfos, .ls listings, manifests). */
+const KEEP_AT_MOST = 1024 * 1024;
+
 /**
- * Small objects the source verification read whole (narinfos: getText), kept for the plan, which
- * reads the same closure: the plan then works from the very texts that were verified (1,000 GETs
- * fewer for 1,000 store paths). A narinfo rewritten in between is copied as it is now, and the
- * destination check reads it (its MD5 is not the kept text's: lib/promote/knowledge.ts CopyKnowledge).
+ * Small objects the source verification read whole (getText; narinfos and .ls read as streams by
+ * lib/verify/cache.ts), kept for the plan, which reads the same closure, and for the destination
+ * check: the plan works from the very bytes that were verified (1,000 GETs fewer for 1,000 store
+ * paths), and a server-side copy of such an object must hold these bytes (their MD5; `bytes` for
+ * the cache verifier). An object rewritten in between is copied as it is now: its ETag is then not
+ * the kept bytes' MD5, and the destination check reads it.
  */
 export class TextMemo {
-  private readonly texts = new Map<string, string>();
+  private readonly bodies = new Map<string, Buffer>();
   served = 0;
 
-  /** The reader whose getText results, and narinfos read as streams (lib/verify/cache.ts), are kept. */
-  keep<R extends S3Reader & { getStream(b: string, k: string): Promise<Readable | undefined> }>(r: R): R {
+  get(bucket: string, key: string): Buffer | undefined {
+    return this.bodies.get(id(bucket, key));
+  }
+
+  /** The reader whose getText results, and narinfos and .ls read as streams (with or without headers), are kept. */
+  keep<R extends S3Reader & { getStream(b: string, k: string): Promise<Readable | undefined>; getWithHead?(b: string, k: string): Promise<{ head: ObjectHead; stream: Readable } | undefined> }>(r: R): R {
+    const small = (k: string) => k.endsWith('.narinfo') || k.endsWith('.ls');
+    const readKept = async (b: string, k: string, stream: Readable): Promise<Readable> => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of stream) { chunks.push(Buffer.from(c)); size += c.length; }
+      const body = Buffer.concat(chunks, size);
+      if (size <= KEEP_AT_MOST) this.bodies.set(id(b, k), body);
+      return Readable.from([body]);
+    };
     return {
       ...r,
-      getText: async (b: string, k: string) => { const t = await r.getText(b, k); if (t !== undefined) this.texts.set(id(b, k), t); return t; },
+      ...(r.getWithHead ? {
+        getWithHead: async (b: string, k: string) => {
+          const got = await r.getWithHead!(b, k);
+          return got && small(k) ? { head: got.head, stream: await readKept(b, k, got.stream) } : got;
+        },
+      } : {}),
+      getText: async (b: string, k: string) => {
+        const t = await r.getText(b, k);
+        if (t !== undefined && t.length <= KEEP_AT_MOST) this.bodies.set(id(b, k), Buffer.from(t));
+        return t;
+      },
       getStream: async (b: string, k: string) => {
         const stream = await r.getStream(b, k);
-        if (!stream || !k.endsWith('.narinfo')) return stream;
-        const chunks: Buffer[] = [];
-        for await (const c of stream) chunks.push(Buffer.from(c));
-        const body = Buffer.concat(chunks);
-        this.texts.set(id(b, k), body.toString('utf8'));
-        return Readable.from([body]);
+        return stream && small(k) ? readKept(b, k, stream) : stream;
       },
     };
   }
 
   /** The reader whose getText is answered from what was kept (else read). */
   serve<R extends S3Reader>(r: R): R {
-    return { ...r, getText: async (b: string, k: string) => { const t = this.texts.get(id(b, k)); if (t !== undefined) { this.served++; return t; } return r.getText(b, k); } };
+    return { ...r, getText: async (b: string, k: string) => { const t = this.bodies.get(id(b, k)); if (t !== undefined) { this.served++; return t.toString('utf8'); } return r.getText(b, k); } };
   }
 }
 
@@ -216,9 +239,9 @@ export class CopyKnowledge implements LocalKnowledge {
  * MD5 their bytes have and the ETag the server acknowledged; the upload record forgets the key.
  */
 export function knowingWriter(inner: S3Writer, opts: {
-  knowledge: CopyKnowledge; memo: ListingMemo; seen: SeenObjects; record?: Pick<UploadRecord, 'forget'>;
+  knowledge: CopyKnowledge; memo: ListingMemo; seen: SeenObjects; record?: Pick<UploadRecord, 'forget'>; bodies?: TextMemo;
 }): S3Writer {
-  const { knowledge, memo, seen, record } = opts;
+  const { knowledge, memo, seen, record, bodies } = opts;
   return {
     async put(req: PutRequest): Promise<PutResult | void> {
       memo.wrote(req.bucket, req.key);
@@ -260,7 +283,11 @@ export function knowingWriter(inner: S3Writer, opts: {
       memo.wrote(to.bucket, to.key);
       record?.forget(to.bucket, to.key);
       const verified = seen.get(from.bucket, from.key);
-      if (verified && (copyOpts?.size === undefined || copyOpts.size === verified.size)) knowledge.expect(to.bucket, to.key, verified.etag, verified.size);
+      // The bytes the verification read whole (narinfos, .ls) say the most: their MD5, and the bytes
+      // themselves for the cache verifier; else the ETag a HEAD of the verification saw.
+      const body = bodies?.get(from.bucket, from.key);
+      if (body) knowledge.expect(to.bucket, to.key, createHash('md5').update(body).digest('hex'), body.length, body.length <= 64 * 1024 ? body : undefined);
+      else if (verified && (copyOpts?.size === undefined || copyOpts.size === verified.size)) knowledge.expect(to.bucket, to.key, verified.etag, verified.size);
       else if (!knowledge.expectCopyOfText(to.bucket, to.key)) knowledge.forget(to.bucket, to.key);
       // Conditional on the ETag the source verification read back (where the server honours it):
       // a source rewritten since is never copied.
