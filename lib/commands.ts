@@ -146,10 +146,10 @@ export const commands: CommandDef[] = [
   {
     name: 'verify',
     summary: 'read every destination of a release back from scratch; exit 0 only when all of it is as released',
-    reads: 'release/build-result.json and release/tag.json when present (else the published SHA256SUMS and manifest.nix); the environment\'s buckets, registries and git remote. No local memo',
+    reads: 'release/build-result.json and release/tag.json when present (else the published SHA256SUMS and manifest.nix); the environment\'s buckets, registries and git remote; quick mode: the MD5s of release/artifacts (a listed ETag equal to one proves that object without a HEAD; the hash memo answers for unchanged files). No upload record',
     changes: 'nothing (exit 1 and one line per problem, naming the repair)',
     flags: [
-      { name: 'deep', type: 'boolean', description: 'download and hash every object (release files, docs, every NAR: FileHash, NarHash) instead of HEAD + sha256 metadata' },
+      { name: 'deep', type: 'boolean', description: 'download and hash every object (release files, docs, every NAR: FileHash, NarHash) and read its metadata, instead of a listing (ETag = MD5 of the file in release/) or HEAD + sha256 metadata' },
       { name: 'published', type: 'string', value: 'VERSION', description: 'verify VERSION from what is published alone (its SHA256SUMS and manifest.nix), ignoring release/' },
       { name: 'public-key', type: 'string', value: 'NAME:BASE64', description: 'the cache key to check signatures with (default: from the environment\'s cache.signingKeyFile)' },
     ],

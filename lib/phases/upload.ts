@@ -19,6 +19,7 @@ import { openEnvironment, type OpenEnvironment } from '../environment.ts';
 import { ReleaseError, UsageError } from '../errors.ts';
 import { localTree } from '../files.ts';
 import { openHashCache, type HashCache } from '../hash-cache.ts';
+import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
@@ -64,6 +65,8 @@ export interface UploadInputs {
   tagRecord?: TagRecord;
   /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
   memo?: { record?: UploadRecord; hashCache?: HashCache };
+  /** This run's knowledge of the expected bytes and the plan's listings, for the closing verification (lib/s3/knowledge.ts). */
+  knowledge?: RunKnowledge;
 }
 
 /** Adapters a caller may wrap (tests inject failing writers here; nothing is mocked). */
@@ -98,7 +101,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5',
+    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: true,
   });
 }
 
@@ -111,7 +114,9 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // Local inputs against build-result.json before anything else (issue 9): a changed artifact or
   // manual page refuses the upload here, naming the file, before any write. Each file is read once
   // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: target.env.s3?.transitChecksum === 'content-md5' });
+  // The MD5 is read whatever the transit checksum (issue 16): the PUT checks its ETag against it, and
+  // the closing verification proves each single-part object by its listed ETag instead of a HEAD.
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: true });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
   const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
@@ -119,7 +124,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
   add(await planUploadImages(ctx, target.registries, result, maintenance));
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
   // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
   if (target.env.mirror?.latestLinks && !keep && result.official) {
     const { planLatestLink } = await import('../promote/plan.ts');
@@ -127,12 +132,14 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
     plan.steps.push({ title: `latest link in ${target.releases.url}`, actions: link.actions });
     plan.skipped.push(...link.skipped);
   }
-  add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, keepStable: keep }));
+  add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, knowledge: inputs.knowledge, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
   else add(await planGitPush(gitReader(gitAt(ctx.root)), { envName: target.name, git, record: inputs.tagRecord, cwd: ctx.root, forcePushTag: !!ctx.flags.extra['force-push-tag'] }));
   checkPlannedKeys(plan);
+  // Every planned PUT with an MD5 (the cache's too): the bytes expected at its key.
+  for (const a of plan.steps.flatMap((st) => st.actions)) if (a.kind === 's3.put' && a.md5) inputs.knowledge?.expect(a.bucket, a.key, a.md5, a.size);
   return plan;
 }
 
@@ -234,10 +241,11 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // The embedded server listens on a new port each run: name it by its data dir instead.
     const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
     const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
-    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo });
+    const knowledge = runKnowledge();
+    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const writers: Writers = { s3: recordingWriter(target.s3, memo.record), git: gitWriter, oci: ociWriter(target.registries) };
+    const writers: Writers = { s3: recordingWriter(target.s3, memo.record, knowledge), git: gitWriter, oci: ociWriter(target.registries) };
     let applied;
     try {
       applied = await apply(plan, {
@@ -257,12 +265,17 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     }
     let verified: VerifyReport | undefined;
     if (!flags.dryRun) {
-      // The whole release, read back (skipped objects too): the same check as `releng verify`, except
-      // that a fresh listing stands in for the HEAD of an object a verification already HEADed with the
-      // same size and ETag (the record's `verified` entries; issue 16). What it finds wrong leaves the
-      // upload record, so a re-run re-checks it.
+      // The whole release, read back (skipped objects too): the same check as `releng verify`, but by
+      // listing (issue 16): a listed single-part object whose ETag is the MD5 of the local bytes is
+      // proven byte for byte, and its metadata is vouched for by this run's acknowledged PUT, this
+      // run's HEAD, or a verification's (the record's `verified` entries); anything else is HEADed.
+      // A prefix this run wrote nothing under is not listed again: the plan's listing (taken this
+      // run) is the server's answer. What it finds wrong leaves the upload record, so a re-run re-checks it.
       log.info(`verifying ${result.project} ${result.version} in ${target.name}: every destination, read back`);
-      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), { release: await releaseFromBuild(ctx, result, tagRecord), known: memo.record });
+      verified = await verifyRelease(ctx, verifyTarget(ctx, target, signingKey?.publicKey), {
+        release: await releaseFromBuild(ctx, result, tagRecord), known: memo.record, local: knowledge,
+        list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
+      });
       if (!verified.ok) {
         for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
         await memo.record.save();

@@ -1,9 +1,16 @@
-// `releng verify`: reads every destination of a release back from scratch (no upload record, no
-// hash memo) and exits 0 only when all of it is as the release says. Read only: nothing is written.
+// `releng verify`: reads every destination of a release back from scratch (no upload record) and
+// exits 0 only when all of it is as the release says. Read only: nothing is written. Quick mode in
+// a project proves objects by listing against the MD5s of release/'s files (the hash memo may
+// answer for unchanged files; issue 16); --deep reads every object.
 import { access } from 'node:fs/promises';
 import { buildResultPath, readBuildResult } from '../build-result.ts';
 import type { Context } from '../context.ts';
-import { openEnvironment } from '../environment.ts';
+import { openEnvironment, type OpenEnvironment } from '../environment.ts';
+import { openHashCache } from '../hash-cache.ts';
+import { localReleaseDigests } from '../upload/inputs.ts';
+import { manualPrefixes } from '../upload/docs.ts';
+import type { LocalKnowledge } from '../verify/types.ts';
+import { uploadStateDir } from './upload.ts';
 import { ReleaseError } from '../errors.ts';
 import { readTagRecord } from '../tag-record.ts';
 import { loadVersion } from '../version.ts';
@@ -29,6 +36,32 @@ async function releaseToVerify(ctx: Context, withImages: boolean): Promise<Relea
   return releaseFromPublished(ctx.config.project, version);
 }
 
+/**
+ * Quick mode in a project with release/ (issue 16): the MD5s of the release's files as they lie in
+ * release/artifacts (checked against build-result.json's sha256; the hash memo answers for unchanged
+ * files), keyed by where they are published (release prefix; the manual under docs). A listed
+ * single-part object whose ETag is that MD5 holds exactly the release's bytes: proven without a
+ * HEAD. Its sha256 metadata is then not read (--deep reads it): what users get are the bytes, and
+ * upload HEADs and re-sends whatever its own record cannot vouch for. Without release/ (or for a
+ * file changed since build), objects are HEADed as before.
+ */
+async function localKnowledge(ctx: Context, target: OpenEnvironment, release: ReleaseSpec): Promise<LocalKnowledge | undefined> {
+  if (release.source !== 'build' || !release.files) return undefined;
+  const digests = await localReleaseDigests(ctx.releaseDir, release.releaseDir, release.files, { hashCache: await openHashCache(uploadStateDir(ctx.root)) });
+  if (digests.size === 0) return undefined;
+  const byKey = new Map<string, { md5: string; size: number }>();
+  const at = (bucket: string, key: string) => `${bucket}\0${key}`;
+  for (const [rel, d] of digests) {
+    byKey.set(at(target.releases.bucket, `${target.releases.prefix}${release.releaseDir}/${rel}`), d);
+    if (!rel.startsWith('manual/')) continue;
+    // Every prefix the manual may be published under (MAJOR/, stable/, nightly/): the docs verifier asks for the ones it checks.
+    for (const p of new Set([...manualPrefixes(release), ...manualPrefixes({ ...release, official: !release.official })])) {
+      byKey.set(at(target.docs.bucket, `${target.docs.prefix}${p}${rel.slice('manual/'.length)}`), d);
+    }
+  }
+  return { md5: (bucket, key) => byKey.get(at(bucket, key)), written: () => false };
+}
+
 export async function verify(ctx: Context): Promise<VerifyReport> {
   const { log, flags } = ctx;
   const deep = !!flags.extra.deep;
@@ -39,7 +72,8 @@ export async function verify(ctx: Context): Promise<VerifyReport> {
     const release = await releaseToVerify(ctx, target.registries.length > 0);
     const publicKey = await environmentPublicKey(ctx, target, typeof flags.extra['public-key'] === 'string' ? flags.extra['public-key'] : undefined);
     log.info(`verifying ${release.project} ${release.version} (${release.source === 'build' ? 'as release/build-result.json says' : 'as its published SHA256SUMS and manifest.nix say'})${deep ? ', reading every object' : ''}`);
-    const report = await verifyRelease(ctx, verifyTarget(ctx, target, publicKey), { deep, release });
+    const local = deep ? undefined : await localKnowledge(ctx, target, release);
+    const report = await verifyRelease(ctx, verifyTarget(ctx, target, publicKey), { deep, release, ...(local ? { local } : {}) });
     for (const n of report.notChecked) log.skip(`${n.destination}: ${n.what}`, n.reason);
     log.info(`checked ${renderChecked(report)} in ${report.seconds} s`);
     if (!report.ok) {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import type { RunKnowledge } from './knowledge.ts';
 import type { PutRequest, S3Writer } from './store.ts';
 
 export interface RecordEntry {
@@ -36,6 +37,13 @@ export interface UploadRecord {
    * re-sent) by the next run, never vouched for by this memo (issue 9; `releng verify` calls it).
    */
   forget(bucket: string, key: string | string[]): void;
+  /**
+   * This run only (never saved): a HEAD of this run (the plan's) saw this size, ETag and sha256
+   * metadata. The closing verification accepts our metadata of an object listed with that ETag and
+   * size without another HEAD (issue 16). Cleared for a key by `forget`.
+   */
+  noteHead(bucket: string, key: string, seen: { sha256: string; size: number; etag: string }): void;
+  headed(bucket: string, key: string): { sha256: string; size: number; etag: string } | undefined;
   /** Writes the record (atomically) if anything changed. */
   save(): Promise<void>;
   /** The record's path (named when saving fails). */
@@ -64,8 +72,11 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
   } catch { /* missing or not JSON: an empty record, planSync falls back to HEAD */ }
   let dirty = false;
   const id = (bucket: string, key: string) => `${bucket}/${key}`;
+  const heads = new Map<string, { sha256: string; size: number; etag: string }>();
   return {
     file,
+    noteHead(bucket, key, seen) { heads.set(id(bucket, key), seen); },
+    headed: (bucket, key) => heads.get(id(bucket, key)),
     get(bucket, key) {
       const e = objects[id(bucket, key)];
       return e ? { sha256: e[0], size: e[1], etag: e[2], ...(e[3] !== undefined ? { verified: e[3] } : {}) } : undefined;
@@ -82,6 +93,7 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
     },
     forget(bucket, key) {
       for (const k of Array.isArray(key) ? key : [key]) {
+        heads.delete(id(bucket, k));
         if (id(bucket, k) in objects) { delete objects[id(bucket, k)]; dirty = true; }
       }
     },
@@ -96,12 +108,20 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
   };
 }
 
-/** An S3Writer that notes each successful put (with the ETag the server answered) in the record. */
-export function recordingWriter(inner: S3Writer, record: UploadRecord): S3Writer {
+/**
+ * An S3Writer that notes each successful put (with the ETag the server answered) in the record,
+ * and in this run's knowledge (lib/s3/knowledge.ts): which keys were written (a plan listing of
+ * their prefix is stale from then on) and which PUTs the server acknowledged with the ETag of the
+ * expected bytes (`written`: bytes and metadata are then this write's).
+ */
+export function recordingWriter(inner: S3Writer, record: UploadRecord, knowledge?: RunKnowledge): S3Writer {
   return {
     async put(req: PutRequest) {
       record.forget(req.bucket, req.key); // until the put is acknowledged, what is there is unknown
+      knowledge?.touch(req.bucket, req.key);
       const r = await inner.put(req);
+      // "Already there" is someone else's object (its metadata is not this write's): HEADed later.
+      if (r && !r.alreadyThere) knowledge?.acknowledged(req.bucket, req.key, r.etag);
       const etag = normalizeEtag(r ? r.etag : undefined);
       // A single-part ETag is the MD5 of what the server stored: when it is not the MD5 we sent,
       // the stored bytes are not ours (a server that does not check Content-MD5), so vouch for nothing.
@@ -111,11 +131,13 @@ export function recordingWriter(inner: S3Writer, record: UploadRecord): S3Writer
     },
     async delete(bucket, key) {
       record.forget(bucket, key);
+      knowledge?.touch(bucket, key);
       await inner.delete(bucket, key);
     },
-    async copy(from, to) {
+    async copy(from, to, opts) {
       record.forget(to.bucket, to.key);
-      await inner.copy(from, to);
+      knowledge?.touch(to.bucket, to.key);
+      await inner.copy(from, to, opts);
     },
   };
 }

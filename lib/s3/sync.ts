@@ -4,6 +4,7 @@ import pLimit from 'p-limit';
 import type { Skip } from '../actions.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
+import type { RunKnowledge } from './knowledge.ts';
 import { normalizeEtag, type UploadRecord } from './record.ts';
 import type { RemoteObject, S3Reader } from './store.ts';
 
@@ -14,7 +15,7 @@ export interface LocalFile {
   source: { file: string } | { text: string };
   size: number;
   sha256: string;
-  /** Base64 MD5, when the environment's transit checksum is Content-MD5 (read with the sha256). */
+  /** Base64 MD5 (read with the sha256): Content-MD5, the PUT's ETag check, and the closing verification's listing proof (issue 16). */
   md5?: string;
 }
 
@@ -38,6 +39,8 @@ export interface SyncRequest {
   listing?: Promise<RemoteObject[]>;
   /** Immutable keys (a release prefix): new objects are created with If-None-Match where the environment allows. */
   createOnly?: boolean;
+  /** This run's knowledge (lib/s3/knowledge.ts): gets the files' MD5s and the prefix's listing, for the closing verification. */
+  knowledge?: RunKnowledge;
 }
 
 export interface SyncPlan {
@@ -53,7 +56,12 @@ const byLocale = new Intl.Collator();
 
 /** Compares local files with one flat listing, then HEADs only same-size objects the record cannot vouch for. */
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
-  const remote = new Map((await (req.listing ?? reader.list(req.bucket, req.prefix))).map((o) => [o.key, o]));
+  const listing = req.listing ?? reader.list(req.bucket, req.prefix);
+  if (req.knowledge) {
+    req.knowledge.listed(req.bucket, req.prefix, listing);
+    for (const f of req.files) if (f.md5) req.knowledge.expect(req.bucket, req.prefix + f.rel, f.md5, f.size);
+  }
+  const remote = new Map((await listing).map((o) => [o.key, o]));
   const limit = pLimit(req.concurrency ?? 32);
   const puts: S3Put[] = [];
   let unchanged = 0;
@@ -108,6 +116,12 @@ async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: Up
   const rewritten = known?.verified !== undefined && known.sha256 === head?.sha256 && known.etag !== etag;
   if (req.record && !rewritten && head?.sha256 && etag && headEtag === etag && head.size === listed.size) {
     req.record.set(req.bucket, key, { sha256: head.sha256, size: head.size, etag });
+    // What this HEAD read back is what the closing verification's HEAD would (issue 16): noted for
+    // this run, and for later runs under the same 2 s rule as lib/verify/objects.ts readBack.
+    req.record.noteHead(req.bucket, key, { sha256: head.sha256, size: head.size, etag });
+    if (head.mtime !== undefined && head.serverTime !== undefined && head.serverTime - head.mtime >= 2) {
+      req.record.markVerified(req.bucket, key, { sha256: head.sha256, size: head.size, etag, verified: head.mtime });
+    }
   }
   return head?.sha256;
 }

@@ -77,3 +77,21 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
   }
   return { artifacts, manual };
 }
+
+/**
+ * The MD5 (hex) and size of each file of the release prefix as it lies in release/artifacts, for
+ * the files whose size and sha256 are still the expected ones (a file changed since build proves
+ * nothing and is left out: its objects are HEADed). `releng verify` proves objects by listing with
+ * these (issue 16). Read-only: the hash memo answers for unchanged files and is not saved.
+ */
+export async function localReleaseDigests(releaseDir: string, releaseDirName: string, files: Map<string, { sha256: string; size?: number }>, opts: { hashCache?: HashCache } = {}): Promise<Map<string, { md5: string; size: number }>> {
+  const out = new Map<string, { md5: string; size: number }>();
+  const limit = pLimit(4);
+  await Promise.all([...files].map(([rel, e]) => limit(async () => {
+    let d: FileDigest;
+    try { d = await fileDigest(path.join(releaseDir, 'artifacts', releaseDirName, rel), { hashCache: opts.hashCache, md5: true }); } catch { return; }
+    if (d.sha256 !== e.sha256 || (e.size !== undefined && d.size !== e.size) || !d.md5) return;
+    out.set(rel, { md5: Buffer.from(d.md5, 'base64').toString('hex'), size: d.size });
+  })));
+  return out;
+}

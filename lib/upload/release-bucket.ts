@@ -7,11 +7,14 @@ import { ReleaseError } from '../errors.ts';
 import type { BuildResult } from '../build-result.ts';
 import type { BucketRef } from '../environment.ts';
 import type { S3Reader } from '../s3/store.ts';
+import type { RunKnowledge } from '../s3/knowledge.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
 
 export interface ReleaseBucketOptions {
   record?: UploadRecord;
+  /** This run's knowledge (lib/s3/knowledge.ts): the files' MD5s and the listings, for the closing verification. */
+  knowledge?: RunKnowledge;
   /** Why the root manifest.nix must not move (maintenance or partial release); undefined: it moves. */
   keepRootManifest?: string;
   /** --replace-artifacts: allow replacing objects of the release prefix whose content differs. */
@@ -32,7 +35,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
   const versioned = result.artifacts.filter((a) => a.path.startsWith(versionPrefix))
     .map((a): LocalFile => localFile(a.path.slice(versionPrefix.length), path.join(artifactsDir, a.path), a.size, a.sha256, opts));
   // The version directory is immutable: new objects are created with If-None-Match where the environment has conditional writes.
-  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, createOnly: !opts.replaceArtifacts });
+  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, knowledge: opts.knowledge, createOnly: !opts.replaceArtifacts });
   const changed = files.puts.filter((p) => p.reason === 'changed');
   if (changed.length && !opts.replaceArtifacts) {
     throw new ReleaseError(`the release prefix s3://${releases.bucket}/${releases.prefix}${versionPrefix} already holds ${changed.length} object${changed.length === 1 ? '' : 's'} with other content:\n${changed.slice(0, 10).map((p) => `  ${p.key}`).join('\n')}`,
@@ -45,7 +48,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
     skipped.push({ what: `root manifest.nix of ${releases.url}`, reason: opts.keepRootManifest });
   } else if (root) {
     // Only the root object is compared: a listing of the whole bucket root would walk every release.
-    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record });
+    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record, knowledge: opts.knowledge });
     steps.push({ title: `root manifest.nix to ${releases.url}`, actions: pointer.puts });
     skipped.push(...pointer.skipped);
   }

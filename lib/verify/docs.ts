@@ -2,7 +2,7 @@
 // for an unofficial build) exactly the files of the release's manual/ — the same files SHA256SUMS
 // lists under manual/ in the release prefix — with the same sha256, and nothing else.
 import { manualPrefixes } from '../upload/docs.ts';
-import { checkObject } from './objects.ts';
+import { checkObject, metadataNote } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 
 export const docsVerifier: DestinationVerifier = {
@@ -18,7 +18,7 @@ export const docsVerifier: DestinationVerifier = {
     if (release.keep && release.official) report.notChecked.push({ destination: this.name, what: `s3://${t.docs.bucket}/${t.docs.prefix}manual/${release.project}/stable/`, reason: release.keep });
     for (const p of prefixes) {
       const prefix = t.docs.prefix + p;
-      const listing = await scope.limit(() => t.s3.list(t.docs.bucket, prefix));
+      const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.docs.bucket, prefix));
       count(report, 'listed', listing.length);
       const wanted = new Set(manual.map(([rel]) => prefix + rel));
       const listed = new Map(listing.map((o) => [o.key, o]));
@@ -29,6 +29,7 @@ export const docsVerifier: DestinationVerifier = {
         report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });
       }
     }
+    metadataNote(report, this.name, `s3://${t.docs.bucket}/${t.docs.prefix}manual/${release.project}/`);
     return report;
   },
 };

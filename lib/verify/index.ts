@@ -159,9 +159,9 @@ export interface VerifyOptions {
   onResolved?: (release: ResolvedRelease) => void;
   /** Upload's closing verification only: its record, so listings stand in for HEADs it already did (VerifyScope.known). */
   known?: VerifyScope['known'];
-  /** What the caller knows of the expected bytes (VerifyScope.local): upload's staged files, promote's verified copies. */
+  /** The expected bytes' MD5s (upload: what it hashed; verify: release/), so a listing proves them (VerifyScope.local). */
   local?: VerifyScope['local'];
-  /** Listings the caller took this run of prefixes it wrote nothing under since (VerifyScope.list). */
+  /** Listings the caller already holds (upload: its plan's, for prefixes it wrote nothing under; VerifyScope.list). */
   list?: VerifyScope['list'];
 }
 

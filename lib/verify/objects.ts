@@ -1,12 +1,15 @@
-// Reading S3 objects back for verification: HEAD (size and our `sha256` metadata) for the quick
-// check, the whole object streamed and hashed for --deep. Only upload's closing verification gives
-// it a local memo (scope.known), and then only to accept a listing in place of a HEAD.
+// Reading S3 objects back for verification. Quick: a listing whose single-part ETag is the MD5 of
+// the expected local bytes (scope.local) proves the bytes; otherwise a HEAD (size and our `sha256`
+// metadata). --deep: the whole object streamed and hashed. Only upload's closing verification gives
+// it a local memo (scope.known), and then only to accept a listing in place of a HEAD; with it,
+// our metadata must be vouched for too (this run's acknowledged write, this run's HEAD, a verification's).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { debianPackageOf } from '../exec.ts';
 import { MissingToolError } from '../errors.ts';
+import { singlePartEtag } from '../s3/knowledge.ts';
 import { normalizeEtag } from '../s3/record.ts';
 import type { RemoteObject } from '../s3/store.ts';
 import type { DestinationReport, ExpectedFile, VerifyScope, VerifyTarget } from './types.ts';
@@ -70,6 +73,17 @@ export async function hashDecompressed(input: Readable, compression: string, onR
   return result;
 }
 
+/** Counted for objects `releng verify` quick proved by their bytes alone (no HEAD: sha256 metadata not read). */
+export const metadataNotRead = 'objects whose metadata quick did not read';
+
+/** Says (never silently) that quick proved objects by their bytes and did not read their metadata. */
+export function metadataNote(report: DestinationReport, destination: string, where: string): void {
+  const n = report.checked[metadataNotRead];
+  if (!n) return;
+  report.notChecked.push({ destination, what: `sha256 metadata of ${n} object${n === 1 ? '' : 's'} under ${where}`,
+    reason: 'the listing proved their bytes (ETag = MD5 of the files in release/); `releng verify --deep` reads the metadata too' });
+}
+
 /** What a check of one S3 object needs to report a problem. */
 export interface ObjectCheck {
   destination: string;
@@ -97,11 +111,60 @@ function vouchedByListing(scope: VerifyScope, c: ObjectCheck): boolean {
     && (c.expected.size === undefined || c.expected.size === c.listed.size));
 }
 
+/**
+ * What the listing says of the bytes, held against the caller's local knowledge (issue 16):
+ * `proven` when the listed single-part ETag (the server's MD5 of what it stores) is the MD5 of the
+ * expected local bytes at the expected size — byte for byte, which a HEAD (our sha256 metadata)
+ * never showed; `contradicted` when it is another MD5 at that size (other bytes, or a server whose
+ * ETags are no MD5s, as with SSE-KMS: the bytes are then read). Multipart ETags (`-N`) say neither.
+ */
+function bytesByListing(scope: VerifyScope, c: ObjectCheck): 'proven' | 'contradicted' | undefined {
+  if (!scope.local || !c.listed || scope.deep || c.always) return undefined;
+  const local = scope.local.md5(c.bucket, c.key);
+  const etag = singlePartEtag(c.listed.etag);
+  if (!local || !etag || local.size !== c.listed.size || (c.expected.size !== undefined && c.expected.size !== c.listed.size)) return undefined;
+  return etag === local.md5 ? 'proven' : 'contradicted';
+}
+
+/**
+ * Whether our metadata (the sha256 a HEAD shows; content type and encoding with it) is vouched for
+ * without a HEAD, for an object whose bytes the listing proved: this run wrote it and the server
+ * acknowledged the write with the ETag of these bytes (a PUT sets bytes and metadata together), or
+ * a HEAD of this run (the plan's) saw our sha256 with this ETag and size, or a verification did
+ * (vouchedByListing). Upload's closing verification only (scope.known): `releng verify` quick
+ * proves bytes and leaves metadata to --deep (docs/verify.md, "What quick proves").
+ */
+function metadataVouched(scope: VerifyScope, c: ObjectCheck, etag: string): boolean {
+  if (!scope.known) return true;
+  if (scope.local?.written(c.bucket, c.key)) return true;
+  const h = scope.known.headed?.(c.bucket, c.key);
+  if (h && h.etag === etag && h.sha256 === c.expected.sha256 && h.size === c.listed!.size) return true;
+  return vouchedByListing(scope, c);
+}
+
 /** Checks one object: present, size, our sha256 metadata; the content itself when deep (or `always`). */
 export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: ObjectCheck, report: DestinationReport, repair = scope.repair): Promise<void> {
   const where = `s3://${c.bucket}/${c.key}`;
   const problem = (what: string) => report.problems.push({ destination: c.destination, where, what, repair, bucket: c.bucket, key: c.key });
-  if (vouchedByListing(scope, c)) {
+  const bytes = bytesByListing(scope, c);
+  if (bytes === 'proven') {
+    const etag = singlePartEtag(c.listed!.etag)!;
+    if (metadataVouched(scope, c, etag)) {
+      count(report, 'objects');
+      count(report, 'objects proven by listing');
+      if (!scope.known) count(report, metadataNotRead);
+      // Noted with the listing's Last-Modified, so the next run's closing verification is a listing
+      // too. The residual risk, unlike readBack's 2 s rule: another writer putting these same bytes
+      // with other metadata within the second of our write keeps ETag and Last-Modified, and later
+      // runs would not HEAD it. Its bytes stay proven by every listing (the ETag is their MD5); only
+      // its metadata could be another writer's, which `releng verify --deep` reads.
+      if (scope.known && c.listed!.mtime !== undefined) {
+        scope.known.markVerified(c.bucket, c.key, { sha256: c.expected.sha256, size: c.listed!.size, etag, verified: c.listed!.mtime });
+      }
+      scope.progress.item();
+      return;
+    }
+  } else if (bytes === undefined && vouchedByListing(scope, c)) {
     count(report, 'objects');
     count(report, 'objects proven by listing');
     scope.progress.item();
@@ -135,7 +198,10 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   const before = scope.known?.get(c.bucket, c.key);
   const rewritten = !!(before?.verified !== undefined && before.sha256 === c.expected.sha256 && headEtag && before.etag !== headEtag && head.sha256 === c.expected.sha256);
   if (rewritten) count(report, 'objects rewritten since verified (read)');
-  if (!scope.deep && !c.always && !rewritten) { readBack(); scope.progress.item(); return; }
+  // Our metadata over a listed ETag that is not the MD5 of the expected bytes: read them.
+  const contradicted = bytes === 'contradicted' && head.sha256 === c.expected.sha256 && !rewritten;
+  if (contradicted) count(report, 'objects whose ETag is not the local MD5 (read)');
+  if (!scope.deep && !c.always && !rewritten && !contradicted) { readBack(); scope.progress.item(); return; }
   const got = oneGet ? oneGet.got : await scope.limit(async () => {
     const stream = await t.s3.getStream(c.bucket, c.key);
     return stream ? hashStream(stream) : undefined;

@@ -1,6 +1,7 @@
 // The release prefix (PROJECT/PROJECT-VERSION/): every file SHA256SUMS lists is there with its size
 // and sha256, and nothing else is. SHA256SUMS and manifest.nix are always downloaded and hashed.
-import { checkObject } from './objects.ts';
+// Listed once (upload hands in its plan's listing when it wrote nothing under the prefix since).
+import { checkObject, metadataNote } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 
 export const releasePrefixVerifier: DestinationVerifier = {
@@ -8,7 +9,7 @@ export const releasePrefixVerifier: DestinationVerifier = {
   async verify(t, release, scope) {
     const report = emptyReport();
     const prefix = `${t.releases.prefix}${release.releaseDir}/`;
-    const listing = await scope.limit(() => t.s3.list(t.releases.bucket, prefix));
+    const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.releases.bucket, prefix));
     const listed = new Map(listing.map((o) => [o.key, o]));
     scope.progress.addTotal(release.files.size);
     await Promise.all([...release.files].map(([rel, expected]) => checkObject(t, scope, {
@@ -24,6 +25,7 @@ export const releasePrefixVerifier: DestinationVerifier = {
       });
     }
     count(report, 'listed', listing.length);
+    metadataNote(report, this.name, `s3://${t.releases.bucket}/${prefix}`);
     return report;
   },
 };

@@ -99,7 +99,7 @@ export interface VerifyScope {
    * accepts a listed object without a HEAD when a verification already HEADed it with this same
    * size, ETag and our expected sha256; every HEAD that reads an object back right is noted in it.
    */
-  known?: Pick<UploadRecord, 'get' | 'markVerified'>;
+  known?: Pick<UploadRecord, 'get' | 'markVerified'> & Partial<Pick<UploadRecord, 'headed'>>;
   /**
    * What the caller knows of the bytes expected at S3 keys (upload: what it staged, hashed and put;
    * promote: the verified source objects it copied; `releng verify` in a project: release/). Never

@@ -4,6 +4,7 @@
 // body; answer 500, 503 SlowDown or reset the connection for a fraction of requests (seeded RNG);
 // acknowledge a PUT without storing it; forward only half of a PUT body and acknowledge it; flip a
 // byte of a PUT body in transit. Every injection is counted and bounded (maxInjections).
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -28,14 +29,15 @@ export type Fault =
   | { kind: 'reset'; rate: number; seed: number; match?: (r: RequestInfo) => boolean }
   /**
    * Answer 200 with a made-up ETag and do not forward, for the Nth matching PUT (or a fraction).
-   * `answer` gives the ETag (and body) to lie with instead: e.g. a CopyObjectResult with the copy
-   * source's real ETag, as a server that acknowledges a copy it never stored would.
+   * etag 'body-md5': the MD5 of the body, as a server that stored it would. `answer` gives the
+   * ETag (and body) to lie with instead: e.g. a CopyObjectResult with the copy source's real ETag,
+   * as a server that acknowledges a copy it never stored would.
    */
-  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; match?: (r: RequestInfo) => boolean; answer?: (r: RequestInfo) => { etag: string; body?: string } }
+  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; etag?: 'body-md5'; match?: (r: RequestInfo) => boolean; answer?: (r: RequestInfo) => { etag: string; body?: string } }
   /** Forward only the first half of the Nth matching PUT body, abort it upstream, and answer the client 200. */
   | { kind: 'truncate'; at: number; match?: (r: RequestInfo) => boolean }
-  /** Flip one byte of the Nth matching PUT body on its way to the server (the answer is passed back). */
-  | { kind: 'flip'; at: number; match?: (r: RequestInfo) => boolean };
+  /** Flip one byte of the Nth matching PUT body on its way to the server (the answer is passed back; etag 'sent-md5': its ETag replaced by the MD5 of the body as sent, a server that lies). */
+  | { kind: 'flip'; at: number; etag?: 'sent-md5'; match?: (r: RequestInfo) => boolean };
 
 /** Shared by the proxies of one test: the current fault, counters, and how to kill releng. */
 export class FaultController {
@@ -48,6 +50,8 @@ export class FaultController {
   kill?: () => void;
   killed = false;
   readonly log: string[] = [];
+  /** Every request the proxies saw (faulted or not), to count requests by method and path. */
+  readonly requests: RequestInfo[] = [];
   private rng = mulberry32(1);
 
   set(fault: Fault): void {
@@ -126,6 +130,7 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
     const bodyLength = Number(req.headers['content-length'] ?? 0);
     const copySource = req.headers['x-amz-copy-source'];
     const info: RequestInfo = { method: req.method ?? 'GET', url: req.url ?? '/', upstream: name, bodyLength, ...(typeof copySource === 'string' ? { copySource } : {}) };
+    ctl.requests.push(info);
     const action = ctl.decide(info);
     const drain = () => { req.resume(); };
     if (action === 'kill') { ctl.doKill(); drain(); req.socket.destroy(); return; }
@@ -138,15 +143,22 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
       req.on('end', () => { res.writeHead(code, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }); res.end(req.method === 'HEAD' ? undefined : body); });
       return;
     }
+    const bodyMd5 = createHash('md5');
     if (action === 'ack') {
-      drain();
-      const lie = ctl.fault.kind === 'ack-without-store' && ctl.fault.answer ? ctl.fault.answer(info) : undefined;
-      const body = lie?.body ?? '';
-      req.on('end', () => { res.writeHead(200, { etag: lie?.etag ?? fakeEtag(), 'content-length': Buffer.byteLength(body), ...(body ? { 'content-type': 'application/xml' } : {}) }); res.end(body); });
+      const answer = ctl.fault.kind === 'ack-without-store' && ctl.fault.answer ? ctl.fault.answer(info) : undefined;
+      req.on('data', (c: Buffer) => bodyMd5.update(c));
+      req.on('end', () => {
+        const etag = answer?.etag ?? (ctl.fault.kind === 'ack-without-store' && ctl.fault.etag === 'body-md5' ? `"${bodyMd5.digest('hex')}"` : fakeEtag());
+        const body = answer?.body ?? '';
+        res.writeHead(200, { etag, 'content-length': Buffer.byteLength(body), ...(body ? { 'content-type': 'application/xml' } : {}) });
+        res.end(body);
+      });
       return;
     }
+    const lie = action === 'flip' && ctl.fault.kind === 'flip' && ctl.fault.etag === 'sent-md5';
     const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (ures) => {
-      res.writeHead(ures.statusCode ?? 502, ures.headers);
+      // The server answered after the whole (flipped) body: the MD5 of what the client sent is complete.
+      res.writeHead(ures.statusCode ?? 502, lie && ures.headers.etag ? { ...ures.headers, etag: `"${bodyMd5.digest('hex')}"` } : ures.headers);
       ures.pipe(res);
     });
     up.on('error', () => { if (!res.headersSent) req.socket.destroy(); else res.destroy(); });
@@ -156,6 +168,7 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
     const half = Math.max(1, Math.floor(bodyLength / 2));
     req.on('data', (chunk: Buffer) => {
       if (action === 'flip') {
+        bodyMd5.update(chunk);
         const at = Math.floor(bodyLength / 2) - sent;
         if (at >= 0 && at < chunk.length) { chunk = Buffer.from(chunk); chunk[at]! ^= 0x01; }
         sent += chunk.length;

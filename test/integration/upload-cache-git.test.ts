@@ -128,7 +128,7 @@ describe('upload of the signed cache and the git push (examples/hello, local env
     // Golden, with what changes per run (hashes, sizes, paths, ports) replaced by placeholders.
     const normal = JSON.stringify(out.plan, null, 2)
       .replaceAll(p.dir, '<project>').replaceAll(path.dirname(p.dir), '<tmp>')
-      .replace(/\b[0-9a-f]{64}\b/g, '<sha256>').replace(/\b[0-9a-f]{40}\b/g, '<commit>')
+      .replace(/"md5": "[A-Za-z0-9+/]{22}=="/g, '"md5": "<md5>"').replace(/\b[0-9a-f]{64}\b/g, '<sha256>').replace(/\b[0-9a-f]{40}\b/g, '<commit>')
       .replace(/\b[0-9a-df-np-sv-z]{52}\b/g, '<nar-hash>').replace(/\b[0-9a-df-np-sv-z]{32}\b/g, '<store-hash>')
       .replace(/(\\?"size\\?": ?)\d+/g, '$1"<n>"').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
       .replace(/, \d+ B,/g, ', <n> B,').replace(/"bytes": \d+/g, '"bytes": "<n>"');

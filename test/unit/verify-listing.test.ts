@@ -13,7 +13,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openUploadRecord, type UploadRecord } from '../../lib/s3/record.ts';
 import type { ObjectHead, RemoteObject } from '../../lib/s3/store.ts';
 import { checkObject } from '../../lib/verify/objects.ts';
-import { emptyReport, type VerifyScope, type VerifyTarget } from '../../lib/verify/types.ts';
+import { emptyReport, type LocalKnowledge, type VerifyScope, type VerifyTarget } from '../../lib/verify/types.ts';
+import { runKnowledge } from '../../lib/s3/knowledge.ts';
 
 const temps: string[] = [];
 afterAll(async () => { await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true }))); });
@@ -41,11 +42,12 @@ function memory(now = 2000) {
   return { objects, calls, target: { s3 } as unknown as VerifyTarget };
 }
 
-async function check(m: ReturnType<typeof memory>, key: string, expected: Buffer, opts: { known?: UploadRecord; deep?: boolean } = {}) {
+async function check(m: ReturnType<typeof memory>, key: string, expected: Buffer, opts: { known?: UploadRecord; deep?: boolean; local?: LocalKnowledge; etag?: string } = {}) {
   const listed = (await m.target.s3.list('b', key)).find((o) => o.key === key);
+  if (listed && opts.etag) listed.etag = opts.etag;
   const scope: VerifyScope = {
     deep: !!opts.deep, limit: pLimit(4), repair: 'releng upload', tmpDir: '/nowhere',
-    progress: { tick() {}, addTotal() {}, item() {}, stop() {} } as any, ...(opts.known ? { known: opts.known } : {}),
+    progress: { tick() {}, addTotal() {}, item() {}, stop() {} } as any, ...(opts.known ? { known: opts.known } : {}), ...(opts.local ? { local: opts.local } : {}),
   };
   const report = emptyReport();
   await checkObject(m.target, scope, { destination: 'docs', bucket: 'b', key, expected: { sha256: sha(expected), size: expected.length }, listed }, report);
@@ -115,5 +117,109 @@ describe('checkObject with the upload record', () => {
     const r = await check(m, 'gone', bytes, { known: record });
     expect(r.problems.map((p) => [p.where, p.what])).toEqual([['s3://b/gone', 'missing']]);
     expect(m.calls.head).toBe(1);
+  });
+});
+
+describe('checkObject with local knowledge (issue 16: the listed ETag against the local MD5)', () => {
+  const openRecord = async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-vl-'));
+    temps.push(dir);
+    return openUploadRecord(dir, 'memory');
+  };
+  const knows = (key: string, bytes: Buffer) => {
+    const k = runKnowledge();
+    k.expect('b', key, md5(bytes), bytes.length);
+    return k;
+  };
+
+  it('upload: a listed object with ETag = local MD5 that this run wrote (acknowledged with that ETag) needs no HEAD, and is marked verified with its Last-Modified', async () => {
+    const record = await openRecord();
+    const m = memory();
+    const bytes = Buffer.from('<p>page</p>');
+    m.objects.set('a', { bytes, sha256: sha(bytes), mtime: 1999 });
+    const local = knows('a', bytes);
+    local.acknowledged('b', 'a', `"${md5(bytes)}"`);
+    expect(local.written('b', 'a')).toBe(true);
+    const r = await check(m, 'a', bytes, { known: record, local });
+    expect(r.problems).toEqual([]);
+    expect(r.checked['objects proven by listing']).toBe(1);
+    expect(m.calls).toEqual({ head: 0, get: 0 });
+    expect(record.get('b', 'a')).toEqual({ sha256: sha(bytes), size: bytes.length, etag: md5(bytes), verified: 1999 });
+    // The next run (nothing written): the verified entry vouches for the metadata while the listing shows that Last-Modified.
+    const next = await check(m, 'a', bytes, { known: record, local: knows('a', bytes) });
+    expect(next.checked['objects proven by listing']).toBe(1);
+    expect(m.calls).toEqual({ head: 0, get: 0 });
+  });
+
+  it('upload: bytes proven but the metadata vouched by nothing of this run: HEADed, and wrong metadata named', async () => {
+    const record = await openRecord();
+    const m = memory();
+    const bytes = Buffer.from('abc');
+    m.objects.set('a', { bytes, sha256: 'f'.repeat(64), mtime: 1000 });
+    const local = knows('a', bytes);
+    local.acknowledged('b', 'a', `"${'0'.repeat(32)}"`); // acknowledged with another ETag: not `written`
+    expect(local.written('b', 'a')).toBe(false);
+    const r = await check(m, 'a', bytes, { known: record, local });
+    expect(r.problems.map((p) => p.what)).toEqual([`sha256 metadata ${'f'.repeat(64)}, expected ${sha(bytes)}`]);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+    // A HEAD of this run (the plan's) that saw our sha256 with this ETag vouches instead.
+    m.objects.set('a', { bytes, sha256: sha(bytes), mtime: 1000 });
+    record.noteHead('b', 'a', { sha256: sha(bytes), size: bytes.length, etag: md5(bytes) });
+    expect((await check(m, 'a', bytes, { known: record, local })).checked['objects proven by listing']).toBe(1);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+  });
+
+  it('a listed ETag that is not the local MD5 (same size, our sha256 claimed) is read and named, written or not', async () => {
+    const record = await openRecord();
+    const m = memory();
+    const good = Buffer.from('abcdefgh');
+    const bad = Buffer.from('abcdefgX');
+    m.objects.set('a', { bytes: bad, sha256: sha(good), mtime: 1000 });
+    const local = knows('a', good);
+    local.acknowledged('b', 'a', `"${md5(good)}"`); // a server that answers the ETag of what was sent
+    for (const scope of [{ known: record, local }, { local }]) {
+      const r = await check(m, 'a', good, scope);
+      expect(r.problems.map((p) => p.what)).toEqual([`content sha256 ${sha(bad)} (8 bytes), expected ${sha(good)} (8 bytes)`]);
+    }
+    expect(m.calls).toEqual({ head: 2, get: 2 });
+  });
+
+  it('verify quick (no record): bytes proven by listing, metadata not read and counted as such; multipart ETags and --deep never proven by listing', async () => {
+    const m = memory();
+    const bytes = Buffer.from('abc');
+    m.objects.set('a', { bytes, sha256: 'f'.repeat(64), mtime: 1000 });
+    const local: LocalKnowledge = { md5: (_b, k) => (k === 'a' ? { md5: md5(bytes), size: bytes.length } : undefined), written: () => false };
+    const r = await check(m, 'a', bytes, { local });
+    expect(r.problems).toEqual([]);
+    expect(r.checked).toMatchObject({ objects: 1, 'objects proven by listing': 1, 'objects whose metadata quick did not read': 1 });
+    expect(m.calls).toEqual({ head: 0, get: 0 });
+    const multipart = await check(m, 'a', bytes, { local, etag: `"${md5(bytes)}-2"` });
+    expect(multipart.problems.map((p) => p.what)).toEqual([`sha256 metadata ${'f'.repeat(64)}, expected ${sha(bytes)}`]);
+    expect(m.calls).toEqual({ head: 1, get: 0 });
+    const deep = await check(m, 'a', bytes, { local, deep: true });
+    expect(deep.problems.map((p) => p.what)).toEqual([`sha256 metadata ${'f'.repeat(64)}, expected ${sha(bytes)}`]);
+    expect(m.calls.head + m.calls.get).toBeGreaterThan(1);
+    // An object the listing lacks is HEADed and named missing.
+    expect((await check(m, 'gone', bytes, { local })).problems.map((p) => p.what)).toEqual(['missing']);
+  });
+});
+
+describe('runKnowledge', () => {
+  it('hands back a plan listing only while nothing was written under its prefix; two plans expecting other bytes at a key know nothing', async () => {
+    const k = runKnowledge();
+    const listing = Promise.resolve([{ key: 'p/a', size: 1 }]);
+    k.listed('b', 'p/', listing);
+    k.listed('b', 'q/', Promise.resolve([]));
+    expect(k.planListing('b', 'p/')).toBe(listing);
+    expect(k.planListing('b', 'p')).toBeUndefined();
+    k.touch('b', 'p/x');
+    expect(k.planListing('b', 'p/')).toBeUndefined();
+    expect(k.planListing('b', 'q/')).toBeDefined();
+    k.expect('b', 'k', md5(Buffer.from('1')), 1);
+    k.expect('b', 'k', md5(Buffer.from('2')), 1);
+    k.expect('b', 'k', md5(Buffer.from('1')), 1);
+    expect(k.md5('b', 'k')).toBeUndefined();
+    k.expect('b', 'base64', Buffer.from(md5(Buffer.from('x')), 'hex').toString('base64'), 1);
+    expect(k.md5('b', 'base64')).toEqual({ md5: md5(Buffer.from('x')), size: 1 });
   });
 });
