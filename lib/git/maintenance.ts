@@ -16,9 +16,11 @@ export async function latestTagReachable(git: Git, ref: string): Promise<string 
 
 /** The main branch's refs that exist here: the local branch and origin's (Lix looks at origin/main). */
 async function mainRefs(git: Git, mainBranch: string): Promise<string[]> {
-  const refs: string[] = [];
-  for (const ref of [`refs/heads/${mainBranch}`, `refs/remotes/origin/${mainBranch}`]) if (await git.commitOf(ref)) refs.push(ref);
-  return refs;
+  const wanted = [`refs/heads/${mainBranch}`, `refs/remotes/origin/${mainBranch}`];
+  // One git process for both (each spawn costs the client ~25 ms of CPU: issue 16's profile).
+  const out = await git.git(['for-each-ref', '--format=%(refname)', ...wanted]);
+  const there = new Set(out ? out.split('\n') : []);
+  return wanted.filter((r) => there.has(r));
 }
 
 /** True when the newest release reachable from HEAD (counting `version` itself) is older, by

@@ -84,7 +84,7 @@ export async function grant(ctx: Context, positionals: string[]): Promise<GrantR
       if (target.embeddedS3) throw new ReleaseError(`environment "${envName}" uses the embedded S3 server, which has no STS`, `use {"method": "presigned-post"} for environments.${envName}.grants`);
       minted = await mintSts(method, req, maintainer);
     } else if (method.method === 'presigned-post') {
-      minted = await mintPost(createS3Client({ ...s3env, endpoint: target.endpoint }, maintainer), req, target.endpoint);
+      minted = await mintPost(await createS3Client({ ...s3env, endpoint: target.endpoint }, maintainer).client(), req, target.endpoint);
     } else {
       minted = await mintCommand(method, req, envName);
     }

@@ -26,6 +26,9 @@ import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
 import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
+import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects, TextMemo } from '../promote/knowledge.ts';
+import { normalizeEtag, openUploadRecord, type UploadRecord } from '../s3/record.ts';
+import { uploadStateDir } from './upload.ts';
 import {
   environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
   type ResolvedRelease, type ReleaseSpec, type VerifyOptions, type VerifyReport,
@@ -80,14 +83,69 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
   return { publicKey: parsePublicKey(k.publicKey), secret: parseSecretKey(await readFile(k.file, 'utf8'), k.file) };
 }
 
-/** The read side verify gets, its reads retried on transient failures (a promote reads thousands of objects). */
-function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined): VerifyTarget {
+/**
+ * The read side verify gets, its reads retried on transient failures (a promote reads thousands of
+ * objects), its listings from the run's memo, and (for the source) its reads noted in `seen`.
+ */
+function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: ListingMemo, seen?: SeenObjects, texts?: TextMemo): VerifyTarget {
   const t = verifyTarget(ctx, e, publicKey);
-  return { ...t, s3: { ...retryingReader(e.s3), getStream: (b, k) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) } };
+  const s3 = { ...retryingReader(e.s3), list: memo.list, getStream: (b: string, k: string) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) };
+  const read = texts ? texts.keep(s3) : s3;
+  return { ...t, s3: seen ? seen.wrap(read) : read };
 }
 
-function sideOf(e: OpenEnvironment): PromoteSide {
-  return { name: e.name, store: retryingReader(e.s3), endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
+function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, record?: UploadRecord, texts?: TextMemo): PromoteSide {
+  const r = texts ? texts.serve(retryingReader(e.s3)) : retryingReader(e.s3);
+  // The plan's HEADs of the source (stable/ docs, which the source check leaves to the plan): one
+  // that finds the sha256 the release expects there is a read-back like the verification's, noted
+  // for the destination check and (2 s after its Last-Modified, as objects.ts notes) in the record.
+  const head = seen ? async (b: string, k: string) => {
+    const h = await r.head(b, k);
+    const expected = seen.expectedSha256(b, k);
+    const etag = normalizeEtag(h?.etag);
+    if (h && expected && h.sha256 === expected && etag) {
+      seen.head(b, k, h);
+      if (record && h.mtime !== undefined && h.serverTime !== undefined && h.serverTime - h.mtime >= 2) record.markVerified(b, k, { sha256: expected, size: h.size, etag, verified: h.mtime });
+    }
+    return h;
+  } : r.head;
+  return { name: e.name, store: { ...r, head, list: memo.list }, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
+}
+
+/** The listing memo of one environment: listed through the store's retried reads. */
+function listingMemo(e: OpenEnvironment, onListed?: (bucket: string, objects: import('../s3/store.ts').RemoteObject[]) => void): ListingMemo {
+  const r = retryingReader(e.s3);
+  return new ListingMemo((b, p) => r.list(b, p), onListed);
+}
+
+/** Never a sha256: an object the release does not have (a stale page) is never vouched for. */
+const NOT_EXPECTED = 'not part of the release';
+
+/**
+ * The sha256 the release expects at a key of the environment's release prefix or manual (major and
+ * stable/: the release's manual/ files; NOT_EXPECTED for other objects there); undefined elsewhere.
+ */
+function expectedIn(e: OpenEnvironment, r: ResolvedRelease): (bucket: string, key: string) => string | undefined {
+  const release = `${e.releases.prefix}${r.releaseDir}/`;
+  const manual = `${e.docs.prefix}manual/${r.project}/`;
+  return (bucket, key) => {
+    if (bucket === e.releases.bucket && key.startsWith(release)) return r.files.get(key.slice(release.length))?.sha256 ?? NOT_EXPECTED;
+    if (bucket === e.docs.bucket && key.startsWith(manual)) {
+      const rest = key.slice(manual.length);
+      const slash = rest.indexOf('/');
+      return slash < 0 ? NOT_EXPECTED : r.files.get(`manual/${rest.slice(slash + 1)}`)?.sha256 ?? NOT_EXPECTED;
+    }
+    return undefined;
+  };
+}
+
+/**
+ * The upload record of an environment's endpoint, as upload keys it (lib/phases/upload.ts); none for
+ * file trees (no ETags there). Promote usually runs where staging was uploaded from.
+ */
+async function recordOf(ctx: Context, e: OpenEnvironment): Promise<UploadRecord | undefined> {
+  if (e.releases.bucket.startsWith('/') && e.cache.bucket.startsWith('/') && e.docs.bucket.startsWith('/')) return undefined;
+  return openUploadRecord(uploadStateDir(ctx.root), e.embeddedS3 ? `embedded:${e.embeddedS3.dir}` : e.endpoint);
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {
@@ -116,16 +174,36 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
         `pass it: releng promote ${version} --from ${fromName} --from-public-key NAME:BASE64 (what ${fromName}'s users put in trusted-public-keys); nothing was copied`);
     });
     const dstKeys = await keysOf(ctx, dest);
+    const dstMemo = listingMemo(dest);
     const settings = dest.env.promote ?? { resign: true, serverSideCopy: 'auto' as const };
 
     // 1. `releng verify` of the source: the release must be whole there, or nothing is copied.
     phase = log.phase(`verifying ${project} ${version} in ${fromName}${deep ? ' (deep: every object read and hashed)' : ''}`);
     let sourceRelease: ResolvedRelease | undefined;
-    const before = await verify(ctx, readSide(ctx, source, srcPublic), {
+    // The upload record of staging's endpoint as `known` (issue 16). Sound here as in upload's
+    // closing verification: an entry vouches only for an object a verification's HEAD read back
+    // (size, our sha256 metadata, ETag) with its Last-Modified 2 s in the server's past, and only
+    // while the fresh listing of this run shows that same size, ETag and Last-Modified. Any rewrite
+    // of the object since (other bytes: another ETag; same bytes or metadata only: another
+    // Last-Modified) fails that match and is HEADed, and a rewrite with other bytes under our
+    // metadata is then read whole (objects.ts: "rewritten since verified"). The record is a memo
+    // of this machine's own reads, never of what anyone claims: what it cannot vouch for is read
+    // as `releng verify` reads it, and --deep never uses it. What the source check finds wrong
+    // leaves the record, so the next run HEADs it.
+    const srcRecord = await recordOf(ctx, source);
+    const seen = new SeenObjects(srcRecord);
+    const srcMemo = listingMemo(source, (b, objects) => seen.listed(b, objects));
+    const texts = new TextMemo();
+    const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
       deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
-      onResolved: (r) => { sourceRelease = r; },
+      onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
+      ...(srcRecord && !deep ? { known: srcRecord } : {}), list: srcMemo.list,
     });
     for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
+    if (srcRecord) {
+      for (const p of before.problems) if (p.bucket && p.key) srcRecord.forget(p.bucket, p.key);
+      await srcRecord.save().catch((e: any) => log.warn(`could not save ${srcRecord.file}: ${e?.code ?? e?.message ?? e} (the next promote HEADs every object of ${fromName} again)`));
+    }
     if (!before.ok || !sourceRelease) {
       phase.fail();
       throw new VerificationFailed(before, `${project} ${version} in ${fromName} failed verification; nothing was copied`);
@@ -136,12 +214,16 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     phase = log.phase(`planning promote of ${version} to ${toName}`);
     const keysDiffer = !!dstKeys.publicKey && dstKeys.publicKey.text !== (srcPublic ? parsePublicKey(srcPublic).text : undefined);
     const planned = await planPromote({
-      project, version, major: majorOf(version), source: sideOf(source), dest: sideOf(dest),
+      // The plan lists the source from the verification's listings (it copies what was verified) and
+      // skips the HEAD of a new object the verification read back with the listed ETag and size.
+      project, version, major: majorOf(version), source: sideOf(source, srcMemo, seen, srcRecord, texts), dest: sideOf(dest, dstMemo),
+      sourceVerified: (b, k) => seen.get(b, k),
       serverSideCopy: settings.serverSideCopy, readManifest: readManifestText,
       destKey: dstKeys.publicKey, resignWith: keysDiffer && settings.resign ? dstKeys.secret : undefined,
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,
     });
+    await srcRecord?.save().catch(() => undefined); // the plan's read-backs (warned about above if unwritable)
     const images = await planPromoteImages(source.registries, dest.registries, { version, major: majorOf(version), movesPointers: planned.movesPointers, force: !!flags.extra['force-push-images'] });
     // Upload's order: cache → images → release files → docs, then what users follow, images' moving tags last.
     const plan: Plan = {
@@ -170,7 +252,13 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     await confirmRelease(toName, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(toName, dest.env) });
 
     // 3 + 4. Copy, what users follow last (the plan's step order).
-    const writers: Writers = { s3: dest.s3, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
+    // Destination writes noted: the MD5 each copy must have (the verified source ETag; a streamed
+    // or re-signed object's own MD5) and whether the server acknowledged it (VerifyScope.local).
+    const knowledge = new CopyKnowledge();
+    const dstRecord = dest.endpoint === source.endpoint && srcRecord ? srcRecord : await recordOf(ctx, dest);
+    for (const n of planned.copiedNarinfos) knowledge.expectText(n.bucket, n.key, n.text);
+    const dstWriter = knowingWriter(dest.s3, { knowledge, memo: dstMemo, seen, record: dstRecord, bodies: texts });
+    const writers: Writers = { s3: dstWriter, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
       resumeHint: `fix the cause and re-run \`releng promote ${version} --from ${fromName} --environment ${toName}\`: it copies only what ${toName} still lacks`,
@@ -187,9 +275,16 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
         keep: planned.movesPointers ? undefined : `${toName} keeps what users follow (root manifest.nix, stable/ docs, moving image tags): see the plan's skip`,
         releaseCommit: gitCommit, gitSkip,
       };
-      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text), {
+      // The destination's listings prove the copies (a single-part copy keeps the MD5 of the same
+      // bytes as its ETag); prefixes promote wrote nothing under are served from the plan's listing.
+      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo), {
         deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
+        local: knowledge, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
       });
+      if (dstRecord) {
+        for (const p of after.problems) if (p.bucket && p.key) dstRecord.forget(p.bucket, p.key);
+        await dstRecord.save().catch((e: any) => log.warn(`could not save ${dstRecord.file}: ${e?.code ?? e?.message ?? e}`));
+      }
       for (const n of after.notChecked) log.skip(`${toName}: ${n.destination}: ${n.what}`, n.reason);
       if (!after.ok) {
         phase.fail();

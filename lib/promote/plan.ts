@@ -53,6 +53,12 @@ export interface PromoteRequest {
   /** Keep a latest-PROJECT-MAJOR pointer at the destination's releases root. */
   latestLink: boolean;
   concurrency?: number;
+  /**
+   * The ETag and size the source verification read back for an object (lib/promote/knowledge.ts),
+   * when it did: a server-side copy of such an object, listed with that ETag and size, needs no HEAD
+   * of the source (the verification checked its sha256 metadata; the server copies the metadata).
+   */
+  sourceVerified?(bucket: string, key: string): { etag: string; size: number } | undefined;
 }
 
 export interface PromotePlanned {
@@ -67,6 +73,8 @@ export interface PromotePlanned {
   movesPointers: boolean;
   /** Narinfos re-signed for the destination. */
   resigned: number;
+  /** The text of each narinfo copied as it is (destination bucket/key → text read from the source): what the copy must hold. */
+  copiedNarinfos: Array<{ bucket: string; key: string; text: string }>;
 }
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -120,9 +128,16 @@ async function planTree(req: PromoteRequest, from: BucketRef, fromPrefix: string
   let same = 0;
   await Promise.all(src.map((o) => limit(async () => {
     const rel = o.key.slice(fromPrefix.length);
+    const d = there.get(rel);
+    // A new object the source verification read back, listed now with the same ETag and size (not
+    // a redirect: those are 0 bytes and transferred): the listing stands for the HEAD.
+    const v = !d && o.size > 0 && serverSide(req, from, to) ? req.sourceVerified?.(from.bucket, o.key) : undefined;
+    if (v && v.size === o.size && o.etag && o.etag.replace(/^"(.*)"$/, '$1') === v.etag) {
+      actions.push(copyAction(req, from, o.key, to, toPrefix + rel, { size: o.size, metadata: {} }, 'new'));
+      return;
+    }
     const head = await req.source.store.head(from.bucket, o.key);
     if (!head) throw new ReleaseError(`${objectUrl(from.bucket, o.key)} was listed but is gone`, 're-run promote');
-    const d = there.get(rel);
     let reason: 'new' | 'changed' = 'new';
     if (d) {
       const dh = await req.dest.store.head(to.bucket, toPrefix + rel);
@@ -223,6 +238,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
   steps.push({ title: `cache NARs and listings to ${objectUrl(dstCache.bucket, dstCache.prefix)}`, actions: bodies });
 
   let resigned = 0;
+  const copiedNarinfos: PromotePlanned['copiedNarinfos'] = [];
   const levels = narinfoLevels(new Map([...missing].map(([p, v]) => [p, v.info])), present, objectUrl(dstCache.bucket, dstCache.prefix),
     `the source cache is incomplete: run \`releng verify --environment ${source.name}\``, `the closure read from ${source.name}`);
   for (const [l, paths] of levels.entries()) {
@@ -231,7 +247,10 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
       const key = `${dstCache.prefix}${hashPart(p)}.narinfo`;
       const fields = narInfoFields(text, objectUrl(source.cache.bucket, key));
       const head = known ?? await headOf(`${hashPart(p)}.narinfo`);
-      if (!req.destKey || signedBy(fields, req.destKey)) return copyAction(req, source.cache, `${source.cache.prefix}${hashPart(p)}.narinfo`, dstCache, key, head, 'new');
+      if (!req.destKey || signedBy(fields, req.destKey)) {
+        copiedNarinfos.push({ bucket: dstCache.bucket, key, text });
+        return copyAction(req, source.cache, `${source.cache.prefix}${hashPart(p)}.narinfo`, dstCache, key, head, 'new');
+      }
       if (!req.resignWith) {
         throw new ReleaseError(`${p}'s narinfo in ${source.name} is not signed by ${dest.name}'s key ${req.destKey.name}`,
           `enable environments.${dest.name}.promote.resign (the default) with ${dest.name}'s cache.signingKeyFile readable, or sign the source cache with ${dest.name}'s key; nothing was copied`);
@@ -288,7 +307,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
   pointerSteps.unshift({ title: `what users follow in ${dest.name} (root manifest.nix, latest link)`, actions: pointers });
   const cacheCount = 1 + levels.length;
   const groups = { cache: steps.slice(0, cacheCount), content: steps.slice(cacheCount), pointers: pointerSteps };
-  return { steps: [...steps, ...pointerSteps], groups, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned };
+  return { steps: [...steps, ...pointerSteps], groups, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned, copiedNarinfos };
 }
 
 /**

@@ -1,9 +1,5 @@
 // One S3 adapter, split in two views: S3Reader for planners (reads only) and S3Writer for apply.
-import {
-  S3Client, HeadObjectCommand, GetObjectCommand,
-  DeleteObjectCommand, HeadBucketCommand,
-  CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createWriteStream } from 'node:fs';
@@ -113,12 +109,18 @@ export interface CopyOptions {
   sourceEtag?: string;
 }
 
+/** What a server-side copy was acknowledged with (promote proves the copy by listing with it: issue 16). */
+export interface CopyResult {
+  /** The new object's ETag as the server answered it (CopyObjectResult); undefined for a multipart copy or a file tree. */
+  etag?: string;
+}
+
 /** What apply may do with S3: write. */
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
   delete(bucket: string, key: string): Promise<void>;
   /** Server-side copy; with `size` above 5 GiB as a multipart copy (UploadPartCopy), S3's limit for one CopyObject. */
-  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: CopyOptions): Promise<void>;
+  copy(from: { bucket: string; key: string }, to: { bucket: string; key: string }, opts?: CopyOptions): Promise<CopyResult | void>;
 }
 
 /** Whole objects as streams, for `releng verify --deep` (planners never need the bytes). */
@@ -160,8 +162,30 @@ function ifSourceMatches<C extends { middlewareStack: { add: (...a: any[]) => vo
   return command;
 }
 
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+let sdkModule: Promise<S3Sdk> | undefined;
+
+/**
+ * @aws-sdk/client-s3, loaded on its first use. Its initialisation costs ~0.2 s of CPU per process
+ * (issue 16's profile of the no-op upload), and listings, HEADs, GETs, PUTs and copies go through
+ * the lean path (lean-put.ts) without it: only deletes, multipart copies and a few reads need it.
+ */
+export function loadS3Sdk(): Promise<S3Sdk> {
+  return (sdkModule ??= import('@aws-sdk/client-s3'));
+}
+
+/** An S3 client whose SDK is loaded and built on the first SDK request (createS3Client). */
+export interface S3ClientHandle {
+  readonly config: { endpoint: string; region: string; forcePathStyle: boolean; credentials: () => Promise<S3Credentials> };
+  /** Sends an SDK command (built from @aws-sdk/client-s3's classes) with the client, built on first use. */
+  send(command: any): Promise<any>;
+  /** The SDK client itself (what @aws-sdk/s3-presigned-post takes). */
+  client(): Promise<S3Client>;
+}
+
 /** Multipart server-side copy, the source's headers and metadata carried over (CopyObject's COPY directive does that itself). */
-async function multipartCopy(client: S3Client, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number, sourceEtag?: string): Promise<void> {
+async function multipartCopy(client: S3ClientHandle, source: string, from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number, partSize: number, sourceEtag?: string): Promise<void> {
+  const { HeadObjectCommand, CreateMultipartUploadCommand, UploadPartCopyCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand } = await loadS3Sdk();
   const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }));
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({
     Bucket: to.bucket, Key: to.key, ContentType: head.ContentType, ContentEncoding: head.ContentEncoding,
@@ -192,13 +216,23 @@ export interface StoreOptions {
   readRetry?: RetryPolicy;
 }
 
-/** Builds the SDK client: path style, checksum mode, keep-alive sockets, timeouts. */
-export function createS3Client(settings: Pick<S3Settings, 'region' | 'forcePathStyle' | 'checksums'> & { endpoint: string }, creds: S3Credentials): S3Client {
+/** The S3 client (SDK loaded and built on its first request): path style, checksum mode, keep-alive sockets, timeouts. */
+export function createS3Client(settings: Pick<S3Settings, 'region' | 'forcePathStyle' | 'checksums'> & { endpoint: string }, creds: S3Credentials): S3ClientHandle {
   // The SDK warns on every run that Node 20 support ends; releng pins its Node, so the warning is only noise in release logs.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   registerSecret(creds.secretAccessKey);
   registerSecret(creds.sessionToken);
-  return new S3Client({
+  let real: Promise<S3Client> | undefined;
+  const client = () => (real ??= loadS3Sdk().then(({ S3Client }) => sdkClient(S3Client, settings, creds)));
+  return {
+    config: { endpoint: settings.endpoint, region: settings.region, forcePathStyle: settings.forcePathStyle ?? false, credentials: async () => creds },
+    send: async (command) => (await client()).send(command),
+    client,
+  };
+}
+
+function sdkClient(Client: S3Sdk['S3Client'], settings: Pick<S3Settings, 'region' | 'forcePathStyle' | 'checksums'> & { endpoint: string }, creds: S3Credentials): S3Client {
+  return new Client({
     endpoint: settings.endpoint,
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
@@ -248,7 +282,7 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
 export { isRetryableS3Error } from '../retry.ts';
 
 /** The S3 adapter over @aws-sdk/client-s3 (and the lean PUT path). Reads are retried (issue 9). */
-export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions = {}): S3Store {
+export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOptions = {}): S3Store {
   const transit = opts.transitChecksum ?? 'sha256';
   const threshold = opts.multipartThreshold ?? MULTIPART_THRESHOLD;
   const partSize = opts.partSize ?? PART_SIZE;
@@ -264,7 +298,8 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     retriedRead(`${what} s3://${bucket}${key ? `/${key}` : ''} at ${endpoint}`, () => wrap(bucket, key, fn), readRetry);
   let lean: ReturnType<typeof leanClient> | undefined;
   // Listings and PUTs (the bulk of an upload) skip the SDK's middleware; the rest goes through it.
-  const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region as any, forcePathStyle: client.config.forcePathStyle ?? false, credentials: client.config.credentials as any }));
+  const getLean = () => (lean ??= leanClient({ endpoint, region: client.config.region, forcePathStyle: client.config.forcePathStyle, credentials: client.config.credentials }));
+  const getObjectCommand = async (bucket: string, key: string) => new (await loadS3Sdk()).GetObjectCommand({ Bucket: bucket, Key: key });
 
   const seconds = (name: 'mtime' | 'serverTime', http: string | undefined) => {
     const t = http === undefined ? NaN : Math.floor(Date.parse(http) / 1000);
@@ -293,7 +328,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
   /** The sha256 of an object's bytes, streamed (for objects without our sha256 metadata). */
   const hashObject = (bucket: string, key: string) => read('GET', bucket, key, async () => {
     try {
-      const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const r = await client.send(await getObjectCommand(bucket, key));
       const h = (await import('node:crypto')).createHash('sha256');
       for await (const c of r.Body as AsyncIterable<Uint8Array>) h.update(c);
       return h.digest('hex');
@@ -345,7 +380,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     async sha256Of(bucket, key) {
       return read('GET', bucket, key, async () => {
         try {
-          const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const r = await client.send(await getObjectCommand(bucket, key));
           const hash = createHash('sha256');
           let size = 0;
           for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }
@@ -373,7 +408,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     async download(bucket, key, file) {
       // Retried like every read (a dropped body starts again into the same file, truncated anew).
       return read('GET', bucket, key, async () => {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const r = await client.send(await getObjectCommand(bucket, key));
         const hash = createHash('sha256');
         let size = 0;
         const counter = new Transform({ transform(chunk, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); } });
@@ -384,7 +419,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
     async checkBucket(bucket) {
       await read('HEAD', bucket, undefined, async () => {
         try {
-          await client.send(new HeadBucketCommand({ Bucket: bucket }));
+          await getLean().headBucket(bucket);
         } catch (e: any) {
           if (e?.$metadata?.httpStatusCode === 404) throw explainS3Error({ name: 'NoSuchBucket' }, endpoint, bucket);
           // A HEAD answer has no body, so a 403 does not say whether the signature or a policy refused:
@@ -425,7 +460,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
       }
     },
     async delete(bucket, key) {
-      await wrap(bucket, key, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+      await wrap(bucket, key, () => loadS3Sdk().then(({ DeleteObjectCommand }) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }))));
     },
     async copy(from, to, opts) {
       const source = `${from.bucket}/${encodeURIComponent(from.key).replace(/%2F/g, '/')}`;
@@ -441,7 +476,7 @@ export function s3Store(client: S3Client, endpoint: string, opts: StoreOptions =
           return;
         }
         // CopyObject on the lean path (the bulk of a server-side promote): no SDK middleware per object.
-        await getLean().copyObject(from, to, etag);
+        return { etag: await getLean().copyObject(from, to, etag) };
       } catch (e) {
         const err = changed(e);
         if (err instanceof ReleaseError) throw err;

@@ -15,6 +15,8 @@ export interface RequestInfo {
   upstream: string;
   /** Content-Length of the request body (0 when none). */
   bodyLength: number;
+  /** x-amz-copy-source of a CopyObject (BUCKET/KEY, URL-encoded), when it is one. */
+  copySource?: string;
 }
 
 export type Fault =
@@ -25,8 +27,13 @@ export type Fault =
   | { kind: 'status'; status: 500 | 503; rate: number; seed: number; match?: (r: RequestInfo) => boolean }
   /** Destroy the client connection without an answer for a fraction of matching requests. */
   | { kind: 'reset'; rate: number; seed: number; match?: (r: RequestInfo) => boolean }
-  /** Answer 200 with a made-up ETag (etag 'body-md5': the MD5 of the body, as a server that stored it would) and do not forward, for the Nth matching PUT (or a fraction). */
-  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; etag?: 'body-md5'; match?: (r: RequestInfo) => boolean }
+  /**
+   * Answer 200 with a made-up ETag and do not forward, for the Nth matching PUT (or a fraction).
+   * etag 'body-md5': the MD5 of the body, as a server that stored it would. `answer` gives the
+   * ETag (and body) to lie with instead: e.g. a CopyObjectResult with the copy source's real ETag,
+   * as a server that acknowledges a copy it never stored would.
+   */
+  | { kind: 'ack-without-store'; at?: number; rate?: number; seed?: number; etag?: 'body-md5'; match?: (r: RequestInfo) => boolean; answer?: (r: RequestInfo) => { etag: string; body?: string } }
   /** Forward only the first half of the Nth matching PUT body, abort it upstream, and answer the client 200. */
   | { kind: 'truncate'; at: number; match?: (r: RequestInfo) => boolean }
   /** Flip one byte of the Nth matching PUT body on its way to the server (the answer is passed back; etag 'sent-md5': its ETag replaced by the MD5 of the body as sent, a server that lies). */
@@ -121,7 +128,8 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const bodyLength = Number(req.headers['content-length'] ?? 0);
-    const info: RequestInfo = { method: req.method ?? 'GET', url: req.url ?? '/', upstream: name, bodyLength };
+    const copySource = req.headers['x-amz-copy-source'];
+    const info: RequestInfo = { method: req.method ?? 'GET', url: req.url ?? '/', upstream: name, bodyLength, ...(typeof copySource === 'string' ? { copySource } : {}) };
     ctl.requests.push(info);
     const action = ctl.decide(info);
     const drain = () => { req.resume(); };
@@ -137,11 +145,13 @@ export async function startFaultProxy(name: string, upstream: string, ctl: Fault
     }
     const bodyMd5 = createHash('md5');
     if (action === 'ack') {
+      const answer = ctl.fault.kind === 'ack-without-store' && ctl.fault.answer ? ctl.fault.answer(info) : undefined;
       req.on('data', (c: Buffer) => bodyMd5.update(c));
       req.on('end', () => {
-        const etag = ctl.fault.kind === 'ack-without-store' && ctl.fault.etag === 'body-md5' ? `"${bodyMd5.digest('hex')}"` : fakeEtag();
-        res.writeHead(200, { etag, 'content-length': 0 });
-        res.end();
+        const etag = answer?.etag ?? (ctl.fault.kind === 'ack-without-store' && ctl.fault.etag === 'body-md5' ? `"${bodyMd5.digest('hex')}"` : fakeEtag());
+        const body = answer?.body ?? '';
+        res.writeHead(200, { etag, 'content-length': Buffer.byteLength(body), ...(body ? { 'content-type': 'application/xml' } : {}) });
+        res.end(body);
       });
       return;
     }

@@ -14,4 +14,13 @@ describe('lean S3 encodings', () => {
     expect(unescapeXml('&#233;&#x41;&#x1F600;')).toBe('éA😀');
     expect(unescapeXml('&amp;amp;')).toBe('&amp;');
   });
+
+  it('takes the fast paths only where they give the same string: no entity, or a quoted ETag', () => {
+    expect(unescapeXml('manual/index.html')).toBe('manual/index.html');
+    expect(unescapeXml('&quot;0123abcd-3&quot;')).toBe('"0123abcd-3"');
+    expect(unescapeXml('&quot;a&amp;b&quot;')).toBe('"a&b"');
+    expect(unescapeXml('&quot;&quot;')).toBe('""');
+    expect(unescapeXml('&quot;')).toBe('"');
+    expect(unescapeXml('&quot;x&lt;&quot;')).toBe('"x<"');
+  });
 });
