@@ -105,6 +105,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
     record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: true, local: inputs.cacheLocal,
+    onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
   });
 }
 

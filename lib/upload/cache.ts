@@ -15,7 +15,7 @@ import { ReleaseError } from '../errors.ts';
 import { encodedDirName, hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
 import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
-import type { S3Reader } from '../s3/store.ts';
+import type { RemoteObject, S3Reader } from '../s3/store.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -92,6 +92,8 @@ export interface CachePlanInput {
   replaceCacheInfo?: boolean;
   /** Collects what the closing verification may prove by listing (cacheKnowledge()). */
   local?: CacheKnowledge;
+  /** Told of the plan's listing of the cache prefix, so a closing verification that finds nothing written under it reuses it. */
+  onListing?: (bucket: string, prefix: string, listing: Promise<RemoteObject[]>) => void;
 }
 
 /** The compressed copy of a staged file when there is one, else the staged file. */
@@ -143,7 +145,9 @@ async function stagedDigest(file: string, input: CachePlanInput, md5 = input.md5
  */
 export async function planCache(reader: S3Reader, bucket: BucketRef, input: CachePlanInput): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const where = `s3://${bucket.bucket}/${bucket.prefix}`;
-  const listed = new Map((await reader.list(bucket.bucket, bucket.prefix)).map((o) => [o.key.slice(bucket.prefix.length), o]));
+  const listing = reader.list(bucket.bucket, bucket.prefix);
+  input.onListing?.(bucket.bucket, bucket.prefix, listing);
+  const listed = new Map((await listing).map((o) => [o.key.slice(bucket.prefix.length), o]));
   const limit = pLimit(8);
   const infos = new Map<string, NarInfo & { file: string; text: string; contentEncoding?: string }>();
   await Promise.all(input.paths.map((p) => limit(async () => {
