@@ -171,7 +171,9 @@ let sdkModule: Promise<S3Sdk> | undefined;
  * the lean path (lean-put.ts) without it: only deletes, multipart copies and a few reads need it.
  */
 export function loadS3Sdk(): Promise<S3Sdk> {
-  return (sdkModule ??= import('@aws-sdk/client-s3'));
+  // The bundle (scripts/build.mjs) turns the package's CommonJS build into a chunk whose only
+  // export is `default` (module.exports); tsx and plain node give the named exports.
+  return (sdkModule ??= import('@aws-sdk/client-s3').then((m) => ((m as any).S3Client ? m : (m as any).default) as S3Sdk));
 }
 
 /** An S3 client whose SDK is loaded and built on the first SDK request (createS3Client). */

@@ -38,6 +38,16 @@ describe('production install (as nix/package.nix: npm ci, build, prune --omit=de
     const releng = (args: string[]) => execFileSync(path.join(out, 'bin', 'releng'), args, { encoding: 'utf8', env: { ...process.env, CI: 'true' } });
     expect(releng(['--version']).trim()).toMatch(/^\d+\.\d+\.\d+/);
     expect(releng(['upload', '--help'])).toContain('Usage: releng upload');
+    // S3 requests from the bundle, the SDK's lazily loaded ones (a delete) included: `check` writes
+    // and removes a probe in each bucket of the example's local environment (embedded S3). The
+    // bundle turned the SDK's CommonJS build into a default-only chunk once, and every delete failed
+    // with "DeleteObjectCommand is not a constructor" while the tests (from source) passed.
+    const project = path.join(work, 'hello');
+    cpSync(path.join(repoRoot, 'examples', 'hello'), project, { recursive: true });
+    const checked = await exec(path.join(out, 'bin', 'releng'), ['check'], { cwd: project, env: { ...process.env, CI: 'true' }, timeout: 120_000 })
+      .then((r) => r.stdout + r.stderr, (e: any) => String(e.stdout) + String(e.stderr)); // the example's git remote is not there: exit 1
+    for (const b of ['local-releases', 'local-cache', 'local-docs']) expect(checked).toContain(`bucket s3://${b}: reachable, writable (probe written and removed)`);
+    expect(checked).not.toContain('is not a constructor');
     // the renderer's libraries resolve from the bundle's directory, as its dynamic imports do
     const loaded = execFileSync('node', ['--input-type=module', '-e',
       "const o = await import('ora'); const c = await import('cli-progress'); console.log(typeof o.default, typeof (c.default ?? c).MultiBar)"],
