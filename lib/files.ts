@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { ReleaseError } from './errors.ts';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { digestBytes, digestFile } from './checksums.ts';
+import { digestBytes, digestFile, wantsMd5, type Md5Wanted } from './checksums.ts';
 import type { HashCache } from './hash-cache.ts';
 import type { LocalFile } from './s3/sync.ts';
 
@@ -20,8 +20,8 @@ const byLocale = new Intl.Collator();
 export interface LocalTreeOptions {
   /** Remembered hashes (lib/hash-cache.ts): unchanged files are stat'ed, not re-read. */
   hashCache?: HashCache;
-  /** Also compute each file's MD5 in the same read (Content-MD5 transit checksum). */
-  md5?: boolean;
+  /** Also compute MD5s in the same read: every file's (Content-MD5), or those a listing proof pays for ('proof'). */
+  md5?: Md5Wanted;
 }
 
 /** Every regular file below `dir`, as LocalFile with `/`-separated relative keys, sorted. */
@@ -37,8 +37,9 @@ export async function localTree(dir: string, concurrency = 4, opts: LocalTreeOpt
   const out = await Promise.all(files.map(async (abs) => {
     const st = statSync(abs, { bigint: true });
     let d = hashCache?.getDigest(abs, st);
-    if (!d || (opts.md5 && !d.md5)) {
-      d = st.size <= SMALL_FILE ? digestBytes(readFileSync(abs), { md5: opts.md5 }) : await hashLimit(() => digestFile(abs, { md5: opts.md5 }));
+    const md5 = wantsMd5(opts.md5, st.size);
+    if (!d || (md5 && !d.md5)) {
+      d = st.size <= SMALL_FILE ? digestBytes(readFileSync(abs), { md5 }) : await hashLimit(() => digestFile(abs, { md5 }));
       hashCache?.set(abs, st, d.sha256, d.md5);
     }
     return { rel: path.relative(dir, abs).split(path.sep).join('/'), source: { file: abs }, size: Number(st.size), sha256: d.sha256, ...(d.md5 ? { md5: d.md5 } : {}) };

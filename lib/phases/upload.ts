@@ -35,7 +35,7 @@ import { planUploadImages } from '../upload/images.ts';
 import { releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
-import { checkLocalInputs } from '../upload/inputs.ts';
+import { checkLocalInputs, type Md5Wanted } from '../upload/inputs.ts';
 import { keyProblem } from '../s3/keys.ts';
 
 export interface UploadSummary {
@@ -104,9 +104,14 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: true, local: inputs.cacheLocal,
+    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
     onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
   });
+}
+
+/** Every file's MD5 where the environment sends Content-MD5; else those a listing proof pays for (lib/upload/inputs.ts). */
+function md5Wanted(target: OpenEnvironment): Md5Wanted {
+  return target.env.s3?.transitChecksum === 'content-md5' ? true : 'proof';
 }
 
 /** Reads the world and computes every write of the upload, in order. */
@@ -120,7 +125,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
   // The MD5 is read whatever the transit checksum (issue 16): the PUT checks its ETag against it, and
   // the closing verification proves each single-part object by its listed ETag instead of a HEAD.
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: true });
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
   const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);

@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { Skip, Step } from '../actions.ts';
-import { digestFile, nixSha256ToHex, sha256Text, type FileDigest } from '../checksums.ts';
+import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../checksums.ts';
 import type { HashCache } from '../hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { compareRemote } from '../s3/sync.ts';
@@ -85,7 +85,7 @@ export interface CachePlanInput {
   /** The hash memo: staged files unchanged since hashed are not re-read. */
   hashCache?: HashCache;
   /** Compute MD5 with each sha256 (the environment's transit checksum is Content-MD5). */
-  md5?: boolean;
+  md5?: Md5Wanted;
   /** Compressed copies of narinfo/.ls files (lib/nix/cache.ts encodeCacheMetadata); uploaded instead of the staged ones. */
   encodedDir?: string;
   /** --replace-cache-info: replace a nix-cache-info that differs from the staged one (default: keep it, report it). */
@@ -118,8 +118,9 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
 }
 
 /** One staged file, hashed (once) in a single read. */
-async function stagedDigest(file: string, input: CachePlanInput, md5 = input.md5): Promise<FileDigest> {
+async function stagedDigest(file: string, input: CachePlanInput, wanted: Md5Wanted | undefined = input.md5): Promise<FileDigest> {
   const st = await stat(file, { bigint: true });
+  const md5 = wantsMd5(wanted, st.size);
   const known = input.hashCache?.getDigest(file, st);
   if (known && (!md5 || known.md5)) return known;
   const d = await digestFile(file, { md5 });

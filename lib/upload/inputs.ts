@@ -9,11 +9,13 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { BuildResult } from '../build-result.ts';
-import { digestBytes, digestFile, type FileDigest } from '../checksums.ts';
+import { digestBytes, digestFile, wantsMd5, type FileDigest, type Md5Wanted } from '../checksums.ts';
 import { ReleaseError } from '../errors.ts';
 import { localTree } from '../files.ts';
 import type { HashCache } from '../hash-cache.ts';
 import type { LocalFile } from '../s3/sync.ts';
+
+export type { Md5Wanted } from '../checksums.ts';
 
 export interface CheckedInputs {
   /** Absolute artifact path → its digest, as read now (equal to build-result.json's). */
@@ -25,18 +27,19 @@ export interface CheckedInputs {
 const SMALL_FILE = 1024 * 1024;
 
 /** The digest of one file: from the memo when its identity is unchanged, else read once. */
-export async function fileDigest(file: string, opts: { hashCache?: HashCache; md5?: boolean }): Promise<FileDigest> {
+export async function fileDigest(file: string, opts: { hashCache?: HashCache; md5?: Md5Wanted }): Promise<FileDigest> {
   const st = statSync(file, { bigint: true });
+  const md5 = wantsMd5(opts.md5, st.size);
   const known = opts.hashCache?.getDigest(file, st);
-  if (known && (!opts.md5 || known.md5)) return known;
-  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5: opts.md5 }) : await digestFile(file, { md5: opts.md5 });
+  if (known && (!md5 || known.md5)) return known;
+  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5 }) : await digestFile(file, { md5 });
   opts.hashCache?.set(file, st, d.sha256, d.md5);
   return d;
 }
 
 const again = (what: string) => `${what} changed after \`releng build\` recorded it: run \`releng build\` again (or restore the file); nothing was uploaded`;
 
-export async function checkLocalInputs(releaseDir: string, result: BuildResult, opts: { hashCache?: HashCache; md5?: boolean } = {}): Promise<CheckedInputs> {
+export async function checkLocalInputs(releaseDir: string, result: BuildResult, opts: { hashCache?: HashCache; md5?: Md5Wanted } = {}): Promise<CheckedInputs> {
   const artifactsDir = path.join(releaseDir, 'artifacts');
   const limit = pLimit(4);
   const artifacts = new Map<string, FileDigest>();

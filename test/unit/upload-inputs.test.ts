@@ -1,6 +1,7 @@
 // Local inputs against build-result.json before any write (issue 9): one byte flipped in an
 // artifact or a manual page, with the size and mtime put back (utimes), refuses the upload naming
 // the file, even when the hash memo remembered the file (ctime and the racy rule give it away).
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,5 +86,25 @@ describe('checkLocalInputs', () => {
   it('names a missing artifact', async () => {
     await rm(path.join(release, 'artifacts/manifest.nix'));
     await expect(checkLocalInputs(release, result())).rejects.toThrow(`${path.join(release, 'artifacts/manifest.nix')}: missing`);
+  });
+});
+
+describe('which files get an MD5 (the listing proof of the closing verification, issue 16)', () => {
+  it("'proof' reads the MD5 of files up to MD5_PROOF_MAX_BYTES only; true (Content-MD5) of every file", async () => {
+    const { MD5_PROOF_MAX_BYTES } = await import('../../lib/checksums.ts');
+    const { fileDigest } = await import('../../lib/upload/inputs.ts');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-md5-'));
+    try {
+      const small = path.join(dir, 'small');
+      const large = path.join(dir, 'large');
+      await writeFile(small, 'x'.repeat(1000));
+      await writeFile(large, Buffer.alloc(MD5_PROOF_MAX_BYTES + 1, 7));
+      expect((await fileDigest(small, { md5: 'proof' })).md5).toBe(createHash('md5').update('x'.repeat(1000)).digest('base64'));
+      expect((await fileDigest(large, { md5: 'proof' })).md5).toBeUndefined();
+      expect((await fileDigest(large, { md5: true })).md5).toBe(createHash('md5').update(Buffer.alloc(MD5_PROOF_MAX_BYTES + 1, 7)).digest('base64'));
+      expect((await fileDigest(small, { md5: false })).md5).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
