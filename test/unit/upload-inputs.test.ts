@@ -103,6 +103,18 @@ describe('which files get an MD5 (the listing proof of the closing verification,
       expect((await fileDigest(large, { md5: 'proof' })).md5).toBeUndefined();
       expect((await fileDigest(large, { md5: true })).md5).toBe(createHash('md5').update(Buffer.alloc(MD5_PROOF_MAX_BYTES + 1, 7)).digest('base64'));
       expect((await fileDigest(small, { md5: false })).md5).toBeUndefined();
+      // verify quick's local knowledge: a large file without a remembered MD5 is not read (its object is HEADed)
+      const { localReleaseDigests } = await import('../../lib/upload/inputs.ts');
+      const art = path.join(dir, 'release', 'artifacts', 'x', 'x-1.0');
+      await mkdir(art, { recursive: true });
+      await writeFile(path.join(art, 'small'), 'x'.repeat(1000));
+      await writeFile(path.join(art, 'large'), Buffer.alloc(MD5_PROOF_MAX_BYTES + 1, 7));
+      const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
+      const got = await localReleaseDigests(path.join(dir, 'release'), 'x/x-1.0', new Map([
+        ['small', { sha256: sha('x'.repeat(1000)) }], ['large', { sha256: sha(Buffer.alloc(MD5_PROOF_MAX_BYTES + 1, 7)) }],
+      ]));
+      expect([...got.keys()]).toEqual(['small']);
+      expect(got.get('small')!.md5).toBe(createHash('md5').update('x'.repeat(1000)).digest('hex'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
