@@ -26,7 +26,8 @@ await rm(staging, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 await mkdir(finalDir, { recursive: true });
 await build({
-  entryPoints: { releng: `${root}scripts/releng.ts` },
+  // hash-worker: lib/hashing/pool.ts starts it as a worker thread, by path beside its own chunk.
+  entryPoints: { releng: `${root}scripts/releng.ts`, 'hash-worker': `${root}lib/hashing/worker.ts` },
   outdir,
   bundle: true,
   splitting: true,
@@ -39,10 +40,10 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
-// Files our modules open by path rather than import.
+// Files our modules open by path rather than import (the hash worker is an entry point above).
 await copyFile(`${root}lib/local/s3rver-child.mjs`, `${outdir}/s3rver-child.mjs`);
 const built = await readdir(outdir);
-const entry = (f) => f.startsWith('releng.mjs');
+const entry = (f) => f.startsWith('releng.mjs') || f.startsWith('hash-worker.mjs');
 for (const f of [...built.filter((f) => !entry(f)), ...built.filter(entry)]) await rename(`${outdir}/${f}`, `${finalDir}/${f}`);
 await rm(staging, { recursive: true, force: true });
 // Chunks of earlier builds (other content hashes): removed once no run can still be loading them.
