@@ -17,7 +17,7 @@ import type { FileDigest, ObjectDigest, RawDigest } from './digester.ts';
 import type { Reply, Request } from './protocol.ts';
 
 /** Bytes of one object posted to a worker and not yet hashed, before the reader waits. */
-const WINDOW = 4 * 1024 * 1024;
+export const WINDOW = 4 * 1024 * 1024;
 /** Chunks are posted in batches of about this many bytes (fewer messages). */
 const BATCH = 512 * 1024;
 
@@ -62,12 +62,13 @@ interface Thread {
 
 export class HashWorkerError extends Error {}
 
-export interface HashPoolStats { workers: number; files: number; objects: number }
+/** What the pool did (tests; maxInFlight: the most bytes of one object posted and not yet hashed). */
+export interface HashPoolStats { workers: number; files: number; objects: number; maxInFlight: number }
 
 export class HashPool {
   private readonly threads: Thread[] = [];
   private nextId = 1;
-  readonly stats: HashPoolStats = { workers: 0, files: 0, objects: 0 };
+  readonly stats: HashPoolStats = { workers: 0, files: 0, objects: 0, maxInFlight: 0 };
 
   constructor(readonly size = Math.max(1, availableParallelism()), private readonly file = workerFile()) {}
 
@@ -157,6 +158,7 @@ export class HashPool {
       if (!batchBytes || t.dead) return;
       t.worker.postMessage({ t: 'chunks', id, chunks: batch } satisfies Request, transfer);
       task.inFlight! += batchBytes;
+      if (task.inFlight! > this.stats.maxInFlight) this.stats.maxInFlight = task.inFlight!;
       batch = []; transfer = []; batchBytes = 0;
     };
     try {

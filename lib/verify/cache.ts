@@ -25,7 +25,9 @@ import { normalizeEtag } from '../s3/record.ts';
 import { withHeadFallback, type RemoteObject } from '../s3/store.ts';
 import { decodeSmall, isZstd } from './decompress.ts';
 import { listingProblem, sniffListingEncoding } from './listing.ts';
-import { hashDecompressed, hashStream, knownCompression, readAll } from './objects.ts';
+import { digestNar, hashStream, knownCompression, readAll } from './objects.ts';
+import type { ObjectDigest } from '../hashing/digester.ts';
+import { HashWorkerError } from '../hashing/pool.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 
 /** Narinfo bytes as served: plain text, or compressed (narinfo-compression) with a Content-Encoding. */
@@ -195,7 +197,9 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
         if (!knownCompression(ni.compression)) { problem(rel, `Compression "${ni.compression}" is not one Nix writes`); scope.progress.item(); return; }
         await scope.limit(async () => {
           let stream: Readable;
+          let size: number;
           if (listedNar) {
+            size = listedNar.size;
             const s = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
             if (!s) { problem(ni.url, 'missing (listed, but GET did not find it)', redo(rel)); return; }
             stream = s;
@@ -204,27 +208,35 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
             count(report, 'objects');
             if (!r) { missingNar(); return; }
             checkSize(r.head.size);
+            size = r.head.size;
             stream = r.stream;
           }
-          const file = createHash('sha256');
-          let fileBytes = 0;
-          let nar;
+          let got: ObjectDigest;
           try {
-            nar = await hashDecompressed(stream, ni.compression, (c) => { file.update(c); fileBytes += c.length; });
+            got = await digestNar(stream, ni.compression, ni.fileSize ?? size, where(ni.url));
           } catch (e) {
+            // A hash worker that died fails the run (naming the key); it says nothing of the NAR.
+            if (e instanceof HashWorkerError) throw e;
             // The decompressor stopped early: hash the stored bytes in a second read to say whether they changed.
             const again = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
             const raw = again ? await hashStream(again) : undefined;
-            if (raw && ni.fileHash && !raw.digest.equals(Buffer.from(ni.fileHash))) {
-              problem(ni.url, `FileHash ${nixSha256(raw.digest)} (${raw.size} bytes), but ${rel} says ${nixSha256(ni.fileHash)}; it does not decompress as ${ni.compression} either`, redo(ni.url, rel));
+            got = { raw: raw ? { digest: raw.digest, size: raw.size } : { digest: Buffer.alloc(0), size: -1 }, decodeError: (e as Error).message };
+            if (!raw) { problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel)); return; }
+          }
+          if (got.decodeError !== undefined || !got.decoded) {
+            // Every stored byte was hashed even though decoding stopped: say whether they changed.
+            if (ni.fileHash && !got.raw.digest.equals(Buffer.from(ni.fileHash))) {
+              problem(ni.url, `FileHash ${nixSha256(got.raw.digest)} (${got.raw.size} bytes), but ${rel} says ${nixSha256(ni.fileHash)}; it does not decompress as ${ni.compression} either`, redo(ni.url, rel));
             } else {
-              problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel));
+              problem(ni.url, `cannot be decompressed as ${ni.compression}: ${got.decodeError ?? 'no output'}`, redo(ni.url, rel));
             }
             return;
           }
+          const nar = got.decoded;
+          const fileHash = got.raw.digest;
+          const fileBytes = got.raw.size;
           count(report, 'bytes read', fileBytes);
           count(report, 'NARs hashed');
-          const fileHash = file.digest();
           // One line per NAR: stored bytes that differ usually unpack to another NAR too.
           const fileWrong = !!ni.fileHash && !fileHash.equals(Buffer.from(ni.fileHash));
           const narWrong = !nar.digest.equals(Buffer.from(ni.narHash)) || nar.size !== ni.narSize;

@@ -4,6 +4,10 @@
 // it a local memo (scope.known), and then only to accept a listing in place of a HEAD; with it,
 // our metadata must be vouched for too (this run's acknowledged write, this run's HEAD, a verification's).
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { ObjectDigester, type ObjectDigest } from '../hashing/digester.ts';
+import { hashPool } from '../hashing/pool.ts';
+import { hashDecompressed } from './decompress.ts';
 import { singlePartEtag } from '../s3/knowledge.ts';
 import { normalizeEtag } from '../s3/record.ts';
 import type { RemoteObject } from '../s3/store.ts';
@@ -28,6 +32,44 @@ export async function readAll(stream: AsyncIterable<Buffer | Uint8Array>): Promi
 
 // Decompression (zstd in-process, issue 16) lives in decompress.ts; re-exported for existing importers.
 export { hashDecompressed, knownCompression } from './decompress.ts';
+
+/**
+ * Objects from this size on are hashed by the worker pool (lib/hashing/pool.ts) while this thread
+ * reads the next responses; their chunks are transferred, not copied. Smaller ones hash here: a
+ * message round trip costs about what hashing 64 KiB does.
+ */
+export const POOL_OBJECT_MIN_BYTES = 1024 * 1024;
+/** NARs are decoded (zstd) and hashed twice: from this size on they go to the pool. */
+export const POOL_NAR_MIN_BYTES = 64 * 1024;
+
+/** sha256 and size of an object's body: by a hash worker from POOL_OBJECT_MIN_BYTES (its size as the response says), else here. */
+export async function hashBody(stream: AsyncIterable<Buffer | Uint8Array>, size: number | undefined, what: string): Promise<{ sha256: string; digest: Buffer; size: number }> {
+  if (size === undefined || size < POOL_OBJECT_MIN_BYTES) return hashStream(stream);
+  const d = await hashPool().digestStream(stream, what);
+  return { sha256: d.raw.digest.toString('hex'), digest: d.raw.digest, size: d.raw.size };
+}
+
+/**
+ * FileHash (sha256 of the stored bytes) and NarHash/NarSize (of what they decode to) in one read.
+ * zstd (what Nix writes) and none: ObjectDigester, in a hash worker from POOL_NAR_MIN_BYTES, else
+ * here; a decoding error comes back as decodeError with every stored byte hashed. Other
+ * compressions (xz, bzip2 by their programs; gzip, br by node:zlib) decode here and throw.
+ */
+export async function digestNar(stream: Readable, compression: string, size: number | undefined, what: string): Promise<ObjectDigest> {
+  const decode = compression === 'zstd' ? 'zstd' : compression === 'none' || compression === '' ? 'none' : undefined;
+  if (decode) {
+    if (size !== undefined && size >= POOL_NAR_MIN_BYTES) return hashPool().digestStream(stream, what, decode);
+    const d = new ObjectDigester(decode);
+    try {
+      for await (const c of stream) d.update(c as Buffer);
+    } catch (e) { stream.destroy(); throw e; }
+    return d.finish();
+  }
+  const raw = createHash('sha256');
+  let rawSize = 0;
+  const nar = await hashDecompressed(stream, compression, (c) => { raw.update(c); rawSize += c.length; });
+  return { raw: { digest: raw.digest(), size: rawSize }, decoded: { digest: nar.digest, size: nar.size } };
+}
 
 /** Counted for objects `releng verify` quick proved by their bytes alone (no HEAD: sha256 metadata not read). */
 export const metadataNotRead = 'objects whose metadata quick did not read';
@@ -129,7 +171,7 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   // --deep reads every byte anyway: one GET gives what the HEAD would (its headers) and the bytes.
   const oneGet = (scope.deep || c.always) && t.s3.getWithHead ? await scope.limit(async () => {
     const r = await t.s3.getWithHead!(c.bucket, c.key);
-    return r ? { head: r.head, got: await hashStream(r.stream) } : undefined;
+    return r ? { head: r.head, got: await hashBody(r.stream, r.head.size, `s3://${c.bucket}/${c.key}`) } : undefined;
   }) : undefined;
   const head = oneGet ? oneGet.head : (scope.deep || c.always) && t.s3.getWithHead ? undefined : await scope.limit(() => t.s3.head(c.bucket, c.key));
   count(report, 'objects');
@@ -160,7 +202,7 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   if (!scope.deep && !c.always && !rewritten && !contradicted) { readBack(); scope.progress.item(); return; }
   const got = oneGet ? oneGet.got : await scope.limit(async () => {
     const stream = await t.s3.getStream(c.bucket, c.key);
-    return stream ? hashStream(stream) : undefined;
+    return stream ? hashBody(stream, head.size, `s3://${c.bucket}/${c.key}`) : undefined;
   });
   count(report, 'bytes read', got?.size ?? 0);
   scope.progress.item();
