@@ -5,10 +5,12 @@
 // dependencies that load.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { POOL_FILE_MIN_BYTES } from '../../lib/checksums.ts';
 import { repoRoot } from '../helpers/project.ts';
 
 // Long steps run async: a blocked worker misses vitest's RPC deadline.
@@ -48,6 +50,21 @@ describe('production install (as nix/package.nix: npm ci, build, prune --omit=de
       .then((r) => r.stdout + r.stderr, (e: any) => String(e.stdout) + String(e.stderr)); // the example's git remote is not there: exit 1
     for (const b of ['local-releases', 'local-cache', 'local-docs']) expect(checked).toContain(`bucket s3://${b}: reachable, writable (probe written and removed)`);
     expect(checked).not.toContain('is not a constructor');
+    // The hash workers (lib/hashing/pool.ts) run from their own bundle entry, dist/lib/hash-worker.mjs,
+    // found beside the chunk that starts them: two files above the pool's threshold are hashed by
+    // workers of the installed bundle, with node:crypto's digests (the tests run the pool from source).
+    expect(existsSync(path.join(out, 'dist', 'lib', 'hash-worker.mjs'))).toBe(true);
+    const big = [0, 1].map((i) => {
+      const f = path.join(work, `big-${i}.bin`);
+      writeFileSync(f, Buffer.alloc(POOL_FILE_MIN_BYTES + 1000 * (i + 1), i + 1));
+      return f;
+    });
+    const hashed = JSON.parse((await exec(path.join(out, 'bin', 'releng'), ['sha256', '--json', '--md5', ...big], { env: { ...process.env, CI: 'true' }, timeout: 120_000 })).stdout);
+    expect(hashed.result.workers).toBeGreaterThanOrEqual(1);
+    expect(hashed.result.files).toEqual(big.map((f) => {
+      const b = readFileSync(f);
+      return { file: f, sha256: createHash('sha256').update(b).digest('hex'), md5: createHash('md5').update(b).digest('base64'), size: b.length };
+    }));
     // the renderer's libraries resolve from the bundle's directory, as its dynamic imports do
     const loaded = execFileSync('node', ['--input-type=module', '-e',
       "const o = await import('ora'); const c = await import('cli-progress'); console.log(typeof o.default, typeof (c.default ?? c).MultiBar)"],
