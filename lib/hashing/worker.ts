@@ -66,7 +66,7 @@ port.on('message', (m: Request) => {
     case 'crash':
       // Tests only: a worker that dies mid-task (the pool must fail the task, not hang).
       if (m.how === 'exit') process.exit(3);
-      setImmediate(() => { throw new Error('hash worker crashed (test)'); });
+      throw new Error('hash worker crashed (test)');
       return;
   }
 });
