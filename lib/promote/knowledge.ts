@@ -1,68 +1,20 @@
-// What promote knows of the objects it verifies and copies, so that listings prove what would
-// otherwise take a request per object (issue 16). Three pieces, each a statement a listing or a
-// write acknowledgement checks, never a skip by itself:
-//   - ListingMemo: one listing per prefix per run, shared by the source verification and the plan
-//     (the plan copies what was verified, from the same snapshot), and by the destination
-//     verification for prefixes promote wrote nothing under since it listed them.
+// What promote knows of the source objects it verifies and copies (issue 16), for the destination
+// check. The run's listings and the destination's expected bytes are the RunKnowledge every command
+// shares (lib/s3/knowledge.ts), its writes noted by the one recording writer (lib/s3/record.ts);
+// what is promote's own is what the *source* verification read:
 //   - SeenObjects: the ETag, size and Last-Modified the source verification read back per object
 //     (its HEADs and GETs, and the listed objects the upload record vouched for): "as verified".
-//   - CopyKnowledge: VerifyScope.local for the destination. A server-side copy of a single-part
-//     object keeps its ETag (the MD5 of the same bytes); a streamed copy's MD5 is computed while
-//     streaming; a re-signed narinfo's is that of the text put. A copy or put acknowledged with
-//     that ETag is `written`.
+//   - TextMemo: the small objects it read whole (narinfos, .ls, manifests), for the plan and for
+//     the copies' expected bytes.
+//   - copyExpectation: what a server-side copy must hold. A copy of a single-part object keeps its
+//     ETag (the MD5 of the same bytes); a copy acknowledged with that ETag is `written`.
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
-import type { CopyResult, ObjectHead, PutRequest, PutResult, RemoteObject, S3Reader, S3Writer } from '../s3/store.ts';
-import { normalizeEtag, type UploadRecord } from '../s3/record.ts';
-import type { LocalKnowledge } from '../verify/types.ts';
+import { Readable } from 'node:stream';
+import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
+import { normalizeEtag, type CopyExpectation, type UploadRecord } from '../s3/record.ts';
 
 const id = (bucket: string, key: string) => `${bucket}\u0000${key}`;
 const SINGLE_PART = /^[0-9a-f]{32}$/;
-
-/**
- * Listings taken this run, by bucket and prefix. A prefix is served from the memo (or from a memo
- * of an enclosing prefix, filtered) until a write under it; after that it is listed afresh.
- */
-export class ListingMemo {
-  private readonly listings = new Map<string, Promise<RemoteObject[]>>();
-  private readonly dirty = new Set<string>();
-  lists = 0;
-
-  constructor(private readonly inner: (bucket: string, prefix: string) => Promise<RemoteObject[]>, private readonly onListed?: (bucket: string, objects: RemoteObject[]) => void) {}
-
-  list = (bucket: string, prefix: string): Promise<RemoteObject[]> => {
-    if (!this.isDirty(bucket, prefix)) {
-      const own = this.listings.get(id(bucket, prefix));
-      if (own) return own;
-      for (const [k, v] of this.listings) {
-        const [b, p] = k.split('\u0000') as [string, string];
-        if (b === bucket && prefix.startsWith(p)) return v.then((all) => all.filter((o) => o.key.startsWith(prefix)));
-      }
-    }
-    this.lists++;
-    const listing = this.inner(bucket, prefix).then((objects) => { this.onListed?.(bucket, objects); return objects; });
-    this.listings.set(id(bucket, prefix), listing);
-    this.dirty.delete(id(bucket, prefix));
-    listing.catch(() => this.listings.delete(id(bucket, prefix)));
-    return listing;
-  };
-
-  /** A write to bucket/key: every memoized listing whose prefix holds key is stale from now on. */
-  wrote(bucket: string, key: string): void {
-    for (const k of this.listings.keys()) {
-      const [b, p] = k.split('\u0000') as [string, string];
-      if (b === bucket && key.startsWith(p)) this.dirty.add(k);
-    }
-  }
-
-  private isDirty(bucket: string, prefix: string): boolean {
-    for (const k of this.dirty) {
-      const [b, p] = k.split('\u0000') as [string, string];
-      if (b === bucket && (prefix.startsWith(p) || p.startsWith(prefix))) return true;
-    }
-    return false;
-  }
-}
 
 /** Bodies kept per object: small ones only (narinfos, .ls listings, manifests). */
 const KEEP_AT_MOST = 1024 * 1024;
@@ -175,125 +127,23 @@ export class SeenObjects {
   }
 }
 
-interface Expected { md5: string; size: number; written: boolean; bytes?: Buffer }
-
 /**
- * VerifyScope.local for the destination of a promote: for each object this run copied or put, the
- * MD5 its bytes must have and whether the write was acknowledged with exactly that ETag.
+ * What the destination of a server-side copy must hold (RecordingOptions.copied): the bytes the
+ * verification read whole (narinfos, .ls: their MD5, and the bytes for the cache verifier), else the
+ * ETag a read-back of the verification saw (and the copy is conditional on it), else the text the
+ * plan parsed of a narinfo it copies as it is; else nothing (the destination check HEADs it).
  */
-export class CopyKnowledge implements LocalKnowledge {
-  private readonly expected = new Map<string, Expected>();
-  private readonly texts = new Map<string, Buffer>();
-
-  /** A small object the plan read from the source and copies as it is (a narinfo): the copy must hold these bytes. */
-  expectText(bucket: string, key: string, text: string): void {
-    this.texts.set(id(bucket, key), Buffer.from(text));
-  }
-
-  /** Before a copy of bucket/key from a source object not read back by the verification: the plan's text of it, if any. */
-  expectCopyOfText(bucket: string, key: string): boolean {
-    const t = this.texts.get(id(bucket, key));
-    if (!t) return false;
-    this.expect(bucket, key, createHash('md5').update(t).digest('hex'), t.length, t);
-    return true;
-  }
-
-  /** Before a copy of a verified source object: its single-part ETag is the MD5 the copy must have. */
-  expect(bucket: string, key: string, md5: string | undefined, size: number, bytes?: Buffer): void {
-    const m = normalizeEtag(md5);
-    if (m && SINGLE_PART.test(m)) this.expected.set(id(bucket, key), { md5: m, size, written: false, ...(bytes ? { bytes } : {}) });
-    else this.expected.delete(id(bucket, key));
-  }
-
-  /** The write's acknowledgement: `written` only when it carries the expected ETag. */
-  acknowledged(bucket: string, key: string, etag: string | undefined): void {
-    const e = this.expected.get(id(bucket, key));
-    if (e) e.written = normalizeEtag(etag) === e.md5;
-  }
-
-  forget(bucket: string, key: string): void {
-    this.expected.delete(id(bucket, key));
-  }
-
-  md5(bucket: string, key: string): { md5: string; size: number } | undefined {
-    const e = this.expected.get(id(bucket, key));
-    return e ? { md5: e.md5, size: e.size } : undefined;
-  }
-
-  async bytes(bucket: string, key: string): Promise<Buffer | undefined> {
-    return this.expected.get(id(bucket, key))?.bytes;
-  }
-
-  written(bucket: string, key: string): boolean {
-    return this.expected.get(id(bucket, key))?.written ?? false;
-  }
-
-  get size(): number {
-    return this.expected.size;
-  }
-}
-
-/**
- * The destination writer, its writes noted: listings of the prefixes written go stale, copies of
- * verified source objects and puts (streamed transfers, re-signed narinfos, redirects) record the
- * MD5 their bytes have and the ETag the server acknowledged; the upload record forgets the key.
- */
-export function knowingWriter(inner: S3Writer, opts: {
-  knowledge: CopyKnowledge; memo: ListingMemo; seen: SeenObjects; record?: Pick<UploadRecord, 'forget'>; bodies?: TextMemo;
-}): S3Writer {
-  const { knowledge, memo, seen, record, bodies } = opts;
-  return {
-    async put(req: PutRequest): Promise<PutResult | void> {
-      memo.wrote(req.bucket, req.key);
-      record?.forget(req.bucket, req.key);
-      knowledge.forget(req.bucket, req.key);
-      let md5: (() => string) | undefined;
-      let body = req.body;
-      let bytes: Buffer | undefined;
-      if ('text' in body) {
-        bytes = Buffer.from(body.text);
-        const m = createHash('md5').update(bytes).digest('hex');
-        md5 = () => m;
-      } else if ('stream' in body) {
-        // The MD5 of the bytes as they go out (verifiedStream has checked their sha256 before the last chunk).
-        const h = createHash('md5');
-        const source = body.stream;
-        const through = new PassThrough();
-        source.on('error', (e) => through.destroy(e));
-        source.on('data', (c: Buffer) => h.update(c));
-        source.pipe(through);
-        body = { stream: through };
-        let digest: string | undefined;
-        md5 = () => (digest ??= h.digest('hex'));
-      }
-      const r = await inner.put({ ...req, body });
-      if (md5 && !req.redirect) {
-        knowledge.expect(req.bucket, req.key, md5(), req.size, bytes && bytes.length <= 64 * 1024 ? bytes : undefined);
-        knowledge.acknowledged(req.bucket, req.key, r ? r.etag : undefined);
-      }
-      return r;
-    },
-    async delete(bucket, key) {
-      memo.wrote(bucket, key);
-      record?.forget(bucket, key);
-      knowledge.forget(bucket, key);
-      await inner.delete(bucket, key);
-    },
-    async copy(from, to, copyOpts): Promise<CopyResult | void> {
-      memo.wrote(to.bucket, to.key);
-      record?.forget(to.bucket, to.key);
-      const verified = seen.get(from.bucket, from.key);
-      // The bytes the verification read whole (narinfos, .ls) say the most: their MD5, and the bytes
-      // themselves for the cache verifier; else the ETag a HEAD of the verification saw.
-      const body = bodies?.get(from.bucket, from.key);
-      if (body) knowledge.expect(to.bucket, to.key, createHash('md5').update(body).digest('hex'), body.length, body.length <= 64 * 1024 ? body : undefined);
-      else if (verified && (copyOpts?.size === undefined || copyOpts.size === verified.size)) knowledge.expect(to.bucket, to.key, verified.etag, verified.size);
-      else if (!knowledge.expectCopyOfText(to.bucket, to.key)) knowledge.forget(to.bucket, to.key);
-      // Conditional on the ETag the source verification read back (where the server honours it):
-      // a source rewritten since is never copied.
-      const r = await inner.copy(from, to, verified ? { ...copyOpts, sourceEtag: copyOpts?.sourceEtag ?? `"${verified.etag}"` } : copyOpts);
-      knowledge.acknowledged(to.bucket, to.key, r ? r.etag : undefined);
-      return r;
-    },
+export function copyExpectation(seen: SeenObjects, bodies: TextMemo | undefined, planned: Iterable<{ bucket: string; key: string; text: string }> = []) {
+  const texts = new Map<string, Buffer>();
+  for (const n of planned) texts.set(id(n.bucket, n.key), Buffer.from(n.text));
+  return (from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number | undefined): CopyExpectation | undefined => {
+    const verified = seen.get(from.bucket, from.key);
+    const sourceEtag = verified?.etag;
+    const body = bodies?.get(from.bucket, from.key);
+    if (body) return { md5: createHash('md5').update(body).digest('hex'), size: body.length, bytes: body, ...(sourceEtag ? { sourceEtag } : {}) };
+    if (verified && SINGLE_PART.test(verified.etag) && (size === undefined || size === verified.size)) return { md5: verified.etag, size: verified.size, sourceEtag: verified.etag };
+    const t = texts.get(id(to.bucket, to.key));
+    if (t) return { md5: createHash('md5').update(t).digest('hex'), size: t.length, bytes: t, ...(sourceEtag ? { sourceEtag } : {}) };
+    return sourceEtag ? { sourceEtag } : undefined;
   };
 }
