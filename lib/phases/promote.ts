@@ -34,7 +34,8 @@ import {
   environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
   type ResolvedRelease, type ReleaseSpec, type VerifyOptions, type VerifyReport,
 } from '../verify/index.ts';
-import type { VerifyTarget } from '../verify/types.ts';
+import type { LocalKnowledge, VerifyTarget } from '../verify/types.ts';
+import { stagedCacheKnowledge } from '../upload/cache.ts';
 
 export interface PromoteSummary {
   version: string;
@@ -119,6 +120,23 @@ function knowledgeOf(e: OpenEnvironment, onListed?: (bucket: string, objects: im
   return runKnowledge({ lister: (b, p) => r.list(b, p), onListed });
 }
 
+/** The staged cache's knowledge with each file read once (the verification, then the plan's memo). */
+function memoizedBytes(k: LocalKnowledge | undefined): LocalKnowledge | undefined {
+  if (!k?.bytes) return k;
+  const read = k.bytes.bind(k);
+  const got = new Map<string, Promise<Buffer | undefined>>();
+  return {
+    md5: (b, key) => k.md5(b, key),
+    written: () => false,
+    bytes: (b, key) => {
+      const id = `${b}\u0000${key}`;
+      let p = got.get(id);
+      if (!p) { p = read(b, key); got.set(id, p); }
+      return p;
+    },
+  };
+}
+
 /** Never a sha256: an object the release does not have (a stale page) is never vouched for. */
 const NOT_EXPECTED = 'not part of the release';
 
@@ -195,10 +213,15 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const seen = new SeenObjects(srcRecord);
     const srcMemo = knowledgeOf(source, (b, objects) => seen.listed(b, objects));
     const texts = new TextMemo();
+    // The cache this machine staged for the source (release/cache/SOURCE, when upload ran here):
+    // a listed narinfo or .ls whose single-part ETag is a staged file's MD5 is those bytes, parsed
+    // and checked (signature, references) from the local file instead of a GET each; anything else
+    // is read from the server as before. --deep reads every object.
+    const staged = deep ? undefined : memoizedBytes(await stagedCacheKnowledge(path.join(ctx.releaseDir, 'cache', fromName), source.cache));
     const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
       deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
       onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
-      ...(srcRecord && !deep ? { known: srcRecord } : {}), list: srcMemo.list,
+      ...(srcRecord && !deep ? { known: srcRecord } : {}), ...(staged ? { local: staged } : {}), list: srcMemo.list,
     });
     for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
     if (srcRecord) {
@@ -210,6 +233,9 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       throw new VerificationFailed(before, `${project} ${version} in ${fromName} failed verification; nothing was copied`);
     }
     phase.succeed(`${project} ${version} in ${fromName}: ${renderChecked(before)}`);
+    // What the verification proved by listing against the staged bytes: the plan reads the closure
+    // from them, and the copies must hold them (the listing is the verification's own, memoized).
+    if (staged) await texts.provenLocally(source.cache.bucket, await srcMemo.list(source.cache.bucket, source.cache.prefix), staged, seen);
 
     // 2. Plan: reads only.
     phase = log.phase(`planning promote of ${version} to ${toName}`);

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
 import { normalizeEtag, type CopyExpectation, type UploadRecord } from '../s3/record.ts';
+import type { LocalKnowledge } from '../verify/types.ts';
 
 const id = (bucket: string, key: string) => `${bucket}\u0000${key}`;
 const SINGLE_PART = /^[0-9a-f]{32}$/;
@@ -64,6 +65,33 @@ export class TextMemo {
         return stream && small(k) ? readKept(b, k, stream) : stream;
       },
     };
+  }
+
+  /**
+   * Small objects proven by the source's listing to be bytes this machine staged (release/cache/ENV,
+   * lib/upload/cache.ts stagedCacheKnowledge): a listed single-part ETag and size that are the
+   * staged file's MD5 (re-hashed here) and size. The source verification proved and checked these
+   * very bytes (lib/verify/cache.ts provenByListing: parsed, signature and references checked on
+   * them) instead of GETting them; the plan parses the closure from them, and a copy must hold
+   * them. Only plain-text narinfos (a compressed one is left to a GET, as before) and .ls listings.
+   */
+  async provenLocally(bucket: string, listing: RemoteObject[], local: Pick<LocalKnowledge, 'md5' | 'bytes'> | undefined, seen?: SeenObjects): Promise<number> {
+    if (!local?.bytes) return 0;
+    let n = 0;
+    for (const o of listing) {
+      const narinfo = o.key.endsWith('.narinfo');
+      if ((!narinfo && !o.key.endsWith('.ls')) || this.bodies.has(id(bucket, o.key))) continue;
+      const etag = normalizeEtag(o.etag)?.toLowerCase();
+      const m = local.md5(bucket, o.key);
+      if (!etag || !SINGLE_PART.test(etag) || !m || m.md5.toLowerCase() !== etag || m.size !== o.size) continue;
+      const bytes = await local.bytes(bucket, o.key).catch(() => undefined);
+      if (!bytes || bytes.length !== o.size || bytes.length > KEEP_AT_MOST || createHash('md5').update(bytes).digest('hex') !== etag) continue;
+      if (narinfo && !bytes.subarray(0, 10).equals(Buffer.from('StorePath:'))) continue;
+      this.bodies.set(id(bucket, o.key), bytes);
+      seen?.head(bucket, o.key, { size: o.size, etag, metadata: {}, ...(o.mtime !== undefined ? { mtime: o.mtime } : {}) });
+      n++;
+    }
+    return n;
   }
 
   /** The reader whose getText is answered from what was kept (else read). */
