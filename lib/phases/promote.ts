@@ -302,7 +302,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       };
       // The destination's listings prove the copies (a single-part copy keeps the MD5 of the same
       // bytes as its ETag); prefixes promote wrote nothing under are served from the plan's listing.
-      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo), {
+      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo, undefined, new TextMemo()), {
         deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
         local: dstMemo, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
       });

@@ -20,51 +20,87 @@ const SINGLE_PART = /^[0-9a-f]{32}$/;
 /** Bodies kept per object: small ones only (narinfos, .ls listings, manifests). */
 const KEEP_AT_MOST = 1024 * 1024;
 
+/** Objects read whole, and more than once in a run (release files every verifier reads, narinfos and .ls the plan reads too). */
+const readWhole = (k: string) => k.endsWith('.narinfo') || k.endsWith('.ls') || k.endsWith('manifest.nix') || k.endsWith('SHA256SUMS');
+
+type Read = { head?: ObjectHead; body: Buffer } | undefined;
+
 /**
- * Small objects the source verification read whole (getText; narinfos and .ls read as streams by
- * lib/verify/cache.ts), kept for the plan, which reads the same closure, and for the destination
- * check: the plan works from the very bytes that were verified (1,000 GETs fewer for 1,000 store
- * paths), and a server-side copy of such an object must hold these bytes (their MD5; `bytes` for
- * the cache verifier). An object rewritten in between is copied as it is now: its ETag is then not
- * the kept bytes' MD5, and the destination check reads it.
+ * Small objects a verification reads whole, read once per side and run: the verifiers of one run
+ * each read SHA256SUMS and manifest.nix (resolving the release, checking the prefix, evaluating
+ * the manifest), and the plan reads the source's manifest and closure again: one GET each, served
+ * from the first read (no write happens on that side between them: the source is never written,
+ * the destination's memo is a new one for its closing verification). The source's bodies are kept
+ * for the plan and for the copies' expected bytes (their MD5; `bytes` for the cache verifier); an
+ * object rewritten in between is copied as it is now: its ETag is then not the kept bytes' MD5, and
+ * the destination check reads it.
  */
 export class TextMemo {
   private readonly bodies = new Map<string, Buffer>();
+  private readonly reads = new Map<string, Promise<Read>>();
   served = 0;
 
   get(bucket: string, key: string): Buffer | undefined {
     return this.bodies.get(id(bucket, key));
   }
 
-  /** The reader whose getText results, and narinfos and .ls read as streams (with or without headers), are kept. */
+  /** The reader whose whole reads of narinfos, .ls, manifest.nix and SHA256SUMS are made once and kept, and whose getText results are kept. */
   keep<R extends S3Reader & { getStream(b: string, k: string): Promise<Readable | undefined>; getWithHead?(b: string, k: string): Promise<{ head: ObjectHead; stream: Readable } | undefined> }>(r: R): R {
-    const small = (k: string) => k.endsWith('.narinfo') || k.endsWith('.ls');
-    const readKept = async (b: string, k: string, stream: Readable): Promise<Readable> => {
+    const slurp = async (stream: Readable): Promise<Buffer> => {
       const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of stream) { chunks.push(Buffer.from(c)); size += c.length; }
-      const body = Buffer.concat(chunks, size);
-      if (size <= KEEP_AT_MOST) this.bodies.set(id(b, k), body);
-      return Readable.from([body]);
+      for await (const c of stream) chunks.push(Buffer.from(c));
+      return Buffer.concat(chunks);
+    };
+    const note = (b: string, k: string, read: Promise<Read>): Promise<Read> => {
+      this.reads.set(id(b, k), read);
+      read.then((got) => {
+        if (got && got.body.length <= KEEP_AT_MOST) this.bodies.set(id(b, k), got.body);
+        else if (got) this.reads.delete(id(b, k));
+      }, () => this.reads.delete(id(b, k)));
+      return read;
+    };
+    // One read of bucket/key, with its headers where the adapter gives them in the same GET.
+    const once = (b: string, k: string, withHead: boolean): Promise<Read> => {
+      const had = this.reads.get(id(b, k));
+      if (had) { this.served++; return had; }
+      return note(b, k, (async (): Promise<Read> => {
+        if (r.getWithHead) { const g = await r.getWithHead(b, k); return g ? { head: g.head, body: await slurp(g.stream) } : undefined; }
+        if (withHead) {
+          const head = await r.head(b, k);
+          if (!head) return undefined;
+          const s = await r.getStream(b, k);
+          return s ? { head, body: await slurp(s) } : undefined;
+        }
+        const s = await r.getStream(b, k);
+        return s ? { body: await slurp(s) } : undefined;
+      })());
     };
     return {
       ...r,
       ...(r.getWithHead ? {
         getWithHead: async (b: string, k: string) => {
-          const got = await r.getWithHead!(b, k);
-          return got && small(k) ? { head: got.head, stream: await readKept(b, k, got.stream) } : got;
+          if (!readWhole(k)) return r.getWithHead!(b, k);
+          const got = await once(b, k, true);
+          return got?.head ? { head: got.head, stream: Readable.from([got.body]) } : got ? r.getWithHead!(b, k) : undefined;
         },
       } : {}),
       getText: async (b: string, k: string) => {
+        if (readWhole(k)) { const got = await once(b, k, false); return got?.body.toString('utf8'); }
         const t = await r.getText(b, k);
         if (t !== undefined && t.length <= KEEP_AT_MOST) this.bodies.set(id(b, k), Buffer.from(t));
         return t;
       },
       getStream: async (b: string, k: string) => {
-        const stream = await r.getStream(b, k);
-        return stream && small(k) ? readKept(b, k, stream) : stream;
+        if (!readWhole(k)) return r.getStream(b, k);
+        const got = await once(b, k, false);
+        return got ? Readable.from([got.body]) : undefined;
       },
     };
+  }
+
+  /** The reader whose getText is answered from what was kept (else read). */
+  serve<R extends S3Reader>(r: R): R {
+    return { ...r, getText: async (b: string, k: string) => { const t = this.bodies.get(id(b, k)); if (t !== undefined) { this.served++; return t.toString('utf8'); } return r.getText(b, k); } };
   }
 
   /**
@@ -94,10 +130,6 @@ export class TextMemo {
     return n;
   }
 
-  /** The reader whose getText is answered from what was kept (else read). */
-  serve<R extends S3Reader>(r: R): R {
-    return { ...r, getText: async (b: string, k: string) => { const t = this.bodies.get(id(b, k)); if (t !== undefined) { this.served++; return t.toString('utf8'); } return r.getText(b, k); } };
-  }
 }
 
 export interface SeenObject { etag: string; size: number; mtime?: number }
