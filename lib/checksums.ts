@@ -26,9 +26,18 @@ export async function sha256File(file: string): Promise<string> {
  */
 export async function digestFile(file: string, opts: { md5?: boolean; pool?: HashPool | false } = {}): Promise<FileDigest> {
   const st = await stat(file);
-  if (opts.pool !== false && st.isFile() && st.size >= POOL_FILE_MIN_BYTES) return (opts.pool ?? hashPool()).digestFile(file, opts);
-  return digestFileHere(file, opts);
+  const pool = opts.pool === false ? undefined : opts.pool ?? hashPool();
+  if (!pool?.enabled || !st.isFile() || st.size < POOL_FILE_MIN_BYTES) return digestFileHere(file, opts);
+  // The first large file hashes here; one that comes while another is hashing goes to a worker.
+  // So one file alone starts no worker (its start-up, ~40 ms of CPU, would buy nothing), and
+  // several hash on the main thread and the workers at once.
+  if (largeHere > 0) return pool.digestFile(file, opts);
+  largeHere++;
+  try { return await digestFileHere(file, opts); } finally { largeHere--; }
 }
+
+/** Large files being hashed on the main thread now. */
+let largeHere = 0;
 
 /** The in-thread read: async reads into one reused 1 MiB buffer (a stream allocates one per chunk). */
 async function digestFileHere(file: string, opts: { md5?: boolean }): Promise<FileDigest> {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { ObjectDigester, type ObjectDigest } from '../hashing/digester.ts';
-import { hashPool } from '../hashing/pool.ts';
+import { poolForDownloads } from '../hashing/pool.ts';
 import { hashDecompressed } from './decompress.ts';
 import { singlePartEtag } from '../s3/knowledge.ts';
 import { normalizeEtag } from '../s3/record.ts';
@@ -44,8 +44,9 @@ export const POOL_NAR_MIN_BYTES = 64 * 1024;
 
 /** sha256 and size of an object's body: by a hash worker from POOL_OBJECT_MIN_BYTES (its size as the response says), else here. */
 export async function hashBody(stream: AsyncIterable<Buffer | Uint8Array>, size: number | undefined, what: string): Promise<{ sha256: string; digest: Buffer; size: number }> {
-  if (size === undefined || size < POOL_OBJECT_MIN_BYTES) return hashStream(stream);
-  const d = await hashPool().digestStream(stream, what);
+  const pool = poolForDownloads();
+  if (size === undefined || size < POOL_OBJECT_MIN_BYTES || !pool) return hashStream(stream);
+  const d = await pool.digestStream(stream, what);
   return { sha256: d.raw.digest.toString('hex'), digest: d.raw.digest, size: d.raw.size };
 }
 
@@ -58,7 +59,8 @@ export async function hashBody(stream: AsyncIterable<Buffer | Uint8Array>, size:
 export async function digestNar(stream: Readable, compression: string, size: number | undefined, what: string): Promise<ObjectDigest> {
   const decode = compression === 'zstd' ? 'zstd' : compression === 'none' || compression === '' ? 'none' : undefined;
   if (decode) {
-    if (size !== undefined && size >= POOL_NAR_MIN_BYTES) return hashPool().digestStream(stream, what, decode);
+    const pool = poolForDownloads();
+    if (size !== undefined && size >= POOL_NAR_MIN_BYTES && pool) return pool.digestStream(stream, what, decode);
     const d = new ObjectDigester(decode);
     try {
       for await (const c of stream) d.update(c as Buffer);
