@@ -8,9 +8,9 @@ import { hashPool, type HashPool } from './hashing/pool.ts';
 export type { FileDigest } from './hashing/digester.ts';
 
 /**
- * Files from this size on are hashed by the worker pool (lib/hashing/pool.ts): several hash at
- * once, one per core, off the main thread. Below it a file hashes on the main thread in ~1.5 ms
- * per MiB, less than handing it over is worth.
+ * Files from this size on may be hashed by the worker pool (lib/hashing/pool.ts) when another is
+ * hashing on the main thread. Below it a file hashes here in ~1.5 ms per MiB, less than handing
+ * it over is worth.
  */
 export const POOL_FILE_MIN_BYTES = 8 * 1024 * 1024;
 
@@ -20,9 +20,9 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /**
- * sha256 (and MD5 with `md5: true`) of a file in one sequential read: by a hash worker from
- * POOL_FILE_MIN_BYTES on (pool: false keeps it on this thread), else here through one reused
- * buffer. Errors name the file.
+ * sha256 (and MD5 with `md5: true`) of a file in one sequential read through one reused buffer:
+ * here, or by a hash worker for a file from POOL_FILE_MIN_BYTES that comes while another large
+ * one hashes here (pool: false keeps all here). Errors name the file.
  */
 export async function digestFile(file: string, opts: { md5?: boolean; pool?: HashPool | false } = {}): Promise<FileDigest> {
   const st = await stat(file);

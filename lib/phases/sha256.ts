@@ -1,6 +1,6 @@
 // `releng sha256 FILE...`: the sha256 of each file as releng computes it before an upload
-// (lib/checksums.ts digestFile: files from 8 MiB by the hash workers, several at once, one per
-// core), printed as `sha256sum` does, so `sha256sum -c` reads the output. For checking an
+// (lib/checksums.ts digestFile: all at once, large ones on the main thread and a hash worker),
+// printed as `sha256sum` does, so `sha256sum -c` reads the output. For checking an
 // artifact by hand, and for the bench's hashing arm (the real CLI against `openssl dgst`).
 import path from 'node:path';
 import type { BareRun } from '../commands.ts';
