@@ -1,6 +1,7 @@
-// A small pool of hash workers (node:worker_threads), one per core (issue 16): several large files
-// hash at once, and verify --deep's per-object work (sha256 of the downloaded bytes; for a NAR,
-// zstd decoding, NarHash and FileHash) runs beside the main thread, which is busy with HTTP.
+// A small pool of hash workers (node:worker_threads; by default one per core but the main
+// thread's, issue 16): large files hash beside the main thread (digestFile), and, when
+// RELENG_HASH_WORKERS asks for it, verify --deep's per-object work (sha256 of the downloaded
+// bytes; for a NAR, zstd decoding, NarHash and FileHash) runs beside the main thread's HTTP.
 // Downloaded chunks are gathered into BATCH-sized buffers that are transferred to the worker
 // (transferList: ownership moves, no clone), at most WINDOW bytes per object in flight, so memory
 // stays bounded whatever the object's size.
@@ -9,7 +10,7 @@
 // pool never keeps the process alive. A worker that dies (an uncaught error, exit) fails every
 // task it held with an error naming its file or key, and is replaced for later tasks: a crash
 // never hangs a run. Only large inputs come here (callers hold the thresholds): a message costs
-// tens of microseconds, and a worker's start-up ~20 ms, once.
+// tens of microseconds, and a worker's start-up ~80 ms of CPU (Node 20 boots a new isolate).
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
