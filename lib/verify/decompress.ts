@@ -6,7 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
-import { Decompress as ZstdStream, decompress as zstdSync } from 'fzstd';
+import { decompress as zstdSync } from 'fzstd';
+import { ObjectDigester } from '../hashing/digester.ts';
 import { debianPackageOf } from '../exec.ts';
 import { MissingToolError } from '../errors.ts';
 
@@ -52,40 +53,17 @@ async function hashIterable(stream: AsyncIterable<Buffer | Uint8Array>): Promise
   return { sha256: digest.toString('hex'), digest, size };
 }
 
-/**
- * zstd streamed through fzstd: each compressed chunk is pushed as it arrives and each decoded
- * block hashed at once (fzstd keeps only the window), so memory stays bounded whatever the NAR's
- * size. Throws on data that is not zstd, is cut short, or has bytes after the last frame. fzstd
- * does not check the frames' optional content checksum: the caller's NarHash/NarSize check
- * covers what that checksum would.
- */
-function push(d: ZstdStream, chunk: Buffer, final: boolean): void {
-  try { d.push(chunk, final); } catch (e) { throw new Error(`not valid zstd data: ${(e as Error).message}`); }
-}
-
+/** zstd through the one streaming decoder releng has (lib/hashing/digester.ts); throws where it stops. */
 async function hashZstd(input: AsyncIterable<Buffer | Uint8Array>, onRaw: (chunk: Buffer) => void): Promise<Hashed> {
-  const h = createHash('sha256');
-  let size = 0;
-  const d = new ZstdStream((chunk) => { h.update(chunk); size += chunk.length; });
-  let pending: Buffer | undefined;
-  let magic = Buffer.alloc(0);
-  // One chunk is held back so that the last one is pushed with final = true.
+  const d = new ObjectDigester('zstd');
   for await (const c of input) {
     const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c);
     onRaw(chunk);
-    if (chunk.length === 0) continue;
-    if (magic.length < 4) {
-      magic = Buffer.concat([magic, chunk.subarray(0, 4)]);
-      if (magic.length >= 4 && !isZstd(magic)) throw new Error('not zstd data (no zstd frame magic)');
-    }
-    if (pending) push(d, pending, false);
-    pending = chunk;
+    d.update(chunk);
   }
-  if (!pending) throw new Error('empty: not zstd data');
-  if (magic.length < 4) throw new Error(`${magic.length} bytes: not zstd data`);
-  push(d, pending, true);
-  const digest = h.digest();
-  return { sha256: digest.toString('hex'), digest, size };
+  const out = d.finish();
+  if (out.decodeError !== undefined || !out.decoded) throw new Error(out.decodeError ?? 'no output');
+  return { sha256: out.decoded.digest.toString('hex'), digest: out.decoded.digest, size: out.decoded.size };
 }
 
 /**
