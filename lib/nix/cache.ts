@@ -1,7 +1,7 @@
 // Nix binary caches: the signing key, staging a signed cache with `nix copy --to file://`, and
 // reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
 // so Nix writes the cache layout locally and releng uploads the files (issue 4).
-import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import type { Environment } from '../config.ts';
@@ -180,4 +180,75 @@ export async function encodeCacheMetadata(stagingDir: string, paths: string[], o
     await run('xz', ['-9', '-k', '-f', '--', path.join(stagingDir, j.name)]);
     await rename(path.join(stagingDir, `${j.name}.xz`), path.join(outDir, j.name));
   }
+}
+
+/**
+ * The staging memo (`.releng/upload-state/staged-ENV.json`, docs/upload-performance.md): which
+ * store paths a `nix copy` last staged, into which directory, with which store URL (compression,
+ * key file, options) and public key, their closure, and the size of every narinfo, .ls and NAR
+ * file Nix wrote for them.
+ */
+interface StageMemo {
+  version: 1;
+  key: { dir: string; url: string; publicKey: string; drvs: string[]; outPaths: string[] };
+  closure: string[];
+  /** Path relative to the staging dir → size in bytes. */
+  files: Record<string, number>;
+}
+
+const statSize = (file: string) => stat(file).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+
+/** True when the memo's key is this run's, every closure path is still in the store, and every staged file it lists has its size. Stats only. */
+async function stageMemoHolds(memo: StageMemo | undefined, key: StageMemo['key'], storeDir: string): Promise<boolean> {
+  if (!memo || memo.version !== 1 || JSON.stringify(memo.key) !== JSON.stringify(key)) return false;
+  if (!Array.isArray(memo.closure) || typeof memo.files !== 'object' || memo.files === null) return false;
+  const names = Object.keys(memo.files);
+  // Every closure path has its narinfo listed (the memo names what Nix wrote for each).
+  if (memo.closure.some((p) => !(`${hashPart(p)}.narinfo` in memo.files))) return false;
+  const checks = await Promise.all([
+    ...memo.closure.map((p) => lstat(path.join(storeDir, path.basename(p))).then(() => true, () => false)),
+    ...names.map(async (n) => (await statSize(path.join(key.dir, n))) === memo.files[n]),
+  ]);
+  return checks.every(Boolean);
+}
+
+/**
+ * stageCache + closureOf, with the staging memo: when the memo says this exact set of paths was
+ * staged into this directory with this store URL and key, every path of the closure still exists
+ * in the store, and every narinfo/.ls/NAR file it names is still there with its size, neither
+ * `nix copy` nor `nix-store --query` runs (a staged file deleted or changed, another key or URL,
+ * other paths: both run, as without the memo). The memo only skips local work: the upload and its
+ * closing verification read the destination as always. Returns the closure and whether it restaged.
+ */
+export async function stageCacheMemoised(opts: { dir: string; url: string; publicKey: string; drvs: string[]; outPaths: string[]; memoFile: string; storeDir?: string }): Promise<{ paths: string[]; staged: boolean }> {
+  const key: StageMemo['key'] = { dir: opts.dir, url: opts.url, publicKey: opts.publicKey, drvs: [...opts.drvs].sort(), outPaths: [...opts.outPaths].sort() };
+  const memo = await readFile(opts.memoFile, 'utf8').then((t) => JSON.parse(t) as StageMemo, () => undefined);
+  if (await stageMemoHolds(memo, key, opts.storeDir ?? '/nix/store')) return { paths: memo!.closure, staged: false };
+  await rm(opts.memoFile, { force: true });
+  await stageCache(opts);
+  const paths = await closureOf([...opts.drvs, ...opts.outPaths]);
+  // What Nix wrote for each path: its narinfo, the NAR it names, and its .ls when there is one.
+  const files: Record<string, number> = {};
+  for (const p of paths) {
+    const narinfo = `${hashPart(p)}.narinfo`;
+    const size = await statSize(path.join(opts.dir, narinfo));
+    if (size === undefined) return { paths, staged: true }; // not what the memo expects: no memo
+    files[narinfo] = size;
+    const ls = `${hashPart(p)}.ls`;
+    const lsSize = await statSize(path.join(opts.dir, ls));
+    if (lsSize !== undefined) files[ls] = lsSize;
+    let url: string;
+    try { url = parseNarInfo((await readCacheMetadata(path.join(opts.dir, narinfo), undefined)).text, narinfo).url; } catch { return { paths, staged: true }; }
+    const narSize = await statSize(path.join(opts.dir, url));
+    if (narSize === undefined) return { paths, staged: true };
+    files[url] = narSize;
+  }
+  const saved: StageMemo = { version: 1, key, closure: paths, files };
+  try {
+    await mkdir(path.dirname(opts.memoFile), { recursive: true });
+    const tmp = `${opts.memoFile}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(saved));
+    await rename(tmp, opts.memoFile);
+  } catch { /* a memo only saves time */ }
+  return { paths, staged: true };
 }

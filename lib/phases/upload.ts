@@ -24,7 +24,7 @@ import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/reco
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
-import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { cacheKnowledge, planCache, type CacheKnowledge } from '../upload/cache.ts';
@@ -94,8 +94,11 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   const phase = ctx.log.phase(`staging the signed binary cache in ${path.relative(ctx.root, stagingDir)} (local)`);
   await mkdir(stagingDir, { recursive: true });
   await writeFile(marker, inputs.signingKey.publicKey + '\n');
-  await stageCache({ dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), drvs: result.drvs, outPaths: result.outPaths });
-  const paths = await closureOf([...result.drvs, ...result.outPaths]);
+  // The staging memo skips `nix copy` and the closure query when every staged file it names is still there (lib/nix/cache.ts).
+  const { paths } = await stageCacheMemoised({
+    dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), publicKey: inputs.signingKey.publicKey,
+    drvs: result.drvs, outPaths: result.outPaths, memoFile: path.join(uploadStateDir(ctx.root), `staged-${target.name}.json`),
+  });
   // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
   const narinfoCompression = cache.storeOptions['narinfo-compression'];
   const lsCompression = cache.storeOptions['ls-compression'];
