@@ -1,6 +1,7 @@
 // Nix binary caches: the signing key, staging a signed cache with `nix copy --to file://`, and
 // reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
 // so Nix writes the cache layout locally and releng uploads the files (issue 4).
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { access, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
@@ -42,13 +43,34 @@ export async function resolveSigningKey(opts: { root: string; envName: string; c
   }
   let publicKey: string;
   try {
-    publicKey = (await run('nix', [...nixFeatureArgs, 'key', 'convert-secret-to-public'], { input: secret })).stdout.trim();
+    publicKey = publicKeyOf(secret) ?? (await run('nix', [...nixFeatureArgs, 'key', 'convert-secret-to-public'], { input: secret })).stdout.trim();
   } catch {
     // The error of the subprocess could echo the input; say only what is wrong.
     throw new ReleaseError(`${file} (${field}) is not a Nix secret key`, 'generate one with `nix key generate-secret --key-name NAME`');
   }
   if (generated) await writeFile(`${file}.pub`, publicKey + '\n');
   return { file, publicKey, generated };
+}
+
+// DER prefix of an Ed25519 private key (PKCS#8) around its 32-byte seed.
+const PKCS8_SEED_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * `nix key convert-secret-to-public`, without a subprocess, for a key file in the form Nix writes
+ * (`NAME:BASE64` of 64 bytes, seed then public key, an optional final newline): Nix answers NAME
+ * and the stored public half. It is used only when that half is the one the seed derives (a key
+ * whose halves disagree, or any other form, goes to Nix as before); undefined then.
+ */
+export function publicKeyOf(secret: string): string | undefined {
+  const m = /^([^:\s]+):([A-Za-z0-9+/]{86}==)\n?$/.exec(secret);
+  if (!m) return undefined;
+  const raw = Buffer.from(m[2], 'base64');
+  if (raw.length !== 64) return undefined;
+  try {
+    const derived = createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8_SEED_PREFIX, raw.subarray(0, 32)]), format: 'der', type: 'pkcs8' }))
+      .export({ format: 'der', type: 'spki' }).subarray(-32);
+    return derived.equals(raw.subarray(32)) ? `${m[1]}:${raw.subarray(32).toString('base64')}` : undefined;
+  } catch { return undefined; }
 }
 
 /** The `file://` store URL Nix writes the staged cache to (compression, key and the environment's options). */

@@ -22,7 +22,6 @@ import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
-import { isMaintenanceRelease } from '../git/maintenance.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
@@ -32,7 +31,7 @@ import { mergeKnowledge } from '../verify/local.ts';
 import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
 import { planUploadImages } from '../upload/images.ts';
-import { releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
+import { maintenanceRelease, releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 import { checkLocalInputs, type Md5Wanted } from '../upload/inputs.ts';
@@ -128,10 +127,13 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
   // The MD5 is read whatever the transit checksum (issue 16): the PUT checks its ETag against it, and
   // the closing verification proves each single-part object by its listed ETag instead of a HEAD.
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
-  const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
+  // (git is asked while the local files are checked; a local file's error is still the one reported.)
+  const maintenanceP = maintenanceRelease(ctx, result.version);
+  maintenanceP.catch(() => undefined);
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
+  const maintenance = await maintenanceP;
   const keep = maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
