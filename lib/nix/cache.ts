@@ -223,7 +223,7 @@ const statSize = (file: string) => stat(file).then((s) => (s.isFile() ? s.size :
 /** True when the memo's key is this run's, every closure path is still in the store, and every staged file it lists has its size. Stats only. */
 async function stageMemoHolds(memo: StageMemo | undefined, key: StageMemo['key'], storeDir: string): Promise<boolean> {
   if (!memo || memo.version !== 1 || JSON.stringify(memo.key) !== JSON.stringify(key)) return false;
-  if (!Array.isArray(memo.closure) || typeof memo.files !== 'object' || memo.files === null) return false;
+  if (!Array.isArray(memo.closure) || memo.closure.some((p) => typeof p !== 'string') || typeof memo.files !== 'object' || memo.files === null) return false;
   const names = Object.keys(memo.files);
   // Every closure path has its narinfo listed (the memo names what Nix wrote for each).
   if (memo.closure.some((p) => !(`${hashPart(p)}.narinfo` in memo.files))) return false;
@@ -244,8 +244,8 @@ async function stageMemoHolds(memo: StageMemo | undefined, key: StageMemo['key']
  */
 export async function stageCacheMemoised(opts: { dir: string; url: string; publicKey: string; drvs: string[]; outPaths: string[]; memoFile: string; storeDir?: string }): Promise<{ paths: string[]; staged: boolean }> {
   const key: StageMemo['key'] = { dir: opts.dir, url: opts.url, publicKey: opts.publicKey, drvs: [...opts.drvs].sort(), outPaths: [...opts.outPaths].sort() };
-  const memo = await readFile(opts.memoFile, 'utf8').then((t) => JSON.parse(t) as StageMemo, () => undefined);
-  if (await stageMemoHolds(memo, key, opts.storeDir ?? '/nix/store')) return { paths: memo!.closure, staged: false };
+  const memo = await readFile(opts.memoFile, 'utf8').then((t) => JSON.parse(t) as StageMemo).catch(() => undefined); // unreadable or not JSON: no memo
+  if (await stageMemoHolds(memo, key, opts.storeDir ?? '/nix/store').catch(() => false)) return { paths: memo!.closure, staged: false };
   await rm(opts.memoFile, { force: true });
   await stageCache(opts);
   const paths = await closureOf([...opts.drvs, ...opts.outPaths]);

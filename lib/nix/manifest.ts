@@ -19,8 +19,9 @@ export interface ManifestReadOptions {
 /** The memo file of manifest evaluations (docs/upload-performance.md, "Local state"). */
 export const manifestMemoFile = 'nix-eval.json';
 
-// One evaluation per distinct bytes in this process (a release's manifest.nix and the root one are
-// usually the same bytes, and verify, upload and promote read them more than once).
+// Evaluations in this process: one per distinct bytes and Nix at a time, and a literal manifest's
+// answer kept for the run (a release's manifest.nix and the root one are usually the same bytes,
+// and verify, upload and promote read them more than once). Other files are evaluated every time.
 const inProcess = new Map<string, Promise<Record<string, string>>>();
 
 /**
@@ -34,26 +35,31 @@ const inProcess = new Map<string, Promise<Record<string, string>>>();
 export async function readManifestWithNix(file: string, opts: ManifestReadOptions = {}): Promise<Record<string, string>> {
   const bytes = await readFile(file);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const key = `${opts.memoDir ?? ''}\0${sha256}`;
+  const nix = await nixIdentity();
+  const key = `${opts.memoDir ?? ''}\0${nix ?? ''}\0${sha256}`;
   let p = inProcess.get(key);
   if (!p) {
-    p = evaluate(file, bytes, sha256, opts.memoDir);
+    p = evaluate(file, bytes, sha256, nix, opts.memoDir);
     inProcess.set(key, p);
-    p.catch(() => inProcess.delete(key));
+    p.then((v) => { if (!isLiteral(v, bytes)) inProcess.delete(key); }, () => inProcess.delete(key));
   }
   return { ...(await p) };
 }
 
-async function evaluate(file: string, bytes: Buffer, sha256: string, memoDir: string | undefined): Promise<Record<string, string>> {
-  const nix = memoDir ? await nixIdentity() : undefined;
-  const memoPath = memoDir ? path.join(memoDir, manifestMemoFile) : undefined;
-  const memo = memoPath && nix ? await readMemo(memoPath) : undefined;
+/** The file is exactly what renderManifest writes for this value: a literal attribute set of strings. */
+function isLiteral(value: unknown, bytes: Buffer): value is Record<string, string> {
+  return isStringMap(value) && renderManifest(value) === bytes.toString('utf8');
+}
+
+async function evaluate(file: string, bytes: Buffer, sha256: string, nix: string | undefined, memoDir: string | undefined): Promise<Record<string, string>> {
+  const memoPath = memoDir && nix ? path.join(memoDir, manifestMemoFile) : undefined;
+  const memo = memoPath ? await readMemo(memoPath) : undefined;
   const hit = memo?.entries[sha256];
-  if (hit && hit.nix === nix && isStringMap(hit.value) && renderManifest(hit.value) === bytes.toString('utf8')) return hit.value;
+  if (hit && hit.nix === nix && isLiteral(hit.value, bytes)) return hit.value;
   const { stdout } = await run('nix-instantiate', ['--eval', '--strict', '--json', file]);
   const data = JSON.parse(stdout);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ReleaseError(`${file} does not evaluate to an attribute set`);
-  if (memoPath && nix && isStringMap(data) && renderManifest(data) === bytes.toString('utf8')) {
+  if (memoPath && nix && isLiteral(data, bytes)) {
     // A memo only saves a subprocess: failing to write it changes nothing else.
     await writeMemo(memoPath, sha256, { nix, value: data }).catch(() => undefined);
   }
