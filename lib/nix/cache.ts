@@ -2,7 +2,8 @@
 // reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
 // so Nix writes the cache layout locally and releng uploads the files (issue 4).
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { access, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstatSync, statSync } from 'node:fs';
+import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import type { Environment } from '../config.ts';
@@ -227,11 +228,13 @@ async function stageMemoHolds(memo: StageMemo | undefined, key: StageMemo['key']
   const names = Object.keys(memo.files);
   // Every closure path has its narinfo listed (the memo names what Nix wrote for each).
   if (memo.closure.some((p) => !(`${hashPart(p)}.narinfo` in memo.files))) return false;
-  const checks = await Promise.all([
-    ...memo.closure.map((p) => lstat(path.join(storeDir, path.basename(p))).then(() => true, () => false)),
-    ...names.map(async (n) => (await statSize(path.join(key.dir, n))) === memo.files[n]),
-  ]);
-  return checks.every(Boolean);
+  // Synchronous stats: thousands of them take a few ms, far less than queueing each on the thread pool.
+  for (const p of memo.closure) if (!lstatSync(path.join(storeDir, path.basename(p)), { throwIfNoEntry: false })) return false;
+  for (const n of names) {
+    const st = statSync(path.join(key.dir, n), { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== memo.files[n]) return false;
+  }
+  return true;
 }
 
 /**

@@ -238,6 +238,10 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   }
 
   let phase = log.phase(`connecting to environment`);
+  // The hash memo is read from disk while the environment's buckets answer (a local read; an
+  // environment that cannot be opened is still the error reported).
+  const hashCacheP = openHashCache(uploadStateDir(ctx.root));
+  hashCacheP.catch(() => undefined);
   const target = await openEnvironment(ctx);
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   try {
@@ -254,7 +258,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // Local memos that make a re-run cheap (issue 6, docs/upload-performance.md); never the truth.
     // The embedded server listens on a new port each run: name it by its data dir instead.
     const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
-    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
+    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await hashCacheP };
     const knowledge = runKnowledge();
     const cacheLocal = cacheKnowledge();
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge, cacheLocal });
