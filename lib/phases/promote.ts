@@ -161,10 +161,17 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   const deep = !!flags.extra.deep;
 
   let phase = log.phase(`opening ${fromName} and ${toName}`);
-  const source = await openEnvironment(ctx, fromName);
+  // Both environments at once (each checks its buckets); the source's failure is reported first, as before.
+  const [srcOpen, dstOpen] = await Promise.allSettled([openEnvironment(ctx, fromName), openEnvironment(ctx, toName)]);
+  if (srcOpen.status === 'rejected') {
+    if (dstOpen.status === 'fulfilled') await dstOpen.value.close();
+    throw srcOpen.reason;
+  }
+  const source = srcOpen.value;
   let dest: OpenEnvironment | undefined;
   try {
-    dest = await openEnvironment(ctx, toName);
+    if (dstOpen.status === 'rejected') throw dstOpen.reason;
+    dest = dstOpen.value;
     phase.succeed(`${log.colour(source.env.colour, fromName)} (${source.endpoint}) → ${log.colour(dest.env.colour, toName)} (${dest.endpoint})`);
     // Source signatures are checked against the key the source's users trust (--from-public-key, its
     // KEYFILE.pub, or derived from its secret key); the destination's with its own key.
