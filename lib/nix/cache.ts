@@ -208,8 +208,8 @@ export async function encodeCacheMetadata(stagingDir: string, paths: string[], o
 /**
  * The staging memo (`.releng/upload-state/staged-ENV.json`, docs/upload-performance.md): which
  * store paths a `nix copy` last staged, into which directory, with which store URL (compression,
- * key file, options) and public key, their closure, and the size of every narinfo, .ls and NAR
- * file Nix wrote for them.
+ * key file, options) and public key, their closure, and the size of nix-cache-info and of every
+ * narinfo, .ls and NAR file Nix wrote for them.
  */
 interface StageMemo {
   version: 1;
@@ -254,6 +254,9 @@ export async function stageCacheMemoised(opts: { dir: string; url: string; publi
   const paths = await closureOf([...opts.drvs, ...opts.outPaths]);
   // What Nix wrote for each path: its narinfo, the NAR it names, and its .ls when there is one.
   const files: Record<string, number> = {};
+  const info = await statSize(path.join(opts.dir, 'nix-cache-info'));
+  if (info === undefined) return { paths, staged: true };
+  files['nix-cache-info'] = info;
   for (const p of paths) {
     const narinfo = `${hashPart(p)}.narinfo`;
     const size = await statSize(path.join(opts.dir, narinfo));

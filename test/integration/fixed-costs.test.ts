@@ -135,6 +135,11 @@ describe('staging memo (nix copy to the staged cache)', () => {
     expect(parseNarInfo(await readFile(narinfo, 'utf8'), narinfo).storePath).toBe(out);
     expect((await stageCacheMemoised(opts)).staged).toBe(false);
 
+    // A deleted nix-cache-info (uploaded with the cache): restaged, and Nix writes it back.
+    await unlink(path.join(stage, 'nix-cache-info'));
+    expect((await stageCacheMemoised(opts)).staged).toBe(true);
+    expect(await readFile(path.join(stage, 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: /m);
+
     // A NAR of another size: the memo is not trusted.
     const nar = path.join(stage, parseNarInfo(await readFile(narinfo, 'utf8'), narinfo).url);
     await truncate(nar, 1);
