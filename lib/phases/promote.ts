@@ -26,14 +26,16 @@ import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
 import { readTagRecord } from '../tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
-import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects, TextMemo } from '../promote/knowledge.ts';
-import { normalizeEtag, openUploadRecord, type UploadRecord } from '../s3/record.ts';
+import { copyExpectation, SeenObjects, TextMemo } from '../promote/knowledge.ts';
+import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
+import { normalizeEtag, openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { uploadStateDir } from './upload.ts';
 import {
   environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
   type ResolvedRelease, type ReleaseSpec, type VerifyOptions, type VerifyReport,
 } from '../verify/index.ts';
-import type { VerifyTarget } from '../verify/types.ts';
+import type { LocalKnowledge, VerifyTarget } from '../verify/types.ts';
+import { stagedCacheKnowledge } from '../upload/cache.ts';
 
 export interface PromoteSummary {
   version: string;
@@ -87,14 +89,14 @@ async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: P
  * The read side verify gets, its reads retried on transient failures (a promote reads thousands of
  * objects), its listings from the run's memo, and (for the source) its reads noted in `seen`.
  */
-function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: ListingMemo, seen?: SeenObjects, texts?: TextMemo): VerifyTarget {
+function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: RunKnowledge, seen?: SeenObjects, texts?: TextMemo): VerifyTarget {
   const t = verifyTarget(ctx, e, publicKey);
   const s3 = { ...retryingReader(e.s3), list: memo.list, getStream: (b: string, k: string) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) };
   const read = texts ? texts.keep(s3) : s3;
   return { ...t, s3: seen ? seen.wrap(read) : read };
 }
 
-function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, record?: UploadRecord, texts?: TextMemo): PromoteSide {
+function sideOf(e: OpenEnvironment, memo: RunKnowledge, seen?: SeenObjects, record?: UploadRecord, texts?: TextMemo): PromoteSide {
   const r = texts ? texts.serve(retryingReader(e.s3)) : retryingReader(e.s3);
   // The plan's HEADs of the source (stable/ docs, which the source check leaves to the plan): one
   // that finds the sha256 the release expects there is a read-back like the verification's, noted
@@ -112,10 +114,27 @@ function sideOf(e: OpenEnvironment, memo: ListingMemo, seen?: SeenObjects, recor
   return { name: e.name, store: { ...r, head, list: memo.list }, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
 }
 
-/** The listing memo of one environment: listed through the store's retried reads. */
-function listingMemo(e: OpenEnvironment, onListed?: (bucket: string, objects: import('../s3/store.ts').RemoteObject[]) => void): ListingMemo {
+/** The run's knowledge of one environment (lib/s3/knowledge.ts): its listings taken through the store's retried reads. */
+function knowledgeOf(e: OpenEnvironment, onListed?: (bucket: string, objects: import('../s3/store.ts').RemoteObject[]) => void): RunKnowledge {
   const r = retryingReader(e.s3);
-  return new ListingMemo((b, p) => r.list(b, p), onListed);
+  return runKnowledge({ lister: (b, p) => r.list(b, p), onListed });
+}
+
+/** The staged cache's knowledge with each file read once (the verification, then the plan's memo). */
+function memoizedBytes(k: LocalKnowledge | undefined): LocalKnowledge | undefined {
+  if (!k?.bytes) return k;
+  const read = k.bytes.bind(k);
+  const got = new Map<string, Promise<Buffer | undefined>>();
+  return {
+    md5: (b, key) => k.md5(b, key),
+    written: () => false,
+    bytes: (b, key) => {
+      const id = `${b}\u0000${key}`;
+      let p = got.get(id);
+      if (!p) { p = read(b, key); got.set(id, p); }
+      return p;
+    },
+  };
 }
 
 /** Never a sha256: an object the release does not have (a stale page) is never vouched for. */
@@ -188,7 +207,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     if (dstKeyResult.status === 'rejected') throw dstKeyResult.reason;
     const srcPublic = srcKey.value;
     const dstKeys = dstKeyResult.value;
-    const dstMemo = listingMemo(dest);
+    const dstMemo = knowledgeOf(dest);
     const settings = dest.env.promote ?? { resign: true, serverSideCopy: 'auto' as const };
 
     // 1. `releng verify` of the source: the release must be whole there, or nothing is copied.
@@ -206,12 +225,17 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     // leaves the record, so the next run HEADs it.
     const srcRecord = await recordOf(ctx, source);
     const seen = new SeenObjects(srcRecord);
-    const srcMemo = listingMemo(source, (b, objects) => seen.listed(b, objects));
+    const srcMemo = knowledgeOf(source, (b, objects) => seen.listed(b, objects));
     const texts = new TextMemo();
+    // The cache this machine staged for the source (release/cache/SOURCE, when upload ran here):
+    // a listed narinfo or .ls whose single-part ETag is a staged file's MD5 is those bytes, parsed
+    // and checked (signature, references) from the local file instead of a GET each; anything else
+    // is read from the server as before. --deep reads every object.
+    const staged = deep ? undefined : memoizedBytes(await stagedCacheKnowledge(path.join(ctx.releaseDir, 'cache', fromName), source.cache));
     const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
       deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
       onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
-      ...(srcRecord && !deep ? { known: srcRecord } : {}), list: srcMemo.list,
+      ...(srcRecord && !deep ? { known: srcRecord } : {}), ...(staged ? { local: staged } : {}), list: srcMemo.list,
     });
     for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
     if (srcRecord) {
@@ -223,6 +247,9 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       throw new VerificationFailed(before, `${project} ${version} in ${fromName} failed verification; nothing was copied`);
     }
     phase.succeed(`${project} ${version} in ${fromName}: ${renderChecked(before)}`);
+    // What the verification proved by listing against the staged bytes: the plan reads the closure
+    // from them, and the copies must hold them (the listing is the verification's own, memoized).
+    if (staged) await texts.provenLocally(source.cache.bucket, await srcMemo.list(source.cache.bucket, source.cache.prefix), staged, seen);
 
     // 2. Plan: reads only.
     phase = log.phase(`planning promote of ${version} to ${toName}`);
@@ -268,10 +295,8 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     // 3 + 4. Copy, what users follow last (the plan's step order).
     // Destination writes noted: the MD5 each copy must have (the verified source ETag; a streamed
     // or re-signed object's own MD5) and whether the server acknowledged it (VerifyScope.local).
-    const knowledge = new CopyKnowledge();
     const dstRecord = dest.endpoint === source.endpoint && srcRecord ? srcRecord : await recordOf(ctx, dest);
-    for (const n of planned.copiedNarinfos) knowledge.expectText(n.bucket, n.key, n.text);
-    const dstWriter = knowingWriter(dest.s3, { knowledge, memo: dstMemo, seen, record: dstRecord, bodies: texts });
+    const dstWriter = recordingWriter(dest.s3, { knowledge: dstMemo, record: dstRecord, hashPuts: true, copied: copyExpectation(seen, texts, planned.copiedNarinfos) });
     const writers: Writers = { s3: dstWriter, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
@@ -291,9 +316,9 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       };
       // The destination's listings prove the copies (a single-part copy keeps the MD5 of the same
       // bytes as its ETag); prefixes promote wrote nothing under are served from the plan's listing.
-      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo), {
+      after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo, undefined, new TextMemo()), {
         deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
-        local: knowledge, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
+        local: dstMemo, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
       });
       if (dstRecord) {
         for (const p of after.problems) if (p.bucket && p.key) dstRecord.forget(p.bucket, p.key);

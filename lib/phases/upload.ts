@@ -152,8 +152,8 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
   else add(await planGitPush(gitReader(gitAt(ctx.root)), { envName: target.name, git, record: inputs.tagRecord, cwd: ctx.root, forcePushTag: !!ctx.flags.extra['force-push-tag'] }));
   checkPlannedKeys(plan);
-  // Every planned PUT with an MD5 (the cache's too): the bytes expected at its key.
-  for (const a of plan.steps.flatMap((st) => st.actions)) if (a.kind === 's3.put' && a.md5) inputs.knowledge?.expect(a.bucket, a.key, a.md5, a.size);
+  // The MD5s of the release's and docs' files were noted by planSync (every file, put or not); a
+  // planned PUT's (the cache's too) is noted by the recording writer when it is sent: once each.
   return plan;
 }
 
@@ -264,7 +264,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge, cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const writers: Writers = { s3: recordingWriter(target.s3, memo.record, knowledge), git: gitWriter, oci: ociWriter(target.registries) };
+    const writers: Writers = { s3: recordingWriter(target.s3, { record: memo.record, knowledge }), git: gitWriter, oci: ociWriter(target.registries) };
     let applied;
     try {
       applied = await apply(plan, {

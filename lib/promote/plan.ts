@@ -289,7 +289,12 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
       skipped.push({ what: `root manifest.nix, stable/ docs and latest link of ${dest.name}`, reason: `${dest.name}'s root manifest.nix is at ${newer}, newer than ${version}: it never moves back` });
     } else {
       movesPointers = true;
-      if (dstRoot !== manifestText) pointers.push(copyAction(req, source.releases, `${source.releases.prefix}manifest.nix`, dest.releases, dstRootKey, (await source.store.head(source.releases.bucket, `${source.releases.prefix}manifest.nix`))!, dstRoot === undefined ? 'new' : 'changed'));
+      // A server-side copy needs only the size, and the text was just read (the release's manifest,
+      // verified): no HEAD. A transfer needs the sha256 and headers.
+      const srcRootKey = `${source.releases.prefix}manifest.nix`;
+      const rootHead = serverSide(req, source.releases, dest.releases) ? { size: Buffer.byteLength(srcRoot), metadata: {} } : await source.store.head(source.releases.bucket, srcRootKey);
+      if (!rootHead) throw new ReleaseError(`${objectUrl(source.releases.bucket, srcRootKey)} was read but is gone`, 're-run promote');
+      if (dstRoot !== manifestText) pointers.push(copyAction(req, source.releases, srcRootKey, dest.releases, dstRootKey, rootHead, dstRoot === undefined ? 'new' : 'changed'));
       else skipped.push({ what: `root manifest.nix of ${dest.name}`, reason: `already ${version}'s` });
     }
   }

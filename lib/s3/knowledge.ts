@@ -1,10 +1,13 @@
-// What one upload run knows of the objects it plans (issue 16): the MD5 and size of the bytes
-// expected at each key (from the local files it hashed), which of its own writes the server
-// acknowledged with exactly that MD5 as ETag, and the listings its plan took. The closing
-// verification (lib/verify/objects.ts) proves a listed object by its single-part ETag against this
-// MD5 instead of a HEAD each, and re-uses a plan's listing of a prefix nothing was written under.
-// A local memo of this run only: never saved, never the truth by itself (only a listing or a
-// read of the server proves an object with it).
+// What one run knows of the objects it plans, writes and reads back (issue 16), for upload, promote
+// and their closing verifications (one RunKnowledge, one recording writer: lib/s3/record.ts):
+//   - the MD5 and size of the bytes expected at each key (upload: from the local files it hashed;
+//     promote: the verified source object a copy was made from, or the bytes it put), and which of
+//     this run's writes the server acknowledged with exactly that MD5 as ETag (`written`);
+//   - the listings taken this run, by bucket and prefix: one listing per prefix, served (also for
+//     prefixes under it, filtered) until a write under it, then listed afresh.
+// The closing verification (lib/verify/objects.ts) proves a listed object by its single-part ETag
+// against this MD5 instead of a HEAD each. A local memo of this run only: never saved, never the
+// truth by itself (only a listing or a read of the server proves an object with it).
 import type { LocalKnowledge } from '../verify/types.ts';
 import { normalizeEtag } from './record.ts';
 import type { RemoteObject } from './store.ts';
@@ -16,16 +19,30 @@ export function singlePartEtag(etag: string | undefined): string | undefined {
 }
 
 export interface RunKnowledge extends LocalKnowledge {
-  /** The bytes expected at bucket/key: their MD5 (hex or base64) and size. */
-  expect(bucket: string, key: string, md5: string, size: number): void;
-  /** A listing of bucket/prefix taken by the plan (before any write of this run). */
+  /**
+   * The bytes expected at bucket/key: their MD5 (hex or base64; a multipart ETag is ignored), size,
+   * and, for small objects, the bytes themselves (the cache verifier parses narinfos from them).
+   */
+  expect(bucket: string, key: string, md5: string, size: number, bytes?: Buffer): void;
+  /** The bytes expected at bucket/key, when kept (small objects). */
+  bytes(bucket: string, key: string): Promise<Buffer | undefined>;
+  /** Drops what is known of bucket/key (a write whose bytes are not known: a HEAD decides). */
+  forget(bucket: string, key: string): void;
+  /** A listing of bucket/prefix taken this run (before any write under it). */
   listed(bucket: string, prefix: string, listing: Promise<RemoteObject[]>): void;
-  /** Before any write (put, delete, copy) of bucket/key: a plan listing covering it is stale from now on. */
+  /** Before any write (put, delete, copy) of bucket/key: listings covering it are stale from now on. */
   touch(bucket: string, key: string): void;
-  /** This run's PUT of bucket/key was acknowledged with `etag` (not "already there" by someone else). */
+  /** This run's write of bucket/key was acknowledged with `etag` (not "already there" by someone else). */
   acknowledged(bucket: string, key: string, etag: string | undefined): void;
-  /** The plan's listing of exactly bucket/prefix, when nothing was written under it since; else undefined. */
+  /**
+   * This run's listing of bucket/prefix (or of a prefix enclosing it, filtered), when nothing was
+   * written under it since; else undefined.
+   */
   planListing(bucket: string, prefix: string): Promise<RemoteObject[]> | undefined;
+  /** planListing, else a fresh listing through the run's lister (noted for the next caller). */
+  list(bucket: string, prefix: string): Promise<RemoteObject[]>;
+  /** Fresh listings taken through `list`. */
+  readonly lists: number;
 }
 
 /** MD5 as lowercase hex, from hex or base64. */
@@ -33,27 +50,55 @@ export function md5Hex(md5: string): string {
   return /^[0-9a-fA-F]{32}$/.test(md5) ? md5.toLowerCase() : Buffer.from(md5, 'base64').toString('hex');
 }
 
-export function runKnowledge(): RunKnowledge {
+export interface RunKnowledgeOptions {
+  /** Lists bucket/prefix on the server (for `list`); unset: `list` of an unknown prefix throws. */
+  lister?: (bucket: string, prefix: string) => Promise<RemoteObject[]>;
+  /** Called with each fresh listing's objects (promote notes what the upload record vouches for). */
+  onListed?: (bucket: string, objects: RemoteObject[]) => void;
+}
+
+export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
   const id = (bucket: string, key: string) => `${bucket}\0${key}`;
-  const expected = new Map<string, { md5: string; size: number }>();
+  const expected = new Map<string, { md5: string; size: number; bytes?: Buffer }>();
   const written = new Set<string>();
   const conflicted = new Set<string>();
   const listings = new Map<string, { bucket: string; prefix: string; listing: Promise<RemoteObject[]>; stale: boolean }>();
+  let lists = 0;
+  const planListing = (bucket: string, prefix: string): Promise<RemoteObject[]> | undefined => {
+    const own = listings.get(id(bucket, prefix));
+    if (own && !own.stale) return own.listing;
+    for (const l of listings.values()) {
+      if (l.stale || l.bucket !== bucket || !prefix.startsWith(l.prefix) || l.prefix === prefix) continue;
+      return l.listing.then((all) => all.filter((o) => o.key.startsWith(prefix)));
+    }
+    return undefined;
+  };
+  const listed = (bucket: string, prefix: string, listing: Promise<RemoteObject[]>) => {
+    const entry = { bucket, prefix, listing, stale: false };
+    listings.set(id(bucket, prefix), entry);
+    // A failed listing is not kept (the next caller lists again, and sees the error itself).
+    listing.catch(() => { if (listings.get(id(bucket, prefix)) === entry) listings.delete(id(bucket, prefix)); });
+  };
   return {
-    md5: (bucket, key) => expected.get(id(bucket, key)),
+    md5: (bucket, key) => { const e = expected.get(id(bucket, key)); return e ? { md5: e.md5, size: e.size } : undefined; },
+    bytes: async (bucket, key) => expected.get(id(bucket, key))?.bytes,
     written: (bucket, key) => written.has(id(bucket, key)),
-    expect(bucket, key, md5, size) {
-      const hex = md5Hex(md5);
+    expect(bucket, key, md5, size, bytes) {
+      const hex = singlePartEtag(md5Hex(md5));
       const k = id(bucket, key);
       const old = expected.get(k);
-      // Two plans expecting other bytes at one key: know nothing of it (a HEAD decides).
+      // Two expectations of other bytes at one key: know nothing of it (a HEAD decides).
+      if (!hex) { expected.delete(k); return; }
       if (conflicted.has(k) || (old && (old.md5 !== hex || old.size !== size))) { expected.delete(k); conflicted.add(k); return; }
-      expected.set(k, { md5: hex, size });
+      if (!old || (bytes && !old.bytes)) expected.set(k, { md5: hex, size, ...(bytes ? { bytes } : old?.bytes ? { bytes: old.bytes } : {}) });
     },
-    listed(bucket, prefix, listing) {
-      listing.catch(() => undefined);
-      listings.set(id(bucket, prefix), { bucket, prefix, listing, stale: false });
+    forget(bucket, key) {
+      const k = id(bucket, key);
+      expected.delete(k);
+      conflicted.delete(k);
+      written.delete(k);
     },
+    listed,
     touch(bucket, key) {
       written.delete(id(bucket, key));
       for (const l of listings.values()) if (l.bucket === bucket && key.startsWith(l.prefix)) l.stale = true;
@@ -62,10 +107,18 @@ export function runKnowledge(): RunKnowledge {
       const e = expected.get(id(bucket, key));
       const got = singlePartEtag(etag);
       if (e && got && got === e.md5) written.add(id(bucket, key));
+      else written.delete(id(bucket, key));
     },
-    planListing(bucket, prefix) {
-      const l = listings.get(id(bucket, prefix));
-      return l && !l.stale ? l.listing : undefined;
+    planListing,
+    list(bucket, prefix) {
+      const known = planListing(bucket, prefix);
+      if (known) return known;
+      if (!opts.lister) throw new Error(`no listing of ${bucket}/${prefix} this run, and no lister to take one`);
+      lists++;
+      const listing = opts.lister(bucket, prefix).then((objects) => { opts.onListed?.(bucket, objects); return objects; });
+      listed(bucket, prefix, listing);
+      return listing;
     },
+    get lists() { return lists; },
   };
 }

@@ -6,11 +6,12 @@
 // `forget` drops what a verification found wrong. ETags are never used for integrity (s3rver's
 // multipart ETag is a plain MD5; real S3's is md5-of-md5s).
 import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { RunKnowledge } from './knowledge.ts';
-import type { PutRequest, S3Writer } from './store.ts';
+import type { CopyResult, PutRequest, S3Writer } from './store.ts';
 
 export interface RecordEntry {
   sha256: string;
@@ -108,36 +109,99 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
   };
 }
 
+/** What a copy's destination must hold, as the caller knows it (promote: the verified source's). */
+export interface CopyExpectation {
+  /** Unset: the copy is conditional on sourceEtag, but its bytes are not known (a HEAD decides). */
+  md5?: string;
+  size?: number;
+  bytes?: Buffer;
+  /** The source ETag the copy is made conditional on (a source rewritten since is never copied). */
+  sourceEtag?: string;
+}
+
+export interface RecordingOptions {
+  /** This machine's record of the endpoint (upload and promote): a put it acknowledged is noted, anything written forgotten. */
+  record?: Pick<UploadRecord, 'set' | 'forget'>;
+  /** This run's knowledge (lib/s3/knowledge.ts): listings go stale, acknowledged writes are `written`. */
+  knowledge?: RunKnowledge;
+  /**
+   * Puts without a planned MD5 (promote's streamed transfers and re-signed narinfos): the MD5 of
+   * the bytes as they go out becomes the expectation. Off for upload (large files go without MD5:
+   * hashing them costs more than the HEAD it saves).
+   */
+  hashPuts?: boolean;
+  /** What a server-side copy must hold (promote); undefined: nothing known, the copy is HEADed. */
+  copied?(from: { bucket: string; key: string }, to: { bucket: string; key: string }, size: number | undefined): CopyExpectation | undefined;
+}
+
+/** Bodies kept with the expectation (the cache verifier parses narinfos from them). */
+const KEEP_BYTES = 64 * 1024;
+
 /**
- * An S3Writer that notes each successful put (with the ETag the server answered) in the record,
- * and in this run's knowledge (lib/s3/knowledge.ts): which keys were written (a plan listing of
- * their prefix is stale from then on) and which PUTs the server acknowledged with the ETag of the
- * expected bytes (`written`: bytes and metadata are then this write's).
+ * The one recording writer of upload and promote. Before any write the record forgets the key and
+ * listings covering it go stale; a put's expected bytes are its planned MD5 (or, with hashPuts, the
+ * MD5 of what went out), a copy's those `copied` names; the write is `written` only when the server
+ * acknowledged exactly that MD5 as ETag (never for "already there": someone else's object). A put
+ * the server acknowledged is noted in the record (sha256, size, ETag), unless its single-part ETag
+ * is not the MD5 sent (a server that does not check Content-MD5 stored other bytes).
  */
-export function recordingWriter(inner: S3Writer, record: UploadRecord, knowledge?: RunKnowledge): S3Writer {
+export function recordingWriter(inner: S3Writer, opts: RecordingOptions): S3Writer {
+  const { record, knowledge, hashPuts, copied } = opts;
   return {
     async put(req: PutRequest) {
-      record.forget(req.bucket, req.key); // until the put is acknowledged, what is there is unknown
+      record?.forget(req.bucket, req.key); // until the put is acknowledged, what is there is unknown
       knowledge?.touch(req.bucket, req.key);
-      const r = await inner.put(req);
+      let body = req.body;
+      let sent: (() => { md5: string; bytes?: Buffer }) | undefined;
+      if (req.md5) {
+        if (knowledge && !knowledge.md5(req.bucket, req.key)) knowledge.expect(req.bucket, req.key, req.md5, req.size);
+      } else if (knowledge && hashPuts && !req.redirect) {
+        knowledge.forget(req.bucket, req.key);
+        if ('text' in body) {
+          const bytes = Buffer.from(body.text);
+          const m = createHash('md5').update(bytes).digest('hex');
+          sent = () => ({ md5: m, ...(bytes.length <= KEEP_BYTES ? { bytes } : {}) });
+        } else if ('stream' in body) {
+          // The MD5 of the bytes as they go out (verifiedStream has checked their sha256 before the last chunk).
+          const h = createHash('md5');
+          const source = body.stream;
+          const through = new PassThrough();
+          source.on('error', (e) => through.destroy(e));
+          source.on('data', (c: Buffer) => h.update(c));
+          source.pipe(through);
+          body = { stream: through };
+          let digest: string | undefined;
+          sent = () => ({ md5: (digest ??= h.digest('hex')) });
+        }
+      } else knowledge?.forget(req.bucket, req.key);
+      const r = await inner.put(body === req.body ? req : { ...req, body });
+      if (sent && knowledge) { const s = sent(); knowledge.expect(req.bucket, req.key, s.md5, req.size, s.bytes); }
       // "Already there" is someone else's object (its metadata is not this write's): HEADed later.
       if (r && !r.alreadyThere) knowledge?.acknowledged(req.bucket, req.key, r.etag);
       const etag = normalizeEtag(r ? r.etag : undefined);
       // A single-part ETag is the MD5 of what the server stored: when it is not the MD5 we sent,
       // the stored bytes are not ours (a server that does not check Content-MD5), so vouch for nothing.
       const stored = etag && req.md5 && /^[0-9a-f]{32}$/.test(etag) && etag !== Buffer.from(req.md5, 'base64').toString('hex') ? undefined : etag;
-      if (stored) record.set(req.bucket, req.key, { sha256: req.sha256, size: req.size, etag: stored });
+      if (stored && record) record.set(req.bucket, req.key, { sha256: req.sha256, size: req.size, etag: stored });
       return r;
     },
     async delete(bucket, key) {
-      record.forget(bucket, key);
+      record?.forget(bucket, key);
       knowledge?.touch(bucket, key);
+      knowledge?.forget(bucket, key);
       await inner.delete(bucket, key);
     },
-    async copy(from, to, opts) {
-      record.forget(to.bucket, to.key);
+    async copy(from, to, copyOpts): Promise<CopyResult | void> {
+      record?.forget(to.bucket, to.key);
       knowledge?.touch(to.bucket, to.key);
-      await inner.copy(from, to, opts);
+      const e = knowledge && copied?.(from, to, copyOpts?.size);
+      if (knowledge) {
+        knowledge.forget(to.bucket, to.key);
+        if (e?.md5 && e.size !== undefined) knowledge.expect(to.bucket, to.key, e.md5, e.size, e.bytes && e.bytes.length <= KEEP_BYTES ? e.bytes : undefined);
+      }
+      const r = await inner.copy(from, to, e?.sourceEtag ? { ...copyOpts, sourceEtag: copyOpts?.sourceEtag ?? `"${e.sourceEtag}"` } : copyOpts);
+      knowledge?.acknowledged(to.bucket, to.key, r ? r.etag : undefined);
+      return r;
     },
   };
 }

@@ -1,4 +1,5 @@
-// What promote tells the destination check (lib/promote/knowledge.ts), against a real s3rver: a
+// What promote tells the destination check (lib/promote/knowledge.ts through the run knowledge and
+// recording writer every command shares: lib/s3/knowledge.ts, lib/s3/record.ts), against a real s3rver: a
 // server-side copy of a read-back source object is expected to hold the source's ETag and is
 // `written` only when the server acknowledges that ETag; a streamed put's MD5 is computed on the
 // way; the listing memo serves a prefix until a write under it.
@@ -6,8 +7,9 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Text } from '../../lib/checksums.ts';
-import { normalizeEtag } from '../../lib/s3/record.ts';
-import { CopyKnowledge, knowingWriter, ListingMemo, SeenObjects } from '../../lib/promote/knowledge.ts';
+import { normalizeEtag, recordingWriter } from '../../lib/s3/record.ts';
+import { runKnowledge } from '../../lib/s3/knowledge.ts';
+import { copyExpectation, SeenObjects } from '../../lib/promote/knowledge.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 
 const put = (s3: TestS3, key: string, text: string) => s3.store.put({ bucket: 'src', key, body: { text }, size: Buffer.byteLength(text), sha256: sha256Text(text), contentType: 'text/plain' });
@@ -20,11 +22,10 @@ describe('promote knowledge of copies', () => {
 
   function setup() {
     const seen = new SeenObjects();
-    const knowledge = new CopyKnowledge();
     let lists = 0;
-    const memo = new ListingMemo((b, p) => { lists++; return s3.store.list(b, p); });
-    const writer = knowingWriter(s3.store, { knowledge, memo, seen });
-    return { seen, knowledge, memo, writer, lists: () => lists };
+    const knowledge = runKnowledge({ lister: (b, p) => { lists++; return s3.store.list(b, p); } });
+    const writer = recordingWriter(s3.store, { knowledge, hashPuts: true, copied: copyExpectation(seen, undefined) });
+    return { seen, knowledge, memo: knowledge, writer, lists: () => lists };
   }
 
   it('a copy of a read-back object: expected MD5 = the source ETag, written, and the destination listing shows it', async () => {

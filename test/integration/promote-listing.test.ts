@@ -4,7 +4,9 @@
 // same bytes). Requests are counted at the server (s3rver's request log). And what must still be
 // caught: bytes changed in staging under the same metadata (quick mode, the record cannot vouch;
 // --deep), and a copy the server acknowledged with the right ETag but never stored.
-import { writeFile, rm } from 'node:fs/promises';
+import { readFile, writeFile, rm } from 'node:fs/promises';
+import { sha256Text } from '../../lib/checksums.ts';
+import { hashPart } from '../../lib/nix/cache.ts';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promoteFixture, prodS3Buckets, type PromoteFixture } from '../helpers/promote.ts';
@@ -57,10 +59,18 @@ describe('promote proves by listing', () => {
     expect(requestsTo(log, 'HEAD', docs)).toEqual([]);
     // stable/ (the source check leaves it to the plan): the first promote's plan read it back.
     expect(requestsTo(log, 'HEAD', '/staging-docs/manual/hello/stable/')).toEqual([]);
-    // The plan reads the closure from the narinfos the source check read (each narinfo one GET).
-    const narinfoGets = requestsTo(log, 'GET', '/staging-cache/').filter((l) => l.endsWith('.narinfo'));
-    expect(narinfoGets.length).toBeGreaterThan(0);
-    expect(new Set(narinfoGets).size).toBe(narinfoGets.length);
+    // The narinfos and .ls are the ones upload staged here (release/cache/staging): each listed
+    // single-part ETag is a staged file's MD5, so the source check parses and checks the local bytes
+    // and the plan reads the closure from them: no GET of a narinfo or .ls.
+    expect(requestsTo(log, 'GET', '/staging-cache/').filter((l) => /\.(narinfo|ls)$/.test(l))).toEqual([]);
+    const cacheChecked = r.summary!.verified.source.checked['binary cache']!;
+    expect(cacheChecked['narinfos proven by listing']).toBe(cacheChecked.narinfos);
+    expect(cacheChecked.narinfos).toBe(r.summary!.closure);
+    // Release files every verifier reads whole (SHA256SUMS, manifest.nix) are read once per side.
+    for (const k of ['/staging-releases/hello/hello-1.0.0/manifest.nix', '/staging-releases/hello/hello-1.0.0/SHA256SUMS', '/prods3-releases/hello/hello-1.0.0/manifest.nix']) {
+      expect(log.filter((l) => l === `GET ${k}`), k).toHaveLength(1);
+    }
+    expect(requestsTo(log, 'HEAD', '/staging-releases/manifest.nix')).toEqual([]);
     // The copies are proven by the destination's listing: the same ETag as the verified source.
     const copied = r.summary!.applied['s3.copy']!;
     expect(copied).toBeGreaterThan(10);
@@ -97,6 +107,45 @@ describe('promote proves by listing', () => {
       await f.s3.store.put({ bucket: 'staging-docs', key, body: { file: tmp }, size: good.length, sha256: head.sha256!, contentType: head.contentType! });
       await rm(tmp);
     }
+  });
+
+  it('a narinfo rewritten in staging is caught although upload staged it here: its ETag is not the staged MD5, so it is read and its signature checked; a staged file rewritten the same way is caught on the local bytes', async () => {
+    await emptyProd();
+    // A store path the release's manifest names (the root of the closure promote checks and copies).
+    const manifest = (await f.s3.store.getText('staging-releases', 'hello/hello-1.0.0/manifest.nix'))!;
+    const rel = `${hashPart(/\/nix\/store\/[0-9a-z]{32}-[^"\s]+/.exec(manifest)![0])}.narinfo`;
+    const staged = path.join(f.p.dir, 'release', 'cache', 'staging', rel);
+    const good = await readFile(staged, 'utf8');
+    expect(await f.s3.store.getText('staging-cache', rel)).toBe(good);
+    const narSize = Number(/^NarSize: (\d+)$/m.exec(good)![1]);
+    const bad = good.replace(/^NarSize: \d+$/m, `NarSize: ${narSize + 1}`);
+    const putText = (text: string) => f.s3.store.put({ bucket: 'staging-cache', key: rel, body: { text }, size: Buffer.byteLength(text), sha256: sha256Text(text), contentType: 'text/x-nix-narinfo' });
+    try {
+      await putText(bad);
+      await f.s3.resetLog();
+      const r = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
+      expect(r.ok).toBe(false);
+      expect(r.error).toContain('hello 1.0.0 in staging failed verification; nothing was copied');
+      expect(r.error).toContain(`s3://staging-cache/${rel}`);
+      expect(r.error).toMatch(/signature/i);
+      // Read from the server: the listed ETag was not the staged file's MD5.
+      expect(requestsTo(await f.s3.requests(), 'GET', `/staging-cache/${rel}`)).toHaveLength(1);
+      for (const b of prodS3Buckets) expect(await f.s3.store.list(b, '')).toEqual([]);
+      // The staged file rewritten the same way: the listing matches it, and the check on its bytes fails.
+      await writeFile(staged, bad);
+      await f.s3.resetLog();
+      const again = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
+      expect(again.ok).toBe(false);
+      expect(again.error).toContain(`s3://staging-cache/${rel}`);
+      expect(again.error).toMatch(/signature/i);
+      expect(requestsTo(await f.s3.requests(), 'GET', `/staging-cache/${rel}`)).toEqual([]);
+      for (const b of prodS3Buckets) expect(await f.s3.store.list(b, '')).toEqual([]);
+    } finally {
+      await writeFile(staged, good);
+      await putText(good);
+    }
+    const fixed = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
+    expect(fixed.ok, fixed.error).toBe(true);
   });
 
   it('a copy the server acknowledges with the source\'s ETag but never stores is found missing by the destination check', async () => {

@@ -1,13 +1,16 @@
 // promote against Ceph RGW, the faithful S3 (issue 11): staging (s3rver) → RGW across endpoints
 // (GET, sha256 checked, then a signed PUT RGW checks against its payload hash), killed midway and
 // resumed; RGW → RGW on one endpoint (CopyObject, our sha256 metadata carried over); RGW → a file tree.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { sha256Text } from '../../lib/checksums.ts';
+import { hashPart } from '../../lib/nix/cache.ts';
+import { upload } from '../../lib/phases/upload.ts';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
 import { startTestRgw, type TestRgw } from '../helpers/rgw.ts';
 
-const buckets = ['rgwprod-releases', 'rgwprod-cache', 'rgwprod-docs', 'rgwmirror-releases', 'rgwmirror-cache', 'rgwmirror-docs'];
+const buckets = ['rgwprod-releases', 'rgwprod-cache', 'rgwprod-docs', 'rgwmirror-releases', 'rgwmirror-cache', 'rgwmirror-docs', 'rgwstage-releases', 'rgwstage-cache', 'rgwstage-docs', 'rgwout-releases', 'rgwout-cache', 'rgwout-docs'];
 
 describe('promote with Ceph RGW', () => {
   let f: PromoteFixture;
@@ -27,6 +30,9 @@ describe('promote with Ceph RGW', () => {
     await f.p.editConfig((c) => {
       c.environments.rgwprod = { releasesBucket: 's3://rgwprod-releases', cacheBucket: 's3://rgwprod-cache', docsBucket: 's3://rgwprod-docs', s3, credentials, cache, confirm: false, mirror: { latestLinks: true } };
       c.environments.rgwmirror = { releasesBucket: 's3://rgwmirror-releases', cacheBucket: 's3://rgwmirror-cache', docsBucket: 's3://rgwmirror-docs', s3, credentials, cache, confirm: false };
+      // Uploaded to from this project (release/cache/rgwstage staged here), then promoted on RGW.
+      c.environments.rgwstage = { releasesBucket: 's3://rgwstage-releases', cacheBucket: 's3://rgwstage-cache', docsBucket: 's3://rgwstage-docs', s3, credentials, cache: { ...cache, signingKeyFile: 'keys/staging.key' }, confirm: false };
+      c.environments.rgwout = { releasesBucket: 's3://rgwout-releases', cacheBucket: 's3://rgwout-cache', docsBucket: 's3://rgwout-docs', s3, credentials, cache, confirm: false };
       c.environments.rgwtree = { releasesBucket: `file://${f.trees}/rgwtree/releases`, cacheBucket: `file://${f.trees}/rgwtree/cache`, docsBucket: `file://${f.trees}/rgwtree/docs`, cache, confirm: false };
     });
   });
@@ -86,6 +92,35 @@ describe('promote with Ceph RGW', () => {
     const hash = createHash('sha256');
     for await (const c of (await rgw.store.getStream!('rgwmirror-releases', 'big/big.bin')) as AsyncIterable<Buffer>) hash.update(c);
     expect(hash.digest('hex')).toBe(sha256);
+  });
+
+  it('RGW → RGW from a cache staged here: narinfos proven by RGW\'s listing (no GET), a narinfo rewritten on RGW is still read and refused', async () => {
+    // The config was edited above (a dirty tree): upload without the clean-tag check.
+    const up = await upload(await f.ctx({ environment: 'rgwstage', noCheckGit: true }));
+    expect(up.applied['s3.put']).toBeGreaterThan(10);
+    const manifest = (await rgw.store.getText('rgwstage-releases', 'hello/hello-1.0.0/manifest.nix'))!;
+    const rel = `${hashPart(/\/nix\/store\/[0-9a-z]{32}-[^"\s]+/.exec(manifest)![0])}.narinfo`;
+    const good = (await rgw.store.getText('rgwstage-cache', rel))!;
+    expect(await readFile(path.join(f.p.dir, 'release', 'cache', 'rgwstage', rel), 'utf8')).toBe(good);
+    const bad = good.replace(/^NarSize: (\d+)$/m, (_, n) => `NarSize: ${Number(n) + 1}`);
+    const putText = (text: string) => rgw.store.put({ bucket: 'rgwstage-cache', key: rel, body: { text }, size: Buffer.byteLength(text), sha256: sha256Text(text), contentType: 'text/x-nix-narinfo' });
+    await putText(bad);
+    try {
+      const r = await f.promote('1.0.0', { environment: 'rgwout', extra: { from: 'rgwstage' } });
+      expect(r.ok).toBe(false);
+      expect(r.error).toContain('hello 1.0.0 in rgwstage failed verification; nothing was copied');
+      expect(r.error).toContain(`s3://rgwstage-cache/${rel}`);
+      for (const b of ['rgwout-releases', 'rgwout-cache', 'rgwout-docs']) expect(await rgw.store.list(b, '')).toEqual([]);
+    } finally {
+      await putText(good);
+    }
+    const ok = await f.promote('1.0.0', { environment: 'rgwout', extra: { from: 'rgwstage' } });
+    expect(ok.ok, ok.error).toBe(true);
+    const checked = ok.summary!.verified.source.checked['binary cache']!;
+    expect(checked.narinfos).toBeGreaterThan(1);
+    expect(checked['narinfos proven by listing']).toBe(checked.narinfos);
+    expect(ok.summary!.resigned).toBe(checked.narinfos); // staging's key → production's: every narinfo re-signed
+    expect(ok.summary!.verified.destination!.ok).toBe(true);
   });
 
   it('RGW → file tree: transfers, then the tree verifies', async () => {

@@ -121,7 +121,7 @@ describe('lean PUT path and upload record on s3rver', () => {
       const record = await openUploadRecord(state, s3.endpoint);
       await s3.resetLog();
       const plan = await planSync(s3.store, { bucket: 'b', prefix: 'rec/', files, record });
-      await apply({ steps: [{ title: 'up', actions: plan.puts }], skipped: [] }, { log, dryRun: false, writers: { s3: recordingWriter(s3.store, record) } });
+      await apply({ steps: [{ title: 'up', actions: plan.puts }], skipped: [] }, { log, dryRun: false, writers: { s3: recordingWriter(s3.store, { record }) } });
       await record.save();
       const reqs = await s3.requests();
       return { puts: plan.puts.map((p) => p.key), heads: reqs.filter((l) => l.startsWith('HEAD ')).length, writes: reqs.filter((l) => /^(PUT|POST|DELETE) /.test(l)).length };

@@ -215,7 +215,7 @@ for (const kind of ['s3rver', 'rgw'] as const) {
         const put = { kind: 's3.put' as const, bucket: 'local-docs', key: 'transit/f.txt', source: { file }, size: text.length, sha256: sha256Text(text), md5, contentType: 'text/plain', reason: 'new' as const };
         const warnings: string[] = [];
         const log = createLogger({ plain: true, stream: { write: (s: string) => { warnings.push(s); return true; }, isTTY: false } as any });
-        await apply({ steps: [{ title: 'one put', actions: [put] }], skipped: [] }, { log, dryRun: false, writers: { s3: recordingWriter(viaProxy, record) }, backoffMs: 1 });
+        await apply({ steps: [{ title: 'one put', actions: [put] }], skipped: [] }, { log, dryRun: false, writers: { s3: recordingWriter(viaProxy, { record }) }, backoffMs: 1 });
         expect(proxy.corrupted).toEqual(['PUT /local-docs/transit/f.txt']);
         const stored = await server.store.getText('local-docs', 'transit/f.txt');
         if (kind === 'rgw') {
