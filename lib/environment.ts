@@ -137,7 +137,9 @@ export async function openEnvironment(ctx: Context, name = environmentName(ctx),
     async close() { await embeddedS3?.stop(); await opened.embeddedRegistry?.stop(); },
   };
   try {
-    for (const b of buckets) await s3.checkBucket(b);
+    // Every bucket at once; the first failing bucket in config order is the error reported.
+    const checked = await Promise.allSettled(buckets.map((b) => s3.checkBucket(b)));
+    for (const c of checked) if (c.status === 'rejected') throw c.reason;
     if (opts.registries === false) return opened;
     if (env.docker.some((d) => d.registry === 'embedded')) {
       opened.embeddedRegistry = await startLocalRegistry({ dir: path.join(localDataDir(ctx.root), 'registry') });

@@ -1,7 +1,9 @@
 // Nix binary caches: the signing key, staging a signed cache with `nix copy --to file://`, and
 // reading what Nix wrote (narinfo). Debian's Nix has no S3 store (and users' Nix may not either),
 // so Nix writes the cache layout locally and releng uploads the files (issue 4).
-import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { lstatSync, statSync } from 'node:fs';
+import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import type { Environment } from '../config.ts';
@@ -42,13 +44,34 @@ export async function resolveSigningKey(opts: { root: string; envName: string; c
   }
   let publicKey: string;
   try {
-    publicKey = (await run('nix', [...nixFeatureArgs, 'key', 'convert-secret-to-public'], { input: secret })).stdout.trim();
+    publicKey = publicKeyOf(secret) ?? (await run('nix', [...nixFeatureArgs, 'key', 'convert-secret-to-public'], { input: secret })).stdout.trim();
   } catch {
     // The error of the subprocess could echo the input; say only what is wrong.
     throw new ReleaseError(`${file} (${field}) is not a Nix secret key`, 'generate one with `nix key generate-secret --key-name NAME`');
   }
   if (generated) await writeFile(`${file}.pub`, publicKey + '\n');
   return { file, publicKey, generated };
+}
+
+// DER prefix of an Ed25519 private key (PKCS#8) around its 32-byte seed.
+const PKCS8_SEED_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * `nix key convert-secret-to-public`, without a subprocess, for a key file in the form Nix writes
+ * (`NAME:BASE64` of 64 bytes, seed then public key, an optional final newline): Nix answers NAME
+ * and the stored public half. It is used only when that half is the one the seed derives (a key
+ * whose halves disagree, or any other form, goes to Nix as before); undefined then.
+ */
+export function publicKeyOf(secret: string): string | undefined {
+  const m = /^([^:\s]+):([A-Za-z0-9+/]{86}==)\n?$/.exec(secret);
+  if (!m) return undefined;
+  const raw = Buffer.from(m[2], 'base64');
+  if (raw.length !== 64) return undefined;
+  try {
+    const derived = createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8_SEED_PREFIX, raw.subarray(0, 32)]), format: 'der', type: 'pkcs8' }))
+      .export({ format: 'der', type: 'spki' }).subarray(-32);
+    return derived.equals(raw.subarray(32)) ? `${m[1]}:${raw.subarray(32).toString('base64')}` : undefined;
+  } catch { return undefined; }
 }
 
 /** The `file://` store URL Nix writes the staged cache to (compression, key and the environment's options). */
@@ -180,4 +203,80 @@ export async function encodeCacheMetadata(stagingDir: string, paths: string[], o
     await run('xz', ['-9', '-k', '-f', '--', path.join(stagingDir, j.name)]);
     await rename(path.join(stagingDir, `${j.name}.xz`), path.join(outDir, j.name));
   }
+}
+
+/**
+ * The staging memo (`.releng/upload-state/staged-ENV.json`, docs/upload-performance.md): which
+ * store paths a `nix copy` last staged, into which directory, with which store URL (compression,
+ * key file, options) and public key, their closure, and the size of nix-cache-info and of every
+ * narinfo, .ls and NAR file Nix wrote for them.
+ */
+interface StageMemo {
+  version: 1;
+  key: { dir: string; url: string; publicKey: string; drvs: string[]; outPaths: string[] };
+  closure: string[];
+  /** Path relative to the staging dir → size in bytes. */
+  files: Record<string, number>;
+}
+
+const statSize = (file: string) => stat(file).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+
+/** True when the memo's key is this run's, every closure path is still in the store, and every staged file it lists has its size. Stats only. */
+async function stageMemoHolds(memo: StageMemo | undefined, key: StageMemo['key'], storeDir: string): Promise<boolean> {
+  if (!memo || memo.version !== 1 || JSON.stringify(memo.key) !== JSON.stringify(key)) return false;
+  if (!Array.isArray(memo.closure) || memo.closure.some((p) => typeof p !== 'string') || typeof memo.files !== 'object' || memo.files === null) return false;
+  const names = Object.keys(memo.files);
+  // Every closure path has its narinfo listed (the memo names what Nix wrote for each).
+  if (memo.closure.some((p) => !(`${hashPart(p)}.narinfo` in memo.files))) return false;
+  // Synchronous stats: thousands of them take a few ms, far less than queueing each on the thread pool.
+  for (const p of memo.closure) if (!lstatSync(path.join(storeDir, path.basename(p)), { throwIfNoEntry: false })) return false;
+  for (const n of names) {
+    const st = statSync(path.join(key.dir, n), { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== memo.files[n]) return false;
+  }
+  return true;
+}
+
+/**
+ * stageCache + closureOf, with the staging memo: when the memo says this exact set of paths was
+ * staged into this directory with this store URL and key, every path of the closure still exists
+ * in the store, and every narinfo/.ls/NAR file it names is still there with its size, neither
+ * `nix copy` nor `nix-store --query` runs (a staged file deleted or changed, another key or URL,
+ * other paths: both run, as without the memo). The memo only skips local work: the upload and its
+ * closing verification read the destination as always. Returns the closure and whether it restaged.
+ */
+export async function stageCacheMemoised(opts: { dir: string; url: string; publicKey: string; drvs: string[]; outPaths: string[]; memoFile: string; storeDir?: string }): Promise<{ paths: string[]; staged: boolean }> {
+  const key: StageMemo['key'] = { dir: opts.dir, url: opts.url, publicKey: opts.publicKey, drvs: [...opts.drvs].sort(), outPaths: [...opts.outPaths].sort() };
+  const memo = await readFile(opts.memoFile, 'utf8').then((t) => JSON.parse(t) as StageMemo).catch(() => undefined); // unreadable or not JSON: no memo
+  if (await stageMemoHolds(memo, key, opts.storeDir ?? '/nix/store').catch(() => false)) return { paths: memo!.closure, staged: false };
+  await rm(opts.memoFile, { force: true });
+  await stageCache(opts);
+  const paths = await closureOf([...opts.drvs, ...opts.outPaths]);
+  // What Nix wrote for each path: its narinfo, the NAR it names, and its .ls when there is one.
+  const files: Record<string, number> = {};
+  const info = await statSize(path.join(opts.dir, 'nix-cache-info'));
+  if (info === undefined) return { paths, staged: true };
+  files['nix-cache-info'] = info;
+  for (const p of paths) {
+    const narinfo = `${hashPart(p)}.narinfo`;
+    const size = await statSize(path.join(opts.dir, narinfo));
+    if (size === undefined) return { paths, staged: true }; // not what the memo expects: no memo
+    files[narinfo] = size;
+    const ls = `${hashPart(p)}.ls`;
+    const lsSize = await statSize(path.join(opts.dir, ls));
+    if (lsSize !== undefined) files[ls] = lsSize;
+    let url: string;
+    try { url = parseNarInfo((await readCacheMetadata(path.join(opts.dir, narinfo), undefined)).text, narinfo).url; } catch { return { paths, staged: true }; }
+    const narSize = await statSize(path.join(opts.dir, url));
+    if (narSize === undefined) return { paths, staged: true };
+    files[url] = narSize;
+  }
+  const saved: StageMemo = { version: 1, key, closure: paths, files };
+  try {
+    await mkdir(path.dirname(opts.memoFile), { recursive: true });
+    const tmp = `${opts.memoFile}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(saved));
+    await rename(tmp, opts.memoFile);
+  } catch { /* a memo only saves time */ }
+  return { paths, staged: true };
 }

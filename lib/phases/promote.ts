@@ -65,12 +65,12 @@ export interface PromoteDeps {
 }
 
 /** manifest.nix text → { SYSTEM: STOREPATH }, read by Nix itself (as `nix upgrade-nix` would). */
-async function readManifestText(text: string, where: string): Promise<Record<string, string>> {
+async function readManifestText(text: string, where: string, memoDir?: string): Promise<Record<string, string>> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-manifest-'));
   try {
     const file = path.join(dir, 'manifest.nix');
     await writeFile(file, text);
-    try { return await readManifestWithNix(file); } catch (e) {
+    try { return await readManifestWithNix(file, { memoDir }); } catch (e) {
       throw new ReleaseError(`${where} is not a manifest Nix can read: ${(e as Error).message.split('\n')[0]}`, 'the release there is damaged: run `releng verify` on that environment');
     }
   } finally {
@@ -180,19 +180,33 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   const deep = !!flags.extra.deep;
 
   let phase = log.phase(`opening ${fromName} and ${toName}`);
-  const source = await openEnvironment(ctx, fromName);
+  // Both environments at once (each checks its buckets); the source's failure is reported first, as before.
+  const [srcOpen, dstOpen] = await Promise.allSettled([openEnvironment(ctx, fromName), openEnvironment(ctx, toName)]);
+  if (srcOpen.status === 'rejected') {
+    if (dstOpen.status === 'fulfilled') await dstOpen.value.close();
+    throw srcOpen.reason;
+  }
+  const source = srcOpen.value;
   let dest: OpenEnvironment | undefined;
   try {
-    dest = await openEnvironment(ctx, toName);
+    if (dstOpen.status === 'rejected') throw dstOpen.reason;
+    dest = dstOpen.value;
     phase.succeed(`${log.colour(source.env.colour, fromName)} (${source.endpoint}) → ${log.colour(dest.env.colour, toName)} (${dest.endpoint})`);
     // Source signatures are checked against the key the source's users trust (--from-public-key, its
     // KEYFILE.pub, or derived from its secret key); the destination's with its own key.
     const fromKeyFlag = flags.extra['from-public-key'];
-    const srcPublic = await environmentPublicKey(ctx, source, typeof fromKeyFlag === 'string' ? fromKeyFlag : undefined).catch((e) => {
-      throw new ReleaseError(`${fromName}'s cache public key is not readable here: ${(e as Error).message.split('\n')[0]}`,
-        `pass it: releng promote ${version} --from ${fromName} --from-public-key NAME:BASE64 (what ${fromName}'s users put in trusted-public-keys); nothing was copied`);
-    });
-    const dstKeys = await keysOf(ctx, dest);
+    // Both keys at once (each may run Nix); a failure of the source's is reported first, as before.
+    const [srcKey, dstKeyResult] = await Promise.allSettled([
+      environmentPublicKey(ctx, source, typeof fromKeyFlag === 'string' ? fromKeyFlag : undefined).catch((e) => {
+        throw new ReleaseError(`${fromName}'s cache public key is not readable here: ${(e as Error).message.split('\n')[0]}`,
+          `pass it: releng promote ${version} --from ${fromName} --from-public-key NAME:BASE64 (what ${fromName}'s users put in trusted-public-keys); nothing was copied`);
+      }),
+      keysOf(ctx, dest),
+    ]);
+    if (srcKey.status === 'rejected') throw srcKey.reason;
+    if (dstKeyResult.status === 'rejected') throw dstKeyResult.reason;
+    const srcPublic = srcKey.value;
+    const dstKeys = dstKeyResult.value;
     const dstMemo = knowledgeOf(dest);
     const settings = dest.env.promote ?? { resign: true, serverSideCopy: 'auto' as const };
 
@@ -245,7 +259,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       // skips the HEAD of a new object the verification read back with the listed ETag and size.
       project, version, major: majorOf(version), source: sideOf(source, srcMemo, seen, srcRecord, texts), dest: sideOf(dest, dstMemo),
       sourceVerified: (b, k) => seen.get(b, k),
-      serverSideCopy: settings.serverSideCopy, readManifest: readManifestText,
+      serverSideCopy: settings.serverSideCopy, readManifest: (text, where) => readManifestText(text, where, uploadStateDir(ctx.root)),
       destKey: dstKeys.publicKey, resignWith: keysDiffer && settings.resign ? dstKeys.secret : undefined,
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,

@@ -22,9 +22,8 @@ import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
-import { isMaintenanceRelease } from '../git/maintenance.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
-import { closureOf, encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCache, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { readTagRecord, type TagRecord } from '../tag-record.ts';
 import { cacheKnowledge, planCache, type CacheKnowledge } from '../upload/cache.ts';
@@ -32,7 +31,7 @@ import { mergeKnowledge } from '../verify/local.ts';
 import { ociWriter } from '../oci/open.ts';
 import { planDocs } from '../upload/docs.ts';
 import { planUploadImages } from '../upload/images.ts';
-import { releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
+import { maintenanceRelease, releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
 import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 import { checkLocalInputs, type Md5Wanted } from '../upload/inputs.ts';
@@ -94,8 +93,11 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   const phase = ctx.log.phase(`staging the signed binary cache in ${path.relative(ctx.root, stagingDir)} (local)`);
   await mkdir(stagingDir, { recursive: true });
   await writeFile(marker, inputs.signingKey.publicKey + '\n');
-  await stageCache({ dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), drvs: result.drvs, outPaths: result.outPaths });
-  const paths = await closureOf([...result.drvs, ...result.outPaths]);
+  // The staging memo skips `nix copy` and the closure query when every staged file it names is still there (lib/nix/cache.ts).
+  const { paths } = await stageCacheMemoised({
+    dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), publicKey: inputs.signingKey.publicKey,
+    drvs: result.drvs, outPaths: result.outPaths, memoFile: path.join(uploadStateDir(ctx.root), `staged-${target.name}.json`),
+  });
   // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
   const narinfoCompression = cache.storeOptions['narinfo-compression'];
   const lsCompression = cache.storeOptions['ls-compression'];
@@ -125,10 +127,13 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
   // The MD5 is read whatever the transit checksum (issue 16): the PUT checks its ETag against it, and
   // the closing verification proves each single-part object by its listed ETag instead of a HEAD.
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
   // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
-  const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
+  // (git is asked while the local files are checked; a local file's error is still the one reported.)
+  const maintenanceP = maintenanceRelease(ctx, result.version);
+  maintenanceP.catch(() => undefined);
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
+  const maintenance = await maintenanceP;
   const keep = maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
@@ -233,6 +238,10 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   }
 
   let phase = log.phase(`connecting to environment`);
+  // The hash memo is read from disk while the environment's buckets answer (a local read; an
+  // environment that cannot be opened is still the error reported).
+  const hashCacheP = openHashCache(uploadStateDir(ctx.root));
+  hashCacheP.catch(() => undefined);
   const target = await openEnvironment(ctx);
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   try {
@@ -249,7 +258,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // Local memos that make a re-run cheap (issue 6, docs/upload-performance.md); never the truth.
     // The embedded server listens on a new port each run: name it by its data dir instead.
     const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
-    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await openHashCache(uploadStateDir(ctx.root)) };
+    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await hashCacheP };
     const knowledge = runKnowledge();
     const cacheLocal = cacheKnowledge();
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge, cacheLocal });

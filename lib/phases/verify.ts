@@ -10,7 +10,8 @@ import { stagedCacheKnowledge } from '../upload/cache.ts';
 import { mergeKnowledge } from '../verify/local.ts';
 import { buildResultPath, readBuildResult } from '../build-result.ts';
 import type { Context } from '../context.ts';
-import { openEnvironment, type OpenEnvironment } from '../environment.ts';
+import { environmentName, openEnvironment, type OpenEnvironment } from '../environment.ts';
+import { environmentNamed } from '../config.ts';
 import { openHashCache } from '../hash-cache.ts';
 import { localReleaseDigests } from '../upload/inputs.ts';
 import { manualPrefixes } from '../upload/docs.ts';
@@ -71,11 +72,18 @@ export async function verify(ctx: Context): Promise<VerifyReport> {
   const { log, flags } = ctx;
   const deep = !!flags.extra.deep;
   let phase = log.phase('connecting to environment');
-  const target = await openEnvironment(ctx);
+  // What the release is (local files, git) is read while the environment's buckets answer: both
+  // are reads, and an environment that cannot be opened is still the error reported first.
+  const opening = openEnvironment(ctx);
+  const releasing = releaseToVerify(ctx, environmentNamed(ctx.loaded, environmentName(ctx)).docker.length > 0);
+  releasing.catch(() => undefined); // awaited below; reported only if the environment opened
+  const target = await opening;
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   try {
-    const release = await releaseToVerify(ctx, target.registries.length > 0);
-    const publicKey = await environmentPublicKey(ctx, target, typeof flags.extra['public-key'] === 'string' ? flags.extra['public-key'] : undefined);
+    const keying = environmentPublicKey(ctx, target, typeof flags.extra['public-key'] === 'string' ? flags.extra['public-key'] : undefined);
+    keying.catch(() => undefined);
+    const release = await releasing;
+    const publicKey = await keying;
     log.info(`verifying ${release.project} ${release.version} (${release.source === 'build' ? 'as release/build-result.json says' : 'as its published SHA256SUMS and manifest.nix say'})${deep ? ', reading every object' : ''}`);
     // Quick only (--deep reads every object): release/'s MD5s, and the cache upload staged for this
     // build (release/cache/ENV), so a listed narinfo or .ls whose ETag is a staged file's MD5 needs no GET.

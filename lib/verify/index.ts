@@ -60,9 +60,26 @@ export interface VerifyReport {
   seconds: number;
 }
 
+// One answer per run (upload plans with it and its closing verification asks again): the local
+// tags and main refs do not change during a run, and both then agree on what users follow.
+const maintenanceByRun = new WeakMap<Context, Map<string, Promise<boolean>>>();
+
+/** isMaintenanceRelease at the project root, asked of git once per run and version. */
+export function maintenanceRelease(ctx: Context, version: string): Promise<boolean> {
+  let byVersion = maintenanceByRun.get(ctx);
+  if (!byVersion) maintenanceByRun.set(ctx, byVersion = new Map());
+  let p = byVersion.get(version);
+  if (!p) {
+    p = isMaintenanceRelease(gitAt(ctx.root), version, ctx.config.mainBranch);
+    byVersion.set(version, p);
+    p.catch(() => byVersion!.delete(version));
+  }
+  return p;
+}
+
 /** Why the root manifest, stable/ docs and moving tags are not this release's to set (as upload decides). */
 export async function whatUsersFollow(ctx: Context, result: BuildResult): Promise<string | undefined> {
-  const maintenance = await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch);
+  const maintenance = await maintenanceRelease(ctx, result.version);
   return maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
 }
