@@ -83,11 +83,11 @@ export class HashPool {
     for (let i = this.threads.length - 1; i >= 0; i--) if (this.threads[i]!.dead) this.threads.splice(i, 1);
     const idle = live.find((t) => t.tasks.size === 0);
     if (idle) return idle;
-    if (live.length < this.size) return this.spawn();
+    if (live.length < this.size) return this.startWorker();
     return live.reduce((a, b) => (b.tasks.size < a.tasks.size ? b : a));
   }
 
-  private spawn(): Thread {
+  private startWorker(): Thread {
     const [entry, how] = workerArgs(this.file);
     const worker = new Worker(entry, { ...how, stdout: false, stderr: false });
     const t: Thread = { worker, tasks: new Map(), dead: false, online: new Promise((r) => worker.once('online', () => r())) };
