@@ -217,11 +217,12 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
           } catch (e) {
             // A hash worker that died fails the run (naming the key); it says nothing of the NAR.
             if (e instanceof HashWorkerError) throw e;
-            // The decompressor stopped early: hash the stored bytes in a second read to say whether they changed.
+            // A decompressor program (xz, bzip2) or node:zlib stopped early: hash the stored bytes in a
+            // second read to say whether they changed (zstd and none hash every byte in one read).
             const again = await t.s3.getStream(t.cache.bucket, t.cache.prefix + ni.url);
-            const raw = again ? await hashStream(again) : undefined;
-            got = { raw: raw ? { digest: raw.digest, size: raw.size } : { digest: Buffer.alloc(0), size: -1 }, decodeError: (e as Error).message };
-            if (!raw) { problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel)); return; }
+            if (!again) { problem(ni.url, `cannot be decompressed as ${ni.compression}: ${(e as Error).message}`, redo(ni.url, rel)); return; }
+            const raw = await hashStream(again);
+            got = { raw: { digest: raw.digest, size: raw.size }, decodeError: (e as Error).message };
           }
           if (got.decodeError !== undefined || !got.decoded) {
             // Every stored byte was hashed even though decoding stopped: say whether they changed.
