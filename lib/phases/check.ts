@@ -244,6 +244,12 @@ export async function check(io: BareRun): Promise<CheckResult> {
   for (const t of tools) {
     try {
       add(`tool ${t.name}`, 'ok', await toolVersion(t));
+      // Nix on PATH is not Nix that builds: no build users, or a store this user cannot write (issue 23).
+      if (t.name === 'nix') {
+        const { nixBuildReadiness } = await import('../nix/readiness.ts');
+        const r = await nixBuildReadiness();
+        add('nix builds', r.ok ? 'ok' : 'problem', r.detail);
+      }
     } catch {
       const needed = loaded ? t.required(loaded.config) : t.name === 'git' || t.name === 'nix';
       add(`tool ${t.name}`, needed ? 'problem' : 'note', `not on PATH (Debian: ${t.debian}; needed by ${t.neededBy})`);

@@ -68,6 +68,7 @@ describe('releng check', () => {
       `✔ staging: signing key: keys/staging.sec: ${publicKey} (matches cache.publicKey)`,
       '✔ staging: git remote:',
       '✔ tool git: git version',
+      '✔ nix builds: local store, builds as 10 users of group nixbld',
       'all checks passed',
     ]) expect(r.stderr).toContain(line);
     expect(r.stderr).not.toContain('S3RVER');
@@ -125,6 +126,19 @@ describe('releng check', () => {
     expect(await readdir(path.join(trees, 'releases'))).toEqual([]);
     expect(await readdir(path.join(trees, 'cache'))).toEqual([]);
     expect(await readdir(trees)).toEqual(['cache', 'docs', 'releases']);
+  });
+
+  it('a Nix that cannot build (its build-users-group does not exist) is a ✖ line with the fix (issue 23)', async () => {
+    await writeConfig();
+    // What Debian's nix-bin alone gives root: Nix's default build-users-group, and no such group.
+    const r = await releng(['check', '--environment', 'staging', '--json'], {
+      cwd: path.join(dir, 'project'), env: { ...env, NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\nbuild-users-group = releng-test-no-such-group` },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('✖ nix builds: builds run as the members of group releng-test-no-such-group (build-users-group), and there is no such group: create group releng-test-no-such-group with build users');
+    expect(r.stderr).toContain('or set `build-users-group =` in /etc/nix/nix.conf to build as root');
+    const out = JSON.parse(r.stdout);
+    expect(out.result.lines.filter((l: any) => l.status === 'problem').map((l: any) => l.what)).toEqual(['nix builds']);
   });
 
   it('an invalid releng.json is one ✖ line naming the field', async () => {
