@@ -49,7 +49,7 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
   for (const k of plan.skipped) log.skip(k.what, k.reason);
   const result: ApplyResult = { applied: 0, byKind: {}, bytes: 0 };
   if (opts.dryRun) {
-    // --dry-run --json prints every planned action, in order (scripts/releng.ts reads log.run).
+    // --dry-run --json prints every planned action, in order (lib/cli/main.ts reads log.run).
     log.run.plan.push(...plan.steps.filter((s) => s.actions.length > 0));
     log.run.skipped.push(...plan.skipped);
     const text = renderPlan({ steps: plan.steps, skipped: [] });

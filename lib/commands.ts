@@ -1,7 +1,7 @@
 // Every command of the CLI: what it does, reads and changes (its --help), its flags, and how it runs.
-// This list is the single registry: scripts/releng.ts builds the argument parser (commander), the
+// This list is the single registry: lib/cli/main.ts builds the argument parser (commander), the
 // help, and the shell completions (lib/completion.ts) from it. A new command is one entry here.
-import type { Context, Flags } from './context.ts';
+import type { Context, Flags, Output } from './context.ts';
 import { ReleaseError } from './errors.ts';
 import type { Logger } from './log.ts';
 
@@ -24,6 +24,8 @@ export interface BareRun {
   /** --config as given (check and init resolve it themselves). */
   configFlag?: string;
   cwd: string;
+  /** Where results go (sha256's lines, completion's script). */
+  stdout: Output;
 }
 
 export interface CommandDef {
@@ -175,7 +177,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng release --environment staging --dry-run', 'nix run .#release -- --environment staging'],
     needsVersion: true,
-    // Implemented in scripts/releng.ts: each phase gets a fresh context (tag rewrites version.json).
+    // Implemented in lib/cli/main.ts: each phase gets a fresh context (tag rewrites version.json).
     run: async () => { throw new Error('internal: release is run by the entry script'); },
   },
   {
@@ -206,7 +208,7 @@ export const commands: CommandDef[] = [
       { name: 'ttl', type: 'string', value: 'DURATION', description: 'lifetime like 15m, 1h (default: the uploader\'s ttl; at most its maxTtl; STS servers want >= 15m)' },
       { name: 'output', type: 'string', value: 'FILE', description: 'where to write the grant (default: ./releng-grant-UPLOADER[-V]-ID.json; never under release/)' },
     ],
-    globals: ['config', 'environment', 'json', 'verbose'],
+    globals: ['config', 'environment', 'dry-run', 'json', 'verbose'],
     examples: ['releng grant installers --environment production --version 2.93.0 --ttl 1h', 'releng grant deb --environment staging --output grant.json'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('./phases/grant.ts')).grant(ctx, positionals),
@@ -292,7 +294,7 @@ export const commands: CommandDef[] = [
     globals: ['config', 'environment', 'json', 'verbose'],
     examples: ['releng check', 'releng check --environment staging', 'releng check --all --json'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/check.ts')).check({ flags: ctx.flags, positionals: [], log: ctx.log, configFlag: ctx.loaded.file, cwd: ctx.root }),
+    run: async (ctx) => (await import('./phases/check.ts')).check({ flags: ctx.flags, positionals: [], log: ctx.log, configFlag: ctx.loaded.file, cwd: ctx.root, stdout: ctx.stdout }),
     runBare: async (io) => (await import('./phases/check.ts')).check(io),
   },
   {
@@ -304,7 +306,7 @@ export const commands: CommandDef[] = [
     globals: ['config', 'json'],
     examples: ['releng init', 'releng init --project lix'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/init.ts')).init({ flags: ctx.flags, positionals: [], log: ctx.log, cwd: ctx.root }),
+    run: async (ctx) => (await import('./phases/init.ts')).init({ flags: ctx.flags, positionals: [], log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
     runBare: async (io) => (await import('./phases/init.ts')).init(io),
   },
   {
@@ -318,7 +320,7 @@ export const commands: CommandDef[] = [
     examples: ['releng sha256 release/artifacts/lix/lix-2.91.0/*.tar.xz', 'releng sha256 big.tar.xz | sha256sum -c'],
     needsVersion: false,
     needsConfig: false,
-    run: async (ctx, positionals) => (await import('./phases/sha256.ts')).sha256({ flags: ctx.flags, positionals, log: ctx.log, cwd: ctx.root }),
+    run: async (ctx, positionals) => (await import('./phases/sha256.ts')).sha256({ flags: ctx.flags, positionals, log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
     runBare: async (io) => (await import('./phases/sha256.ts')).sha256(io),
   },
   {
@@ -332,7 +334,7 @@ export const commands: CommandDef[] = [
     examples: ['releng completion bash > /etc/bash_completion.d/releng', 'releng completion fish > ~/.config/fish/completions/releng.fish'],
     needsVersion: false,
     run: async () => { throw new Error('internal: completion runs without a context'); },
-    runBare: async (io) => (await import('./completion.ts')).printCompletion(io.positionals),
+    runBare: async (io) => (await import('./completion.ts')).printCompletion(io.positionals, io.stdout),
   },
 ];
 

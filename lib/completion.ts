@@ -105,8 +105,8 @@ export function completionScript(shell: string): string {
 }
 
 /** `releng completion SHELL`: prints the script on stdout. */
-export async function printCompletion(positionals: string[]): Promise<{ shell: string }> {
+export async function printCompletion(positionals: string[], stdout: { write(s: string): unknown } = process.stdout): Promise<{ shell: string }> {
   if (positionals.length !== 1) throw new UsageError(`completion takes one shell: ${shells.join(', ')} (e.g. \`releng completion bash\`)`);
-  process.stdout.write(completionScript(positionals[0]!));
+  stdout.write(completionScript(positionals[0]!));
   return { shell: positionals[0]! };
 }

@@ -1,8 +1,15 @@
-// The frozen inputs of a run: config, version, flags and the logger. Built once by the entry script.
+// The frozen inputs of a run: config, version, flags, the logger and stdout. Built once per command by lib/cli/main.ts.
 import path from 'node:path';
 import type { LoadedConfig, Config } from './config.ts';
 import type { Logger } from './log.ts';
 import type { VersionInfo } from './version.ts';
+
+/** A stream a command writes to (process.stdout / process.stderr, or a test's capture). */
+export interface Output {
+  write(s: string): boolean | void;
+  isTTY?: boolean;
+  columns?: number;
+}
 
 export interface Flags {
   dryRun: boolean;
@@ -30,9 +37,11 @@ export interface Context {
   readonly version: VersionInfo;
   readonly flags: Flags;
   readonly log: Logger;
+  /** Where results go (--json is printed by lib/cli/main.ts; sha256 and completion print their own). */
+  readonly stdout: Output;
 }
 
-export function makeContext(loaded: LoadedConfig, version: VersionInfo, flags: Flags, log: Logger): Context {
+export function makeContext(loaded: LoadedConfig, version: VersionInfo, flags: Flags, log: Logger, stdout: Output = process.stdout): Context {
   return Object.freeze({
     loaded,
     config: loaded.config,
@@ -41,5 +50,6 @@ export function makeContext(loaded: LoadedConfig, version: VersionInfo, flags: F
     version,
     flags: Object.freeze({ ...flags, extra: Object.freeze({ ...flags.extra }) }),
     log,
+    stdout,
   });
 }

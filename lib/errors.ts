@@ -1,4 +1,4 @@
-// Errors the user can act on. Only scripts/releng.ts prints them and sets the exit code.
+// Errors the user can act on. Only lib/cli/main.ts prints them and sets the exit code.
 
 /** A failure with what went wrong and what to do next (goreleaser style). Exit 1. */
 export class ReleaseError extends Error {

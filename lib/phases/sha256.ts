@@ -28,7 +28,7 @@ export async function sha256(io: BareRun): Promise<Sha256Result> {
       throw e;
     }
   }));
-  if (!io.flags.json) for (const f of files) process.stdout.write(`${f.sha256}  ${f.file}${f.md5 ? `  md5:${f.md5}` : ''}\n`);
+  if (!io.flags.json) for (const f of files) io.stdout.write(`${f.sha256}  ${f.file}${f.md5 ? `  md5:${f.md5}` : ''}\n`);
   io.log.debug(`hashed ${files.length} file(s); files from ${POOL_FILE_MIN_BYTES} bytes by ${hashPool().stats.workers} hash worker(s)`);
   return { files, workers: hashPool().stats.workers };
 }

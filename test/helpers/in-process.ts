@@ -1,31 +1,17 @@
-// Runs a command in-process (as scripts/releng.ts does, without a new tsx process per run), for
-// tests that run a command many times; errors come back as the text the entry script would print.
+// The Context lib/cli/main.ts would build in `dir` (releng.json + version.json, through its own
+// contextFor), for tests that call a phase with injected adapters (faults, fakes of Hydra). Command
+// lines go through the real program instead: test/helpers/cli.ts (releng, relengInProcess).
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { commandNamed } from '../../lib/commands.ts';
-import { loadConfig } from '../../lib/config.ts';
-import { makeContext, type Context, type Flags } from '../../lib/context.ts';
-import { describeError } from '../../lib/errors.ts';
+import { contextFor } from '../../lib/cli/main.ts';
+import type { Context, Flags } from '../../lib/context.ts';
 import { createLogger } from '../../lib/log.ts';
-import { loadVersion } from '../../lib/version.ts';
 
-export interface InProcessResult { ok: boolean; result?: unknown; error?: string; log: string }
-
-/** The Context the entry script would build in `dir` (releng.json + version.json), logging into `sink`. */
-export async function contextIn(dir: string, flags: Partial<Flags> = {}, sink: (s: string) => void = () => {}): Promise<Context> {
-  const stream = { write: (s: string) => { sink(s); return true; }, isTTY: false } as unknown as NodeJS.WritableStream;
-  const logger = createLogger({ plain: true, stream });
-  const loaded = await loadConfig(path.join(dir, 'releng.json'));
-  const version = await loadVersion(loaded.root, loaded.config.versionFile);
-  return makeContext(loaded, version, { dryRun: false, json: false, noconfirm: true, verbose: false, noCheckGit: false, extra: {}, ...flags }, logger);
-}
-
-export async function runInProcess(dir: string, command: string, flags: Partial<Flags> = {}): Promise<InProcessResult> {
-  let log = '';
-  try {
-    const ctx = await contextIn(dir, flags, (s) => { log += s; });
-    const result = await commandNamed(command)!.run(ctx, []);
-    return { ok: true, result, log };
-  } catch (e) {
-    return { ok: false, error: describeError(e), log };
-  }
+/** The Context of command `command` in `dir`, with `flags` over the defaults, logging into `sink`. */
+export async function contextIn(dir: string, flags: Partial<Flags> = {}, sink: (s: string) => void = () => {}, command = 'upload'): Promise<Context> {
+  const stream = Object.assign(new Writable({ write(c, _e, done) { sink(String(c)); done(); } }), { isTTY: false });
+  const log = createLogger({ plain: true, stream });
+  const all: Flags = { dryRun: false, json: false, noconfirm: true, verbose: false, noCheckGit: false, extra: {}, ...flags };
+  return contextFor({ command: commandNamed(command)!, positionals: [], flags: all, configFlag: path.join(dir, 'releng.json') }, log, { stdout: stream, cwd: dir });
 }

@@ -13,9 +13,8 @@ import { sha256Text } from '../../lib/checksums.ts';
 import { postWriter, type GrantPost } from '../../lib/grants/actions.ts';
 import type { GrantFile } from '../../lib/grants/grant-file.ts';
 import type { S3Store } from '../../lib/s3/store.ts';
-import { releng } from '../helpers/cli.ts';
+import { releng, relengInProcess } from '../helpers/cli.ts';
 import { startTestRgw, type TestRgw } from '../helpers/rgw.ts';
-import { runCommand } from '../helpers/run-command.ts';
 
 const keyCommand = fileURLToPath(new URL('../fixtures/grants/sts-key-command.mjs', import.meta.url));
 
@@ -57,7 +56,7 @@ async function writeConfig() {
   }, null, 2));
 }
 
-const run = (args: string[], cwd = project, extra: Record<string, string | undefined> = {}) => runCommand(args, { cwd, env: { ...env, ...extra } });
+const run = (args: string[], cwd = project, extra: Record<string, string | undefined> = {}) => relengInProcess(args, { cwd, env: { ...env, ...extra } });
 
 async function grant(environment: string, version: string, ttl: string): Promise<GrantFile> {
   const out = path.join(base, `grant-${environment}-${version}-${ttl}-${Math.random().toString(36).slice(2)}.json`);
@@ -142,7 +141,7 @@ describe.each(['sts', 'post', 'command'])('grants enforced by Ceph RGW: %s', (me
     await writeFile(file, `installer ${version}\n`);
     const gfile = path.join(base, `g-${method}.json`);
     await writeFile(gfile, JSON.stringify(g));
-    const c = await runCommand(['contribute', '--grant', gfile, file], { cwd: builder, env: { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined } });
+    const c = await relengInProcess(['contribute', '--grant', gfile, file], { cwd: builder, env: { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined } });
     expect(c.code, c.stderr).toBe(0);
     const h = await rgw.store.head('releases', `incoming/installers/${version}/lix-installer-aarch64-darwin`);
     expect(h?.sha256).toBe(sha256Text(`installer ${version}\n`));
@@ -165,11 +164,11 @@ describe.each(['sts', 'post', 'command'])('grants enforced by Ceph RGW: %s', (me
     await writeFile(file, 'late\n');
     const gfile = path.join(base, `g-expired-${method}.json`);
     await writeFile(gfile, JSON.stringify(g));
-    const c = await runCommand(['contribute', '--grant', gfile, file], { cwd: builder, env: {} });
+    const c = await relengInProcess(['contribute', '--grant', gfile, file], { cwd: builder, env: {} });
     expect(c.code).toBe(1);
     expect(c.stderr).toContain(`grant ${g.id} (uploader installers, environment ${method}) expired at`);
     await writeFile(gfile, JSON.stringify({ ...g, expiresAt: new Date(Date.now() + 3600_000).toISOString() }));
-    const forced = await runCommand(['contribute', '--grant', gfile, file], { cwd: builder, env: {} });
+    const forced = await relengInProcess(['contribute', '--grant', gfile, file], { cwd: builder, env: {} });
     expect(forced.code).toBe(1);
     expect(forced.stderr).toMatch(/the server refused the upload \((AccessDenied|Forbidden|403|ExpiredToken)\)/);
   });

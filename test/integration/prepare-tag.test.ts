@@ -6,8 +6,8 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readTagRecord } from '../../lib/tag-record.ts';
-import { releng } from '../helpers/cli.ts';
-import { contextIn, runInProcess } from '../helpers/in-process.ts';
+import { releng, relengInProcess } from '../helpers/cli.ts';
+import { contextIn } from '../helpers/in-process.ts';
 import { expectGolden } from '../helpers/golden.ts';
 import { renderPlan } from '../../lib/actions.ts';
 import { gitAt } from '../../lib/git/git.ts';
@@ -216,9 +216,9 @@ describe('bad input: one clear error, the repository exactly as it was', () => {
       const p = await project();
       await c.setup(p);
       const before = await repoState(p);
-      const r = await runInProcess(p.dir, c.command, { extra: { date } });
-      expect(r.ok, r.log).toBe(false);
-      for (const e of c.error) expect(r.error).toContain(e);
+      const r = await relengInProcess(c.command === 'prepare' ? ['prepare', '--date', date] : [c.command], { cwd: p.dir });
+      expect(r.code, r.stderr).toBe(1);
+      for (const e of c.error) expect(r.stderr).toContain(e);
       expect(await repoState(p)).toEqual(before);
     });
   }
@@ -247,11 +247,11 @@ describe('a git step failing halfway restores the repository', () => {
     const p = await project();
     await hook(p, 'pre-merge-commit');
     const before = await repoState(p);
-    const r = await runInProcess(p.dir, 'tag');
-    expect(r.ok).toBe(false);
-    expect(r.error).toContain('failed at: git merge -q --no-ff -s ours');
-    expect(r.error).toContain('test hook refuses');
-    expect(r.error).toContain('the repository was restored: branch main at');
+    const r = await relengInProcess(['tag'], { cwd: p.dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('failed at: git merge -q --no-ff -s ours');
+    expect(r.stderr).toContain('test hook refuses');
+    expect(r.stderr).toContain('the repository was restored: branch main at');
     expect(await repoState(p)).toEqual(before); // on main, same HEAD, no tag 1.0.0, version.json bytes, no merge in progress
   });
 
@@ -260,8 +260,8 @@ describe('a git step failing halfway restores the repository', () => {
     p.git('tag', '-a', '1.0.0', '-m', 'older');
     await hook(p, 'pre-merge-commit');
     const before = await repoState(p);
-    const r = await runInProcess(p.dir, 'tag', { extra: { 'force-tag': true } });
-    expect(r.ok).toBe(false);
+    const r = await relengInProcess(['tag', '--force-tag'], { cwd: p.dir });
+    expect(r.code).toBe(1);
     expect(await repoState(p)).toEqual(before);
   });
 
@@ -269,9 +269,9 @@ describe('a git step failing halfway restores the repository', () => {
     const p = await project();
     await hook(p, 'pre-commit');
     const before = await repoState(p);
-    const r = await runInProcess(p.dir, 'prepare', { extra: { date } });
-    expect(r.ok).toBe(false);
-    expect(r.error).toContain('failed at: git commit');
+    const r = await relengInProcess(['prepare', '--date', date], { cwd: p.dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('failed at: git commit');
     expect(await repoState(p)).toEqual(before);
     expect(existsSync(path.join(p.dir, 'doc/manual/src/release-notes/rl-1.0.md'))).toBe(false);
     expect(existsSync(path.join(p.dir, 'doc/manual/rl-next/greeting-name.md'))).toBe(true);
