@@ -21,7 +21,7 @@ describe('releng serve', () => {
     const port = await freePort();
     registryPort = await freePort();
     proc = spawn(relengBin, ['serve', '--port', String(port), '--registry-port', String(registryPort)], {
-      cwd: p.dir, env: { ...process.env, CI: 'true', RELENG_FROM_SOURCE: '1' }, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: p.dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     let log = '';
     // Serving once the registry line is printed (bounded: the test's hook timeout).

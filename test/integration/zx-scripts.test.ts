@@ -28,7 +28,7 @@ describe('scripts/release.mjs (nix run .#release)', () => {
   it('a failing check stops it before prepare: exit 1, no commit, no tag', async () => {
     const head = p.git('rev-parse', 'HEAD');
     const r = await execa('node', [zx, releaseScript, '--environment', 'staging', '--noconfirm'], {
-      cwd: p.dir, reject: false, env: { CI: 'true', RELENG_FROM_SOURCE: '1' },
+      cwd: p.dir, reject: false, env: { CI: 'true' },
     });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('✖ staging: credentials: environment "staging" takes S3 credentials from NO_SUCH_KEY_VAR and NO_SUCH_SECRET_VAR');
