@@ -2,11 +2,10 @@
 # The test command (README, .ci/run): install what is needed, typecheck, run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Installs what is missing and builds the bundle the integration tests run (dist/lib/releng.mjs).
 bash scripts/setup.sh
 . scripts/env.sh
 npx tsc --noEmit
-# The bundle bin/releng runs when it is up to date (tests run the sources: RELENG_FROM_SOURCE=1).
-npm run build --silent
 mkdir -p .releng
 results=.releng/test-results.json
 rm -f "$results"
