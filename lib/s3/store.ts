@@ -39,6 +39,12 @@ export interface ObjectHead {
   mtime?: number;
   serverTime?: number;
   metadata: Record<string, string>;
+  /**
+   * File trees only (lib/fs/store.ts): what releng's sidecar records for the file (the sha256 it
+   * was written with, the size it recorded), even when it no longer describes the file; null when
+   * the file has none. Undefined on S3, where the object's own metadata is that record.
+   */
+  sidecar?: { sha256: string; size: number } | null;
 }
 
 /** What planners may do with S3: read. */
@@ -99,6 +105,8 @@ export interface PutResult {
 
 export interface CopyOptions {
   size?: number;
+  /** The planned sha256 of the source's bytes: a file tree checks the copy against it (S3 copies carry the metadata). */
+  sha256?: string;
   multipartAbove?: number;
   partSize?: number;
   /**
