@@ -14,9 +14,10 @@
 //   rsync mirror) sees the old file or the new one, never half of one;
 // - a file is hashed as its bytes go into the temporary file (a Transform in the one pipeline from
 //   the source to the write stream: nothing reads the source before the file does), its size and
-//   sha256 are compared with the plan, it is fsynced, and only then renamed; a sidecar records the
-//   size the file really has (issue 23: a `'data'` listener attached before an awaited import let
-//   the hash see bytes the file never got, and sidecars recorded the planned sha256 beside empty files);
+//   sha256 are compared with the plan, it is fsynced, its sidecar (recording the size the file
+//   really has) is put in place, and only then the file is renamed, so a file under its final name
+//   always has its sidecar (issue 23: a `'data'` listener attached before an awaited import let the
+//   hash see bytes the file never got, and sidecars recorded the planned sha256 beside empty files);
 // - temporary names carry the writer's pid (`.releng-tmp-PID-RANDOM-NAME`): one left by a run that
 //   was killed is removed by the next write into its directory once that pid is gone.
 import { createHash, randomBytes } from 'node:crypto';
@@ -130,6 +131,8 @@ interface WriteOptions {
   syncDir?: boolean;
   /** Called once before writing into a directory (the store's sweep of stale temporary files). */
   sweep?: (dir: string) => Promise<void>;
+  /** Runs once the bytes are checked and durable, before the rename (the sidecar is written here); returns how to undo it if the rename fails. */
+  beforeRename?: (w: Written) => Promise<() => Promise<void>>;
 }
 
 /**
@@ -170,7 +173,8 @@ async function writeVerified(file: string, source: Buffer | Readable, planned: {
     if (st.size !== size) {
       throw new ReleaseError(`${file}: ${size} bytes were written but the file holds ${st.size}`, 'check the filesystem (full, or changed by another program) and re-run the command; nothing was written under that name');
     }
-    await rename(tmp, file);
+    const undo = await opts.beforeRename?.({ size, sha256, mtimeMs: st.mtimeMs });
+    try { await rename(tmp, file); } catch (e) { await undo?.().catch(() => undefined); throw e; }
     if (opts.syncDir !== false) await syncDir(dir);
     return { size, sha256, mtimeMs: st.mtimeMs };
   } catch (e) {
@@ -183,6 +187,13 @@ async function writeVerified(file: string, source: Buffer | Readable, planned: {
 async function writeAtomic(file: string, data: string | Buffer, sweep?: (dir: string) => Promise<void>): Promise<void> {
   const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data);
   await writeVerified(file, bytes, { size: bytes.length }, 'a sidecar', { syncDir: false, sweep });
+}
+
+/** Writes a sidecar ahead of its file's rename; the undo puts back what was there (or removes it). */
+async function sidecarAhead(file: string, side: Sidecar, sweep?: (dir: string) => Promise<void>): Promise<() => Promise<void>> {
+  const before = await readFile(file).catch(() => undefined);
+  await writeAtomic(file, JSON.stringify(side) + '\n', sweep);
+  return () => (before ? writeAtomic(file, before, sweep) : rm(file, { force: true }));
 }
 
 /** A file's sidecar; undefined when there is none, or it is not one (cut short, or not releng's shape). */
@@ -327,12 +338,16 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         }
         const what = 'file' in req.body ? req.body.file : 'stream' in req.body ? 'the streamed copy' : 'the text';
         const source = 'text' in req.body ? Buffer.from(req.body.text) : 'stream' in req.body ? req.body.stream : createReadStream(req.body.file);
-        const w = await writeVerified(file, source, { size: req.size, sha256: req.sha256 }, what, { onProgress: req.onProgress, sweep });
-        // The sidecar says what the file is: the size it holds (checked), the sha256 its bytes hashed to.
-        await writeAtomic(sidecarPath(req.bucket, req.key), JSON.stringify({
-          sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs, contentType: req.contentType,
-          contentEncoding: req.contentEncoding, cacheControl: req.cacheControl, redirect: req.redirect,
-        } satisfies Sidecar) + '\n', sweep);
+        // The sidecar says what the file is (the size it holds, checked; the sha256 its bytes hashed
+        // to) and goes in place first: a file under its final name always has its sidecar, and a
+        // sidecar ahead of its file (a run stopped between the renames) names what releng was writing.
+        await writeVerified(file, source, { size: req.size, sha256: req.sha256 }, what, {
+          onProgress: req.onProgress, sweep,
+          beforeRename: (w) => sidecarAhead(sidecarPath(req.bucket, req.key), {
+            sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs, contentType: req.contentType,
+            contentEncoding: req.contentEncoding, cacheControl: req.cacheControl, redirect: req.redirect,
+          }, sweep),
+        });
       } catch (e) { throw explain(e, req.bucket, req.key); }
     },
     async delete(bucket, key) {
@@ -358,8 +373,9 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         const side = await readSidecar(from.bucket, from.key);
         const fresh = side && side.size === st.size && Math.abs(side.mtimeMs - st.mtimeMs) < 1 ? side : undefined;
         const planned = { size: opts?.size, sha256: opts?.sha256 ?? fresh?.sha256 };
-        const w = await writeVerified(dst, createReadStream(src), planned, `${src} (the copy's source)`, { sweep });
-        await writeAtomic(sidecarPath(to.bucket, to.key), JSON.stringify({ ...(side ?? {}), sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs } satisfies Sidecar) + '\n', sweep);
+        await writeVerified(dst, createReadStream(src), planned, `${src} (the copy's source)`, {
+          sweep, beforeRename: (w) => sidecarAhead(sidecarPath(to.bucket, to.key), { ...(side ?? {}), sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs }, sweep),
+        });
       } catch (e) { throw explain(e, to.bucket, to.key); }
     },
   };

@@ -142,10 +142,11 @@ export interface WriteEvidence {
  *      it): the name was bound to these bytes by releng, and what is there now is damage;
  *   3. on a file tree, the file's releng sidecar records the planned sha256 but the file is not
  *      those bytes (a write cut short, as releng before issue 23 left them: planned sha256 beside a
- *      shorter file, or a file changed since releng wrote it);
- *   4. on a file tree, a file with no releng sidecar that is shorter than planned: releng writes the
- *      sidecar after the rename, so a run stopped between the two (or an older releng's cut-short
- *      write) leaves exactly this.
+ *      shorter file; a run stopped between the sidecar's rename and the file's; or a file changed
+ *      since releng wrote it);
+ *   4. on a file tree, a file with no releng sidecar that is shorter than planned: releng before
+ *      issue 23 wrote the sidecar after the rename, so a run stopped between the two (with its
+ *      cut-short writes) left exactly this.
  * Not evidence: a file without a sidecar at the planned size or larger with other bytes, a sidecar
  * or S3 metadata recording another sha256, an S3 object with other metadata and no record or
  * intent: someone else's content, refused in a release prefix as before.

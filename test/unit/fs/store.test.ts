@@ -148,4 +148,20 @@ describe('fsStore', () => {
     await put('d/z.txt', 'z');
     expect((await readdir(path.join(root, 'd'))).sort()).toEqual([path.basename(live), 'z.txt']);
   });
+
+  it('the sidecar goes in place before its file; a rename that fails puts the old sidecar back', async () => {
+    await put('x.txt', 'old');
+    const old = await sidecar('x.txt');
+    // A non-empty directory under the final name: the file's rename fails after its sidecar was written.
+    await mkdir(path.join(root, 'dir.txt', 'inner'), { recursive: true });
+    await expect(put('dir.txt', 'new')).rejects.toThrow(/dir\.txt/);
+    await expect(lstat(path.join(root, '.releng', 'meta', 'dir.txt.json'))).rejects.toThrow();
+    await rm(path.join(root, 'dir.txt'), { recursive: true });
+    // The same with an old sidecar to restore: x.txt replaced by a directory behind releng's back.
+    await rm(path.join(root, 'x.txt'));
+    await mkdir(path.join(root, 'x.txt', 'inner'), { recursive: true });
+    await expect(put('x.txt', 'new')).rejects.toThrow(/x\.txt/);
+    expect(await sidecar('x.txt')).toEqual(old);
+    expect((await readdir(root)).filter((n) => n.startsWith('.releng-tmp-'))).toEqual([]);
+  });
 });
