@@ -246,8 +246,10 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
   };
   const explain = (e: any, bucket: string, key?: string): Error => {
     if (e instanceof ReleaseError) return e;
-    return new ReleaseError(`filesystem store ${bucket}${key ? `/${key}` : ''}: ${e?.code ?? ''} ${e?.message ?? e}`.trim(),
-      e?.code === 'EACCES' || e?.code === 'EPERM' ? 'give this user write access to the mirror tree' : undefined);
+    const hint = e?.code === 'EACCES' || e?.code === 'EPERM' ? 'give this user write access to the mirror tree'
+      : e?.code === 'ENOSPC' || e?.code === 'EDQUOT' ? `free space on the filesystem of ${bucket} (or make it larger); nothing half-written was left under a final name, and the same command, re-run, continues from what is there`
+        : undefined;
+    return new ReleaseError(`filesystem store ${bucket}${key ? `/${key}` : ''}: ${e?.code ?? ''} ${e?.message ?? e}`.trim(), hint);
   };
   return {
     endpoint: 'file://',
