@@ -127,8 +127,11 @@ interface Written { size: number; sha256: string; mtimeMs: number }
 
 interface WriteOptions {
   onProgress?: (n: number) => void;
-  /** fsync the directory after the rename (default true; sidecars skip it: head() re-hashes a file whose sidecar is lost). */
-  syncDir?: boolean;
+  /**
+   * fsync the file before, and its directory after, the rename (default true). Sidecars skip both:
+   * one lost or emptied by a crash is no sidecar, and head() then hashes the file itself.
+   */
+  durable?: boolean;
   /** Called once before writing into a directory (the store's sweep of stale temporary files). */
   sweep?: (dir: string) => Promise<void>;
   /** Runs once the bytes are checked and durable, before the rename (the sidecar is written here); returns how to undo it if the rename fails. */
@@ -169,13 +172,13 @@ async function writeVerified(file: string, source: Buffer | Readable, planned: {
     // Durable before it gets its name, and holding every byte that went in.
     const fh = await open(tmp, 'r+');
     let st;
-    try { await fh.sync(); st = await fh.stat(); } finally { await fh.close(); }
+    try { if (opts.durable !== false) await fh.sync(); st = await fh.stat(); } finally { await fh.close(); }
     if (st.size !== size) {
       throw new ReleaseError(`${file}: ${size} bytes were written but the file holds ${st.size}`, 'check the filesystem (full, or changed by another program) and re-run the command; nothing was written under that name');
     }
     const undo = await opts.beforeRename?.({ size, sha256, mtimeMs: st.mtimeMs });
     try { await rename(tmp, file); } catch (e) { await undo?.().catch(() => undefined); throw e; }
-    if (opts.syncDir !== false) await syncDir(dir);
+    if (opts.durable !== false) await syncDir(dir);
     return { size, sha256, mtimeMs: st.mtimeMs };
   } catch (e) {
     await rm(tmp, { force: true });
@@ -183,10 +186,10 @@ async function writeVerified(file: string, source: Buffer | Readable, planned: {
   }
 }
 
-/** A small file (a sidecar) written whole, checked, fsynced, renamed into place. */
+/** A small file (a sidecar) written whole, its size checked, renamed into place. */
 async function writeAtomic(file: string, data: string | Buffer, sweep?: (dir: string) => Promise<void>): Promise<void> {
   const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data);
-  await writeVerified(file, bytes, { size: bytes.length }, 'a sidecar', { syncDir: false, sweep });
+  await writeVerified(file, bytes, { size: bytes.length }, 'a sidecar', { durable: false, sweep });
 }
 
 /** Writes a sidecar ahead of its file's rename; the undo puts back what was there (or removes it). */

@@ -140,4 +140,17 @@ describe('planPromote', () => {
       expect.stringMatching(new RegExp(`^s3 transfer s3://src-cache/${h(P.app)}\\.narinfo -> .* \\(.*, repair: releng began writing it here and never saw the write acknowledged \\(intent journal\\)\\)$`)),
     ]);
   });
+
+  it('S3: an object carrying the source\'s sha256 in its metadata but cut short (a killed transfer) is a repair, not other content', async () => {
+    const dst = { 'dst-rel': { 'hello/hello-2.0.0/SHA256SUMS': 'su' } };
+    const req = request(source(), dst);
+    const inner = req.dest.store;
+    // What a server that keeps a truncated body shows: our sha256 metadata, fewer bytes.
+    req.dest.store = { ...inner, head: async (b, k) => { const h = await inner.head(b, k); return h && k === 'hello/hello-2.0.0/SHA256SUMS' ? { ...h, sha256: sha256Text('sums\n') } : h; } };
+    const planned = await planPromote(req);
+    expect(planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => l.includes('dst-rel/hello/'))).toEqual([
+      expect.stringMatching(/SHA256SUMS \(5 B, sha256 [0-9a-f]{12}, repair: it carries the planned sha256 with 2 bytes of 5\)$/),
+      expect.stringMatching(/manifest\.nix \(.*, new\)$/),
+    ]);
+  });
 });
