@@ -28,7 +28,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { sha256File } from '../checksums.ts';
 import { ReleaseError } from '../errors.ts';
-import type { ObjectHead, PutRequest, RemoteObject, S3Store } from '../s3/store.ts';
+import { nothingWritten, type ObjectHead, type PutRequest, type RemoteObject, type S3Store } from '../s3/store.ts';
 
 /** Directory under a bucket root holding releng's sidecars; mirrors exclude it. */
 export const META_DIR = '.releng';
@@ -329,6 +329,7 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
     },
     async put(req: PutRequest) {
       const file = fsPathOf(req.bucket, req.key);
+      let linked = false;
       try {
         // A directory of the same name (e.g. left from an older layout) is not replaced silently.
         if (req.redirect && req.redirect.startsWith('/')) {
@@ -337,6 +338,7 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
           const tmp = tmpName(file);
           await symlink(linkTargetFor(req.bucket, file, req.redirect), tmp);
           try { await rename(tmp, file); } catch (e) { await rm(tmp, { force: true }); throw e; }
+          linked = true;
           await syncDir(path.dirname(file));
           await writeAtomic(sidecarPath(req.bucket, req.key), JSON.stringify({ sha256: req.sha256, size: 0, mtimeMs: 0, contentType: req.contentType, cacheControl: req.cacheControl, redirect: req.redirect } satisfies Sidecar) + '\n', sweep);
           return;
@@ -353,7 +355,11 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
             contentEncoding: req.contentEncoding, cacheControl: req.cacheControl, redirect: req.redirect,
           }, sweep),
         });
-      } catch (e) { throw explain(e, req.bucket, req.key); }
+      } catch (e) {
+        // Failed before the rename (after writeVerified's rename nothing throws): the final name is as it was.
+        const err = explain(e, req.bucket, req.key);
+        throw linked ? err : nothingWritten(err);
+      }
     },
     async delete(bucket, key) {
       const file = fsPathOf(bucket, key);
@@ -381,7 +387,7 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         await writeVerified(dst, createReadStream(src), planned, `${src} (the copy's source)`, {
           sweep, beforeRename: (w) => sidecarAhead(sidecarPath(to.bucket, to.key), { ...(side ?? {}), sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs }, sweep),
         });
-      } catch (e) { throw explain(e, to.bucket, to.key); }
+      } catch (e) { throw nothingWritten(explain(e, to.bucket, to.key)); }
     },
   };
 }

@@ -220,6 +220,19 @@ export async function openIntentJournal(dir: string, store: string): Promise<Int
 }
 
 /**
+ * Runs a write; an error that says the key was left as it was (lib/s3/store.ts nothingWritten: a
+ * conditional create someone else won, a file tree's write failed before its rename) closes the
+ * intent, so someone else's object there is never taken for releng's damaged write. Any other
+ * failure (a dropped connection, a kill) keeps it: bytes may have landed.
+ */
+async function closing<T>(journal: IntentJournal, bucket: string, key: string, write: () => Promise<T>): Promise<T> {
+  try { return await write(); } catch (e) {
+    if ((e as { nothingWritten?: boolean } | undefined)?.nothingWritten) journal.end(bucket, key);
+    throw e;
+  }
+}
+
+/**
  * The writer whose puts and copies are journaled: the intent is durable before the write starts,
  * and closed when the store acknowledged it. Deletes are not journaled (nothing to repair).
  */
@@ -227,14 +240,14 @@ export function journalingWriter(inner: S3Writer, journal: IntentJournal): S3Wri
   return {
     async put(req): Promise<PutResult | void> {
       await journal.begin({ bucket: req.bucket, key: req.key, sha256: req.sha256, size: req.size });
-      const r = await inner.put(req);
+      const r = await closing(journal, req.bucket, req.key, () => inner.put(req));
       journal.end(req.bucket, req.key);
       return r;
     },
     delete: (bucket, key) => inner.delete(bucket, key),
     async copy(from, to, opts): Promise<CopyResult | void> {
       await journal.begin({ bucket: to.bucket, key: to.key, ...(opts?.sha256 ? { sha256: opts.sha256 } : {}), ...(opts?.size !== undefined ? { size: opts.size } : {}) });
-      const r = await inner.copy(from, to, opts);
+      const r = await closing(journal, to.bucket, to.key, () => inner.copy(from, to, opts));
       journal.end(to.bucket, to.key);
       return r;
     },

@@ -123,6 +123,16 @@ export interface CopyResult {
   etag?: string;
 }
 
+/**
+ * Marks an error of put or copy that left the key exactly as it was (a conditional create someone
+ * else won; a file tree's write that failed before its rename): the intent journal then closes the
+ * intent instead of keeping it as evidence of a write that may have left bytes (lib/s3/intents.ts).
+ */
+export function nothingWritten<E>(e: E): E {
+  if (e && typeof e === 'object') (e as { nothingWritten?: boolean }).nothingWritten = true;
+  return e;
+}
+
 /** What apply may do with S3: write. */
 export interface S3Writer {
   put(req: PutRequest): Promise<PutResult | void>;
@@ -359,9 +369,9 @@ export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOpt
       const sha = there.sha256 ?? await hashObject(req.bucket, req.key);
       if (sha === req.sha256) return { etag: there.etag, alreadyThere: true };
     }
-    throw new ReleaseError(
+    throw nothingWritten(new ReleaseError(
       `${where} was created by another run at the same time with other content (there: ${there ? `${there.size} bytes, sha256 ${there.sha256 ?? 'unknown'}` : 'gone again'}; this run: ${req.size} bytes, sha256 ${req.sha256})`,
-      'two uploads of this release with different files ran at once: find out which build is the release, then run `releng verify` (this run wrote nothing over it)');
+      'two uploads of this release with different files ran at once: find out which build is the release, then run `releng verify` (this run wrote nothing over it)'));
   };
 
   return {

@@ -134,30 +134,35 @@ export interface WriteEvidence {
  * Whether the object at bucket/key, which does not hold the planned bytes, is releng's own write of
  * those very bytes that did not complete or was damaged since (issue 23), and why; undefined when
  * nothing says so. Such an object is replaced (`repair`); any other is another writer's content,
- * which the release prefix refuses (it is immutable). Evidence, in order:
- *   1. releng's intent journal has an open intent for this key with the planned sha256 (or, for a
+ * which the release prefix refuses (it is immutable). Evidence:
+ *   1. on a file tree, the file's releng sidecar records the planned sha256 but the file is not
+ *      those bytes (a write cut short, as releng before issue 23 left them: the planned sha256
+ *      beside a shorter file; a run stopped between the sidecar's rename and the file's; or a file
+ *      changed since releng wrote it);
+ *   2. on a file tree, a file with no releng sidecar that is shorter than planned: releng before
+ *      issue 23 wrote the sidecar after the rename, so a run stopped between the two (with its
+ *      cut-short writes) left exactly this;
+ *   3. releng's intent journal has an open intent for this key with the planned sha256 (or, for a
  *      copy planned without one, the planned size): a run began writing exactly these bytes here
  *      and never saw the write acknowledged (killed, disk full, connection lost);
- *   2. the upload record says this machine wrote the planned sha256 here (the server acknowledged
- *      it): the name was bound to these bytes by releng, and what is there now is damage;
- *   3. on a file tree, the file's releng sidecar records the planned sha256 but the file is not
- *      those bytes (a write cut short, as releng before issue 23 left them: planned sha256 beside a
- *      shorter file; a run stopped between the sidecar's rename and the file's; or a file changed
- *      since releng wrote it);
- *   4. on a file tree, a file with no releng sidecar that is shorter than planned: releng before
- *      issue 23 wrote the sidecar after the rename, so a run stopped between the two (with its
- *      cut-short writes) left exactly this.
- * Not evidence: a file without a sidecar at the planned size or larger with other bytes, a sidecar
- * or S3 metadata recording another sha256, an S3 object with other metadata and no record or
- * intent: someone else's content, refused in a release prefix as before.
+ *   4. the upload record says this machine wrote the planned sha256 here (the server acknowledged
+ *      it): the key was bound to these bytes by releng, and what is there now is damage.
+ * (3) and (4) are local memos: they never override what the destination records of another
+ * writer's release. An object whose sha256 metadata (S3) or releng sidecar (file tree) names other
+ * bytes was published by a releng run with other content, maybe deliberately (--replace-artifacts
+ * in another checkout), and is refused. Not evidence either: a file without a sidecar at the
+ * planned size or larger, an S3 object without our metadata, when no intent or record names the
+ * planned bytes: someone else's content.
  */
 export function relengWasWriting(bucket: string, key: string, planned: { size: number; sha256: string }, head: ObjectHead | undefined, evidence: WriteEvidence, recorded = evidence.record?.get(bucket, key)): string | undefined {
-  const intent = evidence.intents?.pending(bucket, key);
-  if (intent && (intent.sha256 !== undefined ? intent.sha256 === planned.sha256 : intent.size === planned.size)) return 'releng began writing these bytes here and never saw the write acknowledged (intent journal)';
-  const rec = recorded;
-  if (rec && rec.sha256 === planned.sha256) return 'releng\'s upload record says it wrote these bytes here';
   if (head?.sidecar && head.sidecar.sha256 === planned.sha256) return `its releng sidecar records the planned sha256, but the file holds other bytes (${head.size} of ${planned.size})`;
   if (head?.sidecar === null && head.size < planned.size) return `no releng sidecar, and ${head.size} bytes of ${planned.size}: a write cut short`;
+  // What the destination records of the object (a sidecar on a file tree, sha256 metadata on S3).
+  const recordedThere = head?.sidecar !== undefined ? head.sidecar?.sha256 : head?.sha256;
+  if (recordedThere !== undefined && recordedThere !== planned.sha256) return undefined;
+  const intent = evidence.intents?.pending(bucket, key);
+  if (intent && (intent.sha256 !== undefined ? intent.sha256 === planned.sha256 : intent.size === planned.size)) return 'releng began writing these bytes here and never saw the write acknowledged (intent journal)';
+  if (recorded && recorded.sha256 === planned.sha256) return 'releng\'s upload record says it wrote these bytes here';
   return undefined;
 }
 

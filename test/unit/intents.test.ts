@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { journalingWriter, openIntentJournal } from '../../lib/s3/intents.ts';
-import type { S3Writer } from '../../lib/s3/store.ts';
+import { nothingWritten, type S3Writer } from '../../lib/s3/store.ts';
 import { repoRoot } from '../helpers/project.ts';
 
 describe('intent journal', () => {
@@ -52,6 +52,18 @@ describe('intent journal', () => {
     await journalingWriter({ async put() {}, async delete() {}, async copy() {} }, next).put({ bucket: '/t', key: 'big', body: { text: 'x' }, size: 1, sha256: sha('b'), contentType: 'x' });
     await next.close();
     expect((await openIntentJournal(dir, 'file://')).pending('/t', 'big')).toBeUndefined();
+  });
+
+  it('a failure that left the key as it was (a conditional create someone else won) closes the intent: their object is never taken for ours', async () => {
+    const j = await openIntentJournal(dir, 'https://s3');
+    const lost: S3Writer = { async put() { throw nothingWritten(new Error('created by another run at the same time with other content')); }, async delete() {}, async copy() { throw nothingWritten(new Error('x')); } };
+    await expect(journalingWriter(lost, j).put({ bucket: 'b', key: 'k', body: { text: 'x' }, size: 1, sha256: sha('d'), contentType: 'x' })).rejects.toThrow(/another run/);
+    await expect(journalingWriter(lost, j).copy({ bucket: 'b', key: 's' }, { bucket: 'b', key: 'c' }, { size: 3 })).rejects.toThrow();
+    await j.close();
+    const next = await openIntentJournal(dir, 'https://s3');
+    expect(next.pending('b', 'k')).toBeUndefined();
+    expect(next.pending('b', 'c')).toBeUndefined();
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('a run killed with SIGKILL mid-write leaves its intent; the next run that finds the bytes in place settles it and compacts the dead file away', async () => {

@@ -81,10 +81,13 @@ describe('repair or refuse', () => {
     expect(await reasons(['ours', 'theirs'])).toEqual({ ours: 'changed', theirs: 'changed' });
   });
 
-  it('S3: the upload record naming the planned sha256 makes other content there a repair; a record of other bytes does not', async () => {
+  it('S3: the upload record naming the planned sha256 makes an object without our metadata there a repair; never one another releng recorded other bytes for', async () => {
     const heads: Record<string, ObjectHead> = {
-      'p/a': { size: 39, sha256: 'd'.repeat(64), etag: 'x1', metadata: {} },
-      'p/b': { size: 39, sha256: 'd'.repeat(64), etag: 'x2', metadata: {} },
+      // Not written by releng (no sha256 metadata), e.g. replaced by hand after this machine uploaded.
+      'p/a': { size: 39, etag: 'x1', metadata: {} },
+      'p/b': { size: 39, etag: 'x2', metadata: {} },
+      // Another releng run published other bytes here (its sha256 metadata): its release, refused.
+      'p/c': { size: 39, sha256: 'd'.repeat(64), etag: 'x3', metadata: { sha256: 'd'.repeat(64) } },
     };
     const reader: S3Reader = {
       endpoint: 'https://s3', async list(_b, prefix) { return Object.entries(heads).filter(([k]) => k.startsWith(prefix)).map(([key, h]) => ({ key, size: h.size, etag: h.etag })); },
@@ -93,8 +96,19 @@ describe('repair or refuse', () => {
     const record = await openUploadRecord(state, 'https://s3');
     record.set('b', 'p/a', { sha256: sha256Text(planned), size: 39, etag: 'e1' });
     record.set('b', 'p/b', { sha256: 'e'.repeat(64), size: 39, etag: 'e2' });
-    const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [local('a'), local('b')], record });
-    expect(plan.puts.map((p) => `${p.key}:${p.reason}`)).toEqual(['p/a:repair', 'p/b:changed']);
+    record.set('b', 'p/c', { sha256: sha256Text(planned), size: 39, etag: 'e3' });
+    const plan = await planSync(reader, { bucket: 'b', prefix: 'p/', files: [local('a'), local('b'), local('c')], record });
+    expect(plan.puts.map((p) => `${p.key}:${p.reason}`)).toEqual(['p/a:repair', 'p/b:changed', 'p/c:changed']);
+  });
+
+  it('an open intent never overrides another releng\'s sidecar of other bytes', async () => {
+    await store.put({ bucket: root, key: 'hello/hello-1.0.0/theirs', body: { text: 'their release' }, size: 13, sha256: sha256Text('their release'), contentType: 'x' });
+    const dir = path.join(state, 'intents');
+    const killed = await openIntentJournal(dir, 'file://');
+    await journalingWriter({ put: () => Promise.reject(new Error('killed')), delete: async () => {}, copy: async () => {} }, killed)
+      .put({ bucket: root, key: 'hello/hello-1.0.0/theirs', body: { text: planned }, size: 39, sha256: sha256Text(planned), contentType: 'x' }).catch(() => undefined);
+    await killed.close();
+    expect(await reasons(['theirs'], { intents: await openIntentJournal(dir, 'file://') })).toEqual({ theirs: 'changed' });
   });
 
   it('a key found holding the planned bytes settles an intent left open for it', async () => {

@@ -113,16 +113,22 @@ describe('planPromote', () => {
 
   it('the release prefix: releng\'s own unfinished write of the source\'s bytes is a repair; other content is still refused', async () => {
     const dst = { 'dst-rel': { 'hello/hello-2.0.0/SHA256SUMS': 'su', 'hello/hello-2.0.0/manifest.nix': 'someone else\'s manifest' } };
-    const intents = intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': sha256Text('sums\n') });
-    // With no evidence for manifest.nix, the plan is refused, naming only that key.
-    await expect(planPromote(request(source(), dst, { destEvidence: { intents } }))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/manifest\.nix$/);
+    const intents = intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': sha256Text('sums\n'), 'dst-rel/hello/hello-2.0.0/manifest.nix': sha256Text(manifestOf(P.app)) });
+    // SHA256SUMS: cut short without our metadata (a killed transfer to a server that keeps the body);
+    // manifest.nix: another releng's release (its sha256 metadata names other bytes), intent or not.
+    const withoutMetadata = (req: PromoteRequest) => {
+      const inner = req.dest.store;
+      req.dest.store = { ...inner, head: async (b, k) => { const h = await inner.head(b, k); return h && k.endsWith('SHA256SUMS') ? { ...h, sha256: undefined } : h; } };
+      return req;
+    };
+    await expect(planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents } })))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/manifest\.nix$/);
     dst['dst-rel']['hello/hello-2.0.0/manifest.nix'] = manifestOf(P.app);
-    const planned = await planPromote(request(source(), dst, { destEvidence: { intents } }));
+    const planned = await planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents } })));
     const lines = planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => l.includes('dst-rel/hello/'));
     expect(lines).toEqual([expect.stringMatching(/^s3 transfer s3:\/\/src-rel\/hello\/hello-2\.0\.0\/SHA256SUMS -> s3:\/\/dst-rel\/hello\/hello-2\.0\.0\/SHA256SUMS \(5 B, sha256 [0-9a-f]{12}, repair: releng began writing these bytes here and never saw the write acknowledged \(intent journal\)\)$/)]);
     expect(intents.settledKeys).toContain('dst-rel/hello/hello-2.0.0/manifest.nix');
     // An intent for other bytes is no evidence for these.
-    await expect(planPromote(request(source(), dst, { destEvidence: { intents: intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': 'f'.repeat(64) }) } }))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/SHA256SUMS$/);
+    await expect(planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents: intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': 'f'.repeat(64) }) } })))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/SHA256SUMS$/);
   });
 
   it('the cache: a NAR cut short under a narinfo already there, an empty narinfo and one releng was writing are copied again', async () => {
