@@ -95,9 +95,12 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
         `${stepDone} of ${step.actions.length} actions of this step completed`,
         done.length ? `steps done before it: ${done.join('; ')}` : 'no earlier step had run',
       ].join('; ');
+      // The failed write's own hint (e.g. a full disk: where to free space) comes first, then how to resume.
+      const causeHint = failure.error instanceof ReleaseError ? failure.error.hint : undefined;
+      const resume = opts.resumeHint ?? 'fix the cause and re-run the same command: it re-plans against what is already published and only does what is missing';
       throw new ReleaseError(
         `${step.title} failed at: ${render(failure.action)}\n  ${(failure.error as Error).message}\n  ${doneText}`,
-        opts.resumeHint ?? 'fix the cause and re-run the same command: it re-plans against what is already published and only does what is missing',
+        causeHint ? `${causeHint}\n  ${resume}` : resume,
         { cause: failure.error },
       );
     }

@@ -11,15 +11,24 @@
 // - a redirect to a path (`/lix/lix-2.93.0/`) is a relative symlink, which web servers and rsync
 //   (`-l`) follow; a redirect to a URL is an empty file whose sidecar holds the location;
 // - every write goes to a temporary name in the same directory, then rename(2): a reader (or an
-//   rsync mirror) sees the old file or the new one, never half of one.
+//   rsync mirror) sees the old file or the new one, never half of one;
+// - a file is hashed as its bytes go into the temporary file (a Transform in the one pipeline from
+//   the source to the write stream: nothing reads the source before the file does), its size and
+//   sha256 are compared with the plan, it is fsynced, its sidecar (recording the size the file
+//   really has) is put in place, and only then the file is renamed, so a file under its final name
+//   always has its sidecar (issue 23: a `'data'` listener attached before an awaited import let the
+//   hash see bytes the file never got, and sidecars recorded the planned sha256 beside empty files);
+// - temporary names carry the writer's pid (`.releng-tmp-PID-RANDOM-NAME`): one left by a run that
+//   was killed is removed by the next write into its directory once that pid is gone.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { sha256File } from '../checksums.ts';
 import { ReleaseError } from '../errors.ts';
-import type { ObjectHead, PutRequest, RemoteObject, S3Store } from '../s3/store.ts';
+import { nothingWritten, type ObjectHead, type PutRequest, type RemoteObject, type S3Store } from '../s3/store.ts';
 
 /** Directory under a bucket root holding releng's sidecars; mirrors exclude it. */
 export const META_DIR = '.releng';
@@ -61,23 +70,141 @@ function sidecarPath(bucket: string, key: string): string {
 }
 
 function tmpName(file: string): string {
-  return path.join(path.dirname(file), `${TMP_PREFIX}${randomBytes(6).toString('hex')}-${path.basename(file)}`);
+  return path.join(path.dirname(file), `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(file)}`);
 }
 
-async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+/** Is a process of this pid alive here? (EPERM: it is, under another user.) */
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e: any) { return e?.code === 'EPERM'; }
+}
+
+/** Temporary names without a pid (older releng) are stale after this long. */
+const OLD_TMP_STALE_MS = 60 * 60 * 1000;
+
+/**
+ * Removes temporary files a killed writer left in `dir`: those whose pid (in the name) is not a
+ * live process here, and those of older releng (no pid) not touched for an hour. A tree written by
+ * several hosts at once is not supported (a pid names a process of this host).
+ */
+async function sweepStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try { names = await readdir(dir); } catch { return; }
+  await Promise.all(names.filter((n) => n.startsWith(TMP_PREFIX)).map(async (n) => {
+    const pid = /^(\d+)-/.exec(n.slice(TMP_PREFIX.length))?.[1];
+    const file = path.join(dir, n);
+    if (pid !== undefined) {
+      if (Number(pid) === process.pid || alive(Number(pid))) return;
+    } else {
+      const st = await lstat(file).catch(() => undefined);
+      if (!st || Date.now() - st.mtimeMs < OLD_TMP_STALE_MS) return;
+    }
+    await rm(file, { force: true }).catch(() => undefined);
+  }));
+}
+
+/** fsync of a directory (the rename in it made durable); skipped where the filesystem refuses it. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  try { await fh.sync(); } catch { /* EINVAL/EISDIR on some filesystems: nothing to make durable there */ } finally { await fh.close(); }
+}
+
+/** Counts and hashes the bytes on their way into the file (the one pipeline from source to write stream). */
+class HashingTransform extends Transform {
+  readonly hash = createHash('sha256');
+  size = 0;
+  constructor(private readonly onProgress?: (n: number) => void) { super(); }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null, data?: Buffer) => void): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    this.onProgress?.(chunk.length);
+    cb(null, chunk);
+  }
+}
+
+/** What a written file is: the bytes that reached it, as hashed on the way in and as fstat sees them. */
+interface Written { size: number; sha256: string; mtimeMs: number }
+
+interface WriteOptions {
+  onProgress?: (n: number) => void;
+  /**
+   * fsync the file before, and its directory after, the rename (default true). Sidecars skip both:
+   * one lost or emptied by a crash is no sidecar, and head() then hashes the file itself.
+   */
+  durable?: boolean;
+  /** Called once before writing into a directory (the store's sweep of stale temporary files). */
+  sweep?: (dir: string) => Promise<void>;
+  /** Runs once the bytes are checked and durable, before the rename (the sidecar is written here); returns how to undo it if the rename fails. */
+  beforeRename?: (w: Written) => Promise<() => Promise<void>>;
+}
+
+/**
+ * Writes `source` to a temporary name beside `file`, hashing the bytes as they reach it; refuses
+ * (removing the temporary file, the old `file` kept) when their size or sha256 is not `planned`'s
+ * (either may be unknown for a copy) or when the file does not hold as many bytes as went in;
+ * fsyncs it, renames it into place and fsyncs the directory. `what` names the source in errors.
+ */
+async function writeVerified(file: string, source: Buffer | Readable, planned: { size?: number; sha256?: string }, what: string, opts: WriteOptions = {}): Promise<Written> {
+  const { onProgress } = opts;
+  const dir = path.dirname(file);
+  await mkdir(dir, { recursive: true });
+  await opts.sweep?.(dir);
   const tmp = tmpName(file);
   try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
+    let size: number;
+    let sha256: string;
+    if (Buffer.isBuffer(source)) {
+      await writeFile(tmp, source, { flag: 'wx', mode: 0o644 });
+      size = source.length;
+      sha256 = createHash('sha256').update(source).digest('hex');
+      onProgress?.(size);
+    } else {
+      // Source, hash and file in one pipeline: nothing consumes the source before the file does.
+      const hasher = new HashingTransform(onProgress);
+      await pipeline(source, hasher, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      size = hasher.size;
+      sha256 = hasher.hash.digest('hex');
+    }
+    if ((planned.sha256 !== undefined && sha256 !== planned.sha256) || (planned.size !== undefined && size !== planned.size)) {
+      throw new ReleaseError(`${what} no longer matches its plan for ${file} (size ${size}, sha256 ${sha256}; planned ${planned.size ?? 'any size'}, ${planned.sha256 ?? 'any sha256'})`,
+        're-run the command: it plans again from what is there now; nothing was written under that name');
+    }
+    // Durable before it gets its name, and holding every byte that went in.
+    const fh = await open(tmp, 'r+');
+    let st;
+    try { if (opts.durable !== false) await fh.sync(); st = await fh.stat(); } finally { await fh.close(); }
+    if (st.size !== size) {
+      throw new ReleaseError(`${file}: ${size} bytes were written but the file holds ${st.size}`, 'check the filesystem (full, or changed by another program) and re-run the command; nothing was written under that name');
+    }
+    const undo = await opts.beforeRename?.({ size, sha256, mtimeMs: st.mtimeMs });
+    try { await rename(tmp, file); } catch (e) { await undo?.().catch(() => undefined); throw e; }
+    if (opts.durable !== false) await syncDir(dir);
+    return { size, sha256, mtimeMs: st.mtimeMs };
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
   }
 }
 
+/** A small file (a sidecar) written whole, its size checked, renamed into place. */
+async function writeAtomic(file: string, data: string | Buffer, sweep?: (dir: string) => Promise<void>): Promise<void> {
+  const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  await writeVerified(file, bytes, { size: bytes.length }, 'a sidecar', { durable: false, sweep });
+}
+
+/** Writes a sidecar ahead of its file's rename; the undo puts back what was there (or removes it). */
+async function sidecarAhead(file: string, side: Sidecar, sweep?: (dir: string) => Promise<void>): Promise<() => Promise<void>> {
+  const before = await readFile(file).catch(() => undefined);
+  await writeAtomic(file, JSON.stringify(side) + '\n', sweep);
+  return () => (before ? writeAtomic(file, before, sweep) : rm(file, { force: true }));
+}
+
+/** A file's sidecar; undefined when there is none, or it is not one (cut short, or not releng's shape). */
 async function readSidecar(bucket: string, key: string): Promise<Sidecar | undefined> {
-  try { return JSON.parse(await readFile(sidecarPath(bucket, key), 'utf8')) as Sidecar; } catch { return undefined; }
+  try {
+    const side = JSON.parse(await readFile(sidecarPath(bucket, key), 'utf8')) as Sidecar;
+    return side && typeof side.sha256 === 'string' && typeof side.size === 'number' && typeof side.mtimeMs === 'number' ? side : undefined;
+  } catch { return undefined; }
 }
 
 async function lstatOrUndefined(file: string): Promise<Stats | undefined> {
@@ -113,10 +240,19 @@ export interface FsStoreOptions {
 
 /** The filesystem adapter: one instance serves every file:// bucket (the bucket is the root directory). */
 export function fsStore(): S3Store & { localFile(bucket: string, key: string): string } {
+  // Each directory is swept of stale temporary files once per store (per run), before its first write.
+  const swept = new Map<string, Promise<void>>();
+  const sweep = (dir: string): Promise<void> => {
+    let p = swept.get(dir);
+    if (!p) swept.set(dir, p = sweepStaleTemps(dir));
+    return p;
+  };
   const explain = (e: any, bucket: string, key?: string): Error => {
     if (e instanceof ReleaseError) return e;
-    return new ReleaseError(`filesystem store ${bucket}${key ? `/${key}` : ''}: ${e?.code ?? ''} ${e?.message ?? e}`.trim(),
-      e?.code === 'EACCES' || e?.code === 'EPERM' ? 'give this user write access to the mirror tree' : undefined);
+    const hint = e?.code === 'EACCES' || e?.code === 'EPERM' ? 'give this user write access to the mirror tree'
+      : e?.code === 'ENOSPC' || e?.code === 'EDQUOT' ? `free space on the filesystem of ${bucket} (or make it larger); nothing half-written was left under a final name, and the same command, re-run, continues from what is there`
+        : undefined;
+    return new ReleaseError(`filesystem store ${bucket}${key ? `/${key}` : ''}: ${e?.code ?? ''} ${e?.message ?? e}`.trim(), hint);
   };
   return {
     endpoint: 'file://',
@@ -165,6 +301,7 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
       const head: ObjectHead = {
         size: st.size, sha256, contentType: side?.contentType, contentEncoding: side?.contentEncoding,
         cacheControl: side?.cacheControl, redirect: side?.redirect, metadata: { sha256 },
+        sidecar: side ? { sha256: side.sha256, size: side.size } : null,
       };
       return head;
     },
@@ -192,45 +329,37 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
     },
     async put(req: PutRequest) {
       const file = fsPathOf(req.bucket, req.key);
+      let linked = false;
       try {
-        await mkdir(path.dirname(file), { recursive: true });
         // A directory of the same name (e.g. left from an older layout) is not replaced silently.
         if (req.redirect && req.redirect.startsWith('/')) {
+          await mkdir(path.dirname(file), { recursive: true });
+          await sweep(path.dirname(file));
           const tmp = tmpName(file);
           await symlink(linkTargetFor(req.bucket, file, req.redirect), tmp);
-          await rename(tmp, file);
-          await writeAtomic(sidecarPath(req.bucket, req.key), JSON.stringify({ sha256: req.sha256, size: 0, mtimeMs: 0, contentType: req.contentType, cacheControl: req.cacheControl, redirect: req.redirect } satisfies Sidecar) + '\n');
+          try { await rename(tmp, file); } catch (e) { await rm(tmp, { force: true }); throw e; }
+          linked = true;
+          await syncDir(path.dirname(file));
+          await writeAtomic(sidecarPath(req.bucket, req.key), JSON.stringify({ sha256: req.sha256, size: 0, mtimeMs: 0, contentType: req.contentType, cacheControl: req.cacheControl, redirect: req.redirect } satisfies Sidecar) + '\n', sweep);
           return;
         }
-        const tmp = tmpName(file);
-        try {
-          const hash = createHash('sha256');
-          let size = 0;
-          if ('text' in req.body) {
-            const buf = Buffer.from(req.body.text);
-            hash.update(buf); size = buf.length;
-            await writeFile(tmp, buf);
-          } else {
-            // Hashed while copied: what lands under the final name is checked against the planned sha256.
-            const src = 'stream' in req.body ? req.body.stream : createReadStream(req.body.file);
-            src.on('data', (c: Buffer | string) => { hash.update(c); size += c.length; req.onProgress?.(c.length); });
-            await pipeline(src, (await import('node:fs')).createWriteStream(tmp));
-          }
-          const got = hash.digest('hex');
-          if (got !== req.sha256 || size !== req.size) {
-            throw new ReleaseError(`${'file' in req.body ? req.body.file : 'stream' in req.body ? 'the streamed copy' : 'text'} no longer matches its plan for ${req.key} (size ${size}, sha256 ${got}; planned ${req.size}, ${req.sha256})`, 're-run the command: it plans again from what is there now');
-          }
-          await rename(tmp, file);
-        } catch (e) {
-          await rm(tmp, { force: true });
-          throw e;
-        }
-        const st = await stat(file);
-        await writeAtomic(sidecarPath(req.bucket, req.key), JSON.stringify({
-          sha256: req.sha256, size: st.size, mtimeMs: st.mtimeMs, contentType: req.contentType,
-          contentEncoding: req.contentEncoding, cacheControl: req.cacheControl, redirect: req.redirect,
-        } satisfies Sidecar) + '\n');
-      } catch (e) { throw explain(e, req.bucket, req.key); }
+        const what = 'file' in req.body ? req.body.file : 'stream' in req.body ? 'the streamed copy' : 'the text';
+        const source = 'text' in req.body ? Buffer.from(req.body.text) : 'stream' in req.body ? req.body.stream : createReadStream(req.body.file);
+        // The sidecar says what the file is (the size it holds, checked; the sha256 its bytes hashed
+        // to) and goes in place first: a file under its final name always has its sidecar, and a
+        // sidecar ahead of its file (a run stopped between the renames) names what releng was writing.
+        await writeVerified(file, source, { size: req.size, sha256: req.sha256 }, what, {
+          onProgress: req.onProgress, sweep,
+          beforeRename: (w) => sidecarAhead(sidecarPath(req.bucket, req.key), {
+            sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs, contentType: req.contentType,
+            contentEncoding: req.contentEncoding, cacheControl: req.cacheControl, redirect: req.redirect,
+          }, sweep),
+        });
+      } catch (e) {
+        // Failed before the rename (after writeVerified's rename nothing throws): the final name is as it was.
+        const err = explain(e, req.bucket, req.key);
+        throw linked ? err : nothingWritten(err);
+      }
     },
     async delete(bucket, key) {
       const file = fsPathOf(bucket, key);
@@ -245,18 +374,20 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         }
       } catch (e) { throw explain(e, bucket, key); }
     },
-    async copy(from, to, _opts) {
+    async copy(from, to, opts) {
       const src = fsPathOf(from.bucket, from.key);
       const dst = fsPathOf(to.bucket, to.key);
       try {
-        await mkdir(path.dirname(dst), { recursive: true });
-        const tmp = tmpName(dst);
-        try { await copyFile(src, tmp); await rename(tmp, dst); } catch (e) { await rm(tmp, { force: true }); throw e; }
+        // The source's bytes as they are now, checked against what the plan (or, without one, the
+        // source's own fresh sidecar) says they are: a damaged source is refused, not spread.
+        const st = await stat(src);
         const side = await readSidecar(from.bucket, from.key);
-        const st = await stat(dst);
-        const sha256 = side && side.size === st.size ? side.sha256 : await hashOf(dst);
-        await writeAtomic(sidecarPath(to.bucket, to.key), JSON.stringify({ ...(side ?? {}), sha256, size: st.size, mtimeMs: st.mtimeMs } satisfies Sidecar) + '\n');
-      } catch (e) { throw explain(e, to.bucket, to.key); }
+        const fresh = side && side.size === st.size && Math.abs(side.mtimeMs - st.mtimeMs) < 1 ? side : undefined;
+        const planned = { size: opts?.size, sha256: opts?.sha256 ?? fresh?.sha256 };
+        await writeVerified(dst, createReadStream(src), planned, `${src} (the copy's source)`, {
+          sweep, beforeRename: (w) => sidecarAhead(sidecarPath(to.bucket, to.key), { ...(side ?? {}), sha256: w.sha256, size: w.size, mtimeMs: w.mtimeMs }, sweep),
+        });
+      } catch (e) { throw nothingWritten(explain(e, to.bucket, to.key)); }
     },
   };
 }

@@ -29,6 +29,7 @@ import { planPromoteImages } from '../promote/images.ts';
 import { copyExpectation, SeenObjects, TextMemo } from '../promote/knowledge.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { normalizeEtag, openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
+import { intentsDir, journalingWriter, openIntentJournal, type IntentJournal } from '../s3/intents.ts';
 import { uploadStateDir } from './upload.ts';
 import {
   environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
@@ -164,7 +165,12 @@ function expectedIn(e: OpenEnvironment, r: ResolvedRelease): (bucket: string, ke
  */
 async function recordOf(ctx: Context, e: OpenEnvironment): Promise<UploadRecord | undefined> {
   if (e.releases.bucket.startsWith('/') && e.cache.bucket.startsWith('/') && e.docs.bucket.startsWith('/')) return undefined;
-  return openUploadRecord(uploadStateDir(ctx.root), e.embeddedS3 ? `embedded:${e.embeddedS3.dir}` : e.endpoint);
+  return openUploadRecord(uploadStateDir(ctx.root), storeIdOf(e));
+}
+
+/** The name upload's memos key an environment's endpoint by (the embedded server's port changes every run). */
+function storeIdOf(e: OpenEnvironment): string {
+  return e.embeddedS3 ? `embedded:${e.embeddedS3.dir}` : e.endpoint;
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {
@@ -188,6 +194,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   }
   const source = srcOpen.value;
   let dest: OpenEnvironment | undefined;
+  let intents: IntentJournal | undefined;
   try {
     if (dstOpen.status === 'rejected') throw dstOpen.reason;
     dest = dstOpen.value;
@@ -253,6 +260,11 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
 
     // 2. Plan: reads only.
     phase = log.phase(`planning promote of ${version} to ${toName}`);
+    // What this machine knows of its own writes to the destination (issue 23): writes earlier runs
+    // began and never saw acknowledged (the intent journal, which records this run's writes too) and
+    // the upload record. An object there that is not the source's is repaired only on this evidence.
+    const dstRecord = dest.endpoint === source.endpoint && srcRecord ? srcRecord : await recordOf(ctx, dest);
+    intents = await openIntentJournal(intentsDir(uploadStateDir(ctx.root)), storeIdOf(dest));
     const keysDiffer = !!dstKeys.publicKey && dstKeys.publicKey.text !== (srcPublic ? parsePublicKey(srcPublic).text : undefined);
     const planned = await planPromote({
       // The plan lists the source from the verification's listings (it copies what was verified) and
@@ -263,6 +275,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       destKey: dstKeys.publicKey, resignWith: keysDiffer && settings.resign ? dstKeys.secret : undefined,
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,
+      destEvidence: { record: dstRecord, intents },
     });
     await srcRecord?.save().catch(() => undefined); // the plan's read-backs (warned about above if unwritable)
     const images = await planPromoteImages(source.registries, dest.registries, { version, major: majorOf(version), movesPointers: planned.movesPointers, force: !!flags.extra['force-push-images'] });
@@ -295,8 +308,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     // 3 + 4. Copy, what users follow last (the plan's step order).
     // Destination writes noted: the MD5 each copy must have (the verified source ETag; a streamed
     // or re-signed object's own MD5) and whether the server acknowledged it (VerifyScope.local).
-    const dstRecord = dest.endpoint === source.endpoint && srcRecord ? srcRecord : await recordOf(ctx, dest);
-    const dstWriter = recordingWriter(dest.s3, { knowledge: dstMemo, record: dstRecord, hashPuts: true, copied: copyExpectation(seen, texts, planned.copiedNarinfos) });
+    const dstWriter = recordingWriter(journalingWriter(dest.s3, intents), { knowledge: dstMemo, record: dstRecord, hashPuts: true, copied: copyExpectation(seen, texts, planned.copiedNarinfos) });
     const writers: Writers = { s3: dstWriter, s3Source: source.s3, oci: promoteOciWriter(source.registries, dest.registries), git: gitWriter };
     const applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
@@ -343,6 +355,8 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       fileLists, verified: { source: before, destination: after },
     };
   } finally {
+    // A dry run wrote nothing and leaves the journal as it found it.
+    if (intents && !flags.dryRun) await intents.close().catch((e: any) => log.warn(`could not tidy ${intents!.file}: ${e?.code ?? e?.message ?? e} (harmless: it only keeps intents a later run settles)`));
     await dest?.close();
     await source.close();
   }

@@ -21,6 +21,7 @@ import { localTree } from '../files.ts';
 import { openHashCache, type HashCache } from '../hash-cache.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
+import { intentsDir, journalingWriter, openIntentJournal, type IntentJournal, type WriteIntents } from '../s3/intents.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
@@ -64,7 +65,7 @@ export interface UploadInputs {
   signingKey?: SigningKey;
   tagRecord?: TagRecord;
   /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
-  memo?: { record?: UploadRecord; hashCache?: HashCache };
+  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents };
   /** This run's knowledge of the expected bytes and the plan's listings, for the closing verification (lib/s3/knowledge.ts). */
   knowledge?: RunKnowledge;
   /** Filled while planning: the staged cache's narinfos and .ls (MD5 and bytes), for the closing verification. */
@@ -106,7 +107,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
+    record: inputs.memo?.record, intents: inputs.memo?.intents, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
     onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
   });
 }
@@ -244,6 +245,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   hashCacheP.catch(() => undefined);
   const target = await openEnvironment(ctx);
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
+  let intents: IntentJournal | undefined;
   try {
     if (target.env.git && !tagRecord && !flags.noCheckGit) {
       throw new ReleaseError(`no ${path.join(ctx.releaseDir, 'tag.json')}: upload pushes the branch and tag that \`releng tag\` recorded there`, 'run `releng tag` first (or pass --no-check-git to upload without the git push, testing only)');
@@ -258,13 +260,17 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // Local memos that make a re-run cheap (issue 6, docs/upload-performance.md); never the truth.
     // The embedded server listens on a new port each run: name it by its data dir instead.
     const recordId = target.embeddedS3 ? `embedded:${target.embeddedS3.dir}` : target.endpoint;
-    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await hashCacheP };
+    // The intent journal (lib/s3/intents.ts): what earlier runs began writing and never saw
+    // acknowledged is evidence for the planners that an object there is releng's own damaged write
+    // (a repair), and every write of this run is recorded in it before it starts.
+    intents = await openIntentJournal(intentsDir(uploadStateDir(ctx.root)), recordId);
+    const memo = { record: await openUploadRecord(uploadStateDir(ctx.root), recordId), hashCache: await hashCacheP, intents };
     const knowledge = runKnowledge();
     const cacheLocal = cacheKnowledge();
     const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge, cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const writers: Writers = { s3: recordingWriter(target.s3, { record: memo.record, knowledge }), git: gitWriter, oci: ociWriter(target.registries) };
+    const writers: Writers = { s3: recordingWriter(journalingWriter(target.s3, intents), { record: memo.record, knowledge }), git: gitWriter, oci: ociWriter(target.registries) };
     let applied;
     try {
       applied = await apply(plan, {
@@ -344,6 +350,8 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       ...(verified ? { verified: verified.checked } : {}),
     };
   } finally {
+    // A dry run wrote nothing and leaves the journal as it found it.
+    if (intents && !flags.dryRun) await intents.close().catch((e: any) => log.warn(`could not tidy ${intents!.file}: ${e?.code ?? e?.message ?? e} (harmless: it only keeps intents a later run settles)`));
     await target.close();
   }
 }

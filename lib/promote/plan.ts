@@ -17,6 +17,7 @@ import { compareVersions, parseDrvName } from '../nix/versions.ts';
 import { objectUrl, type S3Action, type S3Copy, type S3Delete, type S3Put, type S3Transfer } from '../s3/actions.ts';
 import { contentHeadersFor } from '../s3/content-type.ts';
 import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
+import { relengWasWriting, type WriteEvidence } from '../s3/sync.ts';
 import { sha256Text } from '../checksums.ts';
 import { withRetries } from '../apply.ts';
 import { cacheContentTypes, narinfoLevels } from '../upload/cache.ts';
@@ -59,6 +60,12 @@ export interface PromoteRequest {
    * of the source (the verification checked its sha256 metadata; the server copies the metadata).
    */
   sourceVerified?(bucket: string, key: string): { etag: string; size: number } | undefined;
+  /**
+   * What this machine knows of its own writes to the destination (intent journal, upload record):
+   * an object there that is not the source's is releng's interrupted or damaged write, replaced as
+   * a `repair` instead of refused (lib/s3/sync.ts relengWasWriting).
+   */
+  destEvidence?: WriteEvidence;
 }
 
 export interface PromotePlanned {
@@ -88,19 +95,44 @@ function serverSide(req: PromoteRequest, from: BucketRef, to: BucketRef): boolea
   return fsFrom || req.source.endpoint === req.dest.endpoint;
 }
 
+type Reason = { reason: 'new' | 'changed' | 'repair'; why?: string };
+
 /** One object copy, server-side or transferred, with the source head's headers. */
-function copyAction(req: PromoteRequest, from: BucketRef, fromKey: string, to: BucketRef, toKey: string, head: ObjectHead, reason: 'new' | 'changed'): S3Copy | S3Transfer {
+function copyAction(req: PromoteRequest, from: BucketRef, fromKey: string, to: BucketRef, toKey: string, head: ObjectHead, why: Reason['reason'] | Reason): S3Copy | S3Transfer {
+  const { reason, why: because } = typeof why === 'string' ? { reason: why, why: undefined } : why;
+  const tail = { ...(reason !== 'new' ? { reason } : {}), ...(because ? { why: because } : {}) };
   const sha256 = head.sha256;
-  if (!sha256 && serverSide(req, from, to) && !head.redirect) return { kind: 's3.copy', from: { bucket: from.bucket, key: fromKey }, bucket: to.bucket, key: toKey, size: head.size };
+  if (!sha256 && serverSide(req, from, to) && !head.redirect) return { kind: 's3.copy', from: { bucket: from.bucket, key: fromKey }, bucket: to.bucket, key: toKey, size: head.size, ...tail };
   if (!sha256) throw new ReleaseError(`${objectUrl(from.bucket, fromKey)} has no sha256 in its metadata`, `it was not published by releng (or was damaged): run \`releng verify --environment ${req.source.name}\` and republish it`);
-  if (serverSide(req, from, to) && !head.redirect) return { kind: 's3.copy', from: { bucket: from.bucket, key: fromKey }, bucket: to.bucket, key: toKey, size: head.size, sha256 };
+  if (serverSide(req, from, to) && !head.redirect) return { kind: 's3.copy', from: { bucket: from.bucket, key: fromKey }, bucket: to.bucket, key: toKey, size: head.size, sha256, ...tail };
   const h = contentHeadersFor(toKey);
   return {
     kind: 's3.transfer', from: { bucket: from.bucket, key: fromKey }, bucket: to.bucket, key: toKey,
     size: head.redirect ? 0 : head.size, sha256: head.redirect ? EMPTY_SHA256 : sha256,
     contentType: head.contentType ?? h.contentType, contentEncoding: head.contentEncoding, cacheControl: head.cacheControl,
-    redirect: head.redirect, reason,
+    redirect: head.redirect, reason, ...(because ? { why: because } : {}),
   };
+}
+
+/**
+ * Why an object the destination holds, that is not the source's `planned` bytes, is replaced:
+ * `repair` when it is releng's own damaged write (the planned sha256 with another size, or the
+ * evidence of lib/s3/sync.ts relengWasWriting), else `changed` (other content: refused in the
+ * release prefix). `dh` is the destination's HEAD when the caller has it.
+ */
+async function replacement(req: PromoteRequest, to: BucketRef, key: string, planned: { size: number; sha256?: string }, dh?: ObjectHead): Promise<Reason> {
+  const head = dh ?? await req.dest.store.head(to.bucket, key);
+  if (head && planned.sha256 && head.sha256 === planned.sha256 && head.size !== planned.size) return { reason: 'repair', why: `it carries the planned sha256 with ${head.size} bytes of ${planned.size}` };
+  const why = planned.sha256
+    ? relengWasWriting(to.bucket, key, { size: planned.size, sha256: planned.sha256 }, head, req.destEvidence ?? {})
+    : pendingCopy(req, to, key, planned.size);
+  return why ? { reason: 'repair', why } : { reason: 'changed' };
+}
+
+/** An open intent for a copy planned without a sha256 (a content-addressed NAR copied server-side): by its size. */
+function pendingCopy(req: PromoteRequest, to: BucketRef, key: string, size: number): string | undefined {
+  const i = req.destEvidence?.intents?.pending(to.bucket, key);
+  return i && (i.size === undefined || i.size === size) ? 'releng began writing this object here and never saw the write acknowledged (intent journal)' : undefined;
 }
 
 /** The version a store path of PROJECT names (`...-lix-2.93.0` → 2.93.0), if any. */
@@ -138,12 +170,15 @@ async function planTree(req: PromoteRequest, from: BucketRef, fromPrefix: string
     }
     const head = await req.source.store.head(from.bucket, o.key);
     if (!head) throw new ReleaseError(`${objectUrl(from.bucket, o.key)} was listed but is gone`, 're-run promote');
-    let reason: 'new' | 'changed' = 'new';
+    let reason: Reason = { reason: 'new' };
     if (d) {
       const dh = await req.dest.store.head(to.bucket, toPrefix + rel);
-      if (dh && (head.redirect ? dh.redirect === head.redirect : dh.size === head.size && dh.sha256 === head.sha256)) { same++; return; }
-      reason = 'changed';
-      changed.push(toPrefix + rel);
+      if (dh && (head.redirect ? dh.redirect === head.redirect : dh.size === head.size && dh.sha256 === head.sha256)) { same++; req.destEvidence?.intents?.settled(to.bucket, toPrefix + rel); return; }
+      if (dh) {
+        // Not the source's bytes: releng's own damaged write is repaired, anything else is other content.
+        reason = head.redirect ? { reason: 'changed' } : await replacement(req, to, toPrefix + rel, { size: head.size, sha256: head.sha256 }, dh);
+        if (reason.reason === 'changed') changed.push(toPrefix + rel);
+      }
     }
     actions.push(copyAction(req, from, o.key, to, toPrefix + rel, head, reason));
   })));
@@ -204,11 +239,32 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
   const cacheServerSide = serverSide(req, source.cache, dstCache);
   const closure = await sourceClosure(req, roots, !cacheServerSide);
   const dstListing = new Map((await dest.store.list(dstCache.bucket, dstCache.prefix)).map((o): [string, RemoteObject] => [o.key.slice(dstCache.prefix.length), o]));
-  const present = new Set([...dstListing.keys()].filter((k) => /^[0-9a-z]{32}\.narinfo$/.test(k)).map((k) => k.slice(0, 32)));
   const srcListing = new Map((await source.store.list(source.cache.bucket, source.cache.prefix)).map((o): [string, RemoteObject] => [o.key.slice(source.cache.prefix.length), o]));
+  const limit = pLimit(req.concurrency ?? 32);
+  // A narinfo the destination lists counts as present unless it is releng's own damaged write
+  // (issue 23): an open intent for it, an empty file, or, on a file tree (a local read each), text
+  // that is not a narinfo of this path. Those are copied again (a repair), as if missing.
+  const damagedNarinfos = new Map<string, string>();
+  const dstOnFs = dstCache.bucket.startsWith('/');
+  await Promise.all([...closure.keys()].map((p) => limit(async () => {
+    const rel = `${hashPart(p)}.narinfo`;
+    const listed = dstListing.get(rel);
+    if (!listed) return;
+    const key = dstCache.prefix + rel;
+    if (req.destEvidence?.intents?.pending(dstCache.bucket, key)) damagedNarinfos.set(p, 'releng began writing it here and never saw the write acknowledged (intent journal)');
+    else if (listed.size === 0) damagedNarinfos.set(p, 'an empty file, no narinfo');
+    else if (dstOnFs && !(await dest.store.head(dstCache.bucket, key))?.contentEncoding) {
+      // (A compressed narinfo, narinfo-compression, is left to the closing verification.)
+      const text = await dest.store.getText(dstCache.bucket, key);
+      let parsed: string | undefined;
+      try { parsed = text?.startsWith('StorePath:') ? parseNarInfo(text, objectUrl(dstCache.bucket, key)).storePath : undefined; } catch { parsed = undefined; }
+      if (parsed !== p) damagedNarinfos.set(p, `it is not a narinfo of ${p} (${text === undefined ? 'unreadable' : `${Buffer.byteLength(text)} bytes`}): a write cut short`);
+    }
+  })));
+  const present = new Set([...dstListing.keys()].filter((k) => /^[0-9a-z]{32}\.narinfo$/.test(k)).map((k) => k.slice(0, 32)));
+  for (const p of damagedNarinfos.keys()) present.delete(hashPart(p));
   const missing = new Map([...closure].filter(([p]) => !present.has(hashPart(p))));
   if (closure.size > missing.size) skipped.push({ what: `${closure.size - missing.size} store path${closure.size - missing.size === 1 ? '' : 's'} in ${objectUrl(dstCache.bucket, dstCache.prefix)}`, reason: `narinfo already in ${dest.name}` });
-  const limit = pLimit(req.concurrency ?? 32);
   const bodies: S3Action[] = [];
   let narsThere = 0;
   // A server-side copy needs no HEAD of the source (the listing has the size; the server copies the
@@ -222,15 +278,29 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     if (!h) throw new ReleaseError(`${objectUrl(source.cache.bucket, source.cache.prefix + rel)} is missing in ${source.name}`, `the source cache is incomplete: run \`releng verify --environment ${source.name}\`; nothing was copied`);
     return h;
   };
-  await Promise.all([...missing.values()].map(({ info }) => limit(async () => {
-    const there = dstListing.get(info.url);
-    const src = srcListing.get(info.url);
-    if (!src) throw new ReleaseError(`${info.storePath}'s NAR ${objectUrl(source.cache.bucket, source.cache.prefix + info.url)} is missing in ${source.name}`, `the source cache is incomplete: run \`releng verify --environment ${source.name}\`; nothing was copied`);
-    // NAR names are their file hash: the same key and size is the same NAR.
-    if (there && there.size === src.size) narsThere++;
-    else bodies.push(copyAction(req, source.cache, source.cache.prefix + info.url, dstCache, dstCache.prefix + info.url, await headOf(info.url), there ? 'changed' : 'new'));
+  /**
+   * A NAR the destination lacks, lists with another size than the source's (its name is its file
+   * hash: another size is a damaged copy), or releng was writing: copied. A .ls likewise, but one
+   * of another size that is not releng's damaged write is kept as before (it may be another
+   * ls-compression of the same listing).
+   */
+  const body = async (rel: string, counted: boolean) => {
+    const src = srcListing.get(rel)!;
+    const there = dstListing.get(rel);
+    const key = dstCache.prefix + rel;
+    if (there && there.size === src.size && !pendingCopy(req, dstCache, key, src.size)) { if (counted) narsThere++; return; }
+    const head = await headOf(rel);
+    const reason: Reason = there ? await replacement(req, dstCache, key, { size: src.size, sha256: head.sha256 }) : { reason: 'new' };
+    if (rel.endsWith('.ls') && reason.reason === 'changed') return;
+    bodies.push(copyAction(req, source.cache, source.cache.prefix + rel, dstCache, key, head, reason));
+  };
+  // Every path of the closure, its narinfo present or not: a NAR (named by its file hash: the same
+  // key and size is the same NAR) or .ls cut short under a narinfo already there is repaired too.
+  await Promise.all([...closure.values()].map(({ info }) => limit(async () => {
+    if (!srcListing.has(info.url)) throw new ReleaseError(`${info.storePath}'s NAR ${objectUrl(source.cache.bucket, source.cache.prefix + info.url)} is missing in ${source.name}`, `the source cache is incomplete: run \`releng verify --environment ${source.name}\`; nothing was copied`);
+    await body(info.url, missing.has(info.storePath));
     const ls = `${hashPart(info.storePath)}.ls`;
-    if (srcListing.has(ls) && !dstListing.has(ls)) bodies.push(copyAction(req, source.cache, source.cache.prefix + ls, dstCache, dstCache.prefix + ls, await headOf(ls), 'new'));
+    if (srcListing.has(ls)) await body(ls, false);
   })));
   if (narsThere) skipped.push({ what: `${narsThere} NAR${narsThere === 1 ? '' : 's'} in ${objectUrl(dstCache.bucket, dstCache.prefix)}nar/`, reason: 'already there (same content-addressed name and size)' });
   if (srcListing.has('nix-cache-info') && !dstListing.has('nix-cache-info')) bodies.push(copyAction(req, source.cache, `${source.cache.prefix}nix-cache-info`, dstCache, `${dstCache.prefix}nix-cache-info`, await headOf('nix-cache-info'), 'new'));
@@ -239,6 +309,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
 
   let resigned = 0;
   const copiedNarinfos: PromotePlanned['copiedNarinfos'] = [];
+  const narinfoReason = (p: string): Reason => { const why = damagedNarinfos.get(p); return why ? { reason: 'repair', why } : { reason: 'new' }; };
   const levels = narinfoLevels(new Map([...missing].map(([p, v]) => [p, v.info])), present, objectUrl(dstCache.bucket, dstCache.prefix),
     `the source cache is incomplete: run \`releng verify --environment ${source.name}\``, `the closure read from ${source.name}`);
   for (const [l, paths] of levels.entries()) {
@@ -249,7 +320,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
       const head = known ?? await headOf(`${hashPart(p)}.narinfo`);
       if (!req.destKey || signedBy(fields, req.destKey)) {
         copiedNarinfos.push({ bucket: dstCache.bucket, key, text });
-        return copyAction(req, source.cache, `${source.cache.prefix}${hashPart(p)}.narinfo`, dstCache, key, head, 'new');
+        return copyAction(req, source.cache, `${source.cache.prefix}${hashPart(p)}.narinfo`, dstCache, key, head, narinfoReason(p));
       }
       if (!req.resignWith) {
         throw new ReleaseError(`${p}'s narinfo in ${source.name} is not signed by ${dest.name}'s key ${req.destKey.name}`,
@@ -257,7 +328,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
       }
       resigned++;
       const body = resign(text, fields, req.resignWith);
-      const put: S3Put = { kind: 's3.put', bucket: dstCache.bucket, key, source: { text: body }, size: Buffer.byteLength(body), sha256: sha256Text(body), contentType: cacheContentTypes.narinfo, contentEncoding: head.contentEncoding, cacheControl: head.cacheControl, reason: 'new' };
+      const put: S3Put = { kind: 's3.put', bucket: dstCache.bucket, key, source: { text: body }, size: Buffer.byteLength(body), sha256: sha256Text(body), contentType: cacheContentTypes.narinfo, contentEncoding: head.contentEncoding, cacheControl: head.cacheControl, ...narinfoReason(p) };
       return put;
     }));
     steps.push({ title: `cache narinfos, level ${l} of ${levels.length - 1}, to ${objectUrl(dstCache.bucket, dstCache.prefix)}`, actions });

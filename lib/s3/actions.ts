@@ -15,6 +15,8 @@ export interface S3Put extends ObjectFields {
    * very object (our sha256 in its metadata, but another size: a truncated or lost body).
    */
   reason: 'new' | 'changed' | 'repair';
+  /** For a repair: why the object there is releng's own damaged write (lib/s3/sync.ts relengWasWriting). */
+  why?: string;
   /** Extra object metadata (x-amz-meta-NAME), e.g. a contribution's grant id. */
   metadata?: Record<string, string>;
   /** Base64 MD5 of the file, read with its sha256 (the Content-MD5 transit checksum). */
@@ -50,6 +52,9 @@ export interface S3Copy {
   sha256?: string;
   /** The source's ETag when planned: the copy is refused if the source changed since (where the server has conditional copies: lib/s3/store.ts). */
   sourceEtag?: string;
+  /** Why: unset for a new object; `changed` or `repair` (with `why`) when it replaces one. */
+  reason?: 'new' | 'changed' | 'repair';
+  why?: string;
 }
 
 /**
@@ -62,7 +67,9 @@ export interface S3Transfer extends ObjectFields {
   from: { bucket: string; key: string };
   /** A redirect object is re-made as a redirect (symlink on file trees), not copied as bytes. */
   redirect?: string;
-  reason: 'new' | 'changed';
+  reason: 'new' | 'changed' | 'repair';
+  /** For a repair: why the object there is releng's own damaged write. */
+  why?: string;
 }
 
 export type S3Action = S3Put | S3Delete | S3Redirect | S3Copy | S3Transfer;
@@ -73,13 +80,13 @@ export function objectUrl(bucket: string, key: string): string {
 }
 
 export const s3Renderers = {
-  's3.put': (a: S3Put) => `s3 put ${objectUrl(a.bucket, a.key)} (${a.contentType}${a.contentEncoding ? `, ${a.contentEncoding}` : ''}, ${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
+  's3.put': (a: S3Put) => `s3 put ${objectUrl(a.bucket, a.key)} (${a.contentType}${a.contentEncoding ? `, ${a.contentEncoding}` : ''}, ${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason}${a.why ? `: ${a.why}` : ''})`,
   's3.delete': (a: S3Delete) => `s3 delete ${objectUrl(a.bucket, a.key)}`,
   's3.redirect': (a: S3Redirect) => `s3 redirect ${objectUrl(a.bucket, a.key)} -> ${a.location}`,
-  's3.copy': (a: S3Copy) => `s3 copy ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)}${a.size !== undefined ? ` (server-side, ${humanBytes(a.size)})` : ''}`,
+  's3.copy': (a: S3Copy) => `s3 copy ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)}${a.size !== undefined ? ` (server-side, ${humanBytes(a.size)}${a.reason && a.reason !== 'new' ? `, ${a.reason}${a.why ? `: ${a.why}` : ''}` : ''})` : a.reason && a.reason !== 'new' ? ` (${a.reason}${a.why ? `: ${a.why}` : ''})` : ''}`,
   's3.transfer': (a: S3Transfer) => a.redirect
     ? `s3 redirect ${objectUrl(a.bucket, a.key)} -> ${a.redirect} (as ${objectUrl(a.from.bucket, a.from.key)})`
-    : `s3 transfer ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)} (${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason})`,
+    : `s3 transfer ${objectUrl(a.from.bucket, a.from.key)} -> ${objectUrl(a.bucket, a.key)} (${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, ${a.reason}${a.why ? `: ${a.why}` : ''})`,
 };
 
 /** The object's fields as S3Writer.put takes them, from a planned put or transfer (one place builds them). */
@@ -104,7 +111,7 @@ export const s3Handlers: HandlerMap<S3Action> = {
     contentType: 'text/plain', cacheControl: a.cacheControl, redirect: a.location,
   }).then(() => undefined),
   's3.copy': async (a, env) => {
-    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined || a.sourceEtag ? { size: a.size, sourceEtag: a.sourceEtag } : undefined);
+    await writer(env).copy(a.from, { bucket: a.bucket, key: a.key }, a.size !== undefined || a.sourceEtag || a.sha256 ? { size: a.size, sourceEtag: a.sourceEtag, ...(a.sha256 ? { sha256: a.sha256 } : {}) } : undefined);
     if (a.size) env.onBytes(a.size);
   },
   's3.transfer': (a, env) => transfer(a, env),

@@ -39,6 +39,12 @@ export interface ObjectHead {
   mtime?: number;
   serverTime?: number;
   metadata: Record<string, string>;
+  /**
+   * File trees only (lib/fs/store.ts): what releng's sidecar records for the file (the sha256 it
+   * was written with, the size it recorded), even when it no longer describes the file; null when
+   * the file has none. Undefined on S3, where the object's own metadata is that record.
+   */
+  sidecar?: { sha256: string; size: number } | null;
 }
 
 /** What planners may do with S3: read. */
@@ -99,6 +105,8 @@ export interface PutResult {
 
 export interface CopyOptions {
   size?: number;
+  /** The planned sha256 of the source's bytes: a file tree checks the copy against it (S3 copies carry the metadata). */
+  sha256?: string;
   multipartAbove?: number;
   partSize?: number;
   /**
@@ -113,6 +121,16 @@ export interface CopyOptions {
 export interface CopyResult {
   /** The new object's ETag as the server answered it (CopyObjectResult); undefined for a multipart copy or a file tree. */
   etag?: string;
+}
+
+/**
+ * Marks an error of put or copy that left the key exactly as it was (a conditional create someone
+ * else won; a file tree's write that failed before its rename): the intent journal then closes the
+ * intent instead of keeping it as evidence of a write that may have left bytes (lib/s3/intents.ts).
+ */
+export function nothingWritten<E>(e: E): E {
+  if (e && typeof e === 'object') (e as { nothingWritten?: boolean }).nothingWritten = true;
+  return e;
 }
 
 /** What apply may do with S3: write. */
@@ -351,9 +369,9 @@ export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOpt
       const sha = there.sha256 ?? await hashObject(req.bucket, req.key);
       if (sha === req.sha256) return { etag: there.etag, alreadyThere: true };
     }
-    throw new ReleaseError(
+    throw nothingWritten(new ReleaseError(
       `${where} was created by another run at the same time with other content (there: ${there ? `${there.size} bytes, sha256 ${there.sha256 ?? 'unknown'}` : 'gone again'}; this run: ${req.size} bytes, sha256 ${req.sha256})`,
-      'two uploads of this release with different files ran at once: find out which build is the release, then run `releng verify` (this run wrote nothing over it)');
+      'two uploads of this release with different files ran at once: find out which build is the release, then run `releng verify` (this run wrote nothing over it)'));
   };
 
   return {

@@ -4,9 +4,10 @@ import pLimit from 'p-limit';
 import type { Skip } from '../actions.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
+import type { WriteIntents } from './intents.ts';
 import type { RunKnowledge } from './knowledge.ts';
 import { normalizeEtag, type UploadRecord } from './record.ts';
-import type { RemoteObject, S3Reader } from './store.ts';
+import type { ObjectHead, RemoteObject, S3Reader } from './store.ts';
 
 export interface LocalFile {
   /** Key relative to the prefix, `/`-separated. */
@@ -41,6 +42,8 @@ export interface SyncRequest {
   createOnly?: boolean;
   /** This run's knowledge (lib/s3/knowledge.ts): gets the files' MD5s and the prefix's listing, for the closing verification. */
   knowledge?: RunKnowledge;
+  /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
+  intents?: WriteIntents;
 }
 
 export interface SyncPlan {
@@ -68,12 +71,12 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   await Promise.all(req.files.map((f) => limit(async () => {
     const key = req.prefix + f.rel;
     const r = remote.get(key);
-    const state = await compareRemote(reader, req.bucket, key, r, f, req.record);
+    const { state, why } = await judgeRemote(reader, req.bucket, key, r, f, { record: req.record, intents: req.intents });
     if (state === 'same') { unchanged++; return; }
     const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
     const h = contentHeadersFor(key);
     puts.push({
-      kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason,
+      kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason, ...(why ? { why } : {}),
       ...(f.md5 ? { md5: f.md5 } : {}), ...(req.createOnly && reason === 'new' ? { createOnly: true } : {}),
     });
   })));
@@ -92,22 +95,82 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
  * server's word on existence, size and ETag); the record may stand in for a HEAD only while the
  * listing shows the size and ETag it recorded.
  */
-export async function compareRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, record?: UploadRecord): Promise<'missing' | 'same' | 'different' | 'damaged'> {
-  if (!listed) return 'missing';
+export async function compareRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, record?: UploadRecord, intents?: WriteIntents): Promise<RemoteState> {
+  return (await judgeRemote(reader, bucket, key, listed, planned, { record, intents })).state;
+}
+
+export type RemoteState = 'missing' | 'same' | 'different' | 'damaged';
+
+/**
+ * compareRemote, with why an object that is not the planned one counts as `damaged` (replaced as a
+ * `repair`) rather than `different` (other content, which an immutable prefix refuses): see
+ * relengWasWriting. A key found `same` settles an intent left open for it.
+ */
+export async function judgeRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, evidence: WriteEvidence = {}): Promise<{ state: RemoteState; why?: string }> {
+  if (!listed) return { state: 'missing' };
+  // The record's word as it was before this comparison (a HEAD below may update it).
+  const recorded = evidence.record?.get(bucket, key);
   if (listed.size !== planned.size) {
-    // Our sha256 with another size: a damaged copy of this very object (a body cut short), not other content.
     const head = await reader.head(bucket, key);
-    if (!head) return 'missing';
-    return head.sha256 === planned.sha256 ? 'damaged' : 'different';
+    if (!head) return { state: 'missing' };
+    // Our sha256 with another size: a damaged copy of this very object (a body cut short), not other content.
+    if (head.sha256 === planned.sha256) return { state: 'damaged', why: `it carries the planned sha256 with ${head.size} bytes of ${planned.size}` };
+    const why = relengWasWriting(bucket, key, planned, head, evidence, recorded);
+    return why ? { state: 'damaged', why } : { state: 'different' };
   }
-  return (await remoteSha256(reader, { bucket, record }, key, listed)) === planned.sha256 ? 'same' : 'different';
+  const { sha256, head } = await remoteSha256(reader, { bucket, record: evidence.record }, key, listed);
+  if (sha256 === planned.sha256) { evidence.intents?.settled(bucket, key); return { state: 'same' }; }
+  const why = relengWasWriting(bucket, key, planned, head, evidence, recorded);
+  return why ? { state: 'damaged', why } : { state: 'different' };
+}
+
+/** What a planner may know of releng's own writes besides the destination (local memos). */
+export interface WriteEvidence {
+  record?: UploadRecord;
+  intents?: WriteIntents;
+}
+
+/**
+ * Whether the object at bucket/key, which does not hold the planned bytes, is releng's own write of
+ * those very bytes that did not complete or was damaged since (issue 23), and why; undefined when
+ * nothing says so. Such an object is replaced (`repair`); any other is another writer's content,
+ * which the release prefix refuses (it is immutable). Evidence:
+ *   1. on a file tree, the file's releng sidecar records the planned sha256 but the file is not
+ *      those bytes (a write cut short, as releng before issue 23 left them: the planned sha256
+ *      beside a shorter file; a run stopped between the sidecar's rename and the file's; or a file
+ *      changed since releng wrote it);
+ *   2. on a file tree, a file with no releng sidecar that is shorter than planned: releng before
+ *      issue 23 wrote the sidecar after the rename, so a run stopped between the two (with its
+ *      cut-short writes) left exactly this;
+ *   3. releng's intent journal has an open intent for this key with the planned sha256 (or, for a
+ *      copy planned without one, the planned size): a run began writing exactly these bytes here
+ *      and never saw the write acknowledged (killed, disk full, connection lost);
+ *   4. the upload record says this machine wrote the planned sha256 here (the server acknowledged
+ *      it): the key was bound to these bytes by releng, and what is there now is damage.
+ * (3) and (4) are local memos: they never override what the destination records of another
+ * writer's release. An object whose sha256 metadata (S3) or releng sidecar (file tree) names other
+ * bytes was published by a releng run with other content, maybe deliberately (--replace-artifacts
+ * in another checkout), and is refused. Not evidence either: a file without a sidecar at the
+ * planned size or larger, an S3 object without our metadata, when no intent or record names the
+ * planned bytes: someone else's content.
+ */
+export function relengWasWriting(bucket: string, key: string, planned: { size: number; sha256: string }, head: ObjectHead | undefined, evidence: WriteEvidence, recorded = evidence.record?.get(bucket, key)): string | undefined {
+  if (head?.sidecar && head.sidecar.sha256 === planned.sha256) return `its releng sidecar records the planned sha256, but the file holds other bytes (${head.size} of ${planned.size})`;
+  if (head?.sidecar === null && head.size < planned.size) return `no releng sidecar, and ${head.size} bytes of ${planned.size}: a write cut short`;
+  // What the destination records of the object (a sidecar on a file tree, sha256 metadata on S3).
+  const recordedThere = head?.sidecar !== undefined ? head.sidecar?.sha256 : head?.sha256;
+  if (recordedThere !== undefined && recordedThere !== planned.sha256) return undefined;
+  const intent = evidence.intents?.pending(bucket, key);
+  if (intent && (intent.sha256 !== undefined ? intent.sha256 === planned.sha256 : intent.size === planned.size)) return 'releng began writing these bytes here and never saw the write acknowledged (intent journal)';
+  if (recorded && recorded.sha256 === planned.sha256) return 'releng\'s upload record says it wrote these bytes here';
+  return undefined;
 }
 
 /** The sha256 of a listed object: from the record while size and ETag still match, else by HEAD. */
-async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: UploadRecord }, key: string, listed: RemoteObject): Promise<string | undefined> {
+async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: UploadRecord }, key: string, listed: RemoteObject): Promise<{ sha256: string | undefined; head?: ObjectHead }> {
   const etag = normalizeEtag(listed.etag);
   const known = req.record?.get(req.bucket, key);
-  if (known && etag && known.etag === etag && known.size === listed.size) return known.sha256;
+  if (known && etag && known.etag === etag && known.size === listed.size) return { sha256: known.sha256 };
   const head = await reader.head(req.bucket, key);
   const headEtag = normalizeEtag(head?.etag);
   // Remember it only if the HEAD saw the very object the listing did. A verified entry with our
@@ -123,5 +186,5 @@ async function remoteSha256(reader: S3Reader, req: { bucket: string; record?: Up
       req.record.markVerified(req.bucket, key, { sha256: head.sha256, size: head.size, etag, verified: head.mtime });
     }
   }
-  return head?.sha256;
+  return { sha256: head?.sha256, ...(head ? { head } : {}) };
 }

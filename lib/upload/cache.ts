@@ -9,7 +9,8 @@ import type { Skip, Step } from '../actions.ts';
 import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../checksums.ts';
 import type { HashCache } from '../hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
-import { compareRemote } from '../s3/sync.ts';
+import { judgeRemote } from '../s3/sync.ts';
+import type { WriteIntents } from '../s3/intents.ts';
 import type { BucketRef } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
 import { encodedDirName, hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
@@ -82,6 +83,8 @@ export interface CachePlanInput {
   lsCompression?: string;
   /** The upload record: stands in for a HEAD while the listing shows the size and ETag it recorded. */
   record?: UploadRecord;
+  /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
+  intents?: WriteIntents;
   /** The hash memo: staged files unchanged since hashed are not re-read. */
   hashCache?: HashCache;
   /** Compute MD5 with each sha256 (the environment's transit checksum is Content-MD5). */
@@ -177,11 +180,11 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
     input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small);
-    const state = await compareRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), d, input.record);
+    const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), d, { record: input.record, intents: input.intents });
     if (state === 'same') return undefined;
     return {
       kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,
-      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(d.md5 && (input.md5 || !small) ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
+      reason: state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed', ...(why ? { why } : {}), ...(d.md5 && (input.md5 || !small) ? { md5: d.md5 } : {}), ...(createOnly && state === 'missing' ? { createOnly: true } : {}),
     };
   };
 

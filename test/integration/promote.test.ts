@@ -363,18 +363,28 @@ describe('releng promote', () => {
   });
 
   it('refuses when the destination release prefix holds other content (immutable), copying nothing', async () => {
+    // Someone else's file (issue 23): no releng sidecar, record or intent, other bytes at the full
+    // size; then the same with a sidecar recording other bytes (another releng wrote other content).
     const file = path.join(prod, 'releases', 'hello', 'hello-1.0.0', 'SHA256SUMS');
+    const sidecar = path.join(prod, 'releases', '.releng', 'meta', 'hello', 'hello-1.0.0', 'SHA256SUMS.json');
     const good = await readFile(file);
-    await writeFile(file, 'tampered\n');
+    const goodSidecar = await readFile(sidecar);
+    const foreign = Buffer.alloc(good.length, 'x');
     try {
-      const counting = countingWriters();
-      const r = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging' } }, { wrapWriters: counting.wrap });
-      expect(r.ok).toBe(false);
-      expect(r.error).toContain('already holds 1 object with other content');
-      expect(r.error).toContain('hello/hello-1.0.0/SHA256SUMS');
-      expect(counting.keys).toEqual([]);
+      await writeFile(file, foreign);
+      for (const side of [undefined, JSON.stringify({ ...JSON.parse(goodSidecar.toString()), sha256: sha256Text(foreign), size: foreign.length, mtimeMs: 0 })]) {
+        if (side === undefined) await rm(sidecar); else await writeFile(sidecar, side);
+        const counting = countingWriters();
+        const r = await f.promote('1.0.0', { environment: 'production', extra: { from: 'staging' } }, { wrapWriters: counting.wrap });
+        expect(r.ok).toBe(false);
+        expect(r.error).toContain('already holds 1 object with other content');
+        expect(r.error).toContain('hello/hello-1.0.0/SHA256SUMS');
+        expect(counting.keys).toEqual([]);
+        expect((await readFile(file)).equals(foreign)).toBe(true);
+      }
     } finally {
       await writeFile(file, good);
+      await writeFile(sidecar, goodSidecar);
     }
   });
 });

@@ -103,4 +103,60 @@ describe('planPromote', () => {
     const planned = await planPromote(request(source(), dst, { deleteStale: true }));
     expect(planned.steps.flatMap((s) => s.actions).filter((a) => a.kind === 's3.delete').map((a) => render(a))).toEqual(['s3 delete s3://dst-docs/manual/hello/2.0/old.html']);
   });
+
+  // issue 23: what releng itself was writing is repaired; other content in the release prefix is refused.
+  const intentsAt = (keys: Record<string, string | undefined>) => ({
+    settledKeys: [] as string[],
+    pending(bucket: string, key: string) { const k = `${bucket}/${key}`; return k in keys ? { bucket, key, ...(keys[k] ? { sha256: keys[k] } : {}) } : undefined; },
+    settled(bucket: string, key: string) { this.settledKeys.push(`${bucket}/${key}`); },
+  });
+
+  it('the release prefix: releng\'s own unfinished write of the source\'s bytes is a repair; other content is still refused', async () => {
+    const dst = { 'dst-rel': { 'hello/hello-2.0.0/SHA256SUMS': 'su', 'hello/hello-2.0.0/manifest.nix': 'someone else\'s manifest' } };
+    const intents = intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': sha256Text('sums\n'), 'dst-rel/hello/hello-2.0.0/manifest.nix': sha256Text(manifestOf(P.app)) });
+    // SHA256SUMS: cut short without our metadata (a killed transfer to a server that keeps the body);
+    // manifest.nix: another releng's release (its sha256 metadata names other bytes), intent or not.
+    const withoutMetadata = (req: PromoteRequest) => {
+      const inner = req.dest.store;
+      req.dest.store = { ...inner, head: async (b, k) => { const h = await inner.head(b, k); return h && k.endsWith('SHA256SUMS') ? { ...h, sha256: undefined } : h; } };
+      return req;
+    };
+    await expect(planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents } })))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/manifest\.nix$/);
+    dst['dst-rel']['hello/hello-2.0.0/manifest.nix'] = manifestOf(P.app);
+    const planned = await planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents } })));
+    const lines = planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => l.includes('dst-rel/hello/'));
+    expect(lines).toEqual([expect.stringMatching(/^s3 transfer s3:\/\/src-rel\/hello\/hello-2\.0\.0\/SHA256SUMS -> s3:\/\/dst-rel\/hello\/hello-2\.0\.0\/SHA256SUMS \(5 B, sha256 [0-9a-f]{12}, repair: releng began writing these bytes here and never saw the write acknowledged \(intent journal\)\)$/)]);
+    expect(intents.settledKeys).toContain('dst-rel/hello/hello-2.0.0/manifest.nix');
+    // An intent for other bytes is no evidence for these.
+    await expect(planPromote(withoutMetadata(request(source(), dst, { destEvidence: { intents: intentsAt({ 'dst-rel/hello/hello-2.0.0/SHA256SUMS': 'f'.repeat(64) }) } })))).rejects.toThrow(/already holds 1 object with other content:\n  hello\/hello-2\.0\.0\/SHA256SUMS$/);
+  });
+
+  it('the cache: a NAR cut short under a narinfo already there, an empty narinfo and one releng was writing are copied again', async () => {
+    const src = source();
+    const dst: Record<string, Record<string, string>> = { 'dst-cache': { ...src['src-cache']! } };
+    const h = (p: string) => p.slice(11, 43);
+    dst['dst-cache']![`nar/${h(P.base)}.nar`] = '';           // cut short under a present narinfo
+    dst['dst-cache']![`${h(P.lib)}.narinfo`] = '';             // an empty narinfo
+    const intents = intentsAt({ [`dst-cache/${h(P.app)}.narinfo`]: undefined });
+    const planned = await planPromote(request(src, dst, { destEvidence: { intents } }));
+    const lines = planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => l.includes('dst-cache'));
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`^s3 transfer s3://src-cache/nar/${h(P.base)}\\.nar -> s3://dst-cache/nar/${h(P.base)}\\.nar \\(3 B, sha256 [0-9a-f]{12}, changed\\)$`)),
+      expect.stringMatching(new RegExp(`^s3 transfer s3://src-cache/${h(P.lib)}\\.narinfo -> .* \\(.*, repair: an empty file, no narinfo\\)$`)),
+      expect.stringMatching(new RegExp(`^s3 transfer s3://src-cache/${h(P.app)}\\.narinfo -> .* \\(.*, repair: releng began writing it here and never saw the write acknowledged \\(intent journal\\)\\)$`)),
+    ]);
+  });
+
+  it('S3: an object carrying the source\'s sha256 in its metadata but cut short (a killed transfer) is a repair, not other content', async () => {
+    const dst = { 'dst-rel': { 'hello/hello-2.0.0/SHA256SUMS': 'su' } };
+    const req = request(source(), dst);
+    const inner = req.dest.store;
+    // What a server that keeps a truncated body shows: our sha256 metadata, fewer bytes.
+    req.dest.store = { ...inner, head: async (b, k) => { const h = await inner.head(b, k); return h && k === 'hello/hello-2.0.0/SHA256SUMS' ? { ...h, sha256: sha256Text('sums\n') } : h; } };
+    const planned = await planPromote(req);
+    expect(planned.steps.flatMap((s) => s.actions).map((a) => render(a)).filter((l) => l.includes('dst-rel/hello/'))).toEqual([
+      expect.stringMatching(/SHA256SUMS \(5 B, sha256 [0-9a-f]{12}, repair: it carries the planned sha256 with 2 bytes of 5\)$/),
+      expect.stringMatching(/manifest\.nix \(.*, new\)$/),
+    ]);
+  });
 });
