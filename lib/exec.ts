@@ -22,6 +22,8 @@ export const debianPackageOf: Record<string, string> = {
   'apt-ftparchive': 'apt-utils',
   gpg: 'gnupg',
   gpgv: 'gpgv',
+  gpgconf: 'gpgconf',
+  'gpg-connect-agent': 'gpgconf',
 };
 
 export interface RunResult {

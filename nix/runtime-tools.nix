@@ -13,7 +13,7 @@ let
     chmod = coreutils; dirname = coreutils; readlink = coreutils; head = coreutils; # build; bin/releng
     find = findutils; # bin/releng (is the bundle older than the sources?)
     flock = util-linux; # one channel run at a time
-    gpg = gnupg; gpgv = gnupg; # signed APT repositories
+    gpg = gnupg; gpgv = gnupg; gpgconf = gnupg; gpg-connect-agent = gnupg; # signed APT repositories; the agent gpg starts is stopped
     dpkg = dpkg; dpkg-deb = dpkg; apt-ftparchive = apt; # Debian packages and their indexes
     rsync = rsync; # mirrors
     bash = bash; # zx's $ (the flake's apps, scripts/*.mjs)

@@ -139,6 +139,27 @@ function gpgArgs(s: Signer): string[] {
   return [...(s.gnupgHome ? ['--homedir', s.gnupgHome] : []), '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback'];
 }
 
+/** Whether a gpg-agent already serves this GNUPGHOME (asked without starting one). */
+export async function gpgAgentRunning(home: string | undefined): Promise<boolean> {
+  try {
+    // Exit 0 either way: a running agent answers its pid ("D 1234"), none prints a warning.
+    const { stdout } = await tool('gpg-connect-agent', [...(home ? ['--homedir', home] : []), '--no-autostart', 'GETINFO pid', '/bye']);
+    return /^D \d+/m.test(stdout);
+  } catch (e: any) {
+    if (e?.name === 'MissingToolError') return true; // cannot tell: leave whatever runs alone
+    return false;
+  }
+}
+
+/**
+ * gpg starts an agent for the secret key and leaves it running after the command. One releng
+ * started is stopped when the run ends (a daemon left behind holds a socket in the key's directory:
+ * the quick start's local key is under the project's .releng/); an agent that ran before is kept.
+ */
+export async function stopGpgAgent(home: string | undefined): Promise<void> {
+  await tool('gpgconf', [...(home ? ['--homedir', home] : []), '--kill', 'gpg-agent']).catch(() => undefined);
+}
+
 /** A throwaway passphrase-less signing key in an empty GNUPGHOME (the local environment only). */
 export async function generateLocalKey(home: string, uid: string): Promise<void> {
   await mkdir(home, { recursive: true, mode: 0o700 });

@@ -9,7 +9,7 @@ import { apply } from '../apply.ts';
 import type { Context } from '../context.ts';
 import { openEnvironment } from '../environment.ts';
 import { ReleaseError } from '../errors.ts';
-import { exportPublicKey, generateLocalKey, resolveSigner } from '../index/apt.ts';
+import { exportPublicKey, generateLocalKey, gpgAgentRunning, resolveSigner, stopGpgAgent } from '../index/apt.ts';
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
 import { verifyIndexesOf, verifyPublishedIndexes, type IndexProblem } from '../index/verify.ts';
@@ -34,6 +34,9 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
   const env = target.env;
   const reader = target.s3; // its reads (download included) are retried by lib/retry.ts: no second layer here
   const work = await mkdtemp(path.join(os.tmpdir(), 'releng-index-'));
+  // gpg's agent, if this run is the one that starts it, is stopped at the end (lib/index/apt.ts).
+  const gnupgHomeOf = env.apt?.signingKey.gnupgHome ? path.resolve(ctx.root, env.apt.signingKey.gnupgHome) : undefined;
+  const agentBefore = env.apt ? await gpgAgentRunning(gnupgHomeOf) : true;
   try {
     if (Object.keys(env.uploaders).length === 0 && !env.apt) {
       throw new ReleaseError(`${ctx.loaded.file}: environment "${target.name}" has no uploaders`, `define environments.${target.name}.uploaders (see docs/grants-and-index.md)`);
@@ -101,6 +104,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
     };
   } finally {
     await rm(work, { recursive: true, force: true });
+    if (!agentBefore) await stopGpgAgent(gnupgHomeOf);
     await target.close();
   }
 }

@@ -15,6 +15,16 @@ import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { requireTool } from '../helpers/tools.ts';
 
+/** Command lines of running processes that contain `text` (from /proc). */
+async function processesMentioning(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').then((t) => t.split('\0').join(' ').trim(), () => '');
+    if (cmd.includes(text)) found.push(cmd);
+  }
+  return found;
+}
+
 describe('from source: the quick start flows through tsx', () => {
   let p: ScratchProject;
   let trees: string;
@@ -60,6 +70,9 @@ describe('from source: the quick start flows through tsx', () => {
     const i = await run(['index', '--json']);
     expect(i.code, i.stderr).toBe(0);
     expect(JSON.stringify(JSON.parse(i.stdout).result)).toContain('hello_1.0.0_amd64.deb');
+    // The gpg-agent that signing started is stopped with the run (it held a socket under .releng/).
+    const home = path.join(p.dir, '.releng/local/gnupg');
+    expect(await processesMentioning(`gpg-agent --homedir ${home}`)).toEqual([]);
   });
 
   it('promote into file:// trees: every file holds its planned bytes, verify --deep passes', async () => {

@@ -87,7 +87,7 @@ const packageExpr = (args: string) => `
   let
     lib = {
       importJSON = p: builtins.fromJSON (builtins.readFile p);
-      fileset = { unions = fs: fs; toSource = { root, fileset }: { inherit root; files = map toString fileset; }; };
+      fileset = { unions = fs: fs; toSource = { root, fileset }: { root = toString root; files = map toString fileset; }; };
       makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "\${p}/bin") ps);
       optionalString = c: s: if c then s else "";
       licenses.mit = "mit";
