@@ -9,8 +9,8 @@ import { parseArgs } from 'node:util';
 import { createHash, createHmac } from 'node:crypto';
 import pLimit from 'p-limit';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { sha256File } from '../lib/checksums.ts';
-import { localTree } from '../lib/files.ts';
+import { sha256File } from '../lib/hashing/checksums.ts';
+import { localTree } from '../lib/upload/local-tree.ts';
 
 /** The Hash shape SignatureV4 wants (sha256, or HMAC-sha256 with a secret), on node:crypto. */
 class NodeHash {

@@ -16,13 +16,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { apply } from '../lib/apply.ts';
-import type { Step } from '../lib/actions.ts';
-import { sha256Text } from '../lib/checksums.ts';
+import { apply } from '../lib/actions/index.ts';
+import type { Step } from '../lib/actions/index.ts';
+import { sha256Text } from '../lib/hashing/checksums.ts';
 import { fsStore } from '../lib/fs/store.ts';
 import { routedStore } from '../lib/fs/routed.ts';
 import { embeddedCredentials, startLocalS3 } from '../lib/local/s3-server.ts';
-import { createLogger } from '../lib/log.ts';
+import { createLogger } from '../lib/cli/log.ts';
 import { planPromote, retryingReader, type PromoteSide } from '../lib/promote/plan.ts';
 import type { S3Put } from '../lib/s3/actions.ts';
 import { createS3Client, s3Store } from '../lib/s3/store.ts';

@@ -18,10 +18,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { renderSha256Sums, sha256Text } from '../lib/checksums.ts';
+import { renderSha256Sums, sha256Text } from '../lib/hashing/checksums.ts';
 import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3-server.ts';
 import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
-import { majorOf } from '../lib/version.ts';
+import { majorOf } from '../lib/config/version.ts';
 
 const ALL = ['manual', 'cache', 'tarballs', 'noop', 'verify', 'promote', 'startup', 'sha256'] as const;
 const SERVERS = ['s3rver', 'rgw'] as const;

@@ -2,7 +2,7 @@
 // it and to read its commit date), and what the remote branch points at now. Pushes are actions.
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { gitAt } from '../git/git.ts';
 
 /** A remote given as a relative path is relative to releng.json's directory (git runs in the mirror). */

@@ -1,8 +1,8 @@
 // The rollback guard: a channel never moves to an older release. Reads the channel object's
 // x-amz-website-redirect-location and orders releases with Nix's compareVersions(parseDrvName).
 // Fails closed: anything but "no channel yet" that cannot be read or parsed stops the run.
-import { EXIT_WOULD_GO_BACK, NothingToDo, ReleaseError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { EXIT_WOULD_GO_BACK, NothingToDo, ReleaseError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 import { compareVersions, parseDrvName } from '../nix/versions.ts';
 import type { S3Reader } from '../s3/store.ts';
 

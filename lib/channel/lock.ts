@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { MissingToolError, ReleaseError } from '../errors.ts';
+import { MissingToolError, ReleaseError } from '../core/errors.ts';
 
 export interface ChannelLock {
   file: string;

@@ -1,6 +1,6 @@
 // Names that become S3 keys and redirect targets: templates from releng.json filled with values
 // from Hydra. Everything here refuses what could escape the release prefix or the releases host.
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 /** Fills `{var}` placeholders; an unknown one is a config error naming the field. */
 export function fillTemplate(template: string, vars: Record<string, string | undefined>, field: string): string {

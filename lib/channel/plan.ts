@@ -4,20 +4,24 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Plan, Skip, Step } from '../actions.ts';
-import { sha256File, sha256Text } from '../checksums.ts';
-import type { BucketRef } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import type { Plan as CorePlan, Skip, Step as CoreStep } from '../core/plan.ts';
+import type { S3Action } from '../s3/actions.ts';
+import type { GitPushAction } from '../git/push.ts';
+import { sha256File, sha256Text } from '../hashing/checksums.ts';
+import type { BucketRef } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 import type { GitPush } from '../git/push.ts';
 import { HydraHttpError } from '../hydra/client.ts';
 import { renderReleasePage } from '../html/release-page.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { S3Put, S3Redirect } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
 import { fillTemplate, redirectTarget, requireSegment } from './names.ts';
 import { downloadProduct, selectProduct, type DownloadRequest, type FileProduct } from './products.ts';
 import type { ChannelRelease } from './release.ts';
+type Plan = CorePlan<S3Action | GitPushAction>;
+type Step = CoreStep<S3Action | GitPushAction>;
 
 /** Cache-Control of every redirect object (NixOS channels: clients see a move within 10 minutes). */
 export const REDIRECT_CACHE_CONTROL = 'max-age=600, stale-while-revalidate=1800, public';

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { execa } from 'execa';
-import { sha256File } from '../checksums.ts';
-import { MissingToolError, ReleaseError } from '../errors.ts';
+import { sha256File } from '../hashing/checksums.ts';
+import { MissingToolError, ReleaseError } from '../core/errors.ts';
 import type { HydraBuild, HydraProduct } from '../hydra/schemas.ts';
-import type { ChannelProduct } from './config.ts';
+import type { ChannelProduct } from '../config/channels.ts';
 import { storePathBaseName } from './names.ts';
 
 /** A file product with the size and sha256 Hydra recorded. */

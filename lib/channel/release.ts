@@ -1,11 +1,11 @@
 // Which release a run publishes: the Hydra build (from --build URL or the RunCommand HYDRA_JSON
 // file), its evaluation, git revision, release name/version and release prefix. Reads only.
 import { readFile } from 'node:fs/promises';
-import { ReleaseError, UsageError } from '../errors.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
 import { hydraBaseOf, hydraClient, type FetchLike, type HydraReader, type HydraRetry } from '../hydra/client.ts';
 import { runCommandSchema, type HydraBuild, type HydraEval } from '../hydra/schemas.ts';
-import { parseJsonText, parseWith } from '../zod-errors.ts';
-import type { ChannelKind, ChannelsConfig } from './config.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
+import type { ChannelKind, ChannelsConfig } from '../config/channels.ts';
 import { fillTemplate, requireRelativePath, requireSegment } from './names.ts';
 
 export type ReleaseSource = { buildUrl: string } | { hydraJsonFile: string };

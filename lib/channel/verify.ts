@@ -5,8 +5,8 @@
 // Reads only. Exported for `releng verify` (issue 9); `releng channel CHANNEL --verify` calls it too.
 import { parse } from 'node-html-parser';
 import pLimit from 'p-limit';
-import type { BucketRef } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import type { BucketRef } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
 import type { S3Reader } from '../s3/store.ts';
 
 export interface ChannelVerifyInput {

@@ -9,11 +9,12 @@ import { existsSync } from 'node:fs';
 import { nanoid } from 'nanoid';
 import { Command, CommanderError, Option } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
-import { commands, commandNamed, globalsOf, releasePhases, type CommandDef, type FlagDef } from '../commands.ts';
-import type { Context, Flags, Output } from '../context.ts';
-import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../errors.ts';
-import { createLogger, type Logger } from '../log.ts';
-import { redact } from '../secrets.ts';
+import { commands, commandNamed, globalsOf, releasePhases, type CommandDef, type FlagDef } from './commands.ts';
+import type { Context, Flags, Output } from '../config/context.ts';
+import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
+import { completionScript as scriptFor } from './completion.ts';
+import { createLogger, type Logger } from './log.ts';
+import { redact } from '../core/secrets.ts';
 
 /** process.stdout / process.stderr, or a test's capture (a Writable; the log draws spinners only on a TTY). */
 export type CliStream = NodeJS.WritableStream & Output;
@@ -62,7 +63,7 @@ function optionOf(f: FlagDef): Option {
 }
 
 /**
- * The commander program built from lib/commands.ts; `onSelect` receives the command that matched.
+ * The commander program built from lib/cli/commands.ts; `onSelect` receives the command that matched.
  * Options are positional (issue 23): `-V/--version` and `-h/--help` before the command are
  * releng's, after it the command's, so `releng grant deb --version 1.0.0` reaches `grant`.
  */
@@ -130,7 +131,7 @@ export function buildProgram(onSelect: (p: Parsed) => void, out: Output = proces
 /** The Context a command runs with: releng.json (from --config or the directory) and version.json when the command needs it. */
 export async function contextFor(p: Parsed, log: Logger, io: Pick<CliIo, 'stdout' | 'cwd'>): Promise<Context> {
   const [{ configPath, loadConfig }, { makeContext }, { loadVersion }] = await Promise.all([
-    import('../config.ts'), import('../context.ts'), import('../version.ts'),
+    import('../config/config.ts'), import('../config/context.ts'), import('../config/version.ts'),
   ]);
   const cwd = io.cwd ?? process.cwd();
   const file = configPath(p.configFlag, cwd);
@@ -156,7 +157,7 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
   // release under CI or Hydra: refuse before prepare and tag change anything, unless --noconfirm
   // was given explicitly for an environment that asks for confirmation (issue 4).
   const [{ environmentNamed }, { confirmationRequired, isUnattended, unattendedError }, { environmentName }] = await Promise.all([
-    import('../config.ts'), import('../confirm.ts'), import('../environment.ts'),
+    import('../config/config.ts'), import('../environment/confirm.ts'), import('../environment/open.ts'),
   ]);
   const first = await contextFor(p, log, io);
   const target = environmentName(first);
@@ -263,4 +264,9 @@ function resultOf(e: unknown): { result?: unknown } {
 function planOf(log: Logger): { plan?: unknown } {
   const steps = log.run.plan;
   return steps.length || log.run.skipped.length ? { plan: { steps, skipped: log.run.skipped } } : {};
+}
+
+/** The completion script `releng completion SHELL` prints, for every command of this program. */
+export function completionScript(shell: string): string {
+  return scriptFor(shell, commands);
 }

@@ -1,7 +1,7 @@
 // One S3Store over an environment whose buckets may be S3 or file:// trees: each call goes to the
 // adapter of its bucket (a bucket starting with '/' is a directory, lib/fs/store.ts). Planners and
 // apply keep one reader/writer; they never learn which kind a bucket is.
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { withHeadFallback, type S3Store } from '../s3/store.ts';
 import { isFsBucket } from './store.ts';
 

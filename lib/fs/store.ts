@@ -26,8 +26,8 @@ import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, sta
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sha256File } from '../checksums.ts';
-import { ReleaseError } from '../errors.ts';
+import { sha256File } from '../hashing/checksums.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { nothingWritten, type ObjectHead, type PutRequest, type RemoteObject, type S3Store } from '../s3/store.ts';
 
 /** Directory under a bucket root holding releng's sidecars; mirrors exclude it. */

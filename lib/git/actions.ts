@@ -2,9 +2,9 @@
 // executed only by apply.ts through a RepoWriter, so --dry-run prints exactly what would run.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
-import { run } from '../exec.ts';
-import { writeTagRecord } from '../tag-record.ts';
+import { actionKinds, type ActionKinds, type ApplyEnv, type HandlerMap } from '../core/apply.ts';
+import { run } from '../core/exec.ts';
+import { writeTagRecord } from '../release/tag-record.ts';
 import type { GitObject } from './objects.ts';
 
 /** Write a file of the repository (relative path), e.g. rl-MAJOR.md or version.json. */
@@ -26,7 +26,7 @@ export interface GitUpdateRef { kind: 'git.update-ref'; ref: string; value: stri
 export interface GitSymbolicRef { kind: 'git.symbolic-ref'; ref: 'HEAD'; target: string }
 /** `git reset -q -- PATHS`: index entries back to HEAD (restore). */
 export interface GitReset { kind: 'git.reset'; paths: string[] }
-/** Write release/tag.json (lib/tag-record.ts) once the tag and the merge exist: their SHAs are read then. */
+/** Write release/tag.json (lib/release/tag-record.ts) once the tag and the merge exist: their SHAs are read then. */
 export interface TagRecordWrite { kind: 'tag.record'; file: string; version: string; branch: string }
 
 /** Write objects computed by the planner (lib/git/objects.ts: a commit changing one file), checking each id;
@@ -100,15 +100,20 @@ export function repoWriter(root: string): RepoWriter {
   };
 }
 
-function writer(env: ApplyEnv): RepoWriter {
+/** The writer repository actions use (prepare, tag). */
+export interface RepoWriters {
+  repo?: RepoWriter;
+}
+
+function writer(env: ApplyEnv<RepoWriters>): RepoWriter {
   if (!env.writers.repo) throw new Error('internal: plan has repository actions but apply got no repository writer');
   return env.writers.repo;
 }
 
-const viaGit = async (a: Parameters<typeof gitArgs>[0], env: ApplyEnv) => { await writer(env).git(gitArgs(a)); };
+const viaGit = async (a: Parameters<typeof gitArgs>[0], env: ApplyEnv<RepoWriters>) => { await writer(env).git(gitArgs(a)); };
 
 /** How apply.ts executes each repository action (never retried: git writes are not idempotent). */
-export const repoHandlers: HandlerMap<RepoAction> = {
+export const repoHandlers: HandlerMap<RepoAction, RepoWriters> = {
   'file.write': (a, env) => writer(env).writeFile(a.path, a.content),
   'file.remove': (a, env) => writer(env).removeFile(a.path),
   'git.add': viaGit,
@@ -134,3 +139,6 @@ export const repoHandlers: HandlerMap<RepoAction> = {
     await writeTagRecord(w, a.file, { version: a.version, branch: a.branch, releaseCommit, mergeCommit });
   },
 };
+
+/** The repository's kinds on their own (lib/git/restore.ts applies a restore with only these). */
+export const repoKinds: ActionKinds<RepoWriters> = actionKinds<RepoWriters>(repoRenderers, repoHandlers);

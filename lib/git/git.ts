@@ -1,6 +1,6 @@
 // git through argument arrays. Reads here; writes go through actions (lib/git/actions.ts).
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 
 export interface Git {
   readonly cwd: string;

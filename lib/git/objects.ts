@@ -3,7 +3,7 @@
 // re-run can see the remote already has it), and apply writes the same bytes with
 // `git hash-object -w`, checking each id. The working tree and index are never touched.
 import { createHash } from 'node:crypto';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 /** Reads git needs (ls-tree of the parent's trees, the object format). */
 export interface ObjectReader {

@@ -1,15 +1,16 @@
 // The git push of a release: the branch `tag` merged into and the tag VERSION, to the environment's
 // remote, atomically where the remote allows (issue 4). Planned from `git ls-remote`, so a re-run
 // after a crash pushes only what is missing; applied only by apply.ts through a GitWriter.
-import type { Skip, Step } from '../actions.ts';
-import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
-import type { Environment } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
-import { redact, registerUrlCredentials } from '../secrets.ts';
-import { retriedRead } from '../retry.ts';
-import { run } from '../exec.ts';
-import type { TagRecord } from '../tag-record.ts';
+import type { Skip, Step as CoreStep } from '../core/plan.ts';
+import type { ApplyEnv, HandlerMap } from '../core/apply.ts';
+import type { Environment } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { redact, registerUrlCredentials } from '../core/secrets.ts';
+import { retriedRead } from '../core/retry.ts';
+import { run } from '../core/exec.ts';
+import type { TagRecord } from '../release/tag-record.ts';
 import { gitAt, type Git } from './git.ts';
+type Step = CoreStep<GitPushAction>;
 
 /** One `git push` of one or more refspecs (atomic: all or none land). */
 export interface GitPush {
@@ -67,8 +68,13 @@ export const gitPushRenderers = { 'git.push': renderGitPush };
 
 const noAtomicSupport = /does not support --atomic|atomic push.*not supported/i;
 
-export const gitPushHandlers: HandlerMap<GitPushAction> = {
-  async 'git.push'(a: GitPush, env: ApplyEnv) {
+/** The writer git pushes use. */
+export interface GitWriters {
+  git?: GitWriter;
+}
+
+export const gitPushHandlers: HandlerMap<GitPushAction, GitWriters> = {
+  async 'git.push'(a: GitPush, env: ApplyEnv<GitWriters>) {
     const writer = env.writers.git;
     if (!writer) throw new Error('internal: plan has git actions but apply got no git writer');
     const push = async (refspecs: string[], atomic: boolean) => {

@@ -3,11 +3,11 @@
 // touched, the index entries and bytes of the files it wrote. The restore is itself a plan.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Plan } from '../actions.ts';
-import { apply } from '../apply.ts';
-import { describeError, ReleaseError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { RepoAction, RepoWriter } from './actions.ts';
+import type { Plan } from '../core/plan.ts';
+import { apply } from '../core/apply.ts';
+import { describeError, ReleaseError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { repoKinds, type RepoAction, type RepoWriter } from './actions.ts';
 import type { Git } from './git.ts';
 
 /** What a run may change, as it was before (read while planning). */
@@ -31,7 +31,7 @@ export async function snapshotRepo(git: Git, root: string, branch: string, refs:
 }
 
 /** The plan that puts the repository back as the snapshot saw it (idempotent: safe after any partial run). */
-export function planRestore(s: RepoSnapshot): Plan {
+export function planRestore(s: RepoSnapshot): Plan<RepoAction> {
   const actions: RepoAction[] = [
     { kind: 'git.merge', quit: true },
     { kind: 'git.update-ref', ref: `refs/heads/${s.branch}`, value: s.head },
@@ -49,11 +49,11 @@ export function planRestore(s: RepoSnapshot): Plan {
 /** Applies a repository plan; if a step fails, applies the restore plan and rethrows saying so. */
 export async function applyOrRestore(plan: Plan, snapshot: RepoSnapshot, opts: { log: Logger; writer: RepoWriter; dryRun: boolean; command: string }) {
   try {
-    return await apply(plan, { log: opts.log, dryRun: opts.dryRun, writers: { repo: opts.writer }, resumeHint: `see the cause above; the repository was restored, so fix it and run \`releng ${opts.command}\` again` });
+    return await apply(plan, { log: opts.log, kinds: repoKinds, dryRun: opts.dryRun, writers: { repo: opts.writer }, resumeHint: `see the cause above; the repository was restored, so fix it and run \`releng ${opts.command}\` again` });
   } catch (failure) {
     const restore = planRestore(snapshot);
     try {
-      await apply(restore, { log: opts.log, dryRun: false, writers: { repo: opts.writer }, attempts: 1 });
+      await apply(restore, { log: opts.log, kinds: repoKinds, dryRun: false, writers: { repo: opts.writer }, attempts: 1 });
     } catch (restoreFailure) {
       throw new ReleaseError(`${describeError(failure)}\nand restoring the repository failed too: ${describeError(restoreFailure)}`,
         `restore by hand: git merge --quit; git checkout -f ${snapshot.branch}; git reset --hard ${snapshot.head}; ${Object.entries(snapshot.refs).map(([r, v]) => (v ? `git update-ref ${r} ${v}` : `git update-ref -d ${r}`)).join('; ')}`,

@@ -3,8 +3,8 @@
 import { openAsBlob } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
-import { humanBytes } from '../log.ts';
+import type { ApplyEnv, HandlerMap } from '../core/apply.ts';
+import { humanBytes } from '../core/log.ts';
 
 export interface GrantPost {
   kind: 'grant.post';
@@ -31,8 +31,13 @@ export const grantRenderers = {
   'grant.post': (a: GrantPost) => `s3 POST s3://${a.bucket}/${a.key} (${humanBytes(a.size)}, sha256 ${a.sha256.slice(0, 12)}, grant ${a.grantId})`,
 };
 
-export const grantHandlers: HandlerMap<GrantAction> = {
-  'grant.post': async (a, env: ApplyEnv) => {
+/** The writer presigned-POST uploads use (contribute). */
+export interface PostWriters {
+  post?: PostWriter;
+}
+
+export const grantHandlers: HandlerMap<GrantAction, PostWriters> = {
+  'grant.post': async (a, env: ApplyEnv<PostWriters>) => {
     if (!env.writers.post) throw new Error('internal: plan has POST uploads but apply got no POST writer');
     await env.writers.post.post(a);
     env.onBytes(a.size);

@@ -3,9 +3,9 @@
 // policies, never the maintainer's keys.
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ReleaseError } from '../errors.ts';
-import { registerSecret } from '../secrets.ts';
-import { parseJsonText, parseWith } from '../zod-errors.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { registerSecret } from '../core/secrets.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 const postForm = z.object({
   /** The glob of names this form may write (its key `starts-with` the glob's literal head). */

@@ -4,10 +4,10 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { GrantMethod } from './config.ts';
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
-import { registerSecret } from '../secrets.ts';
+import type { GrantMethod } from '../config/grants.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
+import { registerSecret } from '../core/secrets.ts';
 import type { S3Credentials } from '../s3/store.ts';
 import { globHead } from './names.ts';
 import type { GrantFile } from './grant-file.ts';

@@ -1,5 +1,5 @@
 // Names of uploads: prefix templates, allowed-name regexes, and the globs a server can enforce.
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 /** A version as it may appear in a key: no slashes, no spaces, no `..`. */
 export const VERSION_RE = /^[0-9A-Za-z][0-9A-Za-z.+~_-]*$/;

@@ -1,7 +1,7 @@
 // Index pages of `releng serve`: the buckets of the local environment, and the folders and files
 // under a prefix, so a local release can be browsed in a web browser instead of S3's XML.
 import { escapeHtml } from './release-page.ts';
-import { humanBytes } from '../log.ts';
+import { humanBytes } from '../core/log.ts';
 
 export interface ListingEntry {
   /** Name relative to the listed prefix; folders end with '/'. */

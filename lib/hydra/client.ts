@@ -1,8 +1,8 @@
 // A read-only Hydra client: JSON only (Accept: application/json), redirects followed
 // (/eval/ID/job/NAME and .../latest-finished answer with one), and errors that name the URL.
 import type { z } from 'zod';
-import { ReleaseError } from '../errors.ts';
-import { parseWith } from '../zod-errors.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { parseWith } from '../core/zod-errors.ts';
 import { buildSchema, evalBuildsSchema, evalSchema, storePathsSchema, type HydraBuild, type HydraEval } from './schemas.ts';
 
 /** What the channel planner reads from Hydra (an interface, so tests can point it at any server). */

@@ -7,10 +7,10 @@
 // finished, buildstatus, drvpath, buildoutputs), GET /jobset/P/J/latest-eval (Jobset.pm latest_eval:
 // a redirect to the newest evaluation with no unfinished build), GET /build/ID (its jobsetevals).
 import { readFile } from 'node:fs/promises';
-import { EXIT_NOT_READY, NothingToDo, ReleaseError, UsageError } from '../errors.ts';
+import { EXIT_NOT_READY, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
 import type { Job } from '../nix/eval.ts';
 import { classifyJobs, type ReleaseJobs, type ResolvedMapping } from '../nix/release-jobs.ts';
-import { parseJsonText, parseWith } from '../zod-errors.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 import { hydraBaseOf, hydraBaseOfEval, hydraClient, type FetchLike, type HydraEvalReader, type HydraRetry } from './client.ts';
 import { runCommandSchema, type HydraBuild, type HydraEval } from './schemas.ts';
 

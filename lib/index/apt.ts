@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
-import type { AptRepository } from '../grants/config.ts';
-import { MissingToolError, ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import type { AptRepository } from '../config/grants.ts';
+import { MissingToolError, ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 
-// Missing programs fail naming their Debian package (lib/exec.ts debianPackageOf).
+// Missing programs fail naming their Debian package (lib/core/exec.ts debianPackageOf).
 const tool = run;
 
 /** The control fields `index` checks against where a .deb was uploaded. */

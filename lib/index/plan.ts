@@ -4,12 +4,13 @@
 // copies); every write is an action for apply.ts.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Action, Plan, Skip } from '../actions.ts';
-import { renderSha256Sums, sha256Text } from '../checksums.ts';
-import { parseS3Url, type Environment } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
-import type { AptRepository, AptUploader, InstallersUploader, UploaderConfig } from '../grants/config.ts';
-import { staticHead } from '../grants/config.ts';
+import type { Action as CoreAction, Plan as CorePlan, Skip } from '../core/plan.ts';
+import type { S3Action } from '../s3/actions.ts';
+import { renderSha256Sums, sha256Text } from '../hashing/checksums.ts';
+import { parseS3Url, type Environment } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
+import type { AptRepository, AptUploader, InstallersUploader, UploaderConfig } from '../config/grants.ts';
+import { staticHead } from '../config/grants.ts';
 import { allowedName, incomingKeyRegex } from '../grants/names.ts';
 import { compareVersions } from '../nix/versions.ts';
 import type { S3Put } from '../s3/actions.ts';
@@ -18,6 +19,8 @@ import { compressedIndexes, debFields, fileVersion, parsePackages, poolPath, rel
 import type { IndexDb } from './db.ts';
 import { listPublished, publishPrefix, verifyAptRepository } from './verify.ts';
 import { renderInstallersPage, type InstallersPageVersion } from './page.ts';
+type Action = S3Action;
+type Plan = CorePlan<S3Action>;
 
 /** What happened to one upload (logged, --json, and remembered in the db after apply). */
 export interface Decision {

@@ -4,12 +4,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseSha256Sums } from '../checksums.ts';
-import { parseS3Url, type Environment } from '../config.ts';
-import type { AptRepository, InstallersUploader } from '../grants/config.ts';
-import { staticHead } from '../grants/config.ts';
+import { parseSha256Sums } from '../hashing/checksums.ts';
+import { parseS3Url, type Environment } from '../config/config.ts';
+import type { AptRepository, InstallersUploader } from '../config/grants.ts';
+import { staticHead } from '../config/grants.ts';
 import { allowedName, incomingKeyRegex } from '../grants/names.ts';
-import { run } from '../exec.ts';
+import { run } from '../core/exec.ts';
 import { compareVersions } from '../nix/versions.ts';
 import type { S3Reader } from '../s3/store.ts';
 import { clearSignedText, exportPublicKey, parsePackages, releaseSha256, resolveSigner } from './apt.ts';

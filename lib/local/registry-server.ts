@@ -7,8 +7,8 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { MissingToolError, ReleaseError } from '../errors.ts';
-import { debianPackageOf } from '../exec.ts';
+import { MissingToolError, ReleaseError } from '../core/errors.ts';
+import { debianPackageOf } from '../core/exec.ts';
 
 export interface LocalRegistry {
   /** host:port as used in image references (127.0.0.1:PORT). */

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 export const embeddedCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 

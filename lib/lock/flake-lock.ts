@@ -1,10 +1,10 @@
 // flake.lock as data (issue 13): the schema where it enters (zod), the project's own inputs, and
-// how an input is named for people (a flake reference, credentials redacted by lib/secrets.ts).
+// how an input is named for people (a flake reference, credentials redacted by lib/core/secrets.ts).
 // Format: Nix's lock file version 7 (src/libexpr/flake/lockfile.cc): `nodes`, `root`, each node
 // with `locked`/`original` attributes and `inputs` mapping a name to a node key or a follows path.
 import { z } from 'zod';
-import { registerUrlCredentials } from '../secrets.ts';
-import { parseJsonText, parseWith } from '../zod-errors.ts';
+import { registerUrlCredentials } from '../core/secrets.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 const attrs = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 

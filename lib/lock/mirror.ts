@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { run } from '../exec.ts';
-import { registerUrlCredentials } from '../secrets.ts';
+import { run } from '../core/exec.ts';
+import { registerUrlCredentials } from '../core/secrets.ts';
 
 /** releng's state directory: $RELENG_STATE_DIR, else $XDG_STATE_HOME/releng, else ~/.local/state/releng. */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {

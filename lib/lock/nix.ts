@@ -1,8 +1,8 @@
 // Updating flake inputs with the Nix that is installed (issue 13). Nix 2.19 replaced
 // `nix flake lock --update-input X` with `nix flake update X` (NixOS/nix#8817; Lix, forked after
 // it, has the new form too), so the version decides the argument array.
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 
 const features = ['--extra-experimental-features', 'nix-command flakes'];
 

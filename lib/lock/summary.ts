@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { flakeRefOf, revisionOf, rootInputs, sameLock, type FlakeLock, type LockAttrs } from './flake-lock.ts';
 import type { History } from './mirror.ts';
-import { redact } from '../secrets.ts';
+import { redact } from '../core/secrets.ts';
 
 export type InputStatus = 'updated' | 'unchanged' | 'failed' | 'added' | 'removed' | 'follows' | 'not-requested';
 

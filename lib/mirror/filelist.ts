@@ -12,12 +12,12 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Skip } from '../actions.ts';
-import type { MirrorSettings } from '../config.ts';
-import { parseS3Url } from '../config.ts';
+import type { Skip } from '../core/plan.ts';
+import type { MirrorSettings } from '../config/config.ts';
+import { parseS3Url } from '../config/config.ts';
 import { META_DIR } from '../fs/store.ts';
-import type { Logger } from '../log.ts';
-import { sha256Text } from '../checksums.ts';
+import type { Logger } from '../core/log.ts';
+import { sha256Text } from '../hashing/checksums.ts';
 import type { S3Store } from '../s3/store.ts';
 
 export interface FileListEntry {

@@ -6,9 +6,9 @@ import { lstatSync, statSync } from 'node:fs';
 import { access, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
-import type { Environment } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import type { Environment } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 import { nixFeatureArgs } from './eval.ts';
 
 export interface SigningKey {

@@ -3,10 +3,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import type { Config, Profile } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
-import { hasProgram, run } from '../exec.ts';
-import { parseWith } from '../zod-errors.ts';
+import type { Config, Profile } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { hasProgram, run } from '../core/exec.ts';
+import { parseWith } from '../core/zod-errors.ts';
 
 export const nixFeatureArgs = ['--extra-experimental-features', 'nix-command flakes'];
 

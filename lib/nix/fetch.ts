@@ -1,8 +1,8 @@
 // `build --from-hydra` (issue 15): fetch the release jobs' output closures from the Hydra's binary
 // cache into the local store with Nix, trusting only the keys releng.json names for that cache
 // (`--option trusted-public-keys` replaces nix.conf's list for this one command; require-sigs on).
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 import { nixFeatureArgs } from './eval.ts';
 
 /** The `nix copy --from` arguments (exported for the test that reads them back). */

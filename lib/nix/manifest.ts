@@ -2,8 +2,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError } from '../errors.ts';
-import { run } from '../exec.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 
 /** Renders the manifest, systems sorted, one per line (golden-tested). */
 export function renderManifest(paths: Record<string, string>): string {

@@ -4,7 +4,7 @@
 // Nix's own configuration (`nix show-config`) and the system; builds nothing, writes nothing.
 import { access, constants } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import { run } from '../exec.ts';
+import { run } from '../core/exec.ts';
 
 export interface NixReadiness {
   ok: boolean;

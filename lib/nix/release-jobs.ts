@@ -4,33 +4,14 @@
 // it knows nothing of S3 or git.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
-import { sha256File } from '../checksums.ts';
-import { ReleaseError } from '../errors.ts';
-import type { Job } from './eval.ts';
+import { sha256File } from '../hashing/checksums.ts';
+import { ReleaseError } from '../core/errors.ts';
+import type { Context } from '../config/context.ts';
+import type { Profile } from '../config/config.ts';
+import { evalReleaseJobs, type Job } from './eval.ts';
 
-const jobRef = z.object({
-  /** Attribute path in the evaluated jobs; `{system}` is each system of the profile. */
-  attr: z.string().min(1, 'must not be empty'),
-  /** Which output of that derivation (Lix's manual is the `doc` output of build.x86_64-linux). */
-  output: z.string().min(1).default('out'),
-}).strict();
-
-/** `releaseJobs.jobs` in releng.json. Every field is optional: the defaults are the README's contract. */
-export const releaseJobsMappingSchema = z.object({
-  build: jobRef.optional(),
-  binaryTarball: jobRef.optional(),
-  dockerImage: jobRef.optional(),
-  /** `path`: where the HTML manual is inside that output (default: top-level manualPath, then share/doc/PROJECT/manual). */
-  manual: jobRef.extend({ path: z.string().min(1).optional() }).optional(),
-  /** One job whose output already holds every per-system file, named as Lix's release-jobs.nix names them. */
-  aggregate: jobRef.optional(),
-}).strict().superRefine((m, ctx) => {
-  for (const k of ['binaryTarball', 'dockerImage'] as const) {
-    if (m.aggregate && m[k]) ctx.addIssue({ code: 'custom', path: [k], message: `remove it: with "aggregate" the ${k} files come from the aggregate job's output` });
-  }
-});
-export type ReleaseJobsMapping = z.infer<typeof releaseJobsMappingSchema>;
+import type { ReleaseJobsMapping } from '../config/release-jobs.ts';
+export type { ReleaseJobsMapping } from '../config/release-jobs.ts';
 
 export interface JobRef { attr: string; output: string }
 
@@ -182,4 +163,29 @@ export function checkManifest(manifest: Record<string, string>, jobs: ReleaseJob
     if (!(system in jobs.build)) problems.push(`${system} is not a system of this profile`);
   }
   if (problems.length) throw new ReleaseError(`manifest.nix is wrong:\n${problems.map((p) => `  ${p}`).join('\n')}`, 'check the build jobs of the release jobs (releaseJobs.jobs.build)');
+}
+
+/** Where the HTML manual is in the manual job's output; a clear error when it is not there. */
+export async function manualSource(manual: MappedJob & { manualPath: string }): Promise<string> {
+  const src = path.join(manual.path, manual.manualPath);
+  try { await stat(src); } catch {
+    throw new ReleaseError(`the manual job ${manual.job.attr} (output ${manual.output}) has no ${manual.manualPath} (${src})`,
+      'set releaseJobs.jobs.manual.path (or manualPath) in releng.json to where the HTML manual is inside that output');
+  }
+  return src;
+}
+
+/** The profile a build covers (--profile, else releng.json's defaultProfile) and the resolved job mapping. */
+export function profileOf(ctx: Context): { profileName: string; profile: Profile; mapping: ResolvedMapping } {
+  const { config, flags } = ctx;
+  const profileName = flags.profile ?? config.defaultProfile;
+  const profile = config.profiles[profileName];
+  if (!profile) throw new ReleaseError(`no profile "${profileName}" in ${ctx.loaded.file}`, `use --profile with one of: ${Object.keys(config.profiles).join(', ')}`);
+  return { profileName, profile, mapping: resolveMapping(config.releaseJobs.jobs, config.project, config.manualPath) };
+}
+
+/** Evaluates the release jobs locally and classifies them for the profile. */
+export async function evaluateProfile(ctx: Context, p: ReturnType<typeof profileOf>): Promise<ReleaseJobs> {
+  const jobs = await evalReleaseJobs({ root: ctx.root, config: ctx.config, profileName: p.profileName, profile: p.profile });
+  return classifyJobs(jobs, p.mapping, p.profile.systems, p.profile.dockerSystems, p.profileName);
 }

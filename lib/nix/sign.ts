@@ -3,7 +3,7 @@
 // re-signs it for production when the environments' keys differ (issue 11). No Nix subprocess per
 // path: Node's crypto does ed25519.
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 /** DER prefixes that turn a raw 32-byte ed25519 key into SPKI / PKCS#8 for Node's crypto. */
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');

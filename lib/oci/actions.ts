@@ -1,6 +1,6 @@
 // OCI actions: plain data planned by lib/upload/images.ts, executed only by apply.ts through an OciWriter.
-import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
-import { ReleaseError } from '../errors.ts';
+import type { ApplyEnv, HandlerMap } from '../core/apply.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { RegistryError } from './registry.ts';
 
 /** Push one per-system image, untagged, by the digest planning computed (skopeo --preserve-digests). */
@@ -62,12 +62,17 @@ export const ociRenderers = {
   'oci.index': (a: OciIndex) => `oci index ${a.registry}/${a.repository}:${a.tag} -> ${a.digest} (${a.entries} image${a.entries === 1 ? '' : 's'}, ${a.reason === 'new' ? 'new' : `moves from ${short(a.reason.moves)}`})`,
 };
 
-function writer(env: ApplyEnv): OciWriter {
+/** The writer registry actions use. */
+export interface OciWriters {
+  oci?: OciWriter;
+}
+
+function writer(env: ApplyEnv<OciWriters>): OciWriter {
   if (!env.writers.oci) throw new Error('internal: plan has OCI actions but apply got no OCI writer');
   return env.writers.oci;
 }
 
-export const ociHandlers: HandlerMap<OciAction> = {
+export const ociHandlers: HandlerMap<OciAction, OciWriters> = {
   'oci.push': (a, env) => writer(env).push(a),
   'oci.copy': async (a, env) => {
     const w = writer(env);

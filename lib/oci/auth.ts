@@ -3,8 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ReleaseError } from '../errors.ts';
-import { registerSecret } from '../secrets.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { registerSecret } from '../core/secrets.ts';
 
 export interface RegistryCredentials {
   username: string;

@@ -2,8 +2,8 @@
 // needs from it (manifest digest and size, platform, labels) before anything is written remotely.
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError } from '../errors.ts';
-import { sha256Text } from '../checksums.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { sha256Text } from '../hashing/checksums.ts';
 import { archiveToDir, gunzipTo, isGzip } from './skopeo.ts';
 
 export interface Platform {

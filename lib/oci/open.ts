@@ -3,8 +3,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { DockerTarget } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
+import type { DockerTarget } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
 import type { OciWriter } from './actions.ts';
 import { findCredentials, type RegistryCredentials } from './auth.ts';
 import { nodeTransport, registryClient, type RegistryClient } from './registry.ts';

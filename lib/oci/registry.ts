@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
-import { ReleaseError } from '../errors.ts';
-import { retriedRead } from '../retry.ts';
-import { registerSecret } from '../secrets.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { retriedRead } from '../core/retry.ts';
+import { registerSecret } from '../core/secrets.ts';
 import type { RegistryCredentials } from './auth.ts';
 
 export const ociIndexMediaType = 'application/vnd.oci.image.index.v1+json';

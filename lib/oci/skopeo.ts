@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { run } from '../exec.ts';
+import { run } from '../core/exec.ts';
 
 /** How skopeo reaches one registry: TLS verification, extra CA directory and the auth file. */
 export interface SkopeoRegistryOptions {

@@ -3,18 +3,17 @@
 import { chmod, copyFile, cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { writeBuildResult, type Artifact, type BuildResult } from '../build-result.ts';
-import { renderSha256Sums, sha256File } from '../checksums.ts';
-import type { Context } from '../context.ts';
-import { DryRunStop, ReleaseError, UsageError } from '../errors.ts';
-import { requirePrograms, run } from '../exec.ts';
+import { writeBuildResult, type Artifact, type BuildResult } from '../release/build-result.ts';
+import { renderSha256Sums, sha256File } from '../hashing/checksums.ts';
+import type { Context } from '../config/context.ts';
+import { DryRunStop, ReleaseError, UsageError } from '../core/errors.ts';
+import { requirePrograms, run } from '../core/exec.ts';
 import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { resolveHydraRelease, type HydraProvenance, type HydraSource } from '../hydra/release-eval.ts';
-import { evalReleaseJobs, realiseJobs, rootOutputs } from '../nix/eval.ts';
+import { realiseJobs, rootOutputs } from '../nix/eval.ts';
 import { fetchArgs, fetchFromCache } from '../nix/fetch.ts';
 import { readManifestWithNix, renderManifest } from '../nix/manifest.ts';
-import { checkManifest, classifyJobs, readAggregate, resolveMapping, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
-import { buildManualOnly, type ManualBuild } from '../manual-target.ts';
+import { checkManifest, evaluateProfile, manualSource, profileOf, readAggregate, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
 
 async function filesIn(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -40,31 +39,20 @@ async function makeWritable(dir: string): Promise<void> {
   await run('chmod', ['-R', 'u+w', dir]);
 }
 
-/** `--target`: everything (default), or only the manual (nightly docs, as Lix's `build --target manual`). */
-export function buildTarget(ctx: Context): 'all' | 'manual' {
-  const t = ctx.flags.extra['target'] ?? 'all';
-  if (t !== 'all' && t !== 'manual') throw new UsageError(`--target ${String(t)} is not a build target: use --target all (default) or --target manual`);
-  return t;
-}
-
-export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
+/** `build` (--target all): every release job; `--target manual` is phases/build-manual.ts. */
+export async function build(ctx: Context): Promise<BuildResult> {
   const { config, log, root, releaseDir, version, flags } = ctx;
-  const target = buildTarget(ctx);
   await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');
   const git = gitAt(root);
-  // The manual alone is nightly docs (Lix builds it from main): no tag needed, as Lix's `build --target manual`.
-  if (!flags.noCheckGit && target === 'all') await requireOnCleanTag(git, version.version, 'build');
+  if (!flags.noCheckGit) await requireOnCleanTag(git, version.version, 'build');
   else await git.topLevel();
-  const profileName = flags.profile ?? config.defaultProfile;
-  const profile = config.profiles[profileName];
-  if (!profile) throw new ReleaseError(`no profile "${profileName}" in ${ctx.loaded.file}`, `use --profile with one of: ${Object.keys(config.profiles).join(', ')}`);
+  const selected = profileOf(ctx);
+  const { profileName, profile, mapping } = selected;
   const p = config.project;
   const v = version.version;
-  const mapping = resolveMapping(config.releaseJobs.jobs, p, config.manualPath);
 
   const hydraSource = hydraSourceOf(ctx);
   const nixArgs = remoteBuildArgs(ctx);
-  if (hydraSource && target === 'manual') throw new UsageError('--target manual builds the manual locally; it does not take --from-hydra / --hydra-json');
   if (hydraSource && nixArgs.length) throw new UsageError('--builders / --max-jobs are for local builds; --from-hydra builds nothing');
 
   let phase: ReturnType<typeof log.phase>;
@@ -95,10 +83,8 @@ export async function build(ctx: Context): Promise<BuildResult | ManualBuild> {
     phase.succeed(`fetched ${outs.length} outputs (and their closures) from ${hc.cache}`);
   } else {
     phase = log.phase(`evaluating release jobs (profile ${profileName})`);
-    jobs = classifyJobs(await evalReleaseJobs({ root, config, profileName, profile }), mapping, profile.systems, profile.dockerSystems, profileName);
+    jobs = await evaluateProfile(ctx, selected);
     phase.succeed(`evaluated ${jobs.all.length} release jobs (profile ${profileName})`);
-
-    if (target === 'manual') return buildManualOnly(ctx, jobs.manual);
 
     if (flags.dryRun) {
       for (const j of jobs.all) log.info(`[dry-run] nix-store --realise ${nixArgs.length ? `${nixArgs.join(' ')} ` : ''}${j.drvPath} (${j.attr})`);
@@ -274,14 +260,4 @@ async function tagCommit(git: ReturnType<typeof gitAt>, version: string): Promis
   } catch {
     return git.head();
   }
-}
-
-/** Where the HTML manual is in the manual job's output; a clear error when it is not there. */
-export async function manualSource(manual: MappedJob & { manualPath: string }): Promise<string> {
-  const src = path.join(manual.path, manual.manualPath);
-  try { await stat(src); } catch {
-    throw new ReleaseError(`the manual job ${manual.job.attr} (output ${manual.output}) has no ${manual.manualPath} (${src})`,
-      'set releaseJobs.jobs.manual.path (or manualPath) in releng.json to where the HTML manual is inside that output');
-  }
-  return src;
 }

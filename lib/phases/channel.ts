@@ -3,9 +3,9 @@
 // into staging) → apply: files → page → git push → aliases → channel object. See docs/channel.md.
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { countByKind, planSize } from '../actions.ts';
-import { apply } from '../apply.ts';
-import type { Writers } from '../apply-types.ts';
+import { countByKind, planSize } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import type { Writers } from '../actions/index.ts';
 import { fillTemplate } from '../channel/names.ts';
 import { checkChannelGuard, type GuardDecision } from '../channel/guard.ts';
 import { checkBranchMove, fetchRevision, remoteBranchHead, resolveRemote } from '../channel/git.ts';
@@ -13,9 +13,9 @@ import { lockChannel } from '../channel/lock.ts';
 import { planChannel, type StaleAlias } from '../channel/plan.ts';
 import { resolveRelease, type ReleaseSource } from '../channel/release.ts';
 import { assertChannelRelease, releasesUrlOf as releasesUrlOfEnv, type ChannelVerifyResult } from '../channel/verify.ts';
-import type { Context } from '../context.ts';
-import { openEnvironment, type OpenEnvironment } from '../environment.ts';
-import { EXIT_ALREADY_PUBLISHED, NothingToDo, ReleaseError, UsageError } from '../errors.ts';
+import type { Context } from '../config/context.ts';
+import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
+import { EXIT_ALREADY_PUBLISHED, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
 import { gitWriter } from '../git/push.ts';
 import type { FetchLike, HydraRetry } from '../hydra/client.ts';
 

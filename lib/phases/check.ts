@@ -5,13 +5,13 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BareRun } from '../commands.ts';
-import { configPath, environmentNamed, loadConfig, parseS3Url, type Config, type Environment, type LoadedConfig } from '../config.ts';
-import { describeError, ReleaseError, UsageError } from '../errors.ts';
-import { run } from '../exec.ts';
+import type { BareRun } from '../config/context.ts';
+import { configPath, environmentNamed, loadConfig, parseS3Url, type Config, type Environment, type LoadedConfig } from '../config/config.ts';
+import { describeError, ReleaseError, UsageError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, resolveRemote } from '../git/push.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 
 export type CheckStatus = 'ok' | 'problem' | 'note';
 
@@ -128,7 +128,7 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
     let endpoint = env.s3?.endpoint ?? 'file://';
     if (endpoint === 'embedded' && buckets.length) {
       const { startLocalS3 } = await import('../local/s3-server.ts');
-      const { localDataDir } = await import('../environment.ts');
+      const { localDataDir } = await import('../environment/open.ts');
       const s3 = await startLocalS3({ dir: path.join(localDataDir(root), 's3'), buckets: [...new Set(buckets.map(([, b]) => b.bucket))] });
       closers.push(() => s3.stop());
       endpoint = s3.endpoint;
@@ -160,7 +160,7 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
       if (env.docker.some((d) => d.registry === 'embedded')) {
         try {
           const { startLocalRegistry } = await import('../local/registry-server.ts');
-          const { localDataDir } = await import('../environment.ts');
+          const { localDataDir } = await import('../environment/open.ts');
           const reg = await startLocalRegistry({ dir: path.join(localDataDir(root), 'registry') });
           closers.push(() => reg.stop());
           embeddedHost = reg.host;

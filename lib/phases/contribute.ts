@@ -4,16 +4,16 @@
 // x-amz-content-sha256 for key grants; Content-MD5 for POST forms), through apply.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Plan } from '../actions.ts';
-import { apply } from '../apply.ts';
-import { sha256File } from '../checksums.ts';
-import type { Context } from '../context.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
+import type { Plan } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import { sha256File } from '../hashing/checksums.ts';
+import type { Context } from '../config/context.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
 import { postWriter, type GrantPost } from '../grants/actions.ts';
 import { readGrantFile, type GrantFile } from '../grants/grant-file.ts';
 import { allowedName, globMatches } from '../grants/names.ts';
 import { startLocalS3, type LocalS3 } from '../local/s3-server.ts';
-import { humanBytes } from '../log.ts';
+import { humanBytes } from '../core/log.ts';
 import type { S3Put } from '../s3/actions.ts';
 import { createS3Client, s3Store } from '../s3/store.ts';
 

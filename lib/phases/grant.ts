@@ -3,11 +3,11 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { nanoid } from 'nanoid';
-import { environmentNamed, parseS3Url } from '../config.ts';
-import type { Context } from '../context.ts';
-import { environmentName, localDataDir, openEnvironment } from '../environment.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
-import { parseDuration } from '../grants/config.ts';
+import { environmentNamed, parseS3Url } from '../config/config.ts';
+import type { Context } from '../config/context.ts';
+import { environmentName, localDataDir, openEnvironment } from '../environment/open.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import { parseDuration } from '../config/grants.ts';
 import { writeGrantFile, type GrantFile } from '../grants/grant-file.ts';
 import { mintCommand, mintPost, mintSts, sessionPolicy, type MintRequest } from '../grants/mint.ts';
 import { regexToGlob, resolvePrefix } from '../grants/names.ts';

@@ -4,11 +4,11 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { countByKind, planSize } from '../actions.ts';
-import { apply } from '../apply.ts';
-import type { Context } from '../context.ts';
-import { openEnvironment } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import { countByKind, planSize } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import type { Context } from '../config/context.ts';
+import { openEnvironment } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { exportPublicKey, generateLocalKey, gpgAgentRunning, resolveSigner, stopGpgAgent } from '../index/apt.ts';
 import { indexDbFile, openIndexDb } from '../index/db.ts';
 import { planIndex, type Decision } from '../index/plan.ts';
@@ -32,7 +32,7 @@ export async function indexUploads(ctx: Context): Promise<IndexResult> {
   const target = await openEnvironment(ctx, undefined, { registries: false });
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   const env = target.env;
-  const reader = target.s3; // its reads (download included) are retried by lib/retry.ts: no second layer here
+  const reader = target.s3; // its reads (download included) are retried by lib/core/retry.ts: no second layer here
   const work = await mkdtemp(path.join(os.tmpdir(), 'releng-index-'));
   // gpg's agent, if this run is the one that starts it, is stopped at the end (lib/index/apt.ts).
   const gnupgHomeOf = env.apt?.signingKey.gnupgHome ? path.resolve(ctx.root, env.apt.signingKey.gnupgHome) : undefined;

@@ -5,10 +5,10 @@
 // example.invalid until someone fills them in (`releng check --environment staging` shows what is left).
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BareRun } from '../commands.ts';
-import { configPath, configSchema } from '../config.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
-import { run } from '../exec.ts';
+import type { BareRun } from '../config/context.ts';
+import { configPath, configSchema } from '../config/config.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import { run } from '../core/exec.ts';
 
 const projectName = /^[a-z][a-z0-9-]*$/;
 

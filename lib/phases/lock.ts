@@ -6,13 +6,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Plan, Skip, Step } from '../actions.ts';
-import { apply } from '../apply.ts';
-import { environmentNamed } from '../config.ts';
-import type { Context } from '../context.ts';
-import { environmentName } from '../environment.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
-import { requirePrograms } from '../exec.ts';
+import type { Plan, Skip, Step } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import { environmentNamed } from '../config/config.ts';
+import type { Context } from '../config/context.ts';
+import { environmentName } from '../environment/open.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import { requirePrograms } from '../core/exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
 import { fileCommitObjects, parseIdent, type ObjectReader } from '../git/objects.ts';
@@ -21,7 +21,7 @@ import { gitUrlOf, parseFlakeLock, registerLockCredentials, rootInputs, type Fla
 import { gitMirror, type Mirror } from '../lock/mirror.ts';
 import { nixMessage, nixUpdater, updateArgs, updateStyleFor, type FlakeUpdater } from '../lock/nix.ts';
 import { changeIdOf, commitMessage, diffLocks, locksDiffer, otherChangedNodes, type Failure, type InputChange } from '../lock/summary.ts';
-import { redact } from '../secrets.ts';
+import { redact } from '../core/secrets.ts';
 import { requireIdentity } from './prepare.ts';
 
 /** The adapters lock uses (tests pass the real ones; another Nix could be injected). */

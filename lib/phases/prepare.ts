@@ -2,10 +2,10 @@
 // major), `git rm` the fragments and commit only those paths. Checks and rendering happen while
 // planning; the writes are repository actions applied (or, with --dry-run, printed) by apply.ts.
 import path from 'node:path';
-import type { Plan } from '../actions.ts';
-import type { Context } from '../context.ts';
-import { ReleaseError } from '../errors.ts';
-import { requirePrograms } from '../exec.ts';
+import type { Plan } from '../actions/index.ts';
+import type { Context } from '../config/context.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { requirePrograms } from '../core/exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
 import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.ts';

@@ -8,22 +8,22 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { countByKind, planSize, type Plan } from '../actions.ts';
-import { apply } from '../apply.ts';
-import type { Writers } from '../apply-types.ts';
-import { confirmationRequired, confirmRelease } from '../confirm.ts';
-import type { Context } from '../context.ts';
-import { environmentName, openEnvironment, type OpenEnvironment } from '../environment.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
+import { countByKind, planSize, type Plan } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import type { Writers } from '../actions/index.ts';
+import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
+import type { Context } from '../config/context.ts';
+import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
 import { regenerateFileLists, type FileListResult } from '../mirror/filelist.ts';
 import { readManifestWithNix } from '../nix/manifest.ts';
 import { parsePublicKey, parseSecretKey, type PublicKey, type SecretKey } from '../nix/sign.ts';
 import { resolveSigningKey } from '../nix/cache.ts';
 import { planPromote, retryingReader, type PromoteSide } from '../promote/plan.ts';
-import { majorOf } from '../version.ts';
+import { majorOf } from '../config/version.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
-import { readTagRecord } from '../tag-record.ts';
+import { readTagRecord } from '../release/tag-record.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
 import { copyExpectation, SeenObjects, TextMemo } from '../promote/knowledge.ts';
@@ -347,7 +347,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     fileLists = lists.results;
     for (const k of lists.skipped) log.skip(k.what, k.reason);
     if (!flags.dryRun) log.info(`promoted ${project} ${version} from ${fromName} to ${toName}: ${applied.applied} writes, ${applied.bytes} bytes`);
-    const { renderPlan } = await import('../actions.ts');
+    const { renderPlan } = await import('../actions/index.ts');
     return {
       version, from: fromName, to: toName, dryRun: flags.dryRun, planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes,
       closure: planned.closure.length, resigned: planned.resigned, movesPointers: planned.movesPointers,

@@ -1,11 +1,11 @@
 // `releng sha256 FILE...`: the sha256 of each file as releng computes it before an upload
-// (lib/checksums.ts digestFile: all at once, large ones on the main thread and a hash worker),
+// (lib/hashing/checksums.ts digestFile: all at once, large ones on the main thread and a hash worker),
 // printed as `sha256sum` does, so `sha256sum -c` reads the output. For checking an
 // artifact by hand, and for the bench's hashing arm (the real CLI against `openssl dgst`).
 import path from 'node:path';
-import type { BareRun } from '../commands.ts';
-import { digestFile, POOL_FILE_MIN_BYTES } from '../checksums.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
+import type { BareRun } from '../config/context.ts';
+import { digestFile, POOL_FILE_MIN_BYTES } from '../hashing/checksums.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
 import { hashPool } from '../hashing/pool.ts';
 
 export interface Sha256Result {

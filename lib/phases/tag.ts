@@ -3,16 +3,16 @@
 // tag, back to the branch, `merge -s ours` the tag, detach onto the tag, record release/tag.json.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Plan } from '../actions.ts';
-import type { Context } from '../context.ts';
-import { DryRunStop, ReleaseError } from '../errors.ts';
-import { requirePrograms } from '../exec.ts';
+import type { Plan } from '../actions/index.ts';
+import type { Context } from '../config/context.ts';
+import { DryRunStop, ReleaseError } from '../core/errors.ts';
+import { requirePrograms } from '../core/exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
 import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.ts';
-import { readTagRecord, tagRecordPath, type TagRecord } from '../tag-record.ts';
-import { versionFileSchema } from '../version.ts';
-import { parseJsonText, parseWith } from '../zod-errors.ts';
+import { readTagRecord, tagRecordPath, type TagRecord } from '../release/tag-record.ts';
+import { versionFileSchema } from '../config/version.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 import { relengTrailer, requireBranch, requireIdentity } from './prepare.ts';
 
 /** What tag did (printed with --json; the same SHAs as release/tag.json). */

@@ -9,16 +9,16 @@
 // once everything it announces is published.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { emptyPlan, countByKind, planSize, type Plan } from '../actions.ts';
-import { apply } from '../apply.ts';
-import type { Writers } from '../apply-types.ts';
-import { readBuildResult, type BuildResult } from '../build-result.ts';
-import { confirmationRequired, confirmRelease } from '../confirm.ts';
-import type { Context } from '../context.ts';
-import { openEnvironment, type OpenEnvironment } from '../environment.ts';
-import { ReleaseError, UsageError } from '../errors.ts';
-import { localTree } from '../files.ts';
-import { openHashCache, type HashCache } from '../hash-cache.ts';
+import { emptyPlan, countByKind, planSize, type Plan } from '../actions/index.ts';
+import { apply } from '../actions/index.ts';
+import type { Writers } from '../actions/index.ts';
+import { readBuildResult, type BuildResult } from '../release/build-result.ts';
+import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
+import type { Context } from '../config/context.ts';
+import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import { localTree } from '../upload/local-tree.ts';
+import { openHashCache, type HashCache } from '../hashing/hash-cache.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
 import { intentsDir, journalingWriter, openIntentJournal, type IntentJournal, type WriteIntents } from '../s3/intents.ts';
@@ -26,7 +26,7 @@ import { gitAt, requireOnCleanTag } from '../git/git.ts';
 import { gitReader, gitWriter, planGitPush, type GitPush } from '../git/push.ts';
 import { encodeCacheMetadata, encodedDirName, resolveSigningKey, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
 import type { S3Put } from '../s3/actions.ts';
-import { readTagRecord, type TagRecord } from '../tag-record.ts';
+import { readTagRecord, type TagRecord } from '../release/tag-record.ts';
 import { cacheKnowledge, planCache, type CacheKnowledge } from '../upload/cache.ts';
 import { mergeKnowledge } from '../verify/local.ts';
 import { ociWriter } from '../oci/open.ts';
@@ -34,9 +34,8 @@ import { planDocs } from '../upload/docs.ts';
 import { planUploadImages } from '../upload/images.ts';
 import { maintenanceRelease, releaseFromBuild, renderChecked, VerificationFailed, verifyRelease, verifyTarget, type VerifyReport } from '../verify/index.ts';
 import { planReleaseBucket } from '../upload/release-bucket.ts';
-import { uploadManualOnly, type ManualUploadSummary } from '../manual-target.ts';
 import { checkLocalInputs, type Md5Wanted } from '../upload/inputs.ts';
-import { keyProblem } from '../s3/keys.ts';
+import { keyProblem } from '../config/keys.ts';
 
 export interface UploadSummary {
   environment: string;
@@ -158,7 +157,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   return plan;
 }
 
-/** Every key the plan writes is a plain S3 key (lib/s3/keys.ts), checked before the first write. */
+/** Every key the plan writes is a plain S3 key (lib/config/keys.ts), checked before the first write. */
 export function checkPlannedKeys(plan: Plan): void {
   const bad: string[] = [];
   for (const a of plan.steps.flatMap((s) => s.actions)) {
@@ -206,14 +205,7 @@ export function uploadStateDir(root: string): string {
   return path.join(root, '.releng', 'upload-state');
 }
 
-/** The `upload` command: `--target manual` publishes only the manual (lib/manual-target.ts). */
-export async function uploadCommand(ctx: Context): Promise<UploadSummary | ManualUploadSummary> {
-  const t = ctx.flags.extra['target'] ?? 'all';
-  if (t === 'manual') return uploadManualOnly(ctx);
-  if (t !== 'all') throw new UsageError(`--target ${String(t)} is not an upload target: use --target all (default) or --target manual`);
-  return upload(ctx);
-}
-
+/** `upload` (--target all): the whole release; `--target manual` is phases/upload-manual.ts. */
 export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<UploadSummary> {
   const { log, flags } = ctx;
   // Checks, before anything is staged or asked: build output, git state, tag record, then the

@@ -8,18 +8,18 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { stagedCacheKnowledge } from '../upload/cache.ts';
 import { mergeKnowledge } from '../verify/local.ts';
-import { buildResultPath, readBuildResult } from '../build-result.ts';
-import type { Context } from '../context.ts';
-import { environmentName, openEnvironment, type OpenEnvironment } from '../environment.ts';
-import { environmentNamed } from '../config.ts';
-import { openHashCache } from '../hash-cache.ts';
+import { buildResultPath, readBuildResult } from '../release/build-result.ts';
+import type { Context } from '../config/context.ts';
+import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
+import { environmentNamed } from '../config/config.ts';
+import { openHashCache } from '../hashing/hash-cache.ts';
 import { localReleaseDigests } from '../upload/inputs.ts';
 import { manualPrefixes } from '../upload/docs.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
 import { uploadStateDir } from './upload.ts';
-import { ReleaseError } from '../errors.ts';
-import { readTagRecord } from '../tag-record.ts';
-import { loadVersion } from '../version.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { readTagRecord } from '../release/tag-record.ts';
+import { loadVersion } from '../config/version.ts';
 import {
   environmentPublicKey, releaseFromBuild, releaseFromPublished, renderChecked, renderProblem, verifyRelease, verifyTarget,
   VerificationFailed, type ReleaseSpec, type VerifyReport,

@@ -3,11 +3,13 @@
 // index is copied by digest (skopeo --preserve-digests: the bytes, hence the digests, stay), then the
 // index is PUT under the version tag, and only then — with what users follow — the {major} and
 // `latest` tags (never when the destination's root manifest stays, issue 11). Reads only.
-import type { Skip, Step } from '../actions.ts';
-import { ReleaseError } from '../errors.ts';
+import type { Skip, Step as CoreStep } from '../core/plan.ts';
+import type { OciAction } from '../oci/actions.ts';
+import { ReleaseError } from '../core/errors.ts';
 import type { OciCopy, OciIndex } from '../oci/actions.ts';
 import type { OpenRegistry } from '../oci/open.ts';
 import { tagsFor } from '../upload/images.ts';
+type Step = CoreStep<OciAction>;
 
 export interface ImagePromoteOptions {
   version: string;

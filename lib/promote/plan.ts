@@ -8,9 +8,9 @@
 //      only if the source moved it to this release and the destination is not at a newer one.
 // (Images and the git push are planned by lib/promote/images.ts and the phase.)
 import pLimit from 'p-limit';
-import type { Skip, Step } from '../actions.ts';
-import type { BucketRef } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import type { Skip, Step as CoreStep } from '../core/plan.ts';
+import type { BucketRef } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { hashPart, parseNarInfo } from '../nix/cache.ts';
 import { narInfoFields, resign, signedBy, type PublicKey, type SecretKey } from '../nix/sign.ts';
 import { compareVersions, parseDrvName } from '../nix/versions.ts';
@@ -18,10 +18,11 @@ import { objectUrl, type S3Action, type S3Copy, type S3Delete, type S3Put, type 
 import { contentHeadersFor } from '../s3/content-type.ts';
 import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
 import { relengWasWriting, type WriteEvidence } from '../s3/sync.ts';
-import { sha256Text } from '../checksums.ts';
-import { withRetries } from '../apply.ts';
+import { sha256Text } from '../hashing/checksums.ts';
+import { withRetries } from '../core/retry.ts';
 import { cacheContentTypes, narinfoLevels } from '../upload/cache.ts';
 import { manualPrefixes } from '../upload/docs.ts';
+type Step = CoreStep<S3Action>;
 
 export interface PromoteSide {
   name: string;

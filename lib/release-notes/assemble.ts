@@ -2,8 +2,8 @@
 // Every problem of every file is collected into one ReleaseError naming file:line and what to do.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ReleaseNotesSettings } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
+import type { ReleaseNotesSettings } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { parseChangeAuthors, type ChangeAuthors } from './authors.ts';
 import { decodeFragment, InputProblem, parseFragment, type Fragment } from './fragments.ts';
 import { renderNotesBody } from './render.ts';

@@ -1,6 +1,6 @@
 // Rendering the notes exactly as Lix's maintainers/build-release-notes.py and releng/release_notes.py
 // do, byte for byte (Lix's manual and website consume the result). Pure functions; golden-tested.
-import type { ReleaseNotesSettings } from '../config.ts';
+import type { ReleaseNotesSettings } from '../config/config.ts';
 import type { ChangeAuthors } from './authors.ts';
 import { categories, InputProblem, type Fragment } from './fragments.ts';
 

@@ -1,10 +1,10 @@
 // S3 actions: plain data planned by phases, executed only by apply.ts through an S3Writer.
-import { humanBytes } from '../log.ts';
-import type { ApplyEnv, HandlerMap } from '../apply-types.ts';
+import { humanBytes } from '../core/log.ts';
+import type { ApplyEnv, HandlerMap } from '../core/apply.ts';
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
-import { ReleaseError } from '../errors.ts';
-import { MULTIPART_THRESHOLD, type ObjectFields } from './store.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { MULTIPART_THRESHOLD, type ObjectFields, type S3Store, type S3Writer } from './store.ts';
 
 /** Upload one object (a local file or a small text) with its sha256 in metadata. */
 export interface S3Put extends ObjectFields {
@@ -94,12 +94,19 @@ export function objectFields(a: ObjectFields): ObjectFields {
   return { bucket: a.bucket, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, contentEncoding: a.contentEncoding, cacheControl: a.cacheControl };
 }
 
-function writer(env: ApplyEnv) {
+/** The writers S3 actions use: the destination, and for transfers the source (reads only). */
+export interface S3Writers {
+  s3?: S3Writer;
+  /** Where s3.transfer actions read from (promote's source environment; reads only). */
+  s3Source?: S3Store;
+}
+
+function writer(env: ApplyEnv<S3Writers>) {
   if (!env.writers.s3) throw new Error('internal: plan has S3 actions but apply got no S3 writer');
   return env.writers.s3;
 }
 
-export const s3Handlers: HandlerMap<S3Action> = {
+export const s3Handlers: HandlerMap<S3Action, S3Writers> = {
   's3.put': (a, env) => writer(env).put({
     ...objectFields(a), body: 'file' in a.source ? { file: a.source.file } : { text: a.source.text },
     metadata: a.metadata, onProgress: env.onBytes, md5: a.md5, createOnly: a.createOnly,
@@ -158,7 +165,7 @@ export function verifiedStream(source: NodeJS.ReadableStream, planned: { size: n
  * byte goes out; the destination's put checks it again on the wire). Objects at or above the
  * multipart threshold are spooled to a temporary file first (multipart parts are sent from ranges).
  */
-async function transfer(a: S3Transfer, env: ApplyEnv): Promise<void> {
+async function transfer(a: S3Transfer, env: ApplyEnv<S3Writers>): Promise<void> {
   const dest = writer(env);
   const base = objectFields(a);
   if (a.redirect) {

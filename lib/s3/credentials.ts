@@ -1,11 +1,17 @@
 // Resolves an environment's S3 credentials: env vars, a command printing short-lived keys, or
 // the embedded server's. Values are registered as secrets so they never reach a log.
-import type { Environment } from '../config.ts';
+import type { Environment } from '../config/config.ts';
 import { execa } from 'execa';
-import { MissingToolError, ReleaseError } from '../errors.ts';
+import { MissingToolError, ReleaseError } from '../core/errors.ts';
 import { embeddedCredentials } from '../local/s3-server.ts';
-import { redact, registerSecret } from '../secrets.ts';
-import type { S3Credentials } from './store.ts';
+import { redact, registerSecret } from '../core/secrets.ts';
+
+/** An access key (and session token, for short-lived keys); registered as secrets when resolved. */
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
 
 export async function resolveCredentials(envName: string, env: Environment, vars: NodeJS.ProcessEnv = process.env): Promise<S3Credentials> {
   const src = env.credentials;

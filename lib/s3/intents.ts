@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ReleaseError } from '../errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 import type { CopyResult, PutResult, S3Writer } from './store.ts';
 
 /** One write releng is about to make. `sha256`/`size` are unknown for some copies. */

@@ -8,9 +8,29 @@
 // The closing verification (lib/verify/objects.ts) proves a listed object by its single-part ETag
 // against this MD5 instead of a HEAD each. A local memo of this run only: never saved, never the
 // truth by itself (only a listing or a read of the server proves an object with it).
-import type { LocalKnowledge } from '../verify/types.ts';
-import { normalizeEtag } from './record.ts';
 import type { RemoteObject } from './store.ts';
+
+/** ETags arrive quoted from listings and PUT responses; compare them bare. */
+export function normalizeEtag(etag: string | undefined): string | undefined {
+  return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
+}
+
+/**
+ * Local knowledge of expected objects (issue 16: proving objects by listing instead of a request
+ * each). A listed object whose size is `size` and whose single-part ETag (32 hex digits) is `md5`
+ * holds exactly those bytes: the ETag is the server's MD5 of what it stores.
+ */
+export interface LocalKnowledge {
+  /** MD5 (hex, 32 digits) and size of the bytes expected at bucket/key, when known. */
+  md5(bucket: string, key: string): { md5: string; size: number } | undefined;
+  /** The expected bytes of a small object this run holds (narinfo, .ls), when held. */
+  bytes?(bucket: string, key: string): Promise<Buffer | undefined>;
+  /**
+   * Whether this run's own write of bucket/key (a PUT or a copy) was acknowledged with the ETag of
+   * those bytes: the object's metadata is then the write's, as a write sets bytes and metadata at once.
+   */
+  written(bucket: string, key: string): boolean;
+}
 
 /** A single-part ETag: 32 hex digits, the MD5 of the stored bytes (multipart ETags end in -N). */
 export function singlePartEtag(etag: string | undefined): string | undefined {

@@ -11,9 +11,9 @@ import { createReadStream, readFileSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { digestFile, md5Base64, sha256HexToBase64 } from '../checksums.ts';
-import { ReleaseError } from '../errors.ts';
-import type { S3Credentials } from './store.ts';
+import { digestFile, md5Base64, sha256HexToBase64 } from '../hashing/checksums.ts';
+import { ReleaseError } from '../core/errors.ts';
+import type { S3Credentials } from './credentials.ts';
 
 /** Keep-alive sockets shared by the SDK client and the lean path (one pool per process). */
 export const keepAliveAgents = {

@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { RunKnowledge } from './knowledge.ts';
+import { normalizeEtag, type RunKnowledge } from './knowledge.ts';
 import type { CopyResult, PutRequest, S3Writer } from './store.ts';
 
 export interface RecordEntry {
@@ -51,10 +51,7 @@ export interface UploadRecord {
   readonly file: string;
 }
 
-/** ETags arrive quoted from listings and PUT responses; compare them bare. */
-export function normalizeEtag(etag: string | undefined): string | undefined {
-  return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') || undefined;
-}
+export { normalizeEtag } from './knowledge.ts';
 
 // [sha256, size, etag] or, once a verification HEADed it, [sha256, size, etag, last-modified].
 const entry = z.union([

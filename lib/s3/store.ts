@@ -5,18 +5,15 @@ import type { Readable } from 'node:stream';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { S3Settings } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
-import { registerSecret } from '../secrets.ts';
-import { isRetryableS3Error, retriedRead, defaultRetry, type RetryPolicy } from '../retry.ts';
-import { keyProblem } from './keys.ts';
+import type { S3Settings } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { registerSecret } from '../core/secrets.ts';
+import { isRetryableS3Error, retriedRead, defaultRetry, type RetryPolicy } from '../core/retry.ts';
+import { keyProblem } from '../config/keys.ts';
 import { keepAliveAgents, leanClient } from './lean-put.ts';
 
-export interface S3Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+import type { S3Credentials } from './credentials.ts';
+export type { S3Credentials } from './credentials.ts';
 
 export interface RemoteObject {
   key: string;
@@ -299,7 +296,7 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   return err;
 }
 
-export { isRetryableS3Error } from '../retry.ts';
+export { isRetryableS3Error } from '../core/retry.ts';
 
 /** The S3 adapter over @aws-sdk/client-s3 (and the lean PUT path). Reads are retried (issue 9). */
 export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOptions = {}): S3Store {

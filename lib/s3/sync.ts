@@ -1,7 +1,7 @@
 // Plans the upload of local files under a bucket prefix: skip what is there with the same sha256,
 // put what is new or different, and (for the manual) delete what is stale. Reads only.
 import pLimit from 'p-limit';
-import type { Skip } from '../actions.ts';
+import type { Skip } from '../core/plan.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
 import type { WriteIntents } from './intents.ts';

@@ -5,14 +5,15 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { Skip, Step } from '../actions.ts';
-import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../checksums.ts';
-import type { HashCache } from '../hash-cache.ts';
+import type { Skip, Step as CoreStep } from '../core/plan.ts';
+import type { S3Action } from '../s3/actions.ts';
+import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
+import type { HashCache } from '../hashing/hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { judgeRemote } from '../s3/sync.ts';
 import type { WriteIntents } from '../s3/intents.ts';
-import type { BucketRef } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import type { BucketRef } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { encodedDirName, hashPart, parseNarInfo, readCacheMetadata, type NarInfo } from '../nix/cache.ts';
 import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
@@ -20,6 +21,7 @@ import type { RemoteObject, S3Reader } from '../s3/store.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+type Step = CoreStep<S3Action>;
 
 /**
  * What upload knows of the cache objects it staged (issue 16): MD5 and size of every narinfo and

@@ -1,13 +1,15 @@
 // Plans the docs bucket: the manual synced (with delete of stale pages) to manual/PROJECT/MAJOR/
 // and stable/ for an official release, or to nightly/ otherwise (as Lix's scripts do).
-import type { Step, Skip } from '../actions.ts';
-import type { BuildResult } from '../build-result.ts';
-import type { BucketRef } from '../environment.ts';
+import type { Step as CoreStep, Skip } from '../core/plan.ts';
+import type { S3Action } from '../s3/actions.ts';
+import type { BuildResult } from '../release/build-result.ts';
+import type { BucketRef } from '../environment/open.ts';
 import type { S3Reader } from '../s3/store.ts';
 import type { RunKnowledge } from '../s3/knowledge.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import type { WriteIntents } from '../s3/intents.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
+type Step = CoreStep<S3Action>;
 
 /** The docs prefixes a build goes to (stable/ only when the release may move what users see). */
 export function manualPrefixes(result: Pick<BuildResult, 'project' | 'official' | 'major'>, keepStable?: string): string[] {

@@ -1,18 +1,20 @@
 // Plans the container images of each docker target: every per-system image pushed untagged (by
 // digest) first, then one OCI image index per tag. A tag never points at an image not yet there.
-import type { Skip, Step } from '../actions.ts';
-import type { DockerTarget } from '../config.ts';
-import { ReleaseError } from '../errors.ts';
+import type { Skip, Step as CoreStep } from '../core/plan.ts';
+import type { OciAction } from '../oci/actions.ts';
+import type { DockerTarget } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
 import type { OciIndex, OciPush } from '../oci/actions.ts';
 import type { Platform, PreparedImage } from '../oci/image.ts';
 import { ociIndexMediaType, type ManifestHead } from '../oci/registry.ts';
-import { sha256Text } from '../checksums.ts';
-import type { BuildResult } from '../build-result.ts';
-import type { Context } from '../context.ts';
+import { sha256Text } from '../hashing/checksums.ts';
+import type { BuildResult } from '../release/build-result.ts';
+import type { Context } from '../config/context.ts';
 import { gitAt } from '../git/git.ts';
 import { isMaintenanceRelease } from '../git/maintenance.ts';
 import { prepareBuildImages } from '../oci/image.ts';
 import type { OpenRegistry } from '../oci/open.ts';
+type Step = CoreStep<OciAction>;
 
 /** The reads the planner makes of one registry. */
 export interface RegistryReader {

@@ -3,19 +3,19 @@
 // the manual files build recorded under the version directory. A file changed after build (even
 // one byte with the size and mtime put back) refuses the upload, naming the file; nothing is
 // written. The hash memo may answer only for files whose device, inode, size, mtime and ctime are
-// unchanged since hashed (lib/hash-cache.ts). The digests (sha256 and, for Content-MD5, MD5) are
+// unchanged since hashed (lib/hashing/hash-cache.ts). The digests (sha256 and, for Content-MD5, MD5) are
 // the ones the PUTs then carry: each file is read once.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import type { BuildResult } from '../build-result.ts';
-import { digestBytes, digestFile, wantsMd5, type FileDigest, type Md5Wanted } from '../checksums.ts';
-import { ReleaseError } from '../errors.ts';
-import { localTree } from '../files.ts';
-import type { HashCache } from '../hash-cache.ts';
+import type { BuildResult } from '../release/build-result.ts';
+import { digestBytes, digestFile, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { localTree } from './local-tree.ts';
+import type { HashCache } from '../hashing/hash-cache.ts';
 import type { LocalFile } from '../s3/sync.ts';
 
-export type { Md5Wanted } from '../checksums.ts';
+export type { Md5Wanted } from '../hashing/checksums.ts';
 
 export interface CheckedInputs {
   /** Absolute artifact path → its digest, as read now (equal to build-result.json's). */

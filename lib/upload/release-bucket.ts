@@ -4,15 +4,17 @@
 // releng's own interrupted or damaged write of the planned bytes is repaired (lib/s3/sync.ts
 // relengWasWriting says what counts as evidence of that, issue 23).
 import path from 'node:path';
-import type { Step, Skip } from '../actions.ts';
-import { ReleaseError } from '../errors.ts';
-import type { BuildResult } from '../build-result.ts';
-import type { BucketRef } from '../environment.ts';
+import type { Step as CoreStep, Skip } from '../core/plan.ts';
+import type { S3Action } from '../s3/actions.ts';
+import { ReleaseError } from '../core/errors.ts';
+import type { BuildResult } from '../release/build-result.ts';
+import type { BucketRef } from '../environment/open.ts';
 import type { S3Reader } from '../s3/store.ts';
 import type { RunKnowledge } from '../s3/knowledge.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import type { WriteIntents } from '../s3/intents.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
+type Step = CoreStep<S3Action>;
 
 export interface ReleaseBucketOptions {
   record?: UploadRecord;

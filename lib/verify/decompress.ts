@@ -8,8 +8,8 @@ import type { Readable } from 'node:stream';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib';
 import { decompress as zstdSync } from 'fzstd';
 import { ObjectDigester } from '../hashing/digester.ts';
-import { debianPackageOf } from '../exec.ts';
-import { MissingToolError } from '../errors.ts';
+import { debianPackageOf } from '../core/exec.ts';
+import { MissingToolError } from '../core/errors.ts';
 
 type Hashed = { sha256: string; digest: Buffer; size: number };
 

@@ -1,7 +1,7 @@
 // Container images: every tag this release owns resolves to the release's image index, the index
 // is what its digest says, and every child manifest and blob it names is in the registry (--deep:
 // every blob's bytes hash to the digest its manifest names it by).
-import { sha256Text } from '../checksums.ts';
+import { sha256Text } from '../hashing/checksums.ts';
 import { tagsFor } from '../upload/images.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 

@@ -4,8 +4,8 @@
 // --verify-only`, lib/index/verify.ts). Each runs only where the environment declares it and
 // something has been published; otherwise a not-checked line says why.
 import { releasesUrlOf, verifyChannelRelease } from '../channel/verify.ts';
-import { parseS3Url } from '../config.ts';
-import { staticHead } from '../grants/config.ts';
+import { parseS3Url } from '../config/config.ts';
+import { staticHead } from '../config/grants.ts';
 import { verifyIndexesOf } from '../index/verify.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 

@@ -2,11 +2,11 @@
 // read side (VerifyTarget), and one DestinationVerifier per kind of destination. Verifiers only
 // read, from scratch: no upload record, no hash memo, nothing local but the expected values.
 import type pLimit from 'p-limit';
-import type { Environment } from '../config.ts';
-import type { BucketRef } from '../environment.ts';
-import type { Progress } from '../log.ts';
+import type { Environment } from '../config/config.ts';
+import type { BucketRef } from '../environment/open.ts';
+import type { Progress } from '../core/log.ts';
 import type { RegistryClient } from '../oci/registry.ts';
-import type { DockerTarget } from '../config.ts';
+import type { DockerTarget } from '../config/config.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import type { RemoteObject, S3Reader, S3StreamReader } from '../s3/store.ts';
 
@@ -113,22 +113,8 @@ export interface VerifyScope {
   list?: (bucket: string, prefix: string) => Promise<RemoteObject[]>;
 }
 
-/**
- * Local knowledge of expected objects (issue 16: proving objects by listing instead of a request
- * each). A listed object whose size is `size` and whose single-part ETag (32 hex digits) is `md5`
- * holds exactly those bytes: the ETag is the server's MD5 of what it stores.
- */
-export interface LocalKnowledge {
-  /** MD5 (hex, 32 digits) and size of the bytes expected at bucket/key, when known. */
-  md5(bucket: string, key: string): { md5: string; size: number } | undefined;
-  /** The expected bytes of a small object this run holds (narinfo, .ls), when held. */
-  bytes?(bucket: string, key: string): Promise<Buffer | undefined>;
-  /**
-   * Whether this run's own write of bucket/key (a PUT or a copy) was acknowledged with the ETag of
-   * those bytes: the object's metadata is then the write's, as a write sets bytes and metadata at once.
-   */
-  written(bucket: string, key: string): boolean;
-}
+import type { LocalKnowledge } from '../s3/knowledge.ts';
+export type { LocalKnowledge } from '../s3/knowledge.ts';
 
 /** What one verifier found and how much it looked at (counts per kind, for --json). */
 export interface DestinationReport {

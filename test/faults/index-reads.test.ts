@@ -1,13 +1,13 @@
 // `releng index` reads (LIST, HEAD, GET, downloads) through the S3 store's one retry mechanism
-// (lib/retry.ts) survive injected 500s, 503 SlowDown and connection resets: the fault proxy sits
+// (lib/core/retry.ts) survive injected 500s, 503 SlowDown and connection resets: the fault proxy sits
 // between a real S3 server (s3rver) and the store index uses. Without retries the same faults fail,
 // so the faults do reach these reads.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderSha256Sums, sha256Text } from '../../lib/checksums.ts';
-import type { InstallersUploader } from '../../lib/grants/config.ts';
+import { renderSha256Sums, sha256Text } from '../../lib/hashing/checksums.ts';
+import type { InstallersUploader } from '../../lib/config/grants.ts';
 import { listPublished, verifyInstallers } from '../../lib/index/verify.ts';
 import { embeddedCredentials } from '../../lib/local/s3-server.ts';
 import { createS3Client, s3Store, type S3Store } from '../../lib/s3/store.ts';

@@ -1,10 +1,10 @@
 // Every releng command line the documentation shows: README.md and docs/*.md (fenced and indented
-// code blocks, and inline code spans) and the examples of each command's --help (lib/commands.ts).
+// code blocks, and inline code spans) and the examples of each command's --help (lib/cli/commands.ts).
 // Each comes back as the argv releng would receive, with where it was found, so a test can parse
 // it through the real program (test/unit/cli/documented-commands.test.ts).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { commands } from '../../lib/commands.ts';
+import { commands } from '../../lib/cli/commands.ts';
 import { repoRoot } from './project.ts';
 
 export interface DocCommand {

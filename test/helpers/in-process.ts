@@ -3,10 +3,10 @@
 // lines go through the real program instead: test/helpers/cli.ts (releng, relengInProcess).
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { commandNamed } from '../../lib/commands.ts';
+import { commandNamed } from '../../lib/cli/commands.ts';
 import { contextFor } from '../../lib/cli/main.ts';
-import type { Context, Flags } from '../../lib/context.ts';
-import { createLogger } from '../../lib/log.ts';
+import type { Context, Flags } from '../../lib/config/context.ts';
+import { createLogger } from '../../lib/cli/log.ts';
 
 /** The Context of command `command` in `dir`, with `flags` over the defaults, logging into `sink`. */
 export async function contextIn(dir: string, flags: Partial<Flags> = {}, sink: (s: string) => void = () => {}, command = 'upload'): Promise<Context> {

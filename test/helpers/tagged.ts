@@ -3,7 +3,7 @@
 // tag, and release/tag.json recording it.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { TagRecord } from '../../lib/tag-record.ts';
+import type { TagRecord } from '../../lib/release/tag-record.ts';
 
 export async function tagLikeReleng(p: { dir: string; git(...args: string[]): string }, version = '1.0.0', branch = 'main'): Promise<TagRecord> {
   p.git('checkout', '-q', '--detach', branch);

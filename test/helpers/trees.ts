@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { hexToNix32, parseSha256Sums } from '../../lib/checksums.ts';
+import { hexToNix32, parseSha256Sums } from '../../lib/hashing/checksums.ts';
 import { relengBin, repoRoot, scratchProject, type ScratchProject } from './project.ts';
 import { startTestS3, type TestS3 } from './s3.ts';
 import { tagLikeReleng } from './tagged.ts';

@@ -4,7 +4,7 @@
 // Ceph RGW 16 honours its own header x-amz-copy-if-match (and ignores AWS's
 // x-amz-copy-source-if-match); s3rver honours neither — both headers are sent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import type { S3Store } from '../../lib/s3/store.ts';
 import { startTestRgw, type TestRgw } from '../helpers/rgw.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';

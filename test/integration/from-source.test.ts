@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSha256Sums, sha256File } from '../../lib/checksums.ts';
+import { parseSha256Sums, sha256File } from '../../lib/hashing/checksums.ts';
 import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { requireTool } from '../helpers/tools.ts';

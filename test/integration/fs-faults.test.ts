@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { differencesFromPlan, filesIn, mountTmpfs, remountTmpfs, startReleng, treeFixture, umount, waitFor, type TreeFixture } from '../helpers/trees.ts';
 
 const promoteTo = (env: string) => ['promote', '1.0.0', '--from', 'staging', '--environment', env];

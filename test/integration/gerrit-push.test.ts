@@ -6,12 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderPlan, type Plan } from '../../lib/actions.ts';
-import { apply } from '../../lib/apply.ts';
+import { renderPlan, type Plan } from '../../lib/actions/index.ts';
+import { apply } from '../../lib/actions/index.ts';
 import { gitAt } from '../../lib/git/git.ts';
 import { gitReader, gitWriter, planGitPush } from '../../lib/git/push.ts';
-import { createLogger } from '../../lib/log.ts';
-import type { TagRecord } from '../../lib/tag-record.ts';
+import { createLogger } from '../../lib/cli/log.ts';
+import type { TagRecord } from '../../lib/release/tag-record.ts';
 import { repoRoot, scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { postWriter, type GrantPost } from '../../lib/grants/actions.ts';
 import type { GrantFile } from '../../lib/grants/grant-file.ts';
 import type { S3Store } from '../../lib/s3/store.ts';

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { startLocalRegistry } from '../../lib/local/registry-server.ts';
 import { nodeTransport, ociIndexMediaType, registryClient } from '../../lib/oci/registry.ts';
 import { releng } from '../helpers/cli.ts';

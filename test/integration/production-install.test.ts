@@ -10,7 +10,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { POOL_FILE_MIN_BYTES } from '../../lib/checksums.ts';
+import { POOL_FILE_MIN_BYTES } from '../../lib/hashing/checksums.ts';
 import { repoRoot } from '../helpers/project.ts';
 
 // Long steps run async: a blocked worker misses vitest's RPC deadline.

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { normalizeEtag, recordingWriter } from '../../lib/s3/record.ts';
 import { runKnowledge } from '../../lib/s3/knowledge.ts';
 import { copyExpectation, SeenObjects } from '../../lib/promote/knowledge.ts';

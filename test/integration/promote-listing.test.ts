@@ -5,7 +5,7 @@
 // caught: bytes changed in staging under the same metadata (quick mode, the record cannot vouch;
 // --deep), and a copy the server acknowledged with the right ETag but never stored.
 import { readFile, writeFile, rm } from 'node:fs/promises';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { hashPart } from '../../lib/nix/cache.ts';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

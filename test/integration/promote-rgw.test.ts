@@ -2,7 +2,7 @@
 // (GET, sha256 checked, then a signed PUT RGW checks against its payload hash), killed midway and
 // resumed; RGW → RGW on one endpoint (CopyObject, our sha256 metadata carried over); RGW → a file tree.
 import { mkdir, readFile } from 'node:fs/promises';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { hashPart } from '../../lib/nix/cache.ts';
 import { upload } from '../../lib/phases/upload.ts';
 import path from 'node:path';

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fsStore } from '../../lib/fs/store.ts';
-import { apply } from '../../lib/apply.ts';
-import { createLogger } from '../../lib/log.ts';
+import { apply } from '../../lib/actions/index.ts';
+import { createLogger } from '../../lib/cli/log.ts';
 import { verifiedStream, type S3Transfer } from '../../lib/s3/actions.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { lstat, readFile, readlink, readdir, stat, writeFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { parseFileList } from '../../lib/mirror/filelist.ts';
 import { releng } from '../helpers/cli.ts';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
@@ -179,7 +179,7 @@ describe('releng promote', () => {
   }, 400_000); // two CLI processes (tsx compiles releng at start): slow on a loaded machine
 
   it('a usage error (no VERSION) is a UsageError: exit status 2', async () => {
-    const { UsageError } = await import('../../lib/errors.ts');
+    const { UsageError } = await import('../../lib/core/errors.ts');
     const { promote } = await import('../../lib/phases/promote.ts');
     await expect(promote(await f.ctx({ environment: 'production', extra: { from: 'staging' } }), [])).rejects.toBeInstanceOf(UsageError);
   });

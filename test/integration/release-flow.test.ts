@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalS3, type LocalS3 } from '../../lib/local/s3-server.ts';
-import { readTagRecord } from '../../lib/tag-record.ts';
+import { readTagRecord } from '../../lib/release/tag-record.ts';
 import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { requireTool } from '../helpers/tools.ts';

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSha256Sums, sha256Text } from '../../lib/checksums.ts';
+import { parseSha256Sums, sha256Text } from '../../lib/hashing/checksums.ts';
 import { startLocalS3, type LocalS3 } from '../../lib/local/s3-server.ts';
 import { releng } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';

@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256File } from '../../lib/checksums.ts';
+import { sha256File } from '../../lib/hashing/checksums.ts';
 import { MULTIPART_THRESHOLD } from '../../lib/s3/store.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 

@@ -1,5 +1,5 @@
 // Terminal output (issue 14) under a real pseudo-terminal of 80 columns (util-linux `script`):
-// lib/log.ts drives one ora spinner and one cli-progress MultiBar, nothing wider than the terminal, a finished bar collapses
+// lib/cli/log.ts drives one ora spinner and one cli-progress MultiBar, nothing wider than the terminal, a finished bar collapses
 // to one line, each step shows once, no ora warnings; NO_COLOR turns colours off, FORCE_COLOR
 // on, and without a terminal the lines are plain and timestamped.
 import { execFileSync } from 'node:child_process';

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, PutBucketPolicyCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apply } from '../../lib/apply.ts';
-import { sha256Text } from '../../lib/checksums.ts';
+import { apply } from '../../lib/actions/index.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { embeddedCredentials } from '../../lib/local/s3-server.ts';
-import { createLogger } from '../../lib/log.ts';
+import { createLogger } from '../../lib/cli/log.ts';
 import { upload, type UploadSummary } from '../../lib/phases/upload.ts';
 import { openUploadRecord, recordingWriter } from '../../lib/s3/record.ts';
 import { createS3Client, s3Store, type S3Store } from '../../lib/s3/store.ts';
@@ -211,7 +211,7 @@ for (const kind of ['s3rver', 'rgw'] as const) {
         const text = 'the bytes of one release file\n'.repeat(100);
         const file = path.join(state, 'f');
         await writeFile(file, text);
-        const md5 = (await import('../../lib/checksums.ts')).md5Base64(text);
+        const md5 = (await import('../../lib/hashing/checksums.ts')).md5Base64(text);
         const put = { kind: 's3.put' as const, bucket: 'local-docs', key: 'transit/f.txt', source: { file }, size: text.length, sha256: sha256Text(text), md5, contentType: 'text/plain', reason: 'new' as const };
         const warnings: string[] = [];
         const log = createLogger({ plain: true, stream: { write: (s: string) => { warnings.push(s); return true; }, isTTY: false } as any });
@@ -246,7 +246,7 @@ for (const kind of ['s3rver', 'rgw'] as const) {
       try {
         const file = path.join(dir, 'f');
         await writeFile(file, 'hello');
-        const { md5Base64 } = await import('../../lib/checksums.ts');
+        const { md5Base64 } = await import('../../lib/hashing/checksums.ts');
         const md5Store = s3Store(createS3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED' }, server.creds), server.endpoint, { transitChecksum: 'content-md5' });
         const err = await md5Store.put({ bucket: 'local-docs', key: 'lie/md5', body: { file }, size: 5, sha256: sha256Text('hello'), md5: md5Base64('hellO'), contentType: 'text/plain' }).then(() => undefined, (e) => e);
         expect(err?.message).toMatch(/BadDigest \(HTTP 400\)/);

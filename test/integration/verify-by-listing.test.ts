@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { embeddedCredentials } from '../../lib/local/s3-server.ts';
 import { createS3Client, type S3Store } from '../../lib/s3/store.ts';
 import { releng } from '../helpers/cli.ts';

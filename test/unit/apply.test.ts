@@ -1,9 +1,10 @@
 // apply.ts with an in-memory S3Writer injected (no module mocks): order, barriers, retries, dry-run, failure report.
 import { describe, expect, it } from 'vitest';
-import type { Plan } from '../../lib/actions.ts';
-import { renderPlan } from '../../lib/actions.ts';
-import { apply, withRetries } from '../../lib/apply.ts';
-import { createLogger } from '../../lib/log.ts';
+import type { Plan } from '../../lib/actions/index.ts';
+import { renderPlan } from '../../lib/actions/index.ts';
+import { apply } from '../../lib/actions/index.ts';
+import { withRetries } from '../../lib/core/retry.ts';
+import { createLogger } from '../../lib/cli/log.ts';
 import type { S3Put } from '../../lib/s3/actions.ts';
 import type { PutRequest, S3Writer } from '../../lib/s3/store.ts';
 

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseS3Url } from '../../lib/config.ts';
+import { loadConfig, parseS3Url } from '../../lib/config/config.ts';
 import { repoRoot } from '../helpers/project.ts';
 
 async function configFile(data: unknown): Promise<string> {

@@ -5,11 +5,11 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configSchema, type Environment } from '../../lib/config.ts';
-import { describeError } from '../../lib/errors.ts';
+import { configSchema, type Environment } from '../../lib/config/config.ts';
+import { describeError } from '../../lib/core/errors.ts';
 import { resolveSigningKey } from '../../lib/nix/cache.ts';
 import { resolveCredentials } from '../../lib/s3/credentials.ts';
-import { redact } from '../../lib/secrets.ts';
+import { redact } from '../../lib/core/secrets.ts';
 
 const SECRET = 'unit-test-secret-0b9d4e77a1';
 

@@ -2,13 +2,13 @@
 // remote (as the quick start makes), read back with `git ls-remote`.
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderPlan, type Plan } from '../../lib/actions.ts';
-import { apply } from '../../lib/apply.ts';
+import { renderPlan, type Plan } from '../../lib/actions/index.ts';
+import { apply } from '../../lib/actions/index.ts';
 import { gitAt } from '../../lib/git/git.ts';
 import { gitReader, gitWriter, planGitPush, type GitWriter } from '../../lib/git/push.ts';
-import { createLogger } from '../../lib/log.ts';
-import { redact } from '../../lib/secrets.ts';
-import type { TagRecord } from '../../lib/tag-record.ts';
+import { createLogger } from '../../lib/cli/log.ts';
+import { redact } from '../../lib/core/secrets.ts';
+import type { TagRecord } from '../../lib/release/tag-record.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 

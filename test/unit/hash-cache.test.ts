@@ -4,9 +4,9 @@ import { mkdtemp, readFile, rename, stat, utimes, writeFile, rm } from 'node:fs/
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
-import { localTree } from '../../lib/files.ts';
-import { openHashCache } from '../../lib/hash-cache.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
+import { localTree } from '../../lib/upload/local-tree.ts';
+import { openHashCache } from '../../lib/hashing/hash-cache.ts';
 
 /** Temp dirs of this file, removed after it. */
 const temps: string[] = [];

@@ -1,7 +1,7 @@
 // The image planner, with an in-memory registry reader (no server): order, skips, tags, force.
 import { describe, expect, it } from 'vitest';
-import { renderPlan } from '../../lib/actions.ts';
-import type { DockerTarget } from '../../lib/config.ts';
+import { renderPlan } from '../../lib/actions/index.ts';
+import type { DockerTarget } from '../../lib/config/config.ts';
 import type { OciIndex } from '../../lib/oci/actions.ts';
 import type { PreparedImage } from '../../lib/oci/image.ts';
 import type { ManifestHead } from '../../lib/oci/registry.ts';

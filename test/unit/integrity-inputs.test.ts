@@ -6,11 +6,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestFile, hexToNix32, md5Base64, nix32ToHex, nixSha256ToHex, sha256HexToBase64, sha256Text } from '../../lib/checksums.ts';
-import { configSchema, loadConfig } from '../../lib/config.ts';
+import { digestFile, hexToNix32, md5Base64, nix32ToHex, nixSha256ToHex, sha256HexToBase64, sha256Text } from '../../lib/hashing/checksums.ts';
+import { configSchema, loadConfig } from '../../lib/config/config.ts';
 import { decodeFragment } from '../../lib/release-notes/fragments.ts';
-import { keyProblem, s3UrlProblem } from '../../lib/s3/keys.ts';
-import { tagNameProblem, versionFileSchema } from '../../lib/version.ts';
+import { keyProblem, s3UrlProblem } from '../../lib/config/keys.ts';
+import { tagNameProblem, versionFileSchema } from '../../lib/config/version.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 let dir: string;

@@ -34,8 +34,8 @@ const execCall = /(?<![.\w]|function\s+)(run|tool|execa|execaSync|spawn|spawnSyn
  * fails the test until it is listed here (and its programs checked).
  */
 const variableCallSites: Record<string, string> = {
-  'lib/exec.ts:execa(cmd': 'run() and hasProgram() themselves: their callers are scanned',
-  'lib/exec.ts:hasProgram(c': "requirePrograms(): its callers' names are scanned",
+  'lib/core/exec.ts:execa(cmd': 'run() and hasProgram() themselves: their callers are scanned',
+  'lib/core/exec.ts:hasProgram(c': "requirePrograms(): its callers' names are scanned",
   'lib/phases/check.ts:run(t.name': 'the tools table of `releng check`: checked below against the same PATH',
   'lib/verify/decompress.ts:spawn(cmd!': 'the decompressors table of lib/verify/decompress.ts: scanned below',
   'lib/grants/mint.ts:run(cmd!': "the operator's own minting command from releng.json (not releng's to provide)",

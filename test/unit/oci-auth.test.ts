@@ -3,12 +3,12 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { apply } from '../../lib/apply.ts';
-import { createLogger } from '../../lib/log.ts';
+import { apply } from '../../lib/actions/index.ts';
+import { createLogger } from '../../lib/cli/log.ts';
 import type { OciIndex, OciWriter } from '../../lib/oci/actions.ts';
 import { authFileCandidates, findCredentials } from '../../lib/oci/auth.ts';
 import { parseWwwAuthenticate, RegistryError, tokenGrants } from '../../lib/oci/registry.ts';
-import { redact } from '../../lib/secrets.ts';
+import { redact } from '../../lib/core/secrets.ts';
 
 describe('parseWwwAuthenticate', () => {
   it('reads a Bearer challenge (Docker Hub / ghcr shape)', () => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { configSchema, loadConfig } from '../../lib/config.ts';
+import { configSchema, loadConfig } from '../../lib/config/config.ts';
 import { nixEvalJobsArgs, type Job } from '../../lib/nix/eval.ts';
 import { classifyJobs, readAggregate, resolveMapping, sha256FileText } from '../../lib/nix/release-jobs.ts';
 import { describeCacheInfoDiff, planCache } from '../../lib/upload/cache.ts';

@@ -1,7 +1,7 @@
 // Release notes: golden files for what Lix's manual and website consume, plus the parsing rules.
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../lib/config.ts';
+import { loadConfig } from '../../lib/config/config.ts';
 import { assembleNotes } from '../../lib/release-notes/assemble.ts';
 import { parseFragment, splitFrontMatter } from '../../lib/release-notes/fragments.ts';
 import { indent, insertSummaryLine, pluralList, renderNotesFile } from '../../lib/release-notes/render.ts';

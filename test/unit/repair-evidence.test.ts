@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm, stat, truncate, utimes, writeFile } from 'node:fs/p
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../lib/checksums.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { fsStore } from '../../lib/fs/store.ts';
 import { journalingWriter, openIntentJournal } from '../../lib/s3/intents.ts';
 import { openUploadRecord } from '../../lib/s3/record.ts';

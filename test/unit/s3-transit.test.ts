@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { md5Base64, sha256HexToBase64, sha256Text } from '../../lib/checksums.ts';
+import { md5Base64, sha256HexToBase64, sha256Text } from '../../lib/hashing/checksums.ts';
 import { createS3Client, s3Store } from '../../lib/s3/store.ts';
 
 interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders }

@@ -1,11 +1,11 @@
 // tag's pure parts: the version.json edit keeps the file's formatting; messages; rendered git actions.
 import { describe, expect, it } from 'vitest';
-import { render } from '../../lib/actions.ts';
+import { render } from '../../lib/actions/index.ts';
 import { gitArgs, shellQuote } from '../../lib/git/actions.ts';
 import { planRestore } from '../../lib/git/restore.ts';
 import { releaseDate } from '../../lib/phases/prepare.ts';
 import { setOfficialRelease, tagMessages } from '../../lib/phases/tag.ts';
-import { renderTagRecord, tagRecordSchema } from '../../lib/tag-record.ts';
+import { renderTagRecord, tagRecordSchema } from '../../lib/release/tag-record.ts';
 
 describe('official_release: true, formatting kept', () => {
   it('changes only the value, whatever the style', () => {

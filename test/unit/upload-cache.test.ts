@@ -4,15 +4,15 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderPlan } from '../../lib/actions.ts';
-import type { BucketRef } from '../../lib/environment.ts';
+import { renderPlan } from '../../lib/actions/index.ts';
+import type { BucketRef } from '../../lib/environment/open.ts';
 import type { S3Put } from '../../lib/s3/actions.ts';
 import type { S3Reader } from '../../lib/s3/store.ts';
 import { planCache } from '../../lib/upload/cache.ts';
 import { parseNarInfo, stagingStoreUrl } from '../../lib/nix/cache.ts';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { hexToNix32, sha256Text } from '../../lib/checksums.ts';
+import { hexToNix32, sha256Text } from '../../lib/hashing/checksums.ts';
 
 /**
  * A read-only bucket held in memory (an adapter, not a mock: planners take any S3Reader). Objects

@@ -6,9 +6,9 @@ import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BuildResult } from '../../lib/build-result.ts';
-import { sha256Text } from '../../lib/checksums.ts';
-import { openHashCache } from '../../lib/hash-cache.ts';
+import type { BuildResult } from '../../lib/release/build-result.ts';
+import { sha256Text } from '../../lib/hashing/checksums.ts';
+import { openHashCache } from '../../lib/hashing/hash-cache.ts';
 import { checkLocalInputs } from '../../lib/upload/inputs.ts';
 
 let release: string;
@@ -91,7 +91,7 @@ describe('checkLocalInputs', () => {
 
 describe('which files get an MD5 (the listing proof of the closing verification, issue 16)', () => {
   it("'proof' reads the MD5 of files up to MD5_PROOF_MAX_BYTES only; true (Content-MD5) of every file", async () => {
-    const { MD5_PROOF_MAX_BYTES } = await import('../../lib/checksums.ts');
+    const { MD5_PROOF_MAX_BYTES } = await import('../../lib/hashing/checksums.ts');
     const { fileDigest } = await import('../../lib/upload/inputs.ts');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-md5-'));
     try {

@@ -4,10 +4,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../lib/config.ts';
-import { makeContext } from '../../../lib/context.ts';
-import { openEnvironment } from '../../../lib/environment.ts';
-import { createLogger } from '../../../lib/log.ts';
+import { loadConfig } from '../../../lib/config/config.ts';
+import { makeContext } from '../../../lib/config/context.ts';
+import { openEnvironment } from '../../../lib/environment/open.ts';
+import { createLogger } from '../../../lib/cli/log.ts';
 import { routeByBucket } from '../../../lib/s3/route.ts';
 import type { S3Store } from '../../../lib/s3/store.ts';
 

@@ -1,14 +1,14 @@
 // Channel pieces without servers: the rollback guard over an in-memory S3 reader, name and
 // redirect-target checks, product selection, and the planner's order when the prefix is complete.
 import { describe, expect, it } from 'vitest';
-import { channelsConfigSchema } from '../../../lib/channel/config.ts';
+import { channelsConfigSchema } from '../../../lib/config/channels.ts';
 import { checkChannelGuard, releaseNameOfRedirect } from '../../../lib/channel/guard.ts';
 import { checkRedirectTarget, redirectTarget, requireRelativePath, requireSegment, storePathBaseName } from '../../../lib/channel/names.ts';
 import { planChannel, REDIRECT_CACHE_CONTROL } from '../../../lib/channel/plan.ts';
 import { selectProduct } from '../../../lib/channel/products.ts';
 import type { ChannelRelease } from '../../../lib/channel/release.ts';
-import { renderPlan } from '../../../lib/actions.ts';
-import { createLogger } from '../../../lib/log.ts';
+import { renderPlan } from '../../../lib/actions/index.ts';
+import { createLogger } from '../../../lib/cli/log.ts';
 import type { ObjectHead, S3Reader } from '../../../lib/s3/store.ts';
 
 /** An S3Reader over a map (an injected adapter, not a mock of the SDK). */
@@ -150,7 +150,7 @@ describe('planner', () => {
 
 describe('examples/nixos/releng.json', () => {
   it('loads, and maps NixOS channel names to the prefixes the NixOS mirror uses', async () => {
-    const { loadConfig } = await import('../../../lib/config.ts');
+    const { loadConfig } = await import('../../../lib/config/config.ts');
     const { kindFor } = await import('../../../lib/channel/release.ts');
     const { fillTemplate } = await import('../../../lib/channel/names.ts');
     const file = new URL('../../../examples/nixos/releng.json', import.meta.url).pathname;

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import pkg from '../../../package.json' with { type: 'json' };
 import { parseCommandLine, type Parsed } from '../../../lib/cli/main.ts';
-import { commandNamed, globalsOf, type FlagDef } from '../../../lib/commands.ts';
+import { commandNamed, globalsOf, type FlagDef } from '../../../lib/cli/commands.ts';
 import { documentedCommands, type DocCommand } from '../../helpers/doc-commands.ts';
 
 function capture() {

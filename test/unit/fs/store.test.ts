@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sha256Text } from '../../../lib/checksums.ts';
+import { sha256Text } from '../../../lib/hashing/checksums.ts';
 import { fsStore } from '../../../lib/fs/store.ts';
 
 describe('fsStore', () => {

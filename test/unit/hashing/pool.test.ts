@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { digestFile, POOL_FILE_MIN_BYTES } from '../../../lib/checksums.ts';
+import { digestFile, POOL_FILE_MIN_BYTES } from '../../../lib/hashing/checksums.ts';
 import { ObjectDigester } from '../../../lib/hashing/digester.ts';
 import { HashPool, HashWorkerError, WINDOW } from '../../../lib/hashing/pool.ts';
 

@@ -1,7 +1,7 @@
 // build --from-hydra's reads (issue 15) against the fake Hydra in Hydra's shapes: which evaluation,
 // which revision, which jobs; retries of the new reads; refusals with the exit status they carry.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NothingToDo, ReleaseError } from '../../../lib/errors.ts';
+import { NothingToDo, ReleaseError } from '../../../lib/core/errors.ts';
 import { evalRevision, resolveHydraRelease } from '../../../lib/hydra/release-eval.ts';
 import { resolveMapping } from '../../../lib/nix/release-jobs.ts';
 import { startFakeHydra, type FakeHydra } from '../../helpers/hydra.ts';

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderSha256Sums, sha256Text } from '../../../lib/checksums.ts';
+import { renderSha256Sums, sha256Text } from '../../../lib/hashing/checksums.ts';
 import { fsStore } from '../../../lib/fs/store.ts';
-import type { InstallersUploader } from '../../../lib/grants/config.ts';
+import type { InstallersUploader } from '../../../lib/config/grants.ts';
 import { listPublished, publishPrefix, verifyInstallers } from '../../../lib/index/verify.ts';
 
 describe('listPublished', () => {

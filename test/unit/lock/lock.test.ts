@@ -5,14 +5,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { apply } from '../../../lib/apply.ts';
+import { apply } from '../../../lib/actions/index.ts';
 import { repoWriter } from '../../../lib/git/actions.ts';
 import { fileCommitObjects, type ObjectReader } from '../../../lib/git/objects.ts';
 import { flakeRefOf, parseFlakeLock } from '../../../lib/lock/flake-lock.ts';
 import { nixMessage, updateArgs, updateStyleFor } from '../../../lib/lock/nix.ts';
 import { changeIdOf, commitMessage, diffLocks, type InputChange } from '../../../lib/lock/summary.ts';
-import { createLogger } from '../../../lib/log.ts';
-import { redact } from '../../../lib/secrets.ts';
+import { createLogger } from '../../../lib/cli/log.ts';
+import { redact } from '../../../lib/core/secrets.ts';
 import { expectGolden } from '../../helpers/golden.ts';
 
 describe('which Nix command updates an input', () => {

@@ -1,8 +1,8 @@
 // The promote planner with in-memory readers (no servers): what is copied, in which order, and
 // the refusals and skips that protect production.
 import { describe, expect, it } from 'vitest';
-import { render } from '../../../lib/actions.ts';
-import { sha256Text } from '../../../lib/checksums.ts';
+import { render } from '../../../lib/actions/index.ts';
+import { sha256Text } from '../../../lib/hashing/checksums.ts';
 import { planPromote, type PromoteRequest, type PromoteSide } from '../../../lib/promote/plan.ts';
 import type { ObjectHead, S3Reader } from '../../../lib/s3/store.ts';
 

@@ -3,7 +3,7 @@
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../../lib/log.ts';
+import { createLogger } from '../../../lib/cli/log.ts';
 import { narInfoFingerprint } from '../../../lib/nix/narinfo.ts';
 import { nix32Encode, nixSha256 } from '../../../lib/nix/nix32.ts';
 import type { ObjectHead, RemoteObject } from '../../../lib/s3/store.ts';

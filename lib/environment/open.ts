@@ -1,17 +1,17 @@
 // Opens an environment for a run: starts the embedded services of `local`, resolves credentials,
 // builds the S3 adapter and checks every bucket answers before anything is planned.
 import path from 'node:path';
-import { environmentNamed, parseS3Url, type Environment } from './config.ts';
-import type { Context } from './context.ts';
-import { ReleaseError } from './errors.ts';
-import { startLocalRegistry, type LocalRegistry } from './local/registry-server.ts';
-import { startLocalS3, type LocalS3 } from './local/s3-server.ts';
-import { openRegistry, type OpenRegistry } from './oci/open.ts';
-import { resolveCredentials } from './s3/credentials.ts';
-import { routeByBucket } from './s3/route.ts';
-import { createS3Client, s3Store, type S3Store } from './s3/store.ts';
-import { routedStore } from './fs/routed.ts';
-import { fsStore, isFsBucket } from './fs/store.ts';
+import { environmentNamed, parseS3Url, type Environment } from '../config/config.ts';
+import type { Context } from '../config/context.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { startLocalRegistry, type LocalRegistry } from '../local/registry-server.ts';
+import { startLocalS3, type LocalS3 } from '../local/s3-server.ts';
+import { openRegistry, type OpenRegistry } from '../oci/open.ts';
+import { resolveCredentials } from '../s3/credentials.ts';
+import { routeByBucket } from '../s3/route.ts';
+import { createS3Client, s3Store, type S3Store } from '../s3/store.ts';
+import { routedStore } from '../fs/routed.ts';
+import { fsStore, isFsBucket } from '../fs/store.ts';
 
 export interface BucketRef {
   bucket: string;

@@ -4,15 +4,15 @@
 // registry, when the environment has one, listens on --registry-port (default 5000).
 import http from 'node:http';
 import path from 'node:path';
-import type { Context } from '../context.ts';
-import { environmentNamed } from '../config.ts';
-import { localDataDir } from '../environment.ts';
-import { ReleaseError } from '../errors.ts';
+import type { Context } from '../config/context.ts';
+import { environmentNamed } from '../config/config.ts';
+import { localDataDir } from '../environment/open.ts';
+import { ReleaseError } from '../core/errors.ts';
 import { entriesUnder, renderListing } from '../html/listing.ts';
 import { createS3Client, s3Store, type S3Store } from '../s3/store.ts';
-import { defaultServePorts } from './ports.ts';
-import { startLocalRegistry } from './registry-server.ts';
-import { embeddedCredentials, startLocalS3 } from './s3-server.ts';
+import { defaultServePorts } from '../local/ports.ts';
+import { startLocalRegistry } from '../local/registry-server.ts';
+import { embeddedCredentials, startLocalS3 } from '../local/s3-server.ts';
 
 function portFlag(value: unknown, flag: string, fallback: number): number {
   if (value === undefined) return fallback;

@@ -1,7 +1,7 @@
 // The operator's confirmation before publishing to a shared environment (what Lix's scripts ask).
 import { createInterface } from 'node:readline/promises';
-import type { Environment } from './config.ts';
-import { ReleaseError } from './errors.ts';
+import type { Environment } from '../config/config.ts';
+import { ReleaseError } from '../core/errors.ts';
 
 export function confirmationPhrase(envName: string): string {
   return `I want to release this to ${envName}`;

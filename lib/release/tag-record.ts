@@ -3,8 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ReleaseError } from './errors.ts';
-import { parseJsonText, parseWith } from './zod-errors.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 const sha = z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'expected a full commit SHA');
 

@@ -1,12 +1,12 @@
 // Local file trees to publish: walk a directory, hash each file (streaming, a few at a time).
 import { readFileSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { ReleaseError } from './errors.ts';
+import { ReleaseError } from '../core/errors.ts';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { digestBytes, digestFile, wantsMd5, type Md5Wanted } from './checksums.ts';
-import type { HashCache } from './hash-cache.ts';
-import type { LocalFile } from './s3/sync.ts';
+import { digestBytes, digestFile, wantsMd5, type Md5Wanted } from '../hashing/checksums.ts';
+import type { HashCache } from '../hashing/hash-cache.ts';
+import type { LocalFile } from '../s3/sync.ts';
 
 /**
  * Files up to this size are stat'ed and read synchronously, whole: from the page cache that takes
@@ -18,7 +18,7 @@ const SMALL_FILE = 1024n * 1024n;
 const byLocale = new Intl.Collator();
 
 export interface LocalTreeOptions {
-  /** Remembered hashes (lib/hash-cache.ts): unchanged files are stat'ed, not re-read. */
+  /** Remembered hashes (lib/hashing/hash-cache.ts): unchanged files are stat'ed, not re-read. */
   hashCache?: HashCache;
   /** Also compute MD5s in the same read: every file's (Content-MD5), or those a listing proof pays for ('proof'). */
   md5?: Md5Wanted;

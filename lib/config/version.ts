@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ReleaseError } from './errors.ts';
-import { parseJsonText, parseWith } from './zod-errors.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 /**
  * Why `v` cannot be a git tag name and one path segment (issue 9): the rules of

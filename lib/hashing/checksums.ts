@@ -2,10 +2,10 @@
 // (issue 9: Content-MD5 for servers that verify it), and the SHA256SUMS format (`sha256sum -c` reads it).
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import type { FileDigest } from './hashing/digester.ts';
-import { hashPool, type HashPool } from './hashing/pool.ts';
+import type { FileDigest } from './digester.ts';
+import { hashPool, type HashPool } from './pool.ts';
 
-export type { FileDigest } from './hashing/digester.ts';
+export type { FileDigest } from './digester.ts';
 
 /**
  * Files from this size on may be hashed by the worker pool (lib/hashing/pool.ts) when another is

@@ -1,27 +1,64 @@
 // The only executor of plans. Steps run in order; the actions of a step run with p-limit
-// concurrency and bounded, jittered retries on transient failures. Nothing else writes.
+// concurrency and bounded, jittered retries on transient failures. Nothing else writes. It knows no
+// kind of action: the caller passes how each is rendered, applied and sized (lib/actions/ has every
+// domain's; lib/git/restore.ts only the repository's) and the writers those handlers use.
 import pLimit from 'p-limit';
-import { render, renderPlan, type Action, type Plan } from './actions.ts';
-import type { ApplyEnv, HandlerMap, Writers } from './apply-types.ts';
+import { renderPlan, type Action, type Plan } from './plan.ts';
 import { ReleaseError } from './errors.ts';
-import { repoHandlers } from './git/actions.ts';
-import { gitPushHandlers } from './git/push.ts';
-import { grantHandlers } from './grants/actions.ts';
 import type { Logger } from './log.ts';
-import { ociHandlers } from './oci/actions.ts';
-import { bytesOf, s3Handlers, type S3Action } from './s3/actions.ts';
+import { withRetries } from './retry.ts';
 
-const handlers: HandlerMap<Action> = {
-  ...s3Handlers,
-  ...repoHandlers,
-  ...gitPushHandlers,
-  ...ociHandlers,
-  ...grantHandlers,
+/** What a handler gets besides its action: the writers of this run (a phase passes only those its plan needs). */
+export interface ApplyEnv<W extends object = object> {
+  writers: W;
+  log: Logger;
+  /** Report transferred bytes to the progress bar. */
+  onBytes: (n: number) => void;
+}
+
+/** One handler per action kind of a domain. */
+export type HandlerMap<A extends Action, W extends object = object> = {
+  [K in A['kind']]: (action: Extract<A, { kind: K }>, env: ApplyEnv<W>) => Promise<void>;
 };
 
-export interface ApplyOptions {
+/** One line naming the exact operation, per action kind of a domain (dry-run and logs). */
+export type RendererMap<A extends Action> = {
+  [K in A['kind']]: (action: Extract<A, { kind: K }>) => string;
+};
+
+/** How apply treats the kinds of a plan. */
+export interface ActionKinds<W extends object> {
+  render(action: Action): string;
+  handle(action: Action, env: ApplyEnv<W>): Promise<void>;
+  /** Bytes an action sends (the progress bar's total); 0 when it sends none. */
+  bytes(action: Action): number;
+}
+
+/** ActionKinds from a domain's (or several domains') renderer and handler maps. */
+export function actionKinds<W extends object>(
+  renderers: Record<string, (a: any) => string>,
+  handlers: Record<string, (a: any, env: ApplyEnv<W>) => Promise<void>>,
+  bytes: (a: Action) => number = () => 0,
+): ActionKinds<W> {
+  return {
+    render: (a) => {
+      const r = renderers[a.kind];
+      if (!r) throw new Error(`internal: no renderer for action kind ${a.kind}`);
+      return r(a);
+    },
+    handle: (a, env) => {
+      const h = handlers[a.kind];
+      if (!h) throw new Error(`internal: no handler for action kind ${a.kind}`);
+      return h(a, env);
+    },
+    bytes,
+  };
+}
+
+export interface ApplyOptions<W extends object> {
   log: Logger;
-  writers: Writers;
+  kinds: ActionKinds<W>;
+  writers: W;
   dryRun: boolean;
   /** Default concurrency of a step. */
   concurrency?: number;
@@ -39,20 +76,17 @@ export interface ApplyResult {
   bytes: number;
 }
 
-// Retries live in lib/retry.ts (reads use them too); re-exported for existing callers.
-export { isRetryable, withRetries } from './retry.ts';
-import { withRetries } from './retry.ts';
-
 /** Executes a plan (or, with dryRun, prints it and writes nothing). */
-export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
-  const { log } = opts;
+export async function apply<W extends object>(plan: Plan, opts: ApplyOptions<W>): Promise<ApplyResult> {
+  const { log, kinds } = opts;
+  const render = kinds.render;
   for (const k of plan.skipped) log.skip(k.what, k.reason);
   const result: ApplyResult = { applied: 0, byKind: {}, bytes: 0 };
   if (opts.dryRun) {
     // --dry-run --json prints every planned action, in order (lib/cli/main.ts reads log.run).
     log.run.plan.push(...plan.steps.filter((s) => s.actions.length > 0));
     log.run.skipped.push(...plan.skipped);
-    const text = renderPlan({ steps: plan.steps, skipped: [] });
+    const text = renderPlan({ steps: plan.steps, skipped: [] }, render);
     if (text) for (const l of text.split('\n')) log.info(l);
     else log.info('[dry-run] nothing to do');
     return result;
@@ -62,7 +96,7 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
   const done: string[] = [];
   for (const step of plan.steps) {
     if (step.actions.length === 0) continue;
-    const totalBytes = step.actions.reduce((n, a) => n + (a.kind.startsWith('s3.') ? bytesOf(a as S3Action) : a.kind === 'grant.post' ? a.size : 0), 0);
+    const totalBytes = step.actions.reduce((n, a) => n + kinds.bytes(a), 0);
     const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
     const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
     const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);
@@ -72,9 +106,9 @@ export async function apply(plan: Plan, opts: ApplyOptions): Promise<ApplyResult
       if (failure) return;
       // Bytes of the current attempt: a retried upload takes them back, so totals count each byte once.
       let sent = 0;
-      const env: ApplyEnv = { writers: opts.writers, log, onBytes: (n) => { sent += n; progress?.tick(n); result.bytes += n; } };
+      const env: ApplyEnv<W> = { writers: opts.writers, log, onBytes: (n) => { sent += n; progress?.tick(n); result.bytes += n; } };
       try {
-        await withRetries(() => (handlers[action.kind] as (a: Action, e: ApplyEnv) => Promise<void>)(action, env), attempts, backoffMs,
+        await withRetries(() => kinds.handle(action, env), attempts, backoffMs,
           (e, n) => {
             log.warn(`retrying (${n}/${attempts - 1}) ${render(action)}: ${(e as Error).message}`);
             progress?.tick(-sent); result.bytes -= sent; sent = 0;

@@ -2,8 +2,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ReleaseError } from './errors.ts';
-import { parseJsonText, parseWith } from './zod-errors.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex sha256');
 const storePath = z.string().regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, 'expected a /nix/store path');

@@ -1,67 +1,11 @@
 // Every command of the CLI: what it does, reads and changes (its --help), its flags, and how it runs.
 // This list is the single registry: lib/cli/main.ts builds the argument parser (commander), the
-// help, and the shell completions (lib/completion.ts) from it. A new command is one entry here.
-import type { Context, Flags, Output } from './context.ts';
-import { ReleaseError } from './errors.ts';
-import type { Logger } from './log.ts';
+// help, and the shell completions (lib/cli/completion.ts) from it. A new command is one entry here.
+import type { Context } from '../config/context.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import type { CommandDef, FlagDef, GlobalFlagName } from './command-def.ts';
 
-export interface FlagDef {
-  name: string;
-  type: 'boolean' | 'string';
-  description: string;
-  /** Value shown in help, e.g. FILE. */
-  value?: string;
-}
-
-/** The flags shared by commands; each command names the ones it uses (`globals`). */
-export type GlobalFlagName = 'config' | 'environment' | 'dry-run' | 'json' | 'noconfirm' | 'verbose';
-
-/** What a command that runs without a loaded releng.json gets (init, check, completion). */
-export interface BareRun {
-  flags: Flags;
-  positionals: string[];
-  log: Logger;
-  /** --config as given (check and init resolve it themselves). */
-  configFlag?: string;
-  cwd: string;
-  /** Where results go (sha256's lines, completion's script). */
-  stdout: Output;
-}
-
-export interface CommandDef {
-  name: string;
-  summary: string;
-  reads: string;
-  changes: string;
-  /** Usage line for commands with positional arguments, e.g. `releng channel CHANNEL (--build URL | --hydra-json FILE)`. */
-  usage?: string;
-  flags: FlagDef[];
-  /** Which global flags apply (shown in its help, accepted on its command line). Default: all of them. */
-  globals?: GlobalFlagName[];
-  /** A command line or two shown under "Examples" in its help. */
-  examples?: string[];
-  /** Whether it loads releng.json + version.json into a Context (serve/channel may not need a version). */
-  needsVersion: boolean;
-  /** False when the command runs without releng.json (contribute: the uploader's machine). */
-  needsConfig?: boolean;
-  run(ctx: Context, positionals: string[]): Promise<unknown>;
-  /** When set, the entry script calls this instead of building a Context (the command loads what it needs, or nothing). */
-  runBare?(io: BareRun): Promise<unknown>;
-}
-
-export const globalFlags: (FlagDef & { name: GlobalFlagName })[] = [
-  { name: 'config', type: 'string', value: 'FILE', description: 'releng.json to use (default: ./releng.json)' },
-  { name: 'environment', type: 'string', value: 'NAME', description: 'the environment to use (default: local when releng.json defines it)' },
-  { name: 'dry-run', type: 'boolean', description: 'run every read and check, print the exact writes, publish nothing (local staging under release/ may be written)' },
-  { name: 'json', type: 'boolean', description: 'print the result as JSON on stdout (logs stay on stderr)' },
-  { name: 'noconfirm', type: 'boolean', description: 'do not ask for the confirmation phrase (required without a terminal)' },
-  { name: 'verbose', type: 'boolean', description: 'log every action and subprocess' },
-];
-
-/** The global flags a command accepts. */
-export function globalsOf(c: CommandDef): FlagDef[] {
-  return c.globals ? globalFlags.filter((f) => c.globals!.includes(f.name)) : globalFlags;
-}
+export { globalFlags, globalsOf, type CommandDef, type FlagDef, type GlobalFlagName } from './command-def.ts';
 
 const localOnly: GlobalFlagName[] = ['config', 'dry-run', 'json', 'verbose'];
 
@@ -74,6 +18,13 @@ const buildTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manua
 const uploadTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manual', description: 'all (default), or only the manual to the docs bucket: nightly/ when version.json is not official (no tag needed), else MAJOR/ and stable/' };
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
+
+/** `--target` of build and upload: everything (default), or only the manual (nightly docs, as Lix's `--target manual`), each its own phase file. */
+function targetOf(ctx: Context, command: 'build' | 'upload'): 'all' | 'manual' {
+  const t = ctx.flags.extra['target'] ?? 'all';
+  if (t !== 'all' && t !== 'manual') throw new UsageError(`--target ${String(t)} is not ${command === 'build' ? 'a build' : 'an upload'} target: use --target all (default) or --target manual`);
+  return t;
+}
 
 function notBuiltYet(name: string, issue: string): CommandDef['run'] {
   return async () => {
@@ -100,7 +51,7 @@ export const commands: CommandDef[] = [
     globals: localOnly,
     examples: ['releng prepare --dry-run', 'releng prepare --date 2026-12-01'],
     needsVersion: true,
-    run: async (ctx) => (await import('./phases/prepare.ts')).prepare(ctx),
+    run: async (ctx) => (await import('../phases/prepare.ts')).prepare(ctx),
   },
   {
     name: 'tag',
@@ -114,7 +65,7 @@ export const commands: CommandDef[] = [
     globals: localOnly,
     examples: ['releng tag --dry-run', 'releng tag --force-tag'],
     needsVersion: true,
-    run: async (ctx) => (await import('./phases/tag.ts')).tag(ctx),
+    run: async (ctx) => (await import('../phases/tag.ts')).tag(ctx),
   },
   {
     name: 'build',
@@ -133,7 +84,7 @@ export const commands: CommandDef[] = [
     globals: localOnly,
     examples: ['releng build', 'releng build --profile x86_64-linux-only --dry-run'],
     needsVersion: true,
-    run: async (ctx) => (await import('./phases/build.ts')).build(ctx),
+    run: async (ctx) => (targetOf(ctx, 'build') === 'manual' ? (await import('../phases/build-manual.ts')).buildManual(ctx) : (await import('../phases/build.ts')).build(ctx)),
   },
   {
     name: 'upload',
@@ -143,7 +94,7 @@ export const commands: CommandDef[] = [
     flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit],
     examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual'],
     needsVersion: true,
-    run: async (ctx) => (await import('./phases/upload.ts')).uploadCommand(ctx),
+    run: async (ctx) => (targetOf(ctx, 'upload') === 'manual' ? (await import('../phases/upload-manual.ts')).uploadManual(ctx) : (await import('../phases/upload.ts')).upload(ctx)),
   },
   {
     name: 'verify',
@@ -158,7 +109,7 @@ export const commands: CommandDef[] = [
     globals: ['config', 'environment', 'json', 'verbose'],
     examples: ['releng verify --environment staging', 'releng verify --environment production --deep --json', 'releng verify --environment production --published 2.93.0'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/verify.ts')).verify(ctx),
+    run: async (ctx) => (await import('../phases/verify.ts')).verify(ctx),
   },
   {
     name: 'release',
@@ -195,7 +146,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng channel nixos-unstable --build https://hydra.example/build/1 --dry-run', 'releng channel nixos-25.05 --hydra-json "$HYDRA_JSON" --noconfirm'],
     needsVersion: false,
-    run: async (ctx, positionals) => (await import('./phases/channel.ts')).channel(ctx, positionals),
+    run: async (ctx, positionals) => (await import('../phases/channel.ts')).channel(ctx, positionals),
   },
   {
     name: 'grant',
@@ -211,7 +162,7 @@ export const commands: CommandDef[] = [
     globals: ['config', 'environment', 'dry-run', 'json', 'verbose'],
     examples: ['releng grant installers --environment production --version 2.93.0 --ttl 1h', 'releng grant deb --environment staging --output grant.json'],
     needsVersion: false,
-    run: async (ctx, positionals) => (await import('./phases/grant.ts')).grant(ctx, positionals),
+    run: async (ctx, positionals) => (await import('../phases/grant.ts')).grant(ctx, positionals),
   },
   {
     name: 'contribute',
@@ -224,7 +175,7 @@ export const commands: CommandDef[] = [
     examples: ['releng contribute --grant grant.json lix-installer-aarch64-darwin', 'releng contribute --grant grant.json --dry-run hello_1.0.0_amd64.deb'],
     needsVersion: false,
     needsConfig: false,
-    run: async (ctx, positionals) => (await import('./phases/contribute.ts')).contribute(ctx, positionals),
+    run: async (ctx, positionals) => (await import('../phases/contribute.ts')).contribute(ctx, positionals),
   },
   {
     name: 'index',
@@ -235,7 +186,7 @@ export const commands: CommandDef[] = [
     flags: [{ name: 'verify-only', type: 'boolean', description: 'only check what is published (Release signature, every index\'s hashes, every pool file, SHA256SUMS)' }],
     examples: ['releng index --environment production --dry-run', 'releng index --environment production --verify-only'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/index-uploads.ts')).indexUploads(ctx),
+    run: async (ctx) => (await import('../phases/index-uploads.ts')).indexUploads(ctx),
   },
   {
     name: 'promote',
@@ -253,7 +204,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng promote 2.93.0 --from staging --environment production --dry-run', 'releng promote 2.93.0 --from staging --environment mirror --delete'],
     needsVersion: false,
-    run: async (ctx, positionals) => (await import('./phases/promote.ts')).promote(ctx, positionals),
+    run: async (ctx, positionals) => (await import('../phases/promote.ts')).promote(ctx, positionals),
   },
   {
     name: 'lock',
@@ -268,7 +219,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng lock --dry-run', 'releng lock nixpkgs --push --environment production'],
     needsVersion: false,
-    run: async (ctx, positionals) => (await import('./phases/lock.ts')).lock(ctx, positionals),
+    run: async (ctx, positionals) => (await import('../phases/lock.ts')).lock(ctx, positionals),
   },
   {
     name: 'serve',
@@ -282,7 +233,7 @@ export const commands: CommandDef[] = [
     globals: ['config', 'environment', 'verbose'],
     examples: ['releng serve', 'releng serve --port 8080 --registry-port 5000'],
     needsVersion: false,
-    run: async (ctx) => (await import('./local/serve.ts')).serve(ctx),
+    run: async (ctx) => (await import('../phases/serve.ts')).serve(ctx),
   },
   {
     name: 'check',
@@ -294,8 +245,8 @@ export const commands: CommandDef[] = [
     globals: ['config', 'environment', 'json', 'verbose'],
     examples: ['releng check', 'releng check --environment staging', 'releng check --all --json'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/check.ts')).check({ flags: ctx.flags, positionals: [], log: ctx.log, configFlag: ctx.loaded.file, cwd: ctx.root, stdout: ctx.stdout }),
-    runBare: async (io) => (await import('./phases/check.ts')).check(io),
+    run: async (ctx) => (await import('../phases/check.ts')).check({ flags: ctx.flags, positionals: [], log: ctx.log, configFlag: ctx.loaded.file, cwd: ctx.root, stdout: ctx.stdout }),
+    runBare: async (io) => (await import('../phases/check.ts')).check(io),
   },
   {
     name: 'init',
@@ -306,8 +257,8 @@ export const commands: CommandDef[] = [
     globals: ['config', 'json'],
     examples: ['releng init', 'releng init --project lix'],
     needsVersion: false,
-    run: async (ctx) => (await import('./phases/init.ts')).init({ flags: ctx.flags, positionals: [], log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
-    runBare: async (io) => (await import('./phases/init.ts')).init(io),
+    run: async (ctx) => (await import('../phases/init.ts')).init({ flags: ctx.flags, positionals: [], log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
+    runBare: async (io) => (await import('../phases/init.ts')).init(io),
   },
   {
     name: 'sha256',
@@ -320,8 +271,8 @@ export const commands: CommandDef[] = [
     examples: ['releng sha256 release/artifacts/lix/lix-2.91.0/*.tar.xz', 'releng sha256 big.tar.xz | sha256sum -c'],
     needsVersion: false,
     needsConfig: false,
-    run: async (ctx, positionals) => (await import('./phases/sha256.ts')).sha256({ flags: ctx.flags, positionals, log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
-    runBare: async (io) => (await import('./phases/sha256.ts')).sha256(io),
+    run: async (ctx, positionals) => (await import('../phases/sha256.ts')).sha256({ flags: ctx.flags, positionals, log: ctx.log, cwd: ctx.root, stdout: ctx.stdout }),
+    runBare: async (io) => (await import('../phases/sha256.ts')).sha256(io),
   },
   {
     name: 'completion',
@@ -334,7 +285,7 @@ export const commands: CommandDef[] = [
     examples: ['releng completion bash > /etc/bash_completion.d/releng', 'releng completion fish > ~/.config/fish/completions/releng.fish'],
     needsVersion: false,
     run: async () => { throw new Error('internal: completion runs without a context'); },
-    runBare: async (io) => (await import('./completion.ts')).printCompletion(io.positionals, io.stdout),
+    runBare: async (io) => (await import('./completion.ts')).printCompletion(io.positionals, io.stdout, commands),
   },
 ];
 

@@ -1,7 +1,7 @@
 // The frozen inputs of a run: config, version, flags, the logger and stdout. Built once per command by lib/cli/main.ts.
 import path from 'node:path';
 import type { LoadedConfig, Config } from './config.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../core/log.ts';
 import type { VersionInfo } from './version.ts';
 
 /** A stream a command writes to (process.stdout / process.stderr, or a test's capture). */
@@ -53,3 +53,16 @@ export function makeContext(loaded: LoadedConfig, version: VersionInfo, flags: F
     stdout,
   });
 }
+
+/** What a command that runs without a loaded releng.json gets (init, check, completion). */
+export interface BareRun {
+  flags: Flags;
+  positionals: string[];
+  log: Logger;
+  /** --config as given (check and init resolve it themselves). */
+  configFlag?: string;
+  cwd: string;
+  /** Where results go (sha256's lines, completion's script). */
+  stdout: Output;
+}
+

@@ -1,7 +1,7 @@
 // `releng completion SHELL`: completion scripts for bash, zsh and fish, generated from the command
-// registry (lib/commands.ts), so a new command or flag completes without touching this file.
-import { commands, globalsOf, type CommandDef, type FlagDef } from './commands.ts';
-import { UsageError } from './errors.ts';
+// registry (lib/cli/commands.ts, passed in), so a new command or flag completes without touching this file.
+import { globalsOf, type CommandDef, type FlagDef } from './command-def.ts';
+import { UsageError } from '../core/errors.ts';
 
 export const shells = ['bash', 'zsh', 'fish'] as const;
 export type Shell = (typeof shells)[number];
@@ -9,7 +9,7 @@ export type Shell = (typeof shells)[number];
 const flagsOf = (c: CommandDef): FlagDef[] => [...c.flags, ...globalsOf(c).filter((g) => !c.flags.some((f) => f.name === g.name))];
 const oneLine = (s: string) => s.replace(/\s+/g, ' ').trim();
 
-function bash(): string {
+function bash(commands: readonly CommandDef[]): string {
   const names = commands.map((c) => c.name);
   const valued = [...new Set(commands.flatMap((c) => flagsOf(c).filter((f) => f.type === 'string').map((f) => `--${f.name}`)))];
   return [
@@ -39,7 +39,7 @@ function bash(): string {
   ].join('\n');
 }
 
-function zsh(): string {
+function zsh(commands: readonly CommandDef[]): string {
   const q = (s: string) => s.replace(/'/g, `'\\''`);
   const spec = (f: FlagDef) => {
     const desc = oneLine(f.description).replace(/[[\]:\\]/g, (m) => `\\${m}`);
@@ -75,7 +75,7 @@ function zsh(): string {
   ].join('\n');
 }
 
-function fish(): string {
+function fish(commands: readonly CommandDef[]): string {
   const q = (s: string) => `'${oneLine(s).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
   const names = commands.map((c) => c.name).join(' ');
   return [
@@ -95,18 +95,18 @@ function fish(): string {
 }
 
 /** The completion script for a shell. */
-export function completionScript(shell: string): string {
+export function completionScript(shell: string, commands: readonly CommandDef[]): string {
   switch (shell) {
-    case 'bash': return bash();
-    case 'zsh': return zsh();
-    case 'fish': return fish();
+    case 'bash': return bash(commands);
+    case 'zsh': return zsh(commands);
+    case 'fish': return fish(commands);
     default: throw new UsageError(`completion: unknown shell "${shell ?? ''}"; expected one of: ${shells.join(', ')} (e.g. \`releng completion bash\`)`);
   }
 }
 
 /** `releng completion SHELL`: prints the script on stdout. */
-export async function printCompletion(positionals: string[], stdout: { write(s: string): unknown } = process.stdout): Promise<{ shell: string }> {
+export async function printCompletion(positionals: string[], stdout: { write(s: string): unknown }, commands: readonly CommandDef[]): Promise<{ shell: string }> {
   if (positionals.length !== 1) throw new UsageError(`completion takes one shell: ${shells.join(', ')} (e.g. \`releng completion bash\`)`);
-  stdout.write(completionScript(positionals[0]!));
+  stdout.write(completionScript(positionals[0]!, commands));
   return { shell: positionals[0]! };
 }

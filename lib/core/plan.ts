@@ -1,16 +1,17 @@
-// The Action union: everything releng publishes is one of these, planned first, applied by apply.ts.
-import { repoRenderers, type RepoAction } from './git/actions.ts';
-import { gitPushRenderers, type GitPushAction } from './git/push.ts';
-import { grantRenderers, type GrantAction } from './grants/actions.ts';
-import { ociRenderers, type OciAction } from './oci/actions.ts';
-import { s3Renderers, type S3Action } from './s3/actions.ts';
+// A plan: everything a command will write, as plain data, in order. Planners (the domain folders)
+// return Steps of Actions; lib/core/apply.ts is the only executor. The kinds of action, how each is
+// rendered and applied, belong to their domains (s3/actions.ts, git/actions.ts, ...) and are put
+// together in lib/actions/, above them: this module knows no kind.
 
-export type Action = S3Action | RepoAction | GitPushAction | OciAction | GrantAction;
+/** One write, tagged by its kind (`s3.put`, `git.push`, ...); the rest of its fields are its domain's. */
+export interface Action {
+  readonly kind: string;
+}
 
 /** A group of actions that may run concurrently; steps run one after another (the barrier is the order). */
-export interface Step {
+export interface Step<A extends Action = Action> {
   title: string;
-  actions: Action[];
+  actions: A[];
   /** Concurrency for this step (default: apply's). 1 for ordered writes such as git. */
   concurrency?: number;
 }
@@ -21,22 +22,9 @@ export interface Skip {
   reason: string;
 }
 
-export interface Plan {
-  steps: Step[];
+export interface Plan<A extends Action = Action> {
+  steps: Step<A>[];
   skipped: Skip[];
-}
-
-const renderers: { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string } = {
-  ...s3Renderers,
-  ...repoRenderers,
-  ...gitPushRenderers,
-  ...ociRenderers,
-  ...grantRenderers,
-};
-
-/** One line naming the exact operation (dry-run and logs). */
-export function render(action: Action): string {
-  return (renderers[action.kind] as (a: Action) => string)(action);
 }
 
 /** Counts actions per kind (for summaries and --json). */
@@ -46,7 +34,7 @@ export function countByKind(plan: Plan): Record<string, number> {
   return out;
 }
 
-export function emptyPlan(): Plan {
+export function emptyPlan<A extends Action = Action>(): Plan<A> {
   return { steps: [], skipped: [] };
 }
 
@@ -55,8 +43,8 @@ export function planSize(plan: Plan): number {
   return plan.steps.reduce((n, s) => n + s.actions.length, 0);
 }
 
-/** The plan as text, one line per action, steps in order (dry-run output, golden tests). */
-export function renderPlan(plan: Plan, prefix = '[dry-run] '): string {
+/** The plan as text, one line per action (`render` names the exact operation), steps in order: dry-run output, golden tests. */
+export function renderPlan(plan: Plan, render: (a: Action) => string, prefix = '[dry-run] '): string {
   const lines: string[] = [];
   for (const s of plan.steps) {
     if (s.actions.length === 0) continue;

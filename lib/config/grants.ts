@@ -1,5 +1,5 @@
 // releng.json, issue 12: uploaders (who may write what, where, how big, for how long), how an
-// environment mints grants, and its APT repository. Imported by lib/config.ts (additive fields).
+// environment mints grants, and its APT repository. Imported by lib/config/config.ts (additive fields).
 import { z } from 'zod';
 
 const nonEmpty = z.string().min(1, 'must not be empty');
@@ -127,7 +127,7 @@ export type AptUploader = z.infer<typeof aptUploader>;
 export type GrantMethod = z.infer<typeof grantMethodSchema>;
 export type AptRepository = z.infer<typeof aptRepositorySchema>;
 
-/** Additive fields of an environment (spread into lib/config.ts's environment object). */
+/** Additive fields of an environment (spread into lib/config/config.ts's environment object). */
 export const grantEnvironmentFields = {
   /** Outside builders: `releng grant NAME`, `releng contribute`, `releng index` (docs/grants-and-index.md). */
   uploaders: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'uploader names are lowercase'), uploaderSchema).default({}),

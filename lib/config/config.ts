@@ -2,14 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { channelsConfigSchema } from './channel/config.ts';
-import { checkUploaders, grantEnvironmentFields } from './grants/config.ts';
-import { releaseJobsMappingSchema } from './nix/release-jobs.ts';
-import { ReleaseError } from './errors.ts';
-import { s3UrlProblem } from './s3/keys.ts';
-import { parseJsonText, parseWith } from './zod-errors.ts';
+import { channelsConfigSchema } from './channels.ts';
+import { checkUploaders, grantEnvironmentFields } from './grants.ts';
+import { releaseJobsMappingSchema } from './release-jobs.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { s3UrlProblem } from './keys.ts';
+import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
-/** s3://BUCKET[/PREFIX]; the bucket and every prefix segment checked where the config loads (lib/s3/keys.ts, issue 9). */
+/** s3://BUCKET[/PREFIX]; the bucket and every prefix segment checked where the config loads (lib/config/keys.ts, issue 9). */
 const s3Url = z.string().superRefine((u, ctx) => {
   const problem = s3UrlProblem(u);
   if (problem) ctx.addIssue({ code: 'custom', message: problem.startsWith('expected') ? problem : `${problem}; expected s3://BUCKET or s3://BUCKET/PREFIX with plain path segments` });
