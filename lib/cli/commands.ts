@@ -2,7 +2,7 @@
 // This list is the single registry: lib/cli/main.ts builds the argument parser (commander), the
 // help, and the shell completions (lib/cli/completion.ts) from it. A new command is one entry here.
 import type { Context } from '../config/context.ts';
-import { ReleaseError, UsageError } from '../core/errors.ts';
+import { UsageError } from '../core/errors.ts';
 import type { CommandDef, FlagDef, GlobalFlagName } from './command-def.ts';
 
 export { globalFlags, globalsOf, type CommandDef, type FlagDef, type GlobalFlagName } from './command-def.ts';
@@ -24,12 +24,6 @@ function targetOf(ctx: Context, command: 'build' | 'upload'): 'all' | 'manual' {
   const t = ctx.flags.extra['target'] ?? 'all';
   if (t !== 'all' && t !== 'manual') throw new UsageError(`--target ${String(t)} is not ${command === 'build' ? 'a build' : 'an upload'} target: use --target all (default) or --target manual`);
   return t;
-}
-
-function notBuiltYet(name: string, issue: string): CommandDef['run'] {
-  return async () => {
-    throw new ReleaseError(`\`releng ${name}\` is not built yet (${issue})`, 'see the README for the commands that work today');
-  };
 }
 
 /** The phases of a release, in the order `releng release` runs them. */

@@ -5,7 +5,7 @@
 // the terminal's width, numbers kept whole. Without a terminal (CI, Hydra, pipes): plain timestamped lines.
 // Colours: off with NO_COLOR or without a terminal, on with FORCE_COLOR (https://no-color.org).
 // Everything goes to stderr; stdout is for --json.
-import type { Colour, Logger, Phase, Progress, RunRecord } from '../core/log.ts';
+import type { Colour, Logger, RunRecord } from '../core/log.ts';
 import { humanBytes } from '../core/log.ts';
 // The types every layer uses live in lib/core/log.ts; re-exported for the CLI's callers.
 export type { Colour, Logger, Phase, Progress, RunRecord } from '../core/log.ts';

@@ -65,3 +65,23 @@ export async function requireOnCleanTag(git: Git, version: string, command: stri
     throw new ReleaseError(`the working tree has uncommitted changes:\n${dirty.slice(0, 10).map((l) => `  ${l}`).join('\n')}`, `commit or stash them, or pass --no-check-git (testing only)`);
   }
 }
+
+/** Trailer of releng's commits (Lix: "Release created with releng/create_release.xsh"). */
+export const relengTrailer = 'Release created with releng';
+
+/** Fails unless HEAD is on a branch (a detached HEAD has no branch to commit the notes to). */
+export async function requireBranch(git: Git, command: string): Promise<string> {
+  const branch = await git.currentBranch();
+  if (!branch) {
+    throw new ReleaseError(`HEAD is detached (at ${(await git.head()).slice(0, 12)}); ${command} works on the release branch`,
+      'git checkout the branch you release from (e.g. main or release-2.93), then run it again');
+  }
+  return branch;
+}
+
+/** git commit fails without an identity: find out while planning, not halfway through. */
+export async function requireIdentity(git: Git): Promise<void> {
+  if ((await git.tryGit(['var', 'GIT_COMMITTER_IDENT'])) === undefined || (await git.tryGit(['var', 'GIT_AUTHOR_IDENT'])) === undefined) {
+    throw new ReleaseError('git has no identity to commit with (user.name / user.email)', 'git config user.name "..." and git config user.email "..." in this repository');
+  }
+}

@@ -4,7 +4,7 @@
 // copies); every write is an action for apply.ts.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Action as CoreAction, Plan as CorePlan, Skip } from '../core/plan.ts';
+import type { Plan as CorePlan, Skip } from '../core/plan.ts';
 import type { S3Action } from '../s3/actions.ts';
 import { renderSha256Sums, sha256Text } from '../hashing/checksums.ts';
 import { parseS3Url, type Environment } from '../config/config.ts';

@@ -22,7 +22,7 @@ import { gitMirror, type Mirror } from '../lock/mirror.ts';
 import { nixMessage, nixUpdater, updateArgs, updateStyleFor, type FlakeUpdater } from '../lock/nix.ts';
 import { changeIdOf, commitMessage, diffLocks, locksDiffer, otherChangedNodes, type Failure, type InputChange } from '../lock/summary.ts';
 import { redact } from '../core/secrets.ts';
-import { requireIdentity } from './prepare.ts';
+import { requireIdentity } from '../git/git.ts';
 
 /** The adapters lock uses (tests pass the real ones; another Nix could be injected). */
 export interface LockDeps {

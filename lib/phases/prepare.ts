@@ -7,13 +7,13 @@ import type { Context } from '../config/context.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { requirePrograms } from '../core/exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
-import { gitAt, type Git } from '../git/git.ts';
+import { gitAt, relengTrailer, requireBranch, requireIdentity, type Git } from '../git/git.ts';
+// Shared with tag and lock (lib/git/git.ts); re-exported where they were first defined.
+export { relengTrailer, requireBranch, requireIdentity } from '../git/git.ts';
 import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.ts';
 import { assembleNotes, readIfExists } from '../release-notes/assemble.ts';
 import { hasVersionSection, insertSummaryLine, renderNotesFile } from '../release-notes/render.ts';
 
-/** Trailer of releng's commits (Lix: "Release created with releng/create_release.xsh"). */
-export const relengTrailer = 'Release created with releng';
 
 /** What prepare did (printed with --json). */
 export interface PrepareSummary {
@@ -38,15 +38,6 @@ export function releaseDate(flag: unknown, now = new Date()): string {
   return s;
 }
 
-/** Fails unless HEAD is on a branch (a detached HEAD has no branch to commit the notes to). */
-export async function requireBranch(git: Git, command: string): Promise<string> {
-  const branch = await git.currentBranch();
-  if (!branch) {
-    throw new ReleaseError(`HEAD is detached (at ${(await git.head()).slice(0, 12)}); ${command} works on the release branch`,
-      'git checkout the branch you release from (e.g. main or release-2.93), then run it again');
-  }
-  return branch;
-}
 
 /** Fails when any of `paths` has staged or unstaged changes (their committed content is what prepare edits). */
 async function requireUnchanged(git: Git, paths: string[]): Promise<void> {
@@ -132,12 +123,6 @@ export async function planPrepare(ctx: Context, git: Git): Promise<PreparePlan> 
   return { plan: { steps: [{ title: `commit the release notes for ${version.version}`, actions, concurrency: 1 }], skipped: [] }, snapshot, notes, summary };
 }
 
-/** git commit fails without an identity: find out while planning, not halfway through. */
-export async function requireIdentity(git: Git): Promise<void> {
-  if ((await git.tryGit(['var', 'GIT_COMMITTER_IDENT'])) === undefined || (await git.tryGit(['var', 'GIT_AUTHOR_IDENT'])) === undefined) {
-    throw new ReleaseError('git has no identity to commit with (user.name / user.email)', 'git config user.name "..." and git config user.email "..." in this repository');
-  }
-}
 
 /** The `prepare` command: plan (all checks), show, apply or restore. */
 export async function prepare(ctx: Context): Promise<PrepareSummary> {

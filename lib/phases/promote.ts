@@ -5,38 +5,30 @@
 // scratch); the destination is checked against the source's SHA256SUMS and manifest, with the key
 // the destination's users trust. Refuses before any write when the source release is not whole; a
 // re-run after a failure re-plans against what the destination already holds and copies only the rest.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { countByKind, planSize, type Plan } from '../actions/index.ts';
-import { apply } from '../actions/index.ts';
-import type { Writers } from '../actions/index.ts';
-import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
+import { apply, countByKind, planSize, renderPlan, type Plan, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
-import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
-import { ReleaseError, UsageError } from '../core/errors.ts';
-import { regenerateFileLists, type FileListResult } from '../mirror/filelist.ts';
-import { readManifestWithNix } from '../nix/manifest.ts';
-import { parsePublicKey, parseSecretKey, type PublicKey, type SecretKey } from '../nix/sign.ts';
-import { resolveSigningKey } from '../nix/cache.ts';
-import { planPromote, retryingReader, type PromoteSide } from '../promote/plan.ts';
 import { majorOf } from '../config/version.ts';
-import { gitAt } from '../git/git.ts';
-import { gitReader, gitWriter, planGitPush } from '../git/push.ts';
-import { readTagRecord } from '../release/tag-record.ts';
+import { ReleaseError, UsageError } from '../core/errors.ts';
+import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
+import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
+import { gitWriter } from '../git/push.ts';
+import { regenerateFileLists, type FileListResult } from '../mirror/filelist.ts';
+import { parsePublicKey } from '../nix/sign.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
 import { copyExpectation, SeenObjects, TextMemo } from '../promote/knowledge.ts';
-import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
-import { normalizeEtag, openUploadRecord, recordingWriter, type UploadRecord } from '../s3/record.ts';
+import { planPromote } from '../promote/plan.ts';
+import { expectedIn, keysOf, knowledgeOf, memoizedBytes, planPromoteGitPush, readManifestText, readSide, recordOf, sideOf, storeIdOf } from '../promote/sides.ts';
 import { intentsDir, journalingWriter, openIntentJournal, type IntentJournal } from '../s3/intents.ts';
-import { uploadStateDir } from './upload.ts';
+import { recordingWriter } from '../s3/record.ts';
+import { stagedCacheKnowledge } from '../upload/cache.ts';
+import { uploadStateDir } from '../upload/state.ts';
 import {
-  environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease, verifyTarget,
+  environmentPublicKey, releaseFromPublished, renderChecked, VerificationFailed, verifyRelease,
   type ResolvedRelease, type ReleaseSpec, type VerifyOptions, type VerifyReport,
 } from '../verify/index.ts';
-import type { LocalKnowledge, VerifyTarget } from '../verify/types.ts';
-import { stagedCacheKnowledge } from '../upload/cache.ts';
+import type { VerifyTarget } from '../verify/types.ts';
 
 export interface PromoteSummary {
   version: string;
@@ -63,114 +55,6 @@ export type VerifyRelease = (ctx: Context, target: VerifyTarget, opts: VerifyOpt
 export interface PromoteDeps {
   wrapWriters?: (writers: Writers) => Writers;
   verifyRelease?: VerifyRelease;
-}
-
-/** manifest.nix text → { SYSTEM: STOREPATH }, read by Nix itself (as `nix upgrade-nix` would). */
-async function readManifestText(text: string, where: string, memoDir?: string): Promise<Record<string, string>> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-manifest-'));
-  try {
-    const file = path.join(dir, 'manifest.nix');
-    await writeFile(file, text);
-    try { return await readManifestWithNix(file, { memoDir }); } catch (e) {
-      throw new ReleaseError(`${where} is not a manifest Nix can read: ${(e as Error).message.split('\n')[0]}`, 'the release there is damaged: run `releng verify` on that environment');
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The public key an environment's cache is trusted with (from its signing key file), if it has a cache. */
-async function keysOf(ctx: Context, e: OpenEnvironment): Promise<{ publicKey?: PublicKey; secret?: SecretKey }> {
-  if (!e.env.cache) return {};
-  const k = await resolveSigningKey({ root: ctx.root, envName: e.name, cache: e.env.cache, project: ctx.config.project, allowGenerate: e.name === 'local' });
-  return { publicKey: parsePublicKey(k.publicKey), secret: parseSecretKey(await readFile(k.file, 'utf8'), k.file) };
-}
-
-/**
- * The read side verify gets, its reads retried on transient failures (a promote reads thousands of
- * objects), its listings from the run's memo, and (for the source) its reads noted in `seen`.
- */
-function readSide(ctx: Context, e: OpenEnvironment, publicKey: string | undefined, memo: RunKnowledge, seen?: SeenObjects, texts?: TextMemo): VerifyTarget {
-  const t = verifyTarget(ctx, e, publicKey);
-  const s3 = { ...retryingReader(e.s3), list: memo.list, getStream: (b: string, k: string) => e.s3.getStream(b, k), ...(e.s3.getWithHead ? { getWithHead: (b: string, k: string) => e.s3.getWithHead!(b, k) } : {}) };
-  const read = texts ? texts.keep(s3) : s3;
-  return { ...t, s3: seen ? seen.wrap(read) : read };
-}
-
-function sideOf(e: OpenEnvironment, memo: RunKnowledge, seen?: SeenObjects, record?: UploadRecord, texts?: TextMemo): PromoteSide {
-  const r = texts ? texts.serve(retryingReader(e.s3)) : retryingReader(e.s3);
-  // The plan's HEADs of the source (stable/ docs, which the source check leaves to the plan): one
-  // that finds the sha256 the release expects there is a read-back like the verification's, noted
-  // for the destination check and (2 s after its Last-Modified, as objects.ts notes) in the record.
-  const head = seen ? async (b: string, k: string) => {
-    const h = await r.head(b, k);
-    const expected = seen.expectedSha256(b, k);
-    const etag = normalizeEtag(h?.etag);
-    if (h && expected && h.sha256 === expected && etag) {
-      seen.head(b, k, h);
-      if (record && h.mtime !== undefined && h.serverTime !== undefined && h.serverTime - h.mtime >= 2) record.markVerified(b, k, { sha256: expected, size: h.size, etag, verified: h.mtime });
-    }
-    return h;
-  } : r.head;
-  return { name: e.name, store: { ...r, head, list: memo.list }, endpoint: e.endpoint, releases: e.releases, cache: e.cache, docs: e.docs };
-}
-
-/** The run's knowledge of one environment (lib/s3/knowledge.ts): its listings taken through the store's retried reads. */
-function knowledgeOf(e: OpenEnvironment, onListed?: (bucket: string, objects: import('../s3/store.ts').RemoteObject[]) => void): RunKnowledge {
-  const r = retryingReader(e.s3);
-  return runKnowledge({ lister: (b, p) => r.list(b, p), onListed });
-}
-
-/** The staged cache's knowledge with each file read once (the verification, then the plan's memo). */
-function memoizedBytes(k: LocalKnowledge | undefined): LocalKnowledge | undefined {
-  if (!k?.bytes) return k;
-  const read = k.bytes.bind(k);
-  const got = new Map<string, Promise<Buffer | undefined>>();
-  return {
-    md5: (b, key) => k.md5(b, key),
-    written: () => false,
-    bytes: (b, key) => {
-      const id = `${b}\u0000${key}`;
-      let p = got.get(id);
-      if (!p) { p = read(b, key); got.set(id, p); }
-      return p;
-    },
-  };
-}
-
-/** Never a sha256: an object the release does not have (a stale page) is never vouched for. */
-const NOT_EXPECTED = 'not part of the release';
-
-/**
- * The sha256 the release expects at a key of the environment's release prefix or manual (major and
- * stable/: the release's manual/ files; NOT_EXPECTED for other objects there); undefined elsewhere.
- */
-function expectedIn(e: OpenEnvironment, r: ResolvedRelease): (bucket: string, key: string) => string | undefined {
-  const release = `${e.releases.prefix}${r.releaseDir}/`;
-  const manual = `${e.docs.prefix}manual/${r.project}/`;
-  return (bucket, key) => {
-    if (bucket === e.releases.bucket && key.startsWith(release)) return r.files.get(key.slice(release.length))?.sha256 ?? NOT_EXPECTED;
-    if (bucket === e.docs.bucket && key.startsWith(manual)) {
-      const rest = key.slice(manual.length);
-      const slash = rest.indexOf('/');
-      return slash < 0 ? NOT_EXPECTED : r.files.get(`manual/${rest.slice(slash + 1)}`)?.sha256 ?? NOT_EXPECTED;
-    }
-    return undefined;
-  };
-}
-
-/**
- * The upload record of an environment's endpoint, as upload keys it (lib/phases/upload.ts); none for
- * file trees (no ETags there). Promote usually runs where staging was uploaded from.
- */
-async function recordOf(ctx: Context, e: OpenEnvironment): Promise<UploadRecord | undefined> {
-  if (e.releases.bucket.startsWith('/') && e.cache.bucket.startsWith('/') && e.docs.bucket.startsWith('/')) return undefined;
-  return openUploadRecord(uploadStateDir(ctx.root), storeIdOf(e));
-}
-
-/** The name upload's memos key an environment's endpoint by (the embedded server's port changes every run). */
-function storeIdOf(e: OpenEnvironment): string {
-  return e.embeddedS3 ? `embedded:${e.embeddedS3.dir}` : e.endpoint;
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {
@@ -284,24 +168,10 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       steps: [...planned.groups.cache, ...images.steps, ...planned.groups.content, ...planned.groups.pointers, ...images.pointerSteps],
       skipped: [...planned.skipped, ...images.skipped],
     };
-    // The git push, last, when the destination has a remote of its own: the branch and tag recorded by `releng tag`.
-    const git = dest.env.git;
-    let gitCommit: string | undefined;
-    let gitSkip: string | undefined;
-    if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${toName}" has no git remote` });
-    else if (JSON.stringify(git) === JSON.stringify(source.env.git)) plan.skipped.push({ what: 'git push', reason: `${toName} shares ${fromName}'s git remote (pushed by upload)` });
-    else {
-      const record = await readTagRecord(ctx.root);
-      if (record?.version !== version) {
-        gitSkip = `no release/tag.json for ${version} here: run promote in the checkout where \`releng tag\` made ${version}, or push the tag yourself`;
-        plan.skipped.push({ what: `git push to ${toName}'s remote`, reason: gitSkip });
-      } else {
-        gitCommit = record.releaseCommit;
-        const push = await planGitPush(gitReader(gitAt(ctx.root)), { envName: toName, git, record, cwd: ctx.root, forcePushTag: false });
-        plan.steps.push(...push.steps);
-        plan.skipped.push(...push.skipped);
-      }
-    }
+    // The git push, last, when the destination has a remote of its own (lib/promote/sides.ts).
+    const { gitCommit, gitSkip, ...push } = await planPromoteGitPush(ctx, source, dest, version);
+    plan.steps.push(...push.steps);
+    plan.skipped.push(...push.skipped);
     phase.succeed(`planned ${planSize(plan)} writes (${planned.closure.length} store paths in the closure${planned.resigned ? `, ${planned.resigned} narinfos re-signed for ${toName}` : ''})`);
     await confirmRelease(toName, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(toName, dest.env) });
 
@@ -347,7 +217,6 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     fileLists = lists.results;
     for (const k of lists.skipped) log.skip(k.what, k.reason);
     if (!flags.dryRun) log.info(`promoted ${project} ${version} from ${fromName} to ${toName}: ${applied.applied} writes, ${applied.bytes} bytes`);
-    const { renderPlan } = await import('../actions/index.ts');
     return {
       version, from: fromName, to: toName, dryRun: flags.dryRun, planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes,
       closure: planned.closure.length, resigned: planned.resigned, movesPointers: planned.movesPointers,

@@ -13,7 +13,7 @@ import { applyOrRestore, snapshotRepo, type RepoSnapshot } from '../git/restore.
 import { readTagRecord, tagRecordPath, type TagRecord } from '../release/tag-record.ts';
 import { versionFileSchema } from '../config/version.ts';
 import { parseJsonText, parseWith } from '../core/zod-errors.ts';
-import { relengTrailer, requireBranch, requireIdentity } from './prepare.ts';
+import { relengTrailer, requireBranch, requireIdentity } from '../git/git.ts';
 
 /** What tag did (printed with --json; the same SHAs as release/tag.json). */
 export interface TagSummary {

@@ -16,7 +16,7 @@ import { openHashCache } from '../hashing/hash-cache.ts';
 import { localReleaseDigests } from '../upload/inputs.ts';
 import { manualPrefixes } from '../upload/docs.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
-import { uploadStateDir } from './upload.ts';
+import { uploadStateDir } from '../upload/state.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { readTagRecord } from '../release/tag-record.ts';
 import { loadVersion } from '../config/version.ts';

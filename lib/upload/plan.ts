@@ -1,0 +1,145 @@
+// Upload's plan (issue 4): every write of a release to one environment, in the order that keeps
+// every reader whole: the signed binary cache (staged locally by Nix first), the images, the release
+// bucket (root manifest.nix last), the latest link, the docs, then the git push. Reads only, but for
+// staging the cache under release/cache/ENV (a local write, never a publish).
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Context } from '../config/context.ts';
+import { keyProblem } from '../config/keys.ts';
+import { ReleaseError } from '../core/errors.ts';
+import { emptyPlan, type Plan as CorePlan, type Skip, type Step as CoreStep } from '../core/plan.ts';
+import type { OpenEnvironment } from '../environment/open.ts';
+import { gitAt } from '../git/git.ts';
+import { gitReader, planGitPush, type GitPushAction } from '../git/push.ts';
+import type { HashCache } from '../hashing/hash-cache.ts';
+import { encodeCacheMetadata, encodedDirName, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import type { OciAction } from '../oci/actions.ts';
+import type { BuildResult } from '../release/build-result.ts';
+import type { TagRecord } from '../release/tag-record.ts';
+import type { S3Action } from '../s3/actions.ts';
+import type { WriteIntents } from '../s3/intents.ts';
+import type { RunKnowledge } from '../s3/knowledge.ts';
+import type { UploadRecord } from '../s3/record.ts';
+import { maintenanceRelease } from '../verify/index.ts';
+import { planCache, type CacheKnowledge } from './cache.ts';
+import { planDocs } from './docs.ts';
+import { planUploadImages } from './images.ts';
+import { checkLocalInputs, type Md5Wanted } from './inputs.ts';
+import { planReleaseBucket } from './release-bucket.ts';
+import { uploadStateDir } from './state.ts';
+
+/** The kinds of write an upload makes. */
+export type UploadAction = S3Action | OciAction | GitPushAction;
+export type UploadPlan = CorePlan<UploadAction>;
+type Plan = UploadPlan;
+type Part = { steps: CoreStep<UploadAction>[]; skipped: Skip[] };
+
+/** What the checks found, for planning: the signing key and the tag record (either may be absent). */
+export interface UploadInputs {
+  result: BuildResult;
+  signingKey?: SigningKey;
+  tagRecord?: TagRecord;
+  /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
+  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents };
+  /** This run's knowledge of the expected bytes and the plan's listings, for the closing verification (lib/s3/knowledge.ts). */
+  knowledge?: RunKnowledge;
+  /** Filled while planning: the staged cache's narinfos and .ls (MD5 and bytes), for the closing verification. */
+  cacheLocal?: CacheKnowledge;
+}
+
+/** Stages the signed cache locally (Nix), then plans its upload. Local write only, never a publish. */
+async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: UploadInputs): Promise<Part> {
+  const cache = target.env.cache;
+  if (!cache || !inputs.signingKey) return { steps: [], skipped: [{ what: 'binary cache', reason: `environment "${target.name}" has no cache settings (environments.${target.name}.cache)` }] };
+  const stagingDir = path.join(ctx.releaseDir, 'cache', target.name);
+  const { result } = inputs;
+  // Nix skips paths the staging cache already has, so narinfos signed by an older key would stay:
+  // a marker records the key the staged files are signed with, and a new key restages from scratch.
+  const marker = path.join(stagingDir, '.releng-signed-by');
+  const signedBy = await readFile(marker, 'utf8').catch(() => undefined);
+  if (signedBy !== undefined && signedBy.trim() !== inputs.signingKey.publicKey) {
+    ctx.log.info(`the staged cache was signed with ${signedBy.trim()}; restaging it with ${inputs.signingKey.publicKey}`);
+    await rm(stagingDir, { recursive: true, force: true });
+  }
+  const phase = ctx.log.phase(`staging the signed binary cache in ${path.relative(ctx.root, stagingDir)} (local)`);
+  await mkdir(stagingDir, { recursive: true });
+  await writeFile(marker, inputs.signingKey.publicKey + '\n');
+  // The staging memo skips `nix copy` and the closure query when every staged file it names is still there (lib/nix/cache.ts).
+  const { paths } = await stageCacheMemoised({
+    dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), publicKey: inputs.signingKey.publicKey,
+    drvs: result.drvs, outPaths: result.outPaths, memoFile: path.join(uploadStateDir(ctx.root), `staged-${target.name}.json`),
+  });
+  // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
+  const narinfoCompression = cache.storeOptions['narinfo-compression'];
+  const lsCompression = cache.storeOptions['ls-compression'];
+  await encodeCacheMetadata(stagingDir, paths, { narinfo: narinfoCompression, ls: lsCompression, field: `environments.${target.name}.cache.storeOptions` });
+  phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);
+  return planCache(target.s3, target.cache, {
+    stagingDir, paths, narinfoCompression, lsCompression,
+    encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
+    record: inputs.memo?.record, intents: inputs.memo?.intents, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
+    onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
+  });
+}
+
+/** Every file's MD5 where the environment sends Content-MD5; else those a listing proof pays for (lib/upload/inputs.ts). */
+function md5Wanted(target: OpenEnvironment): Md5Wanted {
+  return target.env.s3?.transitChecksum === 'content-md5' ? true : 'proof';
+}
+
+/** Reads the world and computes every write of the upload, in order. */
+export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: UploadInputs): Promise<Plan> {
+  const plan = emptyPlan<UploadAction>();
+  const add = (p: Part) => { plan.steps.push(...p.steps); plan.skipped.push(...p.skipped); };
+  const { result } = inputs;
+  const memo = inputs.memo ?? {};
+  // Local inputs against build-result.json before anything else (issue 9): a changed artifact or
+  // manual page refuses the upload here, naming the file, before any write. Each file is read once
+  // (or not at all when the memo vouches for it); its sha256 and MD5 are what the PUTs carry.
+  // The MD5 is read whatever the transit checksum (issue 16): the PUT checks its ETag against it, and
+  // the closing verification proves each single-part object by its listed ETag instead of a HEAD.
+  // What users follow (root manifest.nix, stable/ docs, `latest`) moves only with a full release
+  // from the main line: a maintenance release or a partial profile must not move it back or drop systems.
+  // (git is asked while the local files are checked; a local file's error is still the one reported.)
+  const maintenanceP = maintenanceRelease(ctx, result.version);
+  maintenanceP.catch(() => undefined);
+  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
+  const maintenance = await maintenanceP;
+  const keep = maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
+    : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
+  add(await planCacheUpload(ctx, target, inputs));
+  add(await planUploadImages(ctx, target.registries, result, maintenance));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
+  // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
+  if (target.env.mirror?.latestLinks && !keep && result.official) {
+    const { planLatestLink } = await import('../promote/plan.ts');
+    const link = await planLatestLink(target.s3, target.releases, result.project, result.major, result.version);
+    plan.steps.push({ title: `latest link in ${target.releases.url}`, actions: link.actions });
+    plan.skipped.push(...link.skipped);
+  }
+  add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, knowledge: inputs.knowledge, keepStable: keep }));
+  const git = target.env.git;
+  if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
+  else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
+  else add(await planGitPush(gitReader(gitAt(ctx.root)), { envName: target.name, git, record: inputs.tagRecord, cwd: ctx.root, forcePushTag: !!ctx.flags.extra['force-push-tag'] }));
+  checkPlannedKeys(plan);
+  // The MD5s of the release's and docs' files were noted by planSync (every file, put or not); a
+  // planned PUT's (the cache's too) is noted by the recording writer when it is sent: once each.
+  return plan;
+}
+
+/** Every key the plan writes is a plain S3 key (lib/config/keys.ts), checked before the first write. */
+export function checkPlannedKeys(plan: Plan): void {
+  const bad: string[] = [];
+  for (const a of plan.steps.flatMap((s) => s.actions)) {
+    if (a.kind !== 's3.put' && a.kind !== 's3.redirect' && a.kind !== 's3.copy' && a.kind !== 's3.delete') continue;
+    const key = (a as { key: string }).key;
+    const p = a.kind === 's3.delete' ? undefined : keyProblem(key);
+    if (p) bad.push(`s3://${(a as { bucket: string }).bucket}/${key}: ${p}`);
+  }
+  if (bad.length) {
+    throw new ReleaseError(`the upload would write keys that are not plain S3 keys:\n${bad.slice(0, 10).map((b) => `  ${b}`).join('\n')}`,
+      'rename the files so that every path segment is plain (no %, ?, #, \\, control characters, empty, . or ..); nothing was uploaded');
+  }
+}
+
