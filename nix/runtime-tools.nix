@@ -16,6 +16,7 @@ let
     gpg = gnupg; gpgv = gnupg; gpgconf = gnupg; gpg-connect-agent = gnupg; # signed APT repositories; the agent gpg starts is stopped
     dpkg = dpkg; dpkg-deb = dpkg; apt-ftparchive = apt; # Debian packages and their indexes
     rsync = rsync; # mirrors
+    ssh-keygen = openssh; # lock: SSH-signed commits (git's gpg.format=ssh)
     bash = bash; # zx's $ (the flake's apps, scripts/*.mjs)
   } // (if pkgs ? nix-eval-jobs then { nix-eval-jobs = pkgs.nix-eval-jobs; } else { });
   # Each package once, in a stable order.

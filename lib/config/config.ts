@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { channelsConfigSchema } from './channels.ts';
 import { checkUploaders, grantEnvironmentFields } from './grants.ts';
 import { releaseJobsMappingSchema } from './release-jobs.ts';
+import { lockSettingsSchema } from './lock.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { s3UrlProblem } from './keys.ts';
 import { parseJsonText, parseWith } from '../core/zod-errors.ts';
@@ -241,6 +242,8 @@ export const configSchema = z.object({
   channels: channelsConfigSchema.optional(),
   /** Where `build --from-hydra` takes the release jobs' outputs from (docs/hydra.md). */
   hydra: hydraBuildConfigSchema.optional(),
+  /** `releng lock`: its review branches, review metadata, ref bumps, signing (lib/config/lock.ts, docs/lock.md). */
+  lock: lockSettingsSchema.default(() => lockSettingsSchema.parse({})),
   environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
     .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
 }).strict().superRefine((c, ctx) => {

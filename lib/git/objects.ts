@@ -1,4 +1,4 @@
-// A commit that changes one file of a parent commit, computed as git objects in memory: the planner
+// A commit that changes files of a parent commit, computed as git objects in memory: the planner
 // knows the exact commit id before anything is written (so --dry-run can print the exact push and a
 // re-run can see the remote already has it), and apply writes the same bytes with
 // `git hash-object -w`, checking each id. The working tree and index are never touched.
@@ -23,6 +23,10 @@ export interface FileCommitSpec {
   /** Path from the repository root, `/`-separated. */
   path: string;
   content: string;
+  /** Other files the commit changes (a ref bump: flake.nix with flake.lock). */
+  also?: Array<{ path: string; content: string }>;
+  /** Signs the unsigned commit object (an armored signature: SSH or OpenPGP, lib/git/sign.ts). */
+  sign?: (payload: string) => Promise<string>;
   message: string;
   author: Identity;
   /** Seconds since the epoch (author and committer date, UTC): fixed, so the same input gives the same id. */
@@ -56,7 +60,7 @@ function treeBody(entries: TreeEntry[]): Buffer {
   ])));
 }
 
-/** The objects (blob, trees up to the root, commit) of `spec`; the last one is the commit. */
+/** The objects (blobs, trees up to the root, commit) of `spec`; the last one is the commit. */
 export async function fileCommitObjects(reader: ObjectReader, spec: FileCommitSpec): Promise<GitObject[]> {
   const format = await reader.objectFormat();
   const objects: GitObject[] = [];
@@ -65,25 +69,72 @@ export async function fileCommitObjects(reader: ObjectReader, spec: FileCommitSp
     objects.push({ type, id, data: body.toString('base64') });
     return id;
   };
-  const segments = spec.path.split('/').filter(Boolean);
-  if (segments.length === 0 || segments.some((s) => s === '.' || s === '..')) throw new ReleaseError(`internal: bad repository path ${JSON.stringify(spec.path)}`);
-  let childId = add('blob', Buffer.from(spec.content));
-  let childType: 'blob' | 'tree' = 'blob';
-  // From the file's directory up to the root: each tree is its parent's with one entry replaced.
-  for (let depth = segments.length - 1; depth >= 0; depth--) {
-    const dir = segments.slice(0, depth).join('/');
-    const name = segments[depth]!;
-    const entries = parseLsTree(await reader.lsTree(`${spec.parent}:${dir}`).catch(() => ''));
-    const at = entries.findIndex((e) => e.name === name);
-    const entry: TreeEntry = { mode: childType === 'tree' ? '40000' : (at >= 0 && entries[at]!.type === 'blob' ? entries[at]!.mode : '100644'), type: childType, id: childId, name };
-    if (at >= 0) entries[at] = entry; else entries.push(entry);
-    childId = add('tree', treeBody(entries));
-    childType = 'tree';
+  const files = [{ path: spec.path, content: spec.content }, ...(spec.also ?? [])];
+  // Directory → the names changed in it (a file, or a directory holding changed files).
+  const changed = new Map<string, Map<string, { blob?: string }>>();
+  for (const f of files) {
+    const segments = f.path.split('/').filter(Boolean);
+    if (segments.length === 0 || segments.some((x) => x === '.' || x === '..')) throw new ReleaseError(`internal: bad repository path ${JSON.stringify(f.path)}`);
+    for (let depth = 0; depth < segments.length; depth++) {
+      const dir = segments.slice(0, depth).join('/');
+      if (!changed.has(dir)) changed.set(dir, new Map());
+      const last = depth === segments.length - 1;
+      const entry = changed.get(dir)!.get(segments[depth]!) ?? {};
+      if (last) entry.blob = add('blob', Buffer.from(f.content));
+      changed.get(dir)!.set(segments[depth]!, entry);
+    }
   }
+  // Each changed tree is its parent commit's with the changed entries replaced, from the bottom up.
+  const treeOf = async (dir: string): Promise<string> => {
+    const entries = parseLsTree(await reader.lsTree(`${spec.parent}:${dir}`).catch(() => ''));
+    for (const [name, c] of changed.get(dir)!) {
+      const at = entries.findIndex((e) => e.name === name);
+      const entry: TreeEntry = c.blob
+        ? { mode: at >= 0 && entries[at]!.type === 'blob' ? entries[at]!.mode : '100644', type: 'blob', id: c.blob, name }
+        : { mode: '40000', type: 'tree', id: await treeOf(dir ? `${dir}/${name}` : name), name };
+      if (at >= 0) entries[at] = entry; else entries.push(entry);
+    }
+    return add('tree', treeBody(entries));
+  };
+  const tree = await treeOf('');
   const who = `${spec.author.name} <${spec.author.email}> ${spec.date} +0000`;
   const message = spec.message.replace(/\s+$/, '') + '\n';
-  add('commit', Buffer.from(`tree ${childId}\nparent ${spec.parent}\nauthor ${who}\ncommitter ${who}\n\n${message}`));
+  const headers = `tree ${tree}\nparent ${spec.parent}\nauthor ${who}\ncommitter ${who}\n`;
+  const unsigned = `${headers}\n${message}`;
+  if (!spec.sign) { add('commit', Buffer.from(unsigned)); return objects; }
+  // As `git commit -S`: the signature of the unsigned commit, in a header after the committer
+  // (gpgsig on SHA-1 repositories, gpgsig-sha256 on SHA-256 ones), continuation lines indented.
+  const signature = (await spec.sign(unsigned)).replace(/\n+$/, '');
+  const header = `${format === 'sha256' ? 'gpgsig-sha256' : 'gpgsig'} ${signature.split('\n').join('\n ')}\n`;
+  add('commit', Buffer.from(`${headers}${header}\n${message}`));
   return objects;
+}
+
+/** A commit object without its signature headers: what was signed, and what two runs that signed
+ *  the same update differently have in common. */
+export function unsignedCommit(raw: string): string {
+  const split = raw.indexOf('\n\n');
+  const head = split < 0 ? raw : raw.slice(0, split + 1);
+  const kept: string[] = [];
+  let inSig = false;
+  for (const line of head.split('\n')) {
+    if (/^gpgsig(-sha256)? /.test(line)) { inSig = true; continue; }
+    if (inSig && line.startsWith(' ')) continue;
+    inSig = false;
+    kept.push(line);
+  }
+  return kept.join('\n') + (split < 0 ? '' : raw.slice(split + 1));
+}
+
+/** The parts of a raw commit object releng reads (`git cat-file commit ID`). */
+export interface CommitInfo { tree: string; parents: string[]; author: string; committer: string; message: string }
+
+export function parseCommit(raw: string): CommitInfo {
+  const text = unsignedCommit(raw);
+  const split = text.indexOf('\n\n');
+  const head = (split < 0 ? text : text.slice(0, split)).split('\n');
+  const field = (k: string) => head.filter((l) => l.startsWith(`${k} `)).map((l) => l.slice(k.length + 1));
+  return { tree: field('tree')[0] ?? '', parents: field('parent'), author: field('author')[0] ?? '', committer: field('committer')[0] ?? '', message: split < 0 ? '' : text.slice(split + 2) };
 }
 
 /** Parses `git var GIT_AUTHOR_IDENT` (`Name <email> 1700000000 +0000`). */

@@ -26,6 +26,8 @@ export interface GitPush {
   /** Forced updates as `REF:EXPECTED` (`--force-with-lease`): replace REF only if the remote still has
    *  what planning saw (empty EXPECTED: only if REF does not exist), never a ref that moved meanwhile. */
   forceWithLease?: string[];
+  /** `git push -o OPTION` (Gerrit's push options: topic=, r=, cc=, hashtag=, l=; user-upload.html#push_options). */
+  pushOptions?: string[];
   /** Checked with `git ls-remote` right after the push (Gerrit pushes, issue 17): one of `refs`
    *  (patterns) must point at `commit` (peeled), or the push did not do what it was for. */
   verify?: { refs: string[]; commit: string; what: string };
@@ -35,7 +37,7 @@ export type GitPushAction = GitPush;
 
 /** What apply may do with git remotes. */
 export interface GitWriter {
-  push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean; forceWithLease?: string[] }): Promise<void>;
+  push(cwd: string, remote: string, refspecs: string[], opts: { atomic: boolean; forceWithLease?: string[]; pushOptions?: string[] }): Promise<void>;
   /** `git ls-remote REMOTE PATTERNS...` as ref → object id: the check after a push that must be verified before the next. */
   lsRemote?(cwd: string, remote: string, patterns: string[]): Promise<Map<string, string>>;
 }
@@ -43,7 +45,7 @@ export interface GitWriter {
 /** The GitWriter over the git program. */
 export const gitWriter: GitWriter = {
   async push(cwd, remote, refspecs, opts) {
-    await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), ...(opts.forceWithLease ?? []).map((l) => `--force-with-lease=${l}`), '--end-of-options', remote, ...refspecs], { cwd });
+    await run('git', ['push', ...(opts.atomic ? ['--atomic'] : []), ...(opts.forceWithLease ?? []).map((l) => `--force-with-lease=${l}`), ...(opts.pushOptions ?? []).flatMap((o) => ['-o', o]), '--end-of-options', remote, ...refspecs], { cwd });
   },
   async lsRemote(cwd, remote, patterns) {
     const { stdout } = await run('git', ['ls-remote', '--end-of-options', remote, ...patterns], { cwd });
@@ -61,7 +63,7 @@ function parseLsRemote(out: string): Map<string, string> {
 }
 
 export function renderGitPush(a: GitPush): string {
-  return `git push ${a.atomic ? '--atomic ' : ''}${(a.forceWithLease ?? []).map((l) => `--force-with-lease=${l} `).join('')}${a.remote} ${a.refspecs.join(' ')}`;
+  return `git push ${a.atomic ? '--atomic ' : ''}${(a.forceWithLease ?? []).map((l) => `--force-with-lease=${l} `).join('')}${(a.pushOptions ?? []).map((o) => `-o ${o} `).join('')}${a.remote} ${a.refspecs.join(' ')}`;
 }
 
 export const gitPushRenderers = { 'git.push': renderGitPush };
@@ -79,11 +81,24 @@ export const gitPushHandlers: HandlerMap<GitPushAction, GitWriters> = {
     if (!writer) throw new Error('internal: plan has git actions but apply got no git writer');
     const push = async (refspecs: string[], atomic: boolean) => {
       try {
-        await writer.push(a.cwd, a.remote, refspecs, { atomic, forceWithLease: a.forceWithLease });
+        await writer.push(a.cwd, a.remote, refspecs, { atomic, forceWithLease: a.forceWithLease, pushOptions: a.pushOptions });
       } catch (e) {
-        if (a.gerrit && /no new changes/i.test((e as Error).message)) {
+        const message = (e as Error).message;
+        if (a.gerrit && /no new changes/i.test(message)) {
           env.log.skip(`git push ${a.remote} ${refspecs.join(' ')}`, 'Gerrit already has this change');
           return;
+        }
+        // error-no-changes-made.html: the change's current patch set has the same files, message,
+        // author and parents (a commit signed again with a new signature time): nothing to add.
+        if (a.gerrit && /no changes made/i.test(message)) {
+          env.log.skip(`git push ${a.remote} ${refspecs.join(' ')}`, 'Gerrit: the change\'s current patch set is this commit already (no changes made)');
+          return;
+        }
+        // error-change-closed.html: the Change-Id names a merged or abandoned change.
+        const closed = a.gerrit ? /change (\S+) closed/i.exec(message) : null;
+        if (closed) {
+          throw new ReleaseError(`Gerrit refused ${refspecs.join(' ')}: change ${closed[1]} with this Change-Id is closed (merged or abandoned)\n  ${message.split('\n').slice(0, 6).join('\n  ')}`,
+            'restore the change in Gerrit to add the patch set to it; or, when it was abandoned on purpose, leave it: the push is refused until the Change-Id changes', { cause: e });
         }
         throw e;
       }

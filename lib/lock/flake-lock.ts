@@ -124,3 +124,52 @@ export function registerLockCredentials(lock: FlakeLock): void {
     for (const a of [n.locked, n.original]) if (a && typeof a.url === 'string') registerUrlCredentials(a.url);
   }
 }
+
+/** One input of the lock by its input path (`alpha`, `alpha/gamma`): a node, or a `follows` path. */
+export interface InputEntry {
+  path: string;
+  follows?: string[];
+  /** The lock node key (`gamma_2`): an artefact of the file, never shown to people. */
+  key?: string;
+  locked?: LockAttrs;
+  original?: LockAttrs;
+}
+
+const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Every input of the lock by input path, as Nix's LockFile::getAllInputs walks it (each node's
+ *  inputs once, under the first path that reaches it; inputs in name order). */
+export function allInputs(lock: FlakeLock): Map<string, InputEntry> {
+  const out = new Map<string, InputEntry>();
+  const done = new Set<string>();
+  const visit = (key: string, prefix: string[]) => {
+    if (done.has(key)) return;
+    done.add(key);
+    for (const [name, target] of Object.entries(lock.nodes[key]?.inputs ?? {}).sort(byName)) {
+      const p = [...prefix, name];
+      const path = p.join('/');
+      if (Array.isArray(target)) { out.set(path, { path, follows: target }); continue; }
+      out.set(path, { path, key: target, locked: lock.nodes[target]?.locked, original: lock.nodes[target]?.original });
+      visit(target, p);
+    }
+  };
+  visit(lock.root, []);
+  return out;
+}
+
+/** What the lock pins for the root inputs `names` and everything below them, by input path (node
+ *  keys left out: they are renamed when other inputs change), as stable text. */
+export function pinsOf(lock: FlakeLock, names: string[]): string {
+  const lines: string[] = [];
+  const visit = (key: string, prefix: string[], onPath: Set<string>) => {
+    for (const [name, target] of Object.entries(lock.nodes[key]?.inputs ?? {}).sort(byName)) {
+      const path = [...prefix, name];
+      if (prefix.length === 0 && !names.includes(name)) continue;
+      if (Array.isArray(target)) { lines.push(`${path.join('/')} follows ${target.join('/')}`); continue; }
+      lines.push(`${path.join('/')} ${JSON.stringify(sortKeys(lock.nodes[target]?.locked ?? {}))}`);
+      if (!onPath.has(target)) visit(target, path, new Set([...onPath, target]));
+    }
+  };
+  visit(lock.root, [], new Set([lock.root]));
+  return lines.join('\n');
+}

@@ -36,6 +36,8 @@ export interface History {
 export interface Mirror {
   /** Fetches `url` into its mirror and reads OLD..NEW; a string says why there is no history. */
   history(url: string, oldRev: string, newRev: string, limit: number): Promise<History | { unavailable: string }>;
+  /** `git ls-remote --heads --tags URL` (ref bumps: the refs that exist); throws with git's message. */
+  refs(url: string): Promise<string>;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -71,6 +73,10 @@ export function gitMirror(state = stateDir()): Mirror {
       const log = (await git(['log', '--no-decorate', '--format=%h %s', `-n${limit}`, range])).split('\n').filter(Boolean);
       const fastForward = await git(['merge-base', '--is-ancestor', oldRev, newRev]).then(() => true, () => false);
       return { count, log, fastForward };
+    },
+    async refs(url) {
+      registerUrlCredentials(url);
+      return (await run('git', ['ls-remote', '--heads', '--tags', '--end-of-options', url])).stdout;
     },
   };
 }

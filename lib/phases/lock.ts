@@ -1,26 +1,34 @@
-// lock: the bot that updates pinned inputs (flake.lock) and sends the update for review (issue 13).
-// Nix updates the inputs in a temporary worktree of the main branch, so the user's checkout is never
-// half-changed; the new flake.lock becomes a commit computed in memory (lib/git/objects.ts), whose
-// id is known while planning. The writes (objects, branch releng/lock-DATE, the push) are a plan
-// that apply.ts executes, so --dry-run prints the exact push and a re-run sees what is there.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+// lock: the bot that updates pinned inputs (flake.lock) and keeps one review of the update current
+// (issues 13, 29). An update stream is all the inputs together (branch `releng/lock`), or with
+// --per-input one per input (`releng/lock-INPUT`). For each stream, Nix updates the inputs in a
+// temporary worktree of the main branch, so the user's checkout is never half-changed; the new
+// flake.lock (and flake.nix, when an opted-in input's ref moves) becomes a commit computed in
+// memory (lib/git/objects.ts), whose id is known while planning. The writes (objects, the stream's
+// branch, the push) are a plan that apply.ts executes, so --dry-run prints the exact push and a
+// re-run sees what is there.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Plan, Skip, Step } from '../actions/index.ts';
 import { apply } from '../actions/index.ts';
 import { environmentNamed } from '../config/config.ts';
 import type { Context } from '../config/context.ts';
+import type { LockSettings } from '../config/lock.ts';
 import { environmentName } from '../environment/open.ts';
 import { ReleaseError, UsageError } from '../core/errors.ts';
 import { requirePrograms } from '../core/exec.ts';
 import { repoWriter, type RepoAction } from '../git/actions.ts';
 import { gitAt, type Git } from '../git/git.ts';
-import { fileCommitObjects, parseIdent, type ObjectReader } from '../git/objects.ts';
-import { gitReader, gitWriter, resolveRemote, type GitPush, type GitReader, type GitWriter } from '../git/push.ts';
-import { gitUrlOf, parseFlakeLock, registerLockCredentials, rootInputs, type FlakeLock } from '../lock/flake-lock.ts';
+import { fileCommitObjects, parseIdent, unsignedCommit, type GitObject, type ObjectReader } from '../git/objects.ts';
+import { gitReader, gitWriter, resolveRemote, type GitWriter } from '../git/push.ts';
+import { signPayload, type SigningKey } from '../git/sign.ts';
+import { gpgAgentRunning, stopGpgAgent } from '../index/apt.ts';
+import { allInputs, gitUrlOf, parseFlakeLock, pinsOf, registerLockCredentials, rootInputs, type FlakeLock } from '../lock/flake-lock.ts';
 import { gitMirror, type Mirror } from '../lock/mirror.ts';
 import { nixMessage, nixUpdater, updateArgs, updateStyleFor, type FlakeUpdater } from '../lock/nix.ts';
-import { changeIdOf, commitMessage, diffLocks, locksDiffer, otherChangedNodes, type Failure, type InputChange } from '../lock/summary.ts';
+import { planStreamPush, type LockRemoteReader } from '../lock/push.ts';
+import { bumpRefInFlakeNix, newerRef, refNames, refPattern, refVersion } from '../lock/ref-bump.ts';
+import { changeIdOf, commitMessage, comparePaths, diffLocks, locksDiffer, type Failure, type InputChange } from '../lock/summary.ts';
 import { redact } from '../core/secrets.ts';
 import { requireIdentity } from '../git/git.ts';
 
@@ -29,24 +37,39 @@ export interface LockDeps {
   nix: FlakeUpdater;
   mirror: Mirror;
   git: GitWriter;
-  /** Today (for the branch name). */
-  now: () => Date;
 }
 
-export const defaultLockDeps = (): LockDeps => ({ nix: nixUpdater, mirror: gitMirror(), git: gitWriter, now: () => new Date() });
+export const defaultLockDeps = (): LockDeps => ({ nix: nixUpdater, mirror: gitMirror(), git: gitWriter });
+
+type PushResult = { remote: string; refspec: string; status: 'pushed' | 'already-pushed' | 'planned' } | { status: 'not-requested' };
+
+/** One update stream: its review (branch or Gerrit change) and what it updated. */
+export interface StreamResult {
+  /** `all` (every input together), or the input path with --per-input. */
+  stream: string;
+  branch: string;
+  status: 'updated' | 'nothing-to-update' | 'failed';
+  inputs: InputChange[];
+  commit?: string;
+  changeId?: string;
+  message?: string;
+  push?: PushResult;
+}
 
 /** What lock did (--json). */
 export interface LockResult {
   status: 'updated' | 'nothing-to-update';
   dryRun: boolean;
   base: { branch: string; commit: string };
+  /** Every input of the flake, and each changed input of an input by its path. */
   inputs: InputChange[];
-  /** The local branch and the commit on it (also when it already existed). */
+  streams: StreamResult[];
+  /** Without --per-input, the one stream's branch, commit, Change-Id, message and push (also here). */
   branch?: string;
   commit?: string;
   changeId?: string;
   message?: string;
-  push?: { remote: string; refspec: string; status: 'pushed' | 'already-pushed' | 'planned' } | { status: 'not-requested' };
+  push?: PushResult;
 }
 
 /** Lines of `git log` per input in the message. */
@@ -102,20 +125,65 @@ function objectReader(git: Git): ObjectReader {
   };
 }
 
+/** The remote reads of a stream's push over the local repository (fetches write no ref). */
+function lockRemoteReader(git: Git): LockRemoteReader {
+  const reader = gitReader(git);
+  return {
+    lsRemote: (remote, patterns) => reader.lsRemote(remote, patterns),
+    isAncestor: (a, d) => reader.isAncestor(a, d),
+    commitObject: async (id) => (await git.tryGit(['cat-file', '-e', `${id}^{commit}`])) === undefined ? undefined : (await git.git(['cat-file', 'commit', id])) + '\n',
+    async fetch(remote, ref) {
+      await git.git(['fetch', '-q', '--no-tags', '--refmap=', '--no-write-fetch-head', '--end-of-options', remote, ref]);
+    },
+    async changedPaths(id) {
+      return (await git.git(['diff-tree', '--no-commit-id', '--name-only', '-r', `${id}^`, id])).split('\n').filter(Boolean);
+    },
+  };
+}
+
+/** A stream: the inputs it updates, and the root inputs whose pins name its Gerrit change. */
+interface Stream { name: string; branch: string; inputs: string[]; covers: string[] }
+
+/** A ref bump planned for an input: flake.nix moves `input` from `old` to `new`. */
+interface RefBump { input: string; old: string; new: string }
+
+/** Review metadata as trailers (branches; on Gerrit the same settings are push options). */
+export function reviewTrailers(s: LockSettings): Array<[string, string]> {
+  return [
+    ...(s.topic ? [['Topic', s.topic] as [string, string]] : []),
+    ...s.hashtags.map((h): [string, string] => ['Hashtag', h]),
+    ...s.reviewers.map((r): [string, string] => ['Reviewer', r]),
+    ...s.cc.map((c): [string, string] => ['Cc', c]),
+  ];
+}
+
+/** Review metadata as Gerrit push options (user-upload.html#push_options). */
+export function gerritPushOptions(s: LockSettings): string[] {
+  return [
+    ...(s.topic ? [`topic=${s.topic}`] : []),
+    ...s.hashtags.map((h) => `hashtag=${h}`),
+    ...s.reviewers.map((r) => `r=${r}`),
+    ...s.cc.map((c) => `cc=${c}`),
+    ...s.labels.map((l) => `l=${l}`),
+  ];
+}
+
 /** The `lock` command. */
 export async function lock(ctx: Context, positionals: string[], deps: LockDeps = defaultLockDeps()): Promise<LockResult> {
   const { log, flags, config } = ctx;
   await requirePrograms('git', 'nix');
+  const settings = config.lock;
+  const configName = path.basename(ctx.loaded.file);
   const push = !!flags.extra.push;
   const allOrNothing = !!flags.extra['all-or-nothing'];
-  const date = (flags.extra.date as string | undefined) ?? deps.now().toISOString().slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new UsageError(`--date ${date}: expected YYYY-MM-DD`);
+  const perInput = !!flags.extra['per-input'];
 
   // At the repository's top: `git ls-tree` in a subdirectory lists only that subdirectory.
   const top = await gitAt(ctx.root).topLevel();
   const git = gitAt(top);
   const flakeDir = path.relative(top, ctx.root).split(path.sep).join('/');
   const lockPath = flakeDir ? `${flakeDir}/flake.lock` : 'flake.lock';
+  const nixPath = flakeDir ? `${flakeDir}/flake.nix` : 'flake.nix';
 
   // The checkout must be clean: a bot's checkout with local edits is a checkout someone is using.
   const dirty = await git.dirtyFiles();
@@ -126,7 +194,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   const mainBranch = config.mainBranch;
   const baseCommit = await git.commitOf(`refs/heads/${mainBranch}`);
   if (!baseCommit) {
-    throw new ReleaseError(`the main branch ${mainBranch} (mainBranch in ${path.basename(ctx.loaded.file)}) does not exist in this repository`,
+    throw new ReleaseError(`the main branch ${mainBranch} (mainBranch in ${configName}) does not exist in this repository`,
       `git fetch and check out ${mainBranch}, or set mainBranch to the branch updates are based on`);
   }
   const beforeText = await git.tryGit(['show', `${baseCommit}:${lockPath}`]);
@@ -139,13 +207,28 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   const declared = rootInputs(before);
   const updatable = declared.filter((i) => !i.follows).map((i) => i.name);
   for (const name of positionals) {
-    const top = name.split('/')[0]!;
-    const d = declared.find((i) => i.name === top);
-    if (!d) throw new ReleaseError(`flake.lock has no input "${top}"`, `inputs: ${updatable.join(', ') || 'none'}`);
-    if (d.follows && top === name) throw new ReleaseError(`input "${name}" follows ${d.follows.join('/')}: it is updated with that input`, `update ${d.follows[0]} instead`);
+    const first = name.split('/')[0]!;
+    const d = declared.find((i) => i.name === first);
+    if (!d) throw new ReleaseError(`flake.lock has no input "${first}"`, `inputs: ${updatable.join(', ') || 'none'}`);
+    if (d.follows && first === name) throw new ReleaseError(`input "${name}" follows ${d.follows.join('/')}: it is updated with that input`, `update ${d.follows[0]} instead`);
   }
   const requested = positionals.length ? [...new Set(positionals)] : updatable;
   if (requested.length === 0) throw new ReleaseError(`${lockPath} has no inputs to update`);
+
+  // Ref bumps: only inputs named in lock.refBumps, checked against flake.lock before Nix runs.
+  const bumpRules = new Map<string, RegExp>();
+  for (const [input, source] of Object.entries(settings.refBumps)) {
+    const field = `lock.refBumps.${input} in ${configName}`;
+    const d = declared.find((i) => i.name === input);
+    if (!d) throw new ReleaseError(`${field}: ${lockPath} has no input "${input}"`, `inputs: ${updatable.join(', ') || 'none'}; remove or rename the entry`);
+    if (d.follows) throw new ReleaseError(`${field}: input "${input}" follows ${d.follows.join('/')}: bump the input it follows`);
+    const ref = d.original?.ref;
+    if (typeof ref !== 'string') throw new ReleaseError(`${field}: input ${input} (${redact(String(d.original?.url ?? d.original?.type))}) has no ref in flake.nix to move`, `pin a ref in its URL (e.g. github:NixOS/nixpkgs/nixos-25.05), or remove ${field}`);
+    const re = refPattern(source);
+    if (!refVersion(re, ref)) throw new ReleaseError(`${field}: the pattern ${JSON.stringify(source)} does not match input ${input}'s ref ${ref}`, 'the pattern must match the whole ref name (its capture groups are the version)');
+    if (!gitUrlOf(d.locked)) throw new ReleaseError(`${field}: input ${input} is not a git repository (${d.locked?.type}): its refs cannot be listed`);
+    bumpRules.set(input, re);
+  }
 
   // The environment's git settings: where --push goes, and whether commits carry a Gerrit Change-Id
   // (also without --push, so the commit is the same one a later --push sends).
@@ -165,123 +248,227 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
     }
   }
   if (!flags.dryRun) await requireIdentity(git);
+  let signing: SigningKey | undefined;
+  if (settings.signing) {
+    const s = settings.signing;
+    signing = s.format === 'ssh' ? { format: 'ssh', key: path.resolve(ctx.root, s.key) }
+      : { format: 'openpgp', key: s.key, ...(s.gnupgHome ? { gnupgHome: path.resolve(ctx.root, s.gnupgHome) } : {}) };
+    const signer = s.format === 'ssh' ? 'ssh-keygen' : 'gpg';
+    await requirePrograms(signer);
+  }
+
+  const streams: Stream[] = perInput
+    ? requested.map((i) => ({ name: i, branch: settings.inputBranch.replace('{input}', i.replace(/\//g, '.')), inputs: [i], covers: [i.split('/')[0]!] }))
+    : [{ name: 'all', branch: settings.branch, inputs: requested, covers: updatable }];
+  for (const s of streams) {
+    const clash = streams.find((o) => o !== s && o.branch === s.branch);
+    if (clash) throw new ReleaseError(`inputs ${s.name} and ${clash.name} have the same branch ${s.branch} (lock.inputBranch in ${configName})`, 'name both inputs once, or make lock.inputBranch tell them apart');
+  }
 
   const versionText = await deps.nix.version();
   const style = updateStyleFor(versionText);
-  log.info(`${versionText}: updating ${requested.join(', ')} of ${lockPath} on ${mainBranch} (${baseCommit.slice(0, 12)})`);
+  log.info(`${versionText}: updating ${requested.join(', ')} of ${lockPath} on ${mainBranch} (${baseCommit.slice(0, 12)})${perInput ? `, one review per input` : ''}`);
 
-  // Nix, in a worktree of the main branch.
-  const { afterText, failures } = await withWorktree(git, baseCommit, async (wt) => {
-    const failures = await updateInputs(ctx, deps, flakeDir ? path.join(wt, flakeDir) : wt, requested, style);
-    return { afterText: await readFile(path.join(wt, lockPath), 'utf8'), failures };
+  // Nix, in a worktree of the main branch: each stream from main's flake.nix and flake.lock.
+  const runs = await withWorktree(git, baseCommit, async (wt) => {
+    const out: Array<{ afterText: string; nixText?: string; failures: Failure[]; bumps: RefBump[] }> = [];
+    const flakeWt = flakeDir ? path.join(wt, flakeDir) : wt;
+    for (const s of streams) {
+      if (out.length) await git.git(['-C', wt, 'checkout', '-q', baseCommit, '--', lockPath, nixPath]);
+      const bumps = await bumpRefs(ctx, deps, s, declared, bumpRules, path.join(wt, nixPath), nixPath);
+      const failures = await updateInputs(ctx, deps, flakeWt, s.inputs, style);
+      out.push({
+        afterText: await readFile(path.join(wt, lockPath), 'utf8'),
+        ...(bumps.length ? { nixText: await readFile(path.join(wt, nixPath), 'utf8') } : {}),
+        failures,
+        bumps,
+      });
+    }
+    return out;
   });
-  const after = parseFlakeLock(afterText, `${lockPath} written by nix`);
-  registerLockCredentials(after);
-  for (const f of failures) {
-    const c = diffLocks(before, after, requested, failures).find((x) => x.name === f.input.split('/')[0]);
-    log.warn(`input ${f.input} (${c?.url ?? 'unknown URL'}) could not be updated:\n  ${f.message.split('\n').join('\n  ')}`);
-  }
-  if (failures.length && allOrNothing) {
-    throw new ReleaseError(`${failures.length} of ${requested.length} inputs could not be updated (${failures.map((f) => f.input).join(', ')}); with --all-or-nothing nothing is committed`,
+
+  const allFailures = runs.flatMap((r) => r.failures);
+  const afters = runs.map((r, i) => {
+    const after = parseFlakeLock(r.afterText, `${lockPath} written by nix`);
+    registerLockCredentials(after);
+    for (const f of r.failures) {
+      const c = diffLocks(before, after, streams[i]!.inputs, r.failures).find((x) => x.name === f.input.split('/')[0]);
+      log.warn(`input ${f.input} (${c?.url ?? 'unknown URL'}) could not be updated:\n  ${f.message.split('\n').join('\n  ')}`);
+    }
+    for (const b of r.bumps) {
+      const ref = rootInputs(after).find((x) => x.name === b.input)?.original?.ref;
+      if (ref !== b.new && !r.failures.some((f) => f.input.split('/')[0] === b.input)) {
+        throw new ReleaseError(`after moving input ${b.input} to ref ${b.new} in ${nixPath}, Nix locked it with ref ${String(ref)}`, `check ${nixPath}: the input's URL must hold its ref; or remove lock.refBumps.${b.input}`);
+      }
+    }
+    return after;
+  });
+  if (allFailures.length && allOrNothing) {
+    throw new ReleaseError(`${allFailures.length} of ${requested.length} inputs could not be updated (${allFailures.map((f) => f.input).join(', ')}); with --all-or-nothing nothing is committed`,
       'fix the input (its URL in flake.nix, access to it) or run without --all-or-nothing to update the others');
   }
 
-  const inputs = diffLocks(before, after, requested, failures);
-  const result: LockResult = { status: 'nothing-to-update', dryRun: flags.dryRun, base: { branch: mainBranch, commit: baseCommit }, inputs };
-  if (!locksDiffer(before, after)) {
-    if (failures.length) {
-      throw new ReleaseError(`nothing was updated: ${failures.map((f) => f.input).join(', ')} could not be updated (see above)`,
-        'fix the inputs named above (their URL in flake.nix, network, credentials) and run lock again');
-    }
-    log.info(`nothing to update: ${requested.join(', ')} ${requested.length === 1 ? 'is' : 'are'} already at the newest revision`);
-    return result;
-  }
-
-  // What changed, with the commits of git inputs from the mirror.
-  for (const c of inputs.filter((i) => i.status === 'updated')) {
-    const url = gitUrlOf(rootInputs(after).find((i) => i.name === c.name)?.locked);
-    if (!url || !c.old?.rev || !c.new?.rev || !/^[0-9a-f]{40,64}$/.test(c.old.rev)) continue;
-    const phase = log.phase(`history of ${c.name}: git log ${c.old.rev.slice(0, 12)}..${c.new.rev.slice(0, 12)}`);
-    const h = await deps.mirror.history(url, c.old.rev, c.new.rev, logLines);
-    if ('unavailable' in h) { c.historyUnavailable = redact(h.unavailable); phase.fail(`history of ${c.name}: ${c.historyUnavailable}`); } else { c.commits = h; phase.succeed(`history of ${c.name}: ${h.count} commit${h.count === 1 ? '' : 's'}`); }
-  }
-  const changeId = gerrit ? changeIdOf(before, after) : undefined;
-  // No credential of an input URL or of Nix's messages may reach the pushed commit message.
-  const message = redact(commitMessage(inputs, { changeId, otherNodesChanged: otherChangedNodes(before, after) }));
-
-  // The commit: flake.lock alone on the main branch's commit, dated by its content (the newest of
-  // the main commit and the new inputs), so the same update on the same main is the same commit.
   const ident = parseIdent((await git.tryGit(['var', 'GIT_AUTHOR_IDENT'])) ?? 'releng <releng@localhost> 0 +0000');
   const baseTime = Number(await git.git(['show', '-s', '--format=%ct', baseCommit]));
-  const newest = Math.max(baseTime, ...inputs.map((i) => i.new?.lastModified ?? 0));
-  const objects = await fileCommitObjects(objectReader(git), { parent: baseCommit, path: lockPath, content: afterText, message, author: ident, date: newest });
-  const commit = objects.at(-1)!.id;
-  const branch = `releng/lock-${date}`;
-  const branchRef = `refs/heads/${branch}`;
-  Object.assign(result, { status: 'updated', branch, commit, changeId, message });
-
+  const reader = lockRemoteReader(git);
   const steps: Step[] = [];
   const skipped: Skip[] = [];
-  const local: RepoAction[] = [];
-  if (await git.tryGit(['cat-file', '-e', `${commit}^{commit}`]) === undefined) {
-    local.push({ kind: 'git.objects', objects, commit, parent: baseCommit, path: lockPath });
-  }
-  const existing = await git.commitOf(branchRef);
-  if (existing === commit) {
-    skipped.push({ what: `branch ${branch}`, reason: `it is already at ${commit.slice(0, 12)}` });
-  } else {
-    if (existing && (await git.currentBranch()) === branch) {
-      throw new ReleaseError(`${branch} is checked out here and is at ${existing.slice(0, 12)}, not at the new commit ${commit.slice(0, 12)}`, `check out ${mainBranch} (lock never moves the branch you are on)`);
+  const results: StreamResult[] = [];
+  // gpg starts an agent for the key; one this run started is stopped at the end (lib/index/apt.ts).
+  const gnupgHome = signing?.format === 'openpgp' ? signing.gnupgHome : undefined;
+  const agentBefore = signing?.format === 'openpgp' ? await gpgAgentRunning(gnupgHome) : true;
+  try {
+    for (const [i, s] of streams.entries()) {
+      const run = runs[i]!;
+      const after = afters[i]!;
+      const inputs = diffLocks(before, after, s.inputs, run.failures);
+      for (const b of run.bumps) {
+        const c = inputs.find((x) => x.name === b.input);
+        if (c) c.ref = { old: b.old, new: b.new };
+      }
+      const result: StreamResult = { stream: s.name, branch: s.branch, status: 'nothing-to-update', inputs };
+      results.push(result);
+      if (!locksDiffer(before, after) && !run.nixText) {
+        if (run.failures.length) result.status = 'failed';
+        else log.info(`nothing to update${perInput ? ` in ${s.name}` : ''}: ${s.inputs.join(', ')} ${s.inputs.length === 1 ? 'is' : 'are'} already at the newest revision`);
+        continue;
+      }
+
+      // What changed, with the commits of git inputs (and of inputs of inputs) from the mirror.
+      const byPath = new Map([...rootInputs(after).map((x) => [x.name, x.locked] as const)]);
+      for (const [p, e] of allInputs(after)) if (!byPath.has(p)) byPath.set(p, e.locked);
+      for (const c of inputs.filter((x) => x.status === 'updated')) {
+        const url = gitUrlOf(byPath.get(c.name));
+        if (!url || !c.old?.rev || !c.new?.rev || !/^[0-9a-f]{40,64}$/.test(c.old.rev)) continue;
+        const phase = log.phase(`history of ${c.name}: git log ${c.old.rev.slice(0, 12)}..${c.new.rev.slice(0, 12)}`);
+        const h = await deps.mirror.history(url, c.old.rev, c.new.rev, logLines);
+        if ('unavailable' in h) { c.historyUnavailable = redact(h.unavailable); phase.fail(`history of ${c.name}: ${c.historyUnavailable}`); } else { c.commits = h; phase.succeed(`history of ${c.name}: ${h.count} commit${h.count === 1 ? '' : 's'}`); }
+      }
+      const changeId = gerrit ? changeIdOf(s.branch, mainBranch, pinsOf(before, s.covers)) : undefined;
+      // No credential of an input URL or of Nix's messages may reach the pushed commit message.
+      const message = redact(commitMessage(inputs, { changeId, trailers: gerrit ? [] : reviewTrailers(settings) }));
+
+      // The commit: the lock files alone on the main branch's commit, dated by its content (the
+      // newest of the main commit and the new inputs), so the same update on the same main is the same commit.
+      const newest = Math.max(baseTime, ...inputs.map((x) => x.new?.lastModified ?? 0));
+      const spec = {
+        parent: baseCommit, path: lockPath, content: run.afterText, message, author: ident, date: newest,
+        ...(run.nixText !== undefined ? { also: [{ path: nixPath, content: run.nixText }] } : {}),
+      };
+      let objects: GitObject[] = await fileCommitObjects(objectReader(git), spec);
+      const unsigned = Buffer.from(objects.at(-1)!.data, 'base64').toString();
+      const branchRef = `refs/heads/${s.branch}`;
+      const existing = await git.commitOf(branchRef);
+      let commit = objects.at(-1)!.id;
+      if (signing) {
+        // The same update signed by an earlier run (its branch here holds it): that commit, not a new signature.
+        const raw = existing ? await reader.commitObject(existing) : undefined;
+        if (existing && raw !== undefined && unsignedCommit(raw) === unsigned) {
+          commit = existing;
+          objects = [];
+        } else {
+          const key = signing;
+          objects = await fileCommitObjects(objectReader(git), { ...spec, sign: (payload) => signPayload(key, payload, `lock.signing in ${configName}`) });
+          commit = objects.at(-1)!.id;
+        }
+      }
+
+      let pushStep: Step | undefined;
+      if (target) {
+        const p = await planStreamPush(reader, {
+          ...target, cwd: top, commit, unsigned, branch: s.branch, mainBranch, baseCommit, lockFiles: [lockPath, nixPath],
+          pushOptions: gerrit ? gerritPushOptions(settings) : [], log,
+        });
+        if (p.reuse) { commit = p.reuse; objects = []; }
+        if (p.step) pushStep = p.step; else skipped.push(p.skip!);
+        result.push = { remote: target.remote, refspec: p.refspec, status: p.step ? (flags.dryRun ? 'planned' : 'pushed') : 'already-pushed' };
+      } else {
+        result.push = { status: 'not-requested' };
+      }
+      Object.assign(result, { status: 'updated', commit, changeId, message });
+
+      const local: RepoAction[] = [];
+      if (objects.length && await git.tryGit(['cat-file', '-e', `${commit}^{commit}`]) === undefined) {
+        local.push({ kind: 'git.objects', objects, commit, parent: baseCommit, path: run.nixText !== undefined ? `${lockPath}, ${nixPath}` : lockPath });
+      }
+      if (existing === commit) {
+        skipped.push({ what: `branch ${s.branch}`, reason: `it is already at ${commit.slice(0, 12)}` });
+      } else {
+        if (existing && (await git.currentBranch()) === s.branch) {
+          throw new ReleaseError(`${s.branch} is checked out here and is at ${existing.slice(0, 12)}, not at the new commit ${commit.slice(0, 12)}`, `check out ${mainBranch} (lock never moves the branch you are on)`);
+        }
+        local.push({ kind: 'git.update-ref', ref: branchRef, value: commit });
+      }
+      if (local.length) steps.push({ title: `commit ${lockPath} on ${s.branch}`, actions: local, concurrency: 1 });
+      if (pushStep) steps.push(pushStep);
+      if (perInput) log.info(`${s.name} (${s.branch}):`);
+      for (const l of message.trimEnd().split('\n')) log.info(`  ${l}`);
     }
-    local.push({ kind: 'git.update-ref', ref: branchRef, value: commit });
-  }
-  if (local.length) steps.push({ title: `commit ${lockPath} on ${branch}`, actions: local, concurrency: 1 });
-
-  if (target) {
-    const p = await planLockPush(gitReader(git), { ...target, cwd: top, commit, branch, mainBranch, baseCommit, log });
-    if (p.step) steps.push(p.step); else skipped.push(p.skip!);
-    result.push = { remote: target.remote, refspec: p.refspec, status: p.step ? (flags.dryRun ? 'planned' : 'pushed') : 'already-pushed' };
-  } else {
-    result.push = { status: 'not-requested' };
+  } finally {
+    if (!agentBefore) await stopGpgAgent(gnupgHome);
   }
 
-  for (const l of message.trimEnd().split('\n')) log.info(`  ${l}`);
+  const updated = results.filter((r) => r.status === 'updated');
+  if (updated.length === 0 && allFailures.length) {
+    throw new ReleaseError(`nothing was updated: ${allFailures.map((f) => f.input).join(', ')} could not be updated (see above)`,
+      'fix the inputs named above (their URL in flake.nix, network, credentials) and run lock again');
+  }
+  const result: LockResult = {
+    status: updated.length ? 'updated' : 'nothing-to-update',
+    dryRun: flags.dryRun,
+    base: { branch: mainBranch, commit: baseCommit },
+    inputs: perInput ? mergeInputs(diffLocks(before, before, requested, []), results) : results[0]!.inputs,
+    streams: results,
+  };
+  if (!perInput) {
+    const r = results[0]!;
+    if (r.status === 'updated') Object.assign(result, { branch: r.branch, commit: r.commit, changeId: r.changeId, message: r.message, push: r.push });
+  }
+  if (updated.length === 0) return result;
+
   const plan: Plan = { steps, skipped };
   await apply(plan, { log, dryRun: flags.dryRun, writers: { repo: repoWriter(top), git: deps.git }, resumeHint: 're-run `releng lock`: it computes the same commit and only does what is missing' });
-  if (!flags.dryRun) log.info(`${branch} is at ${commit.slice(0, 12)}${target ? (result.push.status === 'pushed' ? `; pushed to ${target.remote}` : `; ${target.remote} already has it`) : '; pass --push to send it for review'}`);
+  if (!flags.dryRun) {
+    for (const r of updated) {
+      const pushed = r.push && 'remote' in r.push ? (r.push.status === 'pushed' ? `; pushed to ${r.push.remote}` : `; ${r.push.remote} already has it`) : '; pass --push to send it for review';
+      log.info(`${r.branch} is at ${r.commit!.slice(0, 12)}${pushed}`);
+    }
+  }
   return result;
 }
 
-export interface LockPushInput {
-  remote: string;
-  gerrit: boolean;
-  cwd: string;
-  commit: string;
-  branch: string;
-  mainBranch: string;
-  baseCommit: string;
-  log: Context['log'];
+/** --per-input: each input's entries from its own stream, the others (follows, not requested) as main has them. */
+function mergeInputs(unchanged: InputChange[], streams: StreamResult[]): InputChange[] {
+  const out = new Map(unchanged.map((c) => [c.name, c]));
+  for (const s of streams) {
+    const first = s.stream.split('/')[0]!;
+    for (const c of s.inputs) if (c.name === first || c.name.startsWith(`${first}/`)) out.set(c.name, c);
+  }
+  return [...out.values()].sort((a, b) => comparePaths(a.name, b.name));
 }
 
-/** The push of the lock commit: `refs/for/MAIN` on Gerrit, the branch elsewhere; nothing when the
- *  remote already has the commit (a change's patch set, or any releng/lock-* branch). */
-export async function planLockPush(reader: GitReader, input: LockPushInput): Promise<{ refspec: string; step?: Step; skip?: Skip }> {
-  const { remote, commit, gerrit, branch } = input;
-  const branchRef = `refs/heads/${branch}`;
-  const there = await reader.lsRemote(remote, gerrit ? ['refs/changes/*', `refs/heads/${input.mainBranch}`] : ['refs/heads/releng/lock-*', `refs/heads/${input.mainBranch}`]);
-  const remoteMain = there.get(`refs/heads/${input.mainBranch}`);
-  if (remoteMain && remoteMain !== input.baseCommit && !(await reader.isAncestor(remoteMain, input.baseCommit))) {
-    input.log.warn(`${remote} has ${input.mainBranch} at ${remoteMain.slice(0, 12)}, which the local ${input.mainBranch} (${input.baseCommit.slice(0, 12)}) does not contain: the update is based on an older ${input.mainBranch} (git pull first)`);
+/** Moves opted-in inputs of `s` to the newest ref of their pattern, editing flake.nix in the worktree. */
+async function bumpRefs(ctx: Context, deps: LockDeps, s: Stream, declared: ReturnType<typeof rootInputs>, rules: Map<string, RegExp>, nixFile: string, nixPath: string): Promise<RefBump[]> {
+  const bumps: RefBump[] = [];
+  for (const input of s.inputs) {
+    const re = rules.get(input);
+    if (!re) continue;
+    const d = declared.find((x) => x.name === input)!;
+    const oldRef = String(d.original!.ref);
+    const url = gitUrlOf(d.locked)!;
+    let refs: string[];
+    try {
+      refs = refNames(await deps.mirror.refs(url));
+    } catch (e) {
+      ctx.log.warn(`ref bump of ${input}: cannot list the refs of ${redact(url)}, so it stays on ${oldRef}: ${redact((e as Error).message.split('\n').slice(-1)[0]!)}`);
+      continue;
+    }
+    const newer = newerRef(re, oldRef, refs);
+    if (!newer) { ctx.log.debug(`ref bump of ${input}: ${oldRef} is the newest ref matching lock.refBumps.${input}`); continue; }
+    const text = await readFile(nixFile, 'utf8');
+    await writeFile(nixFile, bumpRefInFlakeNix(text, nixPath, input, d.original!, oldRef, newer));
+    ctx.log.info(`ref bump: ${input} ${oldRef} → ${newer} (the newest ref on its remote matching lock.refBumps.${input})`);
+    bumps.push({ input, old: oldRef, new: newer });
   }
-  const refspec = gerrit ? `${commit}:refs/for/${input.mainBranch}` : `${commit}:${branchRef}`;
-  const holding = [...there].filter(([ref, id]) => id === commit && ref !== `refs/heads/${input.mainBranch}`).map(([ref]) => ref);
-  if (holding.length) {
-    return { refspec, skip: { what: `git push ${remote} ${refspec}`, reason: `the remote already has ${commit.slice(0, 12)} (${holding.join(', ')}): the same update was pushed before` } };
-  }
-  // Our own branch may hold an earlier commit (main moved, or an input moved again today): replace it,
-  // but only if it is still what ls-remote saw.
-  const action: GitPush = gerrit
-    ? { kind: 'git.push', cwd: input.cwd, remote, refspecs: [refspec], atomic: false, gerrit: true }
-    : { kind: 'git.push', cwd: input.cwd, remote, refspecs: [refspec], atomic: false, gerrit: false, forceWithLease: [`${branchRef}:${there.get(branchRef) ?? ''}`] };
-  return { refspec, step: { title: `push to ${remote}`, actions: [action], concurrency: 1 } };
+  return bumps;
 }

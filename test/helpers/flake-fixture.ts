@@ -12,6 +12,16 @@ export interface InputRepo {
   /** Commits `v` = text; returns the new commit id. */
   commit(text: string, subject: string): string;
   head(): string;
+  /** git in the input's repository. */
+  git(...args: string[]): string;
+}
+
+export interface FlakeOptions {
+  /** Input `alpha`: a flake with an input `gamma` of its own (its flake.lock committed), and a root
+   *  input `gamma` of the same repository: the lock's node keys are `gamma` and `gamma_2`. */
+  nested?: boolean;
+  /** Input `channel` pinned to ref `nixos-25.05` of its repository (which also has nixos-unstable). */
+  refBump?: boolean;
 }
 
 export interface FlakeProject {
@@ -35,13 +45,15 @@ function gitIn(dir: string) {
   return (...args: string[]) => execFileSync('git', [...identity, ...args], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
-/** Inputs: `plain` (flake = false, a file v) and `lib` (a flake with no inputs of its own). */
-export async function flakeProject(extraEnvironments: Record<string, unknown> = {}, sub = ''): Promise<FlakeProject> {
+/** Inputs: `plain` (flake = false, a file v), `lib` (a flake with no inputs of its own), `extra`;
+ *  `opts` adds nested inputs and a ref-pinned input. */
+export async function flakeProject(extraEnvironments: Record<string, unknown> = {}, sub = '', opts: FlakeOptions = {}): Promise<FlakeProject> {
   requireTool('nix', 'nix-bin');
   requireTool('git', 'git');
   const base = await mkdtemp(path.join(os.tmpdir(), 'releng-lock-test-'));
   const inputs: Record<string, InputRepo> = {};
-  for (const name of ['plain', 'lib', 'extra']) {
+  const names = ['plain', 'lib', 'extra', ...(opts.nested ? ['gamma', 'alpha'] : []), ...(opts.refBump ? ['channel'] : [])];
+  for (const name of names) {
     const dir = path.join(base, 'inputs', name);
     await mkdir(dir, { recursive: true });
     const g = gitIn(dir);
@@ -56,9 +68,27 @@ export async function flakeProject(extraEnvironments: Record<string, unknown> = 
         return g('rev-parse', 'HEAD');
       },
       head: () => g('rev-parse', 'HEAD'),
+      git: g,
     };
     if (name === 'lib') await writeFile(path.join(dir, 'flake.nix'), '{ outputs = { self }: { greeting = builtins.readFile ./v; }; }\n');
+    if (name === 'alpha') {
+      await writeFile(path.join(dir, 'flake.nix'), `{
+  inputs.gamma = { url = "${inputs.gamma!.url}"; flake = false; };
+  outputs = { self, gamma }: { gammaText = builtins.readFile "\${gamma}/v"; };
+}
+`);
+    }
+    if (name === 'channel') g('checkout', '-q', '-b', 'nixos-25.05');
     repo.commit(`${name} 1`, `${name}: first`);
+    if (name === 'alpha') {
+      execFileSync('nix', ['flake', 'lock'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      g('add', '-A');
+      g('commit', '-q', '-m', 'alpha: lock gamma');
+    }
+    if (name === 'channel') {
+      g('branch', 'nixos-unstable');
+      g('branch', 'nixos-24.11', 'HEAD');
+    }
     inputs[name] = repo;
   }
   const repoDir = path.join(base, 'project');
@@ -68,10 +98,16 @@ export async function flakeProject(extraEnvironments: Record<string, unknown> = 
   await writeFile(path.join(dir, 'flake.nix'), `{
   inputs.plain = { url = "${inputs.plain!.url}"; flake = false; };
   inputs.lib.url = "${inputs.lib!.url}";
-  inputs.extra = { url = "${inputs.extra!.url}"; flake = false; };
-  outputs = { self, plain, lib, extra }: {
+  inputs.extra = { url = "${inputs.extra!.url}"; flake = false; };${opts.nested ? `
+  inputs.alpha.url = "${inputs.alpha!.url}";
+  inputs.gamma = { url = "${inputs.gamma!.url}"; flake = false; };` : ''}${opts.refBump ? `
+  inputs.channel = { url = "${inputs.channel?.url}?ref=nixos-25.05"; flake = false; };
+  inputs.stable = { url = "${inputs.channel?.url}?ref=nixos-25.05"; flake = false; };` : ''}
+  outputs = { self, plain, lib, extra, ... }@inputs: {
     plainText = builtins.readFile "\${plain}/v";
-    greeting = lib.greeting;
+    greeting = lib.greeting;${opts.nested ? `
+    alphaGamma = inputs.alpha.gammaText;` : ''}${opts.refBump ? `
+    channelText = builtins.readFile "\${inputs.channel}/v";` : ''}
   };
 }
 `);

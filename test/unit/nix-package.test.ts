@@ -77,7 +77,7 @@ function programsTheCodeRuns(): { programs: Map<string, string[]>; unlisted: str
 }
 
 /** nixpkgs attributes runtime-tools.nix may use, as strings (their names). */
-const standInAttrs = ['git', 'nix', 'skopeo', 'docker-distribution', 'xz', 'zstd', 'bzip2', 'gzip', 'gnutar', 'coreutils', 'findutils', 'util-linux', 'gnupg', 'dpkg', 'apt', 'rsync', 'bash'];
+const standInAttrs = ['git', 'nix', 'skopeo', 'docker-distribution', 'xz', 'zstd', 'bzip2', 'gzip', 'gnutar', 'coreutils', 'findutils', 'util-linux', 'gnupg', 'dpkg', 'apt', 'rsync', 'bash', 'openssh'];
 const standInPkgs = (extra: string[] = []) => `{ ${[...standInAttrs, ...extra].map((n) => `${n} = "${n}";`).join(' ')} }`;
 const runtimeTools = (extra: string[] = []) =>
   evalJson(`let t = import ${nixFile('nix/runtime-tools.nix')} { pkgs = ${standInPkgs(extra)}; }; in { inherit (t) programs packages; aliases = t.aliases "DIR"; }`);
