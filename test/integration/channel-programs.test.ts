@@ -5,13 +5,15 @@
 // clients: command-not-found's own query run by the real sqlite3, and a debuginfo entry fetched the
 // way dwarffs fetches it (debuginfo/ID → JSON → ../nar/X.nar.xz → xz → the NAR's member, read with
 // `nix nar cat`, whose ELF build id readelf shows).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Text } from '../../lib/hashing/checksums.ts';
-import { releng } from '../helpers/cli.ts';
+import { releng, relengCommand } from '../helpers/cli.ts';
 import { startFakeHydra, type FakeHydra } from '../helpers/hydra.ts';
 import { buildProgramsRelease, publishToCache, registerProgramsEval, sourceRepo, type ProgramsRelease } from '../helpers/programs-fixture.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
@@ -20,6 +22,28 @@ import { requireTool } from '../helpers/tools.ts';
 const V1 = '26.05.100.aaaaaaa';
 const V2 = '26.05.200.bbbbbbb';
 const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+
+/** The binary cache as releng sees it: a pass-through to the S3 bucket with faults on NAR listings. */
+interface CacheProxy { url: string; flakyLs: number; failLs: boolean; stallLs: boolean; stalled: number; release(): void; stop(): Promise<void> }
+async function cacheProxy(target: string): Promise<CacheProxy> {
+  const held: Array<() => void> = [];
+  const p: CacheProxy = {
+    url: '', flakyLs: 0, failLs: false, stallLs: false, stalled: 0,
+    release() { p.stallLs = false; for (const h of held.splice(0)) h(); },
+    async stop() { p.release(); server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+  const server = http.createServer(async (req, res) => {
+    const isLs = /\.ls$/.test(req.url ?? '');
+    if (isLs && p.stallLs) { p.stalled++; await new Promise<void>((r) => held.push(r)); }
+    if (isLs && (p.failLs || (p.flakyLs > 0 && p.flakyLs--))) { res.writeHead(500); return res.end('Internal Error'); }
+    const up = await fetch(`${target}${req.url}`, { method: req.method });
+    res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' });
+    res.end(Buffer.from(await up.arrayBuffer()));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  p.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return p;
+}
 
 describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
   let base: string;
@@ -33,6 +57,7 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
   let url2: string;
   let revs: Map<string, string>;
   let repo: string;
+  let proxy: CacheProxy;
   const cacheDir = () => path.join(base, 'cache');
 
   const run = (args: string[]) => releng(['channel', 'nixos-26.05', ...args, '--environment', 'test'], { cwd: project, env });
@@ -72,6 +97,7 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
     // The next release adds one package: only its paths are new.
     r2 = await buildProgramsRelease(base, V2, '{ tool }: { wget = tool "wget" [ "wget" ]; }\n');
     [hydra, s3] = await Promise.all([startFakeHydra(), startTestS3(['rel', 'chan', 'cache'])]);
+    proxy = await cacheProxy(`${s3.endpoint}/cache`);
     await publishToCache([...r1.built, ...r2.built], cacheDir(), s3, 'cache');
     url1 = await registerProgramsEval(hydra, r1, 1, revs.get('r1')!, repo);
     url2 = await registerProgramsEval(hydra, r2, 2, revs.get('r2')!, repo);
@@ -82,7 +108,7 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
         hydraUrl: hydra.url, downloadConcurrency: 2,
         kinds: [{
           match: 'nixos-(?<series>[0-9]{2}\\.[0-9]{2})(?<small>-small)?', prefix: 'nixos/{series}{small}', gitInput: 'nixpkgs', git: { remote, branch: '{channel}' },
-          binaryCacheUrl: `${s3.endpoint}/cache`, commitUrl: 'https://git.example/nixpkgs/commit/{rev}',
+          binaryCacheUrl: proxy.url, commitUrl: 'https://git.example/nixpkgs/commit/{rev}',
           products: [
             { job: 'nixos.channel', file: 'nixexprs.tar.xz', subtype: 'source-dist', fileMatches: '\\.tar\\.xz$', redirects: [redirect('nixexprs.tar.xz', '?rev={rev}&lastModified={lastModified}')] },
             { job: 'nixos.channel', file: 'nixexprs.tar.zst', subtype: 'source-dist', fileMatches: '\\.tar\\.zst$', redirects: [redirect('nixexprs.tar.zst', '?rev={rev}&lastModified={lastModified}')] },
@@ -103,7 +129,7 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
   }, 900_000);
 
   afterAll(async () => {
-    await Promise.all([hydra?.stop(), s3?.stop()]);
+    await Promise.all([hydra?.stop(), proxy?.stop(), s3?.stop()]);
     if (base) await rm(base, { recursive: true, force: true });
   });
 
@@ -112,8 +138,11 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
 
   it('--dry-run shows the repacked tarballs and the debuginfo entries, and writes nothing', async () => {
     const before = await s3.writes();
+    proxy.flakyLs = 3; // the cache fails three listing requests: retried, with a warning each
     const r = await run(['--build', url1, '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/binary cache: GET http:\/\/127\.0\.0\.1:\d+\/[0-9a-z]{32}\.ls: HTTP 500; retrying/);
+    expect(proxy.flakyLs).toBe(0);
     const id = buildIdOfHello();
     expect(id).toMatch(/^[0-9a-f]{40}$/);
     // Both systems' hello have a debug output (aarch64's is built from the same source here: the same build id, kept once).
@@ -170,7 +199,7 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
     await writeFile(narFile, execFileSync('xz', ['-dc'], { input: nar, maxBuffer: 1 << 26 }));
     const debugFile = path.join(base, 'hello.debug');
     await writeFile(debugFile, execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'nar', 'cat', narFile, `/${doc.member}`], { maxBuffer: 1 << 26 }));
-    expect(execFileSync('readelf', ['-n', debugFile], { encoding: 'utf8' })).toContain(`Build ID: ${id}`);
+    expect(execFileSync('readelf', ['-n', debugFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).toContain(`Build ID: ${id}`);
   });
 
   it('a re-run is a no-op, and verify opens programs.sqlite and follows every debuginfo entry', async () => {
@@ -210,12 +239,46 @@ describe('releng channel: programs.sqlite and debuginfo (issue 27)', () => {
     expect(commandNotFound(db, 'x86_64-linux', 'wget')).toBe('nix-shell -p wget');
   });
 
+  it('a binary cache that keeps failing stops the run before any write, naming the listing', async () => {
+    const url3 = await registerProgramsEval(hydra, { ...r2, version: '26.05.300.ccccccc' }, 3, revs.get('r2')!, repo);
+    const before = await s3.writes();
+    proxy.failLs = true;
+    try {
+      const r = await run(['--build', url3]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/error: GET http:\/\/127\.0\.0\.1:\d+\/[0-9a-z]{32}\.ls: HTTP 500 \(4 attempts\)/);
+      expect(await s3.writes()).toBe(before);
+    } finally {
+      proxy.failLs = false;
+    }
+  });
+
+  it('killed while reading listings, a re-run finishes and the channel verifies', async () => {
+    // A fresh memo: every listing is asked for again, and the run is killed while one is in flight.
+    await rm(path.join(project, '.releng', 'listings'), { recursive: true, force: true });
+    await rm(path.join(project, '.releng', 'channel'), { recursive: true, force: true });
+    proxy.stallLs = true;
+    proxy.stalled = 0;
+    const cmd = relengCommand();
+    const child = spawn(cmd.file, [...cmd.args, 'channel', 'nixos-26.05', '--build', `${hydra.url}/build/301`, '--environment', 'test'], { cwd: project, env: { ...process.env, ...cmd.env, ...env }, stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 600 && proxy.stalled < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(proxy.stalled).toBeGreaterThanOrEqual(2);
+    child.kill('SIGKILL');
+    await exited;
+    proxy.release();
+    const r = await run(['--build', `${hydra.url}/build/301`]);
+    expect(r.code, r.stderr).toBe(0);
+    const v = await run(['--verify']);
+    expect(v.code, v.stderr).toBe(0);
+  });
+
   it('never replaces another build\'s debuginfo entry', async () => {
     const id = buildIdOfHello();
     const foreign = JSON.stringify({ archive: '../nar/0000000000000000000000000000000000000000000000000000.nar.xz', member: `lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug` });
     await s3.store.put({ bucket: 'cache', key: `debuginfo/${id}`, body: { text: foreign }, size: foreign.length, sha256: sha256Text(foreign), contentType: 'application/json' });
-    const url3 = await registerProgramsEval(hydra, { ...r2, version: '26.05.300.ccccccc' }, 3, revs.get('r2')!, repo);
-    const r = await run(['--build', url3, '--dry-run']);
+    const url4 = await registerProgramsEval(hydra, { ...r2, version: '26.05.400.ddddddd' }, 4, revs.get('r2')!, repo);
+    const r = await run(['--build', url4, '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`s3://cache/debuginfo/${id} belongs to another build`);
     expect(r.stderr).not.toContain(`s3 put s3://cache/debuginfo/${id}`);
