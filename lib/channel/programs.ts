@@ -167,12 +167,10 @@ export async function generateProgramsIndex(input: ProgramsIndexInput): Promise<
         for (let next = entries.next(); !next.done; next = entries.next()) {
           const [storePath, owner] = next.value;
           let facts: PathFacts | undefined = input.memo.get(storePath)?.facts;
-          if (facts) stats.remembered++;
-          else {
+          if (facts) { stats.remembered++; input.memo.used(storePath); } else {
             facts = await input.source.facts(storePath);
             if (facts) { stats.fetched++; input.memo.put(storePath, facts); } else stats.missing++;
           }
-          input.memo.used(storePath);
           for (const program of facts?.programs ?? []) insert.run([program, owner.system, owner.attr]);
           input.onPath?.(++done, owners.size);
         }

@@ -174,3 +174,16 @@ describe('httpListingSource', () => {
     await expect(src.facts('/nix/store/cccccccccccccccccccccccccccccccc-x')).rejects.toThrow(/GET http:\/\/cache\.test\/cccccccccccccccccccccccccccccccc\.ls: HTTP 503 \(4 attempts\)/);
   });
 });
+
+describe('examples/nixos/releng.json', () => {
+  it('indexes programs and debug info for NixOS channels (as the mirror does), not for nixpkgs-* ones', async () => {
+    const { loadConfig } = await import('../../../lib/config/config.ts');
+    const { kindFor } = await import('../../../lib/channel/release.ts');
+    const file = new URL('../../../examples/nixos/releng.json', import.meta.url).pathname;
+    const { config } = await loadConfig(file);
+    for (const ch of ['nixos-24.11', 'nixos-unstable-small']) {
+      expect(kindFor(config.channels!, ch, file).kind.programs, ch).toEqual({ systems: ['x86_64-linux', 'aarch64-linux'], packages: 'packages.json.br', tarballs: ['nixexprs.tar.xz', 'nixexprs.tar.zst'], debuginfo: true, listingConcurrency: 32 });
+    }
+    for (const ch of ['nixpkgs-unstable', 'nixpkgs-26.05-darwin']) expect(kindFor(config.channels!, ch, file).kind.programs, ch).toBeUndefined();
+  });
+});
