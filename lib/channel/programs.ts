@@ -64,8 +64,10 @@ export type Evaluate = (exprPath: string, system: string, each: (p: EvaluatedPac
  * runs it (aliases off, no overlays); the JSON is streamed, not held.
  */
 export const nixEnvEvaluate: Evaluate = async (exprPath, system, each) => {
+  // --readonly-mode: nothing is written to the store (no .drv files); no import-from-derivation: an
+  // evaluation never builds anything.
   const args = ['-qaP', '--out-path', '--json', '--file', exprPath, '--argstr', 'system', system,
-    '--arg', 'config', '{ allowAliases = false; }', '--arg', 'overlays', '[ ]'];
+    '--arg', 'config', '{ allowAliases = false; }', '--arg', 'overlays', '[ ]', '--readonly-mode', '--option', 'allow-import-from-derivation', 'false'];
   const proc = execa('nix-env', args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, env: { NIX_PATH: '' } });
   const parsing = streamEntries(proc.stdout!, undefined, (attr, value) => {
     const outputs = (value as { outputs?: Record<string, unknown> })?.outputs ?? {};
