@@ -1,7 +1,9 @@
 // Reads a published channel release back from the buckets and checks it from scratch: the channel
 // object points at a release page; every file the page lists exists with the size and sha256 the
 // page states (the body is hashed, not only its metadata); every NAME.sha256 agrees; no file of the
-// prefix is missing from the page; every alias of the channel redirects to a key that exists.
+// prefix is missing from the page; every alias of the channel redirects to a key that exists; for
+// kinds with `programs`, the tarballs hold a programs.sqlite that opens and answers command-not-found,
+// and every debuginfo/ entry of the release points at a NAR member that exists (issue 27).
 // Reads only. Exported for `releng verify` (issue 9); `releng channel CHANNEL --verify` calls it too.
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';

@@ -187,3 +187,18 @@ describe('examples/nixos/releng.json', () => {
     for (const ch of ['nixpkgs-unstable', 'nixpkgs-26.05-darwin']) expect(kindFor(config.channels!, ch, file).kind.programs, ch).toBeUndefined();
   });
 });
+
+describe('channels.kinds[].programs in releng.json', () => {
+  it('names the field of a bad value', async () => {
+    const { channelsConfigSchema } = await import('../../../lib/config/channels.ts');
+    const kind = { match: 'nixos-.*', prefix: 'nixos', git: { remote: 'r' }, binaryCacheUrl: 'https://cache.example' };
+    const bad = channelsConfigSchema.safeParse({ hydraUrl: 'https://hydra.example', kinds: [{ ...kind, programs: { systems: [], tarballs: ['nixexprs.zip'], extra: 1 } }] });
+    expect(bad.success).toBe(false);
+    const issues = bad.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
+    expect(issues).toContain('kinds.0.programs.systems: name at least one system');
+    expect(issues).toContain('kinds.0.programs.tarballs.0: expected a .tar.xz or .tar.zst file name');
+    expect(issues).toMatch(/kinds\.0\.programs: .*extra/);
+    const ok = channelsConfigSchema.parse({ hydraUrl: 'https://hydra.example', kinds: [{ ...kind, programs: { systems: ['x86_64-linux'] } }] });
+    expect(ok.kinds[0]!.programs).toEqual({ systems: ['x86_64-linux'], packages: 'packages.json.br', tarballs: ['nixexprs.tar.xz', 'nixexprs.tar.zst'], debuginfo: true, listingConcurrency: 32 });
+  });
+});
