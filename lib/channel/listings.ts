@@ -4,6 +4,7 @@
 // local store. Only the facts are kept (program names, debug files), never the listing itself.
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { ReleaseError } from '../core/errors.ts';
 import { withRetries } from '../core/retry.ts';
 
@@ -177,7 +178,12 @@ export function httpListingSource(baseUrl: string, opts: ListingFetchOptions = {
     if (res.status >= 500 || res.status === 429) { await res.body?.cancel().catch(() => undefined); throw new HttpRetryable(`GET ${url}: HTTP ${res.status}`); }
     if (!res.ok) { await res.body?.cancel().catch(() => undefined); throw new ReleaseError(`GET ${url}: HTTP ${res.status}`, 'check binaryCacheUrl; nothing was published'); }
     try {
-      return await res.text();
+      const bytes = Buffer.from(await res.arrayBuffer());
+      // Nix's ls-compression=br without a Content-Encoding header (a file:// cache served as files): brotli, not JSON.
+      if (url.endsWith('.ls') && bytes.length && bytes[0] !== 0x7b) {
+        try { return brotliDecompressSync(bytes).toString('utf8'); } catch { /* not brotli either: JSON.parse names it below */ }
+      }
+      return bytes.toString('utf8');
     } catch (e: any) {
       throw new HttpRetryable(`GET ${url}: the body was cut off (${e?.cause?.code ?? e?.message ?? e})`);
     }

@@ -170,6 +170,9 @@ describe('httpListingSource', () => {
     expect(await src.facts(P)).toEqual({ programs: ['ok'], debug: [] });
     expect(calls.filter((c) => c.endsWith('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ls'))).toHaveLength(3);
     expect(await src.facts('/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-x')).toBeUndefined();
+    // A listing stored brotli-compressed (ls-compression=br) and served without Content-Encoding.
+    const br = httpListingSource('http://cache.test/', { localStore: false, fetchImpl: (async () => new Response(brotliCompressSync(Buffer.from(JSON.stringify(listing(dir({ bin: dir({ z: reg() }) })))) ), { status: 200 })) as unknown as typeof fetch });
+    expect(await br.facts(P)).toEqual({ programs: ['z'], debug: [] });
     expect(await src.narUrl(P)).toBe('nar/abc.nar.xz');
     await expect(src.facts('/nix/store/cccccccccccccccccccccccccccccccc-x')).rejects.toThrow(/GET http:\/\/cache\.test\/cccccccccccccccccccccccccccccccc\.ls: HTTP 503 \(4 attempts\)/);
   });
