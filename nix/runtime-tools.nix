@@ -6,7 +6,7 @@
 let
   programs = with pkgs; {
     git = git;
-    nix = nix; nix-build = nix; nix-instantiate = nix; nix-store = nix;
+    nix = nix; nix-build = nix; nix-instantiate = nix; nix-store = nix; nix-env = nix; # nix-env: the channel's packages (programs.sqlite)
     skopeo = skopeo; # container images
     docker-registry = docker-distribution; # the embedded registry (local environment, serve): linked by `aliases`
     xz = xz; zstd = zstd; bzip2 = bzip2; gzip = gzip; tar = gnutar; # tarballs, cache compressions

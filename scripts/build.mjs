@@ -34,7 +34,8 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['s3rver', 'zx'],
+  // node-sqlite3-wasm loads its .wasm from beside its own file (a production dependency, shipped in node_modules).
+  external: ['s3rver', 'zx', 'node-sqlite3-wasm'],
   banner: { js: "import { createRequire as __relengCreateRequire } from 'node:module'; const require = __relengCreateRequire(import.meta.url);" },
   outExtension: { '.js': '.mjs' },
   sourcemap: 'linked',

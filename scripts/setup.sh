@@ -13,6 +13,8 @@ declare -A need=(
   [zsh]=zsh [fish]=fish [script]=bsdutils
   [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [uuidgen]=uuid-runtime [bc]=bc
   [ssh-keygen]=openssh-client
+  # programs.sqlite tests (issue 27): command-not-found's query in the real sqlite3; ELF debug files with build ids
+  [sqlite3]=sqlite3 [gcc]=gcc [readelf]=binutils [objcopy]=binutils
   # Ceph RADOS Gateway: the faithful S3 of the tests (test/helpers/rgw.ts); installed without recommends
   [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd
 )

@@ -20,6 +20,9 @@ import type { S3Reader } from '../s3/store.ts';
 import { fillTemplate, redirectTarget, requireSegment } from './names.ts';
 import { downloadProduct, selectProduct, type DownloadRequest, type FileProduct } from './products.ts';
 import type { ChannelRelease } from './release.ts';
+import { httpListingSource, type ListingSource } from './listings.ts';
+import type { Evaluate } from './programs.ts';
+import { preparePrograms, type ProgramsStepResult } from './programs-plan.ts';
 type Plan = CorePlan<S3Action | GitPushAction>;
 type Step = CoreStep<S3Action | GitPushAction>;
 
@@ -67,6 +70,14 @@ export interface ChannelPlanInput {
   downloadConcurrency?: number;
   /** Downloader (default: nix store cat from the binary cache). */
   download?: (req: DownloadRequest) => Promise<'downloaded' | 'staged'>;
+  /** programs.sqlite and debuginfo (kinds with `programs`): the environment's cacheBucket, where debuginfo/ entries go. */
+  cache?: BucketRef;
+  /** The channel's listing memo (STATE/listings/CHANNEL.sqlite). */
+  memoFile?: string;
+  /** Where NAR listings and narinfos are read (default: binaryCacheUrl over HTTP). */
+  listingSource?: ListingSource;
+  /** How the channel's packages are evaluated (default: nix-env). */
+  evaluate?: Evaluate;
 }
 
 export interface ChannelPlan extends Plan {
@@ -79,6 +90,21 @@ export interface ChannelPlan extends Plan {
   channelTarget: string;
   /** Aliases left pointing at an earlier release because this release lacks their file (logged and in --json). */
   staleAliases: StaleAlias[];
+  /** programs.sqlite and the debug-info index, when the kind has `programs` and the prefix was not complete. */
+  programs?: ProgramsSummary;
+}
+
+/** What --json says of programs.sqlite and debuginfo. */
+export interface ProgramsSummary {
+  repacked: ProgramsStepResult['repacked'];
+  reused: boolean;
+  rows?: number;
+  packages?: number;
+  paths?: number;
+  fetched?: number;
+  remembered?: number;
+  missing?: number;
+  debuginfo?: { planned: number; present: number; kept: Array<{ key: string; existing: string; wanted: string }> };
 }
 
 /** An alias of an optional product this release does not have: kept (it still works), never silently. */
@@ -159,12 +185,12 @@ async function chooseProducts(release: ChannelRelease, skipped: Skip[], skippedP
 }
 
 /** store-paths.xz: the evaluation's store paths, de-duplicated (first occurrence kept), xz-compressed. */
-async function stageStorePaths(release: ChannelRelease, stagingDir: string): Promise<string> {
+async function stageStorePaths(release: ChannelRelease, stagingDir: string): Promise<{ file: string; paths: string[] }> {
   const paths = [...new Set(await release.hydra.storePaths(release.evalId))];
   const plain = path.join(stagingDir, 'store-paths');
   await writeFile(plain, paths.length ? paths.join('\n') + '\n' : '');
   await run('xz', ['--force', '--keep', '-T1', plain]);
-  return `${plain}.xz`;
+  return { file: `${plain}.xz`, paths };
 }
 
 export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan> {
@@ -177,15 +203,17 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
   const vars = { ...release.vars, lastModified: String(Math.floor(input.commitDate.getTime() / 1000)) };
   const chosen = await chooseProducts({ ...release, vars }, skipped, skippedProducts);
   const downloaded: string[] = [];
+  let programs: ProgramsSummary | undefined;
 
   const page = await reader.head(releases.bucket, pageKey);
   const prefixComplete = !!page;
   if (prefixComplete) {
     skipped.push({ what: `release files and page of s3://${releases.bucket}/${pageKey}`, reason: 'the release page exists, so the prefix is complete' });
+    if (release.kind.programs) skipped.push({ what: 'programs.sqlite and debuginfo entries', reason: 'made when the release files were (the prefix is complete)' });
   } else {
     await mkdir(input.stagingDir, { recursive: true });
     const text = (name: string, body: string): ReleaseFile => ({ name, size: Buffer.byteLength(body), sha256: sha256Text(body), source: { text: body } });
-    const storePaths = await stageStorePaths(release, input.stagingDir);
+    const { file: storePaths, paths: storePathList } = await stageStorePaths(release, input.stagingDir);
     const { size: spSize } = await stat(storePaths);
     const files: ReleaseFile[] = [
       text('src-url', release.evalUrl),
@@ -193,9 +221,29 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
       text('binary-cache-url', release.kind.binaryCacheUrl),
       { name: 'store-paths.xz', size: spSize, sha256: await sha256File(storePaths), source: { file: storePaths } },
     ];
-    for (const c of chosen) {
-      files.push({ name: c.file, size: c.product.filesize, sha256: c.product.sha256hash, source: { product: c.product, job: c.job } });
-      files.push(text(`${c.file}.sha256`, `${c.product.sha256hash}  ${c.file}`));
+    const productFiles = chosen.map((c): ReleaseFile => ({ name: c.file, size: c.product.filesize, sha256: c.product.sha256hash, source: { product: c.product, job: c.job } }));
+    // programs.sqlite (issue 27): the tarballs become Hydra's with programs.sqlite added (new size and
+    // sha256); the debuginfo entries are written first, before any release file.
+    const cfg = release.kind.programs;
+    if (cfg) {
+      if (!input.cache || !input.memoFile) throw new ReleaseError('programs.sqlite needs the environment\'s cacheBucket and a memo file', 'this is a bug in the caller of planChannel');
+      const r = await preparePrograms({
+        cfg, files: productFiles, storePaths: storePathList, stagingDir: input.stagingDir, memoFile: input.memoFile,
+        source: input.listingSource ?? httpListingSource(release.kind.binaryCacheUrl, { onRetry: (m) => log.warn(`binary cache: ${m}`) }),
+        download: input.download ?? downloadProduct, binaryCacheUrl: release.kind.binaryCacheUrl, commitDate: input.commitDate,
+        reader, cache: input.cache, log, skipped, evaluate: input.evaluate,
+      });
+      downloaded.push(...r.downloaded);
+      const d = r.debuginfo;
+      programs = {
+        repacked: r.repacked, reused: r.reused, rows: r.stats?.rows, packages: r.stats?.packages, paths: r.stats?.paths, fetched: r.stats?.fetched,
+        remembered: r.stats?.remembered, missing: r.stats?.missing, debuginfo: d && { planned: d.puts.length, present: d.present, kept: d.kept },
+      };
+      if (d) steps.push({ title: `debuginfo entries in s3://${input.cache.bucket}/${input.cache.prefix}debuginfo/ (before the release files)`, actions: d.puts });
+    }
+    for (const f of productFiles) {
+      files.push(f);
+      files.push(text(`${f.name}.sha256`, `${f.sha256}  ${f.name}`));
     }
     // What is already there (same size and our sha256 metadata) is neither downloaded nor uploaded again.
     const remote = new Map((await reader.list(releases.bucket, filesPrefix)).map((o) => [o.key, o]));
@@ -333,5 +381,5 @@ export async function planChannel(input: ChannelPlanInput): Promise<ChannelPlan>
   } else {
     steps.push({ title: `channel ${release.channel} (last)`, actions: [redirectAction(channelDir, channelTarget)] });
   }
-  return { steps, skipped, prefixComplete, downloaded, pageKey, channelKey: channelDir, channelTarget, staleAliases };
+  return { steps, skipped, prefixComplete, downloaded, pageKey, channelKey: channelDir, channelTarget, staleAliases, programs };
 }

@@ -41,6 +41,25 @@ const fileRedirect = z.object({
   query: z.string().regex(/^\?[^#\s]*$/, 'must start with ? and hold no spaces or #').optional(),
 }).strict();
 
+/**
+ * command-not-found's database and the debug-info index, as the NixOS mirror makes them (issue 27):
+ * programs.sqlite is generated from the release's packages file and the binary cache's NAR
+ * listings, put into the channel tarballs (repacked, new .sha256 files), and `debuginfo/BUILDID`
+ * entries are written into the environment's cacheBucket. docs/channel.md, "programs.sqlite".
+ */
+const programsIndex = z.object({
+  /** Systems whose programs are indexed (the mirror: x86_64-linux and aarch64-linux). */
+  systems: z.array(nonEmpty).min(1, 'name at least one system'),
+  /** The release file listing the channel's packages (nixpkgs' packages.json.br). */
+  packages: nonEmpty.default('packages.json.br'),
+  /** Release files repacked with programs.sqlite (those this release has; the first one present is unpacked). */
+  tarballs: z.array(nonEmpty.regex(/\.tar\.(xz|zst)$/, 'expected a .tar.xz or .tar.zst file name')).min(1).default(['nixexprs.tar.xz', 'nixexprs.tar.zst']),
+  /** Write `debuginfo/BUILDID` entries for the debug outputs of the evaluation's store paths into the environment's cacheBucket. */
+  debuginfo: z.boolean().default(true),
+  /** NAR listings (`.ls`) and narinfos fetched at once from binaryCacheUrl. */
+  listingConcurrency: z.number().int().min(1).max(256).default(32),
+}).strict();
+
 /** A channel pattern: every channel whose name matches `match` publishes this way. */
 const channelKind = z.object({
   /** Regex the whole channel name must match; named groups become template variables. */
@@ -64,6 +83,8 @@ const channelKind = z.object({
   products: z.array(product).default([]),
   /** Channel aliases of fixed files (the channel object itself is always written, last). */
   redirects: z.array(fileRedirect).default([]),
+  /** programs.sqlite in the channel tarballs and the debug-info index (NixOS channels; issue 27). */
+  programs: programsIndex.optional(),
 }).strict();
 
 /** `channels` in releng.json. */
@@ -81,3 +102,4 @@ export const channelsConfigSchema = z.object({
 export type ChannelsConfig = z.infer<typeof channelsConfigSchema>;
 export type ChannelKind = z.infer<typeof channelKind>;
 export type ChannelProduct = z.infer<typeof product>;
+export type ProgramsIndexConfig = z.infer<typeof programsIndex>;

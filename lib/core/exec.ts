@@ -10,6 +10,7 @@ export const debianPackageOf: Record<string, string> = {
   'nix-build': 'nix-bin',
   'nix-store': 'nix-bin',
   'nix-instantiate': 'nix-bin',
+  'nix-env': 'nix-bin',
   'nix-eval-jobs': 'nix-eval-jobs (from nixpkgs; releng falls back to nix-instantiate without it)',
   skopeo: 'skopeo',
   'docker-registry': 'docker-registry',

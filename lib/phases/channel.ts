@@ -10,14 +10,17 @@ import { fillTemplate } from '../channel/names.ts';
 import { checkChannelGuard, type GuardDecision } from '../channel/guard.ts';
 import { checkBranchMove, fetchRevision, remoteBranchHead, resolveRemote } from '../channel/git.ts';
 import { lockChannel } from '../channel/lock.ts';
-import { planChannel, type StaleAlias } from '../channel/plan.ts';
+import { planChannel, type ProgramsSummary, type StaleAlias } from '../channel/plan.ts';
+import { memoFileOf } from '../channel/listing-memo.ts';
 import { resolveRelease, type ReleaseSource } from '../channel/release.ts';
-import { assertChannelRelease, releasesUrlOf as releasesUrlOfEnv, type ChannelVerifyResult } from '../channel/verify.ts';
+import { assertChannelRelease, programsCheckOf, releasesUrlOf as releasesUrlOfEnv, type ChannelVerifyResult } from '../channel/verify.ts';
 import type { Context } from '../config/context.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
 import { EXIT_ALREADY_PUBLISHED, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
 import { gitWriter } from '../git/push.ts';
 import type { FetchLike, HydraRetry } from '../hydra/client.ts';
+import type { ListingSource } from '../channel/listings.ts';
+import type { Evaluate } from '../channel/programs.ts';
 
 /** Seams for tests: a fetch for Hydra, and a wrapper around the real writers (to inject crashes). */
 export interface ChannelDeps {
@@ -26,6 +29,10 @@ export interface ChannelDeps {
   hydraRetry?: Partial<HydraRetry>;
   wrapWriters?: (writers: Writers) => Writers;
   now?: Date;
+  /** Where NAR listings are read for programs.sqlite (default: the kind's binaryCacheUrl over HTTP). */
+  listingSource?: ListingSource;
+  /** How the channel's packages are evaluated (default: nix-env). */
+  evaluate?: Evaluate;
 }
 
 export interface ChannelSummary {
@@ -43,6 +50,8 @@ export interface ChannelSummary {
   staleAliases: StaleAlias[];
   /** Where the downloads were staged, and whether they were kept (--keep-staged, --dry-run). */
   staging?: { dir: string; kept: boolean };
+  /** programs.sqlite and debuginfo (kinds with `programs`; docs/channel.md). */
+  programs?: ProgramsSummary;
 }
 
 /** Where a channel's files are staged between download and upload (kept for resuming after a crash). */
@@ -76,8 +85,10 @@ async function verifyOnly(ctx: Context, name: string): Promise<ChannelVerifyResu
   try {
     if (!target.channels) throw new ReleaseError(`environment "${target.name}" has no channelsBucket`, `set environments.${target.name}.channelsBucket in ${ctx.loaded.file}`);
     const phase = ctx.log.phase(`verifying channel ${name}`);
-    const r = await assertChannelRelease({ reader: target.s3, releases: target.releases, channels: target.channels, channel: name, releasesUrl: releasesUrlOf(target) });
-    phase.succeed(`channel ${name}: ${r.checked.files} files hashed, ${r.checked.sha256Files} .sha256 files and ${r.checked.redirects} redirects checked (s3://${target.releases.bucket}/${r.pageKey})`);
+    const r = await assertChannelRelease({ reader: target.s3, releases: target.releases, channels: target.channels, channel: name, releasesUrl: releasesUrlOf(target),
+      programs: programsCheckOf(ctx.config.channels, name, target.cache) });
+    const extra = r.checked.programsDatabases !== undefined ? `, ${r.checked.programsDatabases} programs.sqlite opened${r.checked.debuginfo !== undefined ? `, ${r.checked.debuginfo} debuginfo entries checked` : ''}` : '';
+    phase.succeed(`channel ${name}: ${r.checked.files} files hashed, ${r.checked.sha256Files} .sha256 files and ${r.checked.redirects} redirects checked${extra} (s3://${target.releases.bucket}/${r.pageKey})`);
     return r;
   } finally {
     await target.close();
@@ -150,6 +161,7 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
         release, reader: target.s3, releases: target.releases, channels: target.channels, releasesUrl,
         git: { cwd: mirror, remote, branch, remoteHead, force: move === 'forced' },
         commitDate, stagingDir: staging, log, now: deps.now, downloadConcurrency: channels.downloadConcurrency,
+        cache: target.cache, memoFile: memoFileOf(stateDir, name), listingSource: deps.listingSource, evaluate: deps.evaluate,
       });
       phase.succeed(`planned ${planSize(plan)} writes${plan.prefixComplete ? ' (release prefix already complete)' : ''}`);
 
@@ -172,7 +184,7 @@ export async function channel(ctx: Context, positionals: string[], deps: Channel
       return {
         ...base, releasePrefix: `s3://${target.releases.bucket}/${plan.pageKey}`, channelUrl: plan.channelTarget,
         planned: countByKind(plan), applied: applied.byKind, downloaded: plan.downloaded, staleAliases: plan.staleAliases,
-        staging: { dir: staging, kept: flags.dryRun || keepStaged },
+        staging: { dir: staging, kept: flags.dryRun || keepStaged }, programs: plan.programs,
       };
     } finally {
       await target.close();

@@ -131,7 +131,7 @@ export function verifyTarget(ctx: Context, target: OpenEnvironment, publicKey: s
   return {
     name: target.name, s3: target.s3, releases: target.releases, cache: target.cache, docs: target.docs, publicKey,
     narListings: target.env.cache?.storeOptions['write-nar-listing'] === 'true',
-    channels: target.channels, environment: target.env,
+    channels: target.channels, environment: target.env, channelsConfig: ctx.config.channels,
     registries: target.registries.map((r) => ({ host: r.host, repository: r.repository, target: r.target, client: r.client })),
     git: target.env.git, root: ctx.root,
   };

@@ -3,7 +3,7 @@
 // --verify`, lib/channel/verify.ts) and the installers and APT indexes (`releng index
 // --verify-only`, lib/index/verify.ts). Each runs only where the environment declares it and
 // something has been published; otherwise a not-checked line says why.
-import { releasesUrlOf, verifyChannelRelease } from '../channel/verify.ts';
+import { programsCheckOf, releasesUrlOf, verifyChannelRelease } from '../channel/verify.ts';
 import { parseS3Url } from '../config/config.ts';
 import { staticHead } from '../config/grants.ts';
 import { verifyIndexesOf } from '../index/verify.ts';
@@ -31,7 +31,8 @@ export const channelsVerifier: DestinationVerifier = {
       return report;
     }
     for (const channel of names) {
-      const r = await verifyChannelRelease({ reader: t.s3, releases: t.releases, channels: t.channels, channel, releasesUrl: releasesUrlOf(t.environment, t.releases) });
+      const r = await verifyChannelRelease({ reader: t.s3, releases: t.releases, channels: t.channels, channel, releasesUrl: releasesUrlOf(t.environment, t.releases),
+        programs: programsCheckOf(t.channelsConfig, channel, t.cache) });
       count(report, 'channels');
       count(report, 'files hashed', r.checked.files);
       count(report, 'redirects', r.checked.redirects);

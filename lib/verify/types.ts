@@ -3,6 +3,7 @@
 // read, from scratch: no upload record, no hash memo, nothing local but the expected values.
 import type pLimit from 'p-limit';
 import type { Environment } from '../config/config.ts';
+import type { ChannelsConfig } from '../config/channels.ts';
 import type { BucketRef } from '../environment/open.ts';
 import type { Progress } from '../core/log.ts';
 import type { RegistryClient } from '../oci/registry.ts';
@@ -76,6 +77,8 @@ export interface VerifyTarget {
   channels?: BucketRef;
   /** The environment's settings, for verifiers of what other commands publish there (channels, index). */
   environment?: Environment;
+  /** releng.json's `channels` (which channel kinds carry programs.sqlite and debuginfo; issue 27). */
+  channelsConfig?: ChannelsConfig;
   /** The environment writes NAR listings (cache.storeOptions write-nar-listing): every path's .ls must be there. */
   narListings?: boolean;
   registries: { host: string; repository: string; target: DockerTarget; client: RegistryClient }[];

@@ -6,8 +6,8 @@
 // filesize, sha256hash, path, defaultpath), GET /eval/ID as JobsetEvals' json_hint (builds as ids,
 // jobsetevalinputs keyed by name with revision/value/type/uri/dependency), /eval/ID/job/NAME as a
 // redirect to the build of that job in the evaluation (JobsetEval.pm `job`), /eval/ID/store-paths as
-// the sorted, de-duplicated outputs of the evaluation's successful builds that have a nix-build
-// product (JobsetEval.pm `store_paths`), /eval/ID/builds as every build of the evaluation, each as
+// the sorted, de-duplicated outputs (every output: Hydra joins buildoutputs) of the evaluation's
+// successful builds that have a nix-build product (JobsetEval.pm `store_paths`), /eval/ID/builds as every build of the evaluation, each as
 // /build/ID answers (JobsetEval.pm `all_builds`), /jobset/P/J/latest-eval as a redirect to the newest
 // evaluation of that jobset with hasnewbuilds and no unfinished build (Jobset.pm `latest_eval`,
 // CatalystUtils getLatestFinishedEval; 404 when there is none), and HTML to clients that do not ask for JSON.
@@ -42,6 +42,8 @@ export interface FakeHydraBuildInput {
   finished?: boolean;
   /** The derivation (default: a placeholder store path). */
   drvPath?: string;
+  /** Other outputs than `out` (name → path), e.g. `debug`: Hydra's buildoutputs has every output. */
+  outputs?: Record<string, string>;
 }
 
 export interface FakeHydra {
@@ -115,7 +117,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
   const jobsetOf = new Map<number, string>();
   const storePaths = (evalId: number) => {
     const outs = (h.evals.get(evalId).builds as number[]).map((id) => h.builds.get(id)).filter((b) => b && b.finished === 1 && b.buildstatus === 0
-      && Object.values(b.buildproducts).some((p: any) => p.type === 'nix-build')).map((b) => b.buildoutputs.out.path as string);
+      && Object.values(b.buildproducts).some((p: any) => p.type === 'nix-build')).flatMap((b) => Object.values(b.buildoutputs).map((o: any) => o.path as string));
     return [...new Set(outs)].sort();
   };
   const server = http.createServer((req, res) => {
@@ -168,7 +170,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
         id: b.id, finished: b.finished === false ? 0 : 1, timestamp: 1790000000, starttime: 1790000000, stoptime: b.finished === false ? null : 1790000100,
         project: b.project ?? 'nixos', jobset: b.jobset ?? 'release', job: b.job, nixname: b.nixname, system: b.system ?? 'x86_64-linux', priority: 100,
         buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: b.drvPath ?? `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
-        jobsetevals: b.evals, buildoutputs: { out: { path: b.out } },
+        jobsetevals: b.evals, buildoutputs: { ...Object.fromEntries(Object.entries(b.outputs ?? {}).map(([k, v]) => [k, { path: v }])), out: { path: b.out } },
         // A failed build has no products (Hydra records them only for successful outputs).
         buildproducts: failed || b.finished === false ? {} : await readBuildProducts(b.out), buildmetrics: {},
       };
