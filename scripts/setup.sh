@@ -11,7 +11,7 @@ declare -A need=(
   [nix-build]=nix-bin [skopeo]=skopeo [docker-registry]=docker-registry [xz]=xz-utils
   [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl [flock]=util-linux
   [zsh]=zsh [fish]=fish [script]=bsdutils
-  [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [uuidgen]=uuid-runtime [bc]=bc
+  [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [apt-file]=apt-file [uuidgen]=uuid-runtime [bc]=bc
   # Ceph RADOS Gateway: the faithful S3 of the tests (test/helpers/rgw.ts); installed without recommends
   [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd
 )
