@@ -13,7 +13,8 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 export const durationSchema = z.string().regex(/^\d+(s|m|h|d)$/, 'expected a duration like 15m, 1h or 2d')
-  .refine((s) => parseDuration(s) > 0, 'must be longer than 0s');
+  // zod runs this even when the regex refused the text: then it is the regex's issue alone.
+  .refine((s) => { try { return parseDuration(s) > 0; } catch { return true; } }, 'must be longer than 0s');
 
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, KB: 1e3, MB: 1e6, GB: 1e9 };
 /** `64MiB`, `1GiB`, `512` → bytes. */
@@ -218,13 +219,17 @@ export function aptGraceSeconds(repo: Pick<AptRepository, 'validFor' | 'retentio
 
 /** Cross-field checks of an APT repository: its suites, and a grace longer than a Release is valid. */
 function checkAptRepository(repo: AptRepository, ctx: { addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void }): void {
-  if (repo.suites && !repo.suites.includes(repo.suite)) {
+  if (Array.isArray(repo.suites) && !repo.suites.includes(repo.suite)) {
     ctx.addIssue({ code: 'custom', path: ['apt', 'suites'], message: `does not include apt.suite "${repo.suite}": list every suite, the default one too` });
   }
-  if (repo.suites && new Set(repo.suites).size !== repo.suites.length) {
+  if (Array.isArray(repo.suites) && new Set(repo.suites).size !== repo.suites.length) {
     ctx.addIssue({ code: 'custom', path: ['apt', 'suites'], message: 'lists a suite twice' });
   }
-  if (repo.retention.grace && parseDuration(repo.retention.grace) <= parseDuration(repo.validFor)) {
+  // Runs on data other checks may have refused already: an unreadable duration is their issue, not one more here.
+  const seconds = (d: unknown) => { try { return typeof d === 'string' ? parseDuration(d) : undefined; } catch { return undefined; } };
+  const grace = seconds(repo.retention?.grace);
+  const validFor = seconds(repo.validFor);
+  if (grace !== undefined && validFor !== undefined && grace <= validFor) {
     ctx.addIssue({ code: 'custom', path: ['apt', 'retention', 'grace'], message: `${repo.retention.grace} is not longer than apt.validFor ${repo.validFor}: a client holding the previous Release (valid that long) could miss files deleted sooner; make grace longer than validFor` });
   }
 }

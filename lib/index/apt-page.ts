@@ -11,7 +11,7 @@ export interface AptPage {
   fingerprint: string;
   /** Where the key goes on a user's machine (the .sources Signed-By). */
   keyringPath: string;
-  suites: Array<{ suite: string; components: string[]; architectures: string[]; validUntil?: string }>;
+  suites: Array<{ suite: string; components: string[]; architectures: string[] }>;
   /** Relative path from the page to the repository root ('' when the page is at the root). */
   toRoot: string;
 }
