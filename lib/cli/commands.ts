@@ -174,7 +174,7 @@ export const commands: CommandDef[] = [
   {
     name: 'index',
     summary: 'validate new uploads, move the accepted ones into place and regenerate the installers\' SHA256SUMS, latest copies and page, and the signed APT repository',
-    usage: 'releng index --environment ENV [--verify-only | --refresh | --remove PACKAGE [VERSION] [--from SUITE] | --copy PACKAGE [VERSION] --from SUITE --to SUITE]',
+    usage: 'releng index --environment ENV [--copy PKG | --remove PKG] [VERSION]',
     reads: 'the uploaders\' incoming prefixes, the published installers and APT indexes (every suite, the pool files a Contents or --copy needs), the APT retention ledger, .releng/index/ENV.json (uploads already processed), the APT signing key (gpg)',
     changes: 'S3: server-side copies into the published places, SHA256SUMS, latest copies, the HTML pages, pool/, dists/SUITE/ (by-hash, Packages, binary-ARCH/Release, Contents-ARCH.gz, Release, Release.gpg, InRelease last), the APT key (NAME.gpg, NAME.asc) and page; deletes pool/ and dists/ files no index has referenced for the grace period (apt.retention) and records the others in releng-retention.json; a .rejected note next to each refused upload, and deletes moved uploads; locally .releng/index/ENV.json',
     flags: [
