@@ -11,7 +11,7 @@ declare -A need=(
   [nix-build]=nix-bin [skopeo]=skopeo [docker-registry]=docker-registry [xz]=xz-utils
   [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl [flock]=util-linux
   [zsh]=zsh [fish]=fish [script]=bsdutils
-  [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [uuidgen]=uuid-runtime [bc]=bc
+  [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [apt-file]=apt-file [uuidgen]=uuid-runtime [bc]=bc
   [ssh-keygen]=openssh-client
   # programs.sqlite tests (issue 27): command-not-found's query in the real sqlite3; ELF debug files with build ids
   [sqlite3]=sqlite3 [gcc]=gcc [readelf]=binutils [objcopy]=binutils

@@ -13,7 +13,8 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 export const durationSchema = z.string().regex(/^\d+(s|m|h|d)$/, 'expected a duration like 15m, 1h or 2d')
-  .refine((s) => parseDuration(s) > 0, 'must be longer than 0s');
+  // zod runs this even when the regex refused the text: then it is the regex's issue alone.
+  .refine((s) => { try { return parseDuration(s) > 0; } catch { return true; } }, 'must be longer than 0s');
 
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, KB: 1e3, MB: 1e6, GB: 1e9 };
 /** `64MiB`, `1GiB`, `512` → bytes. */
@@ -70,6 +71,8 @@ const aptUploader = z.object({
   ...uploaderBase,
   /** The repository component these packages go to (one of apt.components). */
   component: nonEmpty.default('main'),
+  /** The suite its packages go to (one of apt.suites; default apt.suite). Promote with `releng index --copy`. */
+  suite: z.string().regex(/^[A-Za-z0-9.+-]+$/, 'expected a suite name like testing').optional(),
 }).strict();
 
 export const uploaderSchema = z.discriminatedUnion('kind', [installersUploader, aptUploader]);
@@ -99,17 +102,45 @@ export const grantMethodSchema = z.discriminatedUnion('method', [
   }).strict(),
 ]);
 
+const suiteName = z.string().regex(/^[A-Za-z0-9.+-]+$/, 'expected a suite name like stable');
+
 /** The environment's APT repository that `releng index` regenerates. */
 export const aptRepositorySchema = z.object({
   /** Root of the repository (holds pool/ and dists/): s3://BUCKET[/PREFIX]. */
   root: s3Url,
-  suite: z.string().regex(/^[A-Za-z0-9.+-]+$/, 'expected a suite name like stable'),
+  /** The default suite: where uploads go unless their uploader names another. */
+  suite: suiteName,
   codename: z.string().regex(/^[A-Za-z0-9.+-]+$/).optional(),
   components: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/)).min(1).default(['main']),
   architectures: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]*$/)).min(1, 'list the architectures (amd64, arm64, ...)'),
   origin: nonEmpty.optional(),
   label: nonEmpty.optional(),
   description: nonEmpty.optional(),
+  /** Every suite of the repository (dists/SUITE/), e.g. ["testing", "stable"]; default [suite]. They share pool/. */
+  suites: z.array(suiteName).min(1, 'list at least one suite').optional(),
+  /** How long a signed Release is valid (Valid-Until = Date + validFor); `releng index --refresh` re-signs before then. */
+  validFor: durationSchema.default('7d'),
+  /** Which versions stay in the indexes, and when files no index references are deleted. */
+  retention: z.object({
+    /** The newest N versions of each package and architecture stay in each suite; default: all. */
+    keepVersions: z.number().int().min(1, 'keep at least 1 version').optional(),
+    /** How long a pool or dists file no index references is kept before it is deleted; longer than validFor (default twice validFor). */
+    grace: durationSchema.optional(),
+  }).strict().default({}),
+  /**
+   * `also-in-each` (default, as Debian): Architecture: all packages in binary-all/ and in every
+   * binary-ARCH/Packages, with `No-Support-for-Architecture-all: Packages` so apt reads them once;
+   * `binary-all-only`: only in binary-all/ (apt 1.2 and later read it; smaller indexes).
+   */
+  architectureAll: z.enum(['also-in-each', 'binary-all-only']).default('also-in-each'),
+  /** Write Packages for an architecture with no package (apt needs none: it skips a listed architecture without indexes). */
+  emptyIndexes: z.boolean().default(false),
+  /** The repository's public http(s) URL (the page's .sources snippet); default the S3 endpoint's path-style URL of root. */
+  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http(s):// URL').optional(),
+  /** Base name of the published public key: ROOT/NAME.gpg (binary) and ROOT/NAME.asc (armored); default PROJECT-archive-keyring. */
+  keyName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a plain file name without extension').optional(),
+  /** The repository's HTML page under root: how to add it (deb822 .sources), suites, key. */
+  indexPage: z.string().regex(/^[A-Za-z0-9._/-]+\.html$/, 'expected a key ending in .html').default('index.html'),
   /** OpenPGP key that signs Release (InRelease, Release.gpg): a key id or fingerprint in gnupgHome. */
   signingKey: z.object({
     /** Key id, fingerprint or user id; default: the only secret key of gnupgHome. */
@@ -150,6 +181,7 @@ export function checkUploaders(
   const bucketOf = (url: string) => url.slice(5).split('/')[0]!;
   const prefixOf = (url: string) => { const rest = url.slice(5); const i = rest.indexOf('/'); const p = i < 0 ? '' : rest.slice(i + 1).replace(/^\/+|\/+$/g, ''); return p ? `${p}/` : ''; };
   const overlaps = (a: string, b: string) => a.startsWith(b) || b.startsWith(a);
+  if (env.apt) checkAptRepository(env.apt, ctx);
   for (const [name, u] of Object.entries(env.uploaders)) {
     const incoming = prefixOf(u.bucket) + staticHead(u.prefix, name);
     if (u.kind === 'installers') {
@@ -162,6 +194,9 @@ export function checkUploaders(
         ctx.addIssue({ code: 'custom', path: ['uploaders', name, 'kind'], message: 'an "apt" uploader needs this environment\'s "apt" repository settings' });
         continue;
       }
+      if (u.suite !== undefined && !aptSuites(env.apt).includes(u.suite)) {
+        ctx.addIssue({ code: 'custom', path: ['uploaders', name, 'suite'], message: `"${u.suite}" is not one of the repository's suites (${aptSuites(env.apt).join(', ')}): add it to apt.suites` });
+      }
       if (!env.apt.components.includes(u.component)) {
         ctx.addIssue({ code: 'custom', path: ['uploaders', name, 'component'], message: `"${u.component}" is not one of apt.components (${env.apt.components.join(', ')})` });
       }
@@ -169,5 +204,32 @@ export function checkUploaders(
         ctx.addIssue({ code: 'custom', path: ['uploaders', name, 'prefix'], message: `the upload area "${u.prefix}" overlaps the APT repository ${env.apt.root}: use a prefix outside it` });
       }
     }
+  }
+}
+
+/** The suites of a repository: apt.suites, or the one apt.suite. */
+export function aptSuites(repo: Pick<AptRepository, 'suite' | 'suites'>): string[] {
+  return repo.suites ?? [repo.suite];
+}
+
+/** How long files no index references are kept (seconds): retention.grace, default twice validFor. */
+export function aptGraceSeconds(repo: Pick<AptRepository, 'validFor' | 'retention'>): number {
+  return repo.retention.grace ? parseDuration(repo.retention.grace) : 2 * parseDuration(repo.validFor);
+}
+
+/** Cross-field checks of an APT repository: its suites, and a grace longer than a Release is valid. */
+function checkAptRepository(repo: AptRepository, ctx: { addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void }): void {
+  if (Array.isArray(repo.suites) && !repo.suites.includes(repo.suite)) {
+    ctx.addIssue({ code: 'custom', path: ['apt', 'suites'], message: `does not include apt.suite "${repo.suite}": list every suite, the default one too` });
+  }
+  if (Array.isArray(repo.suites) && new Set(repo.suites).size !== repo.suites.length) {
+    ctx.addIssue({ code: 'custom', path: ['apt', 'suites'], message: 'lists a suite twice' });
+  }
+  // Runs on data other checks may have refused already: an unreadable duration is their issue, not one more here.
+  const seconds = (d: unknown) => { try { return typeof d === 'string' ? parseDuration(d) : undefined; } catch { return undefined; } };
+  const grace = seconds(repo.retention?.grace);
+  const validFor = seconds(repo.validFor);
+  if (grace !== undefined && validFor !== undefined && grace <= validFor) {
+    ctx.addIssue({ code: 'custom', path: ['apt', 'retention', 'grace'], message: `${repo.retention.grace} is not longer than apt.validFor ${repo.validFor}: a client holding the previous Release (valid that long) could miss files deleted sooner; make grace longer than validFor` });
   }
 }

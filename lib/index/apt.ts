@@ -1,11 +1,12 @@
 // The APT repository format (Debian wiki DebianRepository/Format): pool/ layout, Packages stanzas,
-// compressed indexes, by-hash names, Release (by apt-ftparchive) and its OpenPGP signatures (gpg).
+// compressed indexes, by-hash names, and the OpenPGP side (gpg): signing Release, exporting the key.
+// The Release text itself is lib/index/release.ts, Contents lib/index/contents.ts.
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
-import type { AptRepository } from '../config/grants.ts';
+import { aptSuites, type AptRepository } from '../config/grants.ts';
 import { MissingToolError, ReleaseError } from '../core/errors.ts';
 import { run } from '../core/exec.ts';
 
@@ -106,29 +107,6 @@ export async function compressedIndexes(text: string): Promise<{ name: string; b
   ];
 }
 
-/** Release for the given index files (paths relative to dists/SUITE/), written by apt-ftparchive. */
-export async function releaseText(repo: AptRepository, files: Map<string, Buffer>, date = new Date()): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'releng-release-'));
-  try {
-    for (const [rel, body] of files) {
-      await mkdir(path.join(dir, path.dirname(rel)), { recursive: true });
-      await writeFile(path.join(dir, rel), body);
-    }
-    const o = (k: string, v: string | undefined) => (v ? ['-o', `APT::FTPArchive::Release::${k}=${v}`] : []);
-    const args = [
-      ...o('Origin', repo.origin), ...o('Label', repo.label), ...o('Suite', repo.suite), ...o('Codename', repo.codename ?? repo.suite),
-      ...o('Architectures', repo.architectures.join(' ')), ...o('Components', repo.components.join(' ')),
-      ...o('Description', repo.description), ...o('Acquire-By-Hash', 'yes'),
-      ...o('Date', date.toUTCString().replace('GMT', 'UTC')),
-      'release', '.',
-    ];
-    const { stdout } = await tool('apt-ftparchive', args, { cwd: dir });
-    return stdout.endsWith('\n') ? stdout : `${stdout}\n`;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Which secret key signs, and with which GNUPGHOME. */
 export interface Signer {
   gnupgHome?: string;
@@ -195,6 +173,38 @@ export async function exportPublicKey(s: Signer & { fingerprint: string }, file:
   await tool('gpg', [...gpgArgs(s), '--output', file, '--export', s.fingerprint]);
   const body = await readFile(file);
   if (body.length === 0) throw new ReleaseError(`gpg exported nothing for ${s.fingerprint}`);
+}
+
+/** The public key armored (`gpg --armor --export`), published beside the binary one as NAME.asc. */
+export async function exportArmoredKey(s: Signer & { fingerprint: string }): Promise<string> {
+  const { stdout } = await tool('gpg', [...gpgArgs(s), '--armor', '--export', s.fingerprint]);
+  if (!stdout.includes('BEGIN PGP PUBLIC KEY BLOCK')) throw new ReleaseError(`gpg exported no armored key for ${s.fingerprint}`);
+  return `${stdout}\n`;
+}
+
+/**
+ * An armored key as a binary keyring file (what gpgv reads), in a throwaway GNUPGHOME removed after:
+ * `gpg --dearmor` is a conversion, it starts no agent.
+ */
+export async function dearmorKey(armored: string, file: string): Promise<void> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'releng-dearmor-'));
+  try {
+    await tool('gpg', ['--homedir', home, '--batch', '--yes', '--no-tty', '--output', file, '--dearmor'], { input: armored });
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** The published key's base name: apt.keyName, default ORIGIN-archive-keyring (Debian's naming, e.g. debian-archive-keyring). */
+export function aptKeyName(repo: Pick<AptRepository, 'keyName' | 'origin' | 'label'>): string {
+  if (repo.keyName) return repo.keyName;
+  const slug = (repo.origin ?? repo.label ?? 'apt').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'apt';
+  return `${slug}-archive-keyring`;
+}
+
+/** dists/SUITE/ under the repository root, for each suite. */
+export function suiteDirs(repo: AptRepository, rootPrefix: string): { suite: string; dists: string }[] {
+  return aptSuites(repo).map((suite) => ({ suite, dists: `${rootPrefix}dists/${suite}/` }));
 }
 
 /** The `SHA256:` section of a Release: path → { sha256, size }. */

@@ -1,23 +1,24 @@
 // `releng index` planner (issue 12): reads the incoming prefixes, validates what is new, and plans
 // moving the accepted uploads into place and regenerating the installers' checksums, latest copies
-// and page and the APT repository. Reads only (S3Reader, dpkg-deb, apt-ftparchive, gpg on local
+// and page and the APT repository (lib/index/apt-plan.ts: suites, retention, --refresh, --remove,
+// --copy). Reads only (S3Reader, dpkg-deb, apt-ftparchive, gpg on local
 // copies); every write is an action for apply.ts.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Plan as CorePlan, Skip } from '../core/plan.ts';
 import type { S3Action } from '../s3/actions.ts';
 import { renderSha256Sums, sha256Text } from '../hashing/checksums.ts';
 import { parseS3Url, type Environment } from '../config/config.ts';
 import { ReleaseError } from '../core/errors.ts';
-import type { AptRepository, AptUploader, InstallersUploader, UploaderConfig } from '../config/grants.ts';
+import type { AptUploader, InstallersUploader, UploaderConfig } from '../config/grants.ts';
 import { staticHead } from '../config/grants.ts';
 import { allowedName, incomingKeyRegex } from '../grants/names.ts';
 import { compareVersions } from '../nix/versions.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { S3Reader } from '../s3/store.ts';
-import { compressedIndexes, debFields, fileVersion, parsePackages, poolPath, releaseText, renderPackages, signRelease, stanzaOf, type Signer, type Stanza } from './apt.ts';
+import { debFields, fileVersion, poolPath, stanzaOf, type Signer, type Stanza } from './apt.ts';
+import { planApt, type AptChange, type AptOperation, type AptPlanOut } from './apt-plan.ts';
 import type { IndexDb } from './db.ts';
-import { listPublished, publishPrefix, verifyAptRepository } from './verify.ts';
+import { listPublished, publishPrefix } from './verify.ts';
 import { renderInstallersPage, type InstallersPageVersion } from './page.ts';
 type Action = S3Action;
 type Plan = CorePlan<S3Action>;
@@ -45,14 +46,20 @@ export interface IndexInputs {
   workDir: string;
   /** The resolved APT signing key (when the environment has an APT repository). */
   signer?: Signer & { fingerprint: string };
-  /** The signer's public key as a keyring (checks that a published Release is still ours). */
+  /** The signer's public key as a keyring (checks that a published Release is still ours; published as the repository's key). */
   keyring?: string;
   now?: Date;
+  /** What the run does besides processing incoming uploads (default: only that). --refresh, --remove and --copy leave incoming alone. */
+  op?: AptOperation;
+  /** The APT repository's public URL (its page's .sources snippet). */
+  aptUrl?: string;
 }
 
 export interface IndexPlan {
   plan: Plan;
   decisions: Decision[];
+  /** What changes in the APT indexes (added, removed, copied, dropped by retention). */
+  aptChanges: AptChange[];
 }
 
 interface Accepted {
@@ -60,7 +67,7 @@ interface Accepted {
   file: string;
   /** Installers: the version; APT: the package's fields. */
   version?: string;
-  deb?: { component: string; stanza: Stanza; architecture: string };
+  deb?: { component: string; suite: string; stanza: Stanza; architecture: string };
 }
 
 const SHA_RE = /^[0-9a-f]{64}$/;
@@ -123,7 +130,7 @@ async function scanUploader(inp: IndexInputs, name: string, u: UploaderConfig, s
       const stanza = await stanzaOf(local, pool);
       const decision: Decision = { ...base, status: there ? 'published-already' : 'accepted', target };
       decisions.push(decision);
-      accepted.push({ decision, file: local, deb: { component: u.component, stanza, architecture: f.Architecture } });
+      accepted.push({ decision, file: local, deb: { component: u.component, suite: u.suite ?? repo.suite, stanza, architecture: f.Architecture } });
     }
   }
   return { decisions, accepted };
@@ -134,14 +141,6 @@ function textPut(bucket: string, key: string, text: string, contentType: string,
     kind: 's3.put', bucket, key, source: { text }, size: Buffer.byteLength(text), sha256: sha256Text(text),
     contentType, reason, ...(cacheControl ? { cacheControl } : {}),
   };
-}
-
-/** A binary body (Packages.gz/.xz) is written to the scratch directory and uploaded from there. */
-function blobPut(workDir: string, bucket: string, key: string, body: Buffer, contentType: string, reason: 'new' | 'changed', cacheControl?: string): S3Put {
-  const sha256 = sha256Text(body);
-  const file = path.join(workDir, `blob-${sha256}`);
-  writeFileSync(file, body);
-  return { kind: 's3.put', bucket, key, source: { file }, size: body.length, sha256, contentType, reason, ...(cacheControl ? { cacheControl } : {}) };
 }
 
 /** Regenerates one installers uploader's published side: SHA256SUMS per version, latest copies, page. */
@@ -206,74 +205,26 @@ async function planInstallers(inp: IndexInputs, name: string, u: InstallersUploa
   if (current !== html) out.page.push(textPut(ref.bucket, pageKey, html, 'text/html; charset=utf-8', current === undefined ? 'new' : 'changed', 'no-cache'));
 }
 
-/** The steps of an APT repository regeneration: by-hash, indexes, then the signed Release files. */
-async function planApt(inp: IndexInputs, repo: AptRepository, accepted: Accepted[], out: { byHash: Action[]; indexes: Action[]; release: Action[]; skipped: Skip[] }) {
-  const { reader } = inp;
-  const root = parseS3Url(repo.root);
-  const dists = `${root.prefix}dists/${repo.suite}/`;
-  const files = new Map<string, Buffer>();
-  let changed = false;
-  for (const component of repo.components) {
-    for (const arch of repo.architectures) {
-      const dir = `${component}/binary-${arch}/`;
-      const currentText = (await reader.getText(root.bucket, `${dists}${dir}Packages`)) ?? '';
-      const stanzas = parsePackages(currentText);
-      const have = new Set(stanzas.map((s) => `${s.Package}\0${s.Version}\0${s.Architecture}`));
-      for (const a of accepted) {
-        if (!a.deb || a.deb.component !== component) continue;
-        if (a.deb.architecture !== arch && a.deb.architecture !== 'all') continue;
-        const s = a.deb.stanza;
-        if (have.has(`${s.Package}\0${s.Version}\0${s.Architecture}`)) continue;
-        have.add(`${s.Package}\0${s.Version}\0${s.Architecture}`);
-        stanzas.push(s);
-      }
-      const text = renderPackages(stanzas);
-      if (text !== currentText) changed = true;
-      for (const f of await compressedIndexes(text)) {
-        files.set(`${dir}${f.name}`, f.body);
-        const key = `${dists}${dir}${f.name}`;
-        const sha = sha256Text(f.body);
-        const byHashKey = `${dists}${dir}by-hash/SHA256/${sha}`;
-        const [there, hashed] = await Promise.all([reader.head(root.bucket, key), reader.head(root.bucket, byHashKey)]);
-        const type = f.name.endsWith('.gz') ? 'application/gzip' : f.name.endsWith('.xz') ? 'application/x-xz' : 'text/plain; charset=utf-8';
-        if (!hashed || hashed.size !== f.body.length) out.byHash.push(blobPut(inp.workDir, root.bucket, byHashKey, f.body, type, hashed ? 'changed' : 'new'));
-        if (there?.sha256 !== sha) { out.indexes.push(blobPut(inp.workDir, root.bucket, key, f.body, type, there ? 'changed' : 'new', 'no-cache')); changed = true; }
-      }
-    }
-  }
-  const [inRelease, release] = await Promise.all([reader.head(root.bucket, `${dists}InRelease`), reader.head(root.bucket, `${dists}Release`)]);
-  if (!changed && inRelease && release) {
-    // Nothing new: keep the signed files only if they still list these indexes under our signature.
-    const problems = inp.keyring ? (await verifyAptRepository(reader, repo, { keyring: inp.keyring, releaseOnly: true })) : [];
-    if (problems.length === 0) {
-      out.skipped.push({ what: `APT repository ${repo.root} (${repo.suite})`, reason: 'no new packages: indexes and Release unchanged' });
-      return;
-    }
-    out.skipped.push({ what: `keeping the published Release of ${repo.root}`, reason: `it is not right (${problems.map((p) => `${p.where}: ${p.problem}`).join('; ')}): regenerating and re-signing it` });
-  }
-  if (!inp.signer) throw new ReleaseError('internal: APT repository without a resolved signing key');
-  const text = await releaseText(repo, files, inp.now ?? new Date());
-  const signed = await signRelease(text, inp.signer);
-  // Release first, then its detached signature, then InRelease (what apt reads first) last.
-  out.release.push(textPut(root.bucket, `${dists}Release`, text, 'text/plain; charset=utf-8', release ? 'changed' : 'new', 'no-cache'));
-  out.release.push(textPut(root.bucket, `${dists}Release.gpg`, signed.releaseGpg, 'application/pgp-signature', release ? 'changed' : 'new', 'no-cache'));
-  out.release.push(textPut(root.bucket, `${dists}InRelease`, signed.inRelease, 'text/plain; charset=utf-8', inRelease ? 'changed' : 'new', 'no-cache'));
-}
-
 /**
  * The whole index run as one ordered plan. Order, so no reader sees a dangling reference: accepted
  * files into place (pool/, release prefixes) → APT by-hash → APT indexes → SHA256SUMS → latest
  * copies → the page → Release, Release.gpg, InRelease → incoming clean-up (notes, moved uploads).
  */
 export async function planIndex(inp: IndexInputs): Promise<IndexPlan> {
+  const op = inp.op ?? { kind: 'index' };
   const skipped: Skip[] = [];
   const decisions: Decision[] = [];
   const byUploader = new Map<string, Accepted[]>();
   for (const [name, u] of Object.entries(inp.env.uploaders)) {
+    if (op.kind !== 'index') {
+      byUploader.set(name, []);
+      continue;
+    }
     const r = await scanUploader(inp, name, u, skipped);
     decisions.push(...r.decisions);
     byUploader.set(name, r.accepted);
   }
+  if (op.kind !== 'index' && Object.keys(inp.env.uploaders).length) skipped.push({ what: 'incoming uploads', reason: `not read with --${op.kind} (a run without it processes them)` });
   const place: Action[] = [];
   const cleanup: Action[] = [];
   for (const d of decisions) {
@@ -286,28 +237,40 @@ export async function planIndex(inp: IndexInputs): Promise<IndexPlan> {
   }
   const inst = { sums: [] as Action[], latest: [] as Action[], page: [] as Action[], skipped };
   for (const [name, u] of Object.entries(inp.env.uploaders)) {
-    if (u.kind === 'installers') await planInstallers(inp, name, u, byUploader.get(name)!, inst);
+    if (u.kind === 'installers' && op.kind === 'index') await planInstallers(inp, name, u, byUploader.get(name)!, inst);
   }
-  const apt = { byHash: [] as Action[], indexes: [] as Action[], release: [] as Action[], skipped };
+  const apt: AptPlanOut = { byHash: [], indexes: [], keysAndPage: [], release: [], deletions: [], ledger: [], skipped, changes: [] };
   const aptUploaders = Object.entries(inp.env.uploaders).filter((e): e is [string, AptUploader] => e[1].kind === 'apt');
-  if (inp.env.apt && aptUploaders.length) {
-    await planApt(inp, inp.env.apt, aptUploaders.flatMap(([n]) => byUploader.get(n)!), apt);
+  if (inp.env.apt && (aptUploaders.length || op.kind !== 'index')) {
+    if (!inp.signer || !inp.keyring) throw new ReleaseError('internal: APT repository without a resolved signing key');
+    const repo = inp.env.apt;
+    const accepted = aptUploaders.flatMap(([n]) => byUploader.get(n)!).filter((a) => a.deb).map((a) => ({ suite: a.deb!.suite, component: a.deb!.component, stanza: a.deb!.stanza, file: a.file }));
+    const root = parseS3Url(repo.root);
+    await planApt({
+      reader: inp.reader, repo, workDir: inp.workDir, now: inp.now ?? new Date(), signer: inp.signer, keyring: inp.keyring, accepted, op,
+      publicUrl: repo.url ?? `${(inp.aptUrl ?? inp.reader.endpoint).replace(/\/+$/, '')}/${root.bucket}/${root.prefix}`.replace(/\/+$/, ''),
+    }, apt);
+  } else if (op.kind !== 'index') {
+    throw new ReleaseError(`--${op.kind} works on an APT repository, and environment "${inp.envName}" has none`, `define environments.${inp.envName}.apt (docs/grants-and-index.md)`);
   }
   return {
     decisions,
+    aptChanges: apt.changes,
     plan: {
       steps: [
         { title: 'accepted uploads into place', actions: place },
         { title: 'APT by-hash indexes', actions: apt.byHash },
-        { title: 'APT indexes (Packages)', actions: apt.indexes },
+        { title: 'APT indexes (Packages, binary-ARCH/Release, Contents)', actions: apt.indexes },
         { title: 'installers SHA256SUMS', actions: inst.sums },
         { title: 'latest installers', actions: inst.latest },
         { title: 'installers page', actions: inst.page },
+        { title: 'APT public key (binary, armored) and page', actions: apt.keysAndPage },
         { title: 'APT Release, Release.gpg, InRelease', actions: apt.release, concurrency: 1 },
+        { title: 'APT retention: files no index has referenced for the grace period deleted', actions: apt.deletions },
+        { title: 'APT retention ledger', actions: apt.ledger },
         { title: 'incoming: rejection notes, moved uploads removed', actions: cleanup },
       ],
       skipped,
     },
   };
 }
-

@@ -84,6 +84,20 @@ describe('config', () => {
     expect(issues(base({ uploaders: { installers: { ...installers, prefix: 'incoming/../x/' } } })).join('\n')).toMatch(/prefix: must not contain/);
     expect(issues(base({ grants: { method: 'sts' } })).join('\n')).toMatch(/grants.roleArn/);
   });
+
+  it('an APT repository: defaults, suites, and a grace period longer than a Release is valid (issue 30)', () => {
+    const apt = { root: 's3://releases/apt', suite: 'stable', architectures: ['amd64'] };
+    const deb = { kind: 'apt', bucket: 's3://releases', prefix: 'incoming/{name}/', files: ['^x\\.deb$'], maxSize: 1 };
+    const r = configSchema.parse(base({ apt, uploaders: { deb } })).environments.prod!.apt!;
+    expect(r).toMatchObject({ validFor: '7d', retention: {}, architectureAll: 'also-in-each', emptyIndexes: false, indexPage: 'index.html' });
+    expect(issues(base({ apt: { ...apt, validFor: '1d', retention: { grace: '1d' } } })))
+      .toContain('environments.prod.apt.retention.grace: 1d is not longer than apt.validFor 1d: a client holding the previous Release (valid that long) could miss files deleted sooner; make grace longer than validFor');
+    expect(issues(base({ apt: { ...apt, suites: ['testing'] } }))).toContain('environments.prod.apt.suites: does not include apt.suite "stable": list every suite, the default one too');
+    expect(issues(base({ apt: { ...apt, suites: ['testing', 'stable'] }, uploaders: { deb: { ...deb, suite: 'unstable' } } })))
+      .toContain('environments.prod.uploaders.deb.suite: "unstable" is not one of the repository\'s suites (testing, stable): add it to apt.suites');
+    expect(issues(base({ apt: { ...apt, retention: { keepVersions: 0 } } })).join('\n')).toMatch(/retention.keepVersions: keep at least 1 version/);
+    expect(issues(base({ apt: { ...apt, validFor: 'forever' } })).join('\n')).toMatch(/apt.validFor: expected a duration/);
+  });
 });
 
 describe('contribute refuses before sending anything', () => {
