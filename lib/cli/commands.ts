@@ -93,6 +93,16 @@ export const commands: CommandDef[] = [
     run: async (ctx) => (targetOf(ctx, 'upload') === 'manual' ? (await import('../phases/upload-manual.ts')).uploadManual(ctx) : (await import('../phases/upload.ts')).upload(ctx)),
   },
   {
+    name: 'branch-off',
+    summary: 'after a new major\'s release (X.Y.0), create the maintenance branch release-X.Y at the merge commit tag left on the main branch, and push it',
+    reads: 'releng.json, version.json, release/tag.json (or Lix\'s releng/prev-git-branch.txt), local refs, the environment\'s git remote (ls-remote)',
+    changes: 'git: refs/heads/release-X.Y here and on the environment\'s remote (a direct push, on Gerrit too: it needs Create Reference, and Push while the commit is on no branch); refuses when the branch exists elsewhere',
+    flags: [{ name: 'branch', type: 'string', value: 'NAME', description: 'the branch to create (default: release-MAJOR)' }],
+    examples: ['releng branch-off --environment production --dry-run', 'releng branch-off --environment staging'],
+    needsVersion: true,
+    run: async (ctx) => (await import('../phases/branch-off.ts')).branchOff(ctx),
+  },
+  {
     name: 'verify',
     summary: 'read every destination of a release back from scratch; exit 0 only when all of it is as released',
     reads: 'release/build-result.json and release/tag.json when present (else the published SHA256SUMS and manifest.nix); the environment\'s buckets, registries and git remote; quick mode: the MD5s of release/artifacts (a listed ETag equal to one proves that object without a HEAD; the hash memo answers for unchanged files). No upload record',

@@ -227,4 +227,70 @@ describe('Lix at HEAD switches to releng: rehearsal, release tests, its Hydra, i
     // Not in the releases bucket: Lix serves installers from install.lix.systems.
     expect((await keys(buckets.releases)).filter((k) => k.includes('installer'))).toEqual([]);
   }, 300_000);
+
+  it('branch-off: release-2.96 at the merge commit, here and on the remote; a maintenance release from it moves nothing users follow', async () => {
+    const record = JSON.parse(await readFile(path.join(p.dir, 'release/tag.json'), 'utf8'));
+    const b = await run(['branch-off', '--environment', 'staging', '--noconfirm', '--json']);
+    expect(b.code, b.stderr).toBe(0);
+    expect(JSON.parse(b.stdout).result).toMatchObject({ branch: 'release-2.96', commit: record.mergeCommit, created: true, pushed: true });
+    expect(p.git('rev-parse', 'release-2.96')).toBe(record.mergeCommit);
+    expect(execFileSync('git', ['ls-remote', p.remote, 'refs/heads/release-2.96'], { encoding: 'utf8' })).toContain(record.mergeCommit);
+    const again = await run(['branch-off', '--environment', 'staging', '--noconfirm']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`refs/heads/release-2.96 is already on the remote at ${record.mergeCommit.slice(0, 12)}`);
+
+    // The main line moves on: 2.97.0, released from main.
+    p.git('checkout', '-q', 'main');
+    const vj = path.join(p.dir, 'version.json');
+    const setVersion = async (v: string) => writeFile(vj, JSON.stringify({ version: v, official_release: false, release_name: 'Fixture Pastry' }, null, 4) + '\n');
+    await setVersion('2.97.0');
+    p.git('commit', '-q', '-am', 'version.json: 2.97.0');
+    const r97 = await run(['release', '--environment', 'staging', '--noconfirm', '--date', '2026-12-02']);
+    expect(r97.code, r97.stderr).toBe(0);
+    const manifest97 = (await get(buckets.releases, 'manifest.nix')).toString();
+    const stable97 = (await get(buckets.docs, 'manual/lix/stable/index.html')).toString();
+    expect(stable97).toContain('Lix 2.97.0 reference manual');
+    const latest = async () => JSON.parse((await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/lix-project/lix-releng-staging:latest`])).stdout);
+    const latest97 = await latest();
+
+    // A maintenance release from release-2.96: 2.96.1.
+    p.git('checkout', '-q', 'release-2.96');
+    await setVersion('2.96.1');
+    p.git('commit', '-q', '-am', 'version.json: 2.96.1');
+    const r961 = await run(['release', '--environment', 'staging', '--noconfirm', '--date', '2026-12-03']);
+    expect(r961.code, r961.stderr).toBe(0);
+    expect(r961.stderr).toContain('2.96.1 is a maintenance release (a newer version is tagged on main)');
+    expect((await keys(buckets.releases))).toContain('lix/lix-2.96.1/manifest.nix');
+    expect((await get(buckets.releases, 'manifest.nix')).toString()).toBe(manifest97);
+    expect((await get(buckets.docs, 'manual/lix/stable/index.html')).toString()).toBe(stable97);
+    expect((await get(buckets.docs, 'manual/lix/2.96/index.html')).toString()).toContain('Lix 2.96.1 reference manual');
+    expect(await latest()).toEqual(latest97);
+    // tag merged back into release-2.96, which the git push moved on the remote
+    expect(execFileSync('git', ['ls-remote', p.remote, 'refs/heads/release-2.96'], { encoding: 'utf8' })).toContain(p.git('rev-parse', 'release-2.96'));
+    expect(p.git('merge-base', '--is-ancestor', record.mergeCommit, 'release-2.96') === '').toBe(true);
+  }, 600_000);
+
+  it('branch-off refuses a branch that exists elsewhere, on the remote or here, and a maintenance version', async () => {
+    const remoteGit = (...args: string[]) => execFileSync('git', ['-C', p.remote, ...args], { encoding: 'utf8' }).trim();
+    // 2.96.1 (tagged on release-2.96 above): a maintenance release, not a new major.
+    p.git('checkout', '-q', '2.96.1');
+    const r0 = await run(['branch-off', '--environment', 'staging', '--noconfirm']);
+    expect(r0.code).toBe(1);
+    expect(r0.stderr).toContain('2.96.1 is not the first release of a major (X.Y.0)');
+    // Back at 2.96.0's tag, with a record whose merge commit is not release-2.96's.
+    p.git('checkout', '-q', `${V}`);
+    const other = p.git('rev-parse', '2.96.1^{commit}');
+    const before = remoteGit('rev-parse', 'refs/heads/release-2.96');
+    // (main's tip: on neither release-2.96 nor 2.96.1's history)
+    await writeFile(path.join(p.dir, 'release/tag.json'), JSON.stringify({ version: V, branch: 'main', releaseCommit: p.git('rev-parse', `${V}^{commit}`), mergeCommit: p.git('rev-parse', 'main') }, null, 2) + '\n');
+    const r = await run(['branch-off', '--environment', 'staging', '--noconfirm', '--branch', 'release-2.96']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/release-2\.96 exists here at [0-9a-f]{12}, which does not contain the merge commit/);
+    expect(remoteGit('rev-parse', 'refs/heads/release-2.96')).toBe(before);
+    remoteGit('update-ref', 'refs/heads/release-x', other);
+    const r2 = await run(['branch-off', '--environment', 'staging', '--noconfirm', '--branch', 'release-x']);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain(`already has release-x at ${other.slice(0, 12)}, which does not contain the merge commit`);
+    expect(() => p.git('rev-parse', '--verify', '-q', 'refs/heads/release-x')).toThrow(); // nothing created here either
+  }, 120_000);
 });
