@@ -226,8 +226,9 @@ const releaseNotes = z.object({
   /** The manual's table of contents; a new rl-MAJOR.md gets a line after the marker. */
   summaryFile: nonEmpty.default('doc/manual/src/SUMMARY.md'),
   summaryMarker: nonEmpty.default('<!-- RELENG-AUTO-INSERTION-MARKER'),
-  /** `normalized` (prior art): fj#N is shown as FORGE#N and gh#N as nix#N; `as-written` keeps the id
-   *  as the fragment wrote it (what Lix's build-release-notes.py does today). Bare numbers are FORGE#N either way. */
+  /** `normalized`: fj#N is shown as FORGE#N and gh#N as nix#N, what Lix's build-release-notes.py prints
+   *  since e00ee5954 ("maintainers: unify issue references", 2.96); `as-written` keeps the id as the
+   *  fragment wrote it, as that script did before (up to 2.95). Bare numbers are FORGE#N either way. */
   referenceStyle: z.enum(['normalized', 'as-written']).default('normalized'),
   /** URL prefixes; an id N links to `PREFIX/N`, a handle to `PROFILES/handle`. Unset ones are an error when a fragment needs them. */
   links: z.object({
