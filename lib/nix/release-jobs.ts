@@ -208,7 +208,9 @@ export function packageVersion(jobs: ReleaseJobs, project: string): string {
       problems.push(`${b.job.attr} (${system}) is named ${name ?? '(no name)'}, not ${project}-VERSION`);
       continue;
     }
-    const v = name.slice(project.length + 1);
+    // Some projects name each system's package PROJECT-VERSION-SYSTEM (examples/hello): not part of the version.
+    const full = name.slice(project.length + 1);
+    const v = full.endsWith(`-${system}`) && full.length > system.length + 1 ? full.slice(0, -(system.length + 1)) : full;
     versions.set(v, [...(versions.get(v) ?? []), b.job.attr]);
   }
   if (problems.length) {
