@@ -130,7 +130,7 @@ export async function planUploadImages(ctx: Context, registries: OpenRegistry[],
   if (registries.length === 0) return { steps: [], skipped: [] };
   return planImages(registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
     await prepareBuildImages(result, ctx.releaseDir), {
-      version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'], unofficial: !result.official,
+      version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'], unofficial: !!result.rehearsal,
       maintenance: maintenance ?? await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
     });
 }

@@ -105,10 +105,10 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   maintenanceP.catch(() => undefined);
   const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   const maintenance = await maintenanceP;
-  const keep = !result.official ? unofficialKeep(result) : maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
+  const keep = result.rehearsal ? unofficialKeep(result) : maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
-  add(await planUploadImages(ctx, target.registries, result, maintenance || !result.official));
+  add(await planUploadImages(ctx, target.registries, result, maintenance || !!result.rehearsal));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
   // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
   if (target.env.mirror?.latestLinks && !keep && result.official) {
