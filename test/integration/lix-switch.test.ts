@@ -113,6 +113,11 @@ describe('Lix at HEAD switches to releng: rehearsal, release tests, its Hydra, i
     expect((await keys(rehearsalBuckets.docs)).every((k) => k.startsWith('manual/lix/nightly/'))).toBe(true);
     const verify = await run(['verify', '--environment', 'rehearsal', '--deep']);
     expect(verify.code, verify.stderr).toBe(0);
+    // Nor does a rehearsal become staging's release through promote.
+    const promoted = await run(['promote', pv, '--from', 'rehearsal', '--environment', 'staging', '--noconfirm']);
+    expect(promoted.code).toBe(1);
+    expect(promoted.stderr).toContain('environment "rehearsal" takes unofficial (rehearsal) releases, and "staging" does not');
+    expect(await keys(buckets.releases)).toEqual(before);
   }, 600_000);
 
   it('a failing release test stops the build before release/ is laid out: nothing is published', async () => {
