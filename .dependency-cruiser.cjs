@@ -5,7 +5,7 @@
 //   release      the release model on disk (build-result, tag record, manual record); hashing
 //   adapters     one reader/writer per kind of store or program: s3 fs nix oci git hydra html local
 //   environment  an environment opened: its stores, registries, confirmation
-//   domains      planners and verifiers: upload verify promote channel index grants lock mirror release-notes
+//   domains      planners and verifiers: upload verify promote channel index grants lock mirror release-notes branch-off
 //   actions      every kind of write put together (render, apply) above the domains that define them
 //   phases       one file per command: a sequence of named steps
 //   cli          the program: parser, commands table, completion, terminal log; only entries import it
@@ -16,7 +16,7 @@ const layers = [
   ['release', ['release', 'hashing']],
   ['adapters', ['s3', 'fs', 'nix', 'oci', 'git', 'hydra', 'html', 'local']],
   ['environment', ['environment']],
-  ['domains', ['upload', 'verify', 'promote', 'channel', 'index', 'grants', 'lock', 'mirror', 'release-notes']],
+  ['domains', ['upload', 'verify', 'promote', 'channel', 'index', 'grants', 'lock', 'mirror', 'release-notes', 'branch-off']],
   ['actions', ['actions']],
   ['phases', ['phases']],
   ['cli', ['cli']],

@@ -150,6 +150,9 @@ const environment = z.object({
   docker: z.array(dockerTarget).default([]),
   /** Ask the operator to type "I want to release this to ENV" (default: all but local). */
   confirm: z.boolean().optional(),
+  /** Takes unofficial (rehearsal) builds: `build` on an untagged checkout names them with the
+   *  package's own version (e.g. 2.96.0-abc1234). Other environments refuse them (issue 26). */
+  unofficial: z.boolean().optional(),
   ...grantEnvironmentFields,
   /** `releng promote` into this environment (docs/promote.md). */
   promote: promoteSettings.optional(),
@@ -165,6 +168,21 @@ const profile = z.object({
   $comment: comment,
   systems: z.array(nonEmpty).min(1, 'a profile needs at least one system'),
   dockerSystems: z.array(nonEmpty).default([]),
+  /** Release tests (issue 26): flake attributes (`.#releaseTests.x86_64-linux.nativeBuild`) `build`
+   *  realises after the release jobs; one failing stops the build before release/ is laid out. */
+  releaseTests: z.array(nonEmpty).default([]),
+}).strict();
+
+/** How `build` runs Nix (issue 26; Lix's create_release.xsh: --workers 4, --max-jobs 2, --cores 16).
+ *  The flags --workers, --max-jobs and --cores override these. */
+const buildSettings = z.object({
+  $comment: comment,
+  /** nix-eval-jobs --workers (ignored, with a note, when releng evaluates with nix eval). */
+  workers: z.number().int().positive().optional(),
+  /** nix-store --realise --max-jobs. */
+  maxJobs: z.union([z.number().int().nonnegative(), z.literal('auto')]).optional(),
+  /** nix-store --realise --cores (0: all of the machine's). */
+  cores: z.number().int().nonnegative().optional(),
 }).strict();
 
 const releaseJobs = z.union([
@@ -184,6 +202,7 @@ const linkBase = z.string().url('expected an http(s):// URL');
 
 /** `build --from-hydra` (issue 15): the Hydra that builds the release jobs, its binary cache, and the only keys trusted for it. */
 export const hydraBuildConfigSchema = z.object({
+  $comment: comment,
   /** Base URL of the Hydra (needed for --hydra-json, whose file names a build id only). */
   url: z.string().url('expected the http(s):// base URL of the Hydra').optional(),
   /** Binary cache holding what that Hydra built (Lix: https://cache.lix.systems). */
@@ -192,6 +211,9 @@ export const hydraBuildConfigSchema = z.object({
   trustedPublicKeys: z.array(z.string().regex(/^[^:\s]+:[A-Za-z0-9+/=]+$/, 'expected NAME:BASE64, as in trusted-public-keys')).min(1, 'name at least one key'),
   /** Jobset input whose revision must be tag VERSION's commit (default: the flake's rev, else the one git input). */
   input: nonEmpty.optional(),
+  /** The jobset's job names, when they are not releaseJobs.jobs' (Lix's Hydra evaluates release.nix:
+   *  build.SYSTEM, binaryTarball.SYSTEM, dockerImage.SYSTEM as an image description; issue 26). */
+  jobs: releaseJobsMappingSchema.optional(),
 }).strict();
 
 /** Where prepare finds fragments and writes notes, and the bases of the links it renders (issue 3). */
@@ -205,8 +227,9 @@ const releaseNotes = z.object({
   /** The manual's table of contents; a new rl-MAJOR.md gets a line after the marker. */
   summaryFile: nonEmpty.default('doc/manual/src/SUMMARY.md'),
   summaryMarker: nonEmpty.default('<!-- RELENG-AUTO-INSERTION-MARKER'),
-  /** `normalized` (prior art): fj#N is shown as FORGE#N and gh#N as nix#N; `as-written` keeps the id
-   *  as the fragment wrote it (what Lix's build-release-notes.py does today). Bare numbers are FORGE#N either way. */
+  /** `normalized`: fj#N is shown as FORGE#N and gh#N as nix#N, what Lix's build-release-notes.py prints
+   *  since e00ee5954 ("maintainers: unify issue references", 2.96); `as-written` keeps the id as the
+   *  fragment wrote it, as that script did before (up to 2.95). Bare numbers are FORGE#N either way. */
   referenceStyle: z.enum(['normalized', 'as-written']).default('normalized'),
   /** URL prefixes; an id N links to `PREFIX/N`, a handle to `PROFILES/handle`. Unset ones are an error when a fragment needs them. */
   links: z.object({
@@ -244,6 +267,8 @@ export const configSchema = z.object({
   hydra: hydraBuildConfigSchema.optional(),
   /** `releng lock`: its review branches, review metadata, ref bumps, signing (lib/config/lock.ts, docs/lock.md). */
   lock: lockSettingsSchema.default(() => lockSettingsSchema.parse({})),
+  /** Nix's knobs for `build` (workers, max jobs, cores). */
+  build: buildSettings.optional(),
   environments: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'environment names are lowercase'), environment)
     .refine((e) => Object.keys(e).length > 0, 'define at least one environment'),
 }).strict().superRefine((c, ctx) => {

@@ -13,7 +13,9 @@ const jobRef = z.object({
 export const releaseJobsMappingSchema = z.object({
   build: jobRef.optional(),
   binaryTarball: jobRef.optional(),
-  dockerImage: jobRef.optional(),
+  /** `image`: what the job's output is: `tarball` (a docker-archive, *.tar or *.tar.gz, in it) or
+   *  `nix2container` (an image description JSON, as Lix's dockerImage.SYSTEM on its Hydra, issue 26). */
+  dockerImage: jobRef.extend({ image: z.enum(['tarball', 'nix2container']).default('tarball') }).optional(),
   /** `path`: where the HTML manual is inside that output (default: top-level manualPath, then share/doc/PROJECT/manual). */
   manual: jobRef.extend({ path: z.string().min(1).optional() }).optional(),
   /** One job whose output already holds every per-system file, named as Lix's release-jobs.nix names them. */

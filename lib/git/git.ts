@@ -66,6 +66,16 @@ export async function requireOnCleanTag(git: Git, version: string, command: stri
   }
 }
 
+/** A rehearsal build's precondition (issue 26): no tag, but nothing tracked is modified (the
+ *  package's version names the commit: Lix's versionSuffix is the short revision, "dirty" otherwise). */
+export async function requireCleanTree(git: Git, command: string): Promise<void> {
+  await git.topLevel();
+  const dirty = await git.dirtyFiles();
+  if (dirty.length) {
+    throw new ReleaseError(`the working tree has uncommitted changes:\n${dirty.slice(0, 10).map((l) => `  ${l}`).join('\n')}`, `commit or stash them before a rehearsal ${command}, or pass --no-check-git (testing only)`);
+  }
+}
+
 /** Trailer of releng's commits (Lix: "Release created with releng/create_release.xsh"). */
 export const relengTrailer = 'Release created with releng';
 

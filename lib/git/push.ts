@@ -100,6 +100,7 @@ export const gitPushHandlers: HandlerMap<GitPushAction, GitWriters> = {
           throw new ReleaseError(`Gerrit refused ${refspecs.join(' ')}: change ${closed[1]} with this Change-Id is closed (merged or abandoned)\n  ${message.split('\n').slice(0, 6).join('\n  ')}`,
             'restore the change in Gerrit to add the patch set to it; or, when it was abandoned on purpose, leave it: the push is refused until the Change-Id changes', { cause: e });
         }
+        if (a.gerrit) throw gerritRefusal((e as Error).message, a.remote, refspecs) ?? e;
         throw e;
       }
     };
@@ -136,6 +137,39 @@ export const gitPushHandlers: HandlerMap<GitPushAction, GitWriters> = {
     }
   },
 };
+
+/**
+ * What Gerrit's refusal of a push means and what to do, as a releng error (issue 26). The words are
+ * Gerrit's (Documentation/error-*.txt; access-control.txt for the permissions named); releng's
+ * Gerrit model (test/fixtures/gerrit-hooks/pre-receive) answers with them.
+ */
+export function gerritRefusal(message: string, remote: string, refspecs: string[]): ReleaseError | undefined {
+  const dst = refspecs.map((r) => r.replace(/^\+/, '').split(':').pop()!).join(' ');
+  const said = message.split('\n').filter((l) => /prohibited|not permitted|Change-Id|not found|remote rejected/i.test(l)).slice(0, 3).join('\n  ') || message.split('\n')[0];
+  const err = (what: string, hint: string) => new ReleaseError(`Gerrit (${remote}) refused the push to ${dst}: ${what}\n  ${said}`, hint, { cause: message });
+  if (/missing Change-Id in (commit )?message footer/i.test(message)) {
+    return err('a commit has no Change-Id footer, and this Gerrit requires one for every change (receive.requireChangeId)',
+      'install Gerrit\'s commit-msg hook in this checkout (it adds a Change-Id to every commit, merges too: e.g. `curl -Lo .git/hooks/commit-msg https://GERRIT/tools/hooks/commit-msg && chmod +x .git/hooks/commit-msg`), then run `releng tag --force-tag` so the release commit and merge are made again with one; nothing later was pushed');
+  }
+  if (/branch \S+ not found/i.test(message)) {
+    return err('the branch under review does not exist on Gerrit', 'a change for review needs an existing branch: create it first (for release-MAJOR: `releng branch-off`), or check release/tag.json\'s branch');
+  }
+  if (/not permitted: create annotated tag/i.test(message)) {
+    return err('no Create Annotated Tag permission on refs/tags/*', 'ask a Gerrit administrator for Create Annotated Tag on refs/tags/* (Lix: the release managers\' group), then re-run; the change under review is already pushed');
+  }
+  if (/not permitted: create/i.test(message)) {
+    return err('no Create Reference permission on refs/heads/* (a new branch)', 'ask a Gerrit administrator for Create Reference on refs/heads/release-*, or create the branch in Gerrit\'s web UI (Repositories → Branches) at the same commit; a re-run finds it there and pushes nothing');
+  }
+  if (/update for creating new commit object not permitted/i.test(message)) {
+    return dst.includes('refs/tags/')
+      ? err('Gerrit does not know the tagged commit yet (it is on no branch and in no change)', 'the merge commit must be pushed for review first (git.branchPush "review"), which upload does before the tag; check that the change exists (git ls-remote REMOTE \'refs/changes/*\'), then re-run')
+      : err('the commit is on no branch or tag of Gerrit yet, and creating a branch at a new commit needs Push as well as Create Reference', 'submit the release\'s change on the main branch first (then the commit is known), or get Push on refs/heads/release-*, then re-run');
+  }
+  if (/not permitted: update|prohibited by Gerrit/i.test(message)) {
+    return err('no Push permission on this branch (a direct push bypasses review)', 'push for review instead (git.branchPush: "review", the default), or ask a Gerrit administrator for Push on the branch');
+  }
+  return undefined;
+}
 
 /** Whether the remote holds every refspec's source now: tags at the same commit, branches containing it. */
 async function remoteHolds(a: GitPush): Promise<boolean> {

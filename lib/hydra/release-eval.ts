@@ -139,7 +139,7 @@ export async function resolveHydraRelease(opts: {
   } catch (e) {
     if (!(e instanceof ReleaseError)) throw e;
     throw new ReleaseError(`evaluation ${evalUrl}: ${e.message}`,
-      'the jobset must expose the release jobs under these names (README: the release-jobs contract; Lix: hydraJobs = release-jobs.PROFILE), or fix releaseJobs.jobs; nothing was written');
+      'the jobset must expose the release jobs under these names (README: the release-jobs contract), or name its jobs in releng.json hydra.jobs (Lix\'s Hydra evaluates release.nix: build.SYSTEM, binaryTarball.SYSTEM, dockerImage.SYSTEM as an image description; docs/hydra.md); nothing was written');
   }
   const mapped = [...Object.values(classified.build), classified.manual, ...Object.values(classified.binaryTarball), ...Object.values(classified.dockerImage),
     ...(classified.aggregate ? [classified.aggregate] : [])];

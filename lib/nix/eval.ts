@@ -1,5 +1,6 @@
 // Evaluates the release jobs of a profile into a list of derivations releng can realise.
 // nix-eval-jobs when on PATH (parallel, what Lix uses); otherwise the Nix that is here.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -55,6 +56,11 @@ export interface EvalRequest {
   config: Config;
   profileName: string;
   profile: Profile;
+  /** nix-eval-jobs --workers (Lix: 4); the nix eval fallback evaluates in one process. */
+  workers?: number;
+  /** Where each evaluated derivation is rooted (Lix: --gc-roots-dir release/gcroots), so a garbage
+   *  collection between evaluation and build cannot delete it (issue 26). */
+  gcRootsDir?: string;
 }
 
 /** Evaluates the profile's release jobs; sorted by attribute name. */
@@ -64,7 +70,8 @@ export async function evalReleaseJobs(req: EvalRequest): Promise<Job[]> {
   if ('flake' in rj) {
     const attr = `${rj.flake}.${req.profileName}`;
     if (await hasProgram('nix-eval-jobs')) {
-      const { stdout } = await run('nix-eval-jobs', nixEvalJobsArgs(attr, rj.forceRecurse), { cwd: req.root });
+      const extra = [...(req.workers ? ['--workers', String(req.workers)] : []), ...(req.gcRootsDir ? ['--gc-roots-dir', req.gcRootsDir] : [])];
+      const { stdout } = await run('nix-eval-jobs', [...extra, ...nixEvalJobsArgs(attr, rj.forceRecurse)], { cwd: req.root });
       jobs = parseNixEvalJobs(stdout, 'nix-eval-jobs');
     } else {
       // eval-jobs.nix walks every attribute set, as nix-eval-jobs --force-recurse does.
@@ -79,7 +86,18 @@ export async function evalReleaseJobs(req: EvalRequest): Promise<Job[]> {
     jobs = parseJobsJson(stdout, `nix-instantiate --eval ${rj.file}`);
   }
   if (jobs.length === 0) throw new ReleaseError(`release jobs of profile "${req.profileName}" are empty`, 'check releaseJobs in releng.json');
+  // nix-eval-jobs roots what it evaluates itself; the fallback's derivations are rooted here.
+  if (req.gcRootsDir && !(await hasProgram('nix-eval-jobs') && 'flake' in rj)) await rootDerivations(jobs, req.gcRootsDir, req.root);
   return jobs.sort((a, b) => a.attr.localeCompare(b.attr));
+}
+
+/** Roots each job's derivation under dir (an indirect root per job, as nix-eval-jobs --gc-roots-dir
+ *  does): `nix-instantiate --add-root` of the .drv imported as a derivation, which builds nothing. */
+export async function rootDerivations(jobs: Pick<Job, 'attr' | 'drvPath'>[], dir: string, cwd: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const j of jobs) {
+    await run('nix-instantiate', ['--add-root', path.join(dir, `${j.attr}.drv`), '--indirect', '--expr', `import ${j.drvPath}`], { cwd });
+  }
 }
 
 function parseJobsJson(text: string, source: string): Job[] {

@@ -20,7 +20,7 @@ export interface ResolvedMapping {
   build: JobRef;
   manual: JobRef & { path: string };
   /** Separate per-system jobs, or one aggregate job. */
-  files: { binaryTarball: JobRef; dockerImage: JobRef } | { aggregate: JobRef };
+  files: { binaryTarball: JobRef; dockerImage: JobRef & { image: 'tarball' | 'nix2container' } } | { aggregate: JobRef };
 }
 
 export function resolveMapping(m: ReleaseJobsMapping | undefined, project: string, manualPath: string | undefined): ResolvedMapping {
@@ -30,7 +30,7 @@ export function resolveMapping(m: ReleaseJobsMapping | undefined, project: strin
     manual: { ...ref(m?.manual, 'manual'), path: m?.manual?.path ?? manualPath ?? `share/doc/${project}/manual` },
     files: m?.aggregate
       ? { aggregate: ref(m.aggregate, '') }
-      : { binaryTarball: ref(m?.binaryTarball, 'binaryTarball.{system}'), dockerImage: ref(m?.dockerImage, 'dockerImage.{system}') },
+      : { binaryTarball: ref(m?.binaryTarball, 'binaryTarball.{system}'), dockerImage: { ...ref(m?.dockerImage, 'dockerImage.{system}'), image: m?.dockerImage?.image ?? 'tarball' } },
   };
 }
 
@@ -44,6 +44,8 @@ export interface ReleaseJobs {
   binaryTarball: Record<string, MappedJob>;
   dockerImage: Record<string, MappedJob>;
   aggregate?: MappedJob;
+  /** What a dockerImage job's output is: a docker-archive, or a nix2container image description. */
+  dockerImageKind: 'tarball' | 'nix2container';
   all: Job[];
 }
 
@@ -76,7 +78,8 @@ export function classifyJobs(jobs: Job[], mapping: ResolvedMapping, systems: str
     throw new ReleaseError(`release jobs of profile "${profileName}" do not fit releaseJobs.jobs:\n${problems.map((p) => `  ${p}`).join('\n')}\n  (evaluated: ${[...byAttr.keys()].join(', ') || 'none'})`,
       'fix releaseJobs.jobs in releng.json (attr, output, aggregate) or the release jobs; see docs/adopting.md');
   }
-  return { build, manual: { ...manual, manualPath: mapping.manual.path }, binaryTarball, dockerImage, aggregate, all: jobs };
+  const dockerImageKind = 'dockerImage' in mapping.files ? mapping.files.dockerImage.image : 'tarball';
+  return { build, manual: { ...manual, manualPath: mapping.manual.path }, binaryTarball, dockerImage, aggregate, dockerImageKind, all: jobs };
 }
 
 /** A file of the aggregate's output and what it is. */
@@ -185,7 +188,37 @@ export function profileOf(ctx: Context): { profileName: string; profile: Profile
 }
 
 /** Evaluates the release jobs locally and classifies them for the profile. */
-export async function evaluateProfile(ctx: Context, p: ReturnType<typeof profileOf>): Promise<ReleaseJobs> {
-  const jobs = await evalReleaseJobs({ root: ctx.root, config: ctx.config, profileName: p.profileName, profile: p.profile });
+export async function evaluateProfile(ctx: Context, p: ReturnType<typeof profileOf>, o: { workers?: number; gcRootsDir?: string } = {}): Promise<ReleaseJobs> {
+  const jobs = await evalReleaseJobs({ root: ctx.root, config: ctx.config, profileName: p.profileName, profile: p.profile, ...o });
   return classifyJobs(jobs, p.mapping, p.profile.systems, p.profile.dockerSystems, p.profileName);
+}
+
+/**
+ * The version the build jobs were built as, read from the evaluated package (its derivation name,
+ * `PROJECT-VERSION`), for a rehearsal build (issue 26): an untagged Lix checkout builds
+ * `lix-2.96.0-dev-abc1234` (package.nix: version.json's version and "-" versionSuffix, the short
+ * revision). Every system's build must agree.
+ */
+export function packageVersion(jobs: ReleaseJobs, project: string): string {
+  const versions = new Map<string, string[]>();
+  const problems: string[] = [];
+  for (const [system, b] of Object.entries(jobs.build)) {
+    const name = b.job.name;
+    if (!name || !name.startsWith(`${project}-`) || name.length === project.length + 1) {
+      problems.push(`${b.job.attr} (${system}) is named ${name ?? '(no name)'}, not ${project}-VERSION`);
+      continue;
+    }
+    // Some projects name each system's package PROJECT-VERSION-SYSTEM (examples/hello): not part of the version.
+    const full = name.slice(project.length + 1);
+    const v = full.endsWith(`-${system}`) && full.length > system.length + 1 ? full.slice(0, -(system.length + 1)) : full;
+    versions.set(v, [...(versions.get(v) ?? []), b.job.attr]);
+  }
+  if (problems.length) {
+    throw new ReleaseError(`cannot read the package's version from the build jobs:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+      'a rehearsal build names its files with the version the package was built as: the build jobs must be derivations named PROJECT-VERSION (pname and version)');
+  }
+  if (versions.size !== 1) {
+    throw new ReleaseError(`the build jobs were built as different versions: ${[...versions].map(([v, a]) => `${v} (${a.join(', ')})`).join('; ')}`, 'every system must build the same source');
+  }
+  return [...versions.keys()][0]!;
 }

@@ -8,12 +8,14 @@ import { renderSha256Sums, sha256File } from '../hashing/checksums.ts';
 import type { Context } from '../config/context.ts';
 import { DryRunStop, ReleaseError, UsageError } from '../core/errors.ts';
 import { requirePrograms, run } from '../core/exec.ts';
-import { gitAt, requireOnCleanTag } from '../git/git.ts';
+import { gitAt, requireCleanTree, requireOnCleanTag } from '../git/git.ts';
 import { resolveHydraRelease, type HydraProvenance, type HydraSource } from '../hydra/release-eval.ts';
 import { realiseJobs, rootOutputs } from '../nix/eval.ts';
+import { evalReleaseTests, runReleaseTests, type ReleaseTest } from '../nix/release-tests.ts';
+import { dockerArchiveFromDescription } from '../oci/nix2container.ts';
 import { fetchArgs, fetchFromCache } from '../nix/fetch.ts';
 import { readManifestWithNix, renderManifest } from '../nix/manifest.ts';
-import { checkManifest, evaluateProfile, manualSource, profileOf, readAggregate, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
+import { checkManifest, evaluateProfile, manualSource, packageVersion, profileOf, readAggregate, resolveMapping, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
 
 async function filesIn(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -44,16 +46,22 @@ export async function build(ctx: Context): Promise<BuildResult> {
   const { config, log, root, releaseDir, version, flags } = ctx;
   await requirePrograms('git', 'nix-instantiate', 'nix-store', 'tar', 'gzip');
   const git = gitAt(root);
-  if (!flags.noCheckGit) await requireOnCleanTag(git, version.version, 'build');
-  else await git.topLevel();
+  // A rehearsal (issue 26): an unofficial version.json on an untagged checkout builds as Lix's
+  // scripts do, its files named with the version the package was built as (lix-2.96.0-dev-abc1234).
+  const rehearsal = !version.official && !flags.noCheckGit;
+  if (flags.noCheckGit) await git.topLevel();
+  else if (rehearsal) await requireCleanTree(git, 'build');
+  else await requireOnCleanTag(git, version.version, 'build');
   const selected = profileOf(ctx);
-  const { profileName, profile, mapping } = selected;
+  const { profileName, profile } = selected;
   const p = config.project;
-  const v = version.version;
+  let v = version.version;
 
   const hydraSource = hydraSourceOf(ctx);
   const nixArgs = remoteBuildArgs(ctx);
-  if (hydraSource && nixArgs.length) throw new UsageError('--builders / --max-jobs are for local builds; --from-hydra builds nothing');
+  const flagged = ['builders', 'max-jobs', 'cores', 'workers'].filter((f) => ctx.flags.extra[f] !== undefined);
+  if (hydraSource && flagged.length) throw new UsageError(`${flagged.map((f) => `--${f}`).join(' / ')} ${flagged.length === 1 ? 'is' : 'are'} for local builds; --from-hydra builds nothing`);
+  const gcroots = path.join(releaseDir, 'gcroots');
 
   let phase: ReturnType<typeof log.phase>;
   let jobs: ReleaseJobs;
@@ -62,18 +70,22 @@ export async function build(ctx: Context): Promise<BuildResult> {
     // Every refusal (revision, missing/failed/unfinished job, cache) comes before release/ is touched.
     const hc = config.hydra;
     if (!hc) throw new ReleaseError(`${ctx.loaded.file} has no "hydra" section: build --from-hydra needs the Hydra's binary cache and its public key`, 'add "hydra": { "cache": "https://…", "trustedPublicKeys": ["name-1:…"] } (docs/hydra.md)');
-    const expectedRevision = await tagCommit(git, v);
+    const expectedRevision = rehearsal ? await git.head() : await tagCommit(git, v);
+    // The jobset's own job names (Lix's Hydra evaluates release.nix), else the local mapping.
+    const mapping = hc.jobs ? resolveMapping(hc.jobs, p, config.manualPath) : selected.mapping;
     phase = log.phase(`reading the Hydra evaluation (profile ${profileName})`);
     const r = await resolveHydraRelease({
-      source: hydraSource, hydraUrl: hc.url, input: hc.input, expectedRevision, version: v, mapping,
+      source: hydraSource, hydraUrl: hc.url, input: hc.input, expectedRevision, version: rehearsal ? `${v} (rehearsal at HEAD)` : v, mapping,
       systems: profile.systems, dockerSystems: profile.dockerSystems, profileName,
       retry: { onRetry: (m) => log.info(m) },
     });
     jobs = r.jobs;
     provenance = { url: r.hydra.base, evalId: r.evalId, evalUrl: r.evalUrl, builds: r.builds, cache: hc.cache, revision: r.revision };
     phase.succeed(`evaluation ${r.evalUrl} of ${r.revision}: ${jobs.all.length} release jobs, all succeeded`);
+    if (rehearsal) v = packageVersion(jobs, p);
     const outs = jobs.all.flatMap((j) => Object.values(j.outputs));
     if (flags.dryRun) {
+      for (const t of profile.releaseTests) log.info(`[dry-run] release test ${t}`);
       log.info(`[dry-run] nix ${fetchArgs(hc.cache, hc.trustedPublicKeys, outs).join(' ')}`);
       log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
       throw new DryRunStop();
@@ -83,18 +95,21 @@ export async function build(ctx: Context): Promise<BuildResult> {
     phase.succeed(`fetched ${outs.length} outputs (and their closures) from ${hc.cache}`);
   } else {
     phase = log.phase(`evaluating release jobs (profile ${profileName})`);
-    jobs = await evaluateProfile(ctx, selected);
+    // The derivations are rooted as they are evaluated (Lix: nix-eval-jobs --gc-roots-dir release/gcroots).
+    if (!flags.dryRun) await rm(gcroots, { recursive: true, force: true });
+    jobs = await evaluateProfile(ctx, selected, { workers: evalWorkers(ctx), gcRootsDir: flags.dryRun ? undefined : gcroots });
     phase.succeed(`evaluated ${jobs.all.length} release jobs (profile ${profileName})`);
+    if (rehearsal) v = packageVersion(jobs, p);
 
     if (flags.dryRun) {
       for (const j of jobs.all) log.info(`[dry-run] nix-store --realise ${nixArgs.length ? `${nixArgs.join(' ')} ` : ''}${j.drvPath} (${j.attr})`);
+      for (const t of profile.releaseTests) log.info(`[dry-run] release test ${t}`);
       log.info(`[dry-run] lay out ${path.join(releaseDir, 'artifacts', p, `${p}-${v}`)}`);
       throw new DryRunStop();
     }
   }
 
-  const gcroots = path.join(releaseDir, 'gcroots');
-  for (const d of ['artifacts', 'manual', 'gcroots', 'build-result.json', 'drvs.txt', 'manual-build.json']) {
+  for (const d of ['artifacts', 'manual', ...(provenance ? ['gcroots'] : []), 'build-result.json', 'drvs.txt', 'manual-build.json']) {
     await rm(path.join(releaseDir, d), { recursive: true, force: true });
   }
   await mkdir(gcroots, { recursive: true });
@@ -104,6 +119,15 @@ export async function build(ctx: Context): Promise<BuildResult> {
     phase = log.phase(`building ${jobs.all.length} derivations`);
     await realiseJobs(jobs.all, gcroots, root, nixArgs);
     phase.succeed(`built ${jobs.all.length} derivations`);
+  }
+
+  // Release tests, before anything is laid out: a failure leaves no build-result.json, so no upload.
+  let tests: ReleaseTest[] | undefined;
+  if (profile.releaseTests.length) {
+    phase = log.phase(`running ${profile.releaseTests.length} release tests (profile ${profileName})`);
+    tests = await evalReleaseTests(profile.releaseTests, root, profileName);
+    await runReleaseTests(tests, gcroots, root, nixArgs);
+    phase.succeed(`${tests.length} release tests passed`);
   }
 
   phase = log.phase('laying out release/artifacts');
@@ -143,9 +167,18 @@ export async function build(ctx: Context): Promise<BuildResult> {
       needSha256.push({ name: path.basename(file), kind: 'binary-tarball' });
     }
     for (const s of profile.dockerSystems) {
-      const file = await singleFile(jobs.dockerImage[s]!, /\.tar(\.gz)?$/, 'image tarball (*.tar.gz)');
       const name = `${p}-${v}-docker-image-${s}.tar.gz`;
+      let file: string;
+      if (jobs.dockerImageKind === 'nix2container') {
+        // An image description (Lix's dockerImage.SYSTEM on Hydra): the image assembled from it.
+        const description = await singleFile(jobs.dockerImage[s]!, /\.json$/, 'image description (*.json)');
+        file = path.join(releaseDir, `.${name}.partial`);
+        await dockerArchiveFromDescription(description, file, `${p}:${v}`);
+      } else {
+        file = await singleFile(jobs.dockerImage[s]!, /\.tar(\.gz)?$/, 'image tarball (*.tar.gz)');
+      }
       await put(name, file, 'docker-image', s);
+      if (jobs.dockerImageKind === 'nix2container') await rm(file, { force: true });
       needSha256.push({ name, kind: 'docker-image' });
       dockerImages.push({ system: s, path: `${relDir}/${name}` });
     }
@@ -219,6 +252,8 @@ export async function build(ctx: Context): Promise<BuildResult> {
     dockerImages,
     drvs,
     outPaths: cached.flatMap((j) => Object.values(j.outputs)),
+    ...(rehearsal ? { rehearsal: true, versionJson: version.version } : {}),
+    ...(tests ? { releaseTests: tests } : {}),
     ...(provenance ? { hydra: provenance } : {}),
   };
   await writeBuildResult(releaseDir, result);
@@ -237,11 +272,20 @@ function hydraSourceOf(ctx: Context): HydraSource | undefined {
   return undefined;
 }
 
-/** `--builders SPEC` / `--max-jobs N` for nix-store --realise (remote builders for a local build). */
+/** nix-eval-jobs --workers: the flag, else releng.json's build.workers. */
+function evalWorkers(ctx: Context): number | undefined {
+  const w = ctx.flags.extra['workers'];
+  if (w === undefined) return ctx.config.build?.workers;
+  if (typeof w !== 'string' || !/^[1-9]\d*$/.test(w)) throw new UsageError(`--workers ${String(w)}: expected a number of nix-eval-jobs workers (1 or more)`);
+  return Number(w);
+}
+
+/** `--builders SPEC` / `--max-jobs N` / `--cores N` for nix-store --realise (flags first, then releng.json's build). */
 export function remoteBuildArgs(ctx: Context): string[] {
   const args: string[] = [];
   const builders = ctx.flags.extra['builders'];
-  const maxJobs = ctx.flags.extra['max-jobs'];
+  const maxJobs = ctx.flags.extra['max-jobs'] ?? (ctx.config.build?.maxJobs !== undefined ? String(ctx.config.build.maxJobs) : undefined);
+  const cores = ctx.flags.extra['cores'] ?? (ctx.config.build?.cores !== undefined ? String(ctx.config.build.cores) : undefined);
   if (builders !== undefined) {
     if (typeof builders !== 'string') throw new UsageError('--builders takes a SPEC (nix.conf `builders` syntax, e.g. "ssh://builder aarch64-linux /root/.ssh/id 4 1 big-parallel")');
     args.push('--option', 'builders', builders);
@@ -249,6 +293,10 @@ export function remoteBuildArgs(ctx: Context): string[] {
   if (maxJobs !== undefined) {
     if (typeof maxJobs !== 'string' || !/^(\d+|auto)$/.test(maxJobs)) throw new UsageError(`--max-jobs ${String(maxJobs)}: expected a number of local build jobs (0: only remote builders) or auto`);
     args.push('--max-jobs', maxJobs);
+  }
+  if (cores !== undefined) {
+    if (typeof cores !== 'string' || !/^\d+$/.test(cores)) throw new UsageError(`--cores ${String(cores)}: expected the number of cores each build may use (0: all)`);
+    args.push('--cores', cores);
   }
   return args;
 }

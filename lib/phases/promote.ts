@@ -65,6 +65,13 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
   if (typeof fromName !== 'string' || !fromName) throw new UsageError('promote needs --from SOURCE (the environment the release was verified in, e.g. staging)');
   const toName = environmentName(ctx);
   if (fromName === toName) throw new UsageError(`--from and --environment are both "${toName}": promote copies between two environments`);
+  // A rehearsal environment's releases are unofficial builds (issue 26): they never become another environment's release.
+  const fromEnv = ctx.config.environments[fromName];
+  const toEnv = ctx.config.environments[toName];
+  if (fromEnv?.unofficial === true && toEnv && toEnv.unofficial !== true) {
+    throw new ReleaseError(`environment "${fromName}" takes unofficial (rehearsal) releases, and "${toName}" does not: promote copies nothing from it there`,
+      `tag the release (\`releng tag\`), build it and upload it to a release environment, then promote from there; nothing was copied`);
+  }
   const project = ctx.config.project;
   const verify = deps.verifyRelease ?? verifyRelease;
   const deep = !!flags.extra.deep;

@@ -54,7 +54,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: S3 ${target.endpoint}`);
   let memo: UploadMemos | undefined;
   try {
-    requireTagRecordForPush(ctx, target, tagRecord);
+    requireTagRecordForPush(ctx, target, tagRecord, result);
     const signingKey = await signingKeyFor(ctx, target);
     // 3. Plan: every write, in order (reads only; the signed cache is staged locally).
     phase = log.phase('planning upload');

@@ -18,7 +18,8 @@ import { manualPrefixes } from '../upload/docs.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
 import { uploadStateDir } from '../upload/state.ts';
 import { ReleaseError } from '../core/errors.ts';
-import { readTagRecord } from '../release/tag-record.ts';
+import { readTagRecordOrLix } from '../git/prev-branch.ts';
+import { gitAt } from '../git/git.ts';
 import { loadVersion } from '../config/version.ts';
 import {
   environmentPublicKey, releaseFromBuild, releaseFromPublished, renderChecked, renderProblem, verifyRelease, verifyTarget,
@@ -31,7 +32,7 @@ async function releaseToVerify(ctx: Context, withImages: boolean): Promise<Relea
   if (typeof published === 'string') return releaseFromPublished(ctx.config.project, published);
   if (await access(buildResultPath(ctx.releaseDir)).then(() => true, () => false)) {
     const result = await readBuildResult(ctx.releaseDir);
-    const tagRecord = await readTagRecord(ctx.root);
+    const tagRecord = result.rehearsal ? undefined : await readTagRecordOrLix(ctx.root, gitAt(ctx.root), result.version);
     if (tagRecord && tagRecord.version !== result.version) {
       throw new ReleaseError(`release/tag.json is for ${tagRecord.version}, but release/build-result.json is ${result.version}`, 'run `releng tag` and `releng build` for the same version, or verify the published release alone: --published VERSION');
     }

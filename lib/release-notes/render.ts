@@ -17,8 +17,9 @@ function need(links: Links, key: keyof Links, what: string): string {
 }
 
 /**
- * One issue/PR reference as a Markdown link. The text is the id as written (a bare number becomes
- * `lix#N`-style with the forge prefix word), as Lix's format_link does: `[gh#123](https://github.com/NixOS/nix/pull/123)`.
+ * One issue/PR reference as a Markdown link, as Lix's format_link makes it since e00ee5954
+ * (`normalized`: gh#N → nix#N, fj#N → lix#N, a bare number → lix#N): `[nix#123](https://github.com/NixOS/nix/pull/123)`.
+ * `as-written` shows the id as the fragment wrote it, as format_link did before e00ee5954.
  */
 export function formatReference(id: string, kind: 'issue' | 'pr', links: Links, forgeWord = 'lix', style: 'normalized' | 'as-written' = 'normalized'): string {
   const ident = /^\d+$/.test(id) ? `${forgeWord}#${id}` : id;
@@ -28,7 +29,7 @@ export function formatReference(id: string, kind: 'issue' | 'pr', links: Links, 
   const github = prefix === 'gh' || prefix === 'nix';
   if (!forge && !github) throw new Error(`unrecognized reference ${id}: use a number, fj#N or ${forgeWord}#N (the project's forge), gh#N or nix#N (GitHub)`);
   const key: keyof Links = forge ? (kind === 'issue' ? 'forgeIssues' : 'forgePulls') : (kind === 'issue' ? 'githubIssues' : 'githubPulls');
-  // prior-art.md: fj#N is written FORGE#N and gh#N nix#N; `as-written` keeps Lix's current script's output.
+  // fj#N is written FORGE#N and gh#N nix#N (Lix since e00ee5954); `as-written` keeps the id (Lix before it).
   const shown = style === 'as-written' ? ident : `${forge ? forgeWord : 'nix'}#${n}`;
   return `[${shown}](${join(need(links, key, `${kind === 'issue' ? 'issue' : 'PR'} ${id}`), n)})`;
 }

@@ -34,6 +34,13 @@ export const buildResultSchema = z.object({
   /** Derivations whose closures (and outputs) go to the binary cache. */
   drvs: z.array(storePath),
   outPaths: z.array(storePath),
+  /** A rehearsal build (issue 26): an untagged checkout of an unofficial version.json, named with the
+   *  package's own version (`version`); `versionJson` is version.json's. Only environments with
+   *  `unofficial: true` take it. */
+  rehearsal: z.boolean().optional(),
+  versionJson: z.string().optional(),
+  /** The profile's release tests, realised before the layout (issue 26). */
+  releaseTests: z.array(z.object({ attr: z.string(), drvPath: storePath, outPath: storePath })).optional(),
   /** Set when `build --from-hydra` took the outputs from a Hydra (issue 15): where from, which builds, which cache. */
   hydra: z.object({
     url: z.string(),

@@ -42,14 +42,19 @@ export interface ImagePlanOptions {
   maintenance: boolean;
   /** --force-push-images: replace a version tag that points at another index. */
   force: boolean;
+  /** An unofficial (rehearsal) build: only its own version tags, never MAJOR or latest (issue 26). */
+  unofficial?: boolean;
 }
 
 /** The tags of a target for this release, and which of them is immutable (the version). */
-export function tagsFor(target: DockerTarget, o: Pick<ImagePlanOptions, 'version' | 'major' | 'maintenance'>): { tags: string[]; skipped: Skip[] } {
-  const tags = target.tags.map((t) => t.replace('{version}', o.version).replace('{major}', o.major));
+export function tagsFor(target: DockerTarget, o: Pick<ImagePlanOptions, 'version' | 'major' | 'maintenance' | 'unofficial'>): { tags: string[]; skipped: Skip[] } {
   const skipped: Skip[] = [];
+  const kept = o.unofficial ? target.tags.filter((t) => t.includes('{version}')) : target.tags;
+  for (const t of target.tags.filter((x) => !kept.includes(x))) skipped.push({ what: `tag ${target.registry}/${target.repository}:${t.replace('{major}', o.major)}`, reason: `${o.version} is an unofficial (rehearsal) build` });
+  const tags = kept.map((t) => t.replace('{version}', o.version).replace('{major}', o.major));
   if (target.latest) {
-    if (o.maintenance) skipped.push({ what: `tag ${target.registry}/${target.repository}:latest`, reason: 'maintenance release (the main branch has a newer release)' });
+    if (o.unofficial) skipped.push({ what: `tag ${target.registry}/${target.repository}:latest`, reason: `${o.version} is an unofficial (rehearsal) build` });
+    else if (o.maintenance) skipped.push({ what: `tag ${target.registry}/${target.repository}:latest`, reason: 'maintenance release (the main branch has a newer release)' });
     else tags.push('latest');
   }
   return { tags: [...new Set(tags)], skipped };
@@ -125,7 +130,7 @@ export async function planUploadImages(ctx: Context, registries: OpenRegistry[],
   if (registries.length === 0) return { steps: [], skipped: [] };
   return planImages(registries.map((r) => ({ target: r.target, host: r.host, repository: r.repository, reader: r.client })),
     await prepareBuildImages(result, ctx.releaseDir), {
-      version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'],
+      version: result.version, major: result.major, force: !!ctx.flags.extra['force-push-images'], unofficial: !!result.rehearsal,
       maintenance: maintenance ?? await isMaintenanceRelease(gitAt(ctx.root), result.version, ctx.config.mainBranch),
     });
 }

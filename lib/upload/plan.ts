@@ -20,7 +20,7 @@ import type { S3Action } from '../s3/actions.ts';
 import type { WriteIntents } from '../s3/intents.ts';
 import type { RunKnowledge } from '../s3/knowledge.ts';
 import type { UploadRecord } from '../s3/record.ts';
-import { maintenanceRelease } from '../verify/index.ts';
+import { maintenanceRelease, unofficialKeep } from '../verify/index.ts';
 import { planCache, type CacheKnowledge } from './cache.ts';
 import { planDocs } from './docs.ts';
 import { planUploadImages } from './images.ts';
@@ -105,10 +105,10 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   maintenanceP.catch(() => undefined);
   const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   const maintenance = await maintenanceP;
-  const keep = maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
+  const keep = result.rehearsal ? unofficialKeep(result) : maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
-  add(await planUploadImages(ctx, target.registries, result, maintenance));
+  add(await planUploadImages(ctx, target.registries, result, maintenance || !!result.rehearsal));
   add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
   // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
   if (target.env.mirror?.latestLinks && !keep && result.official) {
@@ -120,6 +120,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, knowledge: inputs.knowledge, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
+  else if (result.rehearsal) plan.skipped.push({ what: 'git push', reason: `${result.version} is a rehearsal build: nothing is tagged` });
   else if (!inputs.tagRecord) plan.skipped.push({ what: 'git push', reason: 'no release/tag.json (`releng tag` has not run; allowed with --no-check-git)' });
   else add(await planGitPush(gitReader(gitAt(ctx.root)), { envName: target.name, git, record: inputs.tagRecord, cwd: ctx.root, forcePushTag: !!ctx.flags.extra['force-push-tag'] }));
   checkPlannedKeys(plan);

@@ -6,19 +6,26 @@ import path from 'node:path';
 import type { Context } from '../config/context.ts';
 import { ReleaseError } from '../core/errors.ts';
 import type { OpenEnvironment } from '../environment/open.ts';
-import { gitAt, requireOnCleanTag } from '../git/git.ts';
+import { gitAt, requireCleanTree, requireOnCleanTag } from '../git/git.ts';
+import { environmentName } from '../environment/open.ts';
+import { environmentNamed } from '../config/config.ts';
 import { resolveSigningKey, type SigningKey } from '../nix/cache.ts';
 import { readBuildResult, type BuildResult } from '../release/build-result.ts';
-import { readTagRecord, type TagRecord } from '../release/tag-record.ts';
+import type { TagRecord } from '../release/tag-record.ts';
+import { readTagRecordOrLix } from '../git/prev-branch.ts';
 
 /** The build to upload and its tag record, checked against version.json and git. */
 export async function readReleaseToUpload(ctx: Context): Promise<{ result: BuildResult; tagRecord?: TagRecord }> {
   const { flags } = ctx;
   const result = await readBuildResult(ctx.releaseDir);
-  if (result.version !== ctx.version.version) {
-    throw new ReleaseError(`release/build-result.json is for ${result.version}, but ${ctx.version.file} says ${ctx.version.version}`, 'run `releng build` again');
+  // A rehearsal build is named with the package's version; version.json still says its own.
+  const built = result.versionJson ?? result.version;
+  if (built !== ctx.version.version) {
+    throw new ReleaseError(`release/build-result.json is for ${built}, but ${ctx.version.file} says ${ctx.version.version}`, 'run `releng build` again');
   }
-  const tagRecord = await readTagRecord(ctx.root);
+  checkReleaseTests(ctx, result);
+  if (result.rehearsal) return { result: await checkRehearsal(ctx, result) };
+  const tagRecord = await readTagRecordOrLix(ctx.root, gitAt(ctx.root), result.version);
   if (tagRecord && tagRecord.version !== result.version) {
     throw new ReleaseError(`release/tag.json is for ${tagRecord.version}, but the build is ${result.version}`, 'run `releng tag` and `releng build` for the same version');
   }
@@ -37,9 +44,40 @@ export async function readReleaseToUpload(ctx: Context): Promise<{ result: Build
   return { result, tagRecord };
 }
 
+/** A rehearsal build goes only where the config allows unofficial releases, from the commit it was built at. */
+async function checkRehearsal(ctx: Context, result: BuildResult): Promise<BuildResult> {
+  const name = environmentName(ctx);
+  const env = environmentNamed(ctx.loaded, name);
+  if (env.unofficial !== true) {
+    const allowed = Object.entries(ctx.config.environments).filter(([, e]) => e.unofficial === true).map(([n]) => n);
+    throw new ReleaseError(`release/build-result.json is a rehearsal build (${result.version}, from an untagged checkout of unofficial ${result.versionJson}), and environment "${name}" does not take unofficial releases`,
+      allowed.length ? `upload it to ${allowed.join(' or ')} (environments with "unofficial": true), or tag the release (\`releng tag\`) and build again`
+        : `set "unofficial": true on a rehearsal environment in ${ctx.loaded.file} (never on production), or tag the release (\`releng tag\`) and build again`);
+  }
+  if (!ctx.flags.noCheckGit) {
+    const git = gitAt(ctx.root);
+    await requireCleanTree(git, 'upload');
+    const head = await git.head();
+    if (result.gitRevision !== head) {
+      throw new ReleaseError(`${path.join(ctx.releaseDir, 'build-result.json')} was built at ${result.gitRevision.slice(0, 12)}, not at HEAD (${head.slice(0, 12)})`, 'run `releng build` again at this commit, then upload');
+    }
+  }
+  return result;
+}
+
+/** The build ran every release test its profile names now (a build made before they were configured does not count). */
+function checkReleaseTests(ctx: Context, result: BuildResult): void {
+  const wanted = ctx.config.profiles[result.profile]?.releaseTests ?? [];
+  const ran = new Set((result.releaseTests ?? []).map((t) => t.attr));
+  const missing = wanted.filter((t) => !ran.has(t));
+  if (missing.length) {
+    throw new ReleaseError(`release/build-result.json did not run the release tests of profile "${result.profile}": ${missing.join(', ')}`, 'run `releng build` again: it runs them before laying out release/');
+  }
+}
+
 /** The git push needs release/tag.json (from `releng tag`) when the environment has a remote. */
-export function requireTagRecordForPush(ctx: Context, target: OpenEnvironment, tagRecord: TagRecord | undefined): void {
-  if (target.env.git && !tagRecord && !ctx.flags.noCheckGit) {
+export function requireTagRecordForPush(ctx: Context, target: OpenEnvironment, tagRecord: TagRecord | undefined, result?: BuildResult): void {
+  if (target.env.git && !tagRecord && !ctx.flags.noCheckGit && !result?.rehearsal) {
     throw new ReleaseError(`no ${path.join(ctx.releaseDir, 'tag.json')}: upload pushes the branch and tag that \`releng tag\` recorded there`, 'run `releng tag` first (or pass --no-check-git to upload without the git push, testing only)');
   }
 }

@@ -14,7 +14,7 @@ export const imagesVerifier: DestinationVerifier = {
       const problem = (where: string, what: string, repair = scope.repair) => report.problems.push({ destination: this.name, where, what, repair });
       // The version tag is immutable; moving tags ({major}, latest) are this release's only when it
       // is what users follow (not a maintenance or partial release: then they may point elsewhere).
-      const all = tagsFor(r.target, { version: release.version, major: release.major, maintenance: !!release.keep }).tags;
+      const all = tagsFor(r.target, { version: release.version, major: release.major, maintenance: !!release.keep, unofficial: !!release.rehearsal }).tags;
       const tags = all.filter((tag) => tag === release.version || !release.keep);
       if (tags.length < all.length) report.notChecked.push({ destination: this.name, what: `${ref}:${all.filter((x) => !tags.includes(x)).join(',')}`, reason: release.keep! });
       let index = release.imageIndex;

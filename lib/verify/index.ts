@@ -77,8 +77,14 @@ export function maintenanceRelease(ctx: Context, version: string): Promise<boole
   return p;
 }
 
+/** An unofficial build (a rehearsal) never moves what users follow (issue 26). */
+export function unofficialKeep(result: Pick<BuildResult, 'version'>): string {
+  return `${result.version} is an unofficial (rehearsal) build`;
+}
+
 /** Why the root manifest, stable/ docs and moving tags are not this release's to set (as upload decides). */
 export async function whatUsersFollow(ctx: Context, result: BuildResult): Promise<string | undefined> {
+  if (result.rehearsal) return unofficialKeep(result);
   const maintenance = await maintenanceRelease(ctx, result.version);
   return maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
@@ -90,7 +96,7 @@ export async function releaseFromBuild(ctx: Context, result: BuildResult, tagRec
   const files = new Map(result.artifacts.filter((a) => a.path.startsWith(prefix)).map((a) => [a.path.slice(prefix.length), { sha256: a.sha256, size: a.size }]));
   const images = opts.images !== false && result.dockerImages.length > 0 ? await prepareBuildImages(result, ctx.releaseDir) : [];
   return {
-    source: 'build', project: result.project, version: result.version, major: result.major, official: result.official,
+    source: 'build', project: result.project, version: result.version, major: result.major, official: result.official, rehearsal: !!result.rehearsal,
     releaseDir: result.releaseDir, files, manifest: result.manifest, keep: await whatUsersFollow(ctx, result),
     cacheRoots: [...result.drvs, ...result.outPaths],
     imageIndex: images.length ? imageIndex(images).digest : undefined,

@@ -46,6 +46,8 @@ export interface ReleaseSpec {
   version: string;
   major: string;
   official: boolean;
+  /** A rehearsal build (issue 26): never the root manifest, stable/, MAJOR or latest. */
+  rehearsal?: boolean;
   /** PROJECT/PROJECT-VERSION (no slashes at the ends). */
   releaseDir: string;
   /** Every file of the prefix, SHA256SUMS included; undefined: read from the published SHA256SUMS. */

@@ -42,7 +42,7 @@ export interface FakeHydraBuildInput {
   finished?: boolean;
   /** The derivation (default: a placeholder store path). */
   drvPath?: string;
-  /** Other outputs than `out` (name → path), e.g. `debug`: Hydra's buildoutputs has every output. */
+  /** Outputs besides `out` (name → path), e.g. Lix's build.SYSTEM: dev, doc, devdoc, debug; Hydra's buildoutputs has every output, `out` included. */
   outputs?: Record<string, string>;
 }
 
@@ -170,7 +170,7 @@ export async function startFakeHydra(): Promise<FakeHydra> {
         id: b.id, finished: b.finished === false ? 0 : 1, timestamp: 1790000000, starttime: 1790000000, stoptime: b.finished === false ? null : 1790000100,
         project: b.project ?? 'nixos', jobset: b.jobset ?? 'release', job: b.job, nixname: b.nixname, system: b.system ?? 'x86_64-linux', priority: 100,
         buildstatus: b.finished === false ? null : (b.buildstatus ?? 0), releasename: null, drvpath: b.drvPath ?? `/nix/store/${'0'.repeat(32)}-${b.nixname}.drv`,
-        jobsetevals: b.evals, buildoutputs: { ...Object.fromEntries(Object.entries(b.outputs ?? {}).map(([k, v]) => [k, { path: v }])), out: { path: b.out } },
+        jobsetevals: b.evals, buildoutputs: Object.fromEntries(Object.entries({ out: b.out, ...(b.outputs ?? {}) }).map(([k, v]) => [k, { path: v }])),
         // A failed build has no products (Hydra records them only for successful outputs).
         buildproducts: failed || b.finished === false ? {} : await readBuildProducts(b.out), buildmetrics: {},
       };

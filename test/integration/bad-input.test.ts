@@ -115,11 +115,39 @@ describe('bad input', () => {
     expect(r.stderr).toContain('apt-get install -y nix-bin');
   });
 
-  it('build refuses an untagged tree without --no-check-git, and says what to do', async () => {
-    const r = await releng(['build'], { cwd: p.dir });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('tag 1.0.0 does not exist');
-    expect(r.stderr).toContain('releng tag');
+  it('build refuses an untagged tree of an official version.json without --no-check-git, and says what to do', async () => {
+    // (An unofficial version.json on an untagged tree is a rehearsal build: docs/adopting.md.)
+    const file = path.join(p.dir, 'version.json');
+    const before = await readFile(file, 'utf8');
+    await writeFile(file, before.replace('"official_release": false', '"official_release": true'));
+    p.git('commit', '-q', '-am', 'official, untagged');
+    try {
+      const r = await releng(['build'], { cwd: p.dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('tag 1.0.0 does not exist');
+      expect(r.stderr).toContain('releng tag');
+    } finally {
+      p.git('reset', '-q', '--hard', 'HEAD~1');
+    }
+  });
+
+  it('a rehearsal needs a clean tree, and bad --cores / --workers are usage errors', async () => {
+    const file = path.join(p.dir, 'version.json');
+    const before = await readFile(file, 'utf8');
+    await writeFile(file, before.replace('"release_name"', '"release_name" ').replace(/\n$/, '\n\n'));
+    try {
+      const r = await releng(['build'], { cwd: p.dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('the working tree has uncommitted changes');
+      expect(r.stderr).toContain('before a rehearsal build');
+    } finally {
+      await writeFile(file, before);
+    }
+    for (const [flag, value, said] of [['--cores', 'many', '--cores many: expected the number of cores'], ['--workers', '0', '--workers 0: expected a number of nix-eval-jobs workers']]) {
+      const r = await releng(['build', '--no-check-git', '--dry-run', flag!, value!], { cwd: p.dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(said);
+    }
   });
 
   it('usage errors exit 2', async () => {

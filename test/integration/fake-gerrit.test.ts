@@ -63,7 +63,7 @@ describe('the fake Gerrit (Gerrit\'s receive rules, from its documentation)', ()
   it('refuses what Gerrit refuses: no Change-Id, a known commit, an identical patch set, a closed change, bad labels and options, no branch', async () => {
     gerrit.defineLabel('Verified', ['-1 Fails', ' 0 No score', '+1 Verified']);
     await commit('a', '2', 'no footer');
-    expect(push('gerrit', 'HEAD:refs/for/main')).toContain('missing Change-Id in commit message footer');
+    expect(push('gerrit', 'HEAD:refs/for/main')).toMatch(/commit [0-9a-f]{7,}: missing Change-Id in message footer/);
     git('commit', '-q', '--amend', '-m', 'bad\n\nChange-Id: Ideadbeef');
     expect(push('gerrit', 'HEAD:refs/for/main')).toContain('invalid Change-Id line format in commit message footer');
     git('commit', '-q', '--amend', '-m', `two\n\nChange-Id: ${cid(1)}`);

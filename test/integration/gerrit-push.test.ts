@@ -3,6 +3,8 @@
 // without permission, a tag whose commit is not known yet; and turn refs/for/BRANCH into
 // refs/changes/NN/N/1 as Gerrit does. Read back with `git ls-remote`.
 import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderPlan, type Plan } from '../../lib/actions/index.ts';
 import { apply } from '../../lib/actions/index.ts';
@@ -13,6 +15,7 @@ import type { TagRecord } from '../../lib/release/tag-record.ts';
 import { fakeGerrit } from '../helpers/gerrit.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
+import { releng } from '../helpers/cli.ts';
 
 const lsRemote = (remote: string) => execFileSync('git', ['ls-remote', remote], { encoding: 'utf8' });
 
@@ -83,5 +86,59 @@ describe('git push to Gerrit (a bare repository with Gerrit\'s refusals as hooks
     const err = await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } }).catch((e) => e);
     expect(err.message).toContain(`git ls-remote shows no refs/changes/* or refs/heads/main at ${record.mergeCommit.slice(0, 12)}`);
     expect(lsRemote(p.remote)).not.toContain('refs/tags/1.0.0');
+  });
+
+  it('Change-Id: a Gerrit that requires one refuses the release\'s commits without it, as a releng error naming the commit-msg hook; with the hook, the push goes through', async () => {
+    remoteGit('config', 'gerrit.requireChangeId', 'true');
+    const err = await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } }).catch((e) => e);
+    expect(err.message).toContain(`Gerrit (${p.remote}) refused the push to refs/for/main: a commit has no Change-Id footer`);
+    expect(err.message).toMatch(/commit [0-9a-f]{7,}: missing Change-Id in message footer/);
+    expect(err.hint).toContain('commit-msg hook');
+    expect(lsRemote(p.remote)).not.toContain('refs/tags/1.0.0');
+    expect(lsRemote(p.remote)).not.toContain('refs/changes/');
+    // Gerrit's commit-msg hook in the checkout (a stand-in adding a Change-Id trailer), and the release made again.
+    await writeFile(path.join(p.dir, '.git/hooks/commit-msg'), '#!/bin/sh\ngit interpret-trailers --in-place --trailer "Change-Id: I$(date +%s%N | sha1sum | cut -c1-40)" "$1"\n', { mode: 0o755 });
+    p.git('checkout', '-q', 'main');
+    p.git('reset', '-q', '--hard', mainBefore);
+    p.git('tag', '-d', '1.0.0');
+    execFileSync('git', ['checkout', '-q', '--', 'version.json'], { cwd: p.dir });
+    record = await tagLikeReleng(p);
+    expect(p.git('log', '-1', '--format=%B', record.mergeCommit)).toMatch(/\nChange-Id: I[0-9a-f]{40}$/);
+    await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } });
+    expect(lsRemote(p.remote)).toContain(`${record.releaseCommit}\trefs/tags/1.0.0^{}`);
+  });
+
+  it('a direct push without Push permission, and an annotated tag without Create Annotated Tag: each refusal is a releng error saying what to ask for', async () => {
+    const direct = await apply(await plan({ remote: p.remote, gerrit: true, branchPush: 'direct' }), { log, dryRun: false, writers: { git: gitWriter } }).catch((e) => e);
+    expect(direct.message).toContain('refused the push to refs/heads/main: no Push permission on this branch');
+    expect(direct.hint).toContain('git.branchPush: "review"');
+    remoteGit('config', 'gerrit.allowCreateTag', 'false');
+    const tag = await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } }).catch((e) => e);
+    expect(tag.message).toContain('refused the push to refs/tags/1.0.0: no Create Annotated Tag permission on refs/tags/*');
+    expect(lsRemote(p.remote)).toContain('refs/changes/01/1/1'); // the change went in before the tag was refused
+    expect(lsRemote(p.remote)).not.toContain('refs/tags/1.0.0');
+  });
+
+  it('branch-off to Gerrit: Create Reference, then Push for a commit on no branch yet, each refusal named; then created and verified', async () => {
+    await apply(await plan({ remote: p.remote, gerrit: true }), { log, dryRun: false, writers: { git: gitWriter } });
+    await p.editConfig((c: any) => {
+      c.environments.gerrit = { ...c.environments.local, git: { remote: p.remote, gerrit: true }, confirm: false };
+    });
+    const branchOff = () => releng(['branch-off', '--environment', 'gerrit', '--noconfirm'], { cwd: p.dir });
+    const noCreate = await branchOff();
+    expect(noCreate.code).toBe(1);
+    expect(noCreate.stderr).toContain('refused the push to refs/heads/release-1.0: no Create Reference permission on refs/heads/*');
+    expect(noCreate.stderr).toContain('prohibited by Gerrit: not permitted: create');
+    remoteGit('config', 'gerrit.allowCreate', 'true');
+    const newCommit = await branchOff();
+    expect(newCommit.code).toBe(1);
+    expect(newCommit.stderr).toContain('the commit is on no branch or tag of Gerrit yet, and creating a branch at a new commit needs Push as well as Create Reference');
+    expect(lsRemote(p.remote)).not.toContain('refs/heads/release-1.0');
+    remoteGit('config', 'gerrit.allowDirectPush', 'true');
+    const ok = await branchOff();
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain(`skip create release-1.0: refs/heads/release-1.0 is already at the merge commit ${record.mergeCommit.slice(0, 12)}`);
+    expect(ok.stderr).toContain(`verified with git ls-remote: refs/heads/release-1.0 is at ${record.mergeCommit.slice(0, 12)}`);
+    expect(lsRemote(p.remote)).toContain(`${record.mergeCommit}\trefs/heads/release-1.0`);
   });
 });

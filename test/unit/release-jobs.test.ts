@@ -40,7 +40,7 @@ describe('release-jobs mapping', () => {
     expect(resolveMapping(config.releaseJobs.jobs, 'hello', undefined)).toEqual({
       build: { attr: 'build.{system}', output: 'out' },
       manual: { attr: 'manual', output: 'out', path: 'share/doc/hello/manual' },
-      files: { binaryTarball: { attr: 'binaryTarball.{system}', output: 'out' }, dockerImage: { attr: 'dockerImage.{system}', output: 'out' } },
+      files: { binaryTarball: { attr: 'binaryTarball.{system}', output: 'out' }, dockerImage: { attr: 'dockerImage.{system}', output: 'out', image: 'tarball' } },
     });
   });
 
