@@ -12,6 +12,8 @@ declare -A need=(
   [zstd]=zstd [git]=git [rclone]=rclone [openssl]=openssl [htpasswd]=apache2-utils [curl]=curl [flock]=util-linux
   [zsh]=zsh [fish]=fish [script]=bsdutils
   [rsync]=rsync [gpg]=gnupg [dpkg-deb]=dpkg [apt-ftparchive]=apt-utils [uuidgen]=uuid-runtime [bc]=bc
+  # A BitTorrent client that runs headless: the torrent tests download from web seeds alone (issue 28)
+  [aria2c]=aria2
   # Ceph RADOS Gateway: the faithful S3 of the tests (test/helpers/rgw.ts); installed without recommends
   [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd
 )
