@@ -129,6 +129,15 @@ describe('a quick-fedora-mirror downstream of a releng mirror master', () => {
     expect(failed.message).toContain('file list is outdated');
     expect(failed.output).toMatch(/link_stat "\/?hello\/(fullfilelist|imagelist-hello)".*No such file or directory/);
 
+    // Bad input changes nothing and says what to do.
+    const unknown = await releng(['mirror-lists', 'nosuch', '--environment', 'production'], { cwd: p.dir });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no module nosuch in environments.production.mirror.fileLists: choose among hello');
+    const none = await releng(['mirror-lists', '--environment', 'staging'], { cwd: p.dir });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('environment staging has no mirror file lists (environments.staging.mirror.fileLists in');
+    expect(await stat(path.join(master, 'fullfilelist')).catch(() => undefined)).toBeUndefined();
+
     const dry = await cli('mirror-lists', '--environment', 'production', '--dry-run', '--json');
     expect(dry.result.written).toBe(2);
     expect(dry.plan.steps.flatMap((s: any) => s.actions).map((a: any) => `${a.kind} ${a.key} ${a.reason}`)).toEqual(['s3.put fullfilelist new', 's3.put imagelist-hello new']);
