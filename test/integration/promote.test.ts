@@ -11,6 +11,7 @@ import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { parseFileList } from '../../lib/mirror/filelist.ts';
 import { releng } from '../helpers/cli.ts';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
+import { upload } from '../../lib/phases/upload.ts';
 
 /** Every file under a tree (relative paths), .releng/ sidecars included or not. */
 async function filesUnder(dir: string, withMeta = false): Promise<string[]> {
@@ -323,6 +324,12 @@ describe('releng promote', () => {
     const again = await f.upload('direct');
     expect(again.applied).toEqual({});
     expect((await stat(list)).mtimeMs).toBe(before.mtimeMs);
+    // --no-mirror-lists (a batch: `releng mirror-lists` at the end) leaves the lists as they are (issue 28).
+    await rm(list);
+    await upload(await f.ctx({ environment: 'direct', extra: { 'no-mirror-lists': true } }));
+    expect(await stat(list).catch(() => undefined)).toBeUndefined();
+    await f.upload('direct');
+    expect((await stat(list)).isFile()).toBe(true);
     // The tree is a cache Nix reads, trusting production's key (the direct environment signs with it).
     const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(root, 'releases', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
     execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'copy', ...fresh, '--from', `file://${root}/cache`, '--to', path.join(f.trees, 'nix-direct-store'),
