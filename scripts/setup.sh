@@ -15,6 +15,8 @@ declare -A need=(
   [ssh-keygen]=openssh-client
   # programs.sqlite tests (issue 27): command-not-found's query in the real sqlite3; ELF debug files with build ids
   [sqlite3]=sqlite3 [gcc]=gcc [readelf]=binutils [objcopy]=binutils
+  # A BitTorrent client that runs headless: the torrent tests download from web seeds alone (issue 28)
+  [aria2c]=aria2
   # Ceph RADOS Gateway: the faithful S3 of the tests (test/helpers/rgw.ts); installed without recommends
   [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd
 )

@@ -18,6 +18,7 @@ const buildTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manua
 const uploadTarget: FlagDef = { name: 'target', type: 'string', value: 'all|manual', description: 'all (default), or only the manual to the docs bucket: nightly/ when version.json is not official (no tag needed), else MAJOR/ and stable/' };
 const noCheckGit: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "HEAD at tag VERSION, tree clean" check (testing only)' };
 const noCheckGitTag: FlagDef = { name: 'no-check-git', type: 'boolean', description: 'skip the "nothing staged or modified" check (testing only)' };
+const noMirrorLists: FlagDef = { name: 'no-mirror-lists', type: 'boolean', description: 'leave the environment\'s mirror file lists as they are (a batch of several releases: run `releng mirror-lists` once at the end)' };
 
 /** `--target` of build and upload: everything (default), or only the manual (nightly docs, as Lix's `--target manual`), each its own phase file. */
 function targetOf(ctx: Context, command: 'build' | 'upload'): 'all' | 'manual' {
@@ -87,7 +88,7 @@ export const commands: CommandDef[] = [
     summary: 'publish release/ to an environment: binary cache, container images, release bucket, root manifest.nix, docs, then git push',
     reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
-    flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit],
+    flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit, noMirrorLists],
     examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual'],
     needsVersion: true,
     run: async (ctx) => (targetOf(ctx, 'upload') === 'manual' ? (await import('../phases/upload-manual.ts')).uploadManual(ctx) : (await import('../phases/upload.ts')).upload(ctx)),
@@ -209,7 +210,7 @@ export const commands: CommandDef[] = [
     summary: 'copy a verified release from one environment to another (staging → production) without a rebuild, then verify it there',
     usage: 'releng promote VERSION --from SOURCE --environment DEST [--delete]',
     reads: 'both environments: the source release (`releng verify` of it first: nothing is copied unless it is whole), what the destination already holds; both cache signing keys. After the copy, `releng verify` of the destination against the source\'s SHA256SUMS and manifest, signatures checked with the destination\'s key',
-    changes: 'the destination only: cache (closure of the release\'s manifest.nix; narinfos re-signed if the keys differ), PROJECT/PROJECT-VERSION/, manual/PROJECT/MAJOR/, registries (every platform manifest by digest, the index under VERSION), then what users follow (root manifest.nix, stable/ docs, latest-PROJECT-MAJOR, the {major} and latest image tags) unless the destination is at a newer release; its mirror file lists (fullfiletimelist-MODULE)',
+    changes: 'the destination only: cache (closure of the release\'s manifest.nix; narinfos re-signed if the keys differ), PROJECT/PROJECT-VERSION/, manual/PROJECT/MAJOR/, registries (every platform manifest by digest, the index under VERSION), then what users follow (root manifest.nix, stable/ docs, latest-PROJECT-MAJOR, the {major} and latest image tags) unless the destination is at a newer release; with --delete, last, the stale docs pages; its mirror file lists (fullfiletimelist-MODULE, fullfilelist, imagelist-MODULE)',
     flags: [
       { name: 'from', type: 'string', value: 'ENV', description: 'the environment to copy from (e.g. staging); --environment names the destination' },
       { name: 'delete', type: 'boolean', description: 'also delete from the destination\'s docs prefixes what the source no longer has (never in a release prefix or the cache); every deletion is in the plan' },
@@ -217,10 +218,23 @@ export const commands: CommandDef[] = [
       { name: 'from-public-key', type: 'string', value: 'NAME:BASE64', description: 'the source cache\'s public key, when its signing key file (or KEYFILE.pub) is not on this machine' },
       replaceArtifacts,
       forcePushImages,
+      noMirrorLists,
     ],
     examples: ['releng promote 2.93.0 --from staging --environment production --dry-run', 'releng promote 2.93.0 --from staging --environment mirror --delete'],
     needsVersion: false,
     run: async (ctx, positionals) => (await import('../phases/promote.ts')).promote(ctx, positionals),
+  },
+  {
+    name: 'mirror-lists',
+    summary: 'regenerate the quick-fedora-mirror file lists of every module of an environment (or those named) at once',
+    usage: 'releng mirror-lists [MODULE...] --environment NAME',
+    reads: 'releng.json (environments.NAME.mirror.fileLists), every file of each module\'s tree (names, sizes, times; the checksummed files\' bytes), the lists there now',
+    changes: 'at each module root, only the lists whose content changed: fullfilelist and imagelist-MODULE of every module, then every fullfiletimelist-MODULE (docs/mirrors.md)',
+    flags: [],
+    globals: ['config', 'environment', 'dry-run', 'json', 'verbose'],
+    examples: ['releng mirror-lists --environment production', 'releng mirror-lists lix --environment production --dry-run'],
+    needsVersion: false,
+    run: async (ctx, positionals) => (await import('../phases/mirror-lists.ts')).mirrorLists(ctx, positionals),
   },
   {
     name: 'lock',

@@ -115,12 +115,39 @@ const promoteSettings = z.object({
   serverSideCopy: z.enum(['auto', 'never']).default('auto'),
 }).strict();
 
-/** One quick-fedora-mirror module: a tree whose `fullfiletimelist-MODULE` releng keeps current. */
+/** The checksum sections of a time list, in the order Fedora's create-filelist writes them (all four by default). */
+export const fileListChecksumAlgorithms = ['SHA1', 'MD5', 'SHA256', 'SHA512'] as const;
+
+/** One quick-fedora-mirror module: a tree whose `fullfiletimelist-MODULE`, `fullfilelist` and `imagelist-MODULE` releng keeps current. */
 const fileListModule = z.object({
-  /** The module's root: a file:// directory or an s3:// bucket/prefix (the list is an object at its root). */
+  /** The module's root: a file:// directory or an s3:// bucket/prefix (the lists are objects at its root). */
   root: bucketUrl,
-  /** Which files get [Checksums SHA1]/[Checksums SHA256] lines: file names or globs (`*.narinfo`, `SHA256SUMS`). */
+  /** Which files get [Checksums ALGO] lines: file names or globs (`*.narinfo`, `SHA256SUMS`). */
   checksums: z.array(nonEmpty).default(['SHA256SUMS', 'manifest.nix']),
+  /** Which [Checksums ALGO] sections the time list has (create-filelist writes all four; quick-fedora-mirror checks SHA1). */
+  checksumAlgorithms: z.array(z.enum(fileListChecksumAlgorithms)).min(1, 'name at least one of SHA1, MD5, SHA256, SHA512 (create-filelist writes all four)')
+    .refine((a) => new Set(a).size === a.length, 'an algorithm is named twice')
+    .default([...fileListChecksumAlgorithms]),
+}).strict();
+
+/** An http(s) URL (web seeds, trackers). */
+const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http(s):// URL');
+
+/**
+ * `.torrent` files `build` writes beside matching release files (issue 28): BitTorrent v1 metainfo
+ * whose web seeds (BEP 19) are this environment's releasesUrl (and `webSeeds`), listed in SHA256SUMS.
+ */
+const torrentSettings = z.object({
+  /** File names or globs of the release prefix that get a torrent (`*.iso`, `*.tar.xz`). */
+  match: z.array(nonEmpty).min(1, 'name the files that get a torrent, e.g. ["*.iso"]'),
+  /** Only files of at least this many bytes (default 0: every match). */
+  minSize: z.number().int().nonnegative().default(0),
+  /** More web seeds: base URLs of trees that mirror releasesBucket (the file's key is appended). */
+  webSeeds: z.array(httpUrl).default([]),
+  /** Trackers (`announce`, `announce-list`); none by default: the web seeds serve every piece. */
+  trackers: z.array(z.string().regex(/^(https?|udp):\/\/[^\s]+$/, 'expected an http(s):// or udp:// tracker URL')).default([]),
+  /** The torrent's `comment` (e.g. the release notes' URL). */
+  comment: nonEmpty.optional(),
 }).strict();
 
 const mirrorSettings = z.object({
@@ -128,6 +155,8 @@ const mirrorSettings = z.object({
   fileLists: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'module names are letters, digits, ., _ and -'), fileListModule).default({}),
   /** Keep a `latest-PROJECT-MAJOR` pointer at the releases root (symlink on file trees, redirect object on S3). */
   latestLinks: z.boolean().default(true),
+  /** `.torrent` files for large release files, web-seeded from this environment's releasesUrl (docs/mirrors.md). */
+  torrents: torrentSettings.optional(),
 }).strict();
 
 const environment = z.object({
@@ -161,6 +190,9 @@ const environment = z.object({
 }).strict().superRefine((e, ctx) => {
   const s3Buckets = (['releasesBucket', 'cacheBucket', 'docsBucket', 'channelsBucket'] as const).filter((k) => e[k]?.startsWith('s3://'));
   if (s3Buckets.length && !e.s3) ctx.addIssue({ code: 'custom', path: ['s3'], message: `required: ${s3Buckets.join(', ')} ${s3Buckets.length === 1 ? 'is' : 'are'} on S3 (set s3.endpoint, or use file:// URLs)` });
+  if (e.mirror?.torrents && !/^https?:\/\//.test(e.releasesUrl ?? '')) {
+    ctx.addIssue({ code: 'custom', path: ['releasesUrl'], message: 'required as an http(s):// URL when mirror.torrents is set: the public URL of releasesBucket, which the torrents name as their web seed' });
+  }
   checkUploaders(e as any, ctx);
 });
 
@@ -283,6 +315,7 @@ export type DockerTarget = z.infer<typeof dockerTarget>;
 export type Profile = z.infer<typeof profile>;
 export type S3Settings = z.infer<typeof s3>;
 export type MirrorSettings = z.infer<typeof mirrorSettings>;
+export type TorrentSettings = z.infer<typeof torrentSettings>;
 export type PromoteSettings = z.infer<typeof promoteSettings>;
 export type ReleaseNotesSettings = z.infer<typeof releaseNotes>;
 

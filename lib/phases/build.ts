@@ -15,6 +15,7 @@ import { evalReleaseTests, runReleaseTests, type ReleaseTest } from '../nix/rele
 import { dockerArchiveFromDescription } from '../oci/nix2container.ts';
 import { fetchArgs, fetchFromCache } from '../nix/fetch.ts';
 import { readManifestWithNix, renderManifest } from '../nix/manifest.ts';
+import { makeTorrent, torrentRequest } from '../mirror/torrent.ts';
 import { checkManifest, evaluateProfile, manualSource, packageVersion, profileOf, readAggregate, resolveMapping, sha256FileText, type MappedJob, type ReleaseJobs } from '../nix/release-jobs.ts';
 
 async function filesIn(dir: string): Promise<string[]> {
@@ -206,6 +207,20 @@ export async function build(ctx: Context): Promise<BuildResult> {
     await writeFile(path.join(versionDir, `${name}.sha256`), sha256FileText(kind, hashes.get(name)!));
     kinds.set(`${name}.sha256`, { kind: 'checksum' });
   }
+
+  // Torrents of the files an environment asks for (mirror.torrents: web seeds at its releasesUrl),
+  // beside each file and, like every file, in SHA256SUMS (lib/mirror/torrent.ts; issue 28).
+  const torrented: string[] = [];
+  for (const name of [...kinds.keys()].sort()) {
+    const abs = path.join(versionDir, name);
+    const req = torrentRequest(config, relDir, name, (await stat(abs)).size);
+    if (!req) continue;
+    const t = await makeTorrent(abs, path.basename(name), req);
+    await writeFile(`${abs}.torrent`, t.bytes);
+    kinds.set(`${name}.torrent`, { kind: 'torrent' });
+    torrented.push(`${name}.torrent (${t.pieces} pieces of ${t.pieceLength / 1024} KiB, ${req.webSeeds.length} web seed${req.webSeeds.length === 1 ? '' : 's'})`);
+  }
+  if (torrented.length) log.info(`torrents: ${torrented.join(', ')}`);
 
   const manifest = Object.fromEntries(profile.systems.map((s) => [s, jobs.build[s]!.path]));
   const manifestText = renderManifest(manifest);

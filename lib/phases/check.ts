@@ -155,6 +155,13 @@ async function checkEnvironment(loaded: LoadedConfig, name: string, runId: strin
     } else {
       for (const [url] of buckets) add(`bucket ${url}`, 'problem', 'not checked: no credentials');
     }
+    // Mirror modules (issue 28): a stock quick-fedora-mirror finds MDIR/fullfiletimelist-MDIR, so a
+    // module's directory is best named like the module (docs/mirrors.md).
+    for (const [module, m] of Object.entries(env.mirror?.fileLists ?? {})) {
+      const dir = m.root.replace(/\/+$/, '').split('/').pop();
+      if (dir === module) add(`mirror module ${module}`, 'ok', `${m.root}: a stock quick-fedora-mirror finds ${module}/fullfiletimelist-${module}, fullfilelist and imagelist-${module}`);
+      else add(`mirror module ${module}`, 'note', `${m.root} is a directory named ${dir}, but the lists are named for ${module}: a stock quick-fedora-mirror looks for ${dir}/fullfiletimelist-${dir}; rename the module to ${dir} (environments.${name}.mirror.fileLists) or set FILELIST on the mirrors`);
+    }
     // Registries: every login (pull and push on the repository)
     if (env.docker.length) {
       const { openRegistry } = await import('../oci/open.ts');

@@ -13,7 +13,7 @@ import { ReleaseError, UsageError } from '../core/errors.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
 import { gitWriter } from '../git/push.ts';
-import { regenerateFileLists, type FileListResult } from '../mirror/filelist.ts';
+import { planFileLists, type FileListResult } from '../mirror/filelist.ts';
 import { parsePublicKey } from '../nix/sign.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
@@ -207,6 +207,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       // bytes as its ETag); prefixes promote wrote nothing under are served from the plan's listing.
       after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo, undefined, new TextMemo()), {
         deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
+        repairStale: `releng promote ${version} --from ${fromName} --environment ${toName} --delete (it deletes the docs pages ${fromName} no longer has)`,
         local: dstMemo, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
       });
       if (dstRecord) {
@@ -220,9 +221,18 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       }
       phase.succeed(`${project} ${version} in ${toName}: ${renderChecked(after)}`);
     }
-    const lists = await regenerateFileLists(dest.s3, dest.env.mirror, { log, dryRun: flags.dryRun });
-    fileLists = lists.results;
-    for (const k of lists.skipped) log.skip(k.what, k.reason);
+    // The destination's mirror file lists, from the tree as the copies and deletions left it (issues
+    // 11, 28); --no-mirror-lists leaves them to `releng mirror-lists` after a batch of promotes.
+    const modules = Object.keys(dest.env.mirror?.fileLists ?? {});
+    if (modules.length && flags.extra['no-mirror-lists']) {
+      log.skip(`mirror file lists of ${modules.join(', ')}`, `--no-mirror-lists: run \`releng mirror-lists --environment ${toName}\` when the batch is promoted`);
+    } else if (modules.length && flags.dryRun) {
+      log.info(`[dry-run] then regenerate the mirror file lists of ${modules.join(', ')} from the tree as it is then (each written only if it changed)`);
+    } else if (modules.length) {
+      const lists = await planFileLists(dest.s3, dest.env.mirror);
+      await apply(lists.plan, { log, dryRun: false, writers: { s3: dest.s3 } });
+      fileLists = lists.results;
+    }
     if (!flags.dryRun) log.info(`promoted ${project} ${version} from ${fromName} to ${toName}: ${applied.applied} writes, ${applied.bytes} bytes`);
     return {
       version, from: fromName, to: toName, dryRun: flags.dryRun, planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes,

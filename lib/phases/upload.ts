@@ -67,11 +67,17 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const applied = await publish(ctx, target, plan, run, deps);
     // 5. The whole release, read back.
     const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0 });
-    // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed (issue 11).
-    if (target.env.mirror) {
-      const { regenerateFileLists } = await import('../mirror/filelist.ts');
-      const lists = await regenerateFileLists(target.s3, target.env.mirror, { log, dryRun: flags.dryRun });
-      for (const k of lists.skipped) log.skip(k.what, k.reason);
+    // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed
+    // (issues 11, 28); --no-mirror-lists leaves them for `releng mirror-lists` after a batch.
+    const modules = Object.keys(target.env.mirror?.fileLists ?? {});
+    if (modules.length && flags.extra['no-mirror-lists']) {
+      log.skip(`mirror file lists of ${modules.join(', ')}`, `--no-mirror-lists: run \`releng mirror-lists --environment ${target.name}\` when the batch is published`);
+    } else if (modules.length && flags.dryRun) {
+      log.info(`[dry-run] then regenerate the mirror file lists of ${modules.join(', ')} from the tree as it is then (each written only if it changed)`);
+    } else if (modules.length) {
+      const { planFileLists } = await import('../mirror/filelist.ts');
+      const lists = await planFileLists(target.s3, target.env.mirror);
+      await apply(lists.plan, { log, dryRun: false, writers: { s3: target.s3 } });
     }
     // 7. Where it is.
     return await summarizeUpload(ctx, target, { result, plan, applied, signingKey, verified });

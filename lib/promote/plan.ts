@@ -3,9 +3,11 @@
 // the two environments' S3Readers (S3 or file trees alike). Order of the steps (issue 11):
 //   1. binary cache: NARs and listings, then narinfos by reference level (narinfoLevels, as upload)
 //   2. the release prefix PROJECT/PROJECT-VERSION/ (immutable: other content there is refused)
-//   3. docs manual/PROJECT/MAJOR/ (with --delete: what the source no longer has goes)
+//   3. docs manual/PROJECT/MAJOR/
 //   4. what users follow, last: root manifest.nix, stable/ docs, latest-PROJECT-MAJOR; each moves
-//      only if the source moved it to this release and the destination is not at a newer one.
+//      only if the source moved it to this release and the destination is not at a newer one;
+//   5. with --delete, the docs pages (MAJOR/, stable/) the source no longer has: never in a release
+//      prefix or the cache, and after everything else, so no page goes before its replacement.
 // (Images and the git push are planned by lib/promote/images.ts and the phase.)
 import pLimit from 'p-limit';
 import type { Skip, Step as CoreStep } from '../core/plan.ts';
@@ -189,10 +191,15 @@ async function planTree(req: PromoteRequest, from: BucketRef, fromPrefix: string
   }
   actions.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const srcRel = new Set(src.map((o) => o.key.slice(fromPrefix.length)));
-  const deletes: S3Delete[] = opts.deleteStale
-    ? dst.filter((o) => !srcRel.has(o.key.slice(toPrefix.length))).map((o): S3Delete => ({ kind: 's3.delete', bucket: to.bucket, key: o.key })).sort((a, b) => (a.key < b.key ? -1 : 1))
+  const stale = dst.filter((o) => !srcRel.has(o.key.slice(toPrefix.length)));
+  // Never a deletion in an immutable prefix (the release prefix), whatever the caller asks.
+  const deletes: S3Delete[] = opts.deleteStale && !opts.immutable
+    ? stale.map((o): S3Delete => ({ kind: 's3.delete', bucket: to.bucket, key: o.key })).sort((a, b) => (a.key < b.key ? -1 : 1))
     : [];
   const skipped: Skip[] = same ? [{ what: `${same} object${same === 1 ? '' : 's'} in ${objectUrl(to.bucket, toPrefix)}`, reason: `already in ${req.dest.name} with the same size and sha256` }] : [];
+  if (stale.length && !opts.immutable && !opts.deleteStale) {
+    skipped.push({ what: `${stale.length} object${stale.length === 1 ? '' : 's'} in ${objectUrl(to.bucket, toPrefix)} that ${req.source.name} no longer has`, reason: 'kept: pass --delete to remove them (the closing verification reports them as stale)' });
+  }
   return { actions, skipped, deletes };
 }
 
@@ -343,7 +350,10 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
   // 3. Docs of this major (a mutable prefix: --delete removes pages the source no longer has).
   const [majorDocs, stableDocs] = manualPrefixes({ project, major: req.major, official: true } as any);
   const docs = await planTree(req, source.docs, source.docs.prefix + majorDocs, dest.docs, dest.docs.prefix + majorDocs, { immutable: false, deleteStale: req.deleteStale });
-  steps.push({ title: `manual to ${objectUrl(dest.docs.bucket, dest.docs.prefix + majorDocs)}`, actions: [...docs.actions, ...docs.deletes] });
+  steps.push({ title: `manual to ${objectUrl(dest.docs.bucket, dest.docs.prefix + majorDocs)}`, actions: docs.actions });
+  // --delete: stale pages go last, after every copy and what users follow moved (issue 28), so no
+  // page is removed before the pages that replace it and the pointers to them are in place.
+  const deletes: S3Action[] = [...docs.deletes];
   skipped.push(...docs.skipped);
 
   // 4. What users follow, last, and never backwards.
@@ -373,7 +383,8 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
   const pointerSteps: Step[] = [];
   if (movesPointers && stableDocs) {
     const stable = await planTree(req, source.docs, source.docs.prefix + stableDocs, dest.docs, dest.docs.prefix + stableDocs, { immutable: false, deleteStale: req.deleteStale });
-    pointerSteps.push({ title: `manual to ${objectUrl(dest.docs.bucket, dest.docs.prefix + stableDocs)}`, actions: [...stable.actions, ...stable.deletes] });
+    pointerSteps.push({ title: `manual to ${objectUrl(dest.docs.bucket, dest.docs.prefix + stableDocs)}`, actions: stable.actions });
+    deletes.push(...stable.deletes);
     skipped.push(...stable.skipped);
   }
   if (movesPointers && req.latestLink) {
@@ -382,6 +393,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     skipped.push(...link.skipped);
   }
   pointerSteps.unshift({ title: `what users follow in ${dest.name} (root manifest.nix, latest link)`, actions: pointers });
+  pointerSteps.push({ title: `stale docs pages in ${dest.name} (--delete: the source no longer has them)`, actions: deletes });
   const cacheCount = 1 + levels.length;
   const groups = { cache: steps.slice(0, cacheCount), content: steps.slice(cacheCount), pointers: pointerSteps };
   return { steps: [...steps, ...pointerSteps], groups, skipped, closure: [...closure.keys()].sort(), movesPointers, resigned, copiedNarinfos };

@@ -9,7 +9,7 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex sha256');
 const storePath = z.string().regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, 'expected a /nix/store path');
 const relPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a relative path inside release/artifacts');
 
-export const artifactKinds = ['binary-tarball', 'docker-image', 'manual-tarball', 'source-tarball', 'checksum', 'manifest', 'sums', 'manual'] as const;
+export const artifactKinds = ['binary-tarball', 'docker-image', 'manual-tarball', 'source-tarball', 'checksum', 'manifest', 'sums', 'manual', 'torrent'] as const;
 
 export const buildResultSchema = z.object({
   schemaVersion: z.literal(1),

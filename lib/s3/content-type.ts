@@ -22,6 +22,7 @@ const byName: Array<[RegExp, ContentHeaders]> = [
   [/\.tar\.gz$|\.tgz$/, { contentType: 'application/gzip' }],
   [/\.tar\.zst$|\.zst$/, { contentType: 'application/zstd' }],
   [/\.iso$/, { contentType: 'application/octet-stream' }],
+  [/\.torrent$/, { contentType: 'application/x-bittorrent' }],
 ];
 
 /** Headers for a key, by its file name; application/octet-stream when unknown. */

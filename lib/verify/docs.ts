@@ -26,7 +26,7 @@ export const docsVerifier: DestinationVerifier = {
       await Promise.all(manual.map(([rel, expected]) => checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key: prefix + rel, expected, listed: listed.get(prefix + rel) }, report)));
       for (const o of listing) {
         if (wanted.has(o.key)) continue;
-        report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });
+        report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: scope.repairStale ?? `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });
       }
     }
     metadataNote(report, this.name, `s3://${t.docs.bucket}/${t.docs.prefix}manual/${release.project}/`);

@@ -175,6 +175,8 @@ export interface VerifyOptions {
   publicKey?: string;
   /** The command that repairs this environment (default: releng upload --environment NAME). */
   repair?: string;
+  /** The command that removes stale docs pages, when not `repair` (VerifyScope.repairStale). */
+  repairStale?: string;
   verifiers?: DestinationVerifier[];
   /** Requests in flight (default 16). */
   concurrency?: number;
@@ -197,7 +199,7 @@ export async function verifyRelease(ctx: Context, t: VerifyTarget, opts: VerifyO
   const scope: VerifyScope = {
     deep, limit: pLimit(opts.concurrency ?? 16), tmpDir, ...(opts.known ? { known: opts.known } : {}),
     ...(opts.local ? { local: opts.local } : {}), ...(opts.list ? { list: opts.list } : {}),
-    repair: opts.repair ?? `releng upload --environment ${t.name}`,
+    repair: opts.repair ?? `releng upload --environment ${t.name}`, ...(opts.repairStale ? { repairStale: opts.repairStale } : {}),
     progress: { tick: (n) => bar.tick(n), addTotal: (n) => bar.addTotal(n), item: () => bar.tick(1), stop: () => bar.stop() },
   };
   const report: VerifyReport = {

@@ -97,6 +97,8 @@ export interface VerifyScope {
   progress: Progress;
   /** The command that republishes this release to this environment. */
   repair: string;
+  /** The command that removes stale docs pages, when not `repair` (promote: with --delete). */
+  repairStale?: string;
   /** Temp directory for files Nix must read (manifest.nix); removed by the caller. */
   tmpDir: string;
   /**

@@ -37,7 +37,7 @@ export interface PromoteFixture {
   cleanup(): Promise<void>;
 }
 
-function nixKey(name: string): { secret: string; pub: string } {
+export function nixKey(name: string): { secret: string; pub: string } {
   const secret = execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'key', 'generate-secret', '--key-name', name], { encoding: 'utf8' });
   const pub = execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'key', 'convert-secret-to-public'], { input: secret, encoding: 'utf8' }).trim();
   return { secret, pub };

@@ -109,6 +109,7 @@ describe('releng check', () => {
     config.environments.mirror = {
       releasesBucket: `file://${trees}/releases`, cacheBucket: `file://${trees}/cache`, docsBucket: `file://${trees}/docs`,
       channelsBucket: `file://${trees}/channels`,
+      mirror: { fileLists: { trees: { root: `file://${trees}` }, lix: { root: `file://${trees}/releases` } } },
     };
     await writeFile(path.join(dir, 'project', 'releng.json'), JSON.stringify(config, null, 2));
     const r = await releng(['check', '--environment', 'mirror', '--json'], { cwd: path.join(dir, 'project'), env });
@@ -119,6 +120,9 @@ describe('releng check', () => {
       `✔ mirror: bucket file://${trees}/cache: directory present, writable (probe written and removed)`,
       `✖ mirror: bucket file://${trees}/docs: ${trees}/docs is not a directory`,
       `✖ mirror: bucket file://${trees}/channels: the directory ${trees}/channels does not exist: create it (mkdir -p ${trees}/channels) or fix the URL`,
+      // issue 28: quick-fedora-mirror's default FILELIST is MDIR/fullfiletimelist-MDIR
+      `✔ mirror: mirror module trees: file://${trees}: a stock quick-fedora-mirror finds trees/fullfiletimelist-trees, fullfilelist and imagelist-trees`,
+      `! mirror: mirror module lix: file://${trees}/releases is a directory named releases, but the lists are named for lix: a stock quick-fedora-mirror looks for releases/fullfiletimelist-releases; rename the module to releases (environments.mirror.mirror.fileLists) or set FILELIST on the mirrors`,
     ]) expect(r.stderr).toContain(line);
     const out = JSON.parse(r.stdout);
     expect(out.result.lines.filter((l: any) => l.status === 'problem').map((l: any) => l.what)).toEqual([`bucket file://${trees}/docs`, `bucket file://${trees}/channels`]);

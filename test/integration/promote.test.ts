@@ -11,6 +11,7 @@ import { sha256Text } from '../../lib/hashing/checksums.ts';
 import { parseFileList } from '../../lib/mirror/filelist.ts';
 import { releng } from '../helpers/cli.ts';
 import { countingWriters, promoteFixture, type PromoteFixture } from '../helpers/promote.ts';
+import { upload } from '../../lib/phases/upload.ts';
 
 /** Every file under a tree (relative paths), .releng/ sidecars included or not. */
 async function filesUnder(dir: string, withMeta = false): Promise<string[]> {
@@ -260,7 +261,9 @@ describe('releng promote', () => {
     expect(text.endsWith('\n[End]\n')).toBe(true);
     const entries = parseFileList(text);
     const files = entries.filter((e) => e.type !== 'd').map((e) => e.path).sort();
-    expect(files).toEqual((await filesUnder(prod)).filter((p) => p !== 'fullfiletimelist-hello'));
+    // Every file but the module's three lists (quick-fedora-mirror's FILELIST and EXTRAFILES, issue 28).
+    expect(files).toEqual((await filesUnder(prod)).filter((p) => !['fullfiletimelist-hello', 'fullfilelist', 'imagelist-hello'].includes(p)));
+    expect((await readFile(path.join(prod, 'fullfilelist'), 'utf8')).trim().split('\n')).toEqual(entries.map((e) => `./${e.path}`));
     expect(entries.find((e) => e.path === 'releases/latest-hello-1.0')?.type).toBe('l');
     expect(entries.find((e) => e.path === 'releases/hello')?.type).toBe('d');
     const sums = await readFile(path.join(prod, 'releases/hello/hello-1.0.0/SHA256SUMS'));
@@ -294,7 +297,7 @@ describe('releng promote', () => {
     const r = await f.promote('1.0.0', { environment: 'prods3', extra: { from: 'staging' } });
     expect(r.ok, r.error).toBe(true);
     expect(r.summary!.planned['s3.copy']).toBeGreaterThan(0);
-    const puts = (await f.s3.requests()).filter((l) => l.startsWith('PUT /prods3-') && !l.includes('fullfiletimelist'));
+    const puts = (await f.s3.requests()).filter((l) => l.startsWith('PUT /prods3-') && !/fullfiletimelist-releases|fullfilelist|imagelist-releases/.test(l));
     // CopyObject is a PUT with x-amz-copy-source; the narinfos are re-signed PUTs (keys differ).
     expect(puts.length).toBe(Object.values(r.summary!.applied).reduce((a, b) => a + b, 0));
     const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(f.trees, 'production', 'releases', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
@@ -321,6 +324,12 @@ describe('releng promote', () => {
     const again = await f.upload('direct');
     expect(again.applied).toEqual({});
     expect((await stat(list)).mtimeMs).toBe(before.mtimeMs);
+    // --no-mirror-lists (a batch: `releng mirror-lists` at the end) leaves the lists as they are (issue 28).
+    await rm(list);
+    await upload(await f.ctx({ environment: 'direct', extra: { 'no-mirror-lists': true } }));
+    expect(await stat(list).catch(() => undefined)).toBeUndefined();
+    await f.upload('direct');
+    expect((await stat(list)).isFile()).toBe(true);
     // The tree is a cache Nix reads, trusting production's key (the direct environment signs with it).
     const out = Object.values(JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', path.join(root, 'releases', 'manifest.nix')], { encoding: 'utf8' }))) as string[];
     execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'copy', ...fresh, '--from', `file://${root}/cache`, '--to', path.join(f.trees, 'nix-direct-store'),

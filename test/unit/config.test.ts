@@ -41,6 +41,17 @@ describe('releng.json', () => {
     const ok = await loadConfig(await configFile(lix));
     expect(ok.config.environments.mirror!.mirror!.fileLists.lix!.checksums).toEqual(['SHA256SUMS', 'manifest.nix']);
     expect(ok.config.environments.mirror!.mirror!.latestLinks).toBe(true);
+    // create-filelist's four checksum sections by default (issue 28); a wrong or repeated one is named.
+    expect(ok.config.environments.mirror!.mirror!.fileLists.lix!.checksumAlgorithms).toEqual(['SHA1', 'MD5', 'SHA256', 'SHA512']);
+    const algos = structuredClone(lix);
+    algos.environments.mirror.mirror.fileLists.lix.checksumAlgorithms = ['SHA1', 'CRC32'];
+    const badAlgo = await loadConfig(await configFile(algos)).catch((e) => e);
+    expect(badAlgo.message).toContain('environments.mirror.mirror.fileLists.lix.checksumAlgorithms[1]: Invalid option: expected one of "SHA1"|"MD5"|"SHA256"|"SHA512"');
+    algos.environments.mirror.mirror.fileLists.lix.checksumAlgorithms = ['SHA1', 'SHA1'];
+    expect((await loadConfig(await configFile(algos)).catch((e) => e)).message).toContain('environments.mirror.mirror.fileLists.lix.checksumAlgorithms: an algorithm is named twice');
+    algos.environments.mirror.mirror.fileLists.lix.checksumAlgorithms = ['SHA1'];
+    algos.environments.mirror.mirror.torrents = { match: [] };
+    expect((await loadConfig(await configFile(algos)).catch((e) => e)).message).toContain('environments.mirror.mirror.torrents.match: name the files that get a torrent');
     lix.environments.mirror.cacheBucket = 's3://cache';
     const noS3 = await loadConfig(await configFile(lix)).catch((e) => e);
     expect(noS3.message).toContain('environments.mirror.s3: required: cacheBucket is on S3 (set s3.endpoint, or use file:// URLs)');

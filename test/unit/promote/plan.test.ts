@@ -58,6 +58,7 @@ describe('planPromote', () => {
       'manual to s3://dst-docs/manual/hello/2.0/: s3 transfer s3://src-docs/manual/hello/2.0/index.html -> s3://dst-docs/manual/hello/2.0/index.html',
       'what users follow in production (root manifest.nix, latest link): s3 transfer s3://src-rel/manifest.nix -> s3://dst-rel/manifest.nix | s3 redirect s3://dst-rel/latest-hello-2.0 -> /hello/hello-2.0.0/',
       'manual to s3://dst-docs/manual/hello/stable/: s3 transfer s3://src-docs/manual/hello/stable/index.html -> s3://dst-docs/manual/hello/stable/index.html',
+      'stale docs pages in production (--delete: the source no longer has them): ',
     ]);
     expect(planned.closure).toEqual([P.base, P.lib, P.app].sort());
     expect(planned.skipped.map((s) => s.what)).toContain('1 store path in s3://dst-cache/');
@@ -100,8 +101,13 @@ describe('planPromote', () => {
     const dst = { 'dst-docs': { 'manual/hello/2.0/old.html': 'x', 'manual/hello/2.0/index.html': 'v2' }, 'dst-rel': { 'hello/hello-2.0.0/extra': 'x' } };
     const without = await planPromote(request(source(), dst));
     expect(without.steps.flatMap((s) => s.actions).filter((a) => a.kind === 's3.delete')).toEqual([]);
+    // Kept, and the plan says so (the closing verification reports them as stale).
+    expect(without.skipped).toContainEqual({ what: '1 object in s3://dst-docs/manual/hello/2.0/ that staging no longer has', reason: 'kept: pass --delete to remove them (the closing verification reports them as stale)' });
     const planned = await planPromote(request(source(), dst, { deleteStale: true }));
     expect(planned.steps.flatMap((s) => s.actions).filter((a) => a.kind === 's3.delete').map((a) => render(a))).toEqual(['s3 delete s3://dst-docs/manual/hello/2.0/old.html']);
+    // The deletions are the last step, after every copy and what users follow; the release prefix's extra file stays.
+    expect(planned.steps.at(-1)!.actions.map((a) => a.kind)).toEqual(['s3.delete']);
+    expect(planned.steps.slice(0, -1).flatMap((s) => s.actions).some((a) => a.kind === 's3.delete')).toBe(false);
   });
 
   // issue 23: what releng itself was writing is repaired; other content in the release prefix is refused.
