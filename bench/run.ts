@@ -23,6 +23,10 @@ import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3
 import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
 import { majorOf } from '../lib/config/version.ts';
 
+// No substituter is reachable offline, and flakes are experimental in Debian's Nix (scripts/env.sh):
+// without this every nix-build waits ~5 s on cache.nixos.org.
+process.env.NIX_CONFIG ??= 'substituters =\nexperimental-features = nix-command flakes';
+
 const ALL = ['manual', 'cache', 'tarballs', 'noop', 'verify', 'promote', 'startup', 'sha256'] as const;
 const SERVERS = ['s3rver', 'rgw'] as const;
 const { values: flags } = parseArgs({
@@ -265,10 +269,13 @@ function storePaths(kind: 'tiny' | 'many'): string {
     const r = rng(2);
     const n = Math.max(1, Math.round(1000 * scale));
     for (let i = 0; i < n; i++) writeRandom(path.join(gen, `p-${i}`), 50 * KiB + Math.floor(r() * 450 * KiB));
-    // The build script mentions every path, so Nix records them as the root's references.
+    // The output names every path, so Nix records them as the root's references. They reach the
+    // builder through a file (passAsFile), not argv or the environment: at --scale 10 and beyond
+    // they exceed ARG_MAX ("Argument list too long").
     expr = `let paths = map (i: builtins.path { path = ./p-\${toString i}; name = "bench-part-\${toString i}"; }) (builtins.genList (i: i) ${n});
 in builtins.derivation { name = "bench-root"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = [ "-c" ("echo " + builtins.concatStringsSep " " paths + " > $out") ]; }`;
+  refs = builtins.concatStringsSep "\\n" paths; passAsFile = [ "refs" ];
+  args = [ "-c" "while IFS= read -r l; do echo \\"$l\\"; done < \\"$refsPath\\" > $out" ]; }`;
   } else {
     expr = `builtins.derivation { name = "bench-tiny"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo bench > $out" ]; }`;
   }
