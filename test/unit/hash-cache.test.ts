@@ -35,7 +35,10 @@ describe('localTree with a hash memo', () => {
     // ctime is part of the key and cannot be set back, so the memo is only trusted for files
     // untouched since hashing; prove reuse by reading a planted value for an unchanged file.
     const memo = JSON.parse(await readFile(path.join(state, 'hashes.json'), 'utf8'));
-    memo.files[path.join(tree, "a.txt")][5] = 'f'.repeat(64);
+    const entry: string = memo.files[path.join(tree, 'a.txt')];
+    const sha = sha256Text('aaaa');
+    expect(entry).toContain(`:${sha}:`);
+    memo.files[path.join(tree, 'a.txt')] = entry.replace(sha, 'f'.repeat(64));
     await writeFile(path.join(state, 'hashes.json'), JSON.stringify(memo));
     cache = await openHashCache(state, { racyMs: 0 });
     expect((await localTree(tree, 2, { hashCache: cache }))[0]!.sha256).toBe('f'.repeat(64));
@@ -68,8 +71,17 @@ describe('localTree with a hash memo', () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
-    await writeFile(path.join(state, 'hashes.json'), '{"version":2,"files":{"x":[1]}}');
+    await writeFile(path.join(state, 'hashes.json'), '{"version":3,"files":{"x":[1]}}');
     const files = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
     expect(files[0]!.sha256).toBe(sha256Text('aaaa'));
+    // An entry of the right file with the right identity but a cut-short or foreign digest, and a
+    // version-2 entry (an array), are ignored too: the file is read again.
+    const st = await stat(path.join(tree, 'a.txt'), { bigint: true });
+    const id = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+    for (const bad of [`${id}:${'f'.repeat(63)}:`, `${id}:${'f'.repeat(64)}x`, [...id.split(':'), 'f'.repeat(64), '']]) {
+      await writeFile(path.join(state, 'hashes.json'), JSON.stringify({ version: 3, files: { [path.join(tree, 'a.txt')]: bad } }));
+      const again = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
+      expect(again[0]!.sha256).toBe(sha256Text('aaaa'));
+    }
   });
 });
