@@ -133,7 +133,8 @@ export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
     touch(bucket, key) {
       const e = entry(bucket, key);
       if (e) e.written = false;
-      for (const l of listings.values()) if (l.bucket === bucket && key.startsWith(l.prefix)) l.stale = true;
+      // A stale listing is never served again: dropped, so its objects are not held for the rest of the run.
+      for (const [k, l] of listings) if (l.bucket === bucket && key.startsWith(l.prefix)) { l.stale = true; listings.delete(k); }
     },
     acknowledged(bucket, key, etag) {
       const e = known(bucket, key);

@@ -61,12 +61,15 @@ const byLocale = new Intl.Collator();
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
   const listing = req.listing ?? reader.list(req.bucket, req.prefix);
   // Each key built once: the knowledge, the plan and the comparison share the string (issue 31).
+  // A listed key's string stands for it from then on (the listing is kept for the closing verification).
   const keys = req.files.map((f) => req.prefix + f.rel);
-  if (req.knowledge) {
-    req.knowledge.listed(req.bucket, req.prefix, listing);
-    req.files.forEach((f, i) => { if (f.md5) req.knowledge!.expect(req.bucket, keys[i]!, f.md5, f.size); });
-  }
+  req.knowledge?.listed(req.bucket, req.prefix, listing);
   const remote = new Map((await listing).map((o) => [o.key, o]));
+  req.files.forEach((f, i) => {
+    const r = remote.get(keys[i]!);
+    if (r) keys[i] = r.key;
+    if (f.md5) req.knowledge?.expect(req.bucket, keys[i]!, f.md5, f.size);
+  });
   const puts: S3Put[] = [];
   let unchanged = 0;
   // Workers over the files (lib/core/each.ts), not a promise per file; a listed key a local file
