@@ -24,16 +24,20 @@ export interface HashCache {
   readonly file: string;
 }
 
-// One string per file: "dev:ino:size:mtimeNs:ctimeNs:sha256:md5" (md5 base64, or empty). Version 2
-// held an array of 7 strings per file, about 500 bytes of heap each: 100 MB for the 200,000 files a
-// 100,000-page manual is hashed as (issue 31). The envelope is parsed with zod; each entry is
-// checked when it is looked up (a zod schema per entry cost ~15 µs each, issue 16). An old or
-// malformed entry is ignored (the file is hashed again).
+// Keyed by the file's identity, "dev:ino", one string each: "size:mtimeNs:ctimeNs:sha256:md5" (md5
+// base64, or empty). Version 2 held an array of 7 strings per path, about 500 bytes of heap each;
+// a 100,000-page manual is 200,000 paths (release/manual and its hard links under the version
+// directory) but 100,000 files, now about 110 bytes each (issue 31). Hard links of one file share
+// its entry: they are the same bytes. The envelope is parsed with zod; each entry is checked when it
+// is looked up (a zod schema per entry cost ~15 µs each, issue 16). An old or malformed entry is
+// ignored (the file is hashed again).
 const fileSchema = z.object({ version: z.literal(3), files: z.record(z.string(), z.unknown()) });
 const SHA256 = /^[0-9a-f]{64}$/;
 
-/** The identity part of an entry, ending with ':' (the sha256 follows). */
-const stamp = (st: BigIntStats) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, ''].join(':');
+/** The key of a file: its device and inode. */
+const idOf = (st: BigIntStats) => [st.dev, st.ino].join(':');
+/** The rest of its identity, ending with ':' (the sha256 follows). */
+const stamp = (st: BigIntStats) => [st.size, st.mtimeNs, st.ctimeNs, ''].join(':');
 
 /** Opens (or starts) the memo in `dir`/hashes.json; a missing, old or corrupt file means an empty memo. */
 export async function openHashCache(dir: string, opts: { racyMs?: number } = {}): Promise<HashCache> {
@@ -45,8 +49,8 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
     if (parsed.success) files = parsed.data.files;
   } catch { /* missing or not JSON: start empty, files get hashed */ }
   let dirty = false;
-  const getDigest = (f: string, st: BigIntStats): FileDigest | undefined => {
-    const e = files[f];
+  const getDigest = (_file: string, st: BigIntStats): FileDigest | undefined => {
+    const e = files[idOf(st)];
     if (typeof e !== 'string') return undefined;
     const s = stamp(st);
     if (!e.startsWith(s)) return undefined;
@@ -59,10 +63,10 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
     file,
     getDigest,
     get: (f, st) => getDigest(f, st)?.sha256,
-    set(f, st, sha256, md5) {
+    set(_file, st, sha256, md5) {
       if (Date.now() - Number(st.mtimeMs) < racyMs || Date.now() - Number(st.ctimeMs) < racyMs) return;
       // join: one flat string (a template literal leaves a tree of cons strings, kept for the whole run).
-      files[f] = [stamp(st) + sha256, md5 ?? ''].join(':');
+      files[idOf(st)] = [stamp(st) + sha256, md5 ?? ''].join(':');
       dirty = true;
     },
     async save() {
