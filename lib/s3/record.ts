@@ -76,7 +76,10 @@ function isTuple(v: unknown): v is Tuple {
  * an object against 360 for a JSON tuple of strings: 300,000 objects of a manual are 54 MB less.
  */
 class RecordTable {
-  private readonly slots = new Map<string, number>();
+  /** Slots of entries read from the file, by `BUCKET/KEY`. */
+  private readonly byId = new Map<string, number>();
+  /** Slots of entries set by this run, by bucket and the caller's own key string (no id string per object). */
+  private readonly byBucket = new Map<string, Map<string, number>>();
   private readonly freeSlots: number[] = [];
   private cap = 0;
   private used = 0;
@@ -89,11 +92,17 @@ class RecordTable {
   /** sha256 values that are not 64 lowercase hex digits (another writer's metadata, kept exactly as read). */
   private readonly otherShas = new Map<number, string>();
 
-  get size(): number { return this.slots.size; }
+  private slot(bucket: string, key: string): number | undefined {
+    const i = this.byBucket.get(bucket)?.get(key);
+    return i !== undefined || this.byId.size === 0 ? i : this.byId.get(`${bucket}/${key}`);
+  }
 
-  get(id: string): RecordEntry | undefined {
-    const i = this.slots.get(id);
-    if (i === undefined) return undefined;
+  get(bucket: string, key: string): RecordEntry | undefined {
+    const i = this.slot(bucket, key);
+    return i === undefined ? undefined : this.entry(i);
+  }
+
+  private entry(i: number): RecordEntry {
     const v = this.verifiedAt[i]!;
     return {
       sha256: this.otherShas.get(i) ?? this.sha.toString('hex', i * 32, i * 32 + 32), size: this.sizes[i]!, etag: this.otherEtags.get(i) ?? this.md5.toString('hex', i * 16, i * 16 + 16),
@@ -101,34 +110,54 @@ class RecordTable {
     };
   }
 
-  set(id: string, e: RecordEntry): void {
-    let i = this.slots.get(id);
+  set(bucket: string, key: string, e: RecordEntry): void {
+    let i = this.slot(bucket, key);
     if (i === undefined) {
       i = this.freeSlots.pop() ?? this.grow();
-      this.slots.set(id, i);
+      let m = this.byBucket.get(bucket);
+      if (!m) this.byBucket.set(bucket, m = new Map());
+      m.set(key, i);
     }
+    this.write(i, e);
+  }
+
+  /** An entry read from the file, by its id. */
+  load(id: string, e: RecordEntry): void {
+    let i = this.byId.get(id);
+    if (i === undefined) { i = this.freeSlots.pop() ?? this.grow(); this.byId.set(id, i); }
+    this.write(i, e);
+  }
+
+  private write(i: number, e: RecordEntry): void {
     if (SHA256.test(e.sha256)) { this.sha.write(e.sha256, i * 32, 32, 'hex'); this.otherShas.delete(i); } else this.otherShas.set(i, e.sha256);
     this.sizes[i] = e.size;
     this.verifiedAt[i] = e.verified ?? NaN;
     if (MD5_HEX.test(e.etag)) { this.md5.write(e.etag, i * 16, 16, 'hex'); this.otherEtags.delete(i); } else this.otherEtags.set(i, e.etag);
   }
 
-  delete(id: string): boolean {
-    const i = this.slots.get(id);
+  delete(bucket: string, key: string): boolean {
+    let i = this.byBucket.get(bucket)?.get(key);
+    if (i !== undefined) this.byBucket.get(bucket)!.delete(key);
+    else if (this.byId.size) {
+      const id = `${bucket}/${key}`;
+      i = this.byId.get(id);
+      if (i !== undefined) this.byId.delete(id);
+    }
     if (i === undefined) return false;
-    this.slots.delete(id);
     this.otherEtags.delete(i);
     this.otherShas.delete(i);
     this.freeSlots.push(i);
     return true;
   }
 
-  ids(): IterableIterator<string> { return this.slots.keys(); }
-
-  /** The file's tuple of an id. */
-  tuple(id: string): Tuple | undefined {
-    const e = this.get(id);
-    return e && (e.verified !== undefined ? [e.sha256, e.size, e.etag, e.verified] : [e.sha256, e.size, e.etag]);
+  /** Every entry as the file holds it: [id, tuple]. */
+  *tuples(): Generator<[string, Tuple]> {
+    const tuple = (i: number): Tuple => {
+      const e = this.entry(i);
+      return e.verified !== undefined ? [e.sha256, e.size, e.etag, e.verified] : [e.sha256, e.size, e.etag];
+    };
+    for (const [id, i] of this.byId) yield [id, tuple(i)];
+    for (const [bucket, m] of this.byBucket) for (const [key, i] of m) yield [`${bucket}/${key}`, tuple(i)];
   }
 
   private grow(): number {
@@ -180,7 +209,7 @@ function scanObjects(text: string, endpoint: string, into: RecordTable): 'ok' | 
     if (typeof id !== 'string') return undefined;
     if (!isTuple(tuple)) return 'bad';
     // A flat string of its own, not a slice of the file's text (which would stay alive with it).
-    into.set([id].join(''), fromTuple(tuple));
+    into.load([id].join(''), fromTuple(tuple));
     at = i + 1;
     if (text[at] === ',') { at++; continue; }
     return text.slice(at) === '}}' ? 'ok' : undefined;
@@ -200,7 +229,7 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
         const parsed = fileSchema.safeParse(JSON.parse(text));
         if (parsed.success && parsed.data.endpoint === endpoint) {
           const all = Object.entries(parsed.data.objects);
-          if (all.every(([, t]) => entry.safeParse(t).success)) for (const [id, t] of all) objects.set(id, fromTuple(t as Tuple));
+          if (all.every(([, t]) => entry.safeParse(t).success)) for (const [id, t] of all) objects.load(id, fromTuple(t as Tuple));
         }
       }
     }
@@ -212,22 +241,21 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
     file,
     noteHead(bucket, key, seen) { heads.set(id(bucket, key), seen); },
     headed: (bucket, key) => heads.get(id(bucket, key)),
-    get: (bucket, key) => objects.get(id(bucket, key)),
+    get: (bucket, key) => objects.get(bucket, key),
     set(bucket, key, e) {
-      // join: one flat id string (a template literal's cons string would hold its parts too).
-      objects.set([bucket, key].join('/'), e);
+      objects.set(bucket, key, e);
       dirty = true;
     },
     markVerified(bucket, key, e) {
-      const old = objects.get(id(bucket, key));
+      const old = objects.get(bucket, key);
       if (old && old.sha256 === e.sha256 && old.size === e.size && old.etag === e.etag && old.verified === e.verified) return;
-      objects.set([bucket, key].join('/'), e);
+      objects.set(bucket, key, e);
       dirty = true;
     },
     forget(bucket, key) {
       for (const k of Array.isArray(key) ? key : [key]) {
         heads.delete(id(bucket, k));
-        if (objects.delete(id(bucket, k))) dirty = true;
+        if (objects.delete(bucket, k)) dirty = true;
       }
     },
     async save() {
@@ -240,8 +268,8 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
         let chunk: string[] = [];
         let first = true;
         await fh.write(`{"version":1,"endpoint":${JSON.stringify(endpoint)},"objects":{`);
-        for (const k of objects.ids()) {
-          chunk.push(`${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(objects.tuple(k))}`);
+        for (const [k, t] of objects.tuples()) {
+          chunk.push(`${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(t)}`);
           first = false;
           if (chunk.length >= 1000) { await fh.write(chunk.join('')); chunk = []; }
         }
