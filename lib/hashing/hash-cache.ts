@@ -24,14 +24,14 @@ export interface HashCache {
   readonly file: string;
 }
 
-// Keyed by the file's identity, "dev:ino", one string each: "size:mtimeNs:ctimeNs:sha256:md5" (md5
-// base64, or empty). Version 2 held an array of 7 strings per path, about 500 bytes of heap each;
+// Version 4: keyed by the file's identity, "dev:ino", one string each: "size:mtimeNs:ctimeNs:sha256:md5"
+// (md5 base64, or empty). Version 2 held an array of 7 strings per path, about 500 bytes of heap each;
 // a 100,000-page manual is 200,000 paths (release/manual and its hard links under the version
 // directory) but 100,000 files, now about 110 bytes each (issue 31). Hard links of one file share
 // its entry: they are the same bytes. The envelope is parsed with zod; each entry is checked when it
 // is looked up (a zod schema per entry cost ~15 µs each, issue 16). An old or malformed entry is
 // ignored (the file is hashed again).
-const fileSchema = z.object({ version: z.literal(3), files: z.record(z.string(), z.unknown()) });
+const fileSchema = z.object({ version: z.literal(4), files: z.record(z.string(), z.unknown()) });
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** The key of a file: its device and inode. */
@@ -73,7 +73,7 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
       if (!dirty) return;
       await mkdir(dir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify({ version: 3, files }));
+      await writeFile(tmp, JSON.stringify({ version: 4, files }));
       await rename(tmp, file);
       dirty = false;
     },

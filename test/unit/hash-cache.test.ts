@@ -86,7 +86,7 @@ describe('localTree with a hash memo', () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
-    await writeFile(path.join(state, 'hashes.json'), '{"version":3,"files":{"x":[1]}}');
+    await writeFile(path.join(state, 'hashes.json'), '{"version":4,"files":{"x":[1]}}');
     const files = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
     expect(files[0]!.sha256).toBe(sha256Text('aaaa'));
     // An entry of the right file with the right identity but a cut-short or foreign digest, and a
@@ -94,7 +94,7 @@ describe('localTree with a hash memo', () => {
     const st = await stat(path.join(tree, 'a.txt'), { bigint: true });
     const id = [st.size, st.mtimeNs, st.ctimeNs].join(':');
     for (const bad of [`${id}:${'f'.repeat(63)}:`, `${id}:${'f'.repeat(64)}x`, [...id.split(':'), 'f'.repeat(64), '']]) {
-      await writeFile(path.join(state, 'hashes.json'), JSON.stringify({ version: 3, files: { [`${st.dev}:${st.ino}`]: bad } }));
+      await writeFile(path.join(state, 'hashes.json'), JSON.stringify({ version: 4, files: { [`${st.dev}:${st.ino}`]: bad } }));
       const again = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
       expect(again[0]!.sha256).toBe(sha256Text('aaaa'));
     }
