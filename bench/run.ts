@@ -23,6 +23,10 @@ import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3
 import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
 import { majorOf } from '../lib/config/version.ts';
 
+// No substituter is reachable offline, and flakes are experimental in Debian's Nix (scripts/env.sh):
+// without this every nix-build waits ~5 s on cache.nixos.org.
+process.env.NIX_CONFIG ??= 'substituters =\nexperimental-features = nix-command flakes';
+
 const ALL = ['manual', 'cache', 'tarballs', 'noop', 'verify', 'promote', 'startup', 'sha256'] as const;
 const SERVERS = ['s3rver', 'rgw'] as const;
 const { values: flags } = parseArgs({
@@ -35,6 +39,8 @@ const { values: flags } = parseArgs({
     scale: { type: 'string', default: '1' },
     /** Size of each of the 4 tarballs. */
     'tarball-mib': { type: 'string', default: '100' },
+    /** Largest store path of the cache workload, KiB (sizes drawn from a tenth of it up to it): 50 keeps --scale 50's 50,000 paths near 1.4 GB. */
+    'path-kib': { type: 'string', default: '500' },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -42,7 +48,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(`usage: npm run bench -- [--workloads ${ALL.join(',')}] [--servers s3rver,rgw]
-         [--pairs 5] [--warmup 1] [--scale 1] [--tarball-mib 100] [--out FILE.md] [--keep]
+         [--pairs 5] [--warmup 1] [--scale 1] [--tarball-mib 100] [--path-kib 500] [--out FILE.md] [--keep]
 The report (markdown) goes to stdout (and --out), progress to stderr. See bench/README.md.`);
   process.exit(0);
 }
@@ -59,6 +65,7 @@ const pairs = num('pairs', flags.pairs!, 1);
 const warmup = num('warmup', flags.warmup!, 0);
 const scale = num('scale', flags.scale!, 0.001);
 const tarballMiB = num('tarball-mib', flags['tarball-mib']!, 1);
+const pathKiB = num('path-kib', flags['path-kib']!, 1);
 
 // What the bench runs besides node, and the Debian package of each (fail naming it, never skip).
 for (const [program, pkg] of [['/usr/bin/time', 'time'], ['rclone', 'rclone'], ['openssl', 'openssl'], ['nix-build', 'nix-bin'], ['git', 'git']] as const) {
@@ -202,7 +209,7 @@ interface Arm {
   /** Returns the command for this round (prepares the state it needs, unmeasured). */
   prepare: (round: number) => Promise<{ cmd: string; args: string[]; cwd?: string; env?: NodeJS.ProcessEnv; after?: () => Promise<void> }>;
 }
-interface Row { server: string; workload: string; arm: string; runs: Run[]; example: string }
+interface Row { server: string; workload: string; arm: string; runs: Run[]; example: string; objects?: number }
 const rows: Row[] = [];
 
 const stats = (xs: number[]) => {
@@ -213,8 +220,8 @@ const stats = (xs: number[]) => {
 const reqText = (r: Record<string, number>) => ['PUT', 'HEAD', 'GET', 'POST', 'DELETE'].map((m) => `${r[m] ?? 0}`).join('/') ;
 
 /** Warm-up, then `pairs` rounds of every arm in turn (A B A B). */
-async function alternate(server: Server, workload: string, arms: Arm[]): Promise<void> {
-  const mine: Row[] = arms.map((a) => ({ server: server.name, workload, arm: a.name, runs: [], example: '' }));
+async function alternate(server: Server, workload: string, arms: Arm[], objects?: number): Promise<void> {
+  const mine: Row[] = arms.map((a) => ({ server: server.name, workload, arm: a.name, runs: [], example: '', objects }));
   for (let round = 0; round < warmup + pairs; round++) {
     for (const [i, arm] of arms.entries()) {
       const c = await arm.prepare(round);
@@ -264,11 +271,14 @@ function storePaths(kind: 'tiny' | 'many'): string {
   if (kind === 'many') {
     const r = rng(2);
     const n = Math.max(1, Math.round(1000 * scale));
-    for (let i = 0; i < n; i++) writeRandom(path.join(gen, `p-${i}`), 50 * KiB + Math.floor(r() * 450 * KiB));
-    // The build script mentions every path, so Nix records them as the root's references.
+    for (let i = 0; i < n; i++) writeRandom(path.join(gen, `p-${i}`), Math.round(pathKiB * KiB / 10) + Math.floor(r() * pathKiB * KiB * 0.9));
+    // The output names every path, so Nix records them as the root's references. They reach the
+    // builder through a file (passAsFile), not argv or the environment: at --scale 10 and beyond
+    // they exceed ARG_MAX ("Argument list too long").
     expr = `let paths = map (i: builtins.path { path = ./p-\${toString i}; name = "bench-part-\${toString i}"; }) (builtins.genList (i: i) ${n});
 in builtins.derivation { name = "bench-root"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = [ "-c" ("echo " + builtins.concatStringsSep " " paths + " > $out") ]; }`;
+  refs = builtins.concatStringsSep "\\n" paths; passAsFile = [ "refs" ];
+  args = [ "-c" "while IFS= read -r l; do echo \\"$l\\"; done < \\"$refsPath\\" > $out" ]; }`;
   } else {
     expr = `builtins.derivation { name = "bench-tiny"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo bench > $out" ]; }`;
   }
@@ -461,7 +471,7 @@ try {
           const prefix = fresh(w, 'ceiling');
           return { cmd: node, args: [childJs, 'putloop', '--endpoint', server.endpoint, '--key', server.creds.accessKeyId, '--bucket', 'bench', '--prefix', prefix, '--dir', p.mirror], env: { ...env, BENCH_S3_SECRET: server.creds.secretAccessKey }, after: () => server.drop(prefix) };
         } });
-        await alternate(server, `upload ${w}`, arms);
+        await alternate(server, `upload ${w}`, arms, p.objects);
       } else if (w === 'noop') {
         for (const k of ['manual', 'cache'] as const) {
           const p = projects.get(k)!;
@@ -475,7 +485,7 @@ try {
           await alternate(server, `no-op ${k}`, [
             { name: 'releng upload (re-run)', prepare: async () => { writeConfig(p.dir, `pub-${k}/`, 'unused-prod/'); return { ...upload(p), cwd: p.dir, env }; } },
             { name: 'rclone copy --checksum --fast-list', prepare: async () => ({ cmd: 'rclone', args: ['copy', p.mirror, remote(rprefix), '--transfers', '16', '--checkers', '16', '--checksum', '--fast-list'], env }) },
-          ]);
+          ], p.objects);
         }
       } else if (w === 'verify') {
         for (const p of projects.values()) {
@@ -483,7 +493,7 @@ try {
             await alternate(server, `verify${deep ? ' --deep' : ''} ${p.kind}`, [
               { name: `releng verify${deep ? ' --deep' : ''}`, prepare: async () => { writeConfig(p.dir, `pub-${p.kind}/`, 'unused-prod/'); return { ...releng(['verify', '--environment', 'bench', ...(deep ? ['--deep'] : [])]), cwd: p.dir, env }; } },
               { name: `rclone check --one-way${deep ? ' --download' : ''}`, prepare: async () => ({ cmd: 'rclone', args: ['check', p.mirror, remote(`pub-${p.kind}/`), '--one-way', '--checkers', '16', '--fast-list', ...(deep ? ['--download'] : [])], env }) },
-            ]);
+            ], p.objects);
           }
         }
       } else if (w === 'promote') {
@@ -498,7 +508,7 @@ try {
               const prefix = fresh(`promote-${p.kind}`, 'rclone');
               return { cmd: 'rclone', args: ['copy', remote(`pub-${p.kind}/`), remote(prefix), '--transfers', '16', '--checkers', '16', '--fast-list'], env, after: () => server.drop(prefix) };
             } },
-          ]);
+          ], p.objects);
         }
       } else if (w === 'startup') {
         const p = projects.get('manual')!;
@@ -538,23 +548,27 @@ const fmt = (ms: number) => (ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Ma
 const lines: string[] = [];
 lines.push(`# releng bench (issue 16)`, '');
 lines.push(`- machine: ${os.cpus()[0]?.model} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}, ${run('rclone', ['version']).split('\n')[0]}; data on ${base}`);
-lines.push(`- date: ${new Date().toISOString()}; ${pairs} pairs after ${warmup} warm-up; --scale ${scale} (manual ${Math.max(1, Math.round(2000 * scale))} files, cache ${Math.max(1, Math.round(1000 * scale))} store paths); tarballs 4 × ${tarballMiB} MiB; servers ${servers.join(', ')}`);
+lines.push(`- date: ${new Date().toISOString()}; ${pairs} pairs after ${warmup} warm-up; --scale ${scale} (manual ${Math.max(1, Math.round(2000 * scale))} files, cache ${Math.max(1, Math.round(1000 * scale))} store paths of ${Math.round(pathKiB / 10)}–${pathKiB} KiB); tarballs 4 × ${tarballMiB} MiB; servers ${servers.join(', ')}`);
 lines.push(`- load before: ${uptimeBefore}`);
 lines.push(`- load after:  ${uptimeAfter}`);
 lines.push(`- requests counted at the server: s3rver's request log, RGW's beast access log (debug rgw 1), the same for every arm; LIST = GET on the bucket with a list query`);
 lines.push('');
-lines.push('| server | workload | arm | wall median (min–max) | ratio releng/arm (median of pairs) | client CPU | server CPU | PUT | HEAD | GET | LIST | other | peak RSS |');
-lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+lines.push('| server | workload | arm | wall median (min–max) | ratio releng/arm (median of pairs) | client CPU | server CPU | PUT | HEAD | GET | LIST | other | peak RSS | objects | wall / 1,000 objects | client CPU / 1,000 objects |');
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 const groups = new Map<string, Row[]>();
 for (const r of rows) groups.set(`${r.server}|${r.workload}`, [...(groups.get(`${r.server}|${r.workload}`) ?? []), r]);
 const ratioOf = (a: Row, b: Row) => stats(a.runs.map((x, i) => x.wallMs / b.runs[i]!.wallMs)).median;
 const maxReq = (r: Row, m: string) => Math.max(...r.runs.map((x) => x.req[m] ?? 0));
+// Per 1,000 objects of the workload's mirror (issue 31: the growth between --scale 1, 10 and 50 as a curve); fixed costs included.
+const perThousand = (r: Row, wallMedian: number) => (r.objects
+  ? `${r.objects} | ${fmt((wallMedian / r.objects) * 1000)} | ${fmt((stats(r.runs.map((x) => x.cpuMs)).median / r.objects) * 1000)}`
+  : ' | | ');
 for (const rs of groups.values()) {
   const a = rs[0]!;
   for (const r of rs) {
     const t = stats(r.runs.map((x) => x.wallMs));
     const others = Math.max(...r.runs.map((x) => Object.entries(x.req).filter(([m]) => !['PUT', 'HEAD', 'GET', 'LIST'].includes(m)).reduce((n, [, v]) => n + v, 0)));
-    lines.push(`| ${r.server} | ${r.workload} | ${r.arm} | ${fmt(t.median)} (${fmt(t.min)}–${fmt(t.max)}) | ${r === a ? '' : ratioOf(a, r).toFixed(2)} | ${fmt(stats(r.runs.map((x) => x.cpuMs)).median)} | ${fmt(stats(r.runs.map((x) => x.serverCpuMs)).median)} | ${maxReq(r, 'PUT')} | ${maxReq(r, 'HEAD')} | ${maxReq(r, 'GET')} | ${maxReq(r, 'LIST')} | ${others} | ${Math.round(Math.max(...r.runs.map((x) => x.maxRssKiB)) / 1024)} MiB |`);
+    lines.push(`| ${r.server} | ${r.workload} | ${r.arm} | ${fmt(t.median)} (${fmt(t.min)}–${fmt(t.max)}) | ${r === a ? '' : ratioOf(a, r).toFixed(2)} | ${fmt(stats(r.runs.map((x) => x.cpuMs)).median)} | ${fmt(stats(r.runs.map((x) => x.serverCpuMs)).median)} | ${maxReq(r, 'PUT')} | ${maxReq(r, 'HEAD')} | ${maxReq(r, 'GET')} | ${maxReq(r, 'LIST')} | ${others} | ${Math.round(Math.max(...r.runs.map((x) => x.maxRssKiB)) / 1024)} MiB | ${perThousand(r, t.median)} |`);
   }
 }
 

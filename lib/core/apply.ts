@@ -2,7 +2,7 @@
 // concurrency and bounded, jittered retries on transient failures. Nothing else writes. It knows no
 // kind of action: the caller passes how each is rendered, applied and sized (lib/actions/ has every
 // domain's; lib/git/restore.ts only the repository's) and the writers those handlers use.
-import pLimit from 'p-limit';
+import { forEachLimited } from './each.ts';
 import { renderPlan, type Action, type Plan } from './plan.ts';
 import { ReleaseError } from './errors.ts';
 import type { Logger } from './log.ts';
@@ -99,10 +99,10 @@ export async function apply<W extends object>(plan: Plan, opts: ApplyOptions<W>)
     const totalBytes = step.actions.reduce((n, a) => n + kinds.bytes(a), 0);
     const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
     const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
-    const limit = pLimit(step.concurrency ?? opts.concurrency ?? 16);
     let failure: { action: Action; error: unknown } | undefined;
     let stepDone = 0;
-    await Promise.all(step.actions.map((action) => limit(async () => {
+    // A fixed set of workers over the step's actions, not a promise and closure per action (issue 31).
+    await forEachLimited(step.actions, step.concurrency ?? opts.concurrency ?? 16, async (action) => {
       if (failure) return;
       // Bytes of the current attempt: a retried upload takes them back, so totals count each byte once.
       let sent = 0;
@@ -121,7 +121,7 @@ export async function apply<W extends object>(plan: Plan, opts: ApplyOptions<W>)
       } catch (error) {
         failure ??= { action, error };
       }
-    })));
+    });
     progress?.stop();
     if (failure) {
       phase.fail();

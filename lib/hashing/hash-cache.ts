@@ -24,18 +24,20 @@ export interface HashCache {
   readonly file: string;
 }
 
-// [dev, ino, size, mtimeNs, ctimeNs, sha256, md5 base64 or '']
-type Entry = [string, string, string, string, string, string, string];
-// The envelope is parsed with zod; each entry is checked when it is looked up (isEntry): a zod
-// tuple per entry cost ~15 µs, 30 ms for the bench's 2,000 files on every run (issue 16), for
-// entries most runs read once. A malformed entry is ignored (the file is hashed again), as before.
-const fileSchema = z.object({ version: z.literal(2), files: z.record(z.string(), z.unknown()) });
+// Version 4: keyed by the file's identity, "dev:ino", one string each: "size:mtimeNs:ctimeNs:sha256:md5"
+// (md5 base64, or empty). Version 2 held an array of 7 strings per path, about 500 bytes of heap each;
+// a 100,000-page manual is 200,000 paths (release/manual and its hard links under the version
+// directory) but 100,000 files, now about 110 bytes each (issue 31). Hard links of one file share
+// its entry: they are the same bytes. The envelope is parsed with zod; each entry is checked when it
+// is looked up (a zod schema per entry cost ~15 µs each, issue 16). An old or malformed entry is
+// ignored (the file is hashed again).
+const fileSchema = z.object({ version: z.literal(4), files: z.record(z.string(), z.unknown()) });
 const SHA256 = /^[0-9a-f]{64}$/;
-function isEntry(e: unknown): e is Entry {
-  return Array.isArray(e) && e.length === 7 && e.every((v) => typeof v === 'string') && SHA256.test(e[5]);
-}
 
-const stamp = (st: BigIntStats) => [String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)] as const;
+/** The key of a file: its device and inode. */
+const idOf = (st: BigIntStats) => [st.dev, st.ino].join(':');
+/** The rest of its identity, ending with ':' (the sha256 follows). */
+const stamp = (st: BigIntStats) => [st.size, st.mtimeNs, st.ctimeNs, ''].join(':');
 
 /** Opens (or starts) the memo in `dir`/hashes.json; a missing, old or corrupt file means an empty memo. */
 export async function openHashCache(dir: string, opts: { racyMs?: number } = {}): Promise<HashCache> {
@@ -47,27 +49,31 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
     if (parsed.success) files = parsed.data.files;
   } catch { /* missing or not JSON: start empty, files get hashed */ }
   let dirty = false;
-  const getDigest = (f: string, st: BigIntStats): FileDigest | undefined => {
-    const e = files[f];
-    if (!isEntry(e)) return undefined;
+  const getDigest = (_file: string, st: BigIntStats): FileDigest | undefined => {
+    const e = files[idOf(st)];
+    if (typeof e !== 'string') return undefined;
     const s = stamp(st);
-    if (!s.every((v, i) => e[i] === v)) return undefined;
-    return { sha256: e[5], ...(e[6] ? { md5: e[6] } : {}), size: Number(st.size) };
+    if (!e.startsWith(s)) return undefined;
+    const sha256 = e.slice(s.length, s.length + 64);
+    if (!SHA256.test(sha256) || (e.length > s.length + 64 && e[s.length + 64] !== ':')) return undefined;
+    const md5 = e.slice(s.length + 65);
+    return { sha256, ...(md5 ? { md5 } : {}), size: Number(st.size) };
   };
   return {
     file,
     getDigest,
     get: (f, st) => getDigest(f, st)?.sha256,
-    set(f, st, sha256, md5) {
+    set(_file, st, sha256, md5) {
       if (Date.now() - Number(st.mtimeMs) < racyMs || Date.now() - Number(st.ctimeMs) < racyMs) return;
-      files[f] = [...stamp(st), sha256, md5 ?? ''];
+      // join: one flat string (a template literal leaves a tree of cons strings, kept for the whole run).
+      files[idOf(st)] = [stamp(st) + sha256, md5 ?? ''].join(':');
       dirty = true;
     },
     async save() {
       if (!dirty) return;
       await mkdir(dir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify({ version: 2, files }));
+      await writeFile(tmp, JSON.stringify({ version: 4, files }));
       await rename(tmp, file);
       dirty = false;
     },

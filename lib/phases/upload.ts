@@ -10,6 +10,7 @@
 // once everything it announces is published.
 import { apply, planSize, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
+import { countByKind } from '../core/plan.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
 import { gitWriter } from '../git/push.ts';
@@ -60,11 +61,15 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     phase = log.phase('planning upload');
     memo = await openUploadMemos(ctx, target, hashCache);
     const run: RunState = { memo, knowledge: runKnowledge(), cacheLocal: cacheKnowledge() };
-    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
+    let plan: UploadPlan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     // 4. Confirmation (environments that ask for it), then apply.
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
     const applied = await publish(ctx, target, plan, run, deps);
+    // The S3 actions are done with: counted, then let go before the verification (issue 31: one
+    // object per planned put, 300,000 for a 100,000-page manual). The summary reads the rest.
+    const planned = countByKind(plan);
+    plan = { steps: plan.steps.map((s) => ({ ...s, actions: s.actions.filter((a) => !a.kind.startsWith('s3.')) })), skipped: plan.skipped };
     // 5. The whole release, read back.
     const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0 });
     // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed
@@ -80,7 +85,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
       await apply(lists.plan, { log, dryRun: false, writers: { s3: target.s3 } });
     }
     // 7. Where it is.
-    return await summarizeUpload(ctx, target, { result, plan, applied, signingKey, verified });
+    return await summarizeUpload(ctx, target, { result, plan, planned, applied, signingKey, verified });
   } finally {
     // A dry run wrote nothing and leaves the journal as it found it.
     const intents = memo?.intents;

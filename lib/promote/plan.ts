@@ -211,6 +211,7 @@ async function sourceClosure(req: PromoteRequest, roots: string[], withHeads: bo
   let wave = [...new Set(roots)];
   for (let depth = 0; wave.length && depth < 10_000; depth++) {
     const next = new Set<string>();
+    const inWave = new Set(wave); // a lookup per reference (issue 31: wave.includes made a wide closure quadratic)
     await Promise.all(wave.map((p) => limit(async () => {
       const key = `${cache.prefix}${hashPart(p)}.narinfo`;
       // HEADs only when the narinfo's headers are needed (a transfer); a server-side copy carries them.
@@ -218,7 +219,7 @@ async function sourceClosure(req: PromoteRequest, roots: string[], withHeads: bo
       if (text === undefined || (withHeads && !head)) throw new ReleaseError(`${p} is in the closure of ${req.project} ${req.version} but ${objectUrl(cache.bucket, key)} is missing in ${req.source.name}`, `the source cache is incomplete: run \`releng verify --environment ${req.source.name}\` and re-upload there first; nothing was copied`);
       const info = parseNarInfo(text, objectUrl(cache.bucket, key));
       out.set(p, { text, head, info });
-      for (const r of info.references) if (!out.has(r) && !wave.includes(r)) next.add(r);
+      for (const r of info.references) if (!out.has(r) && !inWave.has(r)) next.add(r);
     })));
     wave = [...next].filter((p) => !out.has(p));
   }

@@ -81,14 +81,27 @@ function parseLines(text: string): Line[] {
   return out;
 }
 
-/** Reads every journal file in `dir`: name → lines. */
-async function readAll(dir: string): Promise<Map<string, Line[]>> {
+/** Reads every journal file in `dir` (but `except`): name → lines. */
+async function readAll(dir: string, except?: string): Promise<Map<string, Line[]>> {
   const out = new Map<string, Line[]>();
   const names = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.endsWith('.jsonl')).map(async (n) => {
+  await Promise.all(names.filter((n) => n.endsWith('.jsonl') && n !== except).map(async (n) => {
     const text = await readFile(path.join(dir, n), 'utf8').catch(() => undefined);
     if (text !== undefined) out.set(n, parseLines(text));
   }));
+  return out;
+}
+
+/** The lines of one journal file (missing: none) that name a key `wanted` has (the others are not parsed). */
+async function readLinesFor(file: string, wanted: Map<string, unknown>): Promise<Line[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const out: Line[] = [];
+  for (let at = 0; at < text.length;) {
+    const end = text.indexOf('\n', at);
+    const l = text.slice(at, end < 0 ? text.length : end);
+    at = end < 0 ? text.length : end + 1;
+    for (const v of parseLines(l)) if (wanted.has(id(v.store, v.bucket, v.key))) out.push(v);
+  }
   return out;
 }
 
@@ -118,8 +131,10 @@ export async function openIntentJournal(dir: string, store: string): Promise<Int
     if (l.op === 'begin' && l.store === store) pendingAtOpen.set(k, { bucket: l.bucket, key: l.key, ...(l.sha256 ? { sha256: l.sha256 } : {}), ...(l.size !== undefined ? { size: l.size } : {}) });
   }
   const settledKeys = new Set<string>();
-  // This run's lines (for close's fold) and its write queue.
-  const mine: Line[] = [];
+  // This run's writes begun and not yet acknowledged (id → the begin's time): as many as are in
+  // flight. The lines themselves are not kept (issue 31: two per object, 60 MB at 300,000 objects);
+  // close reads them back from this run's file when another file names the same keys.
+  const openMine = new Map<string, number>();
   let queue: string[] = [];
   let fh: FileHandle | undefined;
   let tail: Promise<void> = Promise.resolve();
@@ -154,7 +169,13 @@ export async function openIntentJournal(dir: string, store: string): Promise<Int
     tail = run;
     return run;
   };
-  const push = (l: Line) => { mine.push(l); queue.push(JSON.stringify(l) + '\n'); };
+  const push = (l: Line) => {
+    if (l.store === store) {
+      if (l.op === 'begin') openMine.set(id(l.store, l.bucket, l.key), l.t);
+      else openMine.delete(id(l.store, l.bucket, l.key));
+    }
+    queue.push(JSON.stringify(l) + '\n');
+  };
 
   return {
     file,
@@ -176,11 +197,33 @@ export async function openIntentJournal(dir: string, store: string): Promise<Int
         const i = pendingAtOpen.get(k)!;
         push({ op: 'end', store, bucket: i.bucket, key: i.key, t: now() });
       }
-      // The fold over every file, with this run's lines as they are in memory (some not yet flushed).
-      const all = await readAll(dir);
-      all.set(name, mine);
-      const last = fold(all.values());
-      const openInMine = mine.some((l) => l.op === 'begin' && last.get(id(l.store, l.bucket, l.key)) === l);
+      // The fold over every other file, then this run's last line for each key they name (read
+      // back from this run's file: they are rarely any, as a run that ends cleanly leaves no file).
+      const all = await readAll(dir, name);
+      const others = fold(all.values());
+      const mineLast = new Map<string, Line>();
+      if (others.size) {
+        await flush(false);
+        for (const l of await readLinesFor(file, others)) {
+          const k = id(l.store, l.bucket, l.key);
+          const had = mineLast.get(k);
+          if (!had || l.t > had.t || (l.t === had.t && l.op === 'end')) mineLast.set(k, l);
+        }
+      }
+      // What fold() over every file with this run's lines would give for key k.
+      const lastOf = (k: string): Line | undefined => {
+        const o = others.get(k);
+        const m = mineLast.get(k);
+        if (!m || !o) return m ?? o;
+        return m.t > o.t || (m.t === o.t && m.op === 'end') ? m : o;
+      };
+      const isMine = (l: Line | undefined) => l !== undefined && mineLast.get(id(l.store, l.bucket, l.key)) === l;
+      // A begin of this run that nothing later (here or in another file) closed.
+      let openInMine = false;
+      for (const [k, t] of openMine) {
+        const o = others.get(k);
+        if (!o || t > o.t || (t === o.t && o.op !== 'end')) { openInMine = true; break; }
+      }
       // Files of runs that ended (dead, or closed in this process): rewritten with only their
       // intents still open, or removed. A live run's file is left as it is.
       let needed = false;
@@ -188,10 +231,10 @@ export async function openIntentJournal(dir: string, store: string): Promise<Int
         if (n === name) continue;
         const pid = Number(n.split('-')[0]);
         const ended = closedHere.has(path.join(dir, n)) || (Number.isInteger(pid) && pid !== process.pid && !alive(pid));
-        const still = lines.filter((l) => l.op === 'begin' && last.get(id(l.store, l.bucket, l.key)) === l);
+        const still = lines.filter((l) => l.op === 'begin' && lastOf(id(l.store, l.bucket, l.key)) === l);
         if (!ended) {
           // This run's lines that supersede a live run's intent must stay on disk.
-          if (lines.some((l) => l.op === 'begin' && last.get(id(l.store, l.bucket, l.key)) !== l && mine.includes(last.get(id(l.store, l.bucket, l.key))!))) needed = true;
+          if (lines.some((l) => l.op === 'begin' && lastOf(id(l.store, l.bucket, l.key)) !== l && isMine(lastOf(id(l.store, l.bucket, l.key))))) needed = true;
           continue;
         }
         if (still.length === lines.length) continue;

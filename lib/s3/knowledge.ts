@@ -77,11 +77,23 @@ export interface RunKnowledgeOptions {
   onListed?: (bucket: string, objects: RemoteObject[]) => void;
 }
 
+/**
+ * What is expected at one key. Kept per bucket, under the caller's own key string (the plan's, the
+ * listing's): no string of its own per object (issue 31). `md5` as the caller gave it (base64 from
+ * the hashed files, shared with them; hex from promote), `conflicted` once two callers expected other bytes.
+ */
+interface Expected { md5?: string; size: number; bytes?: Buffer; written?: boolean; conflicted?: boolean }
+
 export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
   const id = (bucket: string, key: string) => `${bucket}\0${key}`;
-  const expected = new Map<string, { md5: string; size: number; bytes?: Buffer }>();
-  const written = new Set<string>();
-  const conflicted = new Set<string>();
+  const expected = new Map<string, Map<string, Expected>>();
+  const entry = (bucket: string, key: string) => expected.get(bucket)?.get(key);
+  const known = (bucket: string, key: string) => { const e = entry(bucket, key); return e && e.md5 !== undefined && !e.conflicted ? e : undefined; };
+  const setEntry = (bucket: string, key: string, e: Expected) => {
+    let m = expected.get(bucket);
+    if (!m) expected.set(bucket, m = new Map());
+    m.set(key, e);
+  };
   const listings = new Map<string, { bucket: string; prefix: string; listing: Promise<RemoteObject[]>; stale: boolean }>();
   let lists = 0;
   const planListing = (bucket: string, prefix: string): Promise<RemoteObject[]> | undefined => {
@@ -100,34 +112,34 @@ export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
     listing.catch(() => { if (listings.get(id(bucket, prefix)) === entry) listings.delete(id(bucket, prefix)); });
   };
   return {
-    md5: (bucket, key) => { const e = expected.get(id(bucket, key)); return e ? { md5: e.md5, size: e.size } : undefined; },
-    bytes: async (bucket, key) => expected.get(id(bucket, key))?.bytes,
-    written: (bucket, key) => written.has(id(bucket, key)),
+    md5: (bucket, key) => { const e = known(bucket, key); return e ? { md5: md5Hex(e.md5!), size: e.size } : undefined; },
+    bytes: async (bucket, key) => known(bucket, key)?.bytes,
+    written: (bucket, key) => !!known(bucket, key)?.written,
     expect(bucket, key, md5, size, bytes) {
       const hex = singlePartEtag(md5Hex(md5));
-      const k = id(bucket, key);
-      const old = expected.get(k);
+      const old = entry(bucket, key);
+      // Unknown bytes (a multipart ETag): know nothing of it (a HEAD decides).
+      if (!hex) { if (old && !old.conflicted) expected.get(bucket)!.delete(key); return; }
+      if (old?.conflicted) return;
       // Two expectations of other bytes at one key: know nothing of it (a HEAD decides).
-      if (!hex) { expected.delete(k); return; }
-      if (conflicted.has(k) || (old && (old.md5 !== hex || old.size !== size))) { expected.delete(k); conflicted.add(k); return; }
-      if (!old || (bytes && !old.bytes)) expected.set(k, { md5: hex, size, ...(bytes ? { bytes } : old?.bytes ? { bytes: old.bytes } : {}) });
+      if (old && (md5Hex(old.md5!) !== hex || old.size !== size)) { setEntry(bucket, key, { size, conflicted: true }); return; }
+      if (!old) setEntry(bucket, key, { md5, size, ...(bytes ? { bytes } : {}) });
+      else if (bytes && !old.bytes) old.bytes = bytes;
     },
     forget(bucket, key) {
-      const k = id(bucket, key);
-      expected.delete(k);
-      conflicted.delete(k);
-      written.delete(k);
+      expected.get(bucket)?.delete(key);
     },
     listed,
     touch(bucket, key) {
-      written.delete(id(bucket, key));
-      for (const l of listings.values()) if (l.bucket === bucket && key.startsWith(l.prefix)) l.stale = true;
+      const e = entry(bucket, key);
+      if (e) e.written = false;
+      // A stale listing is never served again: dropped, so its objects are not held for the rest of the run.
+      for (const [k, l] of listings) if (l.bucket === bucket && key.startsWith(l.prefix)) { l.stale = true; listings.delete(k); }
     },
     acknowledged(bucket, key, etag) {
-      const e = expected.get(id(bucket, key));
+      const e = known(bucket, key);
       const got = singlePartEtag(etag);
-      if (e && got && got === e.md5) written.add(id(bucket, key));
-      else written.delete(id(bucket, key));
+      if (e) e.written = !!got && got === md5Hex(e.md5!);
     },
     planListing,
     list(bucket, prefix) {

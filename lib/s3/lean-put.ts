@@ -77,13 +77,25 @@ function s3Error(status: number, body: string): Error {
   return Object.assign(new Error(message), { name: code, $metadata: { httpStatusCode: status } });
 }
 
-/** The text of the first <NAME>...</NAME> in `xml` (no attributes: S3's listing elements have none). */
-function xmlElement(xml: string, name: string): string | undefined {
-  const open = xml.indexOf(`<${name}>`);
-  if (open < 0) return undefined;
-  const from = open + name.length + 2;
-  const close = xml.indexOf(`</${name}>`, from);
-  return close < 0 ? undefined : xml.slice(from, close);
+const CONTENTS = Buffer.from('<Contents>');
+const CONTENTS_END = Buffer.from('</Contents>');
+const TAGS = new Map<string, [Buffer, Buffer]>();
+
+/** The text of the first <name> element of raw[from, to), decoded as a string of its own (not a slice of the page). */
+function rawElement(raw: Buffer, from: number, to: number, name: string): string | undefined {
+  let tags = TAGS.get(name);
+  if (!tags) TAGS.set(name, tags = [Buffer.from(`<${name}>`), Buffer.from(`</${name}>`)]);
+  const open = raw.indexOf(tags[0], from);
+  if (open < 0 || open >= to) return undefined;
+  const a = open + tags[0].length;
+  const close = raw.indexOf(tags[1], a);
+  return close < 0 || close > to ? undefined : raw.toString('utf8', a, close);
+}
+
+/** A listed ETag, unescaped: `&quot;HEX&quot;` (as most servers list it) to `"HEX"` as one flat string. */
+function unescapeEtag(s: string): string {
+  if (s.startsWith('&quot;') && s.endsWith('&quot;') && s.indexOf('&', 6) === s.length - 6) return ['"', s.slice(6, -6), '"'].join('');
+  return unescapeXml(s);
 }
 
 /** XML text to string: the five named entities and numeric references. */
@@ -138,11 +150,12 @@ export function leanClient(target: LeanTarget) {
   }
 
   /** One signed request, its answer read whole. */
-  async function request(method: string, o: RequestSpec): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  async function request(method: string, o: RequestSpec): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; raw: Buffer }> {
     const res = await open(method, o);
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
-    return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
+    const raw = Buffer.concat(chunks);
+    return { status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw };
   }
 
   const ok = <R extends { status: number; body: string }>(r: R): R => { if (r.status < 200 || r.status >= 300) throw s3Error(r.status, r.body); return r; };
@@ -231,19 +244,22 @@ export function leanClient(target: LeanTarget) {
         const r = ok(await request('GET', { bucket, key: '', query, headers: {}, payloadSha256: EMPTY_SHA256, length: 0 }));
         // <Contents> elements found with indexOf, not regexes: a page of 1,000 keys is parsed on
         // every listing of an upload, verify and promote (issue 16's profile of the no-op upload).
-        const body = r.body;
-        for (let at = body.indexOf('<Contents>'); at >= 0; at = body.indexOf('<Contents>', at)) {
-          const end = body.indexOf('</Contents>', at);
+        // Keys and ETags are decoded from the response's bytes, each its own string: a substring of
+        // the page's text would keep the whole page (~400 bytes an object) alive for as long as any
+        // key of it is (issue 31: listings of 300,000 objects are held through a verification).
+        const raw = r.raw;
+        for (let at = raw.indexOf(CONTENTS); at >= 0; at = raw.indexOf(CONTENTS, at)) {
+          const end = raw.indexOf(CONTENTS_END, at);
           if (end < 0) break;
-          const item = body.slice(at + 10, end);
-          at = end + 11;
-          const key = xmlElement(item, 'Key');
+          const from = at + CONTENTS.length;
+          at = end + CONTENTS_END.length;
+          const key = rawElement(raw, from, end, 'Key');
           if (key === undefined) continue;
-          const etag = xmlElement(item, 'ETag');
-          const modified = xmlElement(item, 'LastModified');
+          const etag = rawElement(raw, from, end, 'ETag');
+          const modified = rawElement(raw, from, end, 'LastModified');
           const mtime = modified ? Math.floor(Date.parse(modified) / 1000) : undefined;
-          const size = Number(xmlElement(item, 'Size') ?? 0);
-          out.push({ key: unescapeXml(key), size: Number.isNaN(size) ? 0 : size, etag: etag === undefined ? undefined : unescapeXml(etag), ...(mtime !== undefined && !Number.isNaN(mtime) ? { mtime } : {}) });
+          const size = Number(rawElement(raw, from, end, 'Size') ?? 0);
+          out.push({ key: unescapeXml(key), size: Number.isNaN(size) ? 0 : size, etag: etag === undefined ? undefined : unescapeEtag(etag), ...(mtime !== undefined && !Number.isNaN(mtime) ? { mtime } : {}) });
         }
         const truncated = /<IsTruncated>true<\/IsTruncated>/.test(r.body);
         token = truncated ? unescapeXml(/<NextContinuationToken>([\s\S]*?)<\/NextContinuationToken>/.exec(r.body)?.[1] ?? '') || undefined : undefined;

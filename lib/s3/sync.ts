@@ -1,6 +1,6 @@
 // Plans the upload of local files under a bucket prefix: skip what is there with the same sha256,
 // put what is new or different, and (for the manual) delete what is stale. Reads only.
-import pLimit from 'p-limit';
+import { forEachLimited } from '../core/each.ts';
 import type { Skip } from '../core/plan.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
@@ -60,17 +60,24 @@ const byLocale = new Intl.Collator();
 /** Compares local files with one flat listing, then HEADs only same-size objects the record cannot vouch for. */
 export async function planSync(reader: S3Reader, req: SyncRequest): Promise<SyncPlan> {
   const listing = req.listing ?? reader.list(req.bucket, req.prefix);
-  if (req.knowledge) {
-    req.knowledge.listed(req.bucket, req.prefix, listing);
-    for (const f of req.files) if (f.md5) req.knowledge.expect(req.bucket, req.prefix + f.rel, f.md5, f.size);
-  }
+  // Each key built once: the knowledge, the plan and the comparison share the string (issue 31).
+  // A listed key's string stands for it from then on (the listing is kept for the closing verification).
+  const keys = req.files.map((f) => req.prefix + f.rel);
+  req.knowledge?.listed(req.bucket, req.prefix, listing);
   const remote = new Map((await listing).map((o) => [o.key, o]));
-  const limit = pLimit(req.concurrency ?? 32);
+  req.files.forEach((f, i) => {
+    const r = remote.get(keys[i]!);
+    if (r) keys[i] = r.key;
+    if (f.md5) req.knowledge?.expect(req.bucket, keys[i]!, f.md5, f.size);
+  });
   const puts: S3Put[] = [];
   let unchanged = 0;
-  await Promise.all(req.files.map((f) => limit(async () => {
-    const key = req.prefix + f.rel;
+  // Workers over the files (lib/core/each.ts), not a promise per file; a listed key a local file
+  // claims leaves `remote`, so what stays there is what no local file has (the stale objects).
+  await forEachLimited(req.files, req.concurrency ?? 32, async (f, i) => {
+    const key = keys[i]!;
     const r = remote.get(key);
+    remote.delete(key);
     const { state, why } = await judgeRemote(reader, req.bucket, key, r, f, { record: req.record, intents: req.intents });
     if (state === 'same') { unchanged++; return; }
     const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
@@ -79,11 +86,10 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
       kind: 's3.put', bucket: req.bucket, key, source: f.source, size: f.size, sha256: f.sha256, contentType: h.contentType, contentEncoding: h.contentEncoding, cacheControl: req.cacheControl, reason, ...(why ? { why } : {}),
       ...(f.md5 ? { md5: f.md5 } : {}), ...(req.createOnly && reason === 'new' ? { createOnly: true } : {}),
     });
-  })));
+  });
   puts.sort((a, b) => byLocale.compare(a.key, b.key));
-  const local = new Set(req.files.map((f) => req.prefix + f.rel));
   const deletes: S3Delete[] = req.deleteStale
-    ? [...remote.keys()].filter((k) => !local.has(k)).sort().map((key) => ({ kind: 's3.delete', bucket: req.bucket, key }))
+    ? [...remote.keys()].sort().map((key) => ({ kind: 's3.delete', bucket: req.bucket, key }))
     : [];
   const skipped: Skip[] = unchanged ? [{ what: `${unchanged} object${unchanged === 1 ? '' : 's'} in s3://${req.bucket}/${req.prefix}`, reason: 'already there with the same sha256' }] : [];
   return { puts, deletes, skipped, unchanged };

@@ -18,7 +18,7 @@ import type { LocalFile } from '../s3/sync.ts';
 export type { Md5Wanted } from '../hashing/checksums.ts';
 
 export interface CheckedInputs {
-  /** Absolute artifact path → its digest, as read now (equal to build-result.json's). */
+  /** Artifact path as build-result.json records it (relative to release/artifacts) → its digest, as read now (equal to build-result.json's). */
   artifacts: Map<string, FileDigest>;
   /** release/manual as LocalFiles (checked). */
   manual: LocalFile[];
@@ -55,7 +55,8 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
       problems.push(`${file}: ${d.size} bytes, sha256 ${d.sha256}; build-result.json recorded ${a.size} bytes, sha256 ${a.sha256}`);
       return;
     }
-    artifacts.set(file, d);
+    // Keyed by the artifact's own path string (no absolute path kept per file: issue 31).
+    artifacts.set(a.path, d);
   })));
   if (problems.length) {
     throw new ReleaseError(`release/artifacts does not match release/build-result.json:\n${problems.sort().slice(0, 20).map((p) => `  ${p}`).join('\n')}`, again('the release tree'));

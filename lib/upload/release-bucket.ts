@@ -26,12 +26,12 @@ export interface ReleaseBucketOptions {
   keepRootManifest?: string;
   /** --replace-artifacts: allow replacing objects of the release prefix whose content differs. */
   replaceArtifacts?: boolean;
-  /** Digests of the artifacts as checked before planning (lib/upload/inputs.ts): their MD5s ride along for Content-MD5. */
+  /** Digests of the artifacts as checked before planning, by build-result.json's path (lib/upload/inputs.ts): their MD5s ride along for Content-MD5. */
   digests?: Map<string, { md5?: string }>;
 }
 
-function localFile(rel: string, file: string, size: number, sha256: string, opts: ReleaseBucketOptions): LocalFile {
-  const md5 = opts.digests?.get(file)?.md5;
+function localFile(rel: string, artifact: string, file: string, size: number, sha256: string, opts: ReleaseBucketOptions): LocalFile {
+  const md5 = opts.digests?.get(artifact)?.md5;
   return { rel, source: { file }, size, sha256, ...(md5 ? { md5 } : {}) };
 }
 
@@ -40,7 +40,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
   const versionPrefix = `${result.releaseDir}/`;
   // Listed under the version directory only: the bucket holds every past release.
   const versioned = result.artifacts.filter((a) => a.path.startsWith(versionPrefix))
-    .map((a): LocalFile => localFile(a.path.slice(versionPrefix.length), path.join(artifactsDir, a.path), a.size, a.sha256, opts));
+    .map((a): LocalFile => localFile(a.path.slice(versionPrefix.length), a.path, path.join(artifactsDir, a.path), a.size, a.sha256, opts));
   // The version directory is immutable: new objects are created with If-None-Match where the environment has conditional writes.
   const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, intents: opts.intents, knowledge: opts.knowledge, createOnly: !opts.replaceArtifacts });
   const changed = files.puts.filter((p) => p.reason === 'changed');
@@ -55,7 +55,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
     skipped.push({ what: `root manifest.nix of ${releases.url}`, reason: opts.keepRootManifest });
   } else if (root) {
     // Only the root object is compared: a listing of the whole bucket root would walk every release.
-    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record, intents: opts.intents, knowledge: opts.knowledge });
+    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', root.path, path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record, intents: opts.intents, knowledge: opts.knowledge });
     steps.push({ title: `root manifest.nix to ${releases.url}`, actions: pointer.puts });
     skipped.push(...pointer.skipped);
   }

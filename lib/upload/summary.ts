@@ -52,7 +52,7 @@ async function imageDigests(target: OpenEnvironment, plan: Plan, version: string
 }
 
 /** The summary of an upload (after its closing verification, or of a dry run); logs where it is on a real run. */
-export async function summarizeUpload(ctx: Context, target: OpenEnvironment, o: { result: BuildResult; plan: Plan; applied: { byKind: Record<string, number>; bytes: number }; signingKey?: SigningKey; verified?: VerifyReport }): Promise<UploadSummary> {
+export async function summarizeUpload(ctx: Context, target: OpenEnvironment, o: { result: BuildResult; plan: Plan; planned?: Record<string, number>; applied: { byKind: Record<string, number>; bytes: number }; signingKey?: SigningKey; verified?: VerifyReport }): Promise<UploadSummary> {
   const { log, flags } = ctx;
   const { result, plan, applied, signingKey, verified } = o;
   const releasesUrl = `s3://${target.releases.bucket}/${target.releases.prefix}${result.releaseDir}/`;
@@ -83,7 +83,7 @@ export async function summarizeUpload(ctx: Context, target: OpenEnvironment, o: 
   }
   return {
     environment: target.name, version: result.version, dryRun: flags.dryRun,
-    planned: countByKind(plan), applied: applied.byKind, bytes: applied.bytes, releasesUrl, docsUrl, urls, images,
+    planned: o.planned ?? countByKind(plan), applied: applied.byKind, bytes: applied.bytes, releasesUrl, docsUrl, urls, images,
     ...(signingKey ? { cacheUrl, cachePublicKey: signingKey.publicKey } : {}),
     ...(gitPush ? { gitRemote: gitPush.remote } : {}),
     ...(verified ? { verified: verified.checked } : {}),

@@ -25,7 +25,7 @@ import { normalizeEtag } from '../s3/record.ts';
 import { withHeadFallback, type RemoteObject } from '../s3/store.ts';
 import { decodeSmall, isZstd } from './decompress.ts';
 import { listingProblem, sniffListingEncoding } from './listing.ts';
-import { digestNar, hashStream, knownCompression, readAll } from './objects.ts';
+import { CHECKS_IN_FLIGHT, digestNar, hashStream, knownCompression, readAll } from './objects.ts';
 import type { ObjectDigest } from '../hashing/digester.ts';
 import { HashWorkerError } from '../hashing/pool.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
@@ -140,15 +140,19 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
         if (wrong) problem(ls, `${wrong} (${storePath})`, redo(ls));
       };
 
-      // Breadth-first over references; each path once. Bounded by the closure itself.
+      // Breadth-first over references; each path once. Bounded by the closure itself. At most
+      // CHECKS_IN_FLIGHT paths are checked at once (issue 31): the others wait as a store path in
+      // the queue, not as a running check holding its narinfo's bytes, text and parse (every path
+      // of a 10,000-path closure was in flight at once, ~8 KB each).
       const seen = new Set<string>();
-      const pending: Promise<void>[] = [];
+      const queue: ({ storePath: string; from?: string } | undefined)[] = [];
+      let head = 0;
       const visit = (storePath: string, from?: string) => {
         const h = hashPart(storePath);
         if (seen.has(h)) return;
         seen.add(h);
         scope.progress.addTotal(1);
-        pending.push(checkPath(storePath, from));
+        queue.push(from ? { storePath, from } : { storePath });
       };
       const checkPath = async (storePath: string, from?: string): Promise<void> => {
         const rel = `${hashPart(storePath)}.narinfo`;
@@ -248,8 +252,22 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
         scope.progress.item();
       };
       for (const p of [...Object.values(release.manifest), ...release.cacheRoots]) visit(p);
-      // Drain: visits add promises while earlier ones run.
-      for (let i = 0; i < pending.length; i++) await pending[i];
+      // Drain: checks add paths to the queue while they run; done when it is empty and none runs.
+      await new Promise<void>((resolve, reject) => {
+        let active = 0;
+        let failed = false;
+        const pump = () => {
+          while (!failed && active < CHECKS_IN_FLIGHT && head < queue.length) {
+            const next = queue[head]!;
+            queue[head++] = undefined;
+            if (head > 4096 && head * 2 > queue.length) { queue.splice(0, head); head = 0; }
+            active++;
+            checkPath(next.storePath, next.from).then(() => { active--; pump(); }, (e) => { failed = true; reject(e); });
+          }
+          if (!failed && active === 0 && head >= queue.length) resolve();
+        };
+        pump();
+      });
       count(report, 'store paths', seen.size);
       return report;
     },

@@ -2,15 +2,19 @@
 // for an unofficial build) exactly the files of the release's manual/ — the same files SHA256SUMS
 // lists under manual/ in the release prefix — with the same sha256, and nothing else.
 import { manualPrefixes } from '../upload/docs.ts';
-import { checkObject, metadataNote } from './objects.ts';
+import { forEachLimited } from '../core/each.ts';
+import { checkObject, CHECKS_IN_FLIGHT, metadataNote } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 
 export const docsVerifier: DestinationVerifier = {
   name: 'docs',
   async verify(t, release, scope) {
     const report = emptyReport();
-    const manual = [...release.files].filter(([rel]) => rel.startsWith('manual/')).map(([rel, e]) => [rel.slice('manual/'.length), e] as const);
-    if (manual.length === 0) {
+    // The manual's files, read from release.files as they are needed (no array of them: issue 31).
+    const manual = function* () { for (const [rel, e] of release.files) if (rel.startsWith('manual/')) yield [rel.slice('manual/'.length), e] as const; };
+    let pages = 0;
+    for (const _ of manual()) pages++;
+    if (pages === 0) {
       report.notChecked.push({ destination: this.name, what: `s3://${t.docs.bucket}/${t.docs.prefix}`, reason: 'the release has no manual/ files' });
       return report;
     }
@@ -20,12 +24,16 @@ export const docsVerifier: DestinationVerifier = {
       const prefix = t.docs.prefix + p;
       const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.docs.bucket, prefix));
       count(report, 'listed', listing.length);
-      const wanted = new Set(manual.map(([rel]) => prefix + rel));
+      // A listed key a page claims leaves `listed`: what stays there is no page of this manual.
       const listed = new Map(listing.map((o) => [o.key, o]));
-      scope.progress.addTotal(manual.length);
-      await Promise.all(manual.map(([rel, expected]) => checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key: prefix + rel, expected, listed: listed.get(prefix + rel) }, report)));
-      for (const o of listing) {
-        if (wanted.has(o.key)) continue;
+      scope.progress.addTotal(pages);
+      await forEachLimited(manual(), CHECKS_IN_FLIGHT, ([rel, expected]) => {
+        const key = prefix + rel;
+        const o = listed.get(key);
+        listed.delete(key);
+        return checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key, expected, listed: o }, report);
+      });
+      for (const o of listed.values()) {
         report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: scope.repairStale ?? `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });
       }
     }

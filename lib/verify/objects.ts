@@ -84,6 +84,13 @@ export function metadataNote(report: DestinationReport, destination: string, whe
     reason: 'the listing proved their bytes (ETag = MD5 of the files in release/); `releng verify --deep` reads the metadata too' });
 }
 
+/**
+ * Object checks a verifier runs at once (lib/core/each.ts workers): above the requests in flight
+ * (VerifyScope.limit, 16), so that limit stays busy, while holding a few dozen checks instead of
+ * one promise per object of the release (issue 31).
+ */
+export const CHECKS_IN_FLIGHT = 64;
+
 /** What a check of one S3 object needs to report a problem. */
 export interface ObjectCheck {
   destination: string;

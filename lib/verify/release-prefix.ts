@@ -1,7 +1,8 @@
 // The release prefix (PROJECT/PROJECT-VERSION/): every file SHA256SUMS lists is there with its size
 // and sha256, and nothing else is. SHA256SUMS and manifest.nix are always downloaded and hashed.
 // Listed once (upload hands in its plan's listing when it wrote nothing under the prefix since).
-import { checkObject, metadataNote } from './objects.ts';
+import { forEachLimited } from '../core/each.ts';
+import { checkObject, CHECKS_IN_FLIGHT, metadataNote } from './objects.ts';
 import { count, emptyReport, type DestinationVerifier } from './types.ts';
 
 export const releasePrefixVerifier: DestinationVerifier = {
@@ -12,10 +13,14 @@ export const releasePrefixVerifier: DestinationVerifier = {
     const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.releases.bucket, prefix));
     const listed = new Map(listing.map((o) => [o.key, o]));
     scope.progress.addTotal(release.files.size);
-    await Promise.all([...release.files].map(([rel, expected]) => checkObject(t, scope, {
-      destination: this.name, bucket: t.releases.bucket, key: prefix + rel, expected,
-      always: rel === 'SHA256SUMS' || rel === 'manifest.nix', listed: listed.get(prefix + rel),
-    }, report)));
+    // Workers over the files, not a promise per file (issue 31); requests stay bounded by scope.limit.
+    await forEachLimited(release.files, CHECKS_IN_FLIGHT, ([rel, expected]) => {
+      const key = prefix + rel;
+      return checkObject(t, scope, {
+        destination: this.name, bucket: t.releases.bucket, key, expected,
+        always: rel === 'SHA256SUMS' || rel === 'manifest.nix', listed: listed.get(key),
+      }, report);
+    });
     for (const o of listing) {
       const rel = o.key.slice(prefix.length);
       if (release.files.has(rel)) continue;

@@ -1,6 +1,6 @@
 // The hash memo of localTree (issue 6): unchanged files are not re-read; any change of content
 // (even with the same size), a replaced file or a corrupt memo means hashing again.
-import { mkdtemp, readFile, rename, stat, utimes, writeFile, rm } from 'node:fs/promises';
+import { link, mkdtemp, readFile, rename, stat, utimes, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,11 @@ describe('localTree with a hash memo', () => {
     // ctime is part of the key and cannot be set back, so the memo is only trusted for files
     // untouched since hashing; prove reuse by reading a planted value for an unchanged file.
     const memo = JSON.parse(await readFile(path.join(state, 'hashes.json'), 'utf8'));
-    memo.files[path.join(tree, "a.txt")][5] = 'f'.repeat(64);
+    const a = await stat(path.join(tree, 'a.txt'), { bigint: true });
+    const entry: string = memo.files[`${a.dev}:${a.ino}`];
+    const sha = sha256Text('aaaa');
+    expect(entry).toContain(`:${sha}:`);
+    memo.files[`${a.dev}:${a.ino}`] = entry.replace(sha, 'f'.repeat(64));
     await writeFile(path.join(state, 'hashes.json'), JSON.stringify(memo));
     cache = await openHashCache(state, { racyMs: 0 });
     expect((await localTree(tree, 2, { hashCache: cache }))[0]!.sha256).toBe('f'.repeat(64));
@@ -54,6 +58,20 @@ describe('localTree with a hash memo', () => {
     expect((await localTree(tree, 2, { hashCache: cache }))[1]!.sha256).toBe(sha256Text('cccc'));
   });
 
+  it('hard links of one file share its entry (release/manual and the version directory\'s copy: issue 31), and a change through either is seen', async () => {
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
+    await writeOld(path.join(tree, 'a.txt'), 'aaaa');
+    await link(path.join(tree, 'a.txt'), path.join(tree, 'b.txt'));
+    let cache = await openHashCache(state, { racyMs: 0 });
+    expect((await localTree(tree, 2, { hashCache: cache })).map((f) => f.sha256)).toEqual([sha256Text('aaaa'), sha256Text('aaaa')]);
+    await cache.save();
+    expect(Object.keys(JSON.parse(await readFile(path.join(state, 'hashes.json'), 'utf8')).files)).toHaveLength(1);
+    await writeFile(path.join(tree, 'b.txt'), 'AAAA');
+    cache = await openHashCache(state, { racyMs: 0 });
+    expect((await localTree(tree, 2, { hashCache: cache })).map((f) => f.sha256)).toEqual([sha256Text('AAAA'), sha256Text('AAAA')]);
+  });
+
   it('does not remember files modified within the racy window', async () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
@@ -68,8 +86,17 @@ describe('localTree with a hash memo', () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
     await writeOld(path.join(tree, 'a.txt'), 'aaaa');
-    await writeFile(path.join(state, 'hashes.json'), '{"version":2,"files":{"x":[1]}}');
+    await writeFile(path.join(state, 'hashes.json'), '{"version":4,"files":{"x":[1]}}');
     const files = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
     expect(files[0]!.sha256).toBe(sha256Text('aaaa'));
+    // An entry of the right file with the right identity but a cut-short or foreign digest, and a
+    // version-2 entry (an array), are ignored too: the file is read again.
+    const st = await stat(path.join(tree, 'a.txt'), { bigint: true });
+    const id = [st.size, st.mtimeNs, st.ctimeNs].join(':');
+    for (const bad of [`${id}:${'f'.repeat(63)}:`, `${id}:${'f'.repeat(64)}x`, [...id.split(':'), 'f'.repeat(64), '']]) {
+      await writeFile(path.join(state, 'hashes.json'), JSON.stringify({ version: 4, files: { [`${st.dev}:${st.ino}`]: bad } }));
+      const again = await localTree(tree, 2, { hashCache: await openHashCache(state, { racyMs: 0 }) });
+      expect(again[0]!.sha256).toBe(sha256Text('aaaa'));
+    }
   });
 });

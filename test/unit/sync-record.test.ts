@@ -116,6 +116,39 @@ describe('planSync with an upload record', () => {
     }
   });
 
+  it('the compact record (issue 31) gives back every entry as set, through a save, whatever its sha256 and ETag look like', async () => {
+    const dir = await tmp('releng-rec-');
+    const rec = await openUploadRecord(dir, 'http://s3');
+    const entries: Array<[string, string, { sha256: string; size: number; etag: string; verified?: number }]> = [
+      ['b', 'plain', { sha256: sha('a'), size: 3, etag: '0123456789abcdef0123456789abcdef' }],
+      ['b', 'multi', { sha256: sha('b'), size: 5e9, etag: '0123456789abcdef0123456789abcdef-3', verified: 1_700_000_000 }],
+      ['b', 'upper', { sha256: sha('c'), size: 0, etag: '0123456789ABCDEF0123456789ABCDEF' }],
+      ['b', 'dir/k\u00e9y "q"]', { sha256: sha('d'), size: 7, etag: 'e"]1' }],
+    ];
+    for (const [b, k, e] of entries) rec.set(b, k, e);
+    // Another writer's sha256 metadata is kept exactly as it was read: never taken for ours (the
+    // file's schema then refuses the whole record on the next load, as it always did: not saved here).
+    rec.set('b', 'theirs', { sha256: 'A'.repeat(64), size: 1, etag: 'e' });
+    expect(rec.get('b', 'theirs')!.sha256).toBe('A'.repeat(64));
+    rec.forget('b', 'theirs');
+    rec.set('b', 'gone', { sha256: sha('e'), size: 1, etag: 'y' });
+    rec.forget('b', 'gone');
+    rec.set('b', 'reused', { sha256: sha('f'), size: 2, etag: 'z' }); // takes the freed slot
+    for (const [b, k, e] of entries) expect(rec.get(b, k)).toEqual(e);
+    await rec.save();
+    const again = await openUploadRecord(dir, 'http://s3');
+    for (const [b, k, e] of entries) expect(again.get(b, k)).toEqual(e);
+    expect(again.get('b', 'gone')).toBeUndefined();
+    expect(again.get('b', 'reused')).toEqual({ sha256: sha('f'), size: 2, etag: 'z' });
+    // The same file, laid out by any other JSON writer, loads the same; one bad entry empties it (as before).
+    const json = JSON.parse(await (await import('node:fs/promises')).readFile(rec.file, 'utf8'));
+    await writeFile(rec.file, JSON.stringify(json, null, 2));
+    expect((await openUploadRecord(dir, 'http://s3')).get('b', 'multi')).toEqual(entries[1]![2]);
+    json.objects['b/bad'] = [sha('a'), -1, 'e'];
+    await writeFile(rec.file, JSON.stringify(json));
+    expect((await openUploadRecord(dir, 'http://s3')).get('b', 'plain')).toBeUndefined();
+  });
+
   it('the record of another endpoint is not used', async () => {
     const dir = await tmp('releng-rec-');
     const a = await openUploadRecord(dir, 'http://one');
