@@ -17,12 +17,13 @@ export interface SkopeoRegistryOptions {
 
 /** Arguments for the destination side of `skopeo copy`. */
 export function destArgs(o: SkopeoRegistryOptions): string[] {
-  return [`--dest-tls-verify=${o.tlsVerify}`, ...(o.certDir ? ['--dest-cert-dir', o.certDir] : []), ...(o.authFile ? ['--dest-authfile', o.authFile] : [])];
+  // NAME=VALUE: a value starting with "-" stays a value (issue 25).
+  return [`--dest-tls-verify=${o.tlsVerify}`, ...(o.certDir ? [`--dest-cert-dir=${o.certDir}`] : []), ...(o.authFile ? [`--dest-authfile=${o.authFile}`] : [])];
 }
 
 /** Arguments for `skopeo inspect` and the source side of reads. */
 export function sourceArgs(o: SkopeoRegistryOptions): string[] {
-  return [`--tls-verify=${o.tlsVerify}`, ...(o.certDir ? ['--cert-dir', o.certDir] : []), ...(o.authFile ? ['--authfile', o.authFile] : [])];
+  return [`--tls-verify=${o.tlsVerify}`, ...(o.certDir ? [`--cert-dir=${o.certDir}`] : []), ...(o.authFile ? [`--authfile=${o.authFile}`] : [])];
 }
 
 /** True when the file starts with the gzip magic bytes. */

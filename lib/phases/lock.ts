@@ -56,7 +56,7 @@ const logLines = 20;
 async function withWorktree<T>(git: Git, base: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'releng-lock-'));
   const dir = path.join(tmp, 'worktree');
-  await git.git(['worktree', 'add', '-q', '--detach', dir, base]);
+  await git.git(['worktree', 'add', '-q', '--detach', '--end-of-options', dir, base]);
   try {
     return await fn(dir);
   } finally {
@@ -94,7 +94,7 @@ async function updateInputs(ctx: Context, deps: LockDeps, dir: string, inputs: s
 
 function objectReader(git: Git): ObjectReader {
   return {
-    lsTree: (treeish) => git.git(['ls-tree', '-z', treeish]),
+    lsTree: (treeish) => git.git(['ls-tree', '-z', '--end-of-options', treeish]),
     async objectFormat() {
       const f = await git.tryGit(['rev-parse', '--show-object-format']);
       return f === 'sha256' ? 'sha256' : 'sha1';
@@ -129,7 +129,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
     throw new ReleaseError(`the main branch ${mainBranch} (mainBranch in ${path.basename(ctx.loaded.file)}) does not exist in this repository`,
       `git fetch and check out ${mainBranch}, or set mainBranch to the branch updates are based on`);
   }
-  const beforeText = await git.tryGit(['show', `${baseCommit}:${lockPath}`]);
+  const beforeText = await git.tryGit(['show', '--end-of-options', `${baseCommit}:${lockPath}`]);
   if (beforeText === undefined) {
     throw new ReleaseError(`${lockPath} is not committed on ${mainBranch}`, 'run `nix flake lock`, commit flake.lock, then run releng lock');
   }
@@ -212,7 +212,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   // The commit: flake.lock alone on the main branch's commit, dated by its content (the newest of
   // the main commit and the new inputs), so the same update on the same main is the same commit.
   const ident = parseIdent((await git.tryGit(['var', 'GIT_AUTHOR_IDENT'])) ?? 'releng <releng@localhost> 0 +0000');
-  const baseTime = Number(await git.git(['show', '-s', '--format=%ct', baseCommit]));
+  const baseTime = Number(await git.git(['show', '-s', '--format=%ct', '--end-of-options', baseCommit]));
   const newest = Math.max(baseTime, ...inputs.map((i) => i.new?.lastModified ?? 0));
   const objects = await fileCommitObjects(objectReader(git), { parent: baseCommit, path: lockPath, content: afterText, message, author: ident, date: newest });
   const commit = objects.at(-1)!.id;
@@ -223,7 +223,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
   const steps: Step[] = [];
   const skipped: Skip[] = [];
   const local: RepoAction[] = [];
-  if (await git.tryGit(['cat-file', '-e', `${commit}^{commit}`]) === undefined) {
+  if (await git.tryGit(['cat-file', '-e', '--end-of-options', `${commit}^{commit}`]) === undefined) {
     local.push({ kind: 'git.objects', objects, commit, parent: baseCommit, path: lockPath });
   }
   const existing = await git.commitOf(branchRef);
