@@ -78,6 +78,7 @@ export const commands: CommandDef[] = [
     globals: localOnly,
     examples: ['releng build', 'releng build --profile x86_64-linux-only --dry-run'],
     needsVersion: true,
+    locksCheckout: true,
     run: async (ctx) => (targetOf(ctx, 'build') === 'manual' ? (await import('../phases/build-manual.ts')).buildManual(ctx) : (await import('../phases/build.ts')).build(ctx)),
   },
   {
@@ -88,6 +89,7 @@ export const commands: CommandDef[] = [
     flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit],
     examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual'],
     needsVersion: true,
+    locksCheckout: true,
     run: async (ctx) => (targetOf(ctx, 'upload') === 'manual' ? (await import('../phases/upload-manual.ts')).uploadManual(ctx) : (await import('../phases/upload.ts')).upload(ctx)),
   },
   {
@@ -122,6 +124,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng release --environment staging --dry-run', 'nix run .#release -- --environment staging'],
     needsVersion: true,
+    locksCheckout: true,
     // Implemented in lib/cli/main.ts: each phase gets a fresh context (tag rewrites version.json).
     run: async () => { throw new Error('internal: release is run by the entry script'); },
   },
@@ -180,6 +183,7 @@ export const commands: CommandDef[] = [
     flags: [{ name: 'verify-only', type: 'boolean', description: 'only check what is published (Release signature, every index\'s hashes, every pool file, SHA256SUMS)' }],
     examples: ['releng index --environment production --dry-run', 'releng index --environment production --verify-only'],
     needsVersion: false,
+    locksCheckout: true,
     run: async (ctx) => (await import('../phases/index-uploads.ts')).indexUploads(ctx),
   },
   {
@@ -198,6 +202,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng promote 2.93.0 --from staging --environment production --dry-run', 'releng promote 2.93.0 --from staging --environment mirror --delete'],
     needsVersion: false,
+    locksCheckout: true,
     run: async (ctx, positionals) => (await import('../phases/promote.ts')).promote(ctx, positionals),
   },
   {

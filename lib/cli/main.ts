@@ -152,7 +152,13 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
     return p.command.runBare({ flags: p.flags, positionals: p.positionals, log, configFlag: p.configFlag, cwd: io.cwd ?? process.cwd(), stdout: io.stdout });
   }
   if (p.command.name !== 'release') {
-    return p.command.run(await contextFor(p, log, io), p.positionals);
+    const ctx = await contextFor(p, log, io);
+    const lock = p.command.locksCheckout ? await (await import('../release/checkout-lock.ts')).lockCheckout(ctx.root, p.command.name, log) : undefined;
+    try {
+      return await p.command.run(ctx, p.positionals);
+    } finally {
+      await lock?.release();
+    }
   }
   // release under CI or Hydra: refuse before prepare and tag change anything, unless --noconfirm
   // was given explicitly for an environment that asks for confirmation (issue 4).
@@ -164,7 +170,16 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
   if (confirmationRequired(target, environmentNamed(first.loaded, target)) && !p.flags.noconfirm && !p.flags.dryRun && isUnattended()) {
     throw unattendedError(target);
   }
-  // release: each phase gets a fresh context, since tag rewrites version.json.
+  // release: each phase gets a fresh context, since tag rewrites version.json; one checkout lock for all of them.
+  const lock = await (await import('../release/checkout-lock.ts')).lockCheckout(first.root, 'release', log);
+  try {
+    return await runReleasePhases(p, log, io);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runReleasePhases(p: Parsed, log: Logger, io: CliIo): Promise<Record<string, unknown>> {
   const results: Record<string, unknown> = {};
   for (const name of releasePhases) {
     const phase = commandNamed(name)!;
