@@ -12,7 +12,7 @@ let
     xz = xz; zstd = zstd; bzip2 = bzip2; gzip = gzip; tar = gnutar; # tarballs, cache compressions
     chmod = coreutils; dirname = coreutils; readlink = coreutils; head = coreutils; # build; bin/releng
     find = findutils; # bin/releng (is the bundle older than the sources?)
-    flock = util-linux; # one channel run at a time
+    flock = util-linux; # one run per checkout, one channel run at a time
     gpg = gnupg; gpgv = gnupg; gpgconf = gnupg; gpg-connect-agent = gnupg; # signed APT repositories; the agent gpg starts is stopped
     dpkg = dpkg; dpkg-deb = dpkg; apt-ftparchive = apt; # Debian packages and their indexes
     rsync = rsync; # mirrors

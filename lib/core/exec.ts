@@ -24,6 +24,7 @@ export const debianPackageOf: Record<string, string> = {
   gpgv: 'gpgv',
   gpgconf: 'gpgconf',
   'gpg-connect-agent': 'gpgconf',
+  flock: 'util-linux',
 };
 
 export interface RunResult {

@@ -52,7 +52,7 @@ export const tools: Tool[] = [
   { name: 'zstd', nixpkgs: 'zstd', args: ['--version'], debian: 'zstd', neededBy: 'upload (zstd cache compression)', required: (c) => Object.values(c.environments).some((e) => e.cache?.compression === 'zstd') },
   { name: 'skopeo', nixpkgs: 'skopeo', args: ['--version'], debian: 'skopeo', neededBy: 'upload (container images)', required: anyDocker },
   { name: 'docker-registry', nixpkgs: 'docker-distribution', args: ['--version'], debian: 'docker-registry', neededBy: 'the embedded registry (local environment, serve)', required: anyEmbeddedRegistry },
-  { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'channel (one run at a time)', required: (c) => !!c.channels },
+  { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'build, upload, promote, index (one run per checkout), channel (one run per channel)', required: always },
   { name: 'nix-eval-jobs', nixpkgs: 'nix-eval-jobs', args: ['--version'], debian: 'nix-eval-jobs (nixpkgs)', neededBy: 'build (faster evaluation; nix-instantiate is the fallback)', required: optional },
   { name: 'gpg', nixpkgs: 'gnupg', args: ['--version'], debian: 'gnupg', neededBy: 'signed APT repositories (index)', required: optional },
   { name: 'gpgv', nixpkgs: 'gnupg', args: ['--version'], debian: 'gpgv', neededBy: 'verifying signed APT repositories (index)', required: optional },
