@@ -40,6 +40,17 @@ const cases: Case[] = [
   { name: 'rgw-truncated', server: 'rgw', fault: { kind: 'truncate', at: 2, match: narPut }, why: 'the 2nd NAR PUT forwarded half, acknowledged whole (RGW keeps nothing of it)' },
 ];
 
+/**
+ * Issue 25, case 4: registry requests (reads and writes) answered 503/500 or reset at 20%. Six fresh
+ * uploads, each its own image repository, must all exit 0 (before: 0 of 6, skopeo's --retry-times
+ * does not retry 5xx) and `verify --deep` (registry reads under the same fault) must pass.
+ */
+const registryRuns: { name: string; fault: Fault }[] = [1, 2, 3, 4, 5, 6].map((n) => ({
+  name: `registry-faults-${n}`,
+  fault: n === 6 ? { kind: 'reset', rate: 0.2, seed: 600 + n, match: (r: RequestInfo) => r.upstream === 'registry' }
+    : { kind: 'status', status: n % 2 ? 503 : 500, rate: 0.2, seed: 600 + n, match: (r: RequestInfo) => r.upstream === 'registry' },
+}));
+
 const ctl = new FaultController();
 let p: ScratchProject;
 let s3: TestS3;
@@ -93,7 +104,7 @@ beforeAll(async () => {
   publicKey = nix(['key', 'convert-secret-to-public'], secret);
   // Every case's environment is in releng.json before the release commit (upload wants a clean tree at the tag).
   await p.editConfig((c) => {
-    for (const k of cases) {
+    for (const k of [...cases, ...registryRuns.map((r) => ({ name: r.name, server: 's3rver' as Server }))]) {
       c.environments[k.name] = {
         colour: 'yellow', confirm: false,
         releasesBucket: `s3://rel/${k.name}`, cacheBucket: `s3://cache/${k.name}`, docsBucket: `s3://docs/${k.name}`,
@@ -106,7 +117,7 @@ beforeAll(async () => {
     }
   });
   p.git('commit', '-q', '-am', 'fault environments');
-  for (const k of cases) {
+  for (const k of [...cases, ...registryRuns]) {
     const remote = path.join(path.dirname(p.remote), `remote-${k.name}.git`);
     execFileSync('git', ['init', '-q', '--bare', '-b', 'main', remote]);
     p.git('push', '-q', remote, 'main');
@@ -158,4 +169,25 @@ describe('fault suite: a faulty run fails or is right; a re-run without faults c
     }, 600_000);
   }
   afterAll(() => { if (outcomes.length) console.log(`fault matrix:\n${outcomes.join('\n')}`); });
+});
+
+describe('registry faults (issue 25, case 4): 20% of registry requests answer 5xx or are reset; every upload still completes', () => {
+  const results: string[] = [];
+  for (const r of registryRuns) {
+    it(`${r.name}: ${r.fault.kind === 'status' ? `${r.fault.status}` : 'reset'} on 20% of registry requests: upload exits 0, verify --deep (under the same fault) passes`, async () => {
+      ctl.set(r.fault);
+      try {
+        const up = await relengKillable(['upload', '--environment', r.name, '--noconfirm']);
+        const injected = ctl.injected;
+        expect(injected, 'the fault was never injected').toBeGreaterThan(0);
+        expect(up.code, `upload under registry faults (${injected} injected):\n${up.stderr}`).toBe(0);
+        const v = await relengKillable(['verify', '--environment', r.name, '--deep']);
+        expect(v.code, `verify --deep under registry faults:\n${v.stderr}`).toBe(0);
+        results.push(`${r.name} | ${ctl.injected} injected | upload exit 0, verify --deep exit 0`);
+      } finally {
+        ctl.set({ kind: 'none' });
+      }
+    }, 600_000);
+  }
+  afterAll(() => { if (results.length) console.log(`registry faults:\n${results.join('\n')}`); });
 });

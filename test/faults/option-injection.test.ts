@@ -17,7 +17,7 @@ import { gitMirror } from '../../lib/lock/mirror.ts';
 import { closureOf, readCacheMetadata, stageCache } from '../../lib/nix/cache.ts';
 import { fetchFromCache } from '../../lib/nix/fetch.ts';
 import { realiseJobs } from '../../lib/nix/eval.ts';
-import { pushDirByDigest } from '../../lib/oci/skopeo.ts';
+import { copyByDigest } from '../../lib/oci/skopeo.ts';
 import { relengInProcess } from '../helpers/cli.ts';
 import { scratchProject, type ScratchProject } from '../helpers/project.ts';
 import { requireTool } from '../helpers/tools.ts';
@@ -157,10 +157,9 @@ describe('every call site keeps a leading-dash value a value (the programs thems
   });
 
   it('skopeo: a cert dir or auth file starting with "-" is a path (NAME=VALUE)', async () => {
-    const img = path.join(work, 'img');
-    await mkdir(img, { recursive: true });
-    await expect(pushDirByDigest(img, '127.0.0.1:9/x@sha256:' + '0'.repeat(64), { tlsVerify: false, certDir: '--debug', authFile: '--insecure-policy' }))
-      .rejects.toThrow(/--dest-cert-dir=--debug|--dest-authfile=--insecure-policy/);
+    const ref = '127.0.0.1:9/x@sha256:' + '0'.repeat(64);
+    await expect(copyByDigest(ref, { tlsVerify: false, certDir: '--debug', authFile: '--insecure-policy' }, ref, { tlsVerify: false, certDir: '--debug', authFile: '--insecure-policy' }))
+      .rejects.toThrow(/--src-cert-dir=--debug --src-authfile=--insecure-policy --dest-tls-verify=false --dest-cert-dir=--debug --dest-authfile=--insecure-policy/);
   });
 
   it('gpg and dpkg-deb: a key id or package file starting with "-" is a name', async () => {
