@@ -57,8 +57,8 @@ export interface S3Reader {
    */
   listUpTo?(bucket: string, prefix: string, maxKeys: number): Promise<{ objects: RemoteObject[]; complete: boolean }>;
   getText(bucket: string, key: string): Promise<string | undefined>;
-  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. */
-  sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
+  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. `limit`: of its first `limit` bytes only (a ranged GET). */
+  sha256Of?(bucket: string, key: string, limit?: number): Promise<{ size: number; sha256: string } | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
   /** Streams an object to a local file (index validates uploads); returns its size and sha256. */
@@ -394,10 +394,12 @@ export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOpt
         return Buffer.concat(chunks).toString('utf8');
       });
     },
-    async sha256Of(bucket, key) {
+    async sha256Of(bucket, key, limit) {
       return read('GET', bucket, key, async () => {
         try {
-          const r = await client.send(await getObjectCommand(bucket, key));
+          const r = await client.send(limit === undefined ? await getObjectCommand(bucket, key)
+            : new (await loadS3Sdk()).GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${Math.max(0, limit - 1)}` }));
+          if (limit === 0) { (r.Body as Readable | undefined)?.destroy?.(); return { size: 0, sha256: createHash('sha256').digest('hex') }; }
           const hash = createHash('sha256');
           let size = 0;
           for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }

@@ -22,10 +22,13 @@ import { FaultController, startFaultProxy, type Fault, type FaultProxy, type Req
 import '../helpers/setup.ts';
 
 type Server = 's3rver' | 'rgw';
-interface Case { name: string; server: Server; fault: Fault; why: string }
+/** `forgetState`: the re-run starts without .releng/upload-state (no intent journal, no upload record), as on another machine. */
+interface Case { name: string; server: Server; fault: Fault; why: string; forgetState?: boolean }
 
 const s3Put = (r: RequestInfo) => r.upstream !== 'registry' && r.method === 'PUT' && r.bodyLength > 0;
 const narPut = (r: RequestInfo) => s3Put(r) && r.url.includes('/nar/');
+/** The source tarball's PUT into the (immutable) release prefix. */
+const tarballPut = (r: RequestInfo) => s3Put(r) && /\/rel\/[^/]+\/hello\/hello-1\.0\.0\/hello-1\.0\.0\.tar\.gz(\?|$)/.test(r.url);
 /** The matrix: fault × server (RGW where the server's behaviour matters: what it keeps of a body). */
 const cases: Case[] = [
   { name: 'kill-at-put', server: 's3rver', fault: { kind: 'kill', at: 12, match: s3Put }, why: 'SIGKILL at the 12th S3 PUT' },
@@ -37,6 +40,9 @@ const cases: Case[] = [
   { name: 'truncated', server: 's3rver', fault: { kind: 'truncate', at: 2, match: narPut }, why: 'the 2nd NAR PUT forwarded half, acknowledged whole' },
   { name: 'flipped', server: 's3rver', fault: { kind: 'flip', at: 2, match: narPut }, why: 'one byte of the 2nd NAR PUT body flipped in transit (s3rver checks no payload hash)' },
   { name: 'rgw-ack-not-stored', server: 'rgw', fault: { kind: 'ack-without-store', rate: 0.2, seed: 42, match: s3Put }, why: '20% of S3 PUTs answered 200 and never stored' },
+  // Issue 25, case 5: a body cut short in the release prefix, re-run with no local memo (another machine): s3rver keeps the half body without metadata.
+  { name: 'kill-mid-release-file', server: 's3rver', fault: { kind: 'kill', at: 1, midBody: true, match: tarballPut }, why: 'SIGKILL half-way through the source tarball\'s body (release prefix; s3rver keeps the half without metadata); the re-run has no intent journal or upload record', forgetState: true },
+  { name: 'rgw-kill-mid-release-file', server: 'rgw', fault: { kind: 'kill', at: 1, midBody: true, match: tarballPut }, why: 'SIGKILL half-way through the source tarball\'s body (RGW keeps nothing of it); the re-run has no intent journal or upload record', forgetState: true },
   { name: 'rgw-truncated', server: 'rgw', fault: { kind: 'truncate', at: 2, match: narPut }, why: 'the 2nd NAR PUT forwarded half, acknowledged whole (RGW keeps nothing of it)' },
 ];
 
@@ -155,6 +161,7 @@ describe('fault suite: a faulty run fails or is right; a re-run without faults c
         expect(v.code, `upload exited 0 under "${k.why}" but verify --deep fails:\n${v.stderr}`).toBe(0);
         outcome += ', verify --deep passes';
       }
+      if (k.forgetState) await rm(path.join(p.dir, '.releng', 'upload-state'), { recursive: true, force: true });
       const again = await relengKillable(upload);
       expect(again.code, `re-run without faults after "${k.why}" (injected: ${injected.join('; ')}):\n${again.stderr}`).toBe(0);
       const v = await relengKillable(verifyDeep);
