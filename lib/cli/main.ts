@@ -173,6 +173,8 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
   // release: each phase gets a fresh context, since tag rewrites version.json; one checkout lock for all of them.
   const lock = await (await import('../release/checkout-lock.ts')).lockCheckout(first.root, 'release', log);
   try {
+    // Upload's environment checks before prepare writes anything (issue 25).
+    await (await import('../phases/upload.ts')).checkUploadEnvironment(first);
     return await runReleasePhases(p, log, io);
   } finally {
     await lock.release();

@@ -12,7 +12,8 @@ import { apply, planSize, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
-import { gitWriter } from '../git/push.ts';
+import { gitAt } from '../git/git.ts';
+import { gitReader, gitWriter, resolveRemote } from '../git/push.ts';
 import { openHashCache } from '../hashing/hash-cache.ts';
 import { ociWriter } from '../oci/open.ts';
 import type { BuildResult } from '../release/build-result.ts';
@@ -79,6 +80,35 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // A dry run wrote nothing and leaves the journal as it found it.
     const intents = memo?.intents;
     if (intents && !flags.dryRun) await intents.close().catch((e: any) => log.warn(`could not tidy ${intents.file}: ${e?.code ?? e?.message ?? e} (harmless: it only keeps intents a later run settles)`));
+    await target.close();
+  }
+}
+
+/**
+ * Upload's environment checks, on their own (issue 25): the environment opened as upload opens it
+ * (credentials resolved, the endpoint and every bucket answering, the embedded services started,
+ * every registry login proven), the cache signing key read (a Nix secret key), and the git remote
+ * answering `git ls-remote`. Reads only (the local environment may generate its signing key, as
+ * upload would). `releng release` runs it before prepare writes anything, so a release that cannot
+ * be uploaded leaves no notes commit, no tag and no release/ behind.
+ */
+export async function checkUploadEnvironment(ctx: Context): Promise<void> {
+  const { log } = ctx;
+  const phase = log.phase('checking the environment upload will publish to');
+  const target = await openEnvironment(ctx);
+  try {
+    await signingKeyFor(ctx, target);
+    const git = target.env.git;
+    if (git) {
+      const reader = gitReader(gitAt(ctx.root));
+      const remote = await resolveRemote(reader, target.name, git);
+      await reader.lsRemote(remote, [`refs/heads/${ctx.config.mainBranch}`]);
+    }
+    phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: credentials, S3 ${target.endpoint} and every bucket, ${target.registries.length} registr${target.registries.length === 1 ? 'y' : 'ies'}, the signing key${git ? ' and the git remote' : ''} answer`);
+  } catch (e) {
+    phase.fail();
+    throw e;
+  } finally {
     await target.close();
   }
 }
