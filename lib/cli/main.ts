@@ -11,7 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { commands, commandNamed, globalsOf, releasePhases, type CommandDef, type FlagDef } from './commands.ts';
 import type { Context, Flags, Output } from '../config/context.ts';
-import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
+import { capEchoedValues, describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
 import { completionScript as scriptFor } from './completion.ts';
 import { createLogger, type Logger } from './log.ts';
 import { redact } from '../core/secrets.ts';
@@ -258,11 +258,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     log.close();
     if (e instanceof NothingToDo) {
-      log.info(redact(describeError(e)));
+      log.info(capEchoedValues(redact(describeError(e))));
       if (p.flags.json) json({ ok: true, nothingToDo: e.message, exitStatus: e.exitStatus, result: e.result });
       return e.exitStatus;
     }
-    const message = redact(describeError(e));
+    const message = capEchoedValues(redact(describeError(e)));
     io.stderr.write(`${log.colour('red', 'error:')} ${message}\n`);
     if (p.flags.verbose && !(e instanceof ReleaseError) && e instanceof Error && e.stack) io.stderr.write(redact(e.stack) + '\n');
     if (p.flags.json) json({ ok: false, error: message, ...planOf(log), ...resultOf(e) });

@@ -54,7 +54,7 @@ const credentials = z.discriminatedUnion('source', [
 
 const s3 = z.object({
   /** `embedded` starts a local S3 server under .releng/local/; otherwise an http(s) URL. */
-  endpoint: z.union([z.literal('embedded'), z.string().url('expected http(s):// URL or "embedded"')]),
+  endpoint: z.union([z.literal('embedded'), z.string().max(2048, 'is longer than 2048 characters: expected an http(s):// URL').url('expected http(s):// URL or "embedded"')]),
   region: nonEmpty.default('us-east-1'),
   forcePathStyle: z.boolean().default(true),
   /** AWS SDK default CRC32 checksums break Garage and R2: WHEN_REQUIRED turns them off. */
@@ -227,7 +227,7 @@ export const configSchema = z.object({
   $schema: z.string().optional(),
   $comment: comment,
   /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
-  project: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
+  project: z.string().max(64, 'is longer than 64 characters (it is part of every artifact name)').regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
   /** Display name in release notes headings (default: project). */
   displayName: nonEmpty.optional(),
   versionFile: argvSafe('a file path').default('version.json'),

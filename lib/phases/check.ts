@@ -7,7 +7,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BareRun } from '../config/context.ts';
 import { configPath, environmentNamed, loadConfig, parseS3Url, type Config, type Environment, type LoadedConfig } from '../config/config.ts';
-import { describeError, ReleaseError, UsageError } from '../core/errors.ts';
+import { capEchoedValues, describeError, ReleaseError, UsageError } from '../core/errors.ts';
 import { run } from '../core/exec.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, resolveRemote } from '../git/push.ts';
@@ -215,6 +215,9 @@ export async function check(io: BareRun): Promise<CheckResult> {
   const lines: CheckLine[] = [];
   let current = '';
   const add = (what: string, status: CheckStatus, detail: string) => {
+    // A finding quotes config values and answers: capped like every error (issue 25).
+    what = capEchoedValues(what);
+    detail = capEchoedValues(detail);
     lines.push({ environment: current, what, status, detail });
     const mark = status === 'ok' ? log.colour('green', '✔') : status === 'note' ? log.colour('yellow', '!') : log.colour('red', '✖');
     log.info(`${mark} ${current ? `${current}: ` : ''}${what}: ${detail}`);

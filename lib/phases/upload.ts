@@ -61,13 +61,15 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     phase = log.phase('planning upload');
     memo = await openUploadMemos(ctx, target, hashCache);
     const run: RunState = { memo, knowledge: runKnowledge(), cacheLocal: cacheKnowledge() };
-    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
+    // --deep (issue 25): every object the plan would skip is read back and hashed; what differs is sent again.
+    const deep = !!flags.extra.deep;
+    const plan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo: { ...memo, deep }, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     // 4. Confirmation (environments that ask for it), then apply.
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
     const applied = await publish(ctx, target, plan, run, deps);
     // 5. The whole release, read back.
-    const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0 });
+    const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0, deep });
     // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed (issue 11).
     if (target.env.mirror) {
       const { regenerateFileLists } = await import('../mirror/filelist.ts');
@@ -141,14 +143,17 @@ async function publish(ctx: Context, target: OpenEnvironment, plan: UploadPlan, 
  * this run wrote nothing under is not listed again: the plan's listing (taken this run) is the
  * server's answer. What it finds wrong leaves the upload record, so a re-run re-checks it.
  */
-async function verifyUpload(ctx: Context, target: OpenEnvironment, run: RunState, o: { result: BuildResult; tagRecord?: TagRecord; publicKey?: string; puts: number }): Promise<VerifyReport> {
+async function verifyUpload(ctx: Context, target: OpenEnvironment, run: RunState, o: { result: BuildResult; tagRecord?: TagRecord; publicKey?: string; puts: number; deep?: boolean }): Promise<VerifyReport> {
   const { log } = ctx;
   const { memo, knowledge, cacheLocal } = run;
-  log.info(`verifying ${o.result.project} ${o.result.version} in ${target.name}: every destination, read back`);
-  const verified = await verifyRelease(ctx, verifyTarget(ctx, target, o.publicKey), {
-    release: await releaseFromBuild(ctx, o.result, o.tagRecord), known: memo.record, local: mergeKnowledge(knowledge, cacheLocal),
-    list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
-  });
+  log.info(`verifying ${o.result.project} ${o.result.version} in ${target.name}: every destination, read back${o.deep ? ' (deep: every object read and hashed)' : ''}`);
+  // --deep: as `releng verify --deep`, every object read and hashed; no memo or listing proof stands in.
+  const verified = await verifyRelease(ctx, verifyTarget(ctx, target, o.publicKey), o.deep
+    ? { release: await releaseFromBuild(ctx, o.result, o.tagRecord), deep: true }
+    : {
+      release: await releaseFromBuild(ctx, o.result, o.tagRecord), known: memo.record, local: mergeKnowledge(knowledge, cacheLocal),
+      list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
+    });
   if (!verified.ok) {
     for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
     await memo.record.save();

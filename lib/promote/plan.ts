@@ -67,6 +67,13 @@ export interface PromoteRequest {
    * a `repair` instead of refused (lib/s3/sync.ts relengWasWriting).
    */
   destEvidence?: WriteEvidence;
+  /**
+   * Store paths copied with their closures besides the manifest's (issue 25): the build's drvs and
+   * outPaths when promote runs in the checkout that built the release and the source holds them
+   * all, so the destination's cache holds what upload published (and `releng verify` in that
+   * checkout agrees with `verify --published`).
+   */
+  extraRoots?: string[];
 }
 
 export interface PromotePlanned {
@@ -237,7 +244,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     throw new ReleaseError(`${project} ${version} is not in ${source.name}: ${objectUrl(source.releases.bucket, manifestKey)} is missing`, `upload it to ${source.name} first (releng upload --environment ${source.name}), or check the version`);
   }
   const manifest = await req.readManifest(manifestText, objectUrl(source.releases.bucket, manifestKey));
-  const roots = Object.values(manifest);
+  const roots = [...Object.values(manifest), ...(req.extraRoots ?? [])];
 
   // 1. Binary cache: the closure of the manifest, NARs (and .ls) first, narinfos by level.
   const dstCache = req.dest.cache;

@@ -280,6 +280,7 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   }
   // Refusals keep the HTTP status (and S3 code) like other S3 errors: callers (grants' checks) read it.
   const refused = (err: ReleaseError) => Object.assign(err, { status: e?.$metadata?.httpStatusCode ?? 403, s3Name: name });
+  if (name === 'RequestTimeTooSkewed' || /RequestTimeTooSkewed/.test(e?.message ?? '')) return refused(clockSkewError(e, where));
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name)) {
     return refused(new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)'));
   }
@@ -294,6 +295,22 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   (err as any).status = status;
   (err as any).s3Name = name;
   return err;
+}
+
+/**
+ * RequestTimeTooSkewed (issue 25): this machine's clock, not the credentials. Says the server's
+ * time (ServerTime of the error, else its Date header) and ours, and how far apart they are.
+ */
+function clockSkewError(e: any, where: string): ReleaseError {
+  const theirs = e?.serverTime ?? e?.ServerTime ?? e?.$response?.headers?.date ?? e?.$response?.headers?.Date;
+  const server = theirs ? new Date(theirs) : undefined;
+  const now = new Date();
+  const apart = server && !Number.isNaN(server.getTime()) ? Math.round((now.getTime() - server.getTime()) / 1000) : undefined;
+  const clocks = apart === undefined
+    ? `this machine's clock says ${now.toISOString()}; the server did not say its time`
+    : `the server's clock says ${server!.toISOString()}, this machine's ${now.toISOString()}: ours is ${Math.abs(apart)} s ${apart > 0 ? 'ahead' : 'behind'}`;
+  return new ReleaseError(`S3 refused the request for ${where} because the clocks disagree (RequestTimeTooSkewed): ${clocks}`,
+    'set this machine\'s clock (timedatectl set-ntp true, chronyc makestep, or ntpdate); S3 accepts signatures within about 15 minutes of its own time. The credentials are not the problem');
 }
 
 export { isRetryableS3Error } from '../core/retry.ts';

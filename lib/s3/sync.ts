@@ -46,6 +46,8 @@ export interface SyncRequest {
   knowledge?: RunKnowledge;
   /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
   intents?: WriteIntents;
+  /** upload --deep: read back every object the comparison would skip (WriteEvidence.deep). */
+  deep?: boolean;
 }
 
 export interface SyncPlan {
@@ -73,7 +75,7 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   await Promise.all(req.files.map((f) => limit(async () => {
     const key = req.prefix + f.rel;
     const r = remote.get(key);
-    const { state, why } = await judgeRemote(reader, req.bucket, key, r, { ...f, prefixOf: prefixOfSource(f.source) }, { record: req.record, intents: req.intents });
+    const { state, why } = await judgeRemote(reader, req.bucket, key, r, { ...f, prefixOf: prefixOfSource(f.source) }, { record: req.record, intents: req.intents, deep: req.deep });
     if (state === 'same') { unchanged++; return; }
     const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
     const h = contentHeadersFor(key);
@@ -121,7 +123,19 @@ export async function judgeRemote(reader: S3Reader, bucket: string, key: string,
     return why ? { state: 'damaged', why } : { state: 'different' };
   }
   const { sha256, head } = await remoteSha256(reader, { bucket, record: evidence.record }, key, listed);
-  if (sha256 === planned.sha256) { evidence.intents?.settled(bucket, key); return { state: 'same' }; }
+  if (sha256 === planned.sha256) {
+    if (evidence.deep) {
+      if (!reader.sha256Of) throw new Error(`internal: --deep needs a store that reads object bodies (s3://${bucket}/${key})`);
+      const read = await reader.sha256Of(bucket, key);
+      if (!read) return { state: 'missing' };
+      if (read.sha256 !== planned.sha256 || read.size !== planned.size) {
+        evidence.record?.forget(bucket, key);
+        return { state: 'damaged', why: `its metadata names the planned sha256, but its ${read.size} bytes read back hash to ${read.sha256.slice(0, 12)} (--deep)` };
+      }
+    }
+    evidence.intents?.settled(bucket, key);
+    return { state: 'same' };
+  }
   const why = relengWasWriting(bucket, key, planned, head, evidence, recorded);
   return why ? { state: 'damaged', why } : { state: 'different' };
 }
@@ -161,6 +175,11 @@ export async function cutShort(reader: S3Reader, bucket: string, key: string, he
 export interface WriteEvidence {
   record?: UploadRecord;
   intents?: WriteIntents;
+  /**
+   * upload --deep (issue 25): an object whose metadata (or the record) says it holds the planned
+   * sha256 is read back whole and hashed; bytes changed at rest under our metadata are a repair.
+   */
+  deep?: boolean;
 }
 
 /**

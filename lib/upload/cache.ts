@@ -87,6 +87,8 @@ export interface CachePlanInput {
   record?: UploadRecord;
   /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
   intents?: WriteIntents;
+  /** upload --deep: every object read back (lib/s3/sync.ts WriteEvidence.deep). */
+  deep?: boolean;
   /** The hash memo: staged files unchanged since hashed are not re-read. */
   hashCache?: HashCache;
   /** Compute MD5 with each sha256 (the environment's transit checksum is Content-MD5). */
@@ -182,7 +184,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
     input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small);
-    const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), { ...d, prefixOf: prefixOfSource({ file }) }, { record: input.record, intents: input.intents });
+    const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), { ...d, prefixOf: prefixOfSource({ file }) }, { record: input.record, intents: input.intents, deep: input.deep });
     if (state === 'same') return undefined;
     return {
       kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,

@@ -45,7 +45,7 @@ export interface UploadInputs {
   signingKey?: SigningKey;
   tagRecord?: TagRecord;
   /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
-  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents };
+  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents; deep?: boolean };
   /** This run's knowledge of the expected bytes and the plan's listings, for the closing verification (lib/s3/knowledge.ts). */
   knowledge?: RunKnowledge;
   /** Filled while planning: the staged cache's narinfos and .ls (MD5 and bytes), for the closing verification. */
@@ -110,7 +110,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, intents: inputs.memo?.intents, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
+    record: inputs.memo?.record, intents: inputs.memo?.intents, deep: inputs.memo?.deep, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
     onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
   });
 }

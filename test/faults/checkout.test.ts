@@ -3,7 +3,9 @@
 //           first (naming it) or, with RELENG_LOCK_WAIT=0, fails naming it; image preparation uses
 //           per-run temporary directories; a damaged release/oci is rebuilt, not fatal;
 //   case 3: a staged narinfo or .ls changed after Nix wrote it (same size, mtime kept) is never
-//           sent: upload stages the path again and the release verifies.
+//           sent: upload stages the path again and the release verifies;
+//   case 7: a byte flipped at rest in published objects (under releng's own metadata) is left by a
+//           plain re-run, caught by `verify --deep`, and sent again by `upload --deep`.
 // The rule in each: a run exits non-zero naming the problem, or exits 0 and `verify --deep` passes.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -20,7 +22,7 @@ import { startTestS3, type TestS3 } from '../helpers/s3.ts';
 import { tagLikeReleng } from '../helpers/tagged.ts';
 import { requireTool } from '../helpers/tools.ts';
 
-const envs = ['race', 'held', 'oci', 'staged'] as const;
+const envs = ['race', 'held', 'oci', 'staged', 'deep'] as const;
 let p: ScratchProject;
 let s3: TestS3;
 let registry: LocalRegistry;
@@ -198,5 +200,41 @@ describe('case 3: staged narinfo and .ls files are checked against the store and
     expect(r.stderr).toContain(`${narinfo}: References`);
     expect((await s3.requests()).filter((l) => l.startsWith('PUT '))).toEqual([]);
     await verifyDeep('staged');
+  });
+});
+
+describe('case 7: upload --deep re-reads what is published and re-sends what differs', () => {
+  it('a byte flipped at rest in a release file and a NAR: a plain upload sends nothing and fails naming them, upload --deep sends them again and verifies', async () => {
+    const first = await releng(upload('deep'), { cwd: p.dir });
+    expect(first.code, first.stderr).toBe(0);
+    const nar = (await s3.store.list('cache', 'deep/nar/'))[0]!.key;
+    const keys = [['rel', 'deep/hello/hello-1.0.0/hello-1.0.0.tar.gz'], ['cache', nar]] as const;
+    for (const [bucket, key] of keys) {
+      // Bit rot: other bytes of the same size under releng's metadata (the planned sha256), as a disk
+      // or a server changing a stored object would leave it.
+      const head = (await s3.store.head(bucket, key))!;
+      const file = path.join(work, 'rotten');
+      await s3.store.download!(bucket, key, file);
+      const bytes = await readFile(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      await writeFile(file, bytes);
+      await s3.store.put({ bucket, key, body: { file }, size: bytes.length, sha256: head.sha256!, contentType: head.contentType ?? 'application/octet-stream' });
+      const after = (await s3.store.head(bucket, key))!;
+      expect([after.sha256, after.size]).toEqual([head.sha256, head.size]);
+      expect((await s3.store.sha256Of!(bucket, key))!.sha256).not.toBe(head.sha256);
+    }
+    // A plain re-run sends nothing (the metadata says the planned sha256); its closing check reads the
+    // contradicted objects and fails naming them, and so does verify --deep: both say upload --deep.
+    const plain = await releng(upload('deep'), { cwd: p.dir });
+    const caught = await releng(['verify', '--environment', 'deep', '--deep'], { cwd: p.dir });
+    for (const r of [plain, caught]) {
+      expect(r.code).toBe(1);
+      for (const [bucket, key] of keys) expect(r.stderr).toContain(`s3://${bucket}/${key}`);
+      expect(r.stderr).toContain('repair: releng upload --environment deep --deep');
+    }
+    const deep = await releng([...upload('deep'), '--deep', '--verbose'], { cwd: p.dir }); // --verbose: each write with its reason
+    expect(deep.code, deep.stderr).toBe(0);
+    for (const [bucket, key] of keys) expect(deep.stderr).toMatch(new RegExp(`s3://${bucket}/${key.replace(/[.]/g, '\\.')}.*repair: its metadata names the planned sha256, but its \\d+ bytes read back hash to [0-9a-f]{12} \\(--deep\\)`));
+    await verifyDeep('deep');
   });
 });
