@@ -10,14 +10,15 @@ let
     skopeo = skopeo; # container images
     docker-registry = docker-distribution; # the embedded registry (local environment, serve): linked by `aliases`
     xz = xz; zstd = zstd; bzip2 = bzip2; gzip = gzip; tar = gnutar; # tarballs, cache compressions
-    chmod = coreutils; dirname = coreutils; readlink = coreutils; head = coreutils; # build; bin/releng
+    chmod = coreutils; dirname = coreutils; readlink = coreutils; head = coreutils; sleep = coreutils; # build; bin/releng; the registry watcher
     find = findutils; # bin/releng (is the bundle older than the sources?)
-    flock = util-linux; # one channel run at a time
+    flock = util-linux; # one run per checkout, one channel run at a time
     gpg = gnupg; gpgv = gnupg; gpgconf = gnupg; gpg-connect-agent = gnupg; # signed APT repositories; the agent gpg starts is stopped
     dpkg = dpkg; dpkg-deb = dpkg; apt-ftparchive = apt; # Debian packages and their indexes
     rsync = rsync; # mirrors
     ssh-keygen = openssh; # lock: SSH-signed commits (git's gpg.format=ssh)
     bash = bash; # zx's $ (the flake's apps, scripts/*.mjs)
+    sh = bash; # the embedded registry runs under a watching sh (lib/local/registry-server.ts)
   } // (if pkgs ? nix-eval-jobs then { nix-eval-jobs = pkgs.nix-eval-jobs; } else { });
   # Each package once, in a stable order.
   packages = builtins.foldl' (acc: p: if builtins.elem p acc then acc else acc ++ [ p ]) [ ] (builtins.attrValues programs);

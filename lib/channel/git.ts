@@ -16,7 +16,7 @@ export async function fetchRevision(mirror: string, source: string, rev: string,
   await mkdir(mirror, { recursive: true });
   const g = gitAt(mirror);
   if (await access(path.join(mirror, 'HEAD')).then(() => false, () => true)) await g.git(['init', '--quiet', '--bare']);
-  if ((await g.tryGit(['cat-file', '-e', `${rev}^{commit}`])) === undefined) {
+  if ((await g.tryGit(['cat-file', '-e', '--end-of-options', `${rev}^{commit}`])) === undefined) {
     try {
       await g.git(['fetch', '--quiet', '--no-write-fetch-head', '--end-of-options', source, `+${rev}:refs/releng/channels/${channel}`]);
     } catch (e) {
@@ -24,7 +24,7 @@ export async function fetchRevision(mirror: string, source: string, rev: string,
         'set channels.kinds[].git.fetchFrom to a repository that has the commit; nothing was published', { cause: e });
     }
   }
-  const seconds = Number(await g.git(['show', '-s', '--format=%ct', rev]));
+  const seconds = Number(await g.git(['show', '-s', '--format=%ct', '--end-of-options', rev]));
   return new Date(seconds * 1000);
 }
 
@@ -32,7 +32,7 @@ export async function fetchRevision(mirror: string, source: string, rev: string,
 export async function remoteBranchHead(mirror: string, remote: string, branch: string): Promise<string | undefined> {
   let out: string;
   try {
-    out = await gitAt(mirror).git(['ls-remote', remote, `refs/heads/${branch}`]);
+    out = await gitAt(mirror).git(['ls-remote', '--end-of-options', remote, `refs/heads/${branch}`]);
   } catch (e) {
     throw new ReleaseError(`cannot read branch ${branch} of git remote ${remote}: ${(e as Error).message}`, 'check channels.kinds[].git.remote and access to it; nothing was published', { cause: e });
   }
@@ -52,14 +52,14 @@ export async function checkBranchMove(opts: { mirror: string; remote: string; br
   if (!remoteHead) return 'create';
   if (remoteHead === rev) return 'unchanged';
   const g = gitAt(mirror);
-  if ((await g.tryGit(['cat-file', '-e', `${remoteHead}^{commit}`])) === undefined) {
+  if ((await g.tryGit(['cat-file', '-e', '--end-of-options', `${remoteHead}^{commit}`])) === undefined) {
     try {
       await g.git(['fetch', '--quiet', '--no-write-fetch-head', '--end-of-options', remote, `+refs/heads/${branch}:refs/releng/remote-heads/${branch}`]);
     } catch (e) {
       throw new ReleaseError(`cannot fetch branch ${branch} from ${remote} to check that it can move to ${rev}: ${(e as Error).message}`, 'check access to the git remote; nothing was published', { cause: e });
     }
   }
-  if ((await g.tryGit(['merge-base', '--is-ancestor', remoteHead, rev])) !== undefined) return 'fast-forward';
+  if ((await g.tryGit(['merge-base', '--is-ancestor', '--end-of-options', remoteHead, rev])) !== undefined) return 'fast-forward';
   if (force) return 'forced';
   throw new ReleaseError(`branch ${branch} on ${remote} is at ${remoteHead}, which is not an ancestor of ${rev}: moving it would not be a fast-forward`,
     'the branch moved elsewhere (check the remote); pass --force to move it anyway (pushed with --force-with-lease); nothing was published');

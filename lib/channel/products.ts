@@ -67,7 +67,7 @@ export async function downloadProduct(req: DownloadRequest): Promise<'downloaded
   // Each process gets its own Nix cache dir: concurrent `nix store cat` runs sharing
   // ~/.cache/nix/binary-cache-v6.sqlite fail with "constraint failed" (measured with Nix 2.8).
   const cacheHome = await mkdtemp(path.join(os.tmpdir(), 'releng-nix-cache-'));
-  const proc = execa('nix', ['--extra-experimental-features', 'nix-command', 'store', 'cat', '--store', req.store, req.storePath],
+  const proc = execa('nix', ['--extra-experimental-features', 'nix-command', 'store', 'cat', '--store', req.store, '--', req.storePath],
     { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true }, reject: false, env: { XDG_CACHE_HOME: cacheHome } });
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) { hash.update(chunk); req.onBytes?.(chunk.length); cb(null, chunk); },

@@ -30,6 +30,8 @@ export interface CommandDef {
   needsVersion: boolean;
   /** False when the command runs without releng.json (contribute: the uploader's machine). */
   needsConfig?: boolean;
+  /** It writes release/ or .releng/ of the checkout: the run holds the checkout lock (lib/release/checkout-lock.ts, issue 25). */
+  locksCheckout?: boolean;
   run(ctx: Context, positionals: string[]): Promise<unknown>;
   /** When set, the entry script calls this instead of building a Context (the command loads what it needs, or nothing). */
   runBare?(io: BareRun): Promise<unknown>;

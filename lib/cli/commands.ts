@@ -81,6 +81,7 @@ export const commands: CommandDef[] = [
     globals: localOnly,
     examples: ['releng build', 'releng build --profile x86_64-linux-only --dry-run', 'releng build --workers 4 --max-jobs 2 --cores 16'],
     needsVersion: true,
+    locksCheckout: true,
     run: async (ctx) => (targetOf(ctx, 'build') === 'manual' ? (await import('../phases/build-manual.ts')).buildManual(ctx) : (await import('../phases/build.ts')).build(ctx)),
   },
   {
@@ -88,9 +89,11 @@ export const commands: CommandDef[] = [
     summary: 'publish release/ to an environment: binary cache, container images, release bucket, root manifest.nix, docs, then git push',
     reads: 'release/build-result.json, release/tag.json, the environment\'s buckets, registries and git remote (to skip what is there)',
     changes: 'S3: the cache bucket (signed Nix binary cache), the releases bucket (PROJECT/PROJECT-VERSION/, /manifest.nix) and docs bucket (manual/PROJECT/...); registries: per-system images and the image index under each tag; git: the branch and tag VERSION on the remote; locally: the staged cache in release/cache/ENV and image copies in release/oci',
-    flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit, noMirrorLists],
-    examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual'],
+    flags: [forcePushTag, forcePushImages, replaceArtifacts, replaceCacheInfo, uploadTarget, noCheckGit, noMirrorLists,
+      { name: 'deep', type: 'boolean', description: 'read back and hash every published object the plan would skip, send again what differs from release/ under releng\'s own metadata (bit rot), and verify as `releng verify --deep`' }],
+    examples: ['releng upload --environment staging --dry-run --json', 'releng upload --environment production', 'releng upload --target manual', 'releng upload --environment production --deep'],
     needsVersion: true,
+    locksCheckout: true,
     run: async (ctx) => (targetOf(ctx, 'upload') === 'manual' ? (await import('../phases/upload-manual.ts')).uploadManual(ctx) : (await import('../phases/upload.ts')).upload(ctx)),
   },
   {
@@ -135,6 +138,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng release --environment staging --dry-run', 'nix run .#release -- --environment staging'],
     needsVersion: true,
+    locksCheckout: true,
     // Implemented in lib/cli/main.ts: each phase gets a fresh context (tag rewrites version.json).
     run: async () => { throw new Error('internal: release is run by the entry script'); },
   },
@@ -203,6 +207,7 @@ export const commands: CommandDef[] = [
       'releng index --environment production --remove hello 1.0.0', 'releng index --environment production --copy hello --from testing --to stable',
     ],
     needsVersion: false,
+    locksCheckout: true,
     run: async (ctx, positionals) => (await import('../phases/index-uploads.ts')).indexUploads(ctx, positionals),
   },
   {
@@ -222,6 +227,7 @@ export const commands: CommandDef[] = [
     ],
     examples: ['releng promote 2.93.0 --from staging --environment production --dry-run', 'releng promote 2.93.0 --from staging --environment mirror --delete'],
     needsVersion: false,
+    locksCheckout: true,
     run: async (ctx, positionals) => (await import('../phases/promote.ts')).promote(ctx, positionals),
   },
   {

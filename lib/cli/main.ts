@@ -11,7 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { commands, commandNamed, globalsOf, releasePhases, type CommandDef, type FlagDef } from './commands.ts';
 import type { Context, Flags, Output } from '../config/context.ts';
-import { describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
+import { capEchoedValues, describeError, DryRunStop, NothingToDo, ReleaseError, UsageError } from '../core/errors.ts';
 import { completionScript as scriptFor } from './completion.ts';
 import { createLogger, type Logger } from './log.ts';
 import { redact } from '../core/secrets.ts';
@@ -152,7 +152,13 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
     return p.command.runBare({ flags: p.flags, positionals: p.positionals, log, configFlag: p.configFlag, cwd: io.cwd ?? process.cwd(), stdout: io.stdout });
   }
   if (p.command.name !== 'release') {
-    return p.command.run(await contextFor(p, log, io), p.positionals);
+    const ctx = await contextFor(p, log, io);
+    const lock = p.command.locksCheckout ? await (await import('../release/checkout-lock.ts')).lockCheckout(ctx.root, p.command.name, log) : undefined;
+    try {
+      return await p.command.run(ctx, p.positionals);
+    } finally {
+      await lock?.release();
+    }
   }
   // release under CI or Hydra: refuse before prepare and tag change anything, unless --noconfirm
   // was given explicitly for an environment that asks for confirmation (issue 4).
@@ -164,7 +170,18 @@ async function runCommand(p: Parsed, log: Logger, io: CliIo): Promise<unknown> {
   if (confirmationRequired(target, environmentNamed(first.loaded, target)) && !p.flags.noconfirm && !p.flags.dryRun && isUnattended()) {
     throw unattendedError(target);
   }
-  // release: each phase gets a fresh context, since tag rewrites version.json.
+  // release: each phase gets a fresh context, since tag rewrites version.json; one checkout lock for all of them.
+  const lock = await (await import('../release/checkout-lock.ts')).lockCheckout(first.root, 'release', log);
+  try {
+    // Upload's environment checks before prepare writes anything (issue 25).
+    await (await import('../phases/upload.ts')).checkUploadEnvironment(first);
+    return await runReleasePhases(p, log, io);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function runReleasePhases(p: Parsed, log: Logger, io: CliIo): Promise<Record<string, unknown>> {
   const results: Record<string, unknown> = {};
   for (const name of releasePhases) {
     const phase = commandNamed(name)!;
@@ -241,11 +258,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     log.close();
     if (e instanceof NothingToDo) {
-      log.info(redact(describeError(e)));
+      log.info(capEchoedValues(redact(describeError(e))));
       if (p.flags.json) json({ ok: true, nothingToDo: e.message, exitStatus: e.exitStatus, result: e.result });
       return e.exitStatus;
     }
-    const message = redact(describeError(e));
+    const message = capEchoedValues(redact(describeError(e)));
     io.stderr.write(`${log.colour('red', 'error:')} ${message}\n`);
     if (p.flags.verbose && !(e instanceof ReleaseError) && e instanceof Error && e.stack) io.stderr.write(redact(e.stack) + '\n');
     if (p.flags.json) json({ ok: false, error: message, ...planOf(log), ...resultOf(e) });

@@ -1,6 +1,7 @@
 // The `channels` section of releng.json: which channel names exist (patterns, not code), where
 // each publishes its release prefix, which git branch it moves and which Hydra products it mirrors.
 import { z } from 'zod';
+import { argvSafe } from './argv-safe.ts';
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 const regex = nonEmpty.refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, 'not a valid regular expression');
@@ -70,11 +71,11 @@ const channelKind = z.object({
   gitInput: nonEmpty.default('nixpkgs'),
   git: z.object({
     /** Where the channel branch is pushed (URL or path). */
-    remote: nonEmpty,
+    remote: argvSafe('a remote URL or path'),
     /** Branch to move (templated; default: the channel name). */
-    branch: nonEmpty.default('{channel}'),
+    branch: argvSafe('a branch name').default('{channel}'),
     /** Where to fetch the revision from (default: the evaluation input's URI). */
-    fetchFrom: nonEmpty.optional(),
+    fetchFrom: argvSafe('a repository URL or path').optional(),
   }).strict(),
   /** Written to `binary-cache-url` in the release; also where products are downloaded from. */
   binaryCacheUrl: z.string().url('expected an http(s):// URL'),

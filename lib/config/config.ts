@@ -8,6 +8,7 @@ import { releaseJobsMappingSchema } from './release-jobs.ts';
 import { lockSettingsSchema } from './lock.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { s3UrlProblem } from './keys.ts';
+import { argvSafe } from './argv-safe.ts';
 import { parseJsonText, parseWith } from '../core/zod-errors.ts';
 
 /** s3://BUCKET[/PREFIX]; the bucket and every prefix segment checked where the config loads (lib/config/keys.ts, issue 9). */
@@ -42,7 +43,7 @@ const credentials = z.discriminatedUnion('source', [
   /** Run a command printing short-lived scoped credentials as JSON (Lix: garage-ephemeral-key). */
   z.object({
     source: z.literal('command'),
-    command: z.array(nonEmpty).min(1, 'must name a program'),
+    command: z.array(nonEmpty).min(1, 'must name a program').refine((c) => !c[0]!.startsWith('-'), 'starts with "-": the first element is the program to run'),
     accessKeyIdField: nonEmpty.default('id'),
     secretAccessKeyField: nonEmpty.default('secret_key'),
     /** Field holding a session token (STS-style temporary credentials), if the command prints one. */
@@ -54,7 +55,7 @@ const credentials = z.discriminatedUnion('source', [
 
 const s3 = z.object({
   /** `embedded` starts a local S3 server under .releng/local/; otherwise an http(s) URL. */
-  endpoint: z.union([z.literal('embedded'), z.string().url('expected http(s):// URL or "embedded"')]),
+  endpoint: z.union([z.literal('embedded'), z.string().max(2048, 'is longer than 2048 characters: expected an http(s):// URL').url('expected http(s):// URL or "embedded"')]),
   region: nonEmpty.default('us-east-1'),
   forcePathStyle: z.boolean().default(true),
   /** AWS SDK default CRC32 checksums break Garage and R2: WHEN_REQUIRED turns them off. */
@@ -76,7 +77,7 @@ const s3 = z.object({
 
 const cache = z.object({
   /** Nix secret key file signing the binary cache (relative to the project root). */
-  signingKeyFile: nonEmpty,
+  signingKeyFile: argvSafe('a file path (./-key for a file whose name starts with "-")'),
   compression: z.enum(['zstd', 'xz', 'none']).default('zstd'),
   /** Extra Nix store URL options (want-mass-query, write-nar-listing, ...). */
   storeOptions: z.record(z.string(), z.string()).default({}),
@@ -90,21 +91,21 @@ const cache = z.object({
 /** Gerrit only: the branch goes for review (`refs/for/BRANCH`, Lix's push) or directly to `refs/heads/BRANCH`. */
 const branchPush = z.enum(['review', 'direct']).optional();
 const git = z.union([
-  z.object({ remote: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
+  z.object({ remote: argvSafe('a remote name, URL or path (./-dir for a directory whose name starts with "-")'), gerrit: z.boolean().default(false), branchPush }).strict(),
   /** Pick the remote from `git remote -v` whose URL matches (Lix production: its Gerrit). */
   z.object({ remoteMatching: nonEmpty, gerrit: z.boolean().default(false), branchPush }).strict(),
 ]);
 
 const dockerTarget = z.object({
   /** Registry host[:port], or `embedded` for the local registry releng starts. */
-  registry: nonEmpty,
+  registry: argvSafe('a registry host[:port], or "embedded"'),
   repository: z.string().regex(/^[a-z0-9]+([._/-][a-z0-9]+)*$/, 'expected a lowercase repository path like lix-project/lix'),
   tags: z.array(z.string().regex(/^(\{version\}|\{major\}|[\w][\w.-]{0,127})$/, 'expected {version}, {major} or a literal tag')).min(1),
   /** Also tag `latest` unless the release is from a maintenance branch. */
   latest: z.boolean().default(true),
   tlsVerify: z.boolean().default(true),
   /** Directory with the registry's CA as *.crt (containers-certs.d(5) layout), relative to the project root. */
-  certDir: nonEmpty.optional(),
+  certDir: argvSafe('a directory path (./-dir for one whose name starts with "-")').optional(),
 }).strict();
 
 /** How promote writes into this environment (issue 11). */
@@ -220,14 +221,14 @@ const buildSettings = z.object({
 const releaseJobs = z.union([
   /** A flake attribute; the profile name is appended (`.#release-jobs.all`). */
   z.object({
-    flake: nonEmpty,
+    flake: argvSafe('a flake attribute like .#release-jobs'),
     /** nix-eval-jobs --force-recurse: reach `build.SYSTEM` in sets without recurseForDerivations (Lix passes it). */
     forceRecurse: z.boolean().default(true),
     /** Which job holds what (lib/nix/release-jobs.ts); defaults: the README's contract. */
     jobs: releaseJobsMappingSchema.optional(),
   }).strict(),
   /** A plain Nix file taking `{ profile }` (or a function returning the jobs). */
-  z.object({ file: nonEmpty, args: z.record(z.string(), z.string()).default({}), jobs: releaseJobsMappingSchema.optional() }).strict(),
+  z.object({ file: argvSafe('a Nix file path'), args: z.record(z.string(), z.string()).default({}), jobs: releaseJobsMappingSchema.optional() }).strict(),
 ]);
 
 const linkBase = z.string().url('expected an http(s):// URL');
@@ -238,11 +239,11 @@ export const hydraBuildConfigSchema = z.object({
   /** Base URL of the Hydra (needed for --hydra-json, whose file names a build id only). */
   url: z.string().url('expected the http(s):// base URL of the Hydra').optional(),
   /** Binary cache holding what that Hydra built (Lix: https://cache.lix.systems). */
-  cache: nonEmpty,
+  cache: argvSafe('a binary cache URL'),
   /** The cache's public keys (`NAME:BASE64`); `nix copy --from` trusts these and no others. */
   trustedPublicKeys: z.array(z.string().regex(/^[^:\s]+:[A-Za-z0-9+/=]+$/, 'expected NAME:BASE64, as in trusted-public-keys')).min(1, 'name at least one key'),
   /** Jobset input whose revision must be tag VERSION's commit (default: the flake's rev, else the one git input). */
-  input: nonEmpty.optional(),
+  input: argvSafe('an input name').optional(),
   /** The jobset's job names, when they are not releaseJobs.jobs' (Lix's Hydra evaluates release.nix:
    *  build.SYSTEM, binaryTarball.SYSTEM, dockerImage.SYSTEM as an image description; issue 26). */
   jobs: releaseJobsMappingSchema.optional(),
@@ -282,17 +283,17 @@ export const configSchema = z.object({
   $schema: z.string().optional(),
   $comment: comment,
   /** Project name: release prefix `<project>/<project>-VERSION/`, manual dir, artifact names. */
-  project: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
+  project: z.string().max(64, 'is longer than 64 characters (it is part of every artifact name)').regex(/^[a-z][a-z0-9-]*$/, 'expected a lowercase name like lix'),
   /** Display name in release notes headings (default: project). */
   displayName: nonEmpty.optional(),
-  versionFile: nonEmpty.default('version.json'),
+  versionFile: argvSafe('a file path').default('version.json'),
   releaseJobs,
   /** Where the HTML manual lives inside the `manual` job's output. */
-  manualPath: nonEmpty.optional(),
+  manualPath: argvSafe('a path inside the manual job\'s output').optional(),
   profiles: z.record(z.string(), profile).refine((p) => Object.keys(p).length > 0, 'define at least one profile'),
   defaultProfile: nonEmpty,
   /** Branch that maintenance releases are compared against (for `latest`). */
-  mainBranch: nonEmpty.default('main'),
+  mainBranch: argvSafe('a branch name').default('main'),
   releaseNotes: releaseNotes.default(() => releaseNotes.parse({})),
   channels: channelsConfigSchema.optional(),
   /** Where `build --from-hydra` takes the release jobs' outputs from (docs/hydra.md). */

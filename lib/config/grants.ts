@@ -1,6 +1,7 @@
 // releng.json, issue 12: uploaders (who may write what, where, how big, for how long), how an
 // environment mints grants, and its APT repository. Imported by lib/config/config.ts (additive fields).
 import { z } from 'zod';
+import { argvSafe } from './argv-safe.ts';
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'expected s3:// URL (s3://BUCKET or s3://BUCKET/PREFIX)');
@@ -93,7 +94,7 @@ export const grantMethodSchema = z.discriminatedUnion('method', [
   z.object({
     method: z.literal('command'),
     /** Argument array; {bucket} {prefix} {ttlSeconds} {grantId} {name} are replaced. */
-    command: z.array(nonEmpty).min(1, 'must name a program'),
+    command: z.array(nonEmpty).min(1, 'must name a program').refine((c) => !c[0]!.startsWith('-'), 'starts with "-": the first element is the program to run'),
     accessKeyIdField: nonEmpty.default('id'),
     secretAccessKeyField: nonEmpty.default('secret_key'),
     sessionTokenField: nonEmpty.optional(),
@@ -144,11 +145,11 @@ export const aptRepositorySchema = z.object({
   /** OpenPGP key that signs Release (InRelease, Release.gpg): a key id or fingerprint in gnupgHome. */
   signingKey: z.object({
     /** Key id, fingerprint or user id; default: the only secret key of gnupgHome. */
-    keyId: nonEmpty.optional(),
+    keyId: argvSafe('a key id, fingerprint or user id').optional(),
     /** GNUPGHOME (relative to the project root); default: gpg's own ($GNUPGHOME or ~/.gnupg). */
-    gnupgHome: nonEmpty.optional(),
+    gnupgHome: argvSafe('a directory path').optional(),
     /** The public key (binary, `gpg --export`), for verifying where the secret key is not (releng verify). */
-    publicKeyFile: nonEmpty.optional(),
+    publicKeyFile: argvSafe('a file path').optional(),
   }).strict().default({}),
 }).strict();
 

@@ -24,8 +24,17 @@ export function tagNameProblem(v: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The longest version releng accepts (issue 25). Every path releng makes from it must fit a file
+ * system's 255-byte name limit: the longest is PROJECT-VERSION-docker-image-SYSTEM.tar.gz.sha256
+ * (release/artifacts/PROJECT/PROJECT-VERSION/), which with a project of at most 64 characters and a
+ * system name like aarch64-darwin leaves room for 128; the git ref refs/tags/VERSION (a file
+ * .git/refs/tags/VERSION.lock while git writes it) and S3 keys (1024 bytes) are shorter than that.
+ */
+export const MAX_VERSION_LENGTH = 128;
+
 export const versionFileSchema = z.object({
-  version: z.string().regex(/^\d+\.\d+(\.\d+)?([-.+~][0-9A-Za-z.-]+)?$/, 'expected a version like 2.93.0')
+  version: z.string().max(MAX_VERSION_LENGTH, `is longer than ${MAX_VERSION_LENGTH} characters: releng makes file names like PROJECT-VERSION-docker-image-SYSTEM.tar.gz.sha256 from it, which must fit in 255 bytes`).regex(/^\d+\.\d+(\.\d+)?([-.+~][0-9A-Za-z.-]+)?$/, 'expected a version like 2.93.0')
     .superRefine((v, ctx) => {
       const p = tagNameProblem(v);
       if (p) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${p}: it must be a valid git tag name (git check-ref-format) and one path segment` });

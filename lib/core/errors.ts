@@ -34,6 +34,17 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
+/**
+ * Error text as it is printed (issue 25): a value echoed back that is longer than 300 characters
+ * (a 200 KB endpoint, a host, a body a server answered) keeps its first 200 and last 50 characters
+ * and says how many it left out; the whole text is at most 16 KB. Messages quote what is wrong, but
+ * must stay readable in a terminal and a CI log.
+ */
+export function capEchoedValues(text: string): string {
+  const capped = text.replace(/\S{301,}/g, (v) => `${v.slice(0, 200)}…(${v.length - 250} characters left out)…${v.slice(-50)}`);
+  return capped.length > 16_384 ? `${capped.slice(0, 16_000)}\n…(${capped.length - 16_000} more characters left out)` : capped;
+}
+
 /** Thrown by a phase when --dry-run has shown all it can before writing (build cannot plan further without building). */
 export class DryRunStop extends Error {
   constructor() { super('dry run'); this.name = 'DryRunStop'; }

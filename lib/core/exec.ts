@@ -26,6 +26,7 @@ export const debianPackageOf: Record<string, string> = {
   gpgconf: 'gpgconf',
   'gpg-connect-agent': 'gpgconf',
   'ssh-keygen': 'openssh-client',
+  flock: 'util-linux',
 };
 
 export interface RunResult {

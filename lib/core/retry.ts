@@ -61,3 +61,19 @@ export async function retriedRead<T>(describe: string, fn: () => Promise<T>, pol
     throw e;
   }
 }
+
+/**
+ * A write that may be repeated (a PUT of the same bytes, a new upload session), retried as reads
+ * are; its final failure says what was written where and how often it was tried.
+ */
+export async function retriedWrite<T>(describe: string, fn: () => Promise<T>, policy: RetryPolicy = defaultRetry): Promise<T> {
+  try {
+    return await withRetries(fn, policy.attempts, policy.backoffMs);
+  } catch (e: any) {
+    const n = e?.attempts;
+    if (n > 1 && e instanceof Error && !e.message.includes('attempts')) {
+      e.message = `${e.message} (writing ${describe}; gave up after ${n} attempts)`;
+    }
+    throw e;
+  }
+}

@@ -27,7 +27,7 @@ export function routedStore(s3: S3Store | undefined, fs: S3Store): S3Store {
     },
     getStream: (b: string, k: string) => pick(b).getStream(b, k),
     getWithHead: (b: string, k: string) => { const s = pick(b); return s.getWithHead ? s.getWithHead(b, k) : withHeadFallback(s, b, k); },
-    ...(s3?.sha256Of || fs.sha256Of ? { sha256Of: (b: string, k: string) => pick(b).sha256Of!(b, k) } : {}),
+    ...(s3?.sha256Of || fs.sha256Of ? { sha256Of: (b: string, k: string, limit?: number) => pick(b).sha256Of!(b, k, limit) } : {}),
     // index downloads uploads to validate them (issue 12); only adapters that can stream to a file.
     ...(s3?.download || fs.download ? {
       download: (b: string, k: string, f: string) => {

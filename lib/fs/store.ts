@@ -26,7 +26,7 @@ import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, sta
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sha256File } from '../hashing/checksums.ts';
+import { sha256File, sha256OfPrefix } from '../hashing/checksums.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { nothingWritten, type ObjectHead, type PutRequest, type RemoteObject, type S3Store } from '../s3/store.ts';
 
@@ -312,10 +312,11 @@ export function fsStore(): S3Store & { localFile(bucket: string, key: string): s
         throw explain(e, bucket, key);
       }
     },
-    async sha256Of(bucket, key) {
+    async sha256Of(bucket, key, limit) {
       const file = fsPathOf(bucket, key);
       const st = await lstatOrUndefined(file);
       if (!st?.isFile()) return undefined;
+      if (limit !== undefined) return sha256OfPrefix(file, Math.min(limit, st.size));
       return { size: st.size, sha256: await hashOf(file) };
     },
     async getStream(bucket, key) {

@@ -122,7 +122,11 @@ export const repoHandlers: HandlerMap<RepoAction, RepoWriters> = {
   'git.tag': viaGit,
   'git.checkout': viaGit,
   'git.merge': viaGit,
-  'git.update-ref': viaGit,
+  async 'git.update-ref'(a, env) {
+    // Deleting a ref that is not there is done (a restore after the ref was never made, issue 25).
+    if (a.value === null && (await writer(env).git(['rev-parse', '--verify', '--quiet', '--end-of-options', a.ref]).catch(() => '')) === '') return;
+    await viaGit(a, env);
+  },
   'git.symbolic-ref': viaGit,
   'git.reset': viaGit,
   'git.objects': async (a, env) => {

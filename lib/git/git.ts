@@ -33,7 +33,7 @@ export function gitAt(cwd: string): Git {
       return t;
     },
     head: () => self.git(['rev-parse', 'HEAD']),
-    commitOf: (ref) => self.tryGit(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]),
+    commitOf: (ref) => self.tryGit(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]),
     async currentBranch() {
       return (await self.tryGit(['symbolic-ref', '--quiet', '--short', 'HEAD'])) || undefined;
     },

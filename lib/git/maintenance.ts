@@ -9,7 +9,7 @@ const looksLikeVersion = (t: string) => /^\d+\.\d+/.test(t);
 
 /** The highest version-like tag reachable from `ref`, or undefined. */
 export async function latestTagReachable(git: Git, ref: string): Promise<string | undefined> {
-  const out = await git.git(['tag', '--merged', ref]);
+  const out = await git.git(['tag', `--merged=${ref}`]);
   const tags = out ? out.split('\n').filter(looksLikeVersion) : [];
   return tags.sort(compareVersions).at(-1);
 }

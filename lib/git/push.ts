@@ -211,7 +211,7 @@ export function gitReader(git: Git): GitReader {
   return {
     async lsRemote(remote, patterns) {
       // Retried like every read (issue 9) when git's stderr says the network or server failed.
-      const out = await retriedRead(`git ls-remote ${redact(remote)}`, () => git.git(['ls-remote', remote, ...patterns]).catch((e: ReleaseError) => {
+      const out = await retriedRead(`git ls-remote ${redact(remote)}`, () => git.git(['ls-remote', '--end-of-options', remote, ...patterns]).catch((e: ReleaseError) => {
         throw Object.assign(new ReleaseError(`cannot read git remote ${remote}: ${e.message}`, 'check the environment\'s git.remote in releng.json, your network and your SSH keys'), { retryable: transientGit.test(e.message) });
       }));
       return parseLsRemote(out);
@@ -227,7 +227,7 @@ export function gitReader(git: Git): GitReader {
     },
     commitOf: (ref) => git.commitOf(ref),
     async isAncestor(ancestor, descendant) {
-      return (await git.tryGit(['merge-base', '--is-ancestor', ancestor, descendant])) !== undefined;
+      return (await git.tryGit(['merge-base', '--is-ancestor', '--end-of-options', ancestor, descendant])) !== undefined;
     },
   };
 }

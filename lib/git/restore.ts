@@ -49,7 +49,7 @@ export function planRestore(s: RepoSnapshot): Plan<RepoAction> {
 /** Applies a repository plan; if a step fails, applies the restore plan and rethrows saying so. */
 export async function applyOrRestore(plan: Plan, snapshot: RepoSnapshot, opts: { log: Logger; writer: RepoWriter; dryRun: boolean; command: string }) {
   try {
-    return await apply(plan, { log: opts.log, kinds: repoKinds, dryRun: opts.dryRun, writers: { repo: opts.writer }, resumeHint: `see the cause above; the repository was restored, so fix it and run \`releng ${opts.command}\` again` });
+    return await apply(plan, { log: opts.log, kinds: repoKinds, dryRun: opts.dryRun, writers: { repo: opts.writer }, resumeHint: `see the cause above; fix it and run \`releng ${opts.command}\` again` });
   } catch (failure) {
     const restore = planRestore(snapshot);
     try {

@@ -1,6 +1,7 @@
 // Streaming sha256 (never a whole file in memory), the transit checksum beside it in the same read
 // (issue 9: Content-MD5 for servers that verify it), and the SHA256SUMS format (`sha256sum -c` reads it).
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { FileDigest } from './digester.ts';
 import { hashPool, type HashPool } from './pool.ts';
@@ -152,4 +153,12 @@ export type Md5Wanted = boolean | 'proof';
 
 export function wantsMd5(md5: Md5Wanted | undefined, size: number | bigint): boolean {
   return md5 === true || (md5 === 'proof' && Number(size) <= MD5_PROOF_MAX_BYTES);
+}
+
+/** Size and sha256 of the first `n` bytes of a file (fewer when it is shorter): is an object cut short a prefix of it? (issue 25). */
+export async function sha256OfPrefix(file: string, n: number): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  if (n > 0) for await (const chunk of createReadStream(file, { start: 0, end: n - 1 })) { hash.update(chunk as Buffer); size += (chunk as Buffer).length; }
+  return { size, sha256: hash.digest('hex') };
 }

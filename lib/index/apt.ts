@@ -24,7 +24,7 @@ export interface DebFields {
 export async function debFields(file: string): Promise<DebFields> {
   let out: string;
   try {
-    out = (await tool('dpkg-deb', ['-f', file, 'Package', 'Version', 'Architecture'])).stdout;
+    out = (await tool('dpkg-deb', ['-f', '--', file, 'Package', 'Version', 'Architecture'])).stdout;
   } catch (e: any) {
     if (e?.name === 'MissingToolError') throw e;
     throw new ReleaseError(`not a Debian package (dpkg-deb -f failed): ${(e.message as string).split('\n').slice(-1)[0]}`);
@@ -148,7 +148,7 @@ export async function generateLocalKey(home: string, uid: string): Promise<void>
 export async function resolveSigner(s: Signer, field: string): Promise<Signer & { fingerprint: string }> {
   let out: string;
   try {
-    out = (await tool('gpg', [...gpgArgs(s), '--with-colons', '--list-secret-keys', ...(s.keyId ? [s.keyId] : [])])).stdout;
+    out = (await tool('gpg', [...gpgArgs(s), '--with-colons', '--list-secret-keys', ...(s.keyId ? ['--', s.keyId] : [])])).stdout;
   } catch (e: any) {
     if (e?.name === 'MissingToolError') throw e;
     throw new ReleaseError(`no OpenPGP secret key ${s.keyId ? `"${s.keyId}" ` : ''}in ${s.gnupgHome ?? 'the default GNUPGHOME'} (${field})`,
@@ -170,7 +170,7 @@ export async function signRelease(release: string, s: Signer & { fingerprint: st
 
 /** The public key (binary keyring, what apt's `signed-by` and gpgv read). */
 export async function exportPublicKey(s: Signer & { fingerprint: string }, file: string): Promise<void> {
-  await tool('gpg', [...gpgArgs(s), '--output', file, '--export', s.fingerprint]);
+  await tool('gpg', [...gpgArgs(s), '--output', file, '--export', '--', s.fingerprint]);
   const body = await readFile(file);
   if (body.length === 0) throw new ReleaseError(`gpg exported nothing for ${s.fingerprint}`);
 }

@@ -6,11 +6,14 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import { MissingToolError, ReleaseError } from '../core/errors.ts';
 import { debianPackageOf } from '../core/exec.ts';
 
 export interface LocalRegistry {
+  /** The docker-registry process (its watching sh is releng's child). */
+  pid?: number;
   /** host:port as used in image references (127.0.0.1:PORT). */
   host: string;
   port: number;
@@ -61,23 +64,31 @@ export async function startLocalRegistry(opts: LocalRegistryOptions): Promise<Lo
     if (opts.token) config.auth = { token: { realm: opts.token.realm, service: opts.token.service, issuer: opts.token.issuer, rootcertbundle: opts.token.rootCertBundle } };
     const configFile = path.join(opts.dir, 'config.yml');
     await writeFile(configFile, stringify(config));
-    const proc = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The registry runs under a small sh that watches a pipe from this process (issue 25): when
+    // releng ends in any way, SIGKILL included, the pipe closes and the registry is stopped, so no
+    // run leaves one behind. The first line sh prints is the registry's pid.
+    const proc = spawn('sh', ['-c', watchedRegistry, 'sh', configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr!.on('data', (d) => { stderr += d; });
+    const registryPid = await new Promise<number | undefined>((resolve) => {
+      createInterface({ input: proc.stdout! }).once('line', (l) => resolve(Number(l) || undefined));
+      proc.once('exit', () => resolve(undefined));
+      proc.once('error', () => resolve(undefined));
+    });
     const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     const up = await waitUntilServing(proc, url);
-    if (up === 'enoent') throw new MissingToolError('docker-registry', debianPackageOf['docker-registry']!);
+    if (up === 'enoent' || /docker-registry: (not found|No such file)/.test(stderr)) throw new MissingToolError('docker-registry', debianPackageOf['docker-registry']!);
     if (up === 'exited') { lastError = stderr.trim(); if (opts.port) break; continue; }
-    // Never outlive releng, even when it dies on an error before stop().
-    const kill = () => proc.kill('SIGKILL');
-    process.once('exit', kill);
+    const killAll = () => { if (registryPid) { try { process.kill(registryPid, 'SIGKILL'); } catch { /* gone */ } } proc.kill('SIGKILL'); };
+    // Never outlive releng, even when it dies on an error before stop() (the pipe covers SIGKILL).
+    process.once('exit', killAll);
     const exited = new Promise<void>((r) => (proc.exitCode !== null ? r() : proc.once('exit', () => r())));
     return {
-      host: `127.0.0.1:${port}`, port, url, dir: opts.dir,
+      host: `127.0.0.1:${port}`, port, url, dir: opts.dir, pid: registryPid,
       async stop() {
-        process.removeListener('exit', kill);
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        process.removeListener('exit', killAll);
+        proc.stdin!.end();
+        const t = setTimeout(killAll, 5000);
         await exited;
         clearTimeout(t);
       },
@@ -85,6 +96,24 @@ export async function startLocalRegistry(opts: LocalRegistryOptions): Promise<Lo
   }
   throw new ReleaseError(`the embedded registry (docker-registry) did not start: ${lastError.split('\n').slice(-3).join(' ')}`, 'check that docker-registry runs: docker-registry --version');
 }
+
+/**
+ * `sh -c SCRIPT sh CONFIG`: docker-registry in the background, its pid printed, and a watcher that
+ * stops it when stdin (a pipe from releng) reaches EOF; sh exits with the registry's status. An
+ * asynchronous list reads /dev/null unless redirected, hence fd 3.
+ */
+const watchedRegistry = [
+  'exec 3<&0',
+  'docker-registry serve "$1" </dev/null 3<&- &',
+  'pid=$!',
+  'echo "$pid"',
+  '{ read -r _ <&3; kill -TERM "$pid" 2>/dev/null; sleep 5; kill -KILL "$pid" 2>/dev/null; } >/dev/null 2>&1 &',
+  'watcher=$!',
+  'exec 3<&-',
+  'wait "$pid"; status=$?',
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"',
+].join('\n');
 
 /** Polls GET /v2/ until the registry answers (any status) or the process exits. */
 async function waitUntilServing(proc: ChildProcess, url: string): Promise<'up' | 'exited' | 'enoent'> {

@@ -51,7 +51,7 @@ export function gitMirror(state = stateDir()): Mirror {
       registerUrlCredentials(url);
       const dir = mirrorPath(state, url);
       const git = async (args: string[]) => (await run('git', ['--git-dir', dir, ...args])).stdout;
-      const has = async (rev: string) => { try { await git(['cat-file', '-e', `${rev}^{commit}`]); return true; } catch { return false; } };
+      const has = async (rev: string) => { try { await git(['cat-file', '-e', '--end-of-options', `${rev}^{commit}`]); return true; } catch { return false; } };
       try {
         if (!(await exists(dir))) {
           await mkdir(path.dirname(dir), { recursive: true });
@@ -69,9 +69,9 @@ export function gitMirror(state = stateDir()): Mirror {
         if (!(await has(rev))) return { unavailable: `${rev.slice(0, 12)} is not in ${url} any more` };
       }
       const range = `${oldRev}..${newRev}`;
-      const count = Number((await git(['rev-list', '--count', range])).trim());
-      const log = (await git(['log', '--no-decorate', '--format=%h %s', `-n${limit}`, range])).split('\n').filter(Boolean);
-      const fastForward = await git(['merge-base', '--is-ancestor', oldRev, newRev]).then(() => true, () => false);
+      const count = Number((await git(['rev-list', '--count', '--end-of-options', range])).trim());
+      const log = (await git(['log', '--no-decorate', '--format=%h %s', `-n${limit}`, '--end-of-options', range])).split('\n').filter(Boolean);
+      const fastForward = await git(['merge-base', '--is-ancestor', '--end-of-options', oldRev, newRev]).then(() => true, () => false);
       return { count, log, fastForward };
     },
     async refs(url) {

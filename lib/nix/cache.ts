@@ -86,8 +86,8 @@ export async function stageCache(opts: { dir: string; url: string; drvs: string[
   await mkdir(opts.dir, { recursive: true });
   try {
     // Two calls: `--derivation` makes .drv arguments mean the derivation files, not their outputs.
-    if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', ...opts.drvs]);
-    if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, ...opts.outPaths]);
+    if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', '--', ...opts.drvs]);
+    if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--', ...opts.outPaths]);
   } catch (e) {
     throw new ReleaseError(`staging the binary cache in ${opts.dir} failed: ${(e as Error).message}`, notInStoreHint, { cause: e });
   }
@@ -99,7 +99,7 @@ const notInStoreHint = 'the cache is staged from the local Nix store: run upload
 export async function closureOf(paths: string[]): Promise<string[]> {
   if (paths.length === 0) return [];
   let out: string;
-  try { out = (await run('nix-store', ['--query', '--requisites', ...paths])).stdout; } catch (e) {
+  try { out = (await run('nix-store', ['--query', '--requisites', '--', ...paths])).stdout; } catch (e) {
     throw new ReleaseError(`cannot compute the closure of build-result.json's drvs and outPaths: ${(e as Error).message}`, notInStoreHint, { cause: e });
   }
   return [...new Set(out.split('\n').filter(Boolean))].sort();
@@ -153,8 +153,8 @@ export async function readCacheMetadata(file: string, configured: string | undef
   const isZstd = bytes.length >= 4 && bytes.readUInt32LE(0) === 0xfd2fb528;
   const isXz = bytes.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
   const isGzip = bytes[0] === 0x1f && bytes[1] === 0x8b;
-  if (isZstd) return { text: (await run('zstd', ['-dc', file])).stdout, contentEncoding: 'zstd' };
-  if (isXz) return { text: (await run('xz', ['-dc', file])).stdout, contentEncoding: 'xz' };
+  if (isZstd) return { text: (await run('zstd', ['-dc', '--', file])).stdout, contentEncoding: 'zstd' };
+  if (isXz) return { text: (await run('xz', ['-dc', '--', file])).stdout, contentEncoding: 'xz' };
   if (isGzip) return { text: gunzipSync(bytes).toString('utf8'), contentEncoding: 'gzip' };
   const plain = bytes.toString('utf8');
   if (configured === 'br' && !plain.startsWith('StorePath:') && !plain.startsWith('{')) {

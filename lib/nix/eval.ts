@@ -48,7 +48,7 @@ export function parseNixEvalJobs(text: string, source: string): Job[] {
 /** nix-eval-jobs' arguments for a flake attribute: `--force-recurse` as Lix passes it, so jobs in
  *  attribute sets without recurseForDerivations (`build.SYSTEM`) are reached (issue 17). */
 export function nixEvalJobsArgs(attr: string, forceRecurse: boolean): string[] {
-  return [...nixFeatureArgs, ...(forceRecurse ? ['--force-recurse'] : []), '--flake', attr];
+  return [...nixFeatureArgs, ...(forceRecurse ? ['--force-recurse'] : []), '--flake', attr]; // the value of --flake: Nix takes the next argument whatever it starts with
 }
 
 export interface EvalRequest {
@@ -75,7 +75,7 @@ export async function evalReleaseJobs(req: EvalRequest): Promise<Job[]> {
       jobs = parseNixEvalJobs(stdout, 'nix-eval-jobs');
     } else {
       // eval-jobs.nix walks every attribute set, as nix-eval-jobs --force-recurse does.
-      const { stdout } = await run('nix', [...nixFeatureArgs, 'eval', '--json', '--impure', attr, '--apply', `jobs: import ${evalJobsNix} { inherit jobs; }`], { cwd: req.root });
+      const { stdout } = await run('nix', [...nixFeatureArgs, 'eval', '--json', '--impure', '--apply', `jobs: import ${evalJobsNix} { inherit jobs; }`, '--', attr], { cwd: req.root });
       jobs = parseJobsJson(stdout, `nix eval ${attr}`);
     }
   } else {
@@ -109,7 +109,7 @@ function parseJobsJson(text: string, source: string): Job[] {
 /** Realises derivations (one nix-store call, so Nix builds them in parallel) and roots each output under gcrootDir.
  *  `nixArgs`: e.g. `--max-jobs N --option builders SPEC` (build --builders / --max-jobs). */
 export async function realiseJobs(jobs: Job[], gcrootDir: string, cwd: string, nixArgs: string[] = []): Promise<void> {
-  await run('nix-store', ['--realise', ...nixArgs, ...jobs.map((j) => j.drvPath)], { cwd });
+  await run('nix-store', ['--realise', ...nixArgs, '--', ...jobs.map((j) => j.drvPath)], { cwd });
   await rootOutputs(jobs, gcrootDir, cwd);
 }
 
@@ -117,7 +117,7 @@ export async function realiseJobs(jobs: Job[], gcrootDir: string, cwd: string, n
 export async function rootOutputs(jobs: Job[], gcrootDir: string, cwd: string): Promise<void> {
   for (const j of jobs) {
     for (const [out, p] of Object.entries(j.outputs)) {
-      await run('nix-store', ['--realise', p, '--add-root', path.join(gcrootDir, `${j.attr}${out === 'out' ? '' : `-${out}`}`), '--indirect'], { cwd });
+      await run('nix-store', ['--realise', '--add-root', path.join(gcrootDir, `${j.attr}${out === 'out' ? '' : `-${out}`}`), '--indirect', '--', p], { cwd });
     }
   }
 }

@@ -10,7 +10,7 @@ export function fetchArgs(cache: string, trustedPublicKeys: string[], paths: str
   return [...nixFeatureArgs, 'copy', '--from', cache,
     '--option', 'trusted-public-keys', trustedPublicKeys.join(' '), '--option', 'require-sigs', 'true',
     // The cache as it is now: no narinfo remembered from an earlier run (Nix keeps misses for an hour, hits for a month).
-    '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'narinfo-cache-positive-ttl', '0', ...paths];
+    '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'narinfo-cache-positive-ttl', '0', '--', ...paths];
 }
 
 /** Copies `paths` and their closures from `cache`; a clear error for an untrusted signature or a missing path. */

@@ -1,5 +1,6 @@
 // Turns a per-system image tarball into a dir: image ready to push, and reads what the index
 // needs from it (manifest digest and size, platform, labels) before anything is written remotely.
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ReleaseError } from '../core/errors.ts';
@@ -23,14 +24,22 @@ export interface PreparedImage {
   labels: Record<string, string>;
 }
 
-/** Prepares (or reuses, keyed by the tarball's sha256) the dir: image of one tarball under workDir. */
+/**
+ * Prepares (or reuses, keyed by the tarball's sha256) the dir: image of one tarball under workDir.
+ * Each run converts into temporary paths of its own and renames the result into place, so two runs
+ * at once never share a half-written directory (issue 25); when another run put the same image in
+ * place first, its copy is used. A directory that is not a whole image (a blob missing or of the
+ * wrong size, a manifest that does not parse: a run killed mid-way, a hand deletion) is rebuilt.
+ */
 export async function prepareImage(tarball: string, tarballSha256: string, workDir: string): Promise<PreparedImage> {
   const dir = path.join(workDir, tarballSha256);
-  if (!(await exists(path.join(dir, 'manifest.json')))) {
-    const tmp = `${dir}.tmp`;
-    await rm(tmp, { recursive: true, force: true });
+  const problem = await dirImageProblem(dir);
+  if (problem !== undefined) {
+    if (problem !== 'absent') await rm(dir, { recursive: true, force: true });
+    const unique = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tmp = `${dir}.tmp-${unique}`;
+    const staging = `${dir}.tar-${unique}`;
     await mkdir(tmp, { recursive: true });
-    const staging = `${dir}.tar`;
     try {
       // skopeo 1.9.3 cannot read gzipped docker-archives: decompress (streaming) to a temporary .tar first.
       let archive = tarball;
@@ -42,9 +51,33 @@ export async function prepareImage(tarball: string, tarballSha256: string, workD
     } finally {
       await rm(staging, { force: true });
     }
-    await rename(tmp, dir);
+    try {
+      await rename(tmp, dir);
+    } catch (e: any) {
+      // Another run renamed its copy into place first (the same bytes: skopeo's output is deterministic).
+      await rm(tmp, { recursive: true, force: true });
+      if (!['ENOTEMPTY', 'EEXIST'].includes(e?.code) || (await dirImageProblem(dir)) !== undefined) throw e;
+    }
   }
   return readDirImage(dir, tarball);
+}
+
+/** Why `dir` is not a whole dir: image ('absent' when there is none), or undefined: its manifest parses and the config and every layer are there with the manifest's sizes. */
+export async function dirImageProblem(dir: string): Promise<string | undefined> {
+  let manifest: any;
+  try { manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')); } catch (e: any) {
+    if (e?.code === 'ENOENT') return (await exists(dir)) ? 'no manifest.json' : 'absent';
+    return `manifest.json does not parse: ${e?.message ?? e}`;
+  }
+  const blobs = [manifest?.config, ...(Array.isArray(manifest?.layers) ? manifest.layers : [])];
+  for (const b of blobs) {
+    const digest = typeof b?.digest === 'string' ? b.digest : '';
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return `manifest.json names a blob without a sha256 digest`;
+    const st = await stat(path.join(dir, digest.slice('sha256:'.length))).catch(() => undefined);
+    if (!st?.isFile()) return `blob ${digest} is missing`;
+    if (typeof b.size === 'number' && st.size !== b.size) return `blob ${digest} has ${st.size} bytes, the manifest says ${b.size}`;
+  }
+  return undefined;
 }
 
 /** Reads manifest and config of a dir: image. */

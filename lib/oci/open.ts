@@ -8,7 +8,8 @@ import { ReleaseError } from '../core/errors.ts';
 import type { OciWriter } from './actions.ts';
 import { findCredentials, type RegistryCredentials } from './auth.ts';
 import { nodeTransport, registryClient, type RegistryClient } from './registry.ts';
-import { copyByDigest, pushDirByDigest, type SkopeoRegistryOptions } from './skopeo.ts';
+import { pushDirImage } from './push.ts';
+import { copyByDigest, type SkopeoRegistryOptions } from './skopeo.ts';
 
 /** One docker target, ready to read from and write to. */
 export interface OpenRegistry {
@@ -76,7 +77,7 @@ async function answersHttps(transport: ReturnType<typeof nodeTransport>, host: s
   try { await transport({ method: 'GET', url: `https://${host}/v2/` }); return true; } catch { return false; }
 }
 
-/** Pushes with skopeo and PUTs indexes with the registry client of the target they name. */
+/** Pushes images and PUTs indexes with the registry client of the target they name (every request retried, issue 25). */
 export function ociWriter(registries: OpenRegistry[]): OciWriter {
   const find = (host: string, repository: string) => {
     const r = registries.find((x) => x.host === host && x.repository === repository);
@@ -86,7 +87,7 @@ export function ociWriter(registries: OpenRegistry[]): OciWriter {
   return {
     async push(a) {
       const r = find(a.registry, a.repository);
-      await pushDirByDigest(a.dir, `${a.registry}/${a.repository}@${a.digest}`, r.skopeo);
+      await pushDirImage(r.client, a.repository, a.dir, a.digest);
     },
     async putIndex(a) {
       return find(a.registry, a.repository).client.putManifest(a.repository, a.tag, a.body, a.mediaType);

@@ -2,11 +2,12 @@
 // the Bearer token exchange (https://distribution.github.io/distribution/spec/auth/token/).
 // node:http(s) rather than fetch: it takes a per-registry CA (test certificates, certs.d) without a dependency.
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { ReleaseError } from '../core/errors.ts';
-import { retriedRead } from '../core/retry.ts';
+import { retriedRead, retriedWrite } from '../core/retry.ts';
 import { registerSecret } from '../core/secrets.ts';
 import type { RegistryCredentials } from './auth.ts';
 
@@ -24,10 +25,12 @@ export interface HttpResponse {
 }
 
 export interface HttpRequest {
-  method: 'GET' | 'HEAD' | 'PUT';
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST';
   url: string;
   headers?: Record<string, string>;
   body?: Buffer;
+  /** A body streamed from a file of this size (blob uploads), instead of `body`. */
+  bodyFile?: { path: string; size: number };
 }
 
 /** One HTTP exchange (injectable: tests could swap it; production uses node:http(s)). */
@@ -40,7 +43,8 @@ export function nodeTransport(opts: { ca?: string[]; tlsVerify?: boolean } = {})
   return (req) => new Promise((resolve, reject) => {
     const u = new URL(req.url);
     const lib = u.protocol === 'https:' ? https : http;
-    const r = lib.request(u, { method: req.method, headers: { ...req.headers, ...(req.body ? { 'content-length': String(req.body.length) } : {}) }, agent: u.protocol === 'https:' ? agent : undefined }, (res) => {
+    const length = req.bodyFile ? req.bodyFile.size : req.body ? req.body.length : req.method === 'PUT' || req.method === 'POST' ? 0 : undefined;
+    const r = lib.request(u, { method: req.method, headers: { ...req.headers, ...(length !== undefined ? { 'content-length': String(length) } : {}) }, agent: u.protocol === 'https:' ? agent : undefined }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -52,8 +56,12 @@ export function nodeTransport(opts: { ca?: string[]; tlsVerify?: boolean } = {})
     });
     r.on('error', reject);
     // A registry that stops answering must not hang the release forever.
-    r.setTimeout(120_000, () => r.destroy(new Error(`no answer from ${u.host} in 120 s`)));
-    r.end(req.body);
+    r.setTimeout(120_000, () => r.destroy(Object.assign(new Error(`no answer from ${u.host} in 120 s`), { code: 'ETIMEDOUT' })));
+    if (req.bodyFile) {
+      const f = createReadStream(req.bodyFile.path);
+      f.on('error', (e) => r.destroy(e));
+      f.pipe(r);
+    } else r.end(req.body);
   });
 }
 
@@ -102,7 +110,8 @@ export interface RegistryClientOptions {
 
 /** Thrown for unexpected registry answers; `status` lets callers decide (e.g. retry an index PUT on 404). */
 export class RegistryError extends ReleaseError {
-  constructor(message: string, readonly status: number, hint?: string, readonly retryable = false) {
+  /** `retryable`: worth a quick retry (5xx, 429, dropped connection); `eventual`: a 404 that a registry catching up answers (apply retries it). */
+  constructor(message: string, readonly status: number, hint?: string, readonly retryable = false, readonly eventual = false) {
     super(message, hint);
     this.name = 'RegistryError';
   }
@@ -118,8 +127,10 @@ export interface RegistryClient {
   getManifest(repository: string, reference: string): Promise<{ head: ManifestHead; body: Buffer } | undefined>;
   /** HEAD of a blob (layer or config) by digest: its size, or undefined when the registry lacks it (releng verify). */
   headBlob(repository: string, digest: string): Promise<number | undefined>;
-  /** PUTs a manifest (or index) under a tag or digest; returns the digest the registry reports. */
+  /** PUTs a manifest (or index) under a tag or digest; returns the digest the registry reports. Retried on 5xx, 429 and dropped connections. */
   putManifest(repository: string, reference: string, body: Buffer, mediaType: string): Promise<string>;
+  /** Uploads a blob from a file (POST an upload, PUT the whole body with its digest); retried as a whole on 5xx, 429 and dropped connections (issue 25). */
+  uploadBlob(repository: string, digest: string, file: string, size: number): Promise<void>;
   /** GETs a blob (following a redirect to its storage) and hashes it: its sha256 and size, or undefined when the registry lacks it (releng verify --deep). */
   blobSha256(repository: string, digest: string): Promise<{ sha256: string; size: number } | undefined>;
 }
@@ -241,11 +252,14 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
     },
     async headBlob(repository, digest) {
       const what = `HEAD blob ${repository}@${digest}`;
-      const res = await authed({ method: 'HEAD', url: `${baseUrl}/v2/${repository}/blobs/${digest}` }, pushScope(repository));
-      if (res.status === 404) return undefined;
-      if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
-      if (res.status !== 200) throw unexpected(res, what);
-      return Number(res.headers['content-length'] ?? 0);
+      const url = `${baseUrl}/v2/${repository}/blobs/${digest}`;
+      return retriedRead(`HEAD ${url}`, async () => {
+        const res = await authed({ method: 'HEAD', url }, pushScope(repository));
+        if (res.status === 404) return undefined;
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 200) throw unexpected(res, what);
+        return Number(res.headers['content-length'] ?? 0);
+      });
     },
     async blobSha256(repository, digest) {
       const what = `GET blob ${repository}@${digest}`;
@@ -264,15 +278,39 @@ export function registryClient(opts: RegistryClientOptions): RegistryClient {
     },
     async putManifest(repository, reference, body, mediaType) {
       const what = `PUT ${repository}:${reference}`;
-      const res = await authed({ method: 'PUT', url: manifestUrl(repository, reference), headers: { 'content-type': mediaType }, body }, pushScope(repository));
-      if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
-      if (res.status !== 201 && res.status !== 200) {
-        // 404 / MANIFEST_UNKNOWN / MANIFEST_BLOB_UNKNOWN right after the children were pushed: the
-        // registry is eventually consistent (S3-backed ones are), so the index PUT may be retried.
-        const err = unexpected(res, what);
-        throw new RegistryError(err.message, res.status, err.hint, res.status === 404);
-      }
-      return res.headers['docker-content-digest'] ?? '';
+      // A PUT of the same bytes is idempotent: retried on 5xx, 429 and dropped connections (issue 25).
+      return retriedWrite(`PUT ${manifestUrl(repository, reference)}`, async () => {
+        const res = await authed({ method: 'PUT', url: manifestUrl(repository, reference), headers: { 'content-type': mediaType }, body }, pushScope(repository));
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 201 && res.status !== 200) {
+          // 404 / MANIFEST_UNKNOWN / MANIFEST_BLOB_UNKNOWN right after the children were pushed: the
+          // registry is eventually consistent (S3-backed ones are), so the index PUT may be retried
+          // (by apply, which waits longer than these quick retries).
+          const err = unexpected(res, what);
+          throw new RegistryError(err.message, res.status, err.hint, err.retryable, res.status === 404);
+        }
+        return res.headers['docker-content-digest'] ?? '';
+      });
+    },
+    async uploadBlob(repository, digest, file, size) {
+      const what = `blob upload ${repository}@${digest}`;
+      const start = `${baseUrl}/v2/${repository}/blobs/uploads/`;
+      await retriedWrite(`POST ${start} + PUT (${what}, ${size} bytes)`, async () => {
+        // Each try starts its own upload session: a PUT that failed may have consumed the last one.
+        const post = await retriedWrite(`POST ${start}`, async () => {
+          const res = await authed({ method: 'POST', url: start }, pushScope(repository));
+          if (res.status === 401 || res.status === 403) throw unauthorized(res, `POST ${start}`);
+          if (res.status !== 202 || !res.headers.location) throw unexpected(res, `POST ${start}${res.status === 202 ? ' (no Location)' : ''}`);
+          return res;
+        });
+        const location = new URL(post.headers.location!, start);
+        location.searchParams.set('digest', digest);
+        const res = await authed({ method: 'PUT', url: location.toString(), headers: { 'content-type': 'application/octet-stream' }, bodyFile: { path: file, size } }, pushScope(repository));
+        if (res.status === 401 || res.status === 403) throw unauthorized(res, what);
+        if (res.status !== 201) throw unexpected(res, `PUT ${location.origin}${location.pathname} (${what})`);
+        const got = res.headers['docker-content-digest'];
+        if (got && got !== digest) throw new RegistryError(`registry ${opts.host} stored ${what} as ${got}`, res.status, 'the blob file under release/oci does not hash to its name: delete release/oci and re-run');
+      });
     },
   };
 }

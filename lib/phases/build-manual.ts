@@ -33,7 +33,7 @@ export async function buildManual(ctx: Context): Promise<ManualBuild> {
   // A full build's result would no longer describe release/manual: remove it, so upload cannot mix them.
   for (const d of ['manual', 'build-result.json', 'manual-build.json']) await rm(path.join(releaseDir, d), { recursive: true, force: true });
   await mkdir(path.join(releaseDir, 'gcroots'), { recursive: true });
-  await run('nix-store', ['--realise', manual.job.drvPath, '--add-root', path.join(releaseDir, 'gcroots', `${manual.job.attr}-${manual.output}`), '--indirect'], { cwd: root });
+  await run('nix-store', ['--realise', '--add-root', path.join(releaseDir, 'gcroots', `${manual.job.attr}-${manual.output}`), '--indirect', '--', manual.job.drvPath], { cwd: root });
   const src = await manualSource(manual);
   const dest = path.join(releaseDir, 'manual');
   await cp(src, dest, { recursive: true, dereference: true });

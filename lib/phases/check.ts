@@ -7,7 +7,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BareRun } from '../config/context.ts';
 import { configPath, environmentNamed, loadConfig, parseS3Url, type Config, type Environment, type LoadedConfig } from '../config/config.ts';
-import { describeError, ReleaseError, UsageError } from '../core/errors.ts';
+import { capEchoedValues, describeError, ReleaseError, UsageError } from '../core/errors.ts';
 import { run } from '../core/exec.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, resolveRemote } from '../git/push.ts';
@@ -52,7 +52,7 @@ export const tools: Tool[] = [
   { name: 'zstd', nixpkgs: 'zstd', args: ['--version'], debian: 'zstd', neededBy: 'upload (zstd cache compression), channel (.tar.zst with programs.sqlite)', required: (c) => Object.values(c.environments).some((e) => e.cache?.compression === 'zstd') || !!c.channels?.kinds.some((k) => k.programs?.tarballs.some((t) => t.endsWith('.zst'))) },
   { name: 'skopeo', nixpkgs: 'skopeo', args: ['--version'], debian: 'skopeo', neededBy: 'upload (container images)', required: anyDocker },
   { name: 'docker-registry', nixpkgs: 'docker-distribution', args: ['--version'], debian: 'docker-registry', neededBy: 'the embedded registry (local environment, serve)', required: anyEmbeddedRegistry },
-  { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'channel (one run at a time)', required: (c) => !!c.channels },
+  { name: 'flock', nixpkgs: 'util-linux', args: ['--version'], debian: 'util-linux', neededBy: 'build, upload, promote, index (one run per checkout), channel (one run per channel)', required: always },
   { name: 'nix-env', nixpkgs: 'nix', args: ['--version'], debian: 'nix-bin', neededBy: 'channel (programs.sqlite: the packages\' outputs)', required: (c) => !!c.channels?.kinds.some((k) => k.programs) },
   { name: 'tar', nixpkgs: 'gnutar', args: ['--version'], debian: 'tar', neededBy: 'channel (programs.sqlite into the tarballs)', required: (c) => !!c.channels?.kinds.some((k) => k.programs) },
   { name: 'nix-eval-jobs', nixpkgs: 'nix-eval-jobs', args: ['--version'], debian: 'nix-eval-jobs (nixpkgs)', neededBy: 'build (faster evaluation; nix-instantiate is the fallback)', required: optional },
@@ -224,6 +224,9 @@ export async function check(io: BareRun): Promise<CheckResult> {
   const lines: CheckLine[] = [];
   let current = '';
   const add = (what: string, status: CheckStatus, detail: string) => {
+    // A finding quotes config values and answers: capped like every error (issue 25).
+    what = capEchoedValues(what);
+    detail = capEchoedValues(detail);
     lines.push({ environment: current, what, status, detail });
     const mark = status === 'ok' ? log.colour('green', '✔') : status === 'note' ? log.colour('yellow', '!') : log.colour('red', '✖');
     log.info(`${mark} ${current ? `${current}: ` : ''}${what}: ${detail}`);

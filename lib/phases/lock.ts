@@ -79,7 +79,7 @@ const logLines = 20;
 async function withWorktree<T>(git: Git, base: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'releng-lock-'));
   const dir = path.join(tmp, 'worktree');
-  await git.git(['worktree', 'add', '-q', '--detach', dir, base]);
+  await git.git(['worktree', 'add', '-q', '--detach', '--end-of-options', dir, base]);
   try {
     return await fn(dir);
   } finally {
@@ -117,7 +117,7 @@ async function updateInputs(ctx: Context, deps: LockDeps, dir: string, inputs: s
 
 function objectReader(git: Git): ObjectReader {
   return {
-    lsTree: (treeish) => git.git(['ls-tree', '-z', treeish]),
+    lsTree: (treeish) => git.git(['ls-tree', '-z', '--end-of-options', treeish]),
     async objectFormat() {
       const f = await git.tryGit(['rev-parse', '--show-object-format']);
       return f === 'sha256' ? 'sha256' : 'sha1';
@@ -197,7 +197,7 @@ export async function lock(ctx: Context, positionals: string[], deps: LockDeps =
     throw new ReleaseError(`the main branch ${mainBranch} (mainBranch in ${configName}) does not exist in this repository`,
       `git fetch and check out ${mainBranch}, or set mainBranch to the branch updates are based on`);
   }
-  const beforeText = await git.tryGit(['show', `${baseCommit}:${lockPath}`]);
+  const beforeText = await git.tryGit(['show', '--end-of-options', `${baseCommit}:${lockPath}`]);
   if (beforeText === undefined) {
     throw new ReleaseError(`${lockPath} is not committed on ${mainBranch}`, 'run `nix flake lock`, commit flake.lock, then run releng lock');
   }

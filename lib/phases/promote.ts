@@ -8,7 +8,10 @@
 import path from 'node:path';
 import { apply, countByKind, planSize, renderPlan, type Plan, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
+import pLimit from 'p-limit';
 import { majorOf } from '../config/version.ts';
+import { hashPart } from '../nix/cache.ts';
+import { readBuildResult } from '../release/build-result.ts';
 import { ReleaseError, UsageError } from '../core/errors.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
@@ -55,6 +58,24 @@ export type VerifyRelease = (ctx: Context, target: VerifyTarget, opts: VerifyOpt
 export interface PromoteDeps {
   wrapWriters?: (writers: Writers) => Writers;
   verifyRelease?: VerifyRelease;
+}
+
+/**
+ * The store paths of release/build-result.json (drvs and outPaths) when it is this project's build of
+ * `version` and the source cache holds a narinfo for every one; else none (the published release's
+ * closure alone is copied, as before), with a note when the build is another.
+ */
+async function buildRootsIn(ctx: Context, source: OpenEnvironment, project: string, version: string): Promise<string[]> {
+  const result = await readBuildResult(ctx.releaseDir).catch(() => undefined);
+  if (!result || result.project !== project || result.version !== version) return [];
+  const roots = [...new Set([...result.drvs, ...result.outPaths])];
+  const limit = pLimit(16);
+  const missing = (await Promise.all(roots.map((p) => limit(async () => ((await source.s3.head(source.cache.bucket, `${source.cache.prefix}${hashPart(p)}.narinfo`)) ? undefined : p))))).filter(Boolean);
+  if (missing.length) {
+    ctx.log.skip(`the drvs and outputs of release/build-result.json`, `${missing.length} of ${roots.length} are not in ${source.name}'s cache (this checkout's build is not the one published there): only the published release's closure is copied`);
+    return [];
+  }
+  return roots;
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {
@@ -130,8 +151,12 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     // and checked (signature, references) from the local file instead of a GET each; anything else
     // is read from the server as before. --deep reads every object.
     const staged = deep ? undefined : memoizedBytes(await stagedCacheKnowledge(path.join(ctx.releaseDir, 'cache', fromName), source.cache));
+    // The checkout's build of this version, when the source holds all of it (issue 25): its drvs and
+    // outPaths are what upload published besides the manifest's closure; they are verified in the
+    // source, copied, and verified in the destination too.
+    const extraRoots = await buildRootsIn(ctx, source, project, version);
     const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
-      deep, release: releaseFromPublished(project, version), repair: `releng upload --environment ${fromName}`,
+      deep, release: { ...releaseFromPublished(project, version), cacheRoots: extraRoots }, repair: `releng upload --environment ${fromName}`,
       onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
       ...(srcRecord && !deep ? { known: srcRecord } : {}), ...(staged ? { local: staged } : {}), list: srcMemo.list,
     });
@@ -167,6 +192,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       deleteStale: !!flags.extra.delete, replaceArtifacts: !!flags.extra['replace-artifacts'],
       latestLink: dest.env.mirror?.latestLinks ?? false,
       destEvidence: { record: dstRecord, intents },
+      extraRoots,
     });
     await srcRecord?.save().catch(() => undefined); // the plan's read-backs (warned about above if unwritable)
     const images = await planPromoteImages(source.registries, dest.registries, { version, major: majorOf(version), movesPointers: planned.movesPointers, force: !!flags.extra['force-push-images'] });

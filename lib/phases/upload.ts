@@ -13,7 +13,8 @@ import type { Context } from '../config/context.ts';
 import { countByKind } from '../core/plan.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
-import { gitWriter } from '../git/push.ts';
+import { gitAt } from '../git/git.ts';
+import { gitReader, gitWriter, resolveRemote } from '../git/push.ts';
 import { openHashCache } from '../hashing/hash-cache.ts';
 import { ociWriter } from '../oci/open.ts';
 import type { BuildResult } from '../release/build-result.ts';
@@ -61,7 +62,9 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     phase = log.phase('planning upload');
     memo = await openUploadMemos(ctx, target, hashCache);
     const run: RunState = { memo, knowledge: runKnowledge(), cacheLocal: cacheKnowledge() };
-    let plan: UploadPlan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
+    // --deep (issue 25): every object the plan would skip is read back and hashed; what differs is sent again.
+    const deep = !!flags.extra.deep;
+    let plan: UploadPlan = await planUpload(ctx, target, { result, signingKey, tagRecord, memo: { ...memo, deep }, knowledge: run.knowledge, cacheLocal: run.cacheLocal });
     phase.succeed(`planned ${planSize(plan)} writes`);
     // 4. Confirmation (environments that ask for it), then apply.
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
@@ -71,7 +74,7 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const planned = countByKind(plan);
     plan = { steps: plan.steps.map((s) => ({ ...s, actions: s.actions.filter((a) => !a.kind.startsWith('s3.')) })), skipped: plan.skipped };
     // 5. The whole release, read back.
-    const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0 });
+    const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0, deep });
     // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed
     // (issues 11, 28); --no-mirror-lists leaves them for `releng mirror-lists` after a batch.
     const modules = Object.keys(target.env.mirror?.fileLists ?? {});
@@ -90,6 +93,35 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     // A dry run wrote nothing and leaves the journal as it found it.
     const intents = memo?.intents;
     if (intents && !flags.dryRun) await intents.close().catch((e: any) => log.warn(`could not tidy ${intents.file}: ${e?.code ?? e?.message ?? e} (harmless: it only keeps intents a later run settles)`));
+    await target.close();
+  }
+}
+
+/**
+ * Upload's environment checks, on their own (issue 25): the environment opened as upload opens it
+ * (credentials resolved, the endpoint and every bucket answering, the embedded services started,
+ * every registry login proven), the cache signing key read (a Nix secret key), and the git remote
+ * answering `git ls-remote`. Reads only (the local environment may generate its signing key, as
+ * upload would). `releng release` runs it before prepare writes anything, so a release that cannot
+ * be uploaded leaves no notes commit, no tag and no release/ behind.
+ */
+export async function checkUploadEnvironment(ctx: Context): Promise<void> {
+  const { log } = ctx;
+  const phase = log.phase('checking the environment upload will publish to');
+  const target = await openEnvironment(ctx);
+  try {
+    await signingKeyFor(ctx, target);
+    const git = target.env.git;
+    if (git) {
+      const reader = gitReader(gitAt(ctx.root));
+      const remote = await resolveRemote(reader, target.name, git);
+      await reader.lsRemote(remote, [`refs/heads/${ctx.config.mainBranch}`]);
+    }
+    phase.succeed(`environment ${log.colour(target.env.colour, target.name)}: credentials, S3 ${target.endpoint} and every bucket, ${target.registries.length} registr${target.registries.length === 1 ? 'y' : 'ies'}, the signing key${git ? ' and the git remote' : ''} answer`);
+  } catch (e) {
+    phase.fail();
+    throw e;
+  } finally {
     await target.close();
   }
 }
@@ -122,14 +154,17 @@ async function publish(ctx: Context, target: OpenEnvironment, plan: UploadPlan, 
  * this run wrote nothing under is not listed again: the plan's listing (taken this run) is the
  * server's answer. What it finds wrong leaves the upload record, so a re-run re-checks it.
  */
-async function verifyUpload(ctx: Context, target: OpenEnvironment, run: RunState, o: { result: BuildResult; tagRecord?: TagRecord; publicKey?: string; puts: number }): Promise<VerifyReport> {
+async function verifyUpload(ctx: Context, target: OpenEnvironment, run: RunState, o: { result: BuildResult; tagRecord?: TagRecord; publicKey?: string; puts: number; deep?: boolean }): Promise<VerifyReport> {
   const { log } = ctx;
   const { memo, knowledge, cacheLocal } = run;
-  log.info(`verifying ${o.result.project} ${o.result.version} in ${target.name}: every destination, read back`);
-  const verified = await verifyRelease(ctx, verifyTarget(ctx, target, o.publicKey), {
-    release: await releaseFromBuild(ctx, o.result, o.tagRecord), known: memo.record, local: mergeKnowledge(knowledge, cacheLocal),
-    list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
-  });
+  log.info(`verifying ${o.result.project} ${o.result.version} in ${target.name}: every destination, read back${o.deep ? ' (deep: every object read and hashed)' : ''}`);
+  // --deep: as `releng verify --deep`, every object read and hashed; no memo or listing proof stands in.
+  const verified = await verifyRelease(ctx, verifyTarget(ctx, target, o.publicKey), o.deep
+    ? { release: await releaseFromBuild(ctx, o.result, o.tagRecord), deep: true }
+    : {
+      release: await releaseFromBuild(ctx, o.result, o.tagRecord), known: memo.record, local: mergeKnowledge(knowledge, cacheLocal),
+      list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
+    });
   if (!verified.ok) {
     for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);
     await memo.record.save();

@@ -19,7 +19,7 @@ import { compareVersions, parseDrvName } from '../nix/versions.ts';
 import { objectUrl, type S3Action, type S3Copy, type S3Delete, type S3Put, type S3Transfer } from '../s3/actions.ts';
 import { contentHeadersFor } from '../s3/content-type.ts';
 import type { ObjectHead, RemoteObject, S3Reader } from '../s3/store.ts';
-import { relengWasWriting, type WriteEvidence } from '../s3/sync.ts';
+import { cutShort, relengWasWriting, type WriteEvidence } from '../s3/sync.ts';
 import { sha256Text } from '../hashing/checksums.ts';
 import { withRetries } from '../core/retry.ts';
 import { cacheContentTypes, narinfoLevels } from '../upload/cache.ts';
@@ -69,6 +69,13 @@ export interface PromoteRequest {
    * a `repair` instead of refused (lib/s3/sync.ts relengWasWriting).
    */
   destEvidence?: WriteEvidence;
+  /**
+   * Store paths copied with their closures besides the manifest's (issue 25): the build's drvs and
+   * outPaths when promote runs in the checkout that built the release and the source holds them
+   * all, so the destination's cache holds what upload published (and `releng verify` in that
+   * checkout agrees with `verify --published`).
+   */
+  extraRoots?: string[];
 }
 
 export interface PromotePlanned {
@@ -123,11 +130,15 @@ function copyAction(req: PromoteRequest, from: BucketRef, fromKey: string, to: B
  * evidence of lib/s3/sync.ts relengWasWriting), else `changed` (other content: refused in the
  * release prefix). `dh` is the destination's HEAD when the caller has it.
  */
-async function replacement(req: PromoteRequest, to: BucketRef, key: string, planned: { size: number; sha256?: string }, dh?: ObjectHead): Promise<Reason> {
+async function replacement(req: PromoteRequest, to: BucketRef, key: string, planned: { size: number; sha256?: string }, dh?: ObjectHead, from?: { bucket: string; key: string }): Promise<Reason> {
   const head = dh ?? await req.dest.store.head(to.bucket, key);
   if (head && planned.sha256 && head.sha256 === planned.sha256 && head.size !== planned.size) return { reason: 'repair', why: `it carries the planned sha256 with ${head.size} bytes of ${planned.size}` };
+  // A body cut short without metadata (issue 25): proven against the source object's first bytes.
+  const source = req.source.store;
+  const prefixOf = from && source.sha256Of ? async (n: number) => (await source.sha256Of!(from.bucket, from.key, n)) ?? { size: -1, sha256: '' } : undefined;
   const why = planned.sha256
     ? relengWasWriting(to.bucket, key, { size: planned.size, sha256: planned.sha256 }, head, req.destEvidence ?? {})
+      ?? await cutShort(req.dest.store, to.bucket, key, head, { size: planned.size, sha256: planned.sha256, prefixOf })
     : pendingCopy(req, to, key, planned.size);
   return why ? { reason: 'repair', why } : { reason: 'changed' };
 }
@@ -179,7 +190,7 @@ async function planTree(req: PromoteRequest, from: BucketRef, fromPrefix: string
       if (dh && (head.redirect ? dh.redirect === head.redirect : dh.size === head.size && dh.sha256 === head.sha256)) { same++; req.destEvidence?.intents?.settled(to.bucket, toPrefix + rel); return; }
       if (dh) {
         // Not the source's bytes: releng's own damaged write is repaired, anything else is other content.
-        reason = head.redirect ? { reason: 'changed' } : await replacement(req, to, toPrefix + rel, { size: head.size, sha256: head.sha256 }, dh);
+        reason = head.redirect ? { reason: 'changed' } : await replacement(req, to, toPrefix + rel, { size: head.size, sha256: head.sha256 }, dh, { bucket: from.bucket, key: o.key });
         if (reason.reason === 'changed') changed.push(toPrefix + rel);
       }
     }
@@ -241,7 +252,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     throw new ReleaseError(`${project} ${version} is not in ${source.name}: ${objectUrl(source.releases.bucket, manifestKey)} is missing`, `upload it to ${source.name} first (releng upload --environment ${source.name}), or check the version`);
   }
   const manifest = await req.readManifest(manifestText, objectUrl(source.releases.bucket, manifestKey));
-  const roots = Object.values(manifest);
+  const roots = [...Object.values(manifest), ...(req.extraRoots ?? [])];
 
   // 1. Binary cache: the closure of the manifest, NARs (and .ls) first, narinfos by level.
   const dstCache = req.dest.cache;
@@ -299,7 +310,7 @@ export async function planPromote(req: PromoteRequest): Promise<PromotePlanned> 
     const key = dstCache.prefix + rel;
     if (there && there.size === src.size && !pendingCopy(req, dstCache, key, src.size)) { if (counted) narsThere++; return; }
     const head = await headOf(rel);
-    const reason: Reason = there ? await replacement(req, dstCache, key, { size: src.size, sha256: head.sha256 }) : { reason: 'new' };
+    const reason: Reason = there ? await replacement(req, dstCache, key, { size: src.size, sha256: head.sha256 }, undefined, { bucket: source.cache.bucket, key: source.cache.prefix + rel }) : { reason: 'new' };
     if (rel.endsWith('.ls') && reason.reason === 'changed') return;
     bodies.push(copyAction(req, source.cache, source.cache.prefix + rel, dstCache, key, head, reason));
   };

@@ -70,11 +70,15 @@ export function encodeKey(key: string): string {
   return key.split('/').map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/');
 }
 
-/** An S3 error in the shape explainS3Error/isRetryableS3Error read (name, $metadata.httpStatusCode). */
-function s3Error(status: number, body: string): Error {
+/**
+ * An S3 error in the shape explainS3Error/isRetryableS3Error read (name, $metadata.httpStatusCode),
+ * with the server's clock when it said (the Date header; ServerTime of a RequestTimeTooSkewed body).
+ */
+function s3Error(status: number, body: string, headers?: http.IncomingHttpHeaders): Error {
   const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `HTTP${status}`);
   const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? code;
-  return Object.assign(new Error(message), { name: code, $metadata: { httpStatusCode: status } });
+  const serverTime = /<ServerTime>([^<]*)<\/ServerTime>/.exec(body)?.[1] ?? (typeof headers?.date === 'string' ? headers.date : undefined);
+  return Object.assign(new Error(message), { name: code, $metadata: { httpStatusCode: status }, ...(serverTime ? { serverTime } : {}) });
 }
 
 const CONTENTS = Buffer.from('<Contents>');
@@ -158,7 +162,7 @@ export function leanClient(target: LeanTarget) {
     return { status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw };
   }
 
-  const ok = <R extends { status: number; body: string }>(r: R): R => { if (r.status < 200 || r.status >= 300) throw s3Error(r.status, r.body); return r; };
+  const ok = <R extends { status: number; body: string; headers?: http.IncomingHttpHeaders }>(r: R): R => { if (r.status < 200 || r.status >= 300) throw s3Error(r.status, r.body, r.headers); return r; };
 
   /**
    * Pipes a byte range of a file (planned at `total` bytes) into a request, and fails it rather
@@ -218,7 +222,7 @@ export function leanClient(target: LeanTarget) {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       if (status === 404 && !/<Code>NoSuchBucket<\/Code>/.test(Buffer.concat(chunks).toString('utf8'))) return undefined;
-      throw s3Error(status, Buffer.concat(chunks).toString('utf8'));
+      throw s3Error(status, Buffer.concat(chunks).toString('utf8'), res.headers);
     },
 
     /** CopyObject on the server (metadata copied); S3 may answer 200 with an <Error> body. */

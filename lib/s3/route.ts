@@ -15,10 +15,10 @@ export function routeByBucket(fallback: S3Store, byBucket: Record<string, S3Stor
     },
     head: (bucket, key) => pick(bucket).head(bucket, key),
     getText: (bucket, key) => pick(bucket).getText(bucket, key),
-    sha256Of: (bucket, key) => {
+    sha256Of: (bucket, key, limit) => {
       const s = pick(bucket);
       if (!s.sha256Of) throw new Error(`the S3 adapter for bucket ${bucket} cannot read object bodies`);
-      return s.sha256Of(bucket, key);
+      return s.sha256Of(bucket, key, limit);
     },
     checkBucket: (bucket) => pick(bucket).checkBucket(bucket),
     put: (req) => pick(req.bucket).put(req),

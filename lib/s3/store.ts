@@ -57,8 +57,8 @@ export interface S3Reader {
    */
   listUpTo?(bucket: string, prefix: string, maxKeys: number): Promise<{ objects: RemoteObject[]; complete: boolean }>;
   getText(bucket: string, key: string): Promise<string | undefined>;
-  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. */
-  sha256Of?(bucket: string, key: string): Promise<{ size: number; sha256: string } | undefined>;
+  /** Size and sha256 of an object's body, streamed (undefined when absent); for verifying published files. `limit`: of its first `limit` bytes only (a ranged GET). */
+  sha256Of?(bucket: string, key: string, limit?: number): Promise<{ size: number; sha256: string } | undefined>;
   /** Throws a ReleaseError saying whether the endpoint, the bucket or the credentials are wrong. */
   checkBucket(bucket: string): Promise<void>;
   /** Streams an object to a local file (index validates uploads); returns its size and sha256. */
@@ -280,6 +280,7 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   }
   // Refusals keep the HTTP status (and S3 code) like other S3 errors: callers (grants' checks) read it.
   const refused = (err: ReleaseError) => Object.assign(err, { status: e?.$metadata?.httpStatusCode ?? 403, s3Name: name });
+  if (name === 'RequestTimeTooSkewed' || /RequestTimeTooSkewed/.test(e?.message ?? '')) return refused(clockSkewError(e, where));
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name)) {
     return refused(new ReleaseError(`S3 refused the credentials for ${where} (${name})`, 'check the credentials source of this environment (the secret is not shown here)'));
   }
@@ -294,6 +295,22 @@ export function explainS3Error(e: any, endpoint: string, bucket: string, key?: s
   (err as any).status = status;
   (err as any).s3Name = name;
   return err;
+}
+
+/**
+ * RequestTimeTooSkewed (issue 25): this machine's clock, not the credentials. Says the server's
+ * time (ServerTime of the error, else its Date header) and ours, and how far apart they are.
+ */
+function clockSkewError(e: any, where: string): ReleaseError {
+  const theirs = e?.serverTime ?? e?.ServerTime ?? e?.$response?.headers?.date ?? e?.$response?.headers?.Date;
+  const server = theirs ? new Date(theirs) : undefined;
+  const now = new Date();
+  const apart = server && !Number.isNaN(server.getTime()) ? Math.round((now.getTime() - server.getTime()) / 1000) : undefined;
+  const clocks = apart === undefined
+    ? `this machine's clock says ${now.toISOString()}; the server did not say its time`
+    : `the server's clock says ${server!.toISOString()}, this machine's ${now.toISOString()}: ours is ${Math.abs(apart)} s ${apart > 0 ? 'ahead' : 'behind'}`;
+  return new ReleaseError(`S3 refused the request for ${where} because the clocks disagree (RequestTimeTooSkewed): ${clocks}`,
+    'set this machine\'s clock (timedatectl set-ntp true, chronyc makestep, or ntpdate); S3 accepts signatures within about 15 minutes of its own time. The credentials are not the problem');
 }
 
 export { isRetryableS3Error } from '../core/retry.ts';
@@ -394,10 +411,12 @@ export function s3Store(client: S3ClientHandle, endpoint: string, opts: StoreOpt
         return Buffer.concat(chunks).toString('utf8');
       });
     },
-    async sha256Of(bucket, key) {
+    async sha256Of(bucket, key, limit) {
       return read('GET', bucket, key, async () => {
         try {
-          const r = await client.send(await getObjectCommand(bucket, key));
+          const r = await client.send(limit === undefined ? await getObjectCommand(bucket, key)
+            : new (await loadS3Sdk()).GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${Math.max(0, limit - 1)}` }));
+          if (limit === 0) { (r.Body as Readable | undefined)?.destroy?.(); return { size: 0, sha256: createHash('sha256').digest('hex') }; }
           const hash = createHash('sha256');
           let size = 0;
           for await (const chunk of r.Body as AsyncIterable<Uint8Array>) { hash.update(chunk); size += chunk.length; }

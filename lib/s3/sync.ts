@@ -1,6 +1,8 @@
 // Plans the upload of local files under a bucket prefix: skip what is there with the same sha256,
 // put what is new or different, and (for the manual) delete what is stale. Reads only.
+import { createHash } from 'node:crypto';
 import { forEachLimited } from '../core/each.ts';
+import { sha256OfPrefix } from '../hashing/checksums.ts';
 import type { Skip } from '../core/plan.ts';
 import type { S3Delete, S3Put } from './actions.ts';
 import { contentHeadersFor } from './content-type.ts';
@@ -44,6 +46,8 @@ export interface SyncRequest {
   knowledge?: RunKnowledge;
   /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
   intents?: WriteIntents;
+  /** upload --deep: read back every object the comparison would skip (WriteEvidence.deep). */
+  deep?: boolean;
 }
 
 export interface SyncPlan {
@@ -78,7 +82,7 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
     const key = keys[i]!;
     const r = remote.get(key);
     remote.delete(key);
-    const { state, why } = await judgeRemote(reader, req.bucket, key, r, f, { record: req.record, intents: req.intents });
+    const { state, why } = await judgeRemote(reader, req.bucket, key, r, { ...f, prefixOf: prefixOfSource(f.source) }, { record: req.record, intents: req.intents, deep: req.deep });
     if (state === 'same') { unchanged++; return; }
     const reason: S3Put['reason'] = state === 'missing' ? 'new' : state === 'damaged' ? 'repair' : 'changed';
     const h = contentHeadersFor(key);
@@ -112,7 +116,7 @@ export type RemoteState = 'missing' | 'same' | 'different' | 'damaged';
  * `repair`) rather than `different` (other content, which an immutable prefix refuses): see
  * relengWasWriting. A key found `same` settles an intent left open for it.
  */
-export async function judgeRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: { size: number; sha256: string }, evidence: WriteEvidence = {}): Promise<{ state: RemoteState; why?: string }> {
+export async function judgeRemote(reader: S3Reader, bucket: string, key: string, listed: RemoteObject | undefined, planned: Planned, evidence: WriteEvidence = {}): Promise<{ state: RemoteState; why?: string }> {
   if (!listed) return { state: 'missing' };
   // The record's word as it was before this comparison (a HEAD below may update it).
   const recorded = evidence.record?.get(bucket, key);
@@ -121,19 +125,67 @@ export async function judgeRemote(reader: S3Reader, bucket: string, key: string,
     if (!head) return { state: 'missing' };
     // Our sha256 with another size: a damaged copy of this very object (a body cut short), not other content.
     if (head.sha256 === planned.sha256) return { state: 'damaged', why: `it carries the planned sha256 with ${head.size} bytes of ${planned.size}` };
-    const why = relengWasWriting(bucket, key, planned, head, evidence, recorded);
+    const why = relengWasWriting(bucket, key, planned, head, evidence, recorded) ?? await cutShort(reader, bucket, key, head, planned);
     return why ? { state: 'damaged', why } : { state: 'different' };
   }
   const { sha256, head } = await remoteSha256(reader, { bucket, record: evidence.record }, key, listed);
-  if (sha256 === planned.sha256) { evidence.intents?.settled(bucket, key); return { state: 'same' }; }
+  if (sha256 === planned.sha256) {
+    if (evidence.deep) {
+      if (!reader.sha256Of) throw new Error(`internal: --deep needs a store that reads object bodies (s3://${bucket}/${key})`);
+      const read = await reader.sha256Of(bucket, key);
+      if (!read) return { state: 'missing' };
+      if (read.sha256 !== planned.sha256 || read.size !== planned.size) {
+        evidence.record?.forget(bucket, key);
+        return { state: 'damaged', why: `its metadata names the planned sha256, but its ${read.size} bytes read back hash to ${read.sha256.slice(0, 12)} (--deep)` };
+      }
+    }
+    evidence.intents?.settled(bucket, key);
+    return { state: 'same' };
+  }
   const why = relengWasWriting(bucket, key, planned, head, evidence, recorded);
   return why ? { state: 'damaged', why } : { state: 'different' };
+}
+
+/** The bytes planned for a key: size and sha256, and (for cutShort) the sha256 of their first n bytes. */
+export interface Planned {
+  size: number;
+  sha256: string;
+  prefixOf?: (n: number) => Promise<{ size: number; sha256: string }>;
+}
+
+/** prefixOf for planned bytes held in a local file or a text. */
+export function prefixOfSource(source: { file: string } | { text: string }): (n: number) => Promise<{ size: number; sha256: string }> {
+  if ('file' in source) return (n) => sha256OfPrefix(source.file, n);
+  return async (n) => {
+    const b = Buffer.from(source.text).subarray(0, n);
+    return { size: b.length, sha256: createHash('sha256').update(b).digest('hex') };
+  };
+}
+
+/**
+ * Issue 25: an S3 object without releng's sha256 metadata, shorter than planned, whose bytes are
+ * exactly the first bytes of the planned ones: a body cut short, as a server that keeps what it
+ * received (s3rver) leaves a PUT killed mid-body, with no metadata at all. Every releng PUT carries
+ * the metadata, so this is releng's own write, even when no local memo remains (a re-run on another
+ * machine, the journal lost). Proven by reading the object (a GET) and the planned bytes' prefix;
+ * an object of other bytes, or carrying metadata, or not shorter, is not this. Undefined unless proven.
+ */
+export async function cutShort(reader: S3Reader, bucket: string, key: string, head: ObjectHead | undefined, planned: Planned): Promise<string | undefined> {
+  if (!head || head.sidecar !== undefined || head.sha256 !== undefined || head.redirect || head.size >= planned.size || !planned.prefixOf || !reader.sha256Of) return undefined;
+  const [there, ours] = await Promise.all([reader.sha256Of(bucket, key), planned.prefixOf(head.size)]);
+  if (!there || there.size !== head.size || ours.size !== head.size || there.sha256 !== ours.sha256) return undefined;
+  return `no sha256 metadata, and its ${head.size} bytes are the first ${head.size} of the planned ${planned.size}: a body cut short`;
 }
 
 /** What a planner may know of releng's own writes besides the destination (local memos). */
 export interface WriteEvidence {
   record?: UploadRecord;
   intents?: WriteIntents;
+  /**
+   * upload --deep (issue 25): an object whose metadata (or the record) says it holds the planned
+   * sha256 is read back whole and hashed; bytes changed at rest under our metadata are a repair.
+   */
+  deep?: boolean;
 }
 
 /**

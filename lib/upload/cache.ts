@@ -10,7 +10,7 @@ import type { S3Action } from '../s3/actions.ts';
 import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
-import { judgeRemote } from '../s3/sync.ts';
+import { judgeRemote, prefixOfSource } from '../s3/sync.ts';
 import type { WriteIntents } from '../s3/intents.ts';
 import type { BucketRef } from '../environment/open.ts';
 import { ReleaseError } from '../core/errors.ts';
@@ -87,6 +87,8 @@ export interface CachePlanInput {
   record?: UploadRecord;
   /** Writes earlier runs began and never saw acknowledged (lib/s3/intents.ts): evidence for a `repair`. */
   intents?: WriteIntents;
+  /** upload --deep: every object read back (lib/s3/sync.ts WriteEvidence.deep). */
+  deep?: boolean;
   /** The hash memo: staged files unchanged since hashed are not re-read. */
   hashCache?: HashCache;
   /** Compute MD5 with each sha256 (the environment's transit checksum is Content-MD5). */
@@ -182,7 +184,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
     input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small);
-    const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), d, { record: input.record, intents: input.intents });
+    const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), { ...d, prefixOf: prefixOfSource({ file }) }, { record: input.record, intents: input.intents, deep: input.deep });
     if (state === 'same') return undefined;
     return {
       kind: 's3.put', bucket: bucket.bucket, key: bucket.prefix + rel, source: { file }, size: d.size, sha256: d.sha256, contentType, contentEncoding,

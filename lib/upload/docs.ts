@@ -18,13 +18,13 @@ export function manualPrefixes(result: Pick<BuildResult, 'project' | 'official' 
   return keepStable ? [`${base}/${result.major}/`] : [`${base}/${result.major}/`, `${base}/stable/`];
 }
 
-export async function planDocs(reader: S3Reader, docs: BucketRef, result: Pick<BuildResult, 'project' | 'official' | 'major'>, manual: LocalFile[], opts: { record?: UploadRecord; intents?: WriteIntents; knowledge?: RunKnowledge; keepStable?: string } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
+export async function planDocs(reader: S3Reader, docs: BucketRef, result: Pick<BuildResult, 'project' | 'official' | 'major'>, manual: LocalFile[], opts: { record?: UploadRecord; intents?: WriteIntents; deep?: boolean; knowledge?: RunKnowledge; keepStable?: string } = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {
   const steps: Step[] = [];
   const skipped: Skip[] = [];
   if (result.official && opts.keepStable) skipped.push({ what: `manual/${result.project}/stable/ in s3://${docs.bucket}/${docs.prefix}`, reason: opts.keepStable });
   for (const p of manualPrefixes(result, opts.keepStable)) {
     const prefix = docs.prefix + p;
-    const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true, record: opts.record, intents: opts.intents, knowledge: opts.knowledge });
+    const plan = await planSync(reader, { bucket: docs.bucket, prefix, files: manual, deleteStale: true, record: opts.record, intents: opts.intents, deep: opts.deep, knowledge: opts.knowledge });
     steps.push({ title: `manual to s3://${docs.bucket}/${prefix}`, actions: [...plan.puts, ...plan.deletes] });
     skipped.push(...plan.skipped);
   }

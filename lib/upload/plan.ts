@@ -12,7 +12,8 @@ import type { OpenEnvironment } from '../environment/open.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, planGitPush, type GitPushAction } from '../git/push.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
-import { encodeCacheMetadata, encodedDirName, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { encodeCacheMetadata, encodedDirName, hashPart, stageCacheMemoised, stagingStoreUrl, type SigningKey } from '../nix/cache.ts';
+import { localPathInfos, narListing } from '../nix/store-info.ts';
 import type { OciAction } from '../oci/actions.ts';
 import type { BuildResult } from '../release/build-result.ts';
 import type { TagRecord } from '../release/tag-record.ts';
@@ -27,6 +28,10 @@ import { planUploadImages } from './images.ts';
 import { checkLocalInputs, type Md5Wanted } from './inputs.ts';
 import { planReleaseBucket } from './release-bucket.ts';
 import { uploadStateDir } from './state.ts';
+import { stagedCacheProblems, type StagedProblem, type StoreFacts } from './staged-check.ts';
+
+/** The local Nix store, as the staged cache is checked against it. */
+const localStoreFacts: StoreFacts = { infos: localPathInfos, listing: narListing };
 
 /** The kinds of write an upload makes. */
 export type UploadAction = S3Action | OciAction | GitPushAction;
@@ -40,11 +45,13 @@ export interface UploadInputs {
   signingKey?: SigningKey;
   tagRecord?: TagRecord;
   /** Local memos (upload record, file hashes) that let a re-run skip HEADs and re-hashing. */
-  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents };
+  memo?: { record?: UploadRecord; hashCache?: HashCache; intents?: WriteIntents; deep?: boolean };
   /** This run's knowledge of the expected bytes and the plan's listings, for the closing verification (lib/s3/knowledge.ts). */
   knowledge?: RunKnowledge;
   /** Filled while planning: the staged cache's narinfos and .ls (MD5 and bytes), for the closing verification. */
   cacheLocal?: CacheKnowledge;
+  /** What the staged cache is checked against (default: the local Nix store). */
+  storeFacts?: StoreFacts;
 }
 
 /** Stages the signed cache locally (Nix), then plans its upload. Local write only, never a publish. */
@@ -65,19 +72,45 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   await mkdir(stagingDir, { recursive: true });
   await writeFile(marker, inputs.signingKey.publicKey + '\n');
   // The staging memo skips `nix copy` and the closure query when every staged file it names is still there (lib/nix/cache.ts).
-  const { paths } = await stageCacheMemoised({
-    dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey.file), publicKey: inputs.signingKey.publicKey,
-    drvs: result.drvs, outPaths: result.outPaths, memoFile: path.join(uploadStateDir(ctx.root), `staged-${target.name}.json`),
-  });
-  // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
+  const memoFile = path.join(uploadStateDir(ctx.root), `staged-${target.name}.json`);
   const narinfoCompression = cache.storeOptions['narinfo-compression'];
   const lsCompression = cache.storeOptions['ls-compression'];
-  await encodeCacheMetadata(stagingDir, paths, { narinfo: narinfoCompression, ls: lsCompression, field: `environments.${target.name}.cache.storeOptions` });
+  const stage = async () => {
+    const { paths } = await stageCacheMemoised({
+      dir: stagingDir, url: stagingStoreUrl(stagingDir, cache, inputs.signingKey!.file), publicKey: inputs.signingKey!.publicKey,
+      drvs: result.drvs, outPaths: result.outPaths, memoFile,
+    });
+    // narinfo-compression / ls-compression: done here when the staging store could not (lib/nix/cache.ts).
+    await encodeCacheMetadata(stagingDir, paths, { narinfo: narinfoCompression, ls: lsCompression, field: `environments.${target.name}.cache.storeOptions` });
+    return paths;
+  };
+  let paths = await stage();
+  // Every narinfo and .ls to send, against the local store and the environment's key (issue 25): a
+  // staged file changed since Nix wrote it is removed and its path staged again; still wrong: refused.
+  const check = () => stagedCacheProblems(stagingDir, paths, { publicKey: inputs.signingKey!.publicKey, store: inputs.storeFacts ?? localStoreFacts, narinfoCompression, lsCompression });
+  let bad = await check();
+  if (bad.length) {
+    const list = (ps: StagedProblem[]) => ps.slice(0, 10).map((b) => `  ${path.relative(ctx.root, b.file)}: ${b.problem}`).join('\n') + (ps.length > 10 ? `\n  (and ${ps.length - 10} more)` : '');
+    ctx.log.warn(`the staged cache in ${path.relative(ctx.root, stagingDir)} does not match the local store and the signing key; staging these paths again:\n${list(bad)}`);
+    for (const p of new Set(bad.map((b) => b.storePath))) {
+      for (const n of [`${hashPart(p)}.narinfo`, `${hashPart(p)}.ls`]) {
+        await rm(path.join(stagingDir, n), { force: true });
+        await rm(path.join(stagingDir, encodedDirName, n), { force: true });
+      }
+    }
+    await rm(memoFile, { force: true });
+    paths = await stage();
+    bad = await check();
+    if (bad.length) {
+      throw new ReleaseError(`the staged cache in ${stagingDir} does not match the local store and the signing key, even staged again:\n${list(bad)}`,
+        `delete ${stagingDir} and re-run upload; if it persists, check the Nix store (nix-store --verify --check-contents) and the key environments.${target.name}.cache.signingKeyFile; nothing was uploaded`);
+    }
+  }
   phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
-    record: inputs.memo?.record, intents: inputs.memo?.intents, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
+    record: inputs.memo?.record, intents: inputs.memo?.intents, deep: inputs.memo?.deep, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
     onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
   });
 }

@@ -28,6 +28,8 @@ export interface ReleaseBucketOptions {
   replaceArtifacts?: boolean;
   /** Digests of the artifacts as checked before planning, by build-result.json's path (lib/upload/inputs.ts): their MD5s ride along for Content-MD5. */
   digests?: Map<string, { md5?: string }>;
+  /** upload --deep: every object read back (lib/s3/sync.ts WriteEvidence.deep). */
+  deep?: boolean;
 }
 
 function localFile(rel: string, artifact: string, file: string, size: number, sha256: string, opts: ReleaseBucketOptions): LocalFile {
@@ -42,7 +44,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
   const versioned = result.artifacts.filter((a) => a.path.startsWith(versionPrefix))
     .map((a): LocalFile => localFile(a.path.slice(versionPrefix.length), a.path, path.join(artifactsDir, a.path), a.size, a.sha256, opts));
   // The version directory is immutable: new objects are created with If-None-Match where the environment has conditional writes.
-  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, intents: opts.intents, knowledge: opts.knowledge, createOnly: !opts.replaceArtifacts });
+  const files = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}${versionPrefix}`, files: versioned, record: opts.record, intents: opts.intents, deep: opts.deep, knowledge: opts.knowledge, createOnly: !opts.replaceArtifacts });
   const changed = files.puts.filter((p) => p.reason === 'changed');
   if (changed.length && !opts.replaceArtifacts) {
     throw new ReleaseError(`the release prefix s3://${releases.bucket}/${releases.prefix}${versionPrefix} already holds ${changed.length} object${changed.length === 1 ? '' : 's'} with other content:\n${changed.slice(0, 10).map((p) => `  ${p.key}`).join('\n')}`,
@@ -55,7 +57,7 @@ export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, r
     skipped.push({ what: `root manifest.nix of ${releases.url}`, reason: opts.keepRootManifest });
   } else if (root) {
     // Only the root object is compared: a listing of the whole bucket root would walk every release.
-    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', root.path, path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record, intents: opts.intents, knowledge: opts.knowledge });
+    const pointer = await planSync(reader, { bucket: releases.bucket, prefix: `${releases.prefix}manifest.nix`, files: [localFile('', root.path, path.join(artifactsDir, root.path), root.size, root.sha256, opts)], record: opts.record, intents: opts.intents, deep: opts.deep, knowledge: opts.knowledge });
     steps.push({ title: `root manifest.nix to ${releases.url}`, actions: pointer.puts });
     skipped.push(...pointer.skipped);
   }

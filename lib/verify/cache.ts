@@ -188,7 +188,7 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
           const etag = normalizeEtag(listedNar.etag)?.toLowerCase();
           const staged = local ? scope.local?.md5(t.cache.bucket, t.cache.prefix + ni.url) : undefined;
           if (staged && etag && /^[0-9a-f]{32}$/.test(etag) && listedNar.size === staged.size && etag !== staged.md5.toLowerCase()) {
-            problem(ni.url, `its bytes are not the NAR ${rel} describes (listed ETag ${etag}, the staged NAR's MD5 is ${staged.md5})`, redo(ni.url, rel));
+            problem(ni.url, `its bytes are not the NAR ${rel} describes (listed ETag ${etag}, the staged NAR's MD5 is ${staged.md5})`, /^releng upload\b/.test(scope.repair) ? `${scope.repair} --deep (it reads the NAR back and sends it again)` : redo(ni.url, rel));
           }
         } else if (!scope.deep) {
           const head = await scope.limit(() => t.s3.head(t.cache.bucket, t.cache.prefix + ni.url));

@@ -219,7 +219,8 @@ export async function checkObject(t: VerifyTarget, scope: VerifyScope, c: Object
   if (got.sha256 !== c.expected.sha256) {
     // Its metadata may still claim the right sha256, and upload skips what the server reports right.
     report.problems.push({ destination: c.destination, where, what: `content sha256 ${got.sha256} (${got.size} bytes), expected ${c.expected.sha256}${c.expected.size !== undefined ? ` (${c.expected.size} bytes)` : ''}`,
-      repair: `delete ${where} (its bytes are not what its metadata says), then ${repair}`, bucket: c.bucket, key: c.key });
+      // upload --deep reads every object back and sends again what differs (issue 25): no deletion needed.
+      repair: /^releng upload\b/.test(repair) ? `${repair} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)` : `delete ${where} (its bytes are not what its metadata says), then ${repair}`, bucket: c.bucket, key: c.key });
   } else if (got.size === head.size) {
     readBack();
   }

@@ -22,10 +22,13 @@ import { FaultController, startFaultProxy, type Fault, type FaultProxy, type Req
 import '../helpers/setup.ts';
 
 type Server = 's3rver' | 'rgw';
-interface Case { name: string; server: Server; fault: Fault; why: string }
+/** `forgetState`: the re-run starts without .releng/upload-state (no intent journal, no upload record), as on another machine. */
+interface Case { name: string; server: Server; fault: Fault; why: string; forgetState?: boolean }
 
 const s3Put = (r: RequestInfo) => r.upstream !== 'registry' && r.method === 'PUT' && r.bodyLength > 0;
 const narPut = (r: RequestInfo) => s3Put(r) && r.url.includes('/nar/');
+/** The source tarball's PUT into the (immutable) release prefix. */
+const tarballPut = (r: RequestInfo) => s3Put(r) && /\/rel\/[^/]+\/hello\/hello-1\.0\.0\/hello-1\.0\.0\.tar\.gz(\?|$)/.test(r.url);
 /** The matrix: fault × server (RGW where the server's behaviour matters: what it keeps of a body). */
 const cases: Case[] = [
   { name: 'kill-at-put', server: 's3rver', fault: { kind: 'kill', at: 12, match: s3Put }, why: 'SIGKILL at the 12th S3 PUT' },
@@ -37,8 +40,22 @@ const cases: Case[] = [
   { name: 'truncated', server: 's3rver', fault: { kind: 'truncate', at: 2, match: narPut }, why: 'the 2nd NAR PUT forwarded half, acknowledged whole' },
   { name: 'flipped', server: 's3rver', fault: { kind: 'flip', at: 2, match: narPut }, why: 'one byte of the 2nd NAR PUT body flipped in transit (s3rver checks no payload hash)' },
   { name: 'rgw-ack-not-stored', server: 'rgw', fault: { kind: 'ack-without-store', rate: 0.2, seed: 42, match: s3Put }, why: '20% of S3 PUTs answered 200 and never stored' },
+  // Issue 25, case 5: a body cut short in the release prefix, re-run with no local memo (another machine): s3rver keeps the half body without metadata.
+  { name: 'kill-mid-release-file', server: 's3rver', fault: { kind: 'kill', at: 1, midBody: true, match: tarballPut }, why: 'SIGKILL half-way through the source tarball\'s body (release prefix; s3rver keeps the half without metadata); the re-run has no intent journal or upload record', forgetState: true },
+  { name: 'rgw-kill-mid-release-file', server: 'rgw', fault: { kind: 'kill', at: 1, midBody: true, match: tarballPut }, why: 'SIGKILL half-way through the source tarball\'s body (RGW keeps nothing of it); the re-run has no intent journal or upload record', forgetState: true },
   { name: 'rgw-truncated', server: 'rgw', fault: { kind: 'truncate', at: 2, match: narPut }, why: 'the 2nd NAR PUT forwarded half, acknowledged whole (RGW keeps nothing of it)' },
 ];
+
+/**
+ * Issue 25, case 4: registry requests (reads and writes) answered 503/500 or reset at 20%. Six fresh
+ * uploads, each its own image repository, must all exit 0 (before: 0 of 6, skopeo's --retry-times
+ * does not retry 5xx) and `verify --deep` (registry reads under the same fault) must pass.
+ */
+const registryRuns: { name: string; fault: Fault }[] = [1, 2, 3, 4, 5, 6].map((n) => ({
+  name: `registry-faults-${n}`,
+  fault: n === 6 ? { kind: 'reset', rate: 0.2, seed: 600 + n, match: (r: RequestInfo) => r.upstream === 'registry' }
+    : { kind: 'status', status: n % 2 ? 503 : 500, rate: 0.2, seed: 600 + n, match: (r: RequestInfo) => r.upstream === 'registry' },
+}));
 
 const ctl = new FaultController();
 let p: ScratchProject;
@@ -93,7 +110,7 @@ beforeAll(async () => {
   publicKey = nix(['key', 'convert-secret-to-public'], secret);
   // Every case's environment is in releng.json before the release commit (upload wants a clean tree at the tag).
   await p.editConfig((c) => {
-    for (const k of cases) {
+    for (const k of [...cases, ...registryRuns.map((r) => ({ name: r.name, server: 's3rver' as Server }))]) {
       c.environments[k.name] = {
         colour: 'yellow', confirm: false,
         releasesBucket: `s3://rel/${k.name}`, cacheBucket: `s3://cache/${k.name}`, docsBucket: `s3://docs/${k.name}`,
@@ -106,7 +123,7 @@ beforeAll(async () => {
     }
   });
   p.git('commit', '-q', '-am', 'fault environments');
-  for (const k of cases) {
+  for (const k of [...cases, ...registryRuns]) {
     const remote = path.join(path.dirname(p.remote), `remote-${k.name}.git`);
     execFileSync('git', ['init', '-q', '--bare', '-b', 'main', remote]);
     p.git('push', '-q', remote, 'main');
@@ -144,6 +161,7 @@ describe('fault suite: a faulty run fails or is right; a re-run without faults c
         expect(v.code, `upload exited 0 under "${k.why}" but verify --deep fails:\n${v.stderr}`).toBe(0);
         outcome += ', verify --deep passes';
       }
+      if (k.forgetState) await rm(path.join(p.dir, '.releng', 'upload-state'), { recursive: true, force: true });
       const again = await relengKillable(upload);
       expect(again.code, `re-run without faults after "${k.why}" (injected: ${injected.join('; ')}):\n${again.stderr}`).toBe(0);
       const v = await relengKillable(verifyDeep);
@@ -158,4 +176,25 @@ describe('fault suite: a faulty run fails or is right; a re-run without faults c
     }, 600_000);
   }
   afterAll(() => { if (outcomes.length) console.log(`fault matrix:\n${outcomes.join('\n')}`); });
+});
+
+describe('registry faults (issue 25, case 4): 20% of registry requests answer 5xx or are reset; every upload still completes', () => {
+  const results: string[] = [];
+  for (const r of registryRuns) {
+    it(`${r.name}: ${r.fault.kind === 'status' ? `${r.fault.status}` : 'reset'} on 20% of registry requests: upload exits 0, verify --deep (under the same fault) passes`, async () => {
+      ctl.set(r.fault);
+      try {
+        const up = await relengKillable(['upload', '--environment', r.name, '--noconfirm']);
+        const injected = ctl.injected;
+        expect(injected, 'the fault was never injected').toBeGreaterThan(0);
+        expect(up.code, `upload under registry faults (${injected} injected):\n${up.stderr}`).toBe(0);
+        const v = await relengKillable(['verify', '--environment', r.name, '--deep']);
+        expect(v.code, `verify --deep under registry faults:\n${v.stderr}`).toBe(0);
+        results.push(`${r.name} | ${ctl.injected} injected | upload exit 0, verify --deep exit 0`);
+      } finally {
+        ctl.set({ kind: 'none' });
+      }
+    }, 600_000);
+  }
+  afterAll(() => { if (results.length) console.log(`registry faults:\n${results.join('\n')}`); });
 });

@@ -106,7 +106,7 @@ describe('bad input', () => {
   it('a missing program names its Debian package', async () => {
     // A PATH with node, git and coreutils, but no Nix.
     const bin = await mkdtemp(path.join(os.tmpdir(), 'releng-path-'));
-    for (const prog of ['node', 'git', 'sh', 'dirname', 'readlink', 'tar', 'gzip', 'chmod']) {
+    for (const prog of ['node', 'git', 'sh', 'dirname', 'readlink', 'tar', 'gzip', 'chmod', 'flock', 'cat']) { // flock, cat: the checkout lock
       await symlink(execFileSync('sh', ['-c', `command -v ${prog}`], { encoding: 'utf8' }).trim(), path.join(bin, prog));
     }
     const r = await releng(['build', '--no-check-git'], { cwd: p.dir, env: { PATH: bin } });

@@ -87,15 +87,19 @@ describe('from source: the quick start flows through tsx', () => {
       expect(await sha256File(file), name).toBe(sha256);
     }
     // The cache tree: no empty NAR or listing (the race once left them at 0 bytes).
-    // Promote copies the closure of manifest.nix: one store path per system here.
+    // Promote run in the checkout that built the release copies what upload published: the closure
+    // of manifest.nix and of build-result.json's drvs and outPaths (issue 25), as the staging cache.
     const nars = await readdir(path.join(trees, 'cache', 'nar'));
     const narinfos = (await readdir(path.join(trees, 'cache'))).filter((f) => f.endsWith('.narinfo'));
-    expect(narinfos.length).toBe(2);
+    const staged = (await readdir(path.join(p.dir, 'release', 'cache', 'local'))).filter((f) => f.endsWith('.narinfo'));
+    expect(narinfos.sort()).toEqual(staged.sort());
     expect(nars.length).toBe(narinfos.length);
     for (const n of nars) expect((await stat(path.join(trees, 'cache', 'nar', n))).size, n).toBeGreaterThan(0);
-    // --published: what a promote copies is the published release (the checkout's verify also
-    // wants the build's .drv narinfos, which promote does not copy: issue 25 item 7).
-    const v = await run(['verify', '--environment', 'mirror', '--deep', '--published', '1.0.0']);
+    // The checkout's verify (the build's drvs and outputs too) and --published (the manifest's
+    // closure) agree after a promote (issue 25).
+    const v = await run(['verify', '--environment', 'mirror', '--deep']);
     expect(v.code, v.stderr).toBe(0);
+    const published = await run(['verify', '--environment', 'mirror', '--deep', '--published', '1.0.0']);
+    expect(published.code, published.stderr).toBe(0);
   });
 });

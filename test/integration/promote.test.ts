@@ -210,10 +210,14 @@ describe('releng promote', () => {
     // promote's own last step was releng verify of production; verify --deep from scratch agrees,
     // reading every NAR (FileHash, NarHash) and checking signatures against production's key.
     expect(r2.summary!.verified.destination?.ok).toBe(true);
+    // The checkout's verify (its build's drvs and outPaths, which promote copied from staging: issue
+    // 25) and --published (the manifest's closure) agree.
     const { verify } = await import('../../lib/phases/verify.ts');
-    const deep = await verify(await f.ctx({ environment: 'production', extra: { deep: true, published: '1.0.0' } }));
+    const deep = await verify(await f.ctx({ environment: 'production', extra: { deep: true } }));
     expect(deep.ok).toBe(true);
     expect(deep.checked['binary cache']!['NARs hashed']).toBe(r2.summary!.closure);
+    const published = await verify(await f.ctx({ environment: 'production', extra: { deep: true, published: '1.0.0' } }));
+    expect(published.ok).toBe(true);
 
     // Production's git remote has the tag, pointing at the release commit.
     const tagLine = execFileSync('git', ['ls-remote', f.p.remote, 'refs/tags/1.0.0^{}'], { encoding: 'utf8' });

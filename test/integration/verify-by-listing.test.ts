@@ -173,8 +173,8 @@ for (const flavour of ['srv', 'rgw'] as const) {
       expect(v.code).toBe(1);
       const repair = `releng upload --environment ${env}`;
       expect(lines(v.stderr).sort()).toEqual([
-        `warning: docs: s3://docs/${page}: content sha256 ${sha256Text(flipped(pageBytes))} (${pageBytes.length} bytes), expected ${sha256Text(pageBytes)} (${pageBytes.length} bytes) — repair: delete s3://docs/${page} (its bytes are not what its metadata says), then ${repair}`,
-        `warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped(fileBytes))} (${fileBytes.length} bytes), expected ${sha256Text(fileBytes)} (${fileBytes.length} bytes) — repair: delete s3://rel/${file} (its bytes are not what its metadata says), then ${repair}`,
+        `warning: docs: s3://docs/${page}: content sha256 ${sha256Text(flipped(pageBytes))} (${pageBytes.length} bytes), expected ${sha256Text(pageBytes)} (${pageBytes.length} bytes) — repair: ${repair} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)`,
+        `warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped(fileBytes))} (${fileBytes.length} bytes), expected ${sha256Text(fileBytes)} (${fileBytes.length} bytes) — repair: ${repair} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)`,
       ]);
       // upload is not fooled either (its plan trusts the sha256 metadata and skips both): its closing verification names them.
       const up = await run(env, ['upload', '--noconfirm']);

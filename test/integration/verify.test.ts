@@ -162,7 +162,7 @@ for (const flavour of ['srv', 'rgw'] as const) {
       expect(lines(v.stderr).sort()).toEqual([
         `warning: docs: s3://docs/${deleted}: missing — repair: releng upload --environment ${env}`,
         `warning: docs: s3://docs/${rewritten}: sha256 metadata ${sha256Text(otherPage)}, expected ${sha256Text(pageBytes)} — repair: releng upload --environment ${env}`,
-        `warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: delete s3://rel/${file} (its bytes are not what its metadata says), then releng upload --environment ${env}`,
+        `warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: releng upload --environment ${env} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)`,
       ].sort());
       // upload re-sends both pages, and its verification reads the release file whose ETag changed
       // since it was verified (its metadata proves nothing then): exit 1 naming it.
@@ -265,12 +265,12 @@ for (const flavour of ['srv', 'rgw'] as const) {
       // the released bytes, so it reads the file. A NAR's HEAD cannot see it: that is --deep's.
       const quick = await verify();
       expect(quick.code).toBe(1);
-      expect(lines(quick.stderr)).toContainEqual(`warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: delete s3://rel/${file} (its bytes are not what its metadata says), then releng upload --environment ${env}`);
+      expect(lines(quick.stderr)).toContainEqual(`warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: releng upload --environment ${env} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)`);
       const r = await verify('--deep');
       expect(r.code).toBe(1);
       const found = lines(r.stderr);
       expect(found).toHaveLength(2);
-      expect(found).toContainEqual(`warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: delete s3://rel/${file} (its bytes are not what its metadata says), then releng upload --environment ${env}`);
+      expect(found).toContainEqual(`warning: release prefix: s3://rel/${file}: content sha256 ${sha256Text(flipped)} (${bytes.length} bytes), expected ${sha256Text(bytes)} (${bytes.length} bytes) — repair: releng upload --environment ${env} --deep (its bytes are not what its metadata says: --deep reads them back and sends them again)`);
       const narLine = found.find((l) => l.startsWith(`warning: binary cache: s3://cache/${url}: FileHash sha256:`));
       expect(narLine, r.stderr).toBeDefined();
       expect(narLine).toContain(`repair: delete s3://cache/${url} and s3://cache/${narinfoKey()}, then releng upload --environment ${env}`);

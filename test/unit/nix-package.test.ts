@@ -68,6 +68,8 @@ function programsTheCodeRuns(): { programs: Map<string, string[]>; unlisted: str
     for (const m of text.matchAll(/(?<![.\w])requirePrograms\(([^)]*)\)/g)) for (const n of m[1]!.matchAll(/'([\w.+-]+)'/g)) add(n[1]!, file);
     // zx: $`program args` and $({...})`program args` (an interpolated program, ${releng}, is ours)
     for (const m of text.matchAll(/\$(?:\([^)]*\))?`([\w.+-]+)/g)) add(m[1]!, file);
+    // the sh script the embedded registry runs under: 'docker-registry serve …', '… sleep 5; …'
+    if (file === 'lib/local/registry-server.ts') for (const m of text.matchAll(/'([\w.+-]+) serve |; (sleep) \d/g)) add((m[1] ?? m[2])!, file);
     // the decompressors table: ['xz', '-dc']
     if (file === 'lib/verify/decompress.ts') for (const m of text.matchAll(/\[\s*'([\w.+-]+)',\s*'-dc'\s*\]/g)) add(m[1]!, file);
   }

@@ -39,3 +39,41 @@ describe('registry reads', () => {
     expect(transport.calls).toHaveLength(5);
   });
 });
+
+describe('registry writes (issue 25): retried like reads', () => {
+  it('a manifest PUT after a 503 and a reset lands; a blob upload whose POST answers 500 and whose PUT answers 502 starts a new session and lands', async () => {
+    const t = scripted([503, 'reset']);
+    expect(await registryClient({ host: 'r.example', scheme: 'http', transport: t }).putManifest('x/y', 'sha256:abc', Buffer.from('{}'), 'application/json')).toBe('sha256:abc');
+    expect(t.calls.map((c) => c.method)).toEqual(['PUT', 'PUT', 'PUT']);
+    // POST 500, POST 202 (Location), PUT 502, POST 202, PUT 201.
+    const calls: HttpRequest[] = [];
+    const answers: HttpResponse[] = [
+      { status: 500, headers: {}, body: Buffer.alloc(0) },
+      { status: 202, headers: { location: '/v2/x/y/blobs/uploads/u1?_state=a' }, body: Buffer.alloc(0) },
+      { status: 502, headers: {}, body: Buffer.alloc(0) },
+      { status: 202, headers: { location: 'http://r.example/v2/x/y/blobs/uploads/u2?_state=b' }, body: Buffer.alloc(0) },
+      { status: 201, headers: { 'docker-content-digest': 'sha256:d' }, body: Buffer.alloc(0) },
+    ];
+    const transport: Transport = async (req) => { calls.push(req); return answers.shift()!; };
+    await registryClient({ host: 'r.example', scheme: 'http', transport }).uploadBlob('x/y', 'sha256:d', '/dev/null', 0);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      'POST http://r.example/v2/x/y/blobs/uploads/',
+      'POST http://r.example/v2/x/y/blobs/uploads/',
+      'PUT http://r.example/v2/x/y/blobs/uploads/u1?_state=a&digest=sha256%3Ad',
+      'POST http://r.example/v2/x/y/blobs/uploads/',
+      'PUT http://r.example/v2/x/y/blobs/uploads/u2?_state=b&digest=sha256%3Ad',
+    ]);
+  });
+
+  it('a 400 on a blob upload is not retried and names the URL', async () => {
+    const calls: HttpRequest[] = [];
+    const answers: HttpResponse[] = [
+      { status: 202, headers: { location: '/v2/x/y/blobs/uploads/u1' }, body: Buffer.alloc(0) },
+      { status: 400, headers: {}, body: Buffer.from('{"errors":[{"code":"DIGEST_INVALID"}]}') },
+    ];
+    const transport: Transport = async (req) => { calls.push(req); return answers.shift()!; };
+    await expect(registryClient({ host: 'r.example', scheme: 'http', transport }).uploadBlob('x/y', 'sha256:d', '/dev/null', 0))
+      .rejects.toThrow('registry r.example: PUT http://r.example/v2/x/y/blobs/uploads/u1 (blob upload x/y@sha256:d) answered HTTP 400: {"errors":[{"code":"DIGEST_INVALID"}]}');
+    expect(calls).toHaveLength(2);
+  });
+});

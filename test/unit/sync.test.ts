@@ -1,4 +1,5 @@
 // planSync against an in-memory S3Reader (an injected read interface): what is skipped, put, deleted.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ObjectHead, RemoteObject, S3Reader } from '../../lib/s3/store.ts';
 import { planSync, type LocalFile } from '../../lib/s3/sync.ts';
@@ -50,5 +51,38 @@ describe('planSync', () => {
     expect(contentHeadersFor('x.tar.xz')).toEqual({ contentType: 'application/x-xz' });
     expect(contentHeadersFor('x.tar.gz')).toEqual({ contentType: 'application/gzip' });
     expect(contentHeadersFor('x.bin')).toEqual({ contentType: 'application/octet-stream' });
+  });
+});
+
+describe('an S3 object cut short without metadata (issue 25)', () => {
+  const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+  /** A reader whose objects have bodies (and so sha256Of), without our metadata unless given. */
+  function bodies(objects: Record<string, { body: string; sha256?: string }>): S3Reader {
+    return {
+      endpoint: 'mem://',
+      async list(_b, prefix) { return Object.entries(objects).filter(([k]) => k.startsWith(prefix)).map(([key, o]): RemoteObject => ({ key, size: Buffer.byteLength(o.body) })); },
+      async head(_b, key) { const o = objects[key]; return o ? ({ size: Buffer.byteLength(o.body), sha256: o.sha256, metadata: {} } as ObjectHead) : undefined; },
+      async sha256Of(_b, key, limit) { const o = objects[key]; if (!o) return undefined; const b = Buffer.from(o.body).subarray(0, limit); return { size: b.length, sha256: sha(b.toString()) }; },
+      async getText() { return undefined; },
+      async checkBucket() {},
+    };
+  }
+  const planned = 'the planned bytes of a release file\n';
+  const local = (rel: string): LocalFile => ({ rel, source: { text: planned }, size: Buffer.byteLength(planned), sha256: sha(planned) });
+
+  it('its bytes are the first bytes of the plan: a repair, even with no intent or record; other bytes, or our metadata for others, are other content', async () => {
+    const r = bodies({
+      'p/half': { body: planned.slice(0, 11) },                            // a PUT killed mid-body on a server that keeps it
+      'p/foreign': { body: 'someone else' },                               // shorter, but not the plan's first bytes
+      'p/longer': { body: `${planned}and more` },                          // not shorter: nothing cut short
+      'p/ours-other': { body: planned.slice(0, 11), sha256: 'e'.repeat(64) }, // releng's metadata for other bytes
+    });
+    const plan = await planSync(r, { bucket: 'b', prefix: 'p/', files: ['half', 'foreign', 'longer', 'ours-other'].map(local), createOnly: true });
+    expect(plan.puts.map((p) => `${p.key}:${p.reason}${p.why ? `: ${p.why}` : ''}`)).toEqual([
+      'p/foreign:changed',
+      `p/half:repair: no sha256 metadata, and its 11 bytes are the first 11 of the planned ${Buffer.byteLength(planned)}: a body cut short`,
+      'p/longer:changed',
+      'p/ours-other:changed',
+    ]);
   });
 });

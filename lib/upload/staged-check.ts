@@ -1,0 +1,80 @@
+// The staged binary cache checked against its sources before any write (issue 25): every narinfo
+// and .ls that upload would send (the compressed copy where there is one, read as a client reads
+// it) against what the local Nix store says of the path (NarHash, NarSize, References, CA; the
+// NAR listing from the path's file tree) and the environment's signing key (a Sig by it that
+// verifies). The staged NARs are checked against their narinfos by planCache (FileHash, FileSize).
+// A staged file that was changed after Nix wrote it (same size, mtime kept: the staging memo does
+// not see it) is no longer trusted: upload removes it and stages the path again.
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { encodedDirName, hashPart, readCacheMetadata } from '../nix/cache.ts';
+import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey } from '../nix/narinfo.ts';
+import { listingDifference, type ListingNode, type StorePathInfo } from '../nix/store-info.ts';
+
+/** The local store's word on paths (lib/nix/store-info.ts; injectable). */
+export interface StoreFacts {
+  infos(paths: string[]): Promise<Map<string, StorePathInfo>>;
+  listing(storePath: string): Promise<{ root: ListingNode; narSize: number }>;
+}
+
+export interface StagedProblem {
+  storePath: string;
+  /** The staged file that is wrong (as upload would send it). */
+  file: string;
+  problem: string;
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+const exists = (f: string) => access(f).then(() => true, () => false);
+
+/**
+ * Every staged narinfo and .ls of `paths` that does not say what the store says, or is not signed
+ * by `publicKey`. Reads only (the staged files, the store's records, the paths' file trees).
+ */
+export async function stagedCacheProblems(stagingDir: string, paths: string[], o: { publicKey: string; store: StoreFacts; narinfoCompression?: string; lsCompression?: string }): Promise<StagedProblem[]> {
+  const key = parseNixPublicKey(o.publicKey);
+  const infos = await o.store.infos(paths);
+  const storeDir = paths.length ? path.dirname(paths[0]!) : '/nix/store';
+  const problems: StagedProblem[] = [];
+  const limit = pLimit(8);
+  const uploaded = async (name: string) => {
+    const encoded = path.join(stagingDir, encodedDirName, name);
+    return (await exists(encoded)) ? encoded : path.join(stagingDir, name);
+  };
+  await Promise.all(paths.map((p) => limit(async () => {
+    const add = (file: string, problem: string) => problems.push({ storePath: p, file, problem });
+    const want = infos.get(p);
+    const narinfoFile = await uploaded(`${hashPart(p)}.narinfo`);
+    if (!want) { add(narinfoFile, `${p} is not valid in the local store`); return; }
+    let text: string;
+    try { text = (await readCacheMetadata(narinfoFile, o.narinfoCompression)).text; } catch (e: any) {
+      add(narinfoFile, e?.code === 'ENOENT' ? 'missing' : `unreadable: ${e?.message ?? e}`);
+      return;
+    }
+    const { info, problems: bad } = parseNarInfoStrict(text, storeDir);
+    if (!info) { add(narinfoFile, `does not parse: ${bad.join('; ')}`); return; }
+    const refs = (r: string[]) => [...r].sort().join(' ');
+    if (info.storePath !== p) add(narinfoFile, `StorePath ${info.storePath}, expected ${p}`);
+    else if (!sameBytes(info.narHash, want.narHash)) add(narinfoFile, 'its NarHash is not the store path\'s');
+    else if (info.narSize !== want.narSize) add(narinfoFile, `NarSize ${info.narSize}, the store says ${want.narSize}`);
+    else if (refs(info.references) !== refs(want.references)) add(narinfoFile, `References ${refs(info.references) || '(none)'}, the store says ${refs(want.references) || '(none)'}`);
+    else if ((info.ca ?? '') !== (want.ca ?? '')) add(narinfoFile, `CA ${info.ca ?? '(none)'}, the store says ${want.ca ?? '(none)'}`);
+    else {
+      const sig = checkNarInfoSignature(info, key);
+      if (!sig.ok) add(narinfoFile, `not signed by the environment's key: ${sig.why}`);
+    }
+    const lsName = `${hashPart(p)}.ls`;
+    if (!(await exists(path.join(stagingDir, lsName)))) return;
+    const lsFile = await uploaded(lsName);
+    let listing: any;
+    try { listing = JSON.parse((await readCacheMetadata(lsFile, o.lsCompression)).text); } catch (e: any) {
+      add(lsFile, `not a NAR listing: ${e?.message ?? e}`);
+      return;
+    }
+    const tree = await o.store.listing(p);
+    const diff = listing?.version !== 1 ? `version ${JSON.stringify(listing?.version)}, expected 1` : listingDifference(listing.root, tree.root);
+    if (diff) add(lsFile, `does not list the store path: ${diff}`);
+  })));
+  return problems.sort((a, b) => a.file.localeCompare(b.file));
+}
