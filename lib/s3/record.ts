@@ -7,7 +7,9 @@
 // multipart ETag is a plain MD5; real S3's is md5-of-md5s).
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { z } from 'zod';
 import { normalizeEtag, type RunKnowledge } from './knowledge.ts';
@@ -53,8 +55,9 @@ export interface UploadRecord {
 
 export { normalizeEtag } from './knowledge.ts';
 
-// On disk (unchanged): {"version":1,"endpoint":E,"objects":{"BUCKET/KEY":[sha256, size, etag] or,
-// once a verification HEADed it, [sha256, size, etag, last-modified]}}.
+// On disk: {"version":1,"endpoint":E,"objects":{"BUCKET/KEY":[sha256, size, etag] or, once a
+// verification HEADed it, [sha256, size, etag, last-modified]}}, one entry per line since issue 31
+// (readLines); a file of one line, as earlier releng wrote it, is still read.
 const entry = z.union([
   z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1)]),
   z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative(), z.string().min(1), z.number().int()]),
@@ -175,45 +178,37 @@ class RecordTable {
 
 const fromTuple = (t: Tuple): RecordEntry => ({ sha256: t[0], size: t[1], etag: t[2], ...(t[3] !== undefined ? { verified: t[3] } : {}) });
 
+/** The first line of a record file as save() writes it: the envelope, then one entry per line. */
+const headerOf = (endpoint: string) => `{"version":1,"endpoint":${JSON.stringify(endpoint)},"objects":{`;
+
 /**
- * Reads the objects of a record file as it was written by save() (`{"version":1,"endpoint":E,"objects":{...}}`),
- * one entry at a time, without parsing the whole file into objects (at 300,000 objects that took
- * ~150 MB at the start of a run); undefined when the file is not in exactly that layout (then the
- * whole file is parsed as JSON and checked by the schema, as before). Any bad entry empties the record.
+ * Reads a record file as save() writes it: the header line, then one `"BUCKET/KEY":[...]` entry per
+ * line (a comma ending every line but the last), then `}}` (still one JSON document: old releng
+ * reads it with JSON.parse). Streamed a line at a time (issue 31): at 300,000 objects the file is
+ * ~58 MB, and holding it as one string and its parse tree was the no-op's peak. 'ok' when it was
+ * read, 'bad' when an entry is malformed (the record is then empty), undefined when the file is
+ * not in this layout (an older single-line file: parsed whole, as before).
  */
-function scanObjects(text: string, endpoint: string, into: RecordTable): 'ok' | 'bad' | undefined {
-  const head = `{"version":1,"endpoint":${JSON.stringify(endpoint)},"objects":{`;
-  if (!text.startsWith(head)) return undefined;
-  let at = head.length;
-  // The end of the JSON string starting at text[from] (a quote): the index after its closing quote.
-  const stringEnd = (from: number) => {
-    for (let i = from + 1; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x5c) i++;
-      else if (c === 0x22) return i + 1;
+async function readLines(file: string, endpoint: string, into: RecordTable): Promise<'ok' | 'bad' | undefined> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 }), crlfDelay: Infinity });
+  const header = headerOf(endpoint);
+  let n = 0;
+  let ended = false;
+  try {
+    for await (const line of lines) {
+      if (n++ === 0) { if (line !== header) return undefined; continue; }
+      if (ended) return line === '' ? 'ok' : 'bad';
+      if (line === '}}') { ended = true; continue; }
+      let parsed: unknown;
+      try { parsed = JSON.parse(`{${line.endsWith(',') ? line.slice(0, -1) : line}}`); } catch { return 'bad'; }
+      const entries = Object.entries(parsed as Record<string, unknown>);
+      if (entries.length !== 1) return 'bad';
+      const [id, tuple] = entries[0]!;
+      if (!isTuple(tuple)) return 'bad';
+      into.load(id, fromTuple(tuple));
     }
-    return -1;
-  };
-  if (text[at] === '}') return text.slice(at) === '}}' ? 'ok' : undefined;
-  for (;;) {
-    if (text[at] !== '"') return undefined;
-    const keyEnd = stringEnd(at);
-    if (keyEnd < 0 || text[keyEnd] !== ':' || text[keyEnd + 1] !== '[') return undefined;
-    // The tuple: strings (which may hold ']') and numbers, up to its closing bracket.
-    let i = keyEnd + 2;
-    while (i >= 0 && i < text.length && text[i] !== ']') i = text[i] === '"' ? stringEnd(i) : i + 1;
-    if (i < 0 || i >= text.length) return undefined;
-    let id: unknown;
-    let tuple: unknown;
-    try { id = JSON.parse(text.slice(at, keyEnd)); tuple = JSON.parse(text.slice(keyEnd + 1, i + 1)); } catch { return undefined; }
-    if (typeof id !== 'string') return undefined;
-    if (!isTuple(tuple)) return 'bad';
-    // A flat string of its own, not a slice of the file's text (which would stay alive with it).
-    into.load([id].join(''), fromTuple(tuple));
-    at = i + 1;
-    if (text[at] === ',') { at++; continue; }
-    return text.slice(at) === '}}' ? 'ok' : undefined;
-  }
+  } finally { lines.close(); }
+  return n === 0 ? undefined : ended ? 'ok' : 'bad';
 }
 
 /** The record of one S3 endpoint (any stable name of it) in `dir` (e.g. the project's .releng/); missing or corrupt means empty. */
@@ -221,12 +216,11 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
   const file = path.join(dir, `uploads-${createHash('sha256').update(endpoint).digest('hex').slice(0, 16)}.json`);
   let objects = new RecordTable();
   try {
-    const text = await readFile(file, 'utf8');
-    const scanned = scanObjects(text, endpoint, objects);
-    if (scanned !== 'ok') {
+    const read = await readLines(file, endpoint, objects);
+    if (read !== 'ok') {
       objects = new RecordTable();
-      if (scanned === undefined) {
-        const parsed = fileSchema.safeParse(JSON.parse(text));
+      if (read === undefined) {
+        const parsed = fileSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
         if (parsed.success && parsed.data.endpoint === endpoint) {
           const all = Object.entries(parsed.data.objects);
           if (all.every(([, t]) => entry.safeParse(t).success)) for (const [id, t] of all) objects.load(id, fromTuple(t as Tuple));
@@ -262,18 +256,19 @@ export async function openUploadRecord(dir: string, endpoint: string): Promise<U
       if (!dirty) return;
       await mkdir(dir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      // Written a thousand entries at a time: no string of the whole record (~60 MB at 300,000 objects).
+      // One entry per line (readLines), written a thousand at a time: no string of the whole
+      // record (~58 MB at 300,000 objects).
       const fh = await open(tmp, 'w');
       try {
         let chunk: string[] = [];
         let first = true;
-        await fh.write(`{"version":1,"endpoint":${JSON.stringify(endpoint)},"objects":{`);
+        await fh.write(headerOf(endpoint));
         for (const [k, t] of objects.tuples()) {
-          chunk.push(`${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(t)}`);
+          chunk.push(`${first ? '\n' : ',\n'}${JSON.stringify(k)}:${JSON.stringify(t)}`);
           first = false;
           if (chunk.length >= 1000) { await fh.write(chunk.join('')); chunk = []; }
         }
-        await fh.write(chunk.join('') + '}}');
+        await fh.write(chunk.join('') + '\n}}\n');
       } finally { await fh.close(); }
       await rename(tmp, file);
       dirty = false;

@@ -149,6 +149,36 @@ describe('planSync with an upload record', () => {
     expect((await openUploadRecord(dir, 'http://s3')).get('b', 'plain')).toBeUndefined();
   });
 
+  it('the record is saved one entry per line (read a line at a time, issue 31), still one JSON document; a file cut short or with a bad line loads empty', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const dir = await tmp('releng-rec-');
+    const rec = await openUploadRecord(dir, 'http://s3');
+    for (let i = 0; i < 2500; i++) rec.set('b', `p/page-${i}.html`, { sha256: sha((i % 10).toString()), size: i, etag: '0123456789abcdef0123456789abcdef', ...(i % 3 ? {} : { verified: 1_700_000_000 + i }) });
+    await rec.save();
+    const text = await readFile(rec.file, 'utf8');
+    const lines = text.split('\n');
+    expect(lines[0]).toBe('{"version":1,"endpoint":"http://s3","objects":{');
+    expect(lines.length).toBe(2500 + 3); // header, one line each, "}}", the final newline
+    expect(Object.keys(JSON.parse(text).objects)).toHaveLength(2500);
+    const again = await openUploadRecord(dir, 'http://s3');
+    expect(again.get('b', 'p/page-2498.html')).toEqual({ sha256: sha('8'), size: 2498, etag: '0123456789abcdef0123456789abcdef' });
+    expect(again.get('b', 'p/page-3.html')).toEqual({ sha256: sha('3'), size: 3, etag: '0123456789abcdef0123456789abcdef', verified: 1_700_000_003 });
+    // Cut short (a disk filled mid-save would leave a temp file, not this: but a copied or damaged record must never load partly).
+    await writeFile(rec.file, text.slice(0, Math.floor(text.length / 2)));
+    expect((await openUploadRecord(dir, 'http://s3')).get('b', 'p/page-0.html')).toBeUndefined();
+    await writeFile(rec.file, lines.slice(0, -2).join('\n') + '\n');
+    expect((await openUploadRecord(dir, 'http://s3')).get('b', 'p/page-0.html')).toBeUndefined();
+    // One bad entry empties it.
+    await writeFile(rec.file, text.replace('"b/p/page-7.html":["', '"b/p/page-7.html":["x'));
+    expect((await openUploadRecord(dir, 'http://s3')).get('b', 'p/page-0.html')).toBeUndefined();
+    // An empty record round-trips.
+    const empty = await openUploadRecord(await tmp('releng-rec-'), 'http://s3');
+    empty.set('b', 'k', { sha256: sha('a'), size: 1, etag: 'e' });
+    empty.forget('b', 'k');
+    await empty.save();
+    expect(JSON.parse(await readFile(empty.file, 'utf8')).objects).toEqual({});
+  });
+
   it('the record of another endpoint is not used', async () => {
     const dir = await tmp('releng-rec-');
     const a = await openUploadRecord(dir, 'http://one');
