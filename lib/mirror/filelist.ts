@@ -27,6 +27,7 @@ import { createReadStream, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
+import type { Logger } from '../core/log.ts';
 import type { Plan, Skip, Step } from '../core/plan.ts';
 import type { MirrorSettings } from '../config/config.ts';
 import { fileListChecksumAlgorithms, parseS3Url } from '../config/config.ts';
@@ -307,4 +308,23 @@ export async function planFileLists(store: FileListReader, settings: MirrorSetti
     { title: 'mirror file lists: fullfiletimelist-MODULE', actions: all.filter(isTimeList) },
   ];
   return { plan: { steps, skipped: planned.flatMap((p) => p.skipped) }, results: planned.map((p) => p.result) };
+}
+
+/**
+ * After upload or promote has published to an environment: its mirror file lists to regenerate
+ * (issues 11, 28), or undefined when there are none to write now: none configured, or
+ * --no-mirror-lists (left for `releng mirror-lists` after a batch), or --dry-run (said, not read).
+ */
+export async function planFileListsAfterPublish(store: FileListReader, settings: MirrorSettings | undefined, o: { log: Pick<Logger, 'skip' | 'info'>; envName: string; dryRun: boolean; noMirrorLists: boolean; batch: 'published' | 'promoted' }): Promise<PlannedFileLists | undefined> {
+  const modules = Object.keys(settings?.fileLists ?? {});
+  if (!modules.length) return undefined;
+  if (o.noMirrorLists) {
+    o.log.skip(`mirror file lists of ${modules.join(', ')}`, `--no-mirror-lists: run \`releng mirror-lists --environment ${o.envName}\` when the batch is ${o.batch}`);
+    return undefined;
+  }
+  if (o.dryRun) {
+    o.log.info(`[dry-run] then regenerate the mirror file lists of ${modules.join(', ')} from the tree as it is then (each written only if it changed)`);
+    return undefined;
+  }
+  return planFileLists(store, settings);
 }

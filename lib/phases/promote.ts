@@ -8,21 +8,18 @@
 import path from 'node:path';
 import { apply, countByKind, planSize, renderPlan, type Plan, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
-import pLimit from 'p-limit';
 import { majorOf } from '../config/version.ts';
-import { hashPart } from '../nix/cache.ts';
-import { readBuildResult } from '../release/build-result.ts';
 import { ReleaseError, UsageError } from '../core/errors.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { environmentName, openEnvironment, type OpenEnvironment } from '../environment/open.ts';
 import { gitWriter } from '../git/push.ts';
-import { planFileLists, type FileListResult } from '../mirror/filelist.ts';
+import { planFileListsAfterPublish, type FileListResult } from '../mirror/filelist.ts';
 import { parsePublicKey } from '../nix/sign.ts';
 import { promoteOciWriter } from '../oci/open.ts';
 import { planPromoteImages } from '../promote/images.ts';
 import { copyExpectation, SeenObjects, TextMemo } from '../promote/knowledge.ts';
 import { planPromote } from '../promote/plan.ts';
-import { expectedIn, keysOf, knowledgeOf, memoizedBytes, planPromoteGitPush, readManifestText, readSide, recordOf, sideOf, storeIdOf } from '../promote/sides.ts';
+import { buildRootsIn, expectedIn, keysOf, knowledgeOf, memoizedBytes, planPromoteGitPush, readManifestText, readSide, recordOf, sideOf, storeIdOf } from '../promote/sides.ts';
 import { intentsDir, journalingWriter, openIntentJournal, type IntentJournal } from '../s3/intents.ts';
 import { recordingWriter } from '../s3/record.ts';
 import { stagedCacheKnowledge } from '../upload/cache.ts';
@@ -58,24 +55,6 @@ export type VerifyRelease = (ctx: Context, target: VerifyTarget, opts: VerifyOpt
 export interface PromoteDeps {
   wrapWriters?: (writers: Writers) => Writers;
   verifyRelease?: VerifyRelease;
-}
-
-/**
- * The store paths of release/build-result.json (drvs and outPaths) when it is this project's build of
- * `version` and the source cache holds a narinfo for every one; else none (the published release's
- * closure alone is copied, as before), with a note when the build is another.
- */
-async function buildRootsIn(ctx: Context, source: OpenEnvironment, project: string, version: string): Promise<string[]> {
-  const result = await readBuildResult(ctx.releaseDir).catch(() => undefined);
-  if (!result || result.project !== project || result.version !== version) return [];
-  const roots = [...new Set([...result.drvs, ...result.outPaths])];
-  const limit = pLimit(16);
-  const missing = (await Promise.all(roots.map((p) => limit(async () => ((await source.s3.head(source.cache.bucket, `${source.cache.prefix}${hashPart(p)}.narinfo`)) ? undefined : p))))).filter(Boolean);
-  if (missing.length) {
-    ctx.log.skip(`the drvs and outputs of release/build-result.json`, `${missing.length} of ${roots.length} are not in ${source.name}'s cache (this checkout's build is not the one published there): only the published release's closure is copied`);
-    return [];
-  }
-  return roots;
 }
 
 export async function promote(ctx: Context, positionals: string[], deps: PromoteDeps = {}): Promise<PromoteSummary> {
@@ -247,15 +226,9 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       }
       phase.succeed(`${project} ${version} in ${toName}: ${renderChecked(after)}`);
     }
-    // The destination's mirror file lists, from the tree as the copies and deletions left it (issues
-    // 11, 28); --no-mirror-lists leaves them to `releng mirror-lists` after a batch of promotes.
-    const modules = Object.keys(dest.env.mirror?.fileLists ?? {});
-    if (modules.length && flags.extra['no-mirror-lists']) {
-      log.skip(`mirror file lists of ${modules.join(', ')}`, `--no-mirror-lists: run \`releng mirror-lists --environment ${toName}\` when the batch is promoted`);
-    } else if (modules.length && flags.dryRun) {
-      log.info(`[dry-run] then regenerate the mirror file lists of ${modules.join(', ')} from the tree as it is then (each written only if it changed)`);
-    } else if (modules.length) {
-      const lists = await planFileLists(dest.s3, dest.env.mirror);
+    // The destination's mirror file lists, from the tree as the copies and deletions left it (issues 11, 28).
+    const lists = await planFileListsAfterPublish(dest.s3, dest.env.mirror, { log, envName: toName, dryRun: flags.dryRun, noMirrorLists: !!flags.extra['no-mirror-lists'], batch: 'promoted' });
+    if (lists) {
       await apply(lists.plan, { log, dryRun: false, writers: { s3: dest.s3 } });
       fileLists = lists.results;
     }

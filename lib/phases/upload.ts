@@ -16,6 +16,7 @@ import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, gitWriter, resolveRemote } from '../git/push.ts';
 import { openHashCache } from '../hashing/hash-cache.ts';
+import { planFileListsAfterPublish } from '../mirror/filelist.ts';
 import { ociWriter } from '../oci/open.ts';
 import type { BuildResult } from '../release/build-result.ts';
 import type { TagRecord } from '../release/tag-record.ts';
@@ -77,16 +78,8 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0, deep });
     // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed
     // (issues 11, 28); --no-mirror-lists leaves them for `releng mirror-lists` after a batch.
-    const modules = Object.keys(target.env.mirror?.fileLists ?? {});
-    if (modules.length && flags.extra['no-mirror-lists']) {
-      log.skip(`mirror file lists of ${modules.join(', ')}`, `--no-mirror-lists: run \`releng mirror-lists --environment ${target.name}\` when the batch is published`);
-    } else if (modules.length && flags.dryRun) {
-      log.info(`[dry-run] then regenerate the mirror file lists of ${modules.join(', ')} from the tree as it is then (each written only if it changed)`);
-    } else if (modules.length) {
-      const { planFileLists } = await import('../mirror/filelist.ts');
-      const lists = await planFileLists(target.s3, target.env.mirror);
-      await apply(lists.plan, { log, dryRun: false, writers: { s3: target.s3 } });
-    }
+    const lists = await planFileListsAfterPublish(target.s3, target.env.mirror, { log, envName: target.name, dryRun: flags.dryRun, noMirrorLists: !!flags.extra['no-mirror-lists'], batch: 'published' });
+    if (lists) await apply(lists.plan, { log, dryRun: false, writers: { s3: target.s3 } });
     // 7. Where it is.
     return await summarizeUpload(ctx, target, { result, plan, planned, applied, signingKey, verified });
   } finally {

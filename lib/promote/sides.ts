@@ -4,14 +4,16 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import type { Context } from '../config/context.ts';
 import { ReleaseError } from '../core/errors.ts';
 import type { OpenEnvironment } from '../environment/open.ts';
 import type { Skip, Step } from '../core/plan.ts';
 import { gitAt } from '../git/git.ts';
 import { gitReader, planGitPush, type GitPushAction } from '../git/push.ts';
+import { readBuildResult } from '../release/build-result.ts';
 import { readTagRecord } from '../release/tag-record.ts';
-import { resolveSigningKey } from '../nix/cache.ts';
+import { hashPart, resolveSigningKey } from '../nix/cache.ts';
 import { readManifestWithNix } from '../nix/manifest.ts';
 import { parsePublicKey, parseSecretKey, type PublicKey, type SecretKey } from '../nix/sign.ts';
 import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
@@ -147,4 +149,22 @@ export async function planPromoteGitPush(ctx: Context, source: OpenEnvironment, 
   }
   const push = await planGitPush(gitReader(gitAt(ctx.root)), { envName: dest.name, git, record, cwd: ctx.root, forcePushTag: false });
   return { ...push, gitCommit: record.releaseCommit };
+}
+
+/**
+ * The store paths of release/build-result.json (drvs and outPaths) when it is this project's build of
+ * `version` and the source cache holds a narinfo for every one; else none (the published release's
+ * closure alone is copied, as before), with a note when the build is another.
+ */
+export async function buildRootsIn(ctx: Context, source: OpenEnvironment, project: string, version: string): Promise<string[]> {
+  const result = await readBuildResult(ctx.releaseDir).catch(() => undefined);
+  if (!result || result.project !== project || result.version !== version) return [];
+  const roots = [...new Set([...result.drvs, ...result.outPaths])];
+  const limit = pLimit(16);
+  const missing = (await Promise.all(roots.map((p) => limit(async () => ((await source.s3.head(source.cache.bucket, `${source.cache.prefix}${hashPart(p)}.narinfo`)) ? undefined : p))))).filter(Boolean);
+  if (missing.length) {
+    ctx.log.skip(`the drvs and outputs of release/build-result.json`, `${missing.length} of ${roots.length} are not in ${source.name}'s cache (this checkout's build is not the one published there): only the published release's closure is copied`);
+    return [];
+  }
+  return roots;
 }
