@@ -190,7 +190,8 @@ const headerOf = (endpoint: string) => `{"version":1,"endpoint":${JSON.stringify
  * not in this layout (an older single-line file: parsed whole, as before).
  */
 async function readLines(file: string, endpoint: string, into: RecordTable): Promise<'ok' | 'bad' | undefined> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 }), crlfDelay: Infinity });
+  const input = createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   const header = headerOf(endpoint);
   let n = 0;
   let ended = false;
@@ -207,7 +208,7 @@ async function readLines(file: string, endpoint: string, into: RecordTable): Pro
       if (!isTuple(tuple)) return 'bad';
       into.load(id, fromTuple(tuple));
     }
-  } finally { lines.close(); }
+  } finally { lines.close(); input.destroy(); }
   return n === 0 ? undefined : ended ? 'ok' : 'bad';
 }
 
