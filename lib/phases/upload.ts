@@ -10,6 +10,7 @@
 // once everything it announces is published.
 import { apply, planSize, type Writers } from '../actions/index.ts';
 import type { Context } from '../config/context.ts';
+import { collectSoonerIfLarge } from '../core/heap.ts';
 import { countByKind } from '../core/plan.ts';
 import { confirmationRequired, confirmRelease } from '../environment/confirm.ts';
 import { openEnvironment, type OpenEnvironment } from '../environment/open.ts';
@@ -48,6 +49,8 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
   const { log, flags } = ctx;
   // 1. Checks, before anything is staged or asked: build output, tag record, git state.
   const { result, tagRecord } = await readReleaseToUpload(ctx);
+  // A large release holds many objects at once (listings, the record): its garbage is collected sooner (lib/core/heap.ts).
+  collectSoonerIfLarge(result.artifacts.length + result.outPaths.length);
   // 2. The environment: credentials, every bucket reachable. The hash memo is read from disk
   //    meanwhile (an environment that cannot be opened is still the error reported).
   let phase = log.phase(`connecting to environment`);

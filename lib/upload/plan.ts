@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Context } from '../config/context.ts';
 import { keyProblem } from '../config/keys.ts';
 import { ReleaseError } from '../core/errors.ts';
+import { collectSoonerIfLarge } from '../core/heap.ts';
 import { emptyPlan, type Plan as CorePlan, type Skip, type Step as CoreStep } from '../core/plan.ts';
 import type { OpenEnvironment } from '../environment/open.ts';
 import { gitAt } from '../git/git.ts';
@@ -107,6 +108,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
     }
   }
   phase.succeed(`staged ${paths.length} store paths in ${path.relative(ctx.root, stagingDir)}`);
+  collectSoonerIfLarge(paths.length);
   return planCache(target.s3, target.cache, {
     stagingDir, paths, narinfoCompression, lsCompression,
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
