@@ -50,29 +50,26 @@ export async function withRetries<T>(fn: () => Promise<T>, attempts: number, bac
  * A read, retried; its final failure says what was being read from where and how often it was
  * tried (`describe`: e.g. "HEAD s3://bucket/key at http://host").
  */
-export async function retriedRead<T>(describe: string, fn: () => Promise<T>, policy: RetryPolicy = defaultRetry): Promise<T> {
-  try {
-    return await withRetries(fn, policy.attempts, policy.backoffMs);
-  } catch (e: any) {
-    const n = e?.attempts;
-    if (n > 1 && e instanceof Error && !e.message.includes('attempts')) {
-      e.message = `${e.message} (reading ${describe}; gave up after ${n} attempts)`;
-    }
-    throw e;
-  }
+export function retriedRead<T>(describe: string, fn: () => Promise<T>, policy: RetryPolicy = defaultRetry): Promise<T> {
+  return retried('reading', describe, fn, policy);
 }
 
 /**
  * A write that may be repeated (a PUT of the same bytes, a new upload session), retried as reads
  * are; its final failure says what was written where and how often it was tried.
  */
-export async function retriedWrite<T>(describe: string, fn: () => Promise<T>, policy: RetryPolicy = defaultRetry): Promise<T> {
+export function retriedWrite<T>(describe: string, fn: () => Promise<T>, policy: RetryPolicy = defaultRetry): Promise<T> {
+  return retried('writing', describe, fn, policy);
+}
+
+/** fn retried; its final failure names what was being read or written, and how often it was tried. */
+async function retried<T>(doing: 'reading' | 'writing', describe: string, fn: () => Promise<T>, policy: RetryPolicy): Promise<T> {
   try {
     return await withRetries(fn, policy.attempts, policy.backoffMs);
   } catch (e: any) {
     const n = e?.attempts;
     if (n > 1 && e instanceof Error && !e.message.includes('attempts')) {
-      e.message = `${e.message} (writing ${describe}; gave up after ${n} attempts)`;
+      e.message = `${e.message} (${doing} ${describe}; gave up after ${n} attempts)`;
     }
     throw e;
   }
