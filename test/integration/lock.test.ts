@@ -603,6 +603,10 @@ describe('releng lock: signed commits', () => {
       // Gerrit: uploaded once; the fresh clone's new signature is "no changes made", not a patch set.
       const g1 = await releng(['lock', '--push', '--environment', 'review', '--json'], { cwd: p.dir, env: p.env });
       expect(g1.code).toBe(0);
+      // An OpenPGP signature holds its creation second and EdDSA is deterministic: signed in the
+      // same second as g1's, the fresh clone's commit would be g1's commit, byte for byte, and the
+      // push skipped before Gerrit sees it. Let the clock tick so this run takes Gerrit's path.
+      await untilNextSecond();
       const g2 = await releng(['lock', '--push', '--environment', 'review', '--json'], { cwd: fresh, env: p.env });
       expect(g2.code).toBe(0);
       expect(g2.stderr).toContain('no changes made');
@@ -613,3 +617,9 @@ describe('releng lock: signed commits', () => {
     }
   });
 });
+
+/** Resolves just after the wall clock's second changes. */
+async function untilNextSecond(): Promise<void> {
+  const now = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 1000 - (now % 1000) + 20));
+}
