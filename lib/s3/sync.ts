@@ -66,7 +66,8 @@ export async function planSync(reader: S3Reader, req: SyncRequest): Promise<Sync
   const listing = req.listing ?? reader.list(req.bucket, req.prefix);
   // Each key built once: the knowledge, the plan and the comparison share the string (issue 31).
   // A listed key's string stands for it from then on (the listing is kept for the closing verification).
-  const keys = req.files.map((f) => req.prefix + f.rel);
+  // join: a flat string (a `+` would be a cons tree, copied again when hashed; lib/core/heap.ts).
+  const keys = req.files.map((f) => (req.prefix ? [req.prefix, f.rel].join('') : f.rel));
   req.knowledge?.listed(req.bucket, req.prefix, listing);
   const remote = new Map((await listing).map((o) => [o.key, o]));
   req.files.forEach((f, i) => {

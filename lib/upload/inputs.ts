@@ -55,8 +55,9 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
       problems.push(`${file}: ${d.size} bytes, sha256 ${d.sha256}; build-result.json recorded ${a.size} bytes, sha256 ${a.sha256}`);
       return;
     }
-    // Keyed by the artifact's own path string (no absolute path kept per file: issue 31).
-    artifacts.set(a.path, d);
+    // Keyed by the artifact's own path string, holding its sha256 string: no absolute path or
+    // second copy of the digest kept per file (issue 31).
+    artifacts.set(a.path, { sha256: a.sha256, size: d.size, ...(d.md5 ? { md5: d.md5 } : {}) });
   })));
   if (problems.length) {
     throw new ReleaseError(`release/artifacts does not match release/build-result.json:\n${problems.sort().slice(0, 20).map((p) => `  ${p}`).join('\n')}`, again('the release tree'));
@@ -74,6 +75,7 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
       const r = recorded.get(f.rel);
       if (!r) bad.push(`${path.join(manualDir, f.rel)}: not a file build recorded`);
       else if (r.size !== f.size || r.sha256 !== f.sha256) bad.push(`${path.join(manualDir, f.rel)}: ${f.size} bytes, sha256 ${f.sha256}; build recorded ${r.size} bytes, sha256 ${r.sha256}`);
+      else f.sha256 = r.sha256; // the same digest: one string for both (issue 31)
     }
     const local = new Set(manual.map((f) => f.rel));
     for (const rel of recorded.keys()) if (!local.has(rel)) bad.push(`${path.join(manualDir, rel)}: missing (build recorded it)`);

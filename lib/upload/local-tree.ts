@@ -6,6 +6,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { digestBytes, digestFile, wantsMd5, type Md5Wanted } from '../hashing/checksums.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
+import { flatString } from '../core/heap.ts';
 import type { LocalFile } from '../s3/sync.ts';
 
 /**
@@ -27,11 +28,13 @@ export interface LocalTreeOptions {
 /** Every regular file below `dir`, as LocalFile with `/`-separated relative keys, sorted. */
 export async function localTree(dir: string, concurrency = 4, opts: LocalTreeOptions = {}): Promise<LocalFile[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  const files = entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
+  // Flat strings: each path is kept for the whole run, as the put's source (lib/core/heap.ts).
+  const files = entries.filter((e) => e.isFile()).map((e) => flatString(path.join(e.parentPath ?? (e as any).path, e.name)));
   // A symlink would be published as nothing at all: refuse the tree rather than publish it incomplete.
   const links = entries.filter((e) => e.isSymbolicLink()).map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
   if (links.length) throw new ReleaseError(`${dir} contains symbolic links, which cannot be uploaded as they are: ${links.slice(0, 5).join(', ')}${links.length > 5 ? ', ...' : ''}`, 'dereference them when laying out the tree (build copies the manual with links followed)');
   const { hashCache } = opts;
+  const below = path.sep === '/' ? path.join(dir, '/') : '\0';
   // Large files are streamed, `concurrency` at a time.
   const hashLimit = pLimit(concurrency);
   const out = await Promise.all(files.map(async (abs) => {
@@ -42,7 +45,9 @@ export async function localTree(dir: string, concurrency = 4, opts: LocalTreeOpt
       d = st.size <= SMALL_FILE ? digestBytes(readFileSync(abs), { md5 }) : await hashLimit(() => digestFile(abs, { md5 }));
       hashCache?.set(abs, st, d.sha256, d.md5);
     }
-    return { rel: path.relative(dir, abs).split(path.sep).join('/'), source: { file: abs }, size: Number(st.size), sha256: d.sha256, ...(d.md5 ? { md5: d.md5 } : {}) };
+    // The key below `dir`: a slice of the path (no string of its own) where the path starts with it.
+    const rel = abs.startsWith(below) ? abs.slice(below.length) : path.relative(dir, abs).split(path.sep).join('/');
+    return { rel, source: { file: abs }, size: Number(st.size), sha256: d.sha256, ...(d.md5 ? { md5: d.md5 } : {}) };
   }));
   return out.sort((a, b) => byLocale.compare(a.rel, b.rel));
 }

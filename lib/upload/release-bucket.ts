@@ -14,6 +14,7 @@ import type { RunKnowledge } from '../s3/knowledge.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import type { WriteIntents } from '../s3/intents.ts';
 import { planSync, type LocalFile } from '../s3/sync.ts';
+import { flatString } from '../core/heap.ts';
 type Step = CoreStep<S3Action>;
 
 export interface ReleaseBucketOptions {
@@ -34,7 +35,7 @@ export interface ReleaseBucketOptions {
 
 function localFile(rel: string, artifact: string, file: string, size: number, sha256: string, opts: ReleaseBucketOptions): LocalFile {
   const md5 = opts.digests?.get(artifact)?.md5;
-  return { rel, source: { file }, size, sha256, ...(md5 ? { md5 } : {}) };
+  return { rel, source: { file: flatString(file) }, size, sha256, ...(md5 ? { md5 } : {}) };
 }
 
 export async function planReleaseBucket(reader: S3Reader, releases: BucketRef, result: BuildResult, releaseDir: string, opts: ReleaseBucketOptions = {}): Promise<{ steps: Step[]; skipped: Skip[] }> {

@@ -149,6 +149,23 @@ describe('planSync with an upload record', () => {
     expect((await openUploadRecord(dir, 'http://s3')).get('b', 'plain')).toBeUndefined();
   });
 
+  it('holds 10,000 entries across its chunks of slots: each given back as set, before and after a save, freed slots reused', async () => {
+    const dir = await tmp('releng-rec-');
+    const rec = await openUploadRecord(dir, 'http://s3');
+    const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
+    const e = (i: number) => ({ sha256: hex(i, 64), size: i * 3, etag: hex(i * 7, 32), ...(i % 5 === 0 ? { verified: 1_700_000_000 + i } : {}) });
+    for (let i = 0; i < 10_000; i++) rec.set('b', `k/${i}`, e(i));
+    for (let i = 0; i < 10_000; i += 97) rec.forget('b', `k/${i}`);
+    for (let i = 10_000; i < 10_050; i++) rec.set('c', `k/${i}`, e(i));
+    const check = (r: typeof rec) => {
+      for (let i = 0; i < 10_000; i++) expect(r.get('b', `k/${i}`)).toEqual(i % 97 === 0 ? undefined : e(i));
+      for (let i = 10_000; i < 10_050; i++) expect(r.get('c', `k/${i}`)).toEqual(e(i));
+    };
+    check(rec);
+    await rec.save();
+    check(await openUploadRecord(dir, 'http://s3'));
+  });
+
   it('the record is saved one entry per line (read a line at a time, issue 31), still one JSON document; a file cut short or with a bad line loads empty', async () => {
     const { readFile } = await import('node:fs/promises');
     const dir = await tmp('releng-rec-');
