@@ -58,3 +58,69 @@ export async function writePieces(file: string, pieces: Iterable<string>): Promi
     await flush();
   } finally { await fh.close(); }
 }
+
+const CHUNK_BITS = 12;
+/** Slots per chunk of a KeyedSlots table (4,096). */
+export const SLOT_CHUNK = 1 << CHUNK_BITS;
+
+/**
+ * Numbered slots for (bucket, key) pairs, held in chunks of SLOT_CHUNK that the caller's `newChunk`
+ * makes (typed arrays of that many entries): a table of 100,000s of objects with no JS object or
+ * string of its own per entry (issue 31). Growing adds a chunk and never copies the table; freed
+ * slots are reused. Keys are found per bucket by the caller's own key strings.
+ */
+export class KeyedSlots<Chunk> {
+  private readonly byBucket = new Map<string, Map<string, number>>();
+  private readonly freeSlots: number[] = [];
+  private readonly chunks: Chunk[] = [];
+  private used = 0;
+
+  constructor(private readonly newChunk: () => Chunk) {}
+
+  /** The slot of bucket/key, if it has one. */
+  find(bucket: string, key: string): number | undefined {
+    return this.byBucket.get(bucket)?.get(key);
+  }
+
+  /** The slot of bucket/key, given one if it has none. */
+  take(bucket: string, key: string): number {
+    let m = this.byBucket.get(bucket);
+    let i = m?.get(key);
+    if (i === undefined) {
+      i = this.allot();
+      if (!m) this.byBucket.set(bucket, m = new Map());
+      m.set(key, i);
+    }
+    return i;
+  }
+
+  /** Removes bucket/key and frees its slot; the slot it had, if any. */
+  drop(bucket: string, key: string): number | undefined {
+    const m = this.byBucket.get(bucket);
+    const i = m?.get(key);
+    if (i === undefined) return undefined;
+    m!.delete(key);
+    this.free(i);
+    return i;
+  }
+
+  /** A slot found by the caller's own means (not by bucket/key). */
+  allot(): number {
+    const reused = this.freeSlots.pop();
+    if (reused !== undefined) return reused;
+    if (this.used === this.chunks.length * SLOT_CHUNK) this.chunks.push(this.newChunk());
+    return this.used++;
+  }
+
+  free(i: number): void { this.freeSlots.push(i); }
+
+  /** The chunk holding slot `i`; its entry there is at `offset(i)`. */
+  chunk(i: number): Chunk { return this.chunks[i >>> CHUNK_BITS]!; }
+
+  offset(i: number): number { return i & (SLOT_CHUNK - 1); }
+
+  /** Every keyed slot: [bucket, key, slot]. */
+  *keyed(): Generator<[string, string, number]> {
+    for (const [bucket, m] of this.byBucket) for (const [key, i] of m) yield [bucket, key, i];
+  }
+}

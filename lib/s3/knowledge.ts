@@ -8,6 +8,7 @@
 // The closing verification (lib/verify/objects.ts) proves a listed object by its single-part ETag
 // against this MD5 instead of a HEAD each. A local memo of this run only: never saved, never the
 // truth by itself (only a listing or a read of the server proves an object with it).
+import { KeyedSlots, SLOT_CHUNK } from '../core/heap.ts';
 import type { RemoteObject } from './store.ts';
 
 /** ETags arrive quoted from listings and PUT responses; compare them bare. */
@@ -80,55 +81,45 @@ export interface RunKnowledgeOptions {
 const HAS_MD5 = 1;
 const WRITTEN = 2;
 const CONFLICTED = 4;
-const CHUNK_BITS = 12;
-const CHUNK = 1 << CHUNK_BITS;
-const CHUNK_MASK = CHUNK - 1;
 
 /**
  * What is expected at each key, a slot per key (issue 31): the MD5 as 16 bytes, the size, and flags
  * (`written` once this run's write was acknowledged with that MD5, `conflicted` once two callers
  * expected other bytes: nothing is known of it then). Found per bucket by the caller's own key
- * string (the plan's, the listing's): no string or object of its own per key. An object per key
- * held ~90 bytes of heap more, 27 MiB at 300,000 keys. The bytes of small objects aside, by slot.
+ * string (the plan's, the listing's) in lib/core/heap.ts KeyedSlots: no string or object of its
+ * own per key. An object per key held ~90 bytes of heap more, 27 MiB at 300,000 keys. The bytes
+ * of small objects are held aside, by slot.
  */
 class ExpectedTable {
-  private readonly byBucket = new Map<string, Map<string, number>>();
-  private readonly freeSlots: number[] = [];
-  private used = 0;
-  private readonly chunks: Array<{ md5: Buffer; sizes: Float64Array; flags: Uint8Array }> = [];
+  private readonly slots = new KeyedSlots(() => ({ md5: Buffer.alloc(SLOT_CHUNK * 16), sizes: new Float64Array(SLOT_CHUNK), flags: new Uint8Array(SLOT_CHUNK) }));
   private readonly held = new Map<number, Buffer>();
 
   slot(bucket: string, key: string): number | undefined {
-    return this.byBucket.get(bucket)?.get(key);
+    return this.slots.find(bucket, key);
   }
 
   /** The slot of a key whose MD5 is known (not conflicted). */
   known(bucket: string, key: string): number | undefined {
-    const i = this.slot(bucket, key);
+    const i = this.slots.find(bucket, key);
     return i !== undefined && (this.flags(i) & (HAS_MD5 | CONFLICTED)) === HAS_MD5 ? i : undefined;
   }
 
-  flags(i: number): number { return this.chunks[i >>> CHUNK_BITS]!.flags[i & CHUNK_MASK]!; }
+  flags(i: number): number { return this.slots.chunk(i).flags[this.slots.offset(i)]!; }
   setFlag(i: number, flag: number, on: boolean): void {
-    const c = this.chunks[i >>> CHUNK_BITS]!;
-    c.flags[i & CHUNK_MASK] = on ? c.flags[i & CHUNK_MASK]! | flag : c.flags[i & CHUNK_MASK]! & ~flag;
+    const { flags } = this.slots.chunk(i);
+    const j = this.slots.offset(i);
+    flags[j] = on ? flags[j]! | flag : flags[j]! & ~flag;
   }
-  size(i: number): number { return this.chunks[i >>> CHUNK_BITS]!.sizes[i & CHUNK_MASK]!; }
-  md5(i: number): string { const j = i & CHUNK_MASK; return this.chunks[i >>> CHUNK_BITS]!.md5.toString('hex', j * 16, j * 16 + 16); }
+  size(i: number): number { return this.slots.chunk(i).sizes[this.slots.offset(i)]!; }
+  md5(i: number): string { const j = this.slots.offset(i); return this.slots.chunk(i).md5.toString('hex', j * 16, j * 16 + 16); }
   bytes(i: number): Buffer | undefined { return this.held.get(i); }
   hold(i: number, bytes: Buffer): void { this.held.set(i, bytes); }
 
   /** Sets bucket/key's entry: `md5` (hex) known, or (undefined) conflicted; replaces what was there. */
   set(bucket: string, key: string, md5: string | undefined, size: number, bytes?: Buffer): void {
-    let i = this.slot(bucket, key);
-    if (i === undefined) {
-      i = this.freeSlots.pop() ?? this.grow();
-      let m = this.byBucket.get(bucket);
-      if (!m) this.byBucket.set(bucket, m = new Map());
-      m.set(key, i);
-    }
-    const c = this.chunks[i >>> CHUNK_BITS]!;
-    const j = i & CHUNK_MASK;
+    const i = this.slots.take(bucket, key);
+    const c = this.slots.chunk(i);
+    const j = this.slots.offset(i);
     if (md5 !== undefined) c.md5.write(md5, j * 16, 16, 'hex');
     c.sizes[j] = size;
     c.flags[j] = md5 !== undefined ? HAS_MD5 : CONFLICTED;
@@ -136,17 +127,8 @@ class ExpectedTable {
   }
 
   delete(bucket: string, key: string): void {
-    const m = this.byBucket.get(bucket);
-    const i = m?.get(key);
-    if (i === undefined) return;
-    m!.delete(key);
-    this.held.delete(i);
-    this.freeSlots.push(i);
-  }
-
-  private grow(): number {
-    if (this.used === this.chunks.length * CHUNK) this.chunks.push({ md5: Buffer.alloc(CHUNK * 16), sizes: new Float64Array(CHUNK), flags: new Uint8Array(CHUNK) });
-    return this.used++;
+    const i = this.slots.drop(bucket, key);
+    if (i !== undefined) this.held.delete(i);
   }
 }
 

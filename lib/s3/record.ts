@@ -12,7 +12,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { z } from 'zod';
-import { writePieces } from '../core/heap.ts';
+import { KeyedSlots, SLOT_CHUNK, writePieces } from '../core/heap.ts';
 import { normalizeEtag, type RunKnowledge } from './knowledge.ts';
 import type { CopyResult, PutRequest, S3Writer } from './store.ts';
 
@@ -78,29 +78,22 @@ function isTuple(v: unknown): v is Tuple {
  * The record in memory (issue 31): one slot per object in typed arrays (sha256 and a single-part
  * ETag as bytes, size and Last-Modified as numbers), found by its `BUCKET/KEY` id. About 180 bytes
  * an object against 360 for a JSON tuple of strings: 300,000 objects of a manual are 54 MB less.
- * The slots are held in chunks of CHUNK: growing adds one, never copies the table (doubling arrays
- * held up to twice the slots used, and for a moment the old and the new copies, 31 MiB at 300,000).
+ * The slots are held in chunks (lib/core/heap.ts KeyedSlots): growing adds one and never copies
+ * the table (doubling arrays held up to twice the slots used, and for a moment the old and the new
+ * copies, 31 MiB at 300,000).
  */
-const CHUNK_BITS = 12;
-/** Slots per chunk of the record's table (4,096: 256 KiB). */
-const CHUNK = 1 << CHUNK_BITS;
-const CHUNK_MASK = CHUNK - 1;
-
 class RecordTable {
   /** Slots of entries read from the file, by `BUCKET/KEY`. */
   private readonly byId = new Map<string, number>();
-  /** Slots of entries set by this run, by bucket and the caller's own key string (no id string per object). */
-  private readonly byBucket = new Map<string, Map<string, number>>();
-  private readonly freeSlots: number[] = [];
-  private used = 0;
-  private readonly chunks: Array<{ sha: Buffer; md5: Buffer; sizes: Float64Array; verifiedAt: Float64Array }> = [];
+  /** Every slot; those set by this run found by bucket and the caller's own key string (no id string per object). */
+  private readonly slots = new KeyedSlots(() => ({ sha: Buffer.alloc(SLOT_CHUNK * 32), md5: Buffer.alloc(SLOT_CHUNK * 16), sizes: new Float64Array(SLOT_CHUNK), verifiedAt: new Float64Array(SLOT_CHUNK) }));
   /** ETags that are not 32 lowercase hex digits (multipart, other servers' forms), by slot. */
   private readonly otherEtags = new Map<number, string>();
   /** sha256 values that are not 64 lowercase hex digits (another writer's metadata, kept exactly as read). */
   private readonly otherShas = new Map<number, string>();
 
   private slot(bucket: string, key: string): number | undefined {
-    const i = this.byBucket.get(bucket)?.get(key);
+    const i = this.slots.find(bucket, key);
     return i !== undefined || this.byId.size === 0 ? i : this.byId.get(`${bucket}/${key}`);
   }
 
@@ -110,8 +103,8 @@ class RecordTable {
   }
 
   private entry(i: number): RecordEntry {
-    const c = this.chunks[i >>> CHUNK_BITS]!;
-    const j = i & CHUNK_MASK;
+    const c = this.slots.chunk(i);
+    const j = this.slots.offset(i);
     const v = c.verifiedAt[j]!;
     return {
       sha256: this.otherShas.get(i) ?? c.sha.toString('hex', j * 32, j * 32 + 32), size: c.sizes[j]!, etag: this.otherEtags.get(i) ?? c.md5.toString('hex', j * 16, j * 16 + 16),
@@ -120,26 +113,19 @@ class RecordTable {
   }
 
   set(bucket: string, key: string, e: RecordEntry): void {
-    let i = this.slot(bucket, key);
-    if (i === undefined) {
-      i = this.freeSlots.pop() ?? this.grow();
-      let m = this.byBucket.get(bucket);
-      if (!m) this.byBucket.set(bucket, m = new Map());
-      m.set(key, i);
-    }
-    this.write(i, e);
+    this.write(this.slot(bucket, key) ?? this.slots.take(bucket, key), e);
   }
 
   /** An entry read from the file, by its id. */
   load(id: string, e: RecordEntry): void {
     let i = this.byId.get(id);
-    if (i === undefined) { i = this.freeSlots.pop() ?? this.grow(); this.byId.set(id, i); }
+    if (i === undefined) { i = this.slots.allot(); this.byId.set(id, i); }
     this.write(i, e);
   }
 
   private write(i: number, e: RecordEntry): void {
-    const c = this.chunks[i >>> CHUNK_BITS]!;
-    const j = i & CHUNK_MASK;
+    const c = this.slots.chunk(i);
+    const j = this.slots.offset(i);
     if (SHA256.test(e.sha256)) { c.sha.write(e.sha256, j * 32, 32, 'hex'); this.otherShas.delete(i); } else this.otherShas.set(i, e.sha256);
     c.sizes[j] = e.size;
     c.verifiedAt[j] = e.verified ?? NaN;
@@ -147,17 +133,15 @@ class RecordTable {
   }
 
   delete(bucket: string, key: string): boolean {
-    let i = this.byBucket.get(bucket)?.get(key);
-    if (i !== undefined) this.byBucket.get(bucket)!.delete(key);
-    else if (this.byId.size) {
+    let i = this.slots.drop(bucket, key);
+    if (i === undefined && this.byId.size) {
       const id = `${bucket}/${key}`;
       i = this.byId.get(id);
-      if (i !== undefined) this.byId.delete(id);
+      if (i !== undefined) { this.byId.delete(id); this.slots.free(i); }
     }
     if (i === undefined) return false;
     this.otherEtags.delete(i);
     this.otherShas.delete(i);
-    this.freeSlots.push(i);
     return true;
   }
 
@@ -168,14 +152,7 @@ class RecordTable {
       return e.verified !== undefined ? [e.sha256, e.size, e.etag, e.verified] : [e.sha256, e.size, e.etag];
     };
     for (const [id, i] of this.byId) yield [id, tuple(i)];
-    for (const [bucket, m] of this.byBucket) for (const [key, i] of m) yield [`${bucket}/${key}`, tuple(i)];
-  }
-
-  private grow(): number {
-    if (this.used === this.chunks.length * CHUNK) {
-      this.chunks.push({ sha: Buffer.alloc(CHUNK * 32), md5: Buffer.alloc(CHUNK * 16), sizes: new Float64Array(CHUNK), verifiedAt: new Float64Array(CHUNK) });
-    }
-    return this.used++;
+    for (const [bucket, key, i] of this.slots.keyed()) yield [`${bucket}/${key}`, tuple(i)];
   }
 }
 
