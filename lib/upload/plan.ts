@@ -88,7 +88,9 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   let paths = await stage();
   // Every narinfo and .ls to send, against the local store and the environment's key (issue 25): a
   // staged file changed since Nix wrote it is removed and its path staged again; still wrong: refused.
-  const check = () => stagedCacheProblems(stagingDir, paths, { publicKey: inputs.signingKey!.publicKey, store: inputs.storeFacts ?? localStoreFacts, narinfoCompression, lsCompression });
+  // Paths whose staged files passed before, unchanged since (a memo; upload --deep checks them all).
+  const checkMemo = inputs.memo?.deep ? undefined : { file: path.join(uploadStateDir(ctx.root), `staged-check-${target.name}.json`) };
+  const check = () => stagedCacheProblems(stagingDir, paths, { publicKey: inputs.signingKey!.publicKey, store: inputs.storeFacts ?? localStoreFacts, narinfoCompression, lsCompression, memo: checkMemo });
   let bad = await check();
   if (bad.length) {
     const list = (ps: StagedProblem[]) => ps.slice(0, 10).map((b) => `  ${path.relative(ctx.root, b.file)}: ${b.problem}`).join('\n') + (ps.length > 10 ? `\n  (and ${ps.length - 10} more)` : '');

@@ -5,11 +5,17 @@
 // verifies). The staged NARs are checked against their narinfos by planCache (FileHash, FileSize).
 // A staged file that was changed after Nix wrote it (same size, mtime kept: the staging memo does
 // not see it) is no longer trusted: upload removes it and stages the path again.
-import { access } from 'node:fs/promises';
+// A memo of the paths that passed (issue 31) skips the check, and `nix path-info`, for a path whose
+// staged files and store path are the very files checked: same device, inode, size, mtime and
+// ctime (as the hash memo, lib/hashing/hash-cache.ts: a byte changed with the mtime put back still
+// changes ctime), under the same key and compressions.
+import type { BigIntStats } from 'node:fs';
+import { access, lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { encodedDirName, hashPart, readCacheMetadata } from '../nix/cache.ts';
 import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey } from '../nix/narinfo.ts';
+import { z } from 'zod';
 import { listingDifference, type ListingNode, type StorePathInfo } from '../nix/store-info.ts';
 
 /** The local store's word on paths (lib/nix/store-info.ts; injectable). */
@@ -17,6 +23,14 @@ export interface StoreFacts {
   infos(paths: string[]): Promise<Map<string, StorePathInfo>>;
   listing(storePath: string): Promise<{ root: ListingNode; narSize: number }>;
 }
+
+/** Where the memo of passed checks is kept; files changed this recently are not memoised (git's "racy" entries). */
+export interface StagedCheckMemo {
+  file: string;
+  racyMs?: number;
+}
+
+const RACY_MS = 2000;
 
 export interface StagedProblem {
   storePath: string;
@@ -32,9 +46,8 @@ const exists = (f: string) => access(f).then(() => true, () => false);
  * Every staged narinfo and .ls of `paths` that does not say what the store says, or is not signed
  * by `publicKey`. Reads only (the staged files, the store's records, the paths' file trees).
  */
-export async function stagedCacheProblems(stagingDir: string, paths: string[], o: { publicKey: string; store: StoreFacts; narinfoCompression?: string; lsCompression?: string }): Promise<StagedProblem[]> {
+export async function stagedCacheProblems(stagingDir: string, paths: string[], o: { publicKey: string; store: StoreFacts; narinfoCompression?: string; lsCompression?: string; memo?: StagedCheckMemo }): Promise<StagedProblem[]> {
   const key = parseNixPublicKey(o.publicKey);
-  const infos = await o.store.infos(paths);
   const storeDir = paths.length ? path.dirname(paths[0]!) : '/nix/store';
   const problems: StagedProblem[] = [];
   const limit = pLimit(8);
@@ -42,7 +55,13 @@ export async function stagedCacheProblems(stagingDir: string, paths: string[], o
     const encoded = path.join(stagingDir, encodedDirName, name);
     return (await exists(encoded)) ? encoded : path.join(stagingDir, name);
   };
-  await Promise.all(paths.map((p) => limit(async () => {
+  const memoKey = [o.publicKey, o.narinfoCompression ?? '', o.lsCompression ?? '', stagingDir].join('\0');
+  const passed = o.memo ? await readMemo(o.memo.file, memoKey) : {};
+  const stamps = new Map<string, string | undefined>();
+  await Promise.all(paths.map((p) => limit(async () => { stamps.set(p, await stampOf(p, stagingDir, uploaded, o.memo?.racyMs ?? RACY_MS)); })));
+  const toCheck = paths.filter((p) => stamps.get(p) === undefined || passed[p] !== stamps.get(p));
+  const infos = toCheck.length ? await o.store.infos(toCheck) : new Map<string, StorePathInfo>();
+  await Promise.all(toCheck.map((p) => limit(async () => {
     const add = (file: string, problem: string) => problems.push({ storePath: p, file, problem });
     const want = infos.get(p);
     const narinfoFile = await uploaded(`${hashPart(p)}.narinfo`);
@@ -76,5 +95,49 @@ export async function stagedCacheProblems(stagingDir: string, paths: string[], o
     const diff = listing?.version !== 1 ? `version ${JSON.stringify(listing?.version)}, expected 1` : listingDifference(listing.root, tree.root);
     if (diff) add(lsFile, `does not list the store path: ${diff}`);
   })));
+  if (o.memo) {
+    const failed = new Set(problems.map((b) => b.storePath));
+    const now: Record<string, string> = {};
+    for (const p of paths) { const st = stamps.get(p); if (st !== undefined && !failed.has(p)) now[p] = st; }
+    if (JSON.stringify(now) !== JSON.stringify(passed)) await writeMemo(o.memo.file, memoKey, now);
+  }
   return problems.sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/** The identity of a file: device, inode, size, mtime and ctime (ns). */
+const identity = (st: BigIntStats) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+
+/**
+ * The stamp of path `p`'s check: the identities of the staged narinfo and .ls as upload sends them
+ * and of the store path. Undefined (not memoised) when a file is missing or was changed within
+ * `racyMs` (a write in the same timestamp tick would go unseen).
+ */
+async function stampOf(p: string, stagingDir: string, uploaded: (name: string) => Promise<string>, racyMs: number): Promise<string | undefined> {
+  try {
+    const narinfo = await uploaded(`${hashPart(p)}.narinfo`);
+    const ls = (await exists(path.join(stagingDir, `${hashPart(p)}.ls`))) ? await uploaded(`${hashPart(p)}.ls`) : undefined;
+    const files = [narinfo, ...(ls ? [ls] : [])];
+    const stats = await Promise.all(files.map((f) => lstat(f, { bigint: true })));
+    const recent = Date.now() - racyMs;
+    if (stats.some((st) => Number(st.mtimeMs) > recent || Number(st.ctimeMs) > recent)) return undefined;
+    const store = await lstat(p, { bigint: true });
+    return [...files.map((f, i) => `${f}=${identity(stats[i]!)}`), `${p}=${identity(store)}`].join(' ');
+  } catch { return undefined; }
+}
+
+const memoSchema = z.object({ version: z.literal(1), key: z.string(), passed: z.record(z.string(), z.string()) });
+
+/** The memo's passed paths under `key`; missing, corrupt or of another key: none. */
+async function readMemo(file: string, key: string): Promise<Record<string, string>> {
+  try {
+    const m = memoSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    return m.success && m.data.key === key ? m.data.passed : {};
+  } catch { return {}; }
+}
+
+async function writeMemo(file: string, key: string, passed: Record<string, string>): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify({ version: 1, key, passed }));
+  await rename(tmp, file);
 }

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPart, parseNarInfo, publicKeyOf, stageCacheMemoised, stagingStoreUrl } from '../../lib/nix/cache.ts';
 import { manifestMemoFile, readManifestWithNix, renderManifest } from '../../lib/nix/manifest.ts';
+import { localPathInfos, narListing } from '../../lib/nix/store-info.ts';
+import { stagedCacheProblems } from '../../lib/upload/staged-check.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 for (const [tool, pkg] of [['nix-build', 'nix-bin'], ['nix-instantiate', 'nix-bin'], ['nix-store', 'nix-bin']] as const) requireTool(tool, pkg);
@@ -158,6 +160,40 @@ describe('staging memo (nix copy to the staged cache)', () => {
 
     // Other paths: the memo is for another set.
     expect((await stageCacheMemoised({ ...opts, outPaths: [out, first.paths.find((p) => p !== out)!] })).staged).toBe(true);
+  }, 120_000);
+
+  it('the staged-cache check (issue 25) runs again only for a path whose staged files or store path changed since it passed (issue 31)', async () => {
+    const stage = path.join(dir, 'staged-check');
+    const memo = { file: path.join(dir, 'state-check', 'staged-check-test.json'), racyMs: 0 };
+    const { paths } = await stageCacheMemoised({ dir: stage, url: stagingStoreUrl(stage, cacheCfg, key1), publicKey: pub1, drvs: [], outPaths: [out], memoFile: path.join(dir, 'state-check', 'staged-test.json') });
+    const asked: string[][] = [];
+    const store = { infos: (ps: string[]) => { asked.push([...ps].sort()); return localPathInfos(ps); }, listing: narListing };
+    const check = (o: { publicKey?: string; memo?: typeof memo } = {}) => stagedCacheProblems(stage, paths, { publicKey: o.publicKey ?? pub1, store, memo: 'memo' in o ? o.memo : memo });
+    expect(await check()).toEqual([]);
+    expect(asked).toEqual([[...paths].sort()]);
+    // Unchanged: every path passes from the memo, without asking the store (no nix path-info).
+    expect(await check()).toEqual([]);
+    expect(asked).toHaveLength(1);
+    // A NarHash digit changed in place, size and mtime kept: that path alone is checked again, and refused.
+    const narinfo = path.join(stage, `${hashPart(out)}.narinfo`);
+    const text = await readFile(narinfo, 'utf8');
+    const { atime, mtime } = await import('node:fs/promises').then((fs) => fs.stat(narinfo));
+    await writeFile(narinfo, text.replace(/^(NarHash: sha256:)(.)/m, (_m, a, c) => `${a}${c === '0' ? '1' : '0'}`));
+    await import('node:fs/promises').then((fs) => fs.utimes(narinfo, atime, mtime));
+    expect((await check()).map((b) => [b.storePath, b.problem])).toEqual([[out, 'its NarHash is not the store path\'s']]);
+    expect(asked.at(-1)).toEqual([out]);
+    // Still refused on the next run: a failed path is never memoised.
+    expect(await check()).toHaveLength(1);
+    await writeFile(narinfo, text);
+    expect(await check()).toEqual([]);
+    // Another key: nothing passes from the memo (and the narinfos are not signed by it).
+    const before = asked.length;
+    expect((await check({ publicKey: pub2 })).map((b) => b.problem).every((m) => m.startsWith('not signed by the environment\'s key'))).toBe(true);
+    expect(asked[before]).toEqual([...paths].sort());
+    // Files written within the racy window (here: the last minute, all of them) are not memoised.
+    expect(await check({ memo: { ...memo, racyMs: 60_000 } })).toEqual([]);
+    expect(await check({ memo: { ...memo, racyMs: 60_000 } })).toEqual([]);
+    expect(asked.slice(-2)).toEqual([[...paths].sort(), [...paths].sort()]);
   }, 120_000);
 
   it('a corrupt memo file is not trusted', async () => {
