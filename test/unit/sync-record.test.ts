@@ -163,7 +163,16 @@ describe('planSync with an upload record', () => {
     };
     check(rec);
     await rec.save();
-    check(await openUploadRecord(dir, 'http://s3'));
+    // Read back: each entry found is then kept under the caller's key (its id string let go).
+    const reopened = await openUploadRecord(dir, 'http://s3');
+    check(reopened);
+    reopened.forget('b', 'k/1');
+    reopened.set('b', 'k/2', e(3));
+    await reopened.save();
+    const third = await openUploadRecord(dir, 'http://s3');
+    expect(third.get('b', 'k/1')).toBeUndefined();
+    expect(third.get('b', 'k/2')).toEqual(e(3));
+    for (let i = 3; i < 10_000; i++) expect(third.get('b', `k/${i}`)).toEqual(i % 97 === 0 ? undefined : e(i));
   });
 
   it('the record is saved one entry per line (read a line at a time, issue 31), still one JSON document; a file cut short or with a bad line loads empty', async () => {
