@@ -32,7 +32,6 @@ export function flatString(s: string): string {
   return s.length < 2 ? s : [s[0], s.slice(1)].join('');
 }
 
-
 /**
  * Writes `pieces` to `file` (created or truncated) through one reused buffer: no string of the
  * whole file and no Buffer per piece. A memo of 300,000 entries written as one string, or as a

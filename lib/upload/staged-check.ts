@@ -57,14 +57,21 @@ export async function stagedCacheProblems(stagingDir: string, paths: string[], o
   };
   const memoKey = [o.publicKey, o.narinfoCompression ?? '', o.lsCompression ?? '', stagingDir].join('\0');
   const passed = o.memo ? await readMemo(o.memo.file, memoKey) : {};
+  // The files upload sends for each path (the compressed copy where there is one), and their stamps.
+  const sent = new Map<string, SentFiles>();
   const stamps = new Map<string, string | undefined>();
-  await Promise.all(paths.map((p) => limit(async () => { stamps.set(p, await stampOf(p, stagingDir, uploaded, o.memo?.racyMs ?? RACY_MS)); })));
+  await Promise.all(paths.map((p) => limit(async () => {
+    const lsName = `${hashPart(p)}.ls`;
+    const files = { narinfo: await uploaded(`${hashPart(p)}.narinfo`), ...((await exists(path.join(stagingDir, lsName))) ? { ls: await uploaded(lsName) } : {}) };
+    sent.set(p, files);
+    if (o.memo) stamps.set(p, await stampOf(p, files, o.memo.racyMs ?? RACY_MS));
+  })));
   const toCheck = paths.filter((p) => stamps.get(p) === undefined || passed[p] !== stamps.get(p));
   const infos = toCheck.length ? await o.store.infos(toCheck) : new Map<string, StorePathInfo>();
   await Promise.all(toCheck.map((p) => limit(async () => {
     const add = (file: string, problem: string) => problems.push({ storePath: p, file, problem });
     const want = infos.get(p);
-    const narinfoFile = await uploaded(`${hashPart(p)}.narinfo`);
+    const { narinfo: narinfoFile, ls: lsFile } = sent.get(p)!;
     if (!want) { add(narinfoFile, `${p} is not valid in the local store`); return; }
     let text: string;
     try { text = (await readCacheMetadata(narinfoFile, o.narinfoCompression)).text; } catch (e: any) {
@@ -83,9 +90,7 @@ export async function stagedCacheProblems(stagingDir: string, paths: string[], o
       const sig = checkNarInfoSignature(info, key);
       if (!sig.ok) add(narinfoFile, `not signed by the environment's key: ${sig.why}`);
     }
-    const lsName = `${hashPart(p)}.ls`;
-    if (!(await exists(path.join(stagingDir, lsName)))) return;
-    const lsFile = await uploaded(lsName);
+    if (!lsFile) return;
     let listing: any;
     try { listing = JSON.parse((await readCacheMetadata(lsFile, o.lsCompression)).text); } catch (e: any) {
       add(lsFile, `not a NAR listing: ${e?.message ?? e}`);
@@ -107,16 +112,17 @@ export async function stagedCacheProblems(stagingDir: string, paths: string[], o
 /** The identity of a file: device, inode, size, mtime and ctime (ns). */
 const identity = (st: BigIntStats) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
 
+/** The staged narinfo and .ls (when there is one) of a store path, as upload sends them. */
+interface SentFiles { narinfo: string; ls?: string }
+
 /**
- * The stamp of path `p`'s check: the identities of the staged narinfo and .ls as upload sends them
- * and of the store path. Undefined (not memoised) when a file is missing or was changed within
- * `racyMs` (a write in the same timestamp tick would go unseen).
+ * The stamp of path `p`'s check: the identities of its sent files and of the store path. Undefined
+ * (not memoised) when a file is missing or was changed within `racyMs` (a write in the same
+ * timestamp tick would go unseen).
  */
-async function stampOf(p: string, stagingDir: string, uploaded: (name: string) => Promise<string>, racyMs: number): Promise<string | undefined> {
+async function stampOf(p: string, sent: SentFiles, racyMs: number): Promise<string | undefined> {
   try {
-    const narinfo = await uploaded(`${hashPart(p)}.narinfo`);
-    const ls = (await exists(path.join(stagingDir, `${hashPart(p)}.ls`))) ? await uploaded(`${hashPart(p)}.ls`) : undefined;
-    const files = [narinfo, ...(ls ? [ls] : [])];
+    const files = [sent.narinfo, ...(sent.ls ? [sent.ls] : [])];
     const stats = await Promise.all(files.map((f) => lstat(f, { bigint: true })));
     const recent = Date.now() - racyMs;
     if (stats.some((st) => Number(st.mtimeMs) > recent || Number(st.ctimeMs) > recent)) return undefined;
