@@ -83,9 +83,7 @@ function isTuple(v: unknown): v is Tuple {
  * copies, 31 MiB at 300,000).
  */
 class RecordTable {
-  /** Slots of entries read from the file, by `BUCKET/KEY`. */
-  private readonly byId = new Map<string, number>();
-  /** Every slot; those set by this run found by bucket and the caller's own key string (no id string per object). */
+  /** Every slot, found by bucket and key; an entry read from the file is filed under its whole `BUCKET/KEY` id until then. */
   private readonly slots = new KeyedSlots(() => ({ sha: Buffer.alloc(SLOT_CHUNK * 32), md5: Buffer.alloc(SLOT_CHUNK * 16), sizes: new Float64Array(SLOT_CHUNK), verifiedAt: new Float64Array(SLOT_CHUNK) }));
   /** ETags that are not 32 lowercase hex digits (multipart, other servers' forms), by slot. */
   private readonly otherEtags = new Map<number, string>();
@@ -93,8 +91,7 @@ class RecordTable {
   private readonly otherShas = new Map<number, string>();
 
   private slot(bucket: string, key: string): number | undefined {
-    const i = this.slots.find(bucket, key);
-    return i !== undefined || this.byId.size === 0 ? i : this.byId.get(`${bucket}/${key}`);
+    return this.slots.find(bucket, key);
   }
 
   get(bucket: string, key: string): RecordEntry | undefined {
@@ -118,9 +115,7 @@ class RecordTable {
 
   /** An entry read from the file, by its id. */
   load(id: string, e: RecordEntry): void {
-    let i = this.byId.get(id);
-    if (i === undefined) { i = this.slots.allot(); this.byId.set(id, i); }
-    this.write(i, e);
+    this.write(this.slots.takeId(id), e);
   }
 
   private write(i: number, e: RecordEntry): void {
@@ -133,12 +128,7 @@ class RecordTable {
   }
 
   delete(bucket: string, key: string): boolean {
-    let i = this.slots.drop(bucket, key);
-    if (i === undefined && this.byId.size) {
-      const id = `${bucket}/${key}`;
-      i = this.byId.get(id);
-      if (i !== undefined) { this.byId.delete(id); this.slots.free(i); }
-    }
+    const i = this.slots.drop(bucket, key);
     if (i === undefined) return false;
     this.otherEtags.delete(i);
     this.otherShas.delete(i);
@@ -151,8 +141,7 @@ class RecordTable {
       const e = this.entry(i);
       return e.verified !== undefined ? [e.sha256, e.size, e.etag, e.verified] : [e.sha256, e.size, e.etag];
     };
-    for (const [id, i] of this.byId) yield [id, tuple(i)];
-    for (const [bucket, key, i] of this.slots.keyed()) yield [`${bucket}/${key}`, tuple(i)];
+    for (const [id, i] of this.slots.ids()) yield [id, tuple(i)];
   }
 }
 
