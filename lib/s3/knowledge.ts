@@ -132,21 +132,89 @@ class ExpectedTable {
   }
 }
 
+const ETAG_NONE = 0;
+/** `"` + 32 lowercase hex digits + `"` (what S3 lists for a single-part object): held as 16 bytes. */
+const ETAG_QUOTED_MD5 = 1;
+/** 32 lowercase hex digits, unquoted: held as 16 bytes. */
+const ETAG_BARE_MD5 = 2;
+/** Any other ETag (multipart `-N`, uppercase, weak): held as its string. */
+const ETAG_OTHER = 3;
+const QUOTED_MD5 = /^"[0-9a-f]{32}"$/;
+const BARE_MD5 = /^[0-9a-f]{32}$/;
+
+/**
+ * A listing kept for the rest of a run (issue 31): each object's key (the listing's own string),
+ * size, Last-Modified and ETag in typed arrays, a single-part ETag as its 16 bytes. A RemoteObject
+ * per object, with its quoted ETag string, held ~120 bytes of heap beside the key, 36 MiB at
+ * 300,000 objects; this holds ~40. `objects()` gives them back as they were listed, made afresh for
+ * each caller (one prefix at a time), so what outlives a caller is only this.
+ */
+export class CompactListing {
+  private readonly keys: string[];
+  private readonly sizes: Float64Array;
+  /** Last-Modified, Unix seconds; NaN when the listing had none. */
+  private readonly mtimes: Float64Array;
+  private readonly etagKinds: Uint8Array;
+  private readonly md5s: Buffer;
+  private readonly otherEtags = new Map<number, string>();
+
+  constructor(objects: readonly RemoteObject[]) {
+    const n = objects.length;
+    this.keys = new Array<string>(n);
+    this.sizes = new Float64Array(n);
+    this.mtimes = new Float64Array(n);
+    this.etagKinds = new Uint8Array(n);
+    this.md5s = Buffer.alloc(n * 16);
+    objects.forEach((o, i) => {
+      this.keys[i] = o.key;
+      this.sizes[i] = o.size;
+      this.mtimes[i] = o.mtime ?? NaN;
+      const e = o.etag;
+      if (e === undefined) this.etagKinds[i] = ETAG_NONE;
+      else if (QUOTED_MD5.test(e)) { this.etagKinds[i] = ETAG_QUOTED_MD5; this.md5s.write(e.slice(1, 33), i * 16, 16, 'hex'); }
+      else if (BARE_MD5.test(e)) { this.etagKinds[i] = ETAG_BARE_MD5; this.md5s.write(e, i * 16, 16, 'hex'); }
+      else { this.etagKinds[i] = ETAG_OTHER; this.otherEtags.set(i, e); }
+    });
+  }
+
+  get length(): number { return this.keys.length; }
+
+  /** The objects as listed (those whose key starts with `prefix`, when given), in listing order. */
+  objects(prefix?: string): RemoteObject[] {
+    const out: RemoteObject[] = [];
+    for (let i = 0; i < this.keys.length; i++) {
+      const key = this.keys[i]!;
+      if (prefix !== undefined && !key.startsWith(prefix)) continue;
+      const o: RemoteObject = { key, size: this.sizes[i]! };
+      const kind = this.etagKinds[i];
+      if (kind === ETAG_QUOTED_MD5) o.etag = `"${this.md5s.toString('hex', i * 16, i * 16 + 16)}"`;
+      else if (kind === ETAG_BARE_MD5) o.etag = this.md5s.toString('hex', i * 16, i * 16 + 16);
+      else if (kind === ETAG_OTHER) o.etag = this.otherEtags.get(i);
+      const mtime = this.mtimes[i]!;
+      if (!Number.isNaN(mtime)) o.mtime = mtime;
+      out.push(o);
+    }
+    return out;
+  }
+}
+
 export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
   const id = (bucket: string, key: string) => `${bucket}\0${key}`;
   const expected = new ExpectedTable();
-  const listings = new Map<string, { bucket: string; prefix: string; listing: Promise<RemoteObject[]>; stale: boolean }>();
+  // Each listing held compactly once it arrives (CompactListing); callers get RemoteObjects made afresh.
+  const listings = new Map<string, { bucket: string; prefix: string; listing: Promise<CompactListing>; stale: boolean }>();
   let lists = 0;
   const planListing = (bucket: string, prefix: string): Promise<RemoteObject[]> | undefined => {
     const own = listings.get(id(bucket, prefix));
-    if (own && !own.stale) return own.listing;
+    if (own && !own.stale) return own.listing.then((l) => l.objects());
     for (const l of listings.values()) {
       if (l.stale || l.bucket !== bucket || !prefix.startsWith(l.prefix) || l.prefix === prefix) continue;
-      return l.listing.then((all) => all.filter((o) => o.key.startsWith(prefix)));
+      return l.listing.then((all) => all.objects(prefix));
     }
     return undefined;
   };
-  const listed = (bucket: string, prefix: string, listing: Promise<RemoteObject[]>) => {
+  const listed = (bucket: string, prefix: string, objects: Promise<RemoteObject[]>) => {
+    const listing = objects.then((o) => new CompactListing(o));
     const entry = { bucket, prefix, listing, stale: false };
     listings.set(id(bucket, prefix), entry);
     // A failed listing is not kept (the next caller lists again, and sees the error itself).

@@ -50,3 +50,38 @@ describe('runKnowledge expectations', () => {
     expect(k.written('b', 'other')).toBe(false);
   });
 });
+
+describe('runKnowledge listings', () => {
+  it('gives a listing back as it was listed (every ETag form, sizes, Last-Modified or none), filtered for a prefix under it, until a write under it', async () => {
+    const hex = md5('a').toString('hex');
+    const objects = [
+      { key: 'p/a', size: 1, etag: `"${hex}"`, mtime: 1_700_000_000 },
+      { key: 'p/b', size: 0, etag: hex },
+      { key: 'p/c', size: 2 ** 40, etag: `"${hex}-3"`, mtime: 0 },
+      { key: 'p/d/e', size: 5, etag: `"${hex.toUpperCase()}"` },
+      { key: 'p/d/f', size: 6, etag: `W/"${hex}"` },
+      { key: 'p/g', size: 7 },
+      ...Array.from({ length: 5000 }, (_, i) => ({ key: `p/h/${i}`, size: i, etag: `"${md5(`${i}`).toString('hex')}"`, mtime: 1_700_000_000 + i })),
+    ];
+    const k = runKnowledge();
+    k.listed('b', 'p/', Promise.resolve(objects.map((o) => ({ ...o }))));
+    expect(await k.planListing('b', 'p/')).toEqual(objects);
+    // Made afresh for each caller: one caller's changes are not another's.
+    const first = (await k.planListing('b', 'p/'))!;
+    first[0]!.size = 99;
+    expect((await k.planListing('b', 'p/'))![0]).toEqual(objects[0]);
+    expect(await k.planListing('b', 'p/d/')).toEqual(objects.filter((o) => o.key.startsWith('p/d/')));
+    expect(k.planListing('b', 'q/')).toBeUndefined();
+    k.touch('b', 'p/d/e');
+    expect(k.planListing('b', 'p/')).toBeUndefined();
+  });
+
+  it('a failed listing is not kept: the next caller lists again', async () => {
+    let calls = 0;
+    const k = runKnowledge({ lister: async () => { calls++; if (calls === 1) throw new Error('503'); return [{ key: 'p/a', size: 1, etag: '"x"' }]; } });
+    await expect(k.list('b', 'p/')).rejects.toThrow('503');
+    expect(await k.list('b', 'p/')).toEqual([{ key: 'p/a', size: 1, etag: '"x"' }]);
+    expect(await k.list('b', 'p/')).toEqual([{ key: 'p/a', size: 1, etag: '"x"' }]);
+    expect(calls).toBe(2);
+  });
+});
