@@ -68,6 +68,22 @@ export interface ApplyOptions<W extends object> {
   backoffMs?: number;
   /** Printed on failure: how to continue (e.g. "re-run `releng upload`"). */
   resumeHint?: string;
+  /**
+   * Let go of each action as it starts (its place in the step's array emptied): for a caller that
+   * has counted and kept what it needs of the plan and reads it no more. A 100,000-page manual plans
+   * 300,000 puts; let go, a step's puts are garbage once sent and the upload record that grows
+   * meanwhile does not add to them (issue 31).
+   */
+  consume?: boolean;
+}
+
+/** The actions of `actions`, each one's place emptied as it is handed out. */
+function* consumed<A>(actions: A[]): Generator<A> {
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    (actions as (A | undefined)[])[i] = undefined;
+    yield a;
+  }
 }
 
 export interface ApplyResult {
@@ -95,14 +111,15 @@ export async function apply<W extends object>(plan: Plan, opts: ApplyOptions<W>)
   const backoffMs = opts.backoffMs ?? 200;
   const done: string[] = [];
   for (const step of plan.steps) {
-    if (step.actions.length === 0) continue;
+    const actions = step.actions.length;
+    if (actions === 0) continue;
     const totalBytes = step.actions.reduce((n, a) => n + kinds.bytes(a), 0);
-    const phase = log.phase(`${step.title} (${step.actions.length} action${step.actions.length === 1 ? '' : 's'})`, { still: totalBytes > 0 });
-    const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', step.actions.length) : undefined;
+    const phase = log.phase(`${step.title} (${actions} action${actions === 1 ? '' : 's'})`, { still: totalBytes > 0 });
+    const progress = totalBytes > 0 ? log.progress(step.title, totalBytes, 'bytes', actions) : undefined;
     let failure: { action: Action; error: unknown } | undefined;
     let stepDone = 0;
     // A fixed set of workers over the step's actions, not a promise and closure per action (issue 31).
-    await forEachLimited(step.actions, step.concurrency ?? opts.concurrency ?? 16, async (action) => {
+    await forEachLimited(opts.consume ? consumed(step.actions) : step.actions, Math.min(actions, step.concurrency ?? opts.concurrency ?? 16), async (action) => {
       if (failure) return;
       // Bytes of the current attempt: a retried upload takes them back, so totals count each byte once.
       let sent = 0;
@@ -126,7 +143,7 @@ export async function apply<W extends object>(plan: Plan, opts: ApplyOptions<W>)
     if (failure) {
       phase.fail();
       const doneText = [
-        `${stepDone} of ${step.actions.length} actions of this step completed`,
+        `${stepDone} of ${actions} actions of this step completed`,
         done.length ? `steps done before it: ${done.join('; ')}` : 'no earlier step had run',
       ].join('; ');
       // The failed write's own hint (e.g. a full disk: where to free space) comes first, then how to resume.

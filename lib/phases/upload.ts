@@ -72,11 +72,12 @@ export async function upload(ctx: Context, deps: UploadDeps = {}): Promise<Uploa
     phase.succeed(`planned ${planSize(plan)} writes`);
     // 4. Confirmation (environments that ask for it), then apply.
     await confirmRelease(target.name, { noconfirm: flags.noconfirm || flags.dryRun, required: confirmationRequired(target.name, target.env) });
-    const applied = await publish(ctx, target, plan, run, deps);
-    // The S3 actions are done with: counted, then let go before the verification (issue 31: one
-    // object per planned put, 300,000 for a 100,000-page manual). The summary reads the rest.
+    // The S3 actions are counted, and apply lets go of each as it starts (issue 31: one object per
+    // planned put, 300,000 for a 100,000-page manual). The summary reads the count and the rest.
     const planned = countByKind(plan);
-    plan = { steps: plan.steps.map((s) => ({ ...s, actions: s.actions.filter((a) => !a.kind.startsWith('s3.')) })), skipped: plan.skipped };
+    const rest: UploadPlan = { steps: plan.steps.map((s) => ({ ...s, actions: s.actions.filter((a) => !a.kind.startsWith('s3.')) })), skipped: plan.skipped };
+    const applied = await publish(ctx, target, plan, run, deps);
+    plan = rest;
     // 5. The whole release, read back.
     const verified = flags.dryRun ? undefined : await verifyUpload(ctx, target, run, { result, tagRecord, publicKey: signingKey?.publicKey, puts: applied.byKind['s3.put'] ?? 0, deep });
     // 6. Mirror file lists of this environment (mirror.fileLists), rewritten only when they changed
@@ -132,6 +133,7 @@ async function publish(ctx: Context, target: OpenEnvironment, plan: UploadPlan, 
     applied = await apply(plan, {
       log, dryRun: flags.dryRun, writers: deps.wrapWriters ? deps.wrapWriters(writers) : writers,
       resumeHint: 'fix the cause and re-run `releng upload` with the same flags: it skips what is already published and continues',
+      consume: true,
     });
   } catch (e) {
     // The publish failed: save the memos if we can, but the publish error is the one to report.

@@ -71,6 +71,22 @@ describe('apply', () => {
     expect(err.hint).toMatch(/re-run/);
   });
 
+  it('consume: lets go of each action as it starts, applies and counts the same, and a failure still names the action and the step\'s count', async () => {
+    const steps = () => [{ title: 'artifacts', actions: Array.from({ length: 40 }, (_, i) => put(`x/${i}`)) }, { title: 'pointer', actions: [put('manifest.nix')] }];
+    const { writer, written } = memoryWriter();
+    const consumedPlan: Plan = { steps: steps(), skipped: [] };
+    const r = await apply(consumedPlan, { log, writers: { s3: writer }, dryRun: false, consume: true });
+    expect(r.applied).toBe(41);
+    expect(written.at(-1)).toBe('manifest.nix');
+    expect(new Set(written).size).toBe(41);
+    expect(consumedPlan.steps.flatMap((s) => s.actions).every((a) => a === undefined)).toBe(true);
+    const failing = memoryWriter((req) => (req.key === 'x/7' ? Object.assign(new Error('denied'), { $metadata: { httpStatusCode: 403 } }) : undefined));
+    const err = await apply({ steps: steps(), skipped: [] }, { log, writers: { s3: failing.writer }, dryRun: false, backoffMs: 1, consume: true }).catch((e) => e);
+    expect(err.message).toContain('artifacts failed at: s3 put s3://b/x/7');
+    expect(err.message).toMatch(/\d+ of 40 actions of this step completed/);
+    expect(failing.written).not.toContain('manifest.nix');
+  });
+
   it('a put and a transfer hand the writer the same object fields (one builder: objectFields)', async () => {
     const seen: PutRequest[] = [];
     const writer: S3Writer = { async put(req) { seen.push(req); }, async delete() {}, async copy() {} };
