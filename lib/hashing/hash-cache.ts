@@ -21,6 +21,12 @@ export interface HashCache {
   set(file: string, st: BigIntStats, sha256: string, md5?: string): void;
   /** Writes the memo (atomically) if anything changed. */
   save(): Promise<void>;
+  /**
+   * Saves the memo (when `save`; a failure is thrown, the memo let go all the same) and lets go of
+   * its table: from then on nothing is remembered, set or saved. For a run that hashes nothing more
+   * (upload, once planned): 100,000 files are ~20 MiB of heap held for nothing (issue 31).
+   */
+  release(opts: { save: boolean }): Promise<void>;
   /** The memo's path (named in errors when saving fails). */
   readonly file: string;
 }
@@ -50,6 +56,7 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
     if (parsed.success) files = parsed.data.files;
   } catch { /* missing or not JSON: start empty, files get hashed */ }
   let dirty = false;
+  let released = false;
   const getDigest = (_file: string, st: BigIntStats): FileDigest | undefined => {
     const e = files[idOf(st)];
     if (typeof e !== 'string') return undefined;
@@ -65,27 +72,32 @@ export async function openHashCache(dir: string, opts: { racyMs?: number } = {})
     getDigest,
     get: (f, st) => getDigest(f, st)?.sha256,
     set(_file, st, sha256, md5) {
+      if (released) return;
       if (Date.now() - Number(st.mtimeMs) < racyMs || Date.now() - Number(st.ctimeMs) < racyMs) return;
       // join: one flat string (a template literal leaves a tree of cons strings, kept for the whole run).
       files[idOf(st)] = [stamp(st) + sha256, md5 ?? ''].join(':');
       dirty = true;
     },
-    async save() {
-      if (!dirty) return;
-      await mkdir(dir, { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      // The JSON of { version: 4, files } an entry at a time: no 15 MB string at 100,000 files (issue 31).
-      await writePieces(tmp, (function* json() {
-        yield '{"version":4,"files":{';
-        let first = true;
-        for (const id in files) {
-          yield `${first ? '' : ','}${JSON.stringify(id)}:${JSON.stringify(files[id])}`;
-          first = false;
-        }
-        yield '}}';
-      })());
-      await rename(tmp, file);
-      dirty = false;
+    async release({ save }) {
+      try { if (save) await saveNow(); } finally { files = {}; dirty = false; released = true; }
     },
+    save: () => saveNow(),
   };
+  async function saveNow(): Promise<void> {
+    if (!dirty || released) return;
+    await mkdir(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    // The JSON of { version: 4, files } an entry at a time: no 15 MB string at 100,000 files (issue 31).
+    await writePieces(tmp, (function* json() {
+      yield '{"version":4,"files":{';
+      let first = true;
+      for (const id in files) {
+        yield `${first ? '' : ','}${JSON.stringify(id)}:${JSON.stringify(files[id])}`;
+        first = false;
+      }
+      yield '}}';
+    })());
+    await rename(tmp, file);
+    dirty = false;
+  }
 }

@@ -7,7 +7,7 @@
 // the ones the PUTs then carry: each file is read once.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import pLimit from 'p-limit';
+import { forEachLimited } from '../core/each.ts';
 import type { BuildResult } from '../release/build-result.ts';
 import { digestBytes, digestFile, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
 import { ReleaseError } from '../core/errors.ts';
@@ -41,10 +41,10 @@ const again = (what: string) => `${what} changed after \`releng build\` recorded
 
 export async function checkLocalInputs(releaseDir: string, result: BuildResult, opts: { hashCache?: HashCache; md5?: Md5Wanted } = {}): Promise<CheckedInputs> {
   const artifactsDir = path.join(releaseDir, 'artifacts');
-  const limit = pLimit(4);
   const artifacts = new Map<string, FileDigest>();
   const problems: string[] = [];
-  await Promise.all(result.artifacts.map((a) => limit(async () => {
+  // Workers over the artifacts (lib/core/each.ts), not a queued promise per file (issue 31).
+  await forEachLimited(result.artifacts, 4, async (a) => {
     const file = path.join(artifactsDir, a.path);
     let d: FileDigest;
     try { d = await fileDigest(file, opts); } catch (e: any) {
@@ -58,7 +58,7 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
     // Keyed by the artifact's own path string, holding its sha256 string: no absolute path or
     // second copy of the digest kept per file (issue 31).
     artifacts.set(a.path, { sha256: a.sha256, size: d.size, ...(d.md5 ? { md5: d.md5 } : {}) });
-  })));
+  });
   if (problems.length) {
     throw new ReleaseError(`release/artifacts does not match release/build-result.json:\n${problems.sort().slice(0, 20).map((p) => `  ${p}`).join('\n')}`, again('the release tree'));
   }
@@ -92,8 +92,7 @@ export async function checkLocalInputs(releaseDir: string, result: BuildResult, 
  */
 export async function localReleaseDigests(releaseDir: string, releaseDirName: string, files: Map<string, { sha256: string; size?: number }>, opts: { hashCache?: HashCache } = {}): Promise<Map<string, { md5: string; size: number }>> {
   const out = new Map<string, { md5: string; size: number }>();
-  const limit = pLimit(4);
-  await Promise.all([...files].map(([rel, e]) => limit(async () => {
+  await forEachLimited(files, 4, async ([rel, e]) => {
     const file = path.join(releaseDir, 'artifacts', releaseDirName, rel);
     let d: FileDigest | undefined;
     try {
@@ -106,6 +105,6 @@ export async function localReleaseDigests(releaseDir: string, releaseDirName: st
     if (!d) return;
     if (d.sha256 !== e.sha256 || (e.size !== undefined && d.size !== e.size) || !d.md5) return;
     out.set(rel, { md5: Buffer.from(d.md5, 'base64').toString('hex'), size: d.size });
-  })));
+  });
   return out;
 }

@@ -140,13 +140,17 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
   // (git is asked while the local files are checked; a local file's error is still the one reported.)
   const maintenanceP = maintenanceRelease(ctx, result.version);
   maintenanceP.catch(() => undefined);
-  const checked = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
+  // Destructured: the artifacts' digests are garbage once the release bucket is planned (issue 31).
+  const { artifacts, manual } = await checkLocalInputs(ctx.releaseDir, result, { hashCache: memo.hashCache, md5: md5Wanted(target) });
   const maintenance = await maintenanceP;
   const keep = result.rehearsal ? unofficialKeep(result) : maintenance ? `${result.version} is a maintenance release (a newer version is tagged on ${ctx.config.mainBranch})`
     : result.profile !== ctx.config.defaultProfile ? `built with profile "${result.profile}", not the default "${ctx.config.defaultProfile}" (it would drop systems)` : undefined;
   add(await planCacheUpload(ctx, target, inputs));
+  // Every file is hashed (the cache's NARs last): the hash memo is saved now (it remembers local
+  // files, not the publish) and let go, ~13 MiB of heap at 100,000 files (issue 31).
+  await memo.hashCache?.release({ save: !ctx.flags.dryRun }).catch((e: any) => ctx.log.warn(`could not save ${memo.hashCache!.file}: ${e?.code ?? e?.message ?? e} (the next upload hashes the files again)`));
   add(await planUploadImages(ctx, target.registries, result, maintenance || !!result.rehearsal));
-  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: checked.artifacts }));
+  add(await planReleaseBucket(target.s3, target.releases, result, ctx.releaseDir, { ...memo, knowledge: inputs.knowledge, keepRootManifest: keep, replaceArtifacts: !!ctx.flags.extra['replace-artifacts'], digests: artifacts }));
   // latest-PROJECT-MAJOR (mirror.latestLinks) moves with the root manifest, after it (issue 11).
   if (target.env.mirror?.latestLinks && !keep && result.official) {
     const { planLatestLink } = await import('../promote/plan.ts');
@@ -154,7 +158,7 @@ export async function planUpload(ctx: Context, target: OpenEnvironment, inputs: 
     plan.steps.push({ title: `latest link in ${target.releases.url}`, actions: link.actions });
     plan.skipped.push(...link.skipped);
   }
-  add(await planDocs(target.s3, target.docs, result, checked.manual, { ...memo, knowledge: inputs.knowledge, keepStable: keep }));
+  add(await planDocs(target.s3, target.docs, result, manual, { ...memo, knowledge: inputs.knowledge, keepStable: keep }));
   const git = target.env.git;
   if (!git) plan.skipped.push({ what: 'git push', reason: `environment "${target.name}" has no git remote (environments.${target.name}.git)` });
   else if (result.rehearsal) plan.skipped.push({ what: 'git push', reason: `${result.version} is a rehearsal build: nothing is tagged` });

@@ -22,6 +22,30 @@ async function writeOld(file: string, content: string, secondsAgo = 60) {
 }
 
 describe('localTree with a hash memo', () => {
+  it('release: saves what was hashed, then remembers, sets and saves nothing more; without save it writes nothing', async () => {
+    const tree = await tmp('releng-tree-');
+    const state = await tmp('releng-state-');
+    await writeOld(path.join(tree, 'a.txt'), 'aaaa');
+    const cache = await openHashCache(state, { racyMs: 0 });
+    await localTree(tree, 2, { hashCache: cache });
+    await cache.release({ save: true });
+    const saved = await readFile(path.join(state, 'hashes.json'), 'utf8');
+    expect(Object.keys(JSON.parse(saved).files)).toHaveLength(1);
+    const st = await stat(path.join(tree, 'a.txt'), { bigint: true });
+    expect(cache.getDigest(path.join(tree, 'a.txt'), st)).toBeUndefined();
+    cache.set(path.join(tree, 'a.txt'), st, 'f'.repeat(64));
+    await cache.save();
+    expect(await readFile(path.join(state, 'hashes.json'), 'utf8')).toBe(saved);
+    // A fresh open remembers what release saved.
+    expect((await openHashCache(state, { racyMs: 0 })).get(path.join(tree, 'a.txt'), st)).toBe(sha256Text('aaaa'));
+    const other = await tmp('releng-state-');
+    const unsaved = await openHashCache(other, { racyMs: 0 });
+    await localTree(tree, 2, { hashCache: unsaved });
+    await unsaved.release({ save: false });
+    await unsaved.save();
+    await expect(readFile(path.join(other, 'hashes.json'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('reuses remembered hashes and notices every change', async () => {
     const tree = await tmp('releng-tree-');
     const state = await tmp('releng-state-');
