@@ -137,7 +137,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
     const before = await verify(ctx, readSide(ctx, source, srcPublic, srcMemo, seen, texts), {
       deep, release: { ...releaseFromPublished(project, version), cacheRoots: extraRoots }, repair: `releng upload --environment ${fromName}`,
       onResolved: (r) => { sourceRelease = r; seen.expectedSha256 = expectedIn(source, r); },
-      ...(srcRecord && !deep ? { known: srcRecord } : {}), ...(staged ? { local: staged } : {}), list: srcMemo.list,
+      ...(srcRecord && !deep ? { known: srcRecord } : {}), ...(staged ? { local: staged } : {}), list: (b, p) => srcMemo.listCompact(b, p),
     });
     for (const n of before.notChecked) log.skip(`${fromName}: ${n.destination}: ${n.what}`, n.reason);
     if (srcRecord) {
@@ -213,7 +213,7 @@ export async function promote(ctx: Context, positionals: string[], deps: Promote
       after = await verify(ctx, readSide(ctx, dest, dstKeys.publicKey?.text, dstMemo, undefined, new TextMemo()), {
         deep, release: expected, repair: `releng promote ${version} --from ${fromName} --environment ${toName}`,
         repairStale: `releng promote ${version} --from ${fromName} --environment ${toName} --delete (it deletes the docs pages ${fromName} no longer has)`,
-        local: dstMemo, list: dstMemo.list, ...(dstRecord && !deep ? { known: dstRecord } : {}),
+        local: dstMemo, list: (b, p) => dstMemo.listCompact(b, p), ...(dstRecord && !deep ? { known: dstRecord } : {}),
       });
       if (dstRecord) {
         for (const p of after.problems) if (p.bucket && p.key) dstRecord.forget(p.bucket, p.key);

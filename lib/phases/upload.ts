@@ -22,7 +22,7 @@ import { ociWriter } from '../oci/open.ts';
 import type { BuildResult } from '../release/build-result.ts';
 import type { TagRecord } from '../release/tag-record.ts';
 import { journalingWriter } from '../s3/intents.ts';
-import { runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
+import { CompactListing, runKnowledge, type RunKnowledge } from '../s3/knowledge.ts';
 import { recordingWriter } from '../s3/record.ts';
 import { cacheKnowledge, type CacheKnowledge } from '../upload/cache.ts';
 import { planUpload, type UploadPlan } from '../upload/plan.ts';
@@ -161,7 +161,7 @@ async function verifyUpload(ctx: Context, target: OpenEnvironment, run: RunState
     ? { release: await releaseFromBuild(ctx, o.result, o.tagRecord), deep: true }
     : {
       release: await releaseFromBuild(ctx, o.result, o.tagRecord), known: memo.record, local: mergeKnowledge(knowledge, cacheLocal),
-      list: (bucket, prefix) => knowledge.planListing(bucket, prefix) ?? target.s3.list(bucket, prefix),
+      list: (bucket, prefix) => knowledge.planCompact(bucket, prefix) ?? target.s3.list(bucket, prefix).then((objects) => new CompactListing(objects)),
     });
   if (!verified.ok) {
     for (const p of verified.problems) if (p.bucket && p.key) memo.record.forget(p.bucket, p.key);

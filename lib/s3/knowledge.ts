@@ -60,8 +60,12 @@ export interface RunKnowledge extends LocalKnowledge {
    * written under it since; else undefined.
    */
   planListing(bucket: string, prefix: string): Promise<RemoteObject[]> | undefined;
+  /** planListing, as the run holds it (CompactListing): no object made per listed key. */
+  planCompact(bucket: string, prefix: string): Promise<CompactListing> | undefined;
   /** planListing, else a fresh listing through the run's lister (noted for the next caller). */
   list(bucket: string, prefix: string): Promise<RemoteObject[]>;
+  /** list, as the run holds it (CompactListing), for a verifier's lookups. */
+  listCompact(bucket: string, prefix: string): Promise<CompactListing>;
   /** Fresh listings taken through `list`. */
   readonly lists: number;
 }
@@ -179,22 +183,71 @@ export class CompactListing {
 
   get length(): number { return this.keys.length; }
 
+  /** The i-th object listed, made afresh. */
+  object(i: number): RemoteObject {
+    const o: RemoteObject = { key: this.keys[i]!, size: this.sizes[i]! };
+    const kind = this.etagKinds[i];
+    if (kind === ETAG_QUOTED_MD5) o.etag = `"${this.md5s.toString('hex', i * 16, i * 16 + 16)}"`;
+    else if (kind === ETAG_BARE_MD5) o.etag = this.md5s.toString('hex', i * 16, i * 16 + 16);
+    else if (kind === ETAG_OTHER) o.etag = this.otherEtags.get(i);
+    const mtime = this.mtimes[i]!;
+    if (!Number.isNaN(mtime)) o.mtime = mtime;
+    return o;
+  }
+
   /** The objects as listed (those whose key starts with `prefix`, when given), in listing order. */
   objects(prefix?: string): RemoteObject[] {
     const out: RemoteObject[] = [];
-    for (let i = 0; i < this.keys.length; i++) {
-      const key = this.keys[i]!;
-      if (prefix !== undefined && !key.startsWith(prefix)) continue;
-      const o: RemoteObject = { key, size: this.sizes[i]! };
-      const kind = this.etagKinds[i];
-      if (kind === ETAG_QUOTED_MD5) o.etag = `"${this.md5s.toString('hex', i * 16, i * 16 + 16)}"`;
-      else if (kind === ETAG_BARE_MD5) o.etag = this.md5s.toString('hex', i * 16, i * 16 + 16);
-      else if (kind === ETAG_OTHER) o.etag = this.otherEtags.get(i);
-      const mtime = this.mtimes[i]!;
-      if (!Number.isNaN(mtime)) o.mtime = mtime;
-      out.push(o);
-    }
+    for (let i = 0; i < this.keys.length; i++) if (prefix === undefined || this.keys[i]!.startsWith(prefix)) out.push(this.object(i));
     return out;
+  }
+
+  /** The listing of the keys under `prefix` only (itself when every key is). */
+  under(prefix: string): CompactListing {
+    return this.keys.every((k) => k.startsWith(prefix)) ? this : new CompactListing(this.objects(prefix));
+  }
+
+  /** One caller's lookups by key (lookup's own index; nothing is added to this listing). */
+  lookup(): ListingLookup {
+    return new ListingLookup(this, this.keys);
+  }
+}
+
+/**
+ * One caller's view of a listing by key (a verifier's): each object made only when asked for, and
+ * which keys were claimed, so that what is left is what no expected file names (stale objects). A
+ * RemoteObject and a Map entry per listed object cost ~130 bytes each of 100,000s at once (issue 31);
+ * this holds a slot number per key and a byte.
+ */
+export class ListingLookup {
+  private readonly at = new Map<string, number>();
+  private readonly claimed: Uint8Array;
+
+  constructor(private readonly listing: CompactListing, keys: readonly string[]) {
+    keys.forEach((k, i) => this.at.set(k, i));
+    this.claimed = new Uint8Array(keys.length);
+  }
+
+  /** Objects listed. */
+  get size(): number { return this.listing.length; }
+
+  /** The object listed at `key`, if any. */
+  get(key: string): RemoteObject | undefined {
+    const i = this.at.get(key);
+    return i === undefined ? undefined : this.listing.object(i);
+  }
+
+  /** get, and `key` counts as expected (not left over). */
+  claim(key: string): RemoteObject | undefined {
+    const i = this.at.get(key);
+    if (i === undefined) return undefined;
+    this.claimed[i] = 1;
+    return this.listing.object(i);
+  }
+
+  /** The objects no claim named, in listing order. */
+  *unclaimed(): Generator<RemoteObject> {
+    for (let i = 0; i < this.claimed.length; i++) if (!this.claimed[i]) yield this.listing.object(i);
   }
 }
 
@@ -204,21 +257,31 @@ export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
   // Each listing held compactly once it arrives (CompactListing); callers get RemoteObjects made afresh.
   const listings = new Map<string, { bucket: string; prefix: string; listing: Promise<CompactListing>; stale: boolean }>();
   let lists = 0;
-  const planListing = (bucket: string, prefix: string): Promise<RemoteObject[]> | undefined => {
+  const planCompact = (bucket: string, prefix: string): Promise<CompactListing> | undefined => {
     const own = listings.get(id(bucket, prefix));
-    if (own && !own.stale) return own.listing.then((l) => l.objects());
+    if (own && !own.stale) return own.listing;
     for (const l of listings.values()) {
       if (l.stale || l.bucket !== bucket || !prefix.startsWith(l.prefix) || l.prefix === prefix) continue;
-      return l.listing.then((all) => all.objects(prefix));
+      return l.listing.then((all) => all.under(prefix));
     }
     return undefined;
   };
+  const planListing = (bucket: string, prefix: string): Promise<RemoteObject[]> | undefined => planCompact(bucket, prefix)?.then((l) => l.objects());
   const listed = (bucket: string, prefix: string, objects: Promise<RemoteObject[]>) => {
     const listing = objects.then((o) => new CompactListing(o));
     const entry = { bucket, prefix, listing, stale: false };
     listings.set(id(bucket, prefix), entry);
     // A failed listing is not kept (the next caller lists again, and sees the error itself).
     listing.catch(() => { if (listings.get(id(bucket, prefix)) === entry) listings.delete(id(bucket, prefix)); });
+  };
+  const list = (bucket: string, prefix: string): Promise<RemoteObject[]> => {
+    const known = planListing(bucket, prefix);
+    if (known) return known;
+    if (!opts.lister) throw new Error(`no listing of ${bucket}/${prefix} this run, and no lister to take one`);
+    lists++;
+    const listing = opts.lister(bucket, prefix).then((objects) => { opts.onListed?.(bucket, objects); return objects; });
+    listed(bucket, prefix, listing);
+    return listing;
   };
   return {
     md5: (bucket, key) => { const i = expected.known(bucket, key); return i === undefined ? undefined : { md5: expected.md5(i), size: expected.size(i) }; },
@@ -252,14 +315,10 @@ export function runKnowledge(opts: RunKnowledgeOptions = {}): RunKnowledge {
       if (i !== undefined) expected.setFlag(i, WRITTEN, !!got && got === expected.md5(i));
     },
     planListing,
-    list(bucket, prefix) {
-      const known = planListing(bucket, prefix);
-      if (known) return known;
-      if (!opts.lister) throw new Error(`no listing of ${bucket}/${prefix} this run, and no lister to take one`);
-      lists++;
-      const listing = opts.lister(bucket, prefix).then((objects) => { opts.onListed?.(bucket, objects); return objects; });
-      listed(bucket, prefix, listing);
-      return listing;
+    planCompact,
+    list,
+    listCompact(bucket, prefix) {
+      return planCompact(bucket, prefix) ?? list(bucket, prefix).then((objects) => planCompact(bucket, prefix) ?? new CompactListing(objects));
     },
     get lists() { return lists; },
   };

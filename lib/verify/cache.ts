@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import { hashPart } from '../nix/cache.ts';
 import { nixSha256 } from '../nix/nix32.ts';
 import { checkNarInfoSignature, parseNarInfoStrict, parseNixPublicKey, type NixPublicKey } from '../nix/narinfo.ts';
+import { CompactListing } from '../s3/knowledge.ts';
 import { normalizeEtag } from '../s3/record.ts';
 import { withHeadFallback, type RemoteObject } from '../s3/store.ts';
 import { decodeSmall, isZstd } from './decompress.ts';
@@ -76,20 +77,20 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
       // The caller's listing of the cache prefix (upload's); else a bounded one (listKeys objects at
       // most, a few requests): on a cache bigger than that only keys up to the last one listed are
       // covered (S3 lists in key order), the rest is asked object by object. Keyed relative to the prefix.
-      let listed: RemoteObject[] | undefined;
+      let listed: CompactListing | undefined;
       let coveredUpTo: string | undefined;
       if (scope.list) listed = await scope.list(t.cache.bucket, t.cache.prefix);
       else if (t.s3.listUpTo && opts.listKeys > 0) {
         const r = await scope.limit(() => t.s3.listUpTo!(t.cache.bucket, t.cache.prefix, opts.listKeys));
-        listed = r.objects;
+        listed = new CompactListing(r.objects);
         if (!r.complete) coveredUpTo = r.objects.at(-1)?.key.slice(t.cache.prefix.length) ?? '';
       }
-      const byKey = listed && new Map(listed.map((o) => [o.key.slice(t.cache.prefix.length), o] as const));
+      const byKey = listed?.lookup();
       if (byKey) count(report, 'objects listed', byKey.size);
       /** The listing's answer for rel: the object, 'absent', or undefined when the listing does not cover rel. */
       const lookup = (rel: string): RemoteObject | 'absent' | undefined => {
         if (!byKey || (coveredUpTo !== undefined && rel > coveredUpTo)) return undefined;
-        return byKey.get(rel) ?? 'absent';
+        return byKey.get(t.cache.prefix + rel) ?? 'absent';
       };
       /**
        * The bytes this run holds for `rel` when the listing proves the bucket holds exactly them: the

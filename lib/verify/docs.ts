@@ -4,7 +4,7 @@
 import { manualPrefixes } from '../upload/docs.ts';
 import { forEachLimited } from '../core/each.ts';
 import { checkObject, CHECKS_IN_FLIGHT, metadataNote } from './objects.ts';
-import { count, emptyReport, type DestinationVerifier } from './types.ts';
+import { count, emptyReport, listForVerify, type DestinationVerifier } from './types.ts';
 
 export const docsVerifier: DestinationVerifier = {
   name: 'docs',
@@ -22,18 +22,16 @@ export const docsVerifier: DestinationVerifier = {
     if (release.keep && release.official) report.notChecked.push({ destination: this.name, what: `s3://${t.docs.bucket}/${t.docs.prefix}manual/${release.project}/stable/`, reason: release.keep });
     for (const p of prefixes) {
       const prefix = t.docs.prefix + p;
-      const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.docs.bucket, prefix));
+      const listing = await listForVerify(t, scope, t.docs.bucket, prefix);
       count(report, 'listed', listing.length);
-      // A listed key a page claims leaves `listed`: what stays there is no page of this manual.
-      const listed = new Map(listing.map((o) => [o.key, o]));
+      // A listed key a page claims is claimed: what is left is no page of this manual.
+      const listed = listing.lookup();
       scope.progress.addTotal(pages);
       await forEachLimited(manual(), CHECKS_IN_FLIGHT, ([rel, expected]) => {
         const key = prefix + rel;
-        const o = listed.get(key);
-        listed.delete(key);
-        return checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key, expected, listed: o }, report);
+        return checkObject(t, scope, { destination: this.name, bucket: t.docs.bucket, key, expected, listed: listed.claim(key) }, report);
       });
-      for (const o of listed.values()) {
+      for (const o of listed.unclaimed()) {
         report.problems.push({ destination: this.name, where: `s3://${t.docs.bucket}/${o.key}`, what: 'not a page of this release\'s manual (stale)', repair: scope.repairStale ?? `${scope.repair} (it deletes stale pages)`, bucket: t.docs.bucket, key: o.key });
       }
     }

@@ -3,25 +3,25 @@
 // Listed once (upload hands in its plan's listing when it wrote nothing under the prefix since).
 import { forEachLimited } from '../core/each.ts';
 import { checkObject, CHECKS_IN_FLIGHT, metadataNote } from './objects.ts';
-import { count, emptyReport, type DestinationVerifier } from './types.ts';
+import { count, emptyReport, listForVerify, type DestinationVerifier } from './types.ts';
 
 export const releasePrefixVerifier: DestinationVerifier = {
   name: 'release prefix',
   async verify(t, release, scope) {
     const report = emptyReport();
     const prefix = `${t.releases.prefix}${release.releaseDir}/`;
-    const listing = await scope.limit(() => (scope.list ?? t.s3.list.bind(t.s3))(t.releases.bucket, prefix));
-    const listed = new Map(listing.map((o) => [o.key, o]));
+    const listing = await listForVerify(t, scope, t.releases.bucket, prefix);
+    const listed = listing.lookup();
     scope.progress.addTotal(release.files.size);
     // Workers over the files, not a promise per file (issue 31); requests stay bounded by scope.limit.
     await forEachLimited(release.files, CHECKS_IN_FLIGHT, ([rel, expected]) => {
       const key = prefix + rel;
       return checkObject(t, scope, {
         destination: this.name, bucket: t.releases.bucket, key, expected,
-        always: rel === 'SHA256SUMS' || rel === 'manifest.nix', listed: listed.get(key),
+        always: rel === 'SHA256SUMS' || rel === 'manifest.nix', listed: listed.claim(key),
       }, report);
     });
-    for (const o of listing) {
+    for (const o of listed.unclaimed()) {
       const rel = o.key.slice(prefix.length);
       if (release.files.has(rel)) continue;
       report.problems.push({

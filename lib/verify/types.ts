@@ -116,11 +116,17 @@ export interface VerifyScope {
   /**
    * Lists bucket/prefix for a verifier. Upload hands in its plan's listing (taken during this run)
    * of a prefix it wrote nothing under since; otherwise a fresh listing. Unset: `t.s3.list`.
+   * Compact (lib/s3/knowledge.ts): a verifier looks objects up by key, none made until asked for.
    */
-  list?: (bucket: string, prefix: string) => Promise<RemoteObject[]>;
+  list?: (bucket: string, prefix: string) => Promise<CompactListing>;
 }
 
-import type { LocalKnowledge } from '../s3/knowledge.ts';
+/** scope.list, else a fresh listing through the target's store; in scope.limit. */
+export function listForVerify(t: VerifyTarget, scope: VerifyScope, bucket: string, prefix: string): Promise<CompactListing> {
+  return scope.limit(() => scope.list ? scope.list(bucket, prefix) : t.s3.list(bucket, prefix).then((objects) => new CompactListing(objects)));
+}
+
+import { CompactListing, type LocalKnowledge } from '../s3/knowledge.ts';
 export type { LocalKnowledge } from '../s3/knowledge.ts';
 
 /** What one verifier found and how much it looked at (counts per kind, for --json). */

@@ -2,7 +2,7 @@
 // key's MD5, size, bytes and flags as the verification asks for them.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { runKnowledge } from '../../lib/s3/knowledge.ts';
+import { CompactListing, runKnowledge } from '../../lib/s3/knowledge.ts';
 
 const md5 = (s: string) => createHash('md5').update(s).digest();
 
@@ -83,5 +83,22 @@ describe('runKnowledge listings', () => {
     expect(await k.list('b', 'p/')).toEqual([{ key: 'p/a', size: 1, etag: '"x"' }]);
     expect(await k.list('b', 'p/')).toEqual([{ key: 'p/a', size: 1, etag: '"x"' }]);
     expect(calls).toBe(2);
+  });
+});
+
+describe('CompactListing lookups', () => {
+  it('a verifier\'s lookup: objects by key as listed, each claim counted, what no claim named left in listing order; a listing under a prefix', () => {
+    const objects = Array.from({ length: 3000 }, (_, i) => ({ key: `p/${String(i).padStart(5, '0')}`, size: i, etag: `"${md5(`${i}`).toString('hex')}"`, mtime: 1_700_000_000 + i }));
+    const listing = new CompactListing(objects);
+    const look = listing.lookup();
+    expect(look.size).toBe(3000);
+    expect(look.get('p/00007')).toEqual(objects[7]);
+    expect(look.get('p/absent')).toBeUndefined();
+    for (let i = 0; i < 3000; i++) if (i % 7) expect(look.claim(objects[i]!.key)).toEqual(objects[i]);
+    expect([...look.unclaimed()]).toEqual(objects.filter((_, i) => i % 7 === 0));
+    // Another caller's lookup starts afresh.
+    expect([...listing.lookup().unclaimed()]).toHaveLength(3000);
+    expect(listing.under('p/0001').objects()).toEqual(objects.filter((o) => o.key.startsWith('p/0001')));
+    expect(listing.under('p/')).toBe(listing);
   });
 });
