@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { renderSha256Sums, sha256Text } from '../lib/hashing/checksums.ts';
 import { embeddedCredentials, startLocalS3, type LocalS3 } from '../lib/local/s3-server.ts';
-import { startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
+import { RGW_MEMSTORE_BYTES, startTestRgw, type TestRgw } from '../test/helpers/rgw.ts';
 import { majorOf } from '../lib/config/version.ts';
 
 // No substituter is reachable offline, and flakes are experimental in Debian's Nix (scripts/env.sh):
@@ -66,6 +66,44 @@ const warmup = num('warmup', flags.warmup!, 0);
 const scale = num('scale', flags.scale!, 0.001);
 const tarballMiB = num('tarball-mib', flags['tarball-mib']!, 1);
 const pathKiB = num('path-kib', flags['path-kib']!, 1);
+
+/** The releases the workloads publish and measure. */
+function kindsFor(ws: readonly string[]): Set<Kind> {
+  const kinds = new Set<Kind>();
+  for (const w of ws) {
+    if (w === 'manual' || w === 'cache' || w === 'tarballs') kinds.add(w);
+    if (w === 'noop') { kinds.add('manual'); kinds.add('cache'); }
+    if (w === 'verify' || w === 'promote') { kinds.add('manual'); kinds.add('cache'); kinds.add('tarballs'); }
+    if (w === 'sha256') kinds.add('tarballs');
+    if (w === 'startup') kinds.add('manual');
+  }
+  return kinds;
+}
+
+/**
+ * Bytes RGW holds at once in a run: every release's mirror (published first) and one arm's upload
+ * of the largest. Manual pages are 1–20 KiB, three objects each; store paths a tenth of --path-kib
+ * up to it. At --scale 10 with the default --path-kib 500 that is ~5.9 GiB, and a run of
+ * 2026-12-08 filled the test cluster's memstore OSD and hung on a purge for 20 minutes.
+ */
+function rgwBytes(kinds: Set<Kind>): number {
+  const KiB = 1024;
+  const bytes: Record<Kind, number> = {
+    manual: 3 * Math.max(1, Math.round(2000 * scale)) * 10.5 * KiB,
+    cache: Math.max(1, Math.round(1000 * scale)) * 0.55 * pathKiB * KiB,
+    tarballs: 4 * tarballMiB * KiB * KiB,
+  };
+  const held = [...kinds].map((k) => bytes[k]);
+  return held.reduce((a, b) => a + b, 0) + Math.max(0, ...held);
+}
+if (servers.includes('rgw')) {
+  const need = rgwBytes(kindsFor(workloads));
+  // Three quarters: deleted objects' data lingers until RGW's garbage collector runs (drop() runs it).
+  if (need > 0.75 * RGW_MEMSTORE_BYTES) {
+    const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
+    throw new Error(`--servers rgw: this run would hold ~${gib(need)} on the test cluster's ${gib(RGW_MEMSTORE_BYTES)} memstore OSD at once (every release's mirror and one arm's upload); lower --path-kib (the cache's largest store path, e.g. 50) or --scale, or run the workloads on rgw one at a time`);
+  }
+}
 
 // What the bench runs besides node, and the Debian package of each (fail naming it, never skip).
 for (const [program, pkg] of [['/usr/bin/time', 'time'], ['rclone', 'rclone'], ['openssl', 'openssl'], ['nix-build', 'nix-bin'], ['git', 'git']] as const) {
@@ -409,14 +447,7 @@ try {
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }, logLevel: 'error',
   });
 
-  const kinds = new Set<Kind>();
-  for (const w of workloads) {
-    if (w === 'manual' || w === 'cache' || w === 'tarballs') kinds.add(w);
-    if (w === 'noop') { kinds.add('manual'); kinds.add('cache'); }
-    if (w === 'verify' || w === 'promote') { kinds.add('manual'); kinds.add('cache'); kinds.add('tarballs'); }
-    if (w === 'sha256') kinds.add('tarballs');
-    if (w === 'startup') kinds.add('manual');
-  }
+  const kinds = kindsFor(workloads);
   mkdirSync(keyDir, { recursive: true });
   run('nix-store', ['--generate-binary-cache-key', 'bench-1', path.join(keyDir, 'cache.sec'), path.join(keyDir, 'cache.pub')]);
   const tiny = storePaths('tiny');

@@ -158,6 +158,9 @@ export function reapOrphanClusters(): string[] {
 }
 
 /** Starts a cluster; the caller must `stop()` it (afterAll). Fails naming the Debian package of a missing tool. */
+/** What the throwaway cluster's one OSD (memstore: in RAM) can hold; the bench sizes its RGW runs by it. */
+export const RGW_MEMSTORE_BYTES = 4 * 1024 ** 3;
+
 export async function startTestRgw(opts: { buckets?: string[] } = {}): Promise<TestRgw> {
   for (const [prog, pkg] of TOOLS) requireTool(prog, pkg);
   reapOrphanClusters();
@@ -212,7 +215,7 @@ paxos propose interval = 0.05
 osd data = ${dir}/dev/osd$id
 keyring = ${dir}/dev/osd$id/keyring
 osd objectstore = memstore
-memstore device bytes = 4294967296
+memstore device bytes = ${RGW_MEMSTORE_BYTES}
 osd class load list = *
 osd class default list = *
 [client.rgw.a]
