@@ -221,12 +221,12 @@ export class KeyedSlots<Chunk> {
     if (p.slot === undefined) return undefined;
     this.index[p.at] = DROPPED;
     this.keyChunks[p.slot >>> CHUNK_BITS]![this.offset(p.slot)] = undefined;
-    this.free(p.slot);
+    this.freeSlots.push(p.slot);
     return p.slot;
   }
 
-  /** A slot found by the caller's own means (not by bucket/key). */
-  allot(): number {
+  /** A free slot (a freed one first; a new chunk when every slot is used). */
+  private allot(): number {
     const reused = this.freeSlots.pop();
     if (reused !== undefined) return reused;
     if (this.used === this.chunks.length * SLOT_CHUNK) {
@@ -237,9 +237,6 @@ export class KeyedSlots<Chunk> {
     }
     return this.used++;
   }
-
-  /** Frees a slot of allot (a keyed slot is freed by drop). */
-  free(i: number): void { this.freeSlots.push(i); }
 
   /** The chunk holding slot `i`; its entry there is at `offset(i)`. */
   chunk(i: number): Chunk { return this.chunks[i >>> CHUNK_BITS]!; }
