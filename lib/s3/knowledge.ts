@@ -31,6 +31,12 @@ export interface LocalKnowledge {
    * those bytes: the object's metadata is then the write's, as a write sets bytes and metadata at once.
    */
   written(bucket: string, key: string): boolean;
+  /**
+   * The public key whose signature of the narinfo held for bucket/key (what bytes() gives) this run
+   * has checked already (upload's staged check), when the held bytes are still those checked; asked
+   * after reading them. The cache verifier then leaves that signature alone (issue 31).
+   */
+  signedBy?(bucket: string, key: string): string | undefined;
 }
 
 /** A single-part ETag: 32 hex digits, the MD5 of the stored bytes (multipart ETags end in -N). */

@@ -2,12 +2,13 @@
 // go to the environment's cache bucket so that no reader ever sees a narinfo whose NAR or
 // references are missing (issue 4). Reads only: the staged files, one flat bucket listing, and
 // HEADs where the upload record cannot vouch for a listed object.
-import { stat } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
+import { forEachLimited } from '../core/each.ts';
 import type { Skip, Step as CoreStep } from '../core/plan.ts';
 import type { S3Action } from '../s3/actions.ts';
-import { digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
+import { digestBytes, digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { judgeRemote, prefixOfSource } from '../s3/sync.ts';
@@ -20,6 +21,7 @@ import type { S3Put } from '../s3/actions.ts';
 import type { RemoteObject, S3Reader } from '../s3/store.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
 import { readdir, readFile } from 'node:fs/promises';
+import { fileIdentity } from './staged-check.ts';
 import { createHash } from 'node:crypto';
 type Step = CoreStep<S3Action>;
 
@@ -30,7 +32,11 @@ type Step = CoreStep<S3Action>;
  * to the closing verification as VerifyScope.local, where a listing proves an object with it.
  */
 export interface CacheKnowledge extends LocalKnowledge {
-  note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean): void;
+  /**
+   * `signed`: the staged check (lib/upload/staged-check.ts) found this narinfo file signed by
+   * `publicKey` while the file had `identity`; signedBy answers with the key while it still has it.
+   */
+  note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean, signed?: { publicKey: string; identity: string }): void;
 }
 
 /**
@@ -54,14 +60,25 @@ export async function stagedCacheKnowledge(stagingDir: string, bucket: BucketRef
 }
 
 export function cacheKnowledge(): CacheKnowledge {
-  const known = new Map<string, { file: string; size: number; md5: string; small: boolean }>();
+  const known = new Map<string, { file: string; size: number; md5: string; small: boolean; signed?: string }>();
   const id = (b: string, k: string) => `${b}\0${k}`;
+  // The one key the staged check vouched with (null: more than one, so none is answered).
+  let signedWith: string | null | undefined;
   return {
-    note(bucket, key, file, d, small) {
-      if (d.md5) known.set(id(bucket, key), { file, size: d.size, md5: Buffer.from(d.md5, 'base64').toString('hex'), small });
+    note(bucket, key, file, d, small, signed) {
+      if (!d.md5) return;
+      if (signed) signedWith = signedWith === undefined || signedWith === signed.publicKey ? signed.publicKey : null;
+      known.set(id(bucket, key), { file, size: d.size, md5: Buffer.from(d.md5, 'base64').toString('hex'), small, ...(signed ? { signed: signed.identity } : {}) });
     },
     md5: (b, k) => { const e = known.get(id(b, k)); return e ? { md5: e.md5, size: e.size } : undefined; },
-    bytes: async (b, k) => { const e = known.get(id(b, k)); return e?.small ? readFile(e.file).catch(() => undefined) : undefined; },
+    // Small files, read synchronously (one narinfo per store path: an async read is four thread-pool round trips).
+    bytes: async (b, k) => { const e = known.get(id(b, k)); if (!e?.small) return undefined; try { return readFileSync(e.file); } catch { return undefined; } },
+    signedBy(b, k) {
+      const e = known.get(id(b, k));
+      if (!e?.signed || !signedWith) return undefined;
+      const st = statSync(e.file, { bigint: true, throwIfNoEntry: false });
+      return st && fileIdentity(st) === e.signed ? signedWith : undefined;
+    },
     // The recording writer knows what this run put (listproof's LocalKnowledge answers that).
     written: () => false,
   };
@@ -101,15 +118,17 @@ export interface CachePlanInput {
   local?: CacheKnowledge;
   /** Told of the plan's listing of the cache prefix, so a closing verification that finds nothing written under it reuses it. */
   onListing?: (bucket: string, prefix: string, listing: Promise<RemoteObject[]>) => void;
+  /** Narinfo files the staged check found signed by `publicKey`, with their identities then (stagedCacheProblems' vouch). */
+  vouched?: { publicKey: string; files: Map<string, string> };
 }
 
-/** The compressed copy of a staged file when there is one, else the staged file. */
-async function encodedOr(input: CachePlanInput, name: string): Promise<string> {
-  if (input.encodedDir) {
-    const f = path.join(input.encodedDir, name);
-    if (await stat(f).then(() => true, () => false)) return f;
+/** The names in a directory (none when it is missing), read once for all of a closure's lookups. */
+function namesIn(dir: string | undefined): Set<string> {
+  if (!dir) return new Set();
+  try { return new Set(readdirSync(dir)); } catch (e: any) {
+    if (e?.code === 'ENOENT') return new Set();
+    throw e;
   }
-  return path.join(input.stagingDir, name);
 }
 
 /** What differs between the bucket's nix-cache-info and Nix's, field by field (for the report). */
@@ -124,13 +143,16 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
   return out.join('; ') || 'whitespace differs';
 }
 
+/** Staged files up to this size are read synchronously (narinfos, .ls, small NARs): less CPU than a stream. */
+const SMALL_FILE = 1024 * 1024;
+
 /** One staged file, hashed (once) in a single read. */
 async function stagedDigest(file: string, input: CachePlanInput, wanted: Md5Wanted | undefined = input.md5): Promise<FileDigest> {
-  const st = await stat(file, { bigint: true });
+  const st = statSync(file, { bigint: true });
   const md5 = wantsMd5(wanted, st.size);
   const known = input.hashCache?.getDigest(file, st);
   if (known && (!md5 || known.md5)) return known;
-  const d = await digestFile(file, { md5 });
+  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5 }) : await digestFile(file, { md5 });
   if (d.size !== Number(st.size)) throw new ReleaseError(`${file} changed while it was read`, 'make sure nothing writes to release/cache during upload, then re-run');
   input.hashCache?.set(file, st, d.sha256, d.md5);
   return d;
@@ -156,10 +178,13 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   const listing = reader.list(bucket.bucket, bucket.prefix);
   input.onListing?.(bucket.bucket, bucket.prefix, listing);
   const listed = new Map((await listing).map((o) => [o.key.slice(bucket.prefix.length), o]));
-  const limit = pLimit(8);
+  // The staged and compressed files' names, read once (a stat per file cost more than the plan).
+  const stagedNames = namesIn(input.stagingDir);
+  const encodedNames = namesIn(input.encodedDir);
+  const encodedOr = (name: string) => encodedNames.has(name) ? path.join(input.encodedDir!, name) : path.join(input.stagingDir, name);
   const infos = new Map<string, NarInfo & { file: string; text: string; contentEncoding?: string }>();
-  await Promise.all(input.paths.map((p) => limit(async () => {
-    const file = await encodedOr(input, `${hashPart(p)}.narinfo`);
+  await forEachLimited(input.paths, 8, async (p) => {
+    const file = encodedOr(`${hashPart(p)}.narinfo`);
     let meta;
     try { meta = await readCacheMetadata(file, input.narinfoCompression); } catch {
       throw new ReleaseError(`${p} is not in the staged cache (${file} is missing)`, 'delete the staged cache directory and re-run upload: Nix stages it again');
@@ -167,7 +192,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
     const info = parseNarInfo(meta.text, file);
     if (info.storePath !== p) throw new ReleaseError(`${file} describes ${info.storePath}, expected ${p}`, 'delete the staged cache directory and re-run upload');
     infos.set(p, { ...info, file, text: meta.text, contentEncoding: meta.contentEncoding });
-  })));
+  });
 
   /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
   const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {
@@ -183,7 +208,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       throw new ReleaseError(`${file} does not match ${expect.narinfo}: ${d.size} bytes, sha256 ${d.sha256}; the narinfo says ${expect.size} bytes${expect.sha256 ? `, sha256 ${expect.sha256}` : ''}`,
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
-    input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small);
+    const vouched = input.vouched?.files.get(file);
+    input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small, vouched ? { publicKey: input.vouched!.publicKey, identity: vouched } : undefined);
     const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), { ...d, prefixOf: prefixOfSource({ file }) }, { record: input.record, intents: input.intents, deep: input.deep });
     if (state === 'same') return undefined;
     return {
@@ -214,15 +240,15 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   let narsThere = 0;
   const narinfoPuts = new Map<string, S3Put>();
   const otherNarinfos: string[] = [];
-  await Promise.all([...infos.values()].map((info) => limit(async () => {
+  await forEachLimited(infos.values(), 8, async (info) => {
     const fileHash = /^FileHash: (.*)$/m.exec(info.text)?.[1];
     const expectSha = fileHash ? nixSha256ToHex(fileHash.trim()) : undefined;
     if (fileHash && !expectSha) throw new ReleaseError(`${info.file}: FileHash ${fileHash} is not a sha256 Nix wrote`, 'delete the staged cache directory and re-run upload: Nix stages it again');
     const nar = await compare(info.url, cacheContentTypes.nar, undefined, true, { size: info.fileSize, sha256: expectSha, narinfo: info.file });
     if (nar) puts.push(nar); else narsThere++;
     const ls = `${hashPart(info.storePath)}.ls`;
-    if (await stat(path.join(input.stagingDir, ls)).then(() => true, () => false)) {
-      const from = await encodedOr(input, ls);
+    if (stagedNames.has(ls)) {
+      const from = encodedOr(ls);
       const enc = (await readCacheMetadata(from, input.lsCompression)).contentEncoding;
       const l = await compare(ls, cacheContentTypes.listing, enc, false, undefined, from);
       if (l) puts.push(l);
@@ -239,7 +265,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       if (parsed && parsed.storePath === info.storePath) { otherNarinfos.push(ni.key); return; }
     }
     if (ni) narinfoPuts.set(info.storePath, ni);
-  })));
+  });
   const complete = input.paths.length - narinfoPuts.size - otherNarinfos.length;
   if (otherNarinfos.length) skipped.push({ what: `${otherNarinfos.length} narinfo${otherNarinfos.length === 1 ? '' : 's'} in ${where}`, reason: 'in the cache with other bytes: kept, as Nix keeps an existing narinfo; the closing verification checks them (to replace one, delete it and re-run upload)' });
   if (complete) skipped.push({ what: `${complete} narinfo${complete === 1 ? '' : 's'} in ${where}`, reason: 'already in the cache with the same size and sha256' });

@@ -90,7 +90,12 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
   // staged file changed since Nix wrote it is removed and its path staged again; still wrong: refused.
   // Paths whose staged files passed before, unchanged since (a memo; upload --deep checks them all).
   const checkMemo = inputs.memo?.deep ? undefined : { file: path.join(uploadStateDir(ctx.root), `staged-check-${target.name}.json`) };
-  const check = () => stagedCacheProblems(stagingDir, paths, { publicKey: inputs.signingKey!.publicKey, store: inputs.storeFacts ?? localStoreFacts, narinfoCompression, lsCompression, memo: checkMemo });
+  // The narinfos found signed by the key (unchanged since checked): the closing verification need not check them again.
+  let vouched = new Map<string, string>();
+  const check = () => {
+    vouched = new Map();
+    return stagedCacheProblems(stagingDir, paths, { publicKey: inputs.signingKey!.publicKey, store: inputs.storeFacts ?? localStoreFacts, narinfoCompression, lsCompression, memo: checkMemo, vouch: (f, id) => vouched.set(f, id) });
+  };
   let bad = await check();
   if (bad.length) {
     const list = (ps: StagedProblem[]) => ps.slice(0, 10).map((b) => `  ${path.relative(ctx.root, b.file)}: ${b.problem}`).join('\n') + (ps.length > 10 ? `\n  (and ${ps.length - 10} more)` : '');
@@ -116,6 +121,7 @@ async function planCacheUpload(ctx: Context, target: OpenEnvironment, inputs: Up
     encodedDir: path.join(stagingDir, encodedDirName), replaceCacheInfo: !!ctx.flags.extra['replace-cache-info'],
     record: inputs.memo?.record, intents: inputs.memo?.intents, deep: inputs.memo?.deep, hashCache: inputs.memo?.hashCache, md5: md5Wanted(target), local: inputs.cacheLocal,
     onListing: (bucket, prefix, listing) => inputs.knowledge?.listed(bucket, prefix, listing),
+    vouched: { publicKey: inputs.signingKey.publicKey, files: vouched },
   });
 }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPart, parseNarInfo, publicKeyOf, stageCacheMemoised, stagingStoreUrl } from '../../lib/nix/cache.ts';
 import { manifestMemoFile, readManifestWithNix, renderManifest } from '../../lib/nix/manifest.ts';
 import { localPathInfos, narListing } from '../../lib/nix/store-info.ts';
-import { stagedCacheProblems } from '../../lib/upload/staged-check.ts';
+import { fileIdentity, stagedCacheProblems } from '../../lib/upload/staged-check.ts';
 import { requireTool } from '../helpers/tools.ts';
 
 for (const [tool, pkg] of [['nix-build', 'nix-bin'], ['nix-instantiate', 'nix-bin'], ['nix-store', 'nix-bin']] as const) requireTool(tool, pkg);
@@ -168,12 +168,22 @@ describe('staging memo (nix copy to the staged cache)', () => {
     const { paths } = await stageCacheMemoised({ dir: stage, url: stagingStoreUrl(stage, cacheCfg, key1), publicKey: pub1, drvs: [], outPaths: [out], memoFile: path.join(dir, 'state-check', 'staged-test.json') });
     const asked: string[][] = [];
     const store = { infos: (ps: string[]) => { asked.push([...ps].sort()); return localPathInfos(ps); }, listing: narListing };
-    const check = (o: { publicKey?: string; memo?: typeof memo } = {}) => stagedCacheProblems(stage, paths, { publicKey: o.publicKey ?? pub1, store, memo: 'memo' in o ? o.memo : memo });
+    // vouch: the narinfo files that passed, with their identities (lib/verify/cache.ts then leaves their signatures alone).
+    let vouched = new Map<string, string>();
+    const check = (o: { publicKey?: string; memo?: typeof memo } = {}) => {
+      vouched = new Map();
+      return stagedCacheProblems(stage, paths, { publicKey: o.publicKey ?? pub1, store, memo: 'memo' in o ? o.memo : memo, vouch: (f, id) => vouched.set(f, id) });
+    };
+    const narinfoOf = (p: string) => path.join(stage, `${hashPart(p)}.narinfo`);
+    const identityOf = async (f: string) => fileIdentity(await import('node:fs/promises').then((fs) => fs.stat(f, { bigint: true })));
     expect(await check()).toEqual([]);
     expect(asked).toEqual([[...paths].sort()]);
-    // Unchanged: every path passes from the memo, without asking the store (no nix path-info).
+    expect([...vouched.keys()].sort()).toEqual(paths.map(narinfoOf).sort());
+    expect(vouched.get(narinfoOf(out))).toBe(await identityOf(narinfoOf(out)));
+    // Unchanged: every path passes from the memo, without asking the store (no nix path-info), and is vouched for.
     expect(await check()).toEqual([]);
     expect(asked).toHaveLength(1);
+    expect(vouched.size).toBe(paths.length);
     // A NarHash digit changed in place, size and mtime kept: that path alone is checked again, and refused.
     const narinfo = path.join(stage, `${hashPart(out)}.narinfo`);
     const text = await readFile(narinfo, 'utf8');
@@ -182,6 +192,9 @@ describe('staging memo (nix copy to the staged cache)', () => {
     await import('node:fs/promises').then((fs) => fs.utimes(narinfo, atime, mtime));
     expect((await check()).map((b) => [b.storePath, b.problem])).toEqual([[out, 'its NarHash is not the store path\'s']]);
     expect(asked.at(-1)).toEqual([out]);
+    // A path that fails is not vouched for; the others still are.
+    expect(vouched.has(narinfoOf(out))).toBe(false);
+    expect(vouched.size).toBe(paths.length - 1);
     // Still refused on the next run: a failed path is never memoised.
     expect(await check()).toHaveLength(1);
     await writeFile(narinfo, text);
@@ -190,8 +203,11 @@ describe('staging memo (nix copy to the staged cache)', () => {
     const before = asked.length;
     expect((await check({ publicKey: pub2 })).map((b) => b.problem).every((m) => m.startsWith('not signed by the environment\'s key'))).toBe(true);
     expect(asked[before]).toEqual([...paths].sort());
-    // Files written within the racy window (here: the last minute, all of them) are not memoised.
+    // Another key vouches for nothing.
+    expect(vouched.size).toBe(0);
+    // Files written within the racy window (here: the last minute, all of them) are not memoised, nor vouched for.
     expect(await check({ memo: { ...memo, racyMs: 60_000 } })).toEqual([]);
+    expect(vouched.size).toBe(0);
     expect(await check({ memo: { ...memo, racyMs: 60_000 } })).toEqual([]);
     expect(asked.slice(-2)).toEqual([[...paths].sort(), [...paths].sort()]);
   }, 120_000);

@@ -132,7 +132,10 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it('a no-op re-run: no PUT, no HEAD, no narinfo or .ls GET to the cache', async () => {
+  it('a no-op re-run: no PUT, no HEAD, no narinfo or .ls GET to the cache, and no narinfo signature checked twice', async () => {
+    // Past the staged check's racy window (2 s): the staged files are then settled, so the check
+    // vouches for their signatures and the closing verification does not check them again.
+    await new Promise((r) => setTimeout(r, 2100));
     await s3.resetLog();
     const summary = await uploadInProcess();
     expect(summary.applied).toEqual({});
@@ -140,6 +143,9 @@ describe('cache verification by listing (examples/hello, local environment, s3rv
     expect(c.head).toEqual([]);
     expect(c.narinfoGet).toEqual([]);
     expect(c.lsGet).toEqual([]);
+    const checked = summary.verified!['binary cache']!;
+    expect(checked['narinfos']).toBeGreaterThan(5);
+    expect(checked['signatures checked before upload']).toBe(checked['narinfos']);
     expect((await cacheRequests()).filter((l) => l.startsWith('PUT '))).toEqual([]);
   });
 

@@ -182,3 +182,40 @@ describe('stagingStoreUrl', () => {
       .toBe('file:///p/release/cache/staging?compression=zstd&secret-key=/p/keys/staging.key&write-nar-listing=true&ls-compression=zstd');
   });
 });
+
+describe('cacheKnowledge signedBy (issue 31)', () => {
+  let dir: string;
+  beforeEach(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'releng-signed-by-')); });
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('answers with the vouched key only while the narinfo file is the one checked, and never for two keys', async () => {
+    const { statSync } = await import('node:fs');
+    const { fileIdentity } = await import('../../lib/upload/staged-check.ts');
+    const { cacheKnowledge } = await import('../../lib/upload/cache.ts');
+    const file = path.join(dir, 'a.narinfo');
+    const other = path.join(dir, 'b.narinfo');
+    await writeFile(file, 'StorePath: /nix/store/a\n');
+    await writeFile(other, 'StorePath: /nix/store/b\n');
+    const digest = (text: string) => ({ size: Buffer.byteLength(text), md5: createHash('md5').update(text).digest('base64') });
+    const k = cacheKnowledge();
+    const id = fileIdentity(statSync(file, { bigint: true }));
+    k.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: id });
+    k.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true);
+    expect(k.signedBy!('c', 'a.narinfo')).toBe('k-1:AAAA');
+    // Not vouched, or not known: no answer (the verifier checks the signature).
+    expect(k.signedBy!('c', 'b.narinfo')).toBeUndefined();
+    expect(k.signedBy!('c', 'x.narinfo')).toBeUndefined();
+    // The same bytes written again: another identity (ctime), so no longer the bytes checked.
+    await writeFile(file, 'StorePath: /nix/store/a\n');
+    expect(k.signedBy!('c', 'a.narinfo')).toBeUndefined();
+    // Vouched with two keys in one run: neither is answered.
+    const k2 = cacheKnowledge();
+    const idA = fileIdentity(statSync(file, { bigint: true }));
+    const idB = fileIdentity(statSync(other, { bigint: true }));
+    k2.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: idA });
+    expect(k2.signedBy!('c', 'a.narinfo')).toBe('k-1:AAAA');
+    k2.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true, { publicKey: 'k-2:BBBB', identity: idB });
+    expect(k2.signedBy!('c', 'a.narinfo')).toBeUndefined();
+    expect(k2.signedBy!('c', 'b.narinfo')).toBeUndefined();
+  });
+});
