@@ -32,11 +32,12 @@ export interface LocalKnowledge {
    */
   written(bucket: string, key: string): boolean;
   /**
-   * The public key whose signature of the narinfo held for bucket/key (what bytes() gives) this run
-   * has checked already (upload's staged check), when the held bytes are still those checked; asked
-   * after reading them. The cache verifier then leaves that signature alone (issue 31).
+   * The public key whose signature of the narinfo bytes with this MD5 (hex) expected at bucket/key
+   * this run has checked already (upload's staged check), while the file checked is unchanged and
+   * holds bytes of that MD5; asked after reading them. The cache verifier then leaves that
+   * signature alone (issue 31).
    */
-  signedBy?(bucket: string, key: string): string | undefined;
+  signedBy?(bucket: string, key: string, md5: string): string | undefined;
 }
 
 /** A single-part ETag: 32 hex digits, the MD5 of the stored bytes (multipart ETags end in -N). */

@@ -73,9 +73,9 @@ export function cacheKnowledge(): CacheKnowledge {
     md5: (b, k) => { const e = known.get(id(b, k)); return e ? { md5: e.md5, size: e.size } : undefined; },
     // Small files, read synchronously (one narinfo per store path: an async read is four thread-pool round trips).
     bytes: async (b, k) => { const e = known.get(id(b, k)); if (!e?.small) return undefined; try { return readFileSync(e.file); } catch { return undefined; } },
-    signedBy(b, k) {
+    signedBy(b, k, md5) {
       const e = known.get(id(b, k));
-      if (!e?.signed || !signedWith) return undefined;
+      if (!e?.signed || !signedWith || e.md5 !== md5.toLowerCase()) return undefined;
       const st = statSync(e.file, { bigint: true, throwIfNoEntry: false });
       return st && fileIdentity(st) === e.signed ? signedWith : undefined;
     },

@@ -174,7 +174,7 @@ export function makeCacheVerifier(opts: { listKeys: number }): DestinationVerifi
         if (ni.storePath !== storePath) { problem(rel, `describes ${ni.storePath}, expected ${storePath}`, redo(rel)); scope.progress.item(); return; }
         // Bytes proven by listing that upload's staged check found signed by this very key (and
         // unchanged since): their signature was checked this run, or by its memo (issue 31).
-        if (local && scope.local?.signedBy?.(t.cache.bucket, t.cache.prefix + rel) === t.publicKey) count(report, 'signatures checked before upload');
+        if (local && scope.local?.signedBy?.(t.cache.bucket, t.cache.prefix + rel, md5Hex(local)) === t.publicKey) count(report, 'signatures checked before upload');
         else {
           const sig = checkNarInfoSignature(ni, key);
           if (!sig.ok) problem(rel, `${sig.why} (trusted key ${key.name})`, redo(rel));

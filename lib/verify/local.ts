@@ -13,7 +13,7 @@ export function mergeKnowledge(...sources: (LocalKnowledge | undefined)[]): Loca
       return undefined;
     },
     written: (b, k) => ks.some((s) => s.written(b, k)),
-    // The source whose bytes were given (the first that knows the key) answers for their signature.
-    signedBy: (b, k) => ks.find((s) => s.md5(b, k) && s.bytes)?.signedBy?.(b, k),
+    // Any source that vouches for bytes of this MD5 (whichever source gave them: the same bytes).
+    signedBy: (b, k, md5) => { for (const s of ks) { const key = s.signedBy?.(b, k, md5); if (key) return key; } return undefined; },
   };
 }

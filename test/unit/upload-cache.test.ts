@@ -197,25 +197,30 @@ describe('cacheKnowledge signedBy (issue 31)', () => {
     await writeFile(file, 'StorePath: /nix/store/a\n');
     await writeFile(other, 'StorePath: /nix/store/b\n');
     const digest = (text: string) => ({ size: Buffer.byteLength(text), md5: createHash('md5').update(text).digest('base64') });
+    const hex = (text: string) => createHash('md5').update(text).digest('hex');
+    const a = hex('StorePath: /nix/store/a\n');
+    const b = hex('StorePath: /nix/store/b\n');
     const k = cacheKnowledge();
     const id = fileIdentity(statSync(file, { bigint: true }));
     k.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: id });
     k.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true);
-    expect(k.signedBy!('c', 'a.narinfo')).toBe('k-1:AAAA');
+    expect(k.signedBy!('c', 'a.narinfo', a)).toBe('k-1:AAAA');
+    // Other bytes than the file's (given by another source): no answer.
+    expect(k.signedBy!('c', 'a.narinfo', b)).toBeUndefined();
     // Not vouched, or not known: no answer (the verifier checks the signature).
-    expect(k.signedBy!('c', 'b.narinfo')).toBeUndefined();
-    expect(k.signedBy!('c', 'x.narinfo')).toBeUndefined();
+    expect(k.signedBy!('c', 'b.narinfo', b)).toBeUndefined();
+    expect(k.signedBy!('c', 'x.narinfo', a)).toBeUndefined();
     // The same bytes written again: another identity (ctime), so no longer the bytes checked.
     await writeFile(file, 'StorePath: /nix/store/a\n');
-    expect(k.signedBy!('c', 'a.narinfo')).toBeUndefined();
+    expect(k.signedBy!('c', 'a.narinfo', a)).toBeUndefined();
     // Vouched with two keys in one run: neither is answered.
     const k2 = cacheKnowledge();
     const idA = fileIdentity(statSync(file, { bigint: true }));
     const idB = fileIdentity(statSync(other, { bigint: true }));
     k2.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: idA });
-    expect(k2.signedBy!('c', 'a.narinfo')).toBe('k-1:AAAA');
+    expect(k2.signedBy!('c', 'a.narinfo', a)).toBe('k-1:AAAA');
     k2.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true, { publicKey: 'k-2:BBBB', identity: idB });
-    expect(k2.signedBy!('c', 'a.narinfo')).toBeUndefined();
-    expect(k2.signedBy!('c', 'b.narinfo')).toBeUndefined();
+    expect(k2.signedBy!('c', 'a.narinfo', a)).toBeUndefined();
+    expect(k2.signedBy!('c', 'b.narinfo', b)).toBeUndefined();
   });
 });
