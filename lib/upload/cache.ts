@@ -33,10 +33,11 @@ type Step = CoreStep<S3Action>;
  */
 export interface CacheKnowledge extends LocalKnowledge {
   /**
-   * `signed`: the staged check (lib/upload/staged-check.ts) found this narinfo file signed by
-   * `publicKey` while the file had `identity`; signedBy answers with the key while it still has it.
+   * `signedBy`: the staged check (lib/upload/staged-check.ts) found the very bytes of this digest
+   * signed by that public key (the file unchanged from the check through the digest); signedBy
+   * then answers with the key for bytes of this MD5.
    */
-  note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean, signed?: { publicKey: string; identity: string }): void;
+  note(bucket: string, key: string, file: string, digest: { size: number; md5?: string }, small: boolean, signedBy?: string): void;
 }
 
 /**
@@ -60,24 +61,23 @@ export async function stagedCacheKnowledge(stagingDir: string, bucket: BucketRef
 }
 
 export function cacheKnowledge(): CacheKnowledge {
-  const known = new Map<string, { file: string; size: number; md5: string; small: boolean; signed?: string }>();
+  const known = new Map<string, { file: string; size: number; md5: string; small: boolean; signed?: true }>();
   const id = (b: string, k: string) => `${b}\0${k}`;
   // The one key the staged check vouched with (null: more than one, so none is answered).
   let signedWith: string | null | undefined;
   return {
-    note(bucket, key, file, d, small, signed) {
+    note(bucket, key, file, d, small, signedBy) {
       if (!d.md5) return;
-      if (signed) signedWith = signedWith === undefined || signedWith === signed.publicKey ? signed.publicKey : null;
-      known.set(id(bucket, key), { file, size: d.size, md5: Buffer.from(d.md5, 'base64').toString('hex'), small, ...(signed ? { signed: signed.identity } : {}) });
+      if (signedBy) signedWith = signedWith === undefined || signedWith === signedBy ? signedBy : null;
+      known.set(id(bucket, key), { file, size: d.size, md5: Buffer.from(d.md5, 'base64').toString('hex'), small, ...(signedBy ? { signed: true as const } : {}) });
     },
     md5: (b, k) => { const e = known.get(id(b, k)); return e ? { md5: e.md5, size: e.size } : undefined; },
     // Small files, read synchronously (one narinfo per store path: an async read is four thread-pool round trips).
     bytes: async (b, k) => { const e = known.get(id(b, k)); if (!e?.small) return undefined; try { return readFileSync(e.file); } catch { return undefined; } },
+    // Bytes of the MD5 noted are the bytes checked (whichever source read them).
     signedBy(b, k, md5) {
       const e = known.get(id(b, k));
-      if (!e?.signed || !signedWith || e.md5 !== md5.toLowerCase()) return undefined;
-      const st = statSync(e.file, { bigint: true, throwIfNoEntry: false });
-      return st && fileIdentity(st) === e.signed ? signedWith : undefined;
+      return e?.signed && signedWith && e.md5 === md5.toLowerCase() ? signedWith : undefined;
     },
     // The recording writer knows what this run put (listproof's LocalKnowledge answers that).
     written: () => false,
@@ -208,8 +208,11 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       throw new ReleaseError(`${file} does not match ${expect.narinfo}: ${d.size} bytes, sha256 ${d.sha256}; the narinfo says ${expect.size} bytes${expect.sha256 ? `, sha256 ${expect.sha256}` : ''}`,
         'the staged cache was changed after Nix wrote it: delete the staged cache directory (release/cache/ENV) and re-run upload; nothing was uploaded');
     }
+    // The staged check vouched for this file's signature: the digest is of the bytes it checked
+    // when the file's identity, taken after the digest, is still the one it checked.
     const vouched = input.vouched?.files.get(file);
-    input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small, vouched ? { publicKey: input.vouched!.publicKey, identity: vouched } : undefined);
+    const signed = vouched !== undefined && vouched === fileIdentity(statSync(file, { bigint: true }));
+    input.local?.note(bucket.bucket, bucket.prefix + rel, file, d, small, signed ? input.vouched!.publicKey : undefined);
     const { state, why } = await judgeRemote(reader, bucket.bucket, bucket.prefix + rel, listed.get(rel), { ...d, prefixOf: prefixOfSource({ file }) }, { record: input.record, intents: input.intents, deep: input.deep });
     if (state === 'same') return undefined;
     return {

@@ -161,6 +161,24 @@ describe('planCache', () => {
     await expect(planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: [sp('e', 'gone')] })).rejects.toThrow('is not in the staged cache');
   });
 
+  it('notes a narinfo as signed only while its file is the one the staged check vouched for (issue 31)', async () => {
+    const { cacheKnowledge } = await import('../../lib/upload/cache.ts');
+    const { fileIdentity } = await import('../../lib/upload/staged-check.ts');
+    const { statSync } = await import('node:fs');
+    const file = (c: string) => path.join(dir, `${h(c)}.narinfo`);
+    const md5Of = async (c: string) => createHash('md5').update(await readFile(file(c))).digest('hex');
+    // a and b vouched for as they are; c vouched for, then rewritten (same bytes: another ctime, so not the file checked).
+    const files = new Map(['a', 'b', 'c'].map((c) => [file(c), fileIdentity(statSync(file(c), { bigint: true }))]));
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(file('c'), await readFile(file('c')));
+    const local = cacheKnowledge();
+    await planCache(memoryBucket({}), bucket, { stagingDir: dir, paths: Object.values(paths), local, vouched: { publicKey: 'k-1:AAAA', files } });
+    expect(local.signedBy!('cache', `${h('a')}.narinfo`, await md5Of('a'))).toBe('k-1:AAAA');
+    expect(local.signedBy!('cache', `${h('b')}.narinfo`, await md5Of('b'))).toBe('k-1:AAAA');
+    expect(local.signedBy!('cache', `${h('c')}.narinfo`, await md5Of('c'))).toBeUndefined();
+    expect(local.signedBy!('cache', `${h('d')}.narinfo`, await md5Of('d'))).toBeUndefined();
+  });
+
   it('uses the bucket prefix for keys and the listing', async () => {
     const plan = await planCache(memoryBucket({}), { bucket: 'cache', prefix: 'nix/', url: 's3://cache/nix' }, { stagingDir: dir, paths: [paths.base] });
     expect(plan.steps.flatMap((s) => s.actions.map((a) => (a as S3Put).key))).toContain(`nix/${h('a')}.narinfo`);
@@ -184,43 +202,24 @@ describe('stagingStoreUrl', () => {
 });
 
 describe('cacheKnowledge signedBy (issue 31)', () => {
-  let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'releng-signed-by-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
-
-  it('answers with the vouched key only while the narinfo file is the one checked, and never for two keys', async () => {
-    const { statSync } = await import('node:fs');
-    const { fileIdentity } = await import('../../lib/upload/staged-check.ts');
+  it('answers with the vouched key for bytes of the MD5 noted, and never for two keys', async () => {
     const { cacheKnowledge } = await import('../../lib/upload/cache.ts');
-    const file = path.join(dir, 'a.narinfo');
-    const other = path.join(dir, 'b.narinfo');
-    await writeFile(file, 'StorePath: /nix/store/a\n');
-    await writeFile(other, 'StorePath: /nix/store/b\n');
     const digest = (text: string) => ({ size: Buffer.byteLength(text), md5: createHash('md5').update(text).digest('base64') });
     const hex = (text: string) => createHash('md5').update(text).digest('hex');
-    const a = hex('StorePath: /nix/store/a\n');
-    const b = hex('StorePath: /nix/store/b\n');
+    const [ta, tb] = ['StorePath: /nix/store/a\n', 'StorePath: /nix/store/b\n'];
     const k = cacheKnowledge();
-    const id = fileIdentity(statSync(file, { bigint: true }));
-    k.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: id });
-    k.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true);
-    expect(k.signedBy!('c', 'a.narinfo', a)).toBe('k-1:AAAA');
-    // Other bytes than the file's (given by another source): no answer.
-    expect(k.signedBy!('c', 'a.narinfo', b)).toBeUndefined();
-    // Not vouched, or not known: no answer (the verifier checks the signature).
-    expect(k.signedBy!('c', 'b.narinfo', b)).toBeUndefined();
-    expect(k.signedBy!('c', 'x.narinfo', a)).toBeUndefined();
-    // The same bytes written again: another identity (ctime), so no longer the bytes checked.
-    await writeFile(file, 'StorePath: /nix/store/a\n');
-    expect(k.signedBy!('c', 'a.narinfo', a)).toBeUndefined();
+    k.note('c', 'a.narinfo', '/staged/a.narinfo', digest(ta), true, 'k-1:AAAA');
+    k.note('c', 'b.narinfo', '/staged/b.narinfo', digest(tb), true);
+    expect(k.signedBy!('c', 'a.narinfo', hex(ta))).toBe('k-1:AAAA');
+    expect(k.signedBy!('c', 'a.narinfo', hex(ta).toUpperCase())).toBe('k-1:AAAA');
+    // Other bytes than the ones checked: no answer (the verifier checks their signature).
+    expect(k.signedBy!('c', 'a.narinfo', hex(tb))).toBeUndefined();
+    // Not vouched, or not known: no answer.
+    expect(k.signedBy!('c', 'b.narinfo', hex(tb))).toBeUndefined();
+    expect(k.signedBy!('c', 'x.narinfo', hex(ta))).toBeUndefined();
     // Vouched with two keys in one run: neither is answered.
-    const k2 = cacheKnowledge();
-    const idA = fileIdentity(statSync(file, { bigint: true }));
-    const idB = fileIdentity(statSync(other, { bigint: true }));
-    k2.note('c', 'a.narinfo', file, digest('StorePath: /nix/store/a\n'), true, { publicKey: 'k-1:AAAA', identity: idA });
-    expect(k2.signedBy!('c', 'a.narinfo', a)).toBe('k-1:AAAA');
-    k2.note('c', 'b.narinfo', other, digest('StorePath: /nix/store/b\n'), true, { publicKey: 'k-2:BBBB', identity: idB });
-    expect(k2.signedBy!('c', 'a.narinfo', a)).toBeUndefined();
-    expect(k2.signedBy!('c', 'b.narinfo', b)).toBeUndefined();
+    k.note('c', 'b.narinfo', '/staged/b.narinfo', digest(tb), true, 'k-2:BBBB');
+    expect(k.signedBy!('c', 'a.narinfo', hex(ta))).toBeUndefined();
+    expect(k.signedBy!('c', 'b.narinfo', hex(tb))).toBeUndefined();
   });
 });
