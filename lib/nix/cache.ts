@@ -8,7 +8,7 @@ import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import type { Environment } from '../config/config.ts';
 import { ReleaseError } from '../core/errors.ts';
-import { run } from '../core/exec.ts';
+import { argvBatches, run } from '../core/exec.ts';
 import { nixFeatureArgs } from './eval.ts';
 
 export interface SigningKey {
@@ -86,8 +86,9 @@ export async function stageCache(opts: { dir: string; url: string; drvs: string[
   await mkdir(opts.dir, { recursive: true });
   try {
     // Two calls: `--derivation` makes .drv arguments mean the derivation files, not their outputs.
-    if (opts.drvs.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', '--', ...opts.drvs]);
-    if (opts.outPaths.length) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--', ...opts.outPaths]);
+    // In argument lists the kernel takes (lib/core/exec.ts argvBatches), however many roots there are.
+    for (const drvs of argvBatches(opts.drvs)) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--derivation', '--', ...drvs]);
+    for (const outs of argvBatches(opts.outPaths)) await run('nix', [...nixFeatureArgs, 'copy', '--to', opts.url, '--', ...outs]);
   } catch (e) {
     throw new ReleaseError(`staging the binary cache in ${opts.dir} failed: ${(e as Error).message}`, notInStoreHint, { cause: e });
   }
@@ -98,11 +99,15 @@ const notInStoreHint = 'the cache is staged from the local Nix store: run upload
 /** Every store path in the closures of `paths` (for .drv files: the derivation closure, as `nix copy --derivation`). */
 export async function closureOf(paths: string[]): Promise<string[]> {
   if (paths.length === 0) return [];
-  let out: string;
-  try { out = (await run('nix-store', ['--query', '--requisites', '--', ...paths])).stdout; } catch (e) {
-    throw new ReleaseError(`cannot compute the closure of build-result.json's drvs and outPaths: ${(e as Error).message}`, notInStoreHint, { cause: e });
+  const all = new Set<string>();
+  for (const batch of argvBatches(paths)) {
+    let out: string;
+    try { out = (await run('nix-store', ['--query', '--requisites', '--', ...batch])).stdout; } catch (e) {
+      throw new ReleaseError(`cannot compute the closure of build-result.json's drvs and outPaths: ${(e as Error).message}`, notInStoreHint, { cause: e });
+    }
+    for (const p of out.split('\n')) if (p) all.add(p);
   }
-  return [...new Set(out.split('\n').filter(Boolean))].sort();
+  return [...all].sort();
 }
 
 /** The fields of a narinfo the planner needs. */

@@ -6,7 +6,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ReleaseError } from '../core/errors.ts';
-import { run } from '../core/exec.ts';
+import { argvBatches, run } from '../core/exec.ts';
 import { nixFeatureArgs } from './eval.ts';
 import { parseSha256Hash } from './nix32.ts';
 
@@ -39,6 +39,12 @@ export async function localPathInfos(paths: string[]): Promise<Map<string, Store
 }
 
 async function pathInfosInto(out: Map<string, StorePathInfo>, paths: string[], flags: string[]): Promise<void> {
+  // A few thousand paths per `nix path-info` (lib/core/exec.ts argvBatches): 50,000 of them in
+  // one argument list were more than the kernel takes (issue 31).
+  for (const batch of argvBatches(paths)) await pathInfosOf(out, batch, flags);
+}
+
+async function pathInfosOf(out: Map<string, StorePathInfo>, paths: string[], flags: string[]): Promise<void> {
   if (!paths.length) return;
   let stdout: string;
   try {

@@ -182,18 +182,6 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   const stagedNames = namesIn(input.stagingDir);
   const encodedNames = namesIn(input.encodedDir);
   const encodedOr = (name: string) => encodedNames.has(name) ? path.join(input.encodedDir!, name) : path.join(input.stagingDir, name);
-  const infos = new Map<string, NarInfo & { file: string; text: string; contentEncoding?: string }>();
-  await forEachLimited(input.paths, 8, async (p) => {
-    const file = encodedOr(`${hashPart(p)}.narinfo`);
-    let meta;
-    try { meta = await readCacheMetadata(file, input.narinfoCompression); } catch {
-      throw new ReleaseError(`${p} is not in the staged cache (${file} is missing)`, 'delete the staged cache directory and re-run upload: Nix stages it again');
-    }
-    const info = parseNarInfo(meta.text, file);
-    if (info.storePath !== p) throw new ReleaseError(`${file} describes ${info.storePath}, expected ${p}`, 'delete the staged cache directory and re-run upload');
-    infos.set(p, { ...info, file, text: meta.text, contentEncoding: meta.contentEncoding });
-  });
-
   /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
   const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {
     // narinfos and .ls: MD5 too (small files), so the closing verification can prove them by listing
@@ -242,12 +230,22 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   }
   let narsThere = 0;
   const narinfoPuts = new Map<string, S3Put>();
+  // The references of the narinfos to put (for their levels): no path's narinfo is kept otherwise
+  // (issue 31: its text and parse were ~1 KB a path, all of a closure at once).
+  const toPut = new Map<string, { references: string[] }>();
   const otherNarinfos: string[] = [];
-  await forEachLimited(infos.values(), 8, async (info) => {
-    const fileHash = /^FileHash: (.*)$/m.exec(info.text)?.[1];
+  await forEachLimited(input.paths, 8, async (p) => {
+    const file = encodedOr(`${hashPart(p)}.narinfo`);
+    let meta;
+    try { meta = await readCacheMetadata(file, input.narinfoCompression); } catch {
+      throw new ReleaseError(`${p} is not in the staged cache (${file} is missing)`, 'delete the staged cache directory and re-run upload: Nix stages it again');
+    }
+    const info = parseNarInfo(meta.text, file);
+    if (info.storePath !== p) throw new ReleaseError(`${file} describes ${info.storePath}, expected ${p}`, 'delete the staged cache directory and re-run upload');
+    const fileHash = /^FileHash: (.*)$/m.exec(meta.text)?.[1];
     const expectSha = fileHash ? nixSha256ToHex(fileHash.trim()) : undefined;
-    if (fileHash && !expectSha) throw new ReleaseError(`${info.file}: FileHash ${fileHash} is not a sha256 Nix wrote`, 'delete the staged cache directory and re-run upload: Nix stages it again');
-    const nar = await compare(info.url, cacheContentTypes.nar, undefined, true, { size: info.fileSize, sha256: expectSha, narinfo: info.file });
+    if (fileHash && !expectSha) throw new ReleaseError(`${file}: FileHash ${fileHash} is not a sha256 Nix wrote`, 'delete the staged cache directory and re-run upload: Nix stages it again');
+    const nar = await compare(info.url, cacheContentTypes.nar, undefined, true, { size: info.fileSize, sha256: expectSha, narinfo: file });
     if (nar) puts.push(nar); else narsThere++;
     const ls = `${hashPart(info.storePath)}.ls`;
     if (stagedNames.has(ls)) {
@@ -256,7 +254,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       const l = await compare(ls, cacheContentTypes.listing, enc, false, undefined, from);
       if (l) puts.push(l);
     }
-    const ni = await compare(`${hashPart(info.storePath)}.narinfo`, cacheContentTypes.narinfo, info.contentEncoding, true, undefined, info.file);
+    const ni = await compare(`${hashPart(info.storePath)}.narinfo`, cacheContentTypes.narinfo, meta.contentEncoding, true, undefined, file);
     // A narinfo the bucket holds with other bytes is kept, as Nix's binary cache stores keep an
     // existing narinfo (the path is there for every reader that fetched it): the closing
     // verification checks its signature and NAR, and its repair line says to delete it first.
@@ -267,7 +265,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
       const parsed = remote?.startsWith('StorePath:') ? parseNarInfoStrict(remote, path.posix.dirname(info.storePath)).info : undefined;
       if (parsed && parsed.storePath === info.storePath) { otherNarinfos.push(ni.key); return; }
     }
-    if (ni) narinfoPuts.set(info.storePath, ni);
+    if (ni) { narinfoPuts.set(p, ni); toPut.set(p, { references: info.references }); }
   });
   const complete = input.paths.length - narinfoPuts.size - otherNarinfos.length;
   if (otherNarinfos.length) skipped.push({ what: `${otherNarinfos.length} narinfo${otherNarinfos.length === 1 ? '' : 's'} in ${where}`, reason: 'in the cache with other bytes: kept, as Nix keeps an existing narinfo; the closing verification checks them (to replace one, delete it and re-run upload)' });
@@ -277,9 +275,8 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
 
   // Topological levels over the references of the narinfos to put (narinfoLevels, shared with
   // promote); every other path of the closure is in the bucket already (its narinfo matched above).
-  const toPut = new Map([...narinfoPuts.keys()].map((p) => [p, infos.get(p)!] as const));
   const present = new Set<string>([
-    ...[...infos.keys()].filter((p) => !narinfoPuts.has(p)).map(hashPart),
+    ...input.paths.filter((p) => !narinfoPuts.has(p)).map(hashPart),
     ...[...listed.keys()].filter((k) => k.endsWith('.narinfo')).map((k) => k.slice(0, -'.narinfo'.length)),
   ]);
   const levels: S3Put[][] = [];

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashPart, parseNarInfo, publicKeyOf, stageCacheMemoised, stagingStoreUrl } from '../../lib/nix/cache.ts';
+import { closureOf, hashPart, parseNarInfo, publicKeyOf, stageCacheMemoised, stagingStoreUrl } from '../../lib/nix/cache.ts';
 import { manifestMemoFile, readManifestWithNix, renderManifest } from '../../lib/nix/manifest.ts';
 import { localPathInfos, narListing } from '../../lib/nix/store-info.ts';
 import { fileIdentity, stagedCacheProblems } from '../../lib/upload/staged-check.ts';
@@ -210,6 +210,17 @@ describe('staging memo (nix copy to the staged cache)', () => {
     expect(vouched.size).toBe(0);
     expect(await check({ memo: { ...memo, racyMs: 60_000 } })).toEqual([]);
     expect(asked.slice(-2)).toEqual([[...paths].sort(), [...paths].sort()]);
+  }, 120_000);
+
+  it('reads the store\'s records and closures of more paths than one argument list holds (issue 31: 50,000 paths)', async () => {
+    // 45,000 arguments of ~60 bytes: 2.7 MB, more than Linux's ARG_MAX (2 MiB); real Nix answers in batches.
+    const many = Array.from({ length: 45_000 }, () => out);
+    const infos = await localPathInfos(many);
+    expect([...infos.keys()]).toEqual([out]);
+    expect(infos.get(out)!.narSize).toBeGreaterThan(0);
+    const closure = await closureOf(many);
+    expect(closure).toContain(out);
+    expect(closure).toHaveLength(2);
   }, 120_000);
 
   it('a corrupt memo file is not trusted', async () => {
