@@ -140,6 +140,14 @@ export function hexToNix32(hex: string): string {
 }
 
 /**
+ * Files up to this size are stat'ed and read synchronously, whole: from the page cache that takes
+ * microseconds, less CPU than the 4–5 thread-pool round trips of an async read (issue 6: the
+ * client shares 2 cores with the S3 server, so client CPU per file is upload time). Larger ones
+ * are streamed.
+ */
+export const SYNC_READ_MAX_BYTES = 1024 * 1024;
+
+/**
  * Up to this size upload reads a file's MD5 with its sha256 (issue 16), so that the closing
  * verification proves the object by the listing's ETag instead of a HEAD. Above it, the MD5 costs
  * more client CPU than the one HEAD it saves (~0.15 s per 100 MiB on one core, in the bench's

@@ -32,7 +32,7 @@ import type { Plan, Skip, Step } from '../core/plan.ts';
 import type { MirrorSettings } from '../config/config.ts';
 import { fileListChecksumAlgorithms, parseS3Url } from '../config/config.ts';
 import { META_DIR } from '../fs/store.ts';
-import { sha256Text } from '../hashing/checksums.ts';
+import { sha256Text, SYNC_READ_MAX_BYTES } from '../hashing/checksums.ts';
 import { objectUrl, type S3Put } from '../s3/actions.ts';
 import type { S3Reader, S3StreamReader } from '../s3/store.ts';
 
@@ -162,7 +162,7 @@ async function digestsOf(source: NodeJS.ReadableStream | Buffer, algorithms: rea
 }
 
 /** Files up to this size are read whole, synchronously, for their checksums (SHA256SUMS, repomd.xml); larger ones streamed. */
-const SMALL_FILE = 1024 * 1024;
+const SMALL_FILE = SYNC_READ_MAX_BYTES;
 
 /** Names a module's lists: skipped at its top, as create-filelist -s skips its own outputs (and another module's lists sharing the root). */
 function isListName(name: string): boolean {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { forEachLimited } from '../core/each.ts';
 import type { Skip, Step as CoreStep } from '../core/plan.ts';
 import type { S3Action } from '../s3/actions.ts';
-import { digestBytes, digestFile, nixSha256ToHex, sha256Text, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
+import { nixSha256ToHex, sha256Text, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
 import type { UploadRecord } from '../s3/record.ts';
 import { judgeRemote, prefixOfSource } from '../s3/sync.ts';
@@ -19,7 +19,8 @@ import { parseNarInfoStrict } from '../nix/narinfo.ts';
 import type { S3Put } from '../s3/actions.ts';
 import type { RemoteObject, S3Reader } from '../s3/store.ts';
 import type { LocalKnowledge } from '../verify/types.ts';
-import { fileIdentity } from './staged-check.ts';
+import { fileIdentity, namesIn } from './staged-check.ts';
+import { fileDigest } from './inputs.ts';
 import { createHash } from 'node:crypto';
 type Step = CoreStep<S3Action>;
 
@@ -122,14 +123,6 @@ export interface CachePlanInput {
   vouched?: { publicKey: string; files: Map<string, string> };
 }
 
-/** The names in a directory (none when it is missing), read once for all of a closure's lookups. */
-function namesIn(dir: string | undefined): Set<string> {
-  if (!dir) return new Set();
-  try { return new Set(readdirSync(dir)); } catch (e: any) {
-    if (e?.code === 'ENOENT') return new Set();
-    throw e;
-  }
-}
 
 /** What differs between the bucket's nix-cache-info and Nix's, field by field (for the report). */
 export function describeCacheInfoDiff(remote: string, staged: string): string {
@@ -143,19 +136,9 @@ export function describeCacheInfoDiff(remote: string, staged: string): string {
   return out.join('; ') || 'whitespace differs';
 }
 
-/** Staged files up to this size are read synchronously (narinfos, .ls, small NARs): less CPU than a stream. */
-const SMALL_FILE = 1024 * 1024;
-
-/** One staged file, hashed (once) in a single read. */
-async function stagedDigest(file: string, input: CachePlanInput, wanted: Md5Wanted | undefined = input.md5): Promise<FileDigest> {
-  const st = statSync(file, { bigint: true });
-  const md5 = wantsMd5(wanted, st.size);
-  const known = input.hashCache?.getDigest(file, st);
-  if (known && (!md5 || known.md5)) return known;
-  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5 }) : await digestFile(file, { md5 });
-  if (d.size !== Number(st.size)) throw new ReleaseError(`${file} changed while it was read`, 'make sure nothing writes to release/cache during upload, then re-run');
-  input.hashCache?.set(file, st, d.sha256, d.md5);
-  return d;
+/** One staged file, hashed (once) in a single read, or from the hash memo (lib/upload/inputs.ts fileDigest). */
+function stagedDigest(file: string, input: CachePlanInput, wanted: Md5Wanted | undefined = input.md5): Promise<FileDigest> {
+  return fileDigest(file, { hashCache: input.hashCache, md5: wanted });
 }
 
 /**
@@ -180,7 +163,7 @@ export async function planCache(reader: S3Reader, bucket: BucketRef, input: Cach
   const listed = new Map((await listing).map((o) => [o.key.slice(bucket.prefix.length), o]));
   // The staged and compressed files' names, read once (a stat per file cost more than the plan).
   const stagedNames = namesIn(input.stagingDir);
-  const encodedNames = namesIn(input.encodedDir);
+  const encodedNames = input.encodedDir ? namesIn(input.encodedDir) : new Set<string>();
   const encodedOr = (name: string) => encodedNames.has(name) ? path.join(input.encodedDir!, name) : path.join(input.stagingDir, name);
   /** A staged file compared with the bucket: a put when the bucket lacks it or holds other bytes. */
   const compare = async (rel: string, contentType: string, contentEncoding: string | undefined, createOnly: boolean, expect?: { size: number; sha256?: string; narinfo: string }, file = path.join(input.stagingDir, rel)): Promise<S3Put | undefined> => {

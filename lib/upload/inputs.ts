@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { forEachLimited } from '../core/each.ts';
 import type { BuildResult } from '../release/build-result.ts';
-import { digestBytes, digestFile, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
+import { digestBytes, digestFile, SYNC_READ_MAX_BYTES, wantsMd5, type FileDigest, type Md5Wanted } from '../hashing/checksums.ts';
 import { ReleaseError } from '../core/errors.ts';
 import { localTree } from './local-tree.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
@@ -24,15 +24,14 @@ export interface CheckedInputs {
   manual: LocalFile[];
 }
 
-const SMALL_FILE = 1024 * 1024;
-
-/** The digest of one file: from the memo when its identity is unchanged, else read once. */
+/** The digest of one file: from the memo when its identity is unchanged, else read once (small files synchronously). */
 export async function fileDigest(file: string, opts: { hashCache?: HashCache; md5?: Md5Wanted }): Promise<FileDigest> {
   const st = statSync(file, { bigint: true });
   const md5 = wantsMd5(opts.md5, st.size);
   const known = opts.hashCache?.getDigest(file, st);
   if (known && (!md5 || known.md5)) return known;
-  const d = st.size <= BigInt(SMALL_FILE) ? digestBytes(readFileSync(file), { md5 }) : await digestFile(file, { md5 });
+  const d = st.size <= BigInt(SYNC_READ_MAX_BYTES) ? digestBytes(readFileSync(file), { md5 }) : await digestFile(file, { md5 });
+  if (d.size !== Number(st.size)) throw new ReleaseError(`${file} changed while it was read`, 'make sure nothing writes to release/ during upload, then re-run');
   opts.hashCache?.set(file, st, d.sha256, d.md5);
   return d;
 }

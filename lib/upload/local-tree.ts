@@ -4,17 +4,13 @@ import { readdir } from 'node:fs/promises';
 import { ReleaseError } from '../core/errors.ts';
 import path from 'node:path';
 import { forEachLimited } from '../core/each.ts';
-import { digestBytes, digestFile, wantsMd5, type Md5Wanted } from '../hashing/checksums.ts';
+import { digestBytes, digestFile, SYNC_READ_MAX_BYTES, wantsMd5, type Md5Wanted } from '../hashing/checksums.ts';
 import type { HashCache } from '../hashing/hash-cache.ts';
 import { flatString } from '../core/heap.ts';
 import type { LocalFile } from '../s3/sync.ts';
 
-/**
- * Files up to this size are stat'ed and read synchronously, whole: from the page cache that takes
- * microseconds, less CPU than the 4–5 thread-pool round trips of an async read (issue 6: the
- * client shares 2 cores with the S3 server, so client CPU per file is upload time).
- */
-const SMALL_FILE = 1024n * 1024n;
+/** Files read synchronously, whole (lib/hashing/checksums.ts SYNC_READ_MAX_BYTES). */
+const SMALL_FILE = BigInt(SYNC_READ_MAX_BYTES);
 /** The order of localeCompare (same default collator), without building one per comparison: ~10× faster on thousands of keys. */
 const byLocale = new Intl.Collator();
 

@@ -41,7 +41,7 @@ export interface StagedProblem {
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 /** The names in a directory (none when it is missing): one read instead of a stat per file. */
-function namesIn(dir: string): Set<string> {
+export function namesIn(dir: string): Set<string> {
   try { return new Set(readdirSync(dir)); } catch (e: any) {
     if (e?.code === 'ENOENT') return new Set();
     throw e;
