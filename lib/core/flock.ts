@@ -29,8 +29,19 @@ const CONFLICT = 75;
 
 /** Who holds `file` now, as its content says (undefined while the holder has not written it yet). */
 export async function lockHolder(file: string): Promise<LockHolder | undefined> {
-  const info = await readFile(file, 'utf8').then((t) => JSON.parse(t), () => undefined);
+  // Empty or cut short while the holder writes it (it truncates, then writes): not said yet.
+  const info = await readFile(file, 'utf8').then((t) => { try { return JSON.parse(t); } catch { return undefined; } }, () => undefined);
   return info && typeof info.pid === 'number' ? info as LockHolder : undefined;
+}
+
+/** The holder, given a moment (up to 1 s) to write who it is when it has just taken the lock. */
+async function holderSoon(file: string): Promise<LockHolder | undefined> {
+  for (let i = 0; i < 20; i++) {
+    const h = await lockHolder(file);
+    if (h) return h;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return lockHolder(file);
 }
 
 /** "pid 123 on host, upload since 2026-…" for messages. */
@@ -79,10 +90,10 @@ export async function takeLock(file: string, opts: { info: Record<string, unknow
   await mkdir(path.dirname(file), { recursive: true });
   let held = await attempt(file, 0);
   if (held === 'conflict' && (opts.waitSeconds ?? 0) > 0) {
-    opts.onWait?.(await lockHolder(file));
+    opts.onWait?.(await holderSoon(file));
     held = await attempt(file, opts.waitSeconds!);
   }
-  if (held === 'conflict') throw opts.conflict(await lockHolder(file));
+  if (held === 'conflict') throw opts.conflict(await holderSoon(file));
   const lock = held;
   await writeFile(file, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), ...opts.info }) + '\n');
   return { file, release: () => lock.release() };
